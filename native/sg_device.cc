@@ -1,0 +1,300 @@
+#include "sg_device.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <scsi/sg.h>
+#include <sys/ioctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <thread>
+
+namespace vigil {
+namespace {
+
+// The clock process.hrtime() reads too, so JS can compare stamps if it ever needs to.
+int64_t NowNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+void OpenPath(const std::string& path, int* fd, Command* c) {
+  // O_NONBLOCK: an sd node of a unit without media still opens, and sg never waits for exclusivity.
+  // The open itself happens here, not on the JS thread: opening an sd node revalidates the disk,
+  // which is I/O and can hang on a wedged unit.
+  *fd = open(path.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  if (*fd < 0) {
+    c->err = errno;
+    c->failedCall = 1;
+    return;
+  }
+  // Both sg and sd answer SG_GET_VERSION_NUM; a file, a tty or a non-SCSI disk says ENOTTY.
+  int version = 0;
+  if (ioctl(*fd, SG_GET_VERSION_NUM, &version) < 0) {
+    c->err = errno;
+    c->failedCall = 2;
+    close(*fd);
+    *fd = -1;
+    return;
+  }
+  c->sgVersion = version;
+}
+
+void RunCommand(int fd, Command* c) {
+  sg_io_hdr_t h{};
+  h.interface_id = 'S';
+  h.cmd_len = static_cast<unsigned char>(c->cdb.size());
+  h.cmdp = c->cdb.data();
+  h.mx_sb_len = sizeof(c->sense);
+  h.sbp = c->sense;
+  h.timeout = c->timeoutMs;
+  switch (c->direction) {
+    case Direction::None:
+      h.dxfer_direction = SG_DXFER_NONE;
+      break;
+    case Direction::FromDevice:
+      c->data.resize(c->dataInLength);
+      h.dxfer_direction = SG_DXFER_FROM_DEV;
+      h.dxfer_len = c->dataInLength;
+      h.dxferp = c->data.data();
+      break;
+    case Direction::ToDevice:
+      h.dxfer_direction = SG_DXFER_TO_DEV;
+      h.dxfer_len = static_cast<unsigned int>(c->data.size());
+      h.dxferp = c->data.data();
+      break;
+  }
+  c->startNs = NowNs();
+  int rc;
+  do {
+    rc = ioctl(fd, SG_IO, &h);
+  } while (rc < 0 && errno == EINTR);
+  c->endNs = NowNs();
+  if (rc < 0) {
+    c->err = errno;
+    return;
+  }
+  c->status = h.status;
+  c->hostStatus = h.host_status;
+  c->driverStatus = h.driver_status;
+  c->resid = h.resid;
+  c->senseLength = h.sb_len_wr;
+}
+
+void Serve(std::shared_ptr<DeviceState> s) {
+  int fd = -1;
+  for (;;) {
+    Command* c;
+    bool stopping;
+    {
+      std::unique_lock<std::mutex> lock(s->mutex);
+      s->wake.wait(lock, [&] { return s->stopping || !s->queue.empty(); });
+      if (s->queue.empty()) break;  // stopping, and nothing left to answer
+      c = s->queue.front();
+      s->queue.pop_front();
+      stopping = s->stopping || (c->id != 0 && c->id <= s->cancelUpTo);
+    }
+    if (c->id == 0) {
+      c->startNs = NowNs();
+      OpenPath(s->path, &fd, c);
+      c->endNs = NowNs();
+    } else if (stopping) {
+      c->err = ECANCELED;  // closed or cancelled while queued: never sent to the device
+      c->startNs = c->endNs = NowNs();
+    } else if (fd < 0) {
+      c->err = EBADF;  // the open failed; JS reports that failure, this only keeps the queue moving
+      c->startNs = c->endNs = NowNs();
+    } else {
+      RunCommand(fd, c);
+    }
+    if (s->completions.NonBlockingCall(c) != napi_ok) delete c;  // environment going away
+  }
+  if (fd >= 0) close(fd);
+  s->completions.Release();
+}
+
+}  // namespace
+
+// Runs on the JS thread. Positional arguments keep the hot path free of property-key lookups:
+//   id 0 (the open):  dispatch(0, errno, failedCall, sgVersion)
+//   id > 0:           dispatch(id, errno, status, hostStatus, driverStatus, resid, sense, data,
+//                              waitNs, ioctlNs, deliverNs)
+// sense and data are Buffers or undefined. waitNs is queue to start (the device thread's wake-up and
+// any commands ahead), ioctlNs the SG_IO call, deliverNs end of the ioctl to this callback (the JS
+// thread's wake-up).
+void DeliverCompletion(Napi::Env env, Napi::Function dispatch, DeviceState* state, Command* c) {
+  std::unique_ptr<Command> owned(c);
+  if (env == nullptr) return;  // the TSFN is being torn down with the environment
+  const int64_t now = NowNs();
+  if (--state->inflight == 0 && state->keepsLoopAlive) state->completions.Unref(env);
+
+  if (c->id == 0) {
+    dispatch.Call({Napi::Number::New(env, 0), Napi::Number::New(env, c->err),
+                   Napi::Number::New(env, c->failedCall), Napi::Number::New(env, c->sgVersion)});
+    return;
+  }
+  Napi::Value sense = env.Undefined();
+  if (c->err == 0 && c->senseLength > 0) {
+    sense = Napi::Buffer<uint8_t>::Copy(env, c->sense, c->senseLength);
+  }
+  Napi::Value data = env.Undefined();
+  if (c->err == 0 && c->direction == Direction::FromDevice) {
+    // resid is what the device did not transfer; a negative or oversized value (seen from some
+    // HBAs) is ignored rather than trusted.
+    size_t n = c->data.size();
+    if (c->resid > 0 && static_cast<size_t>(c->resid) <= n) n -= static_cast<size_t>(c->resid);
+    data = Napi::Buffer<uint8_t>::Copy(env, c->data.data(), n);
+  }
+  dispatch.Call({Napi::Number::New(env, c->id), Napi::Number::New(env, c->err),
+                 Napi::Number::New(env, c->status), Napi::Number::New(env, c->hostStatus),
+                 Napi::Number::New(env, c->driverStatus), Napi::Number::New(env, c->resid), sense,
+                 data, Napi::Number::New(env, static_cast<double>(c->startNs - c->queuedNs)),
+                 Napi::Number::New(env, static_cast<double>(c->endNs - c->startNs)),
+                 Napi::Number::New(env, static_cast<double>(now - c->endNs))});
+}
+
+Napi::Function SgDevice::Init(Napi::Env env) {
+  return DefineClass(env, "SgDevice",
+                     {InstanceMethod<&SgDevice::Submit>("submit"),
+                      InstanceMethod<&SgDevice::Close>("close"),
+                      InstanceMethod<&SgDevice::CancelQueued>("cancelQueued")});
+}
+
+// new SgDevice(path, dispatch): starts the device thread, which opens the path and reports through
+// dispatch with id 0.
+SgDevice::SgDevice(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SgDevice>(info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsString() || !info[1].IsFunction()) {
+    Napi::TypeError::New(env, "SgDevice(path: string, dispatch: function)")
+        .ThrowAsJavaScriptException();
+    return;
+  }
+  state_ = std::make_shared<DeviceState>();
+  state_->path = info[0].As<Napi::String>().Utf8Value();
+  auto* keepAlive = new std::shared_ptr<DeviceState>(state_);
+  state_->completions = CompletionFn::New(
+      env, info[1].As<Napi::Function>(), "vigil:sg", 0, 1, state_.get(),
+      [](Napi::Env, std::shared_ptr<DeviceState>* holder, DeviceState*) { delete holder; },
+      keepAlive);
+
+  auto* openCmd = new Command();
+  openCmd->id = 0;
+  openCmd->queuedNs = NowNs();
+  state_->queue.push_back(openCmd);
+  state_->inflight = 1;
+  std::thread(Serve, state_).detach();
+}
+
+SgDevice::~SgDevice() { Stop(); }
+
+void SgDevice::Stop() {
+  if (!state_ || closed_) return;
+  closed_ = true;
+  {
+    std::lock_guard<std::mutex> lock(state_->mutex);
+    state_->stopping = true;
+  }
+  state_->wake.notify_one();
+}
+
+// submit(id, cdb, direction, dataOutOrInLength, timeoutMs)
+//   direction 0: none (4th argument ignored); 1: from device, 4th argument the allocation length;
+//   2: to device, 4th argument a Buffer of the bytes to send.
+Napi::Value SgDevice::Submit(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (closed_) {
+    Napi::Error::New(env, "device is closed").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (info.Length() < 5 || !info[0].IsNumber() || !info[1].IsBuffer() || !info[2].IsNumber() ||
+      !info[4].IsNumber()) {
+    Napi::TypeError::New(env, "submit(id, cdb: Buffer, direction, data, timeoutMs)")
+        .ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  auto cdb = info[1].As<Napi::Buffer<uint8_t>>();
+  if (cdb.Length() < 6 || cdb.Length() > 255) {
+    Napi::RangeError::New(env, "a CDB is 6 to 255 bytes").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  auto c = std::make_unique<Command>();
+  c->id = info[0].As<Napi::Number>().DoubleValue();
+  c->cdb.assign(cdb.Data(), cdb.Data() + cdb.Length());
+  int direction = info[2].As<Napi::Number>().Int32Value();
+  double timeout = info[4].As<Napi::Number>().DoubleValue();
+  if (!(timeout >= 1 && timeout <= 4294967295.0)) {
+    Napi::RangeError::New(env, "timeoutMs must be at least 1").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  c->timeoutMs = static_cast<uint32_t>(timeout);
+  switch (direction) {
+    case 0:
+      c->direction = Direction::None;
+      break;
+    case 1: {
+      double n = info[3].IsNumber() ? info[3].As<Napi::Number>().DoubleValue() : -1;
+      if (!(n >= 1 && n <= 16 * 1024 * 1024)) {
+        Napi::RangeError::New(env, "data-in length must be 1 byte to 16 MiB")
+            .ThrowAsJavaScriptException();
+        return env.Undefined();
+      }
+      c->direction = Direction::FromDevice;
+      c->dataInLength = static_cast<uint32_t>(n);
+      break;
+    }
+    case 2: {
+      if (!info[3].IsBuffer()) {
+        Napi::TypeError::New(env, "data-out must be a Buffer").ThrowAsJavaScriptException();
+        return env.Undefined();
+      }
+      auto out = info[3].As<Napi::Buffer<uint8_t>>();
+      if (out.Length() < 1 || out.Length() > 16 * 1024 * 1024) {
+        Napi::RangeError::New(env, "data-out must be 1 byte to 16 MiB")
+            .ThrowAsJavaScriptException();
+        return env.Undefined();
+      }
+      c->direction = Direction::ToDevice;
+      c->data.assign(out.Data(), out.Data() + out.Length());
+      break;
+    }
+    default:
+      Napi::RangeError::New(env, "direction is 0 (none), 1 (from device) or 2 (to device)")
+          .ThrowAsJavaScriptException();
+      return env.Undefined();
+  }
+  if (c->id <= lastId_) {
+    Napi::RangeError::New(env, "command ids must increase").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  lastId_ = c->id;
+  c->queuedNs = NowNs();
+  {
+    std::lock_guard<std::mutex> lock(state_->mutex);
+    state_->queue.push_back(c.release());
+  }
+  state_->wake.notify_one();
+  if (state_->inflight++ == 0 && state_->keepsLoopAlive) state_->completions.Ref(env);
+  return env.Undefined();
+}
+
+// Every command submitted so far that the thread has not yet started is answered ECANCELED without
+// being sent (the JS watchdog uses this when the command ahead of them is stuck in the kernel).
+Napi::Value SgDevice::CancelQueued(const Napi::CallbackInfo& info) {
+  std::lock_guard<std::mutex> lock(state_->mutex);
+  state_->cancelUpTo = lastId_;
+  return info.Env().Undefined();
+}
+
+// Queued commands are answered ECANCELED; the thread ends after the command in the kernel, if any,
+// returns. A closed path no longer keeps the event loop alive, even with a command stuck in the kernel.
+Napi::Value SgDevice::Close(const Napi::CallbackInfo& info) {
+  Stop();
+  if (state_ && state_->keepsLoopAlive) {
+    state_->keepsLoopAlive = false;
+    if (state_->inflight > 0) state_->completions.Unref(info.Env());
+  }
+  return info.Env().Undefined();
+}
+
+}  // namespace vigil

@@ -1,0 +1,89 @@
+// One SCSI pass-through path (/dev/sgN or /dev/sdX) served by a thread of its own.
+//
+// Why a thread per path rather than the libuv pool: an SG_IO ioctl can block for as long as the target
+// takes, and on some fabrics forever (PREEMPT AND ABORT through tcm_loop wedges the logical unit on
+// Linux 6.1). Four such ioctls would exhaust the shared pool and stall every fs and dns call of the
+// process. With one owned thread per path, a wedged unit wedges only its own thread; the JS side notices
+// the missed deadline and refuses further work on that path until the ioctl comes back.
+#pragma once
+
+#include <napi.h>
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace vigil {
+
+enum class Direction : int { None = 0, FromDevice = 1, ToDevice = 2 };
+
+// One unit of work for the device thread: opening the path (id 0) or one SCSI command (id > 0).
+// Owned by the queue, then by the thread, then by the completion callback on the JS thread, which
+// deletes it.
+struct Command {
+  double id = 0;
+  std::vector<uint8_t> cdb;
+  Direction direction = Direction::None;
+  std::vector<uint8_t> data;  // data-out bytes, or the data-in buffer (sized on the device thread)
+  uint32_t dataInLength = 0;
+  uint32_t timeoutMs = 0;
+
+  // Filled by the device thread.
+  int err = 0;          // errno of the failed system call, 0 when the command reached the device
+  int failedCall = 0;   // for id 0: 1 open(2), 2 the SG_GET_VERSION_NUM probe
+  int sgVersion = 0;    // for id 0: the sg driver version the path answered with
+  uint8_t status = 0;
+  uint16_t hostStatus = 0;
+  uint16_t driverStatus = 0;
+  int32_t resid = 0;
+  uint8_t senseLength = 0;
+  uint8_t sense[252];
+  // Monotonic nanosecond stamps: queued on the JS thread, started and ended on the device thread.
+  int64_t queuedNs = 0;
+  int64_t startNs = 0;
+  int64_t endNs = 0;
+};
+
+struct DeviceState;
+void DeliverCompletion(Napi::Env env, Napi::Function dispatch, DeviceState* state, Command* cmd);
+using CompletionFn = Napi::TypedThreadSafeFunction<DeviceState, Command, DeliverCompletion>;
+
+// State shared between the JS object and its thread. Held by shared_ptr so that a thread still stuck
+// in an ioctl after the JS object is gone (or the environment is torn down) touches only live memory.
+struct DeviceState {
+  std::string path;
+  std::mutex mutex;
+  std::condition_variable wake;
+  std::deque<Command*> queue;  // guarded by mutex
+  bool stopping = false;       // guarded by mutex
+  double cancelUpTo = 0;       // guarded by mutex: commands with an id up to this are answered unsent
+  CompletionFn completions;
+  // JS thread only: work handed to the thread whose completion has not been delivered yet. The TSFN
+  // keeps the event loop alive only while this is non-zero, so an idle open path never holds a
+  // process open.
+  uint32_t inflight = 0;
+  bool keepsLoopAlive = true;  // JS thread only: false once closed
+};
+
+class SgDevice : public Napi::ObjectWrap<SgDevice> {
+ public:
+  static Napi::Function Init(Napi::Env env);
+  explicit SgDevice(const Napi::CallbackInfo& info);
+  ~SgDevice() override;
+
+ private:
+  Napi::Value Submit(const Napi::CallbackInfo& info);
+  Napi::Value Close(const Napi::CallbackInfo& info);
+  Napi::Value CancelQueued(const Napi::CallbackInfo& info);
+  void Stop();
+
+  std::shared_ptr<DeviceState> state_;
+  bool closed_ = false;
+  double lastId_ = 0;  // the highest id submitted
+};
+
+}  // namespace vigil

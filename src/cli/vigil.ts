@@ -1,0 +1,17 @@
+#!/usr/bin/env node
+// vigil: the field engineer's command line.
+import { Command } from 'commander';
+
+import { packageVersion } from '../util/package-root.js';
+import { linksCommand } from './links-commands.js';
+import { scsiCommand } from './scsi-commands.js';
+
+const program = new Command('vigil')
+  .description('vigil: high availability for servers sharing SCSI storage')
+  .version(packageVersion())
+  .option('--json', 'print one JSON document instead of text')
+  .addCommand(scsiCommand())
+  .addCommand(linksCommand())
+  .addHelpText('after', '\nExit codes follow sg3_utils (24 reservation conflict, 6 unit attention, 2 not ready, 5 illegal request, 1 usage); see docs/cli.md.');
+
+await program.parseAsync(process.argv);

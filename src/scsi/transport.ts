@@ -1,0 +1,41 @@
+// The boundary between the SCSI library and whatever carries commands: the native SG_IO path in
+// production and in the lab, a scripted fake in unit tests of pure logic.
+
+export interface ScsiRequest {
+  cdb: Buffer;
+  /** Allocation length for a data-in command. */
+  dataIn?: number;
+  /** Bytes for a data-out command. */
+  dataOut?: Buffer;
+  /** SG_IO timeout; the transport's default when absent. */
+  timeoutMs?: number;
+}
+
+/** What came back: the device's answer, not yet judged. Status GOOD with host/driver 0 is success. */
+export interface ScsiResult {
+  status: number;
+  hostStatus: number;
+  driverStatus: number;
+  /** Bytes of the data-in/out buffer not transferred. */
+  resid: number;
+  sense?: Buffer;
+  /** Data-in bytes actually transferred. */
+  data?: Buffer;
+  /** Where the time went, in microseconds; zero from transports that cannot tell. */
+  timing: CommandTiming;
+}
+
+export interface CommandTiming {
+  /** Submission to the device thread picking the command up (thread wake-up + commands ahead). */
+  waitUs: number;
+  /** The SG_IO ioctl itself: kernel, fabric and target. */
+  ioctlUs: number;
+  /** End of the ioctl to the result reaching JavaScript (event-loop wake-up). */
+  deliverUs: number;
+}
+
+export interface ScsiTransport {
+  readonly path: string;
+  execute(request: ScsiRequest): Promise<ScsiResult>;
+  close(): void;
+}
