@@ -108,10 +108,26 @@ void Serve(std::shared_ptr<DeviceState> s) {
     } else {
       RunCommand(fd, c);
     }
-    if (s->completions.NonBlockingCall(c) != napi_ok) delete c;  // environment going away
+    {
+      std::lock_guard<std::mutex> lock(s->mutex);
+      if (!s->envAlive || s->completions.NonBlockingCall(c) != napi_ok) delete c;
+    }
   }
   if (fd >= 0) close(fd);
-  s->completions.Release();
+  std::lock_guard<std::mutex> lock(s->mutex);
+  if (s->envAlive) s->completions.Release();
+}
+
+// Runs on the JS thread when the environment is torn down (process exit, worker end), before Node
+// deletes the TSFN: from here on the device thread leaves the TSFN alone.
+void OnEnvTeardown(void* arg) {
+  auto* s = static_cast<DeviceState*>(arg);
+  {
+    std::lock_guard<std::mutex> lock(s->mutex);
+    s->envAlive = false;
+    s->stopping = true;
+  }
+  s->wake.notify_one();
 }
 
 }  // namespace
@@ -175,8 +191,14 @@ SgDevice::SgDevice(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SgDevice>(
   auto* keepAlive = new std::shared_ptr<DeviceState>(state_);
   state_->completions = CompletionFn::New(
       env, info[1].As<Napi::Function>(), "vigil:sg", 0, 1, state_.get(),
-      [](Napi::Env, std::shared_ptr<DeviceState>* holder, DeviceState*) { delete holder; },
+      [](Napi::Env env, std::shared_ptr<DeviceState>* holder, DeviceState* s) {
+        // The thread has released the TSFN (or the environment is going): the hook is no longer needed.
+        if (s->envAlive) napi_remove_env_cleanup_hook(env, OnEnvTeardown, s);
+        delete holder;
+      },
       keepAlive);
+  // After the TSFN: cleanup hooks run last-registered first, so this one runs before Node's own.
+  napi_add_env_cleanup_hook(env, OnEnvTeardown, state_.get());
 
   auto* openCmd = new Command();
   openCmd->id = 0;

@@ -60,6 +60,10 @@ struct DeviceState {
   std::condition_variable wake;
   std::deque<Command*> queue;  // guarded by mutex
   bool stopping = false;       // guarded by mutex
+  // Guarded by mutex. Node deletes a TSFN at environment teardown even while threads still hold it, so
+  // the thread touches `completions` only under the mutex and only while this is true; an environment
+  // cleanup hook, registered after the TSFN so that it runs first, clears it.
+  bool envAlive = true;
   double cancelUpTo = 0;       // guarded by mutex: commands with an id up to this are answered unsent
   CompletionFn completions;
   // JS thread only: work handed to the thread whose completion has not been delivered yet. The TSFN

@@ -16,6 +16,9 @@ fileio_backstore() {
   echo "fd_dev_name=/var/lib/vigil-lab/$name.img,fd_dev_size=$size" > "$dir/control"
   echo "$serial" > "$dir/wwn/vpd_unit_serial"
   echo 1 > "$dir/enable"
+  # Like a RAID controller with a write cache (WCE=1). With WCE=0, LIO refuses any WRITE with FUA as
+  # ILLEGAL REQUEST, invalid field in CDB (05/24/00).
+  echo 1 > "$dir/attrib/emulate_write_cache"
 }
 
 # ramdisk_backstore NAME SERIAL PAGES: a small memory-backed logical unit (4 KiB pages).

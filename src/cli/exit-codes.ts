@@ -22,6 +22,8 @@ export const Exit = {
   ABORTED_COMMAND: 11,
   MISCOMPARE: 14,
   FILE_ERROR: 15,
+  /** sg3_utils' SG_LIB_OS_BASE_ERR: an OS error opening the device exits 50 + errno (errno up to 46). */
+  OS_ERROR_BASE: 50,
   NO_SENSE: 20,
   RECOVERED: 21,
   LBA_OUT_OF_RANGE: 22,
@@ -81,7 +83,7 @@ export function exitForStatus(status: number, sense: Sense | undefined): number 
 
 export function exitForError(e: unknown): number {
   if (e instanceof UsageError || e instanceof RangeError) return Exit.USAGE;
-  if (e instanceof DeviceOpenError) return Exit.FILE_ERROR;
+  if (e instanceof DeviceOpenError) return e.errno > 0 && e.errno <= 46 ? Exit.OS_ERROR_BASE + e.errno : Exit.OS_ERROR_BASE;
   if (e instanceof ReservationConflictError) return Exit.RESERVATION_CONFLICT;
   if (e instanceof CheckConditionError) return exitForSense(e.sense);
   if (e instanceof ScsiStatusError) return exitForStatus(e.status, e.sense);

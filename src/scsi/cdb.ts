@@ -175,7 +175,8 @@ const NAMES: ReadonlyMap<number, string> = new Map([
 
 /** "PERSISTENT RESERVE OUT (PREEMPT AND ABORT)", "INQUIRY (VPD 0x83)", ... for messages and logs. */
 export function commandName(cdb: Buffer): string {
-  const op = cdb[0] ?? -1;
+  if (cdb.length === 0) return 'empty CDB';
+  const op = cdb[0]!;
   const sa = (cdb[1] ?? 0) & 0x1f;
   if (op === Opcode.PERSISTENT_RESERVE_IN) return `PERSISTENT RESERVE IN (${PR_IN_ACTION_NAMES[sa] ?? `0x${sa.toString(16)}`})`;
   if (op === Opcode.PERSISTENT_RESERVE_OUT) return `PERSISTENT RESERVE OUT (${PR_OUT_ACTION_NAMES[sa] ?? `0x${sa.toString(16)}`})`;
@@ -184,7 +185,7 @@ export function commandName(cdb: Buffer): string {
   return NAMES.get(op) ?? `opcode 0x${op.toString(16).padStart(2, '0')}`;
 }
 
-/** Parses "12 00 00 00 24 00", "12000000240 0" or "0x12,0x00,...": hex digits, any separators. */
+/** Parses "12 00 00 00 24 00", "120000002400" or "0x12,0x00,...": hex digits, any separators. */
 export function parseCdbHex(text: string): Buffer {
   const digits = text.replace(/0x/gi, '').replace(/[\s,:.-]/g, '');
   if (!/^[0-9a-f]*$/i.test(digits) || digits.length % 2 !== 0) {

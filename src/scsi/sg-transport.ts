@@ -4,6 +4,7 @@ import { getSystemErrorName } from 'node:util';
 
 import { nativeAddon, type NativeSgDevice } from '../native.js';
 import { commandName } from './cdb.js';
+import { completionPacer } from './completion-pacer.js';
 import { DeviceOpenError, PathWedgedError, ScsiTimeoutError, TransportError } from './errors.js';
 import type { ScsiRequest, ScsiResult, ScsiTransport } from './transport.js';
 
@@ -142,7 +143,8 @@ export class SgTransport implements ScsiTransport {
     this.armWatchdog();
     if (errno !== 0) {
       const code = errnoCode(errno);
-      p.reject(new TransportError(this.path, p.cdb, `SG_IO failed: ${IO_TEXT[code] ?? code} (${code})`, { errno, code }));
+      const error = new TransportError(this.path, p.cdb, `SG_IO failed: ${IO_TEXT[code] ?? code} (${code})`, { errno, code });
+      completionPacer.settle(() => p.reject(error));
       return;
     }
     const result: ScsiResult = {
@@ -151,7 +153,7 @@ export class SgTransport implements ScsiTransport {
     };
     if (sense) result.sense = sense;
     if (data) result.data = data;
-    p.resolve(result);
+    completionPacer.settle(() => p.resolve(result));
   };
 
   private onOpen(errno: number, failedCall: number, version: number): void {
