@@ -298,10 +298,13 @@ async function raw(path: string, o: { cdb: string; in?: number; out?: string }, 
     if (error instanceof TransportError) throw error;
     const sense = r.sense && r.sense.length > 0 ? decodeSense(r.sense) : undefined;
     const name = statusName(r.status);
+    // The data-in buffer means something only when the command completed; after a conflict or a check
+    // condition it holds whatever the buffer held (and resid is often 0 regardless).
+    const data = error ? undefined : r.data;
     const lines = [`${cdbs.commandName(cdb)}: ${statusLine(name, sense)}`];
-    if (r.data) lines.push(`data in: ${r.data.length} bytes${r.resid ? ` (residual ${r.resid})` : ''}`, hexDump(r.data));
+    if (data) lines.push(`data in: ${data.length} bytes${r.resid ? ` (residual ${r.resid})` : ''}`, hexDump(data));
     return {
-      json: { status: name, sense: senseJson(sense), resid: r.resid, data: r.data ? r.data.toString('hex') : null },
+      json: { status: name, sense: senseJson(sense), resid: r.resid, data: data ? data.toString('hex') : null },
       human: lines.join('\n'),
       exitCode: exitForStatus(r.status, sense),
     };

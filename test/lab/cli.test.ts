@@ -91,6 +91,11 @@ t.test('raw: data in, data out, and a status without data', async (t) => {
   t.match(await json('scsi', 'raw', lab.a, '--cdb', '8a000000000000000100000000010000', '--out', file), { code: 0, body: { status: 'GOOD' } });
   const back = await json('scsi', 'raw', lab.b, '--cdb', '88000000000000000100000000010000', '--in', '512');
   t.equal(back.body.data, '7e'.repeat(512), 'the block written on A reads back on B');
+  await vigil('scsi', 'reserve', lab.a);
+  t.same(await json('scsi', 'raw', lab.b, '--cdb', '88000000000000000100000000010000', '--in', '512'),
+    { code: 24, body: { status: 'RESERVATION CONFLICT', sense: null, resid: 0, data: null }, stderr: '' },
+    'a refused READ shows no data: the buffer would be stale');
+  await vigil('scsi', 'release', lab.a);
   const badop = await json('scsi', 'raw', lab.a, '--cdb', 'ff 00 00 00 00 00');
   t.match(badop, { code: 9, body: { status: 'CHECK CONDITION', sense: { code: '05/20/00' } } }, 'invalid opcode: exit 9, as sg3_utils');
   t.match((await vigil('scsi', 'raw', lab.a, '--cdb', '12 00 00 00 24 00', '--in', '36')).stdout, /^INQUIRY: GOOD\ndata in: 36 bytes\n0000  00 00 06/);
