@@ -33,6 +33,14 @@ const us = (x: number) => `${x.toFixed(1)} µs`;
 sgTurs(200);
 const sgPer = median([0, 1, 2].map(() => (sgTurs(COUNT) - sgTurs(1)) / (COUNT - 1))) * 1e6;
 
+// The same thread hand-off in plain C (bench/handoff.c, built by scripts/bench): the design's cost here,
+// without V8.
+const handoffBin = new URL('../../.lab/bin/handoff', import.meta.url).pathname;
+const handoffUs = (() => {
+  const r = spawnSync(handoffBin, [device!, String(COUNT)], { encoding: 'utf8' });
+  return r.status === 0 ? median([Number(r.stdout), ...[0, 1].map(() => Number(spawnSync(handoffBin, [device!, String(COUNT)], { encoding: 'utf8' }).stdout))]) : NaN;
+})();
+
 const transport = await SgTransport.open(device);
 const runs: Record<string, BenchResult> = {};
 for (const depth of [1, 8]) {
@@ -74,6 +82,7 @@ console.log(`  vigil, 1 in flight (latency)       ${us(d1.perCommandUs)} per com
 console.log(`      of which: ${us(d1.breakdown.waitUs)} to the device thread, ${us(d1.breakdown.ioctlUs)} in SG_IO, ${us(d1.breakdown.deliverUs)} back to the event loop, ${us(d1.breakdown.jsUs)} in JavaScript`);
 console.log(`  vigil, SG_IO alone (native timing)  ${us(d1.breakdown.ioctlUs)} per command   ${(d1.breakdown.ioctlUs / sgPer).toFixed(2)}× sg_turs`);
 console.log(`  vigil, 8 in flight (throughput)    ${us(d8.perCommandUs)} per command   ${(d8.perCommandUs / sgPer).toFixed(2)}× sg_turs`);
+console.log(`  the same hand-off in C, no Node     ${us(handoffUs)} per command   ${(handoffUs / sgPer).toFixed(2)}× sg_turs`);
 console.log(`Link resolution, ${scanned.length} sg devices (${table.entries.length} units)`);
 console.log(`  full scan                          ${scanMs.toFixed(1)} ms (median of 5)`);
 console.log(`  stored link, one INQUIRY           ${resolveMs.toFixed(2)} ms (median of 50)   ${(scanMs / resolveMs).toFixed(1)}× faster`);
@@ -83,5 +92,6 @@ console.log(JSON.stringify({
   vigilDepth1: { perCommandUs: d1.perCommandUs, ratio: d1.perCommandUs / sgPer, breakdown: d1.breakdown },
   vigilDepth8: { perCommandUs: d8.perCommandUs, ratio: d8.perCommandUs / sgPer },
   ioctlRatio: d1.breakdown.ioctlUs / sgPer,
+  handoffInC: { perCommandUs: handoffUs, ratio: handoffUs / sgPer },
   links: { devices: scanned.length, units: table.entries.length, scanMs, resolveMs, ratio: scanMs / resolveMs },
 }));

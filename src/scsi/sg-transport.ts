@@ -173,10 +173,12 @@ export class SgTransport implements ScsiTransport {
   }
 
   // One timer per path, for the command at the head of the queue (the one in the kernel: the device
-  // thread runs commands in order). Re-armed whenever the head changes; refresh() reuses the timer.
+  // thread runs commands in order), re-armed whenever the head changes. It is unreferenced and left
+  // armed when the queue empties (firing on an empty queue does nothing), so the common case costs a
+  // refresh() per command rather than a new timer.
   private armWatchdog(): void {
     const head = this.pending.values().next().value as Pending | undefined;
-    if (!head) return this.disarmWatchdog();
+    if (!head) return;
     const ms = head.timeoutMs + this.graceMs;
     if (this.watchdog && this.watchdogMs === ms) {
       this.watchdog.refresh();
@@ -185,7 +187,7 @@ export class SgTransport implements ScsiTransport {
     this.disarmWatchdog();
     this.watchdogMs = ms;
     this.watchdog = setTimeout(this.onWatchdog, ms);
-    this.watchdog.unref(); // the in-flight command itself keeps the loop alive, not its watchdog
+    this.watchdog.unref(); // the in-flight command keeps the loop alive, not its watchdog
   }
 
   private disarmWatchdog(): void {
@@ -194,9 +196,9 @@ export class SgTransport implements ScsiTransport {
   }
 
   private readonly onWatchdog = (): void => {
-    this.watchdog = undefined;
     const head = this.pending.values().next().value as Pending | undefined;
     if (!head) return;
+    this.watchdog = undefined;
     const command = commandName(head.cdb);
     this.wedged = { id: head.id, since: performance.now(), command };
     this.pending.delete(head.id);
