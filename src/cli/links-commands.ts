@@ -4,7 +4,7 @@ import { Command } from 'commander';
 
 import { defaultOpener, groupByIdentity, scanPaths } from '../links/scan.js';
 import {
-  DEFAULT_LINK_TABLE, describeCheck, loadLinkTable, resolveLink, saveLinkTable, tableFromScan, verifyLinks,
+  DEFAULT_LINK_TABLE, describeCheck, LinkTableError, loadLinkTable, resolveLink, saveLinkTable, tableFromScan, verifyLinks,
 } from '../links/table.js';
 import { Exit } from './exit-codes.js';
 import type { Report } from './output.js';
@@ -23,7 +23,7 @@ async function save(o: { only?: string[] }, cmd: Command): Promise<Report> {
   let units = groupByIdentity(paths);
   if (o.only?.length) {
     const missing = o.only.filter((id) => !units.some((u) => u.identity === id));
-    if (missing.length) throw new Error(`no path leads to ${missing.join(', ')}; nothing saved`);
+    if (missing.length) throw new LinkTableError(`no path leads to ${missing.join(', ')}; nothing saved`);
     units = units.filter((u) => o.only!.includes(u.identity));
   }
   const table = tableFromScan(units);

@@ -6,18 +6,9 @@ import { join } from 'node:path';
 
 import t from 'tap';
 
-import { exec, lab, resetUnit, vigil } from '../support/lab.js';
+import { exec, lab, resetUnit, vigil, vigilJson } from '../support/lab.js';
 
-async function json(...args: string[]) {
-  const r = await vigil('--json', ...args);
-  let body: unknown;
-  try {
-    body = JSON.parse(r.stdout);
-  } catch {
-    body = r.stdout;
-  }
-  return { code: r.code, body: body as Record<string, any>, stderr: r.stderr }; // eslint-disable-line @typescript-eslint/no-explicit-any
-}
+const json = vigilJson;
 
 t.beforeEach(() => resetUnit(lab.a, lab.b));
 t.after(() => resetUnit(lab.a, lab.b));

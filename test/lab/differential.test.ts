@@ -3,7 +3,7 @@
 import t from 'tap';
 
 import { PR_TYPES, prTypeName } from '../../src/scsi/pr.js';
-import { exec, lab, open, resetUnit, vigil } from '../support/lab.js';
+import { exec, lab, open, resetUnit, vigil, vigilJson } from '../support/lab.js';
 
 interface SgKeys { generation: number; keys: string[] }
 interface SgReservation { generation: number; key: string | null; type: string | null }
@@ -33,10 +33,7 @@ async function sgHolder(dev: string): Promise<string | null> {
   return holder ? /Key=(0x[0-9a-f]+)/i.exec(holder)![1]!.toLowerCase() : null;
 }
 
-async function json(...args: string[]) {
-  const r = await vigil('--json', ...args);
-  return { code: r.code, body: JSON.parse(r.stdout) as Record<string, unknown>, stderr: r.stderr };
-}
+const json = vigilJson;
 
 t.beforeEach(() => resetUnit(lab.a, lab.b));
 t.after(() => resetUnit(lab.a, lab.b));

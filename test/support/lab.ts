@@ -85,6 +85,18 @@ export async function vigil(...args: string[]): Promise<{ code: number; stdout: 
   return exec(process.execPath, [join(packageRoot(), 'dist', 'src', 'cli', 'vigil.js'), ...args]);
 }
 
+/** Runs the CLI with --json and parses what it printed (the text itself when it is not JSON). */
+export async function vigilJson(...args: string[]): Promise<{ code: number; body: Record<string, any>; stderr: string }> { // eslint-disable-line @typescript-eslint/no-explicit-any
+  const r = await vigil('--json', ...args);
+  let body: unknown;
+  try {
+    body = JSON.parse(r.stdout);
+  } catch {
+    body = r.stdout;
+  }
+  return { code: r.code, body: body as Record<string, any>, stderr: r.stderr }; // eslint-disable-line @typescript-eslint/no-explicit-any
+}
+
 /** Runs any program; never throws on a non-zero exit. */
 export async function exec(file: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
