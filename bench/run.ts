@@ -36,10 +36,12 @@ const sgPer = median([0, 1, 2].map(() => (sgTurs(COUNT) - sgTurs(1)) / (COUNT - 
 // The same thread hand-off in plain C (bench/handoff.c, built by scripts/bench): the design's cost here,
 // without V8.
 const handoffBin = new URL('../../.lab/bin/handoff', import.meta.url).pathname;
-const handoffUs = (() => {
+function handoff(): number {
   const r = spawnSync(handoffBin, [device!, String(COUNT)], { encoding: 'utf8' });
-  return r.status === 0 ? median([Number(r.stdout), ...[0, 1].map(() => Number(spawnSync(handoffBin, [device!, String(COUNT)], { encoding: 'utf8' }).stdout))]) : NaN;
-})();
+  if (r.status !== 0) throw new Error(`${handoffBin}: exit ${r.status} ${r.stderr} (scripts/bench builds it)`);
+  return Number(r.stdout);
+}
+const handoffUs = median([handoff(), handoff(), handoff()]);
 
 const transport = await SgTransport.open(device);
 const runs: Record<string, BenchResult> = {};

@@ -2,7 +2,7 @@
 // stderr (never a stack trace) and, with --json, an {"error": …} document on stdout too.
 import { formatKey } from '../scsi/pr.js';
 import { describeSense, type Sense } from '../scsi/sense.js';
-import { CheckConditionError, ScsiStatusError, TransportError } from '../scsi/errors.js';
+import { ScsiStatusError, TransportError } from '../scsi/errors.js';
 
 export interface Report {
   json: unknown;
@@ -58,10 +58,6 @@ export function keyList(keys: bigint[]): string[] {
 /** "CHECK CONDITION: UNIT ATTENTION: Registrations preempted (06/2a/05)". */
 export function statusLine(statusName: string, sense: Sense | undefined): string {
   return sense ? `${statusName}: ${describeSense(sense)}` : statusName;
-}
-
-export function isCheckCondition(e: unknown): e is CheckConditionError {
-  return e instanceof CheckConditionError;
 }
 
 /** Classic 16-bytes-a-line hex dump with offsets and printable ASCII. */

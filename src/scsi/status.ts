@@ -89,6 +89,6 @@ export function driverStatusIsError(code: number): boolean {
   return low !== 0 && low !== DRIVER_SENSE;
 }
 
-export function hex2(n: number): string {
+function hex2(n: number): string {
   return n.toString(16).padStart(2, '0');
 }
