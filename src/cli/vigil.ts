@@ -3,6 +3,7 @@
 import { Command } from 'commander';
 
 import { packageVersion } from '../util/package-root.js';
+import { configCommand } from './config-commands.js';
 import { linksCommand } from './links-commands.js';
 import { scsiCommand } from './scsi-commands.js';
 
@@ -12,6 +13,7 @@ const program = new Command('vigil')
   .option('--json', 'print one JSON document instead of text')
   .addCommand(scsiCommand())
   .addCommand(linksCommand())
+  .addCommand(configCommand())
   .addHelpText('after', '\nExit codes follow sg3_utils (24 reservation conflict, 6 unit attention, 2 not ready, 5 illegal request, 1 usage); see docs/cli.md.');
 
 await program.parseAsync(process.argv);
