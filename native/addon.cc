@@ -1,12 +1,16 @@
-// vigil's one native boundary: only what JavaScript cannot do (ioctls, owned threads).
+// vigil's one native boundary: only what JavaScript cannot do (ioctls, owned threads, socket options).
 #include <napi.h>
 
+#include "heartbeat.h"
+#include "peer_cred.h"
 #include "sg_device.h"
 
 namespace {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("SgDevice", vigil::SgDevice::Init(env));
+  exports.Set("HeartbeatEngine", vigil::HeartbeatEngine::Init(env));
+  exports.Set("getPeerCred", Napi::Function::New(env, vigil::GetPeerCred, "getPeerCred"));
   return exports;
 }
 

@@ -20,8 +20,76 @@ export interface NativeSgDevice {
   close(): void;
 }
 
+/** The process at the other end of a unix socket, as the kernel recorded it at connect time. */
+export interface PeerCred {
+  pid: number;
+  uid: number;
+  gid: number;
+}
+
+/**
+ * What the addon throws when a system call fails: errno positive (as the device paths report it), code its
+ * name ('ENOTSOCK'; "errno N" where the C library cannot name it), syscall.
+ */
+export interface NativeSystemError extends Error {
+  errno: number;
+  code: string;
+  syscall: string;
+}
+
+/** What the heartbeat thread is given at start; see native/heartbeat.h and docs/cluster.md ("Wire format"). */
+export interface HeartbeatEngineOptions {
+  key: Buffer;
+  clusterTag: number;
+  selfId: number;
+  incarnation: bigint;
+  intervalMs: number;
+  /** The thread sends only while the agent renewed its lease within this many ms. */
+  leaseMs: number;
+  /** SCHED_FIFO priority for the thread; 0 leaves it at the normal policy. */
+  priority: number;
+  /** Index in this array = network index on the wire. */
+  networks: { bind: string; port: number }[];
+  peers: { id: number; addresses: { network: number; host: string; port: number }[] }[];
+}
+
+export interface HeartbeatLinkSnapshot {
+  network: number;
+  /** Milliseconds since the last authentic heartbeat from the peer on this network; -1 never. */
+  heardAgoMs: number;
+  heardCount: number;
+  /** Milliseconds since the peer last acknowledged one of ours on this network; -1 never. */
+  ackedAgoMs: number;
+  rttUs: number;
+}
+
+export interface HeartbeatSnapshot {
+  running: boolean;
+  sent: number;
+  sendErrors: number;
+  received: number;
+  /** Send rounds skipped because the agent's lease had run out. */
+  leaseLapsed: number;
+  realtime: boolean;
+  /** pthread_setschedparam's error when SCHED_FIFO was asked for and refused (EPERM without CAP_SYS_NICE). */
+  schedError: number;
+  dropped: Record<'short' | 'magic' | 'type' | 'length' | 'cluster' | 'hmac' | 'unknownSender' | 'replay'
+    | 'staleIncarnation' | 'misdirected', number>;
+  peers: { id: number; incarnation: bigint; digest: number; flags: number; links: HeartbeatLinkSnapshot[] }[];
+}
+
+export interface NativeHeartbeatEngine {
+  renewLease(): void;
+  setDigest(digest: number): void;
+  snapshot(): HeartbeatSnapshot;
+  /** Stops the thread and closes its sockets; idempotent. */
+  stop(): void;
+}
+
 export interface NativeAddon {
   SgDevice: new (path: string, dispatch: SgDispatch) => NativeSgDevice;
+  HeartbeatEngine: new (options: HeartbeatEngineOptions) => NativeHeartbeatEngine;
+  getPeerCred(fd: number): PeerCred;
 }
 
 let addon: NativeAddon | undefined;
@@ -33,4 +101,12 @@ export function nativeAddon(): NativeAddon {
     addon = createRequire(import.meta.url)(file) as NativeAddon;
   }
   return addon;
+}
+
+/**
+ * SO_PEERCRED of a connected unix socket's descriptor. Throws a NativeSystemError (EBADF, ENOTSOCK, ...)
+ * when the kernel refuses, a TypeError or RangeError for a bad argument.
+ */
+export function getPeerCred(fd: number): PeerCred {
+  return nativeAddon().getPeerCred(fd);
 }

@@ -1,0 +1,383 @@
+#include "heartbeat.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "system_error.h"
+
+namespace vigil {
+
+namespace {
+
+// Wire format (docs/cluster.md, "Wire format"); offsets into the datagram.
+constexpr uint8_t kMagic[4] = {'V', 'G', 'L', 0x01};
+constexpr uint8_t kTypeHeartbeat = 1;
+constexpr uint8_t kStreamHeartbeat = 0;
+constexpr size_t kHeaderLength = 30;
+constexpr size_t kPayloadLength = 44;
+constexpr size_t kMacLength = 32;
+constexpr size_t kDatagramLength = kHeaderLength + kPayloadLength + kMacLength;
+constexpr uint8_t kFlagLeaseFresh = 0x01;
+constexpr uint64_t kWindow = 128;
+
+// Reasons a received datagram is dropped; the names are reported by snapshot() in this order.
+enum Drop { kShort, kMagic_, kType, kLength, kCluster, kHmac, kUnknownSender, kReplay, kStaleIncarnation, kMisdirected };
+const char* const kDropNames[] = {"short", "magic", "type", "length", "cluster", "hmac",
+                                  "unknownSender", "replay", "staleIncarnation", "misdirected"};
+
+int64_t MonoNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+void Put16(uint8_t* p, uint16_t v) { p[0] = uint8_t(v >> 8); p[1] = uint8_t(v); }
+void Put32(uint8_t* p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = uint8_t(v >> (24 - 8 * i)); }
+void Put64(uint8_t* p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = uint8_t(v >> (56 - 8 * i)); }
+uint16_t Get16(const uint8_t* p) { return uint16_t((p[0] << 8) | p[1]); }
+uint32_t Get32(const uint8_t* p) { uint32_t v = 0; for (int i = 0; i < 4; i++) v = (v << 8) | p[i]; return v; }
+uint64_t Get64(const uint8_t* p) { uint64_t v = 0; for (int i = 0; i < 8; i++) v = (v << 8) | p[i]; return v; }
+
+bool Mac(const HeartbeatState& s, const uint8_t* data, size_t length, uint8_t* out) {
+  unsigned int outLength = 0;
+  return HMAC(EVP_sha256(), s.key.data(), int(s.key.size()), data, length, out, &outLength) != nullptr &&
+         outLength == kMacLength;
+}
+
+// Accepts (sender, incarnation, seq) at most once. A higher incarnation is a restarted sender and starts a
+// fresh window; a lower one is a stale process or a replay.
+Drop CheckReplay(HeartbeatPeer& p, uint64_t incarnation, uint64_t seq, bool* accepted) {
+  *accepted = false;
+  if (incarnation < p.incarnation) return kStaleIncarnation;
+  if (incarnation > p.incarnation) {
+    p.incarnation = incarnation;
+    p.windowTop = 0;
+    p.windowBits[0] = p.windowBits[1] = 0;
+  }
+  if (seq == 0) return kReplay;
+  if (seq > p.windowTop) {
+    uint64_t shift = seq - p.windowTop;
+    if (shift >= kWindow) {
+      p.windowBits[0] = p.windowBits[1] = 0;
+    } else if (shift >= 64) {
+      p.windowBits[1] = p.windowBits[0] << (shift - 64);
+      p.windowBits[0] = 0;
+    } else {
+      p.windowBits[1] = (p.windowBits[1] << shift) | (p.windowBits[0] >> (64 - shift));
+      p.windowBits[0] <<= shift;
+    }
+    p.windowBits[0] |= 1;
+    p.windowTop = seq;
+    *accepted = true;
+    return kShort;  // unused when accepted
+  }
+  uint64_t back = p.windowTop - seq;
+  if (back >= kWindow) return kReplay;
+  uint64_t& word = p.windowBits[back / 64];
+  uint64_t bit = uint64_t(1) << (back % 64);
+  if (word & bit) return kReplay;
+  word |= bit;
+  *accepted = true;
+  return kShort;
+}
+
+void Receive(HeartbeatState& s, int network, const uint8_t* d, size_t n, int64_t now) {
+  std::lock_guard<std::mutex> lock(s.mutex);
+  auto drop = [&](Drop why) { s.dropped[why]++; };
+  if (n < kHeaderLength + kMacLength) return drop(kShort);
+  if (memcmp(d, kMagic, 4) != 0) return drop(kMagic_);
+  if (d[4] != kTypeHeartbeat || d[5] != kStreamHeartbeat) return drop(kType);
+  if (Get16(d + 28) != kPayloadLength || n != kDatagramLength) return drop(kLength);
+  if (Get32(d + 8) != s.clusterTag) return drop(kCluster);
+  uint16_t sender = Get16(d + 6);
+  HeartbeatPeer* peer = nullptr;
+  for (auto& p : s.peers) if (p.id == sender) peer = &p;
+  if (peer == nullptr) return drop(kUnknownSender);
+  uint8_t mac[kMacLength];
+  if (!Mac(s, d, kHeaderLength + kPayloadLength, mac) ||
+      CRYPTO_memcmp(mac, d + kHeaderLength + kPayloadLength, kMacLength) != 0) {
+    return drop(kHmac);
+  }
+  const uint8_t* p = d + kHeaderLength;
+  if (Get16(p) != s.selfId || p[2] != network) return drop(kMisdirected);
+  bool accepted = false;
+  Drop why = CheckReplay(*peer, Get64(d + 12), Get64(d + 20), &accepted);
+  if (!accepted) return drop(why);
+  s.received++;
+  peer->flags = p[3];
+  peer->digest = Get32(p + 20);
+  for (auto& link : peer->links) {
+    if (link.network != network) continue;
+    link.heardNs = now;
+    link.heardCount++;
+    link.lastSeq = Get64(d + 20);
+    link.peerSentUs = Get64(p + 24);
+    uint64_t ackSeq = Get64(p + 4);
+    uint64_t ackIncarnation = Get64(p + 12);
+    if (ackSeq != 0 && ackIncarnation == s.incarnation) {
+      link.ackedNs = now;
+      uint64_t echoed = Get64(p + 32);
+      uint32_t held = Get32(p + 40);
+      int64_t rtt = now / 1000 - int64_t(echoed) - int64_t(held);
+      if (echoed != 0 && rtt >= 0) link.rttUs = rtt;
+    }
+  }
+}
+
+void SendRound(HeartbeatState& s, int64_t now) {
+  uint8_t d[kDatagramLength];
+  memcpy(d, kMagic, 4);
+  d[4] = kTypeHeartbeat;
+  d[5] = kStreamHeartbeat;
+  Put16(d + 6, s.selfId);
+  Put32(d + 8, s.clusterTag);
+  Put64(d + 12, s.incarnation);
+  Put16(d + 28, kPayloadLength);
+  uint8_t* p = d + kHeaderLength;
+  uint32_t digest = s.digest.load();
+  std::lock_guard<std::mutex> lock(s.mutex);
+  for (auto& peer : s.peers) {
+    for (auto& link : peer.links) {
+      Put64(d + 20, ++s.seq);
+      Put16(p, peer.id);
+      p[2] = uint8_t(link.network);
+      p[3] = kFlagLeaseFresh;  // only ever sent while the lease is fresh
+      Put64(p + 4, link.lastSeq);
+      Put64(p + 12, peer.incarnation);
+      Put32(p + 20, digest);
+      Put64(p + 24, uint64_t(now / 1000));
+      Put64(p + 32, link.peerSentUs);
+      Put32(p + 40, link.heardNs ? uint32_t((now - link.heardNs) / 1000) : 0);
+      if (!Mac(s, d, kHeaderLength + kPayloadLength, d + kHeaderLength + kPayloadLength)) {
+        s.sendErrors++;
+        continue;
+      }
+      // MSG_DONTWAIT: a network whose interface is down or whose queue is full must never delay the others.
+      ssize_t rc = sendto(s.sockets[link.network], d, sizeof d, MSG_DONTWAIT,
+                          reinterpret_cast<const sockaddr*>(&link.address), link.addressLength);
+      if (rc == ssize_t(sizeof d)) s.sent++; else s.sendErrors++;
+    }
+  }
+}
+
+void Run(std::shared_ptr<HeartbeatState> s) {
+  std::vector<pollfd> fds;
+  for (int fd : s->sockets) fds.push_back({fd, POLLIN, 0});
+  fds.push_back({s->wakeFd, POLLIN, 0});
+  uint8_t buffer[2048];
+  int64_t next = MonoNs();
+  while (!s->stopping.load()) {
+    int64_t now = MonoNs();
+    if (now >= next) {
+      if (now < s->leaseUntilNs.load()) {
+        SendRound(*s, now);
+      } else {
+        std::lock_guard<std::mutex> lock(s->mutex);
+        s->leaseLapsed++;
+      }
+      next += s->intervalNs;
+      if (next <= now) next = now + s->intervalNs;  // after a long descheduling: no burst of rounds
+    }
+    int64_t wait = next - now;
+    timespec timeout{time_t(wait / 1000000000), long(wait % 1000000000)};
+    int rc = ppoll(fds.data(), fds.size(), &timeout, nullptr);
+    if (rc <= 0) continue;
+    int64_t arrived = MonoNs();
+    for (size_t i = 0; i + 1 < fds.size(); i++) {
+      if (!(fds[i].revents & POLLIN)) continue;
+      for (;;) {
+        ssize_t n = recv(fds[i].fd, buffer, sizeof buffer, MSG_DONTWAIT | MSG_TRUNC);
+        if (n < 0) break;
+        Receive(*s, int(i), buffer, size_t(n) > sizeof buffer ? 0 : size_t(n), arrived);
+      }
+    }
+  }
+}
+
+bool Resolve(const std::string& host, uint16_t port, sockaddr_storage* out, socklen_t* length) {
+  addrinfo hints{};
+  hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+  hints.ai_socktype = SOCK_DGRAM;
+  addrinfo* res = nullptr;
+  std::string service = std::to_string(port);
+  if (getaddrinfo(host.c_str(), service.c_str(), &hints, &res) != 0 || res == nullptr) return false;
+  memcpy(out, res->ai_addr, res->ai_addrlen);
+  *length = res->ai_addrlen;
+  freeaddrinfo(res);
+  return true;
+}
+
+}  // namespace
+
+Napi::Function HeartbeatEngine::Init(Napi::Env env) {
+  return DefineClass(env, "HeartbeatEngine",
+                     {InstanceMethod("renewLease", &HeartbeatEngine::RenewLease),
+                      InstanceMethod("setDigest", &HeartbeatEngine::SetDigest),
+                      InstanceMethod("snapshot", &HeartbeatEngine::Snapshot),
+                      InstanceMethod("stop", &HeartbeatEngine::Stop)});
+}
+
+// new HeartbeatEngine({ key: Buffer, clusterTag, selfId, incarnation: bigint, intervalMs, leaseMs, priority,
+//   networks: [{ bind, port }], peers: [{ id, addresses: [{ network, host, port }] }] })
+// Throws (with errno and code) when a socket cannot be bound; the thread starts only when all are.
+HeartbeatEngine::HeartbeatEngine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<HeartbeatEngine>(info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = info[0].As<Napi::Object>();
+  auto s = std::make_shared<HeartbeatState>();
+  Napi::Buffer<uint8_t> key = o.Get("key").As<Napi::Buffer<uint8_t>>();
+  s->key.assign(key.Data(), key.Data() + key.Length());
+  s->clusterTag = o.Get("clusterTag").As<Napi::Number>().Uint32Value();
+  s->selfId = uint16_t(o.Get("selfId").As<Napi::Number>().Uint32Value());
+  bool lossless = false;
+  s->incarnation = o.Get("incarnation").As<Napi::BigInt>().Uint64Value(&lossless);
+  s->intervalNs = int64_t(o.Get("intervalMs").As<Napi::Number>().DoubleValue() * 1e6);
+  leaseNs_ = int64_t(o.Get("leaseMs").As<Napi::Number>().DoubleValue() * 1e6);
+  int priority = o.Get("priority").As<Napi::Number>().Int32Value();
+
+  auto fail = [&](int err, const char* syscall, const std::string& what) {
+    for (int fd : s->sockets) close(fd);
+    SystemError(env, err, syscall, what).ThrowAsJavaScriptException();
+  };
+  Napi::Array networks = o.Get("networks").As<Napi::Array>();
+  for (uint32_t i = 0; i < networks.Length(); i++) {
+    Napi::Object n = networks.Get(i).As<Napi::Object>();
+    std::string local = n.Get("bind").As<Napi::String>().Utf8Value();
+    uint16_t port = uint16_t(n.Get("port").As<Napi::Number>().Uint32Value());
+    sockaddr_storage a{};
+    socklen_t length = 0;
+    if (!Resolve(local, port, &a, &length)) { fail(EINVAL, "getaddrinfo", "heartbeat: bad local address " + local); return; }
+    int fd = socket(a.ss_family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) { fail(errno, "socket", "heartbeat: socket"); return; }
+    int prio = 6;  // TC_PRIO_INTERACTIVE: heartbeats go ahead of bulk traffic in the interface queue
+    setsockopt(fd, SOL_SOCKET, SO_PRIORITY, &prio, sizeof prio);
+    s->sockets.push_back(fd);
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&a), length) < 0) {
+      { fail(errno, "bind", "heartbeat: bind " + local + " port " + std::to_string(port)); return; }
+    }
+  }
+  Napi::Array peers = o.Get("peers").As<Napi::Array>();
+  for (uint32_t i = 0; i < peers.Length(); i++) {
+    Napi::Object p = peers.Get(i).As<Napi::Object>();
+    HeartbeatPeer peer;
+    peer.id = uint16_t(p.Get("id").As<Napi::Number>().Uint32Value());
+    Napi::Array addresses = p.Get("addresses").As<Napi::Array>();
+    for (uint32_t j = 0; j < addresses.Length(); j++) {
+      Napi::Object a = addresses.Get(j).As<Napi::Object>();
+      HeartbeatLink link;
+      link.network = a.Get("network").As<Napi::Number>().Int32Value();
+      std::string host = a.Get("host").As<Napi::String>().Utf8Value();
+      uint16_t port = uint16_t(a.Get("port").As<Napi::Number>().Uint32Value());
+      if (link.network < 0 || size_t(link.network) >= s->sockets.size()) {
+        { fail(EINVAL, "getaddrinfo", "heartbeat: peer address on unknown network"); return; }
+      }
+      if (!Resolve(host, port, &link.address, &link.addressLength)) {
+        { fail(EINVAL, "getaddrinfo", "heartbeat: bad peer address " + host); return; }
+      }
+      peer.links.push_back(link);
+    }
+    s->peers.push_back(peer);
+  }
+  s->wakeFd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (s->wakeFd < 0) { fail(errno, "eventfd", "heartbeat: eventfd"); return; }
+  s->leaseUntilNs.store(MonoNs() + leaseNs_);
+  state_ = s;
+  thread_ = std::thread(Run, s);
+  if (priority > 0) {
+    sched_param param{};
+    param.sched_priority = priority;
+    int rc = pthread_setschedparam(thread_.native_handle(), SCHED_FIFO, &param);
+    std::lock_guard<std::mutex> lock(s->mutex);
+    s->realtime = rc == 0;
+    s->schedError = rc;
+  }
+}
+
+HeartbeatEngine::~HeartbeatEngine() { StopThread(); }
+
+void HeartbeatEngine::StopThread() {
+  if (!state_ || !thread_.joinable()) return;
+  state_->stopping.store(true);
+  uint64_t one = 1;
+  ssize_t ignored = write(state_->wakeFd, &one, sizeof one);
+  (void)ignored;
+  thread_.join();
+  for (int fd : state_->sockets) close(fd);
+  close(state_->wakeFd);
+}
+
+Napi::Value HeartbeatEngine::RenewLease(const Napi::CallbackInfo& info) {
+  if (state_) state_->leaseUntilNs.store(MonoNs() + leaseNs_);
+  return info.Env().Undefined();
+}
+
+Napi::Value HeartbeatEngine::SetDigest(const Napi::CallbackInfo& info) {
+  if (state_) state_->digest.store(info[0].As<Napi::Number>().Uint32Value());
+  return info.Env().Undefined();
+}
+
+// Ages are in milliseconds as seen now by this thread's clock (-1: never), so the caller needs no clock of ours.
+Napi::Value HeartbeatEngine::Snapshot(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object out = Napi::Object::New(env);
+  if (!state_) return out;
+  HeartbeatState& s = *state_;
+  int64_t now = MonoNs();
+  auto age = [&](int64_t t) { return Napi::Number::New(env, t ? double(now - t) / 1e6 : -1); };
+  std::lock_guard<std::mutex> lock(s.mutex);
+  out.Set("running", Napi::Boolean::New(env, thread_.joinable()));
+  out.Set("sent", Napi::Number::New(env, double(s.sent)));
+  out.Set("sendErrors", Napi::Number::New(env, double(s.sendErrors)));
+  out.Set("received", Napi::Number::New(env, double(s.received)));
+  out.Set("leaseLapsed", Napi::Number::New(env, double(s.leaseLapsed)));
+  out.Set("realtime", Napi::Boolean::New(env, s.realtime));
+  out.Set("schedError", Napi::Number::New(env, s.schedError));
+  Napi::Object dropped = Napi::Object::New(env);
+  for (size_t i = 0; i < sizeof kDropNames / sizeof kDropNames[0]; i++) {
+    dropped.Set(kDropNames[i], Napi::Number::New(env, double(s.dropped[i])));
+  }
+  out.Set("dropped", dropped);
+  Napi::Array peers = Napi::Array::New(env, s.peers.size());
+  for (size_t i = 0; i < s.peers.size(); i++) {
+    const HeartbeatPeer& p = s.peers[i];
+    Napi::Object po = Napi::Object::New(env);
+    po.Set("id", Napi::Number::New(env, p.id));
+    po.Set("incarnation", Napi::BigInt::New(env, p.incarnation));
+    po.Set("digest", Napi::Number::New(env, p.digest));
+    po.Set("flags", Napi::Number::New(env, p.flags));
+    Napi::Array links = Napi::Array::New(env, p.links.size());
+    for (size_t j = 0; j < p.links.size(); j++) {
+      const HeartbeatLink& l = p.links[j];
+      Napi::Object lo = Napi::Object::New(env);
+      lo.Set("network", Napi::Number::New(env, l.network));
+      lo.Set("heardAgoMs", age(l.heardNs));
+      lo.Set("heardCount", Napi::Number::New(env, double(l.heardCount)));
+      lo.Set("ackedAgoMs", age(l.ackedNs));
+      lo.Set("rttUs", Napi::Number::New(env, double(l.rttUs)));
+      links.Set(uint32_t(j), lo);
+    }
+    po.Set("links", links);
+    peers.Set(uint32_t(i), po);
+  }
+  out.Set("peers", peers);
+  return out;
+}
+
+Napi::Value HeartbeatEngine::Stop(const Napi::CallbackInfo& info) {
+  StopThread();
+  return info.Env().Undefined();
+}
+
+}  // namespace vigil

@@ -1,0 +1,183 @@
+// The native heartbeat thread over loopback: two engines hear and acknowledge each other on two networks;
+// its bytes are what the TypeScript codec reads and the reverse; forged, replayed, foreign and misdirected
+// datagrams are dropped and counted; an agent that stops renewing its lease stops the heartbeats.
+import { createSocket, type Socket } from 'node:dgram';
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+import t from 'tap';
+
+import { nativeAddon, type HeartbeatEngineOptions, type NativeHeartbeatEngine } from '../../src/native.js';
+import {
+  clusterTag, decodeDatagram, decodeHeartbeat, encodeDatagram, encodeHeartbeat, MessageType, Stream, type Heartbeat,
+} from '../../src/wire/datagram.js';
+
+const KEY = randomBytes(32);
+const TAG = clusterTag('unit');
+const INC_A = 1_700_000_000_000n;
+const INC_B = 1_700_000_000_500n;
+
+async function freePorts(n: number): Promise<number[]> {
+  const sockets = await Promise.all(Array.from({ length: n }, () => new Promise<Socket>((resolve) => {
+    const s = createSocket('udp4');
+    s.bind(0, '127.0.0.1', () => resolve(s));
+  })));
+  const ports = sockets.map((s) => s.address().port);
+  await Promise.all(sockets.map((s) => new Promise<void>((r) => s.close(() => r()))));
+  return ports;
+}
+
+function engine(o: Partial<HeartbeatEngineOptions> & Pick<HeartbeatEngineOptions, 'networks' | 'peers'>): NativeHeartbeatEngine {
+  const e = new (nativeAddon().HeartbeatEngine)({
+    key: KEY, clusterTag: TAG, selfId: 1, incarnation: INC_A, intervalMs: 20, leaseMs: 5000, priority: 0, ...o,
+  });
+  t.teardown(() => e.stop());
+  return e;
+}
+
+async function until(what: string, ok: () => boolean, ms = 3000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!ok()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+/** A plain UDP socket standing in for a peer: collects what arrives. */
+async function listener(port: number): Promise<{ socket: Socket; received: Buffer[] }> {
+  const socket = createSocket('udp4');
+  const received: Buffer[] = [];
+  socket.on('message', (m) => received.push(m));
+  await new Promise<void>((r) => socket.bind(port, '127.0.0.1', () => r()));
+  t.teardown(() => socket.close());
+  return { socket, received };
+}
+
+function heartbeat(o: Partial<Heartbeat> = {}): Heartbeat {
+  return {
+    destination: 1, network: 0, leaseFresh: true, ackSeq: 0n, ackIncarnation: 0n, dbDigest: 7,
+    sentAtMonoUs: 1n, echoSentAtUs: 0n, ackDelayUs: 0, ...o,
+  };
+}
+
+function datagram(o: { sender?: number; incarnation?: bigint; sequence: bigint; key?: Buffer; tag?: number; hb?: Partial<Heartbeat> }): Buffer {
+  return encodeDatagram(o.key ?? KEY, {
+    type: MessageType.HEARTBEAT, stream: Stream.HEARTBEAT_ENGINE, sender: o.sender ?? 2, clusterTag: o.tag ?? TAG,
+    incarnation: o.incarnation ?? INC_B, sequence: o.sequence,
+  }, encodeHeartbeat(heartbeat(o.hb)));
+}
+
+t.test('two engines hear and acknowledge each other on both networks and carry the database digest', async (t) => {
+  const [a0, a1, b0, b1] = await freePorts(4) as [number, number, number, number];
+  const a = engine({
+    selfId: 1, incarnation: INC_A,
+    networks: [{ bind: '127.0.0.1', port: a0 }, { bind: '127.0.0.1', port: a1 }],
+    peers: [{ id: 2, addresses: [{ network: 0, host: '127.0.0.1', port: b0 }, { network: 1, host: '127.0.0.1', port: b1 }] }],
+  });
+  const b = engine({
+    selfId: 2, incarnation: INC_B,
+    networks: [{ bind: '127.0.0.1', port: b0 }, { bind: '127.0.0.1', port: b1 }],
+    peers: [{ id: 1, addresses: [{ network: 0, host: '127.0.0.1', port: a0 }, { network: 1, host: '127.0.0.1', port: a1 }] }],
+  });
+  a.setDigest(0xdeadbeef);
+  await until('both links heard and acknowledged both ways', () => [a, b].every((e) =>
+    e.snapshot().peers[0]!.links.every((l) => l.heardCount > 2 && l.ackedAgoMs >= 0 && l.rttUs >= 0)));
+  const sa = a.snapshot();
+  const sb = b.snapshot();
+  t.equal(sa.peers[0]!.incarnation, INC_B, 'A knows B\'s incarnation');
+  t.equal(sb.peers[0]!.incarnation, INC_A, 'B knows A\'s incarnation');
+  t.equal(sb.peers[0]!.digest, 0xdeadbeef, 'B sees A\'s database digest');
+  t.same(sa.peers[0]!.links.map((l) => l.network), [0, 1]);
+  for (const l of sb.peers[0]!.links) {
+    t.ok(l.heardAgoMs >= 0 && l.heardAgoMs < 1000, `network ${l.network} heard ${l.heardAgoMs.toFixed(1)} ms ago`);
+    t.ok(l.rttUs < 500_000, `network ${l.network} round trip ${l.rttUs} µs`);
+  }
+  t.equal(Object.values(sa.dropped).reduce((x, y) => x + y, 0), 0, 'nothing dropped between honest peers');
+  t.equal(sa.sendErrors, 0);
+});
+
+t.test('the TypeScript codec reads what the thread sends', async (t) => {
+  const [a0, p0] = await freePorts(2) as [number, number];
+  const peer = await listener(p0);
+  const a = engine({ networks: [{ bind: '127.0.0.1', port: a0 }], peers: [{ id: 2, addresses: [{ network: 0, host: '127.0.0.1', port: p0 }] }] });
+  a.setDigest(42);
+  await until('three heartbeats', () => peer.received.length >= 3);
+  let lastSeq = 0n;
+  for (const m of peer.received.slice(0, 3)) {
+    const d = decodeDatagram(KEY, m, TAG);
+    t.ok(d.ok, 'authentic');
+    if (!d.ok) continue;
+    t.match(d.header, { type: MessageType.HEARTBEAT, stream: Stream.HEARTBEAT_ENGINE, sender: 1, incarnation: INC_A });
+    t.ok(d.header.sequence > lastSeq, 'sequence grows');
+    lastSeq = d.header.sequence;
+    const hb = decodeHeartbeat(d.payload);
+    t.ok(hb.ok);
+    if (hb.ok) t.match(hb.heartbeat, { destination: 2, network: 0, leaseFresh: true, dbDigest: 42, ackSeq: 0n });
+  }
+  t.notOk(decodeDatagram(randomBytes(32), peer.received[0]!, TAG).ok, 'another key does not verify it');
+});
+
+t.test('the thread accepts a heartbeat built by the codec once, and drops forged, foreign, replayed and misdirected ones', async (t) => {
+  const [a0, a1, p0] = await freePorts(3) as [number, number, number];
+  const peer = await listener(p0);
+  const a = engine({
+    networks: [{ bind: '127.0.0.1', port: a0 }, { bind: '127.0.0.1', port: a1 }],
+    peers: [{ id: 2, addresses: [{ network: 0, host: '127.0.0.1', port: p0 }, { network: 1, host: '127.0.0.1', port: p0 }] }],
+  });
+  const send = (b: Buffer, port = a0) => new Promise<void>((r) => peer.socket.send(b, port, '127.0.0.1', () => r()));
+  const good = datagram({ sequence: 5n });
+  await send(good);
+  await until('accepted', () => a.snapshot().received === 1);
+  t.equal(a.snapshot().peers[0]!.links[0]!.heardCount, 1, 'heard on network 0');
+  t.equal(a.snapshot().peers[0]!.links[1]!.heardCount, 0, 'not on network 1');
+
+  const cases: [string, Buffer, keyof ReturnType<NativeHeartbeatEngine['snapshot']>['dropped'], number?][] = [
+    ['the same datagram again', good, 'replay'],
+    ['signed with another key', datagram({ sequence: 6n, key: randomBytes(32) }), 'hmac'],
+    ['one flipped payload bit', Buffer.from(datagram({ sequence: 7n }).map((x, i) => (i === 40 ? x ^ 1 : x))), 'hmac'],
+    ['from another cluster', datagram({ sequence: 8n, tag: clusterTag('other') }), 'cluster'],
+    ['from a node not configured', datagram({ sequence: 9n, sender: 9 }), 'unknownSender'],
+    ['meant for another node', datagram({ sequence: 10n, hb: { destination: 3 } }), 'misdirected'],
+    ['claiming network 1 on network 0', datagram({ sequence: 11n, hb: { network: 1 } }), 'misdirected'],
+    ['from an older incarnation', datagram({ sequence: 12n, incarnation: INC_B - 1n }), 'staleIncarnation'],
+    ['truncated', good.subarray(0, 40), 'short'],
+    ['not ours at all', Buffer.from('GET / HTTP/1.0\r\n\r\n'.padEnd(120, ' ')), 'magic'],
+  ];
+  for (const [what, bytes, reason] of cases) {
+    const before = a.snapshot().dropped[reason];
+    await send(bytes);
+    await until(`${what} dropped`, () => a.snapshot().dropped[reason] === before + 1);
+    t.pass(`${what}: dropped as ${reason}`);
+  }
+  t.equal(a.snapshot().received, 1, 'none of them counted as a sign of life');
+  await send(datagram({ sequence: 4n }));
+  await until('an older sequence within the window', () => a.snapshot().received === 2);
+  t.pass('a late datagram inside the replay window is accepted once');
+  await send(datagram({ sequence: 1n, incarnation: INC_B + 1n, hb: { network: 1 } }), a1);
+  await until('restarted peer', () => a.snapshot().received === 3);
+  t.equal(a.snapshot().peers[0]!.incarnation, INC_B + 1n, 'a higher incarnation is a restart: accepted from sequence 1');
+});
+
+t.test('heartbeats stop when the agent stops renewing its lease, and resume when it does', async (t) => {
+  const [a0, p0] = await freePorts(2) as [number, number];
+  const peer = await listener(p0);
+  const a = engine({ leaseMs: 150, networks: [{ bind: '127.0.0.1', port: a0 }], peers: [{ id: 2, addresses: [{ network: 0, host: '127.0.0.1', port: p0 }] }] });
+  await sleep(400);
+  const sent = a.snapshot().sent;
+  t.ok(sent >= 3 && sent <= 12, `sent ${sent} while the lease was fresh (150 ms at 20 ms)`);
+  await sleep(200);
+  t.equal(a.snapshot().sent, sent, 'nothing sent after the lease ran out');
+  t.ok(a.snapshot().leaseLapsed > 0, 'lapsed rounds are counted');
+  const got = peer.received.length;
+  a.renewLease();
+  await until('heartbeats resume', () => peer.received.length > got);
+  t.pass('renewing the lease resumes sending');
+});
+
+t.test('a port already taken is a clear error naming the address', async (t) => {
+  const [p0] = await freePorts(1) as [number];
+  await listener(p0);
+  t.throws(() => engine({ networks: [{ bind: '127.0.0.1', port: p0 }], peers: [] }),
+    { code: 'EADDRINUSE', syscall: 'bind', message: new RegExp(`127\\.0\\.0\\.1 port ${p0}`) });
+  t.throws(() => engine({ networks: [{ bind: 'not-an-address', port: p0 }], peers: [] }), { syscall: 'getaddrinfo', message: /bad local address/ });
+});
