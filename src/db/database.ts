@@ -1,0 +1,336 @@
+// One node's replica of the cluster database (seed 001 §2.1): app objects, tombstones and markers, kept in
+// memory. Pure: store.ts puts it on disk, the daemon carries it between nodes.
+//
+// ORDER. Every record has a stamp (version, writer, content hash). A local write takes the version of
+// the record it replaces plus one; a record from another replica replaces ours only if its stamp is
+// higher, comparing version, then writer name (code units, not locale), then content hash. Two writes
+// with the same version and writer but different content should not happen (a node that lost its disk
+// and reused a version could cause it); the hash still picks the same winner on every replica, and
+// merge() reports the collision. So any replicas that have seen the same set of writes, in any order,
+// hold the same records: newer wins (FIG. 4E-4F), and ties cannot split the cluster.
+//
+// DELETION leaves a tombstone with the next version. A stale replica's older copy loses to it, so a
+// removed app cannot come back; registering the tag again writes a version above the tombstone.
+//
+// DIGESTS. digest() is a u32 for heartbeats: equal digests mean equal replicas (with 2^-32 doubt).
+// versionMap() is the full per-tag stamp list, and syncPlan() compares two of them to say what to send
+// and what to ask for (the full sync on join, FIG. 4; FIG. 6 step 614).
+import { createHash } from 'node:crypto';
+
+import { z } from 'zod';
+
+import {
+  type AppEntry, type AppFields, type AppObject, type AttributeValue, type Marker, type Tombstone,
+  RecordError, contentHash, isTombstone, parseAppEntry, parseAppObject, parseMarker,
+} from './object.js';
+
+/** A record's place in the newer-wins order. The hash breaks ties between equal (version, by). */
+export interface Stamp {
+  version: number;
+  by: string;
+  hash: string;
+}
+
+export function compareStamps(a: Stamp, b: Stamp): number {
+  if (a.version !== b.version) return a.version < b.version ? -1 : 1;
+  if (a.by !== b.by) return a.by < b.by ? -1 : 1;
+  if (a.hash !== b.hash) return a.hash < b.hash ? -1 : 1;
+  return 0;
+}
+
+/** Per tag, the stamp of the app record (object or tombstone) and of the marker. */
+export interface VersionMap {
+  apps: Record<string, Stamp>;
+  markers: Record<string, Stamp>;
+}
+
+export interface SyncPlan {
+  /** Tags whose records we hold newer (or the peer lacks): send them. */
+  send: { apps: string[]; markers: string[] };
+  /** Tags the peer holds newer (or we lack): ask for them. */
+  request: { apps: string[]; markers: string[] };
+}
+
+/** Everything a replica holds, as plain records sorted by tag: what store.ts writes and a full sync sends. */
+export interface DbSnapshot {
+  apps: AppEntry[];
+  markers: Marker[];
+}
+
+export interface MergeResult {
+  /** The incoming record replaced ours (or we had none). */
+  applied: boolean;
+  /** Same version and writer, different content: resolved by hash, worth a log line. */
+  conflict: boolean;
+}
+
+/** A write that found the record missing, removed, or not as the caller expected. */
+export class DbWriteError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'DbWriteError';
+  }
+}
+
+/** What a write may change; tag and stamp are not among them. */
+export type AppPatch = Partial<Omit<AppFields, 'tag'>>;
+
+export interface UpdateOptions {
+  /** Refuse the write unless HOST is this now: a check-and-set against the local replica. */
+  ifHost?: string | null;
+}
+
+interface Held<T> {
+  record: T;
+  stamp: Stamp;
+}
+
+function appStamp(e: AppEntry): Stamp {
+  return { version: e.version, by: e.updatedBy, hash: contentHash(e) };
+}
+
+function markerStamp(m: Marker): Stamp {
+  return { version: m.seq, by: m.writtenBy, hash: contentHash(m) };
+}
+
+function byTag(a: { tag: string }, b: { tag: string }): number {
+  return a.tag < b.tag ? -1 : a.tag > b.tag ? 1 : 0;
+}
+
+const STAMP_FIELDS = ['version', 'updatedBy', 'updatedAt'] as const;
+
+function sameFields(a: AppObject, b: AppObject): boolean {
+  const strip = (o: AppObject): Record<string, unknown> => {
+    const c: Record<string, unknown> = { ...o };
+    for (const f of STAMP_FIELDS) delete c[f];
+    return c;
+  };
+  return contentHash(strip(a)) === contentHash(strip(b));
+}
+
+export class ClusterDb {
+  private readonly apps = new Map<string, Held<AppEntry>>();
+  private readonly markers = new Map<string, Held<Marker>>();
+  private cachedDigest: number | undefined;
+
+  /** Records are trusted here: parse anything from outside with the schemas in object.ts first. */
+  constructor(snapshot?: DbSnapshot) {
+    for (const e of snapshot?.apps ?? []) this.merge(e);
+    for (const m of snapshot?.markers ?? []) this.mergeMarker(m);
+  }
+
+  /** The live object, or undefined when there is none or it was removed. */
+  get(tag: string): AppObject | undefined {
+    const e = this.apps.get(tag)?.record;
+    return e === undefined || isTombstone(e) ? undefined : e;
+  }
+
+  /** The object or its tombstone. */
+  entry(tag: string): AppEntry | undefined {
+    return this.apps.get(tag)?.record;
+  }
+
+  /** Live objects, by tag. */
+  list(): AppObject[] {
+    const out: AppObject[] = [];
+    for (const { record } of this.apps.values()) if (!isTombstone(record)) out.push(record);
+    return out.sort(byTag);
+  }
+
+  /** The patent's "active memory space" of a node: the objects whose HOST is that node (behaviour 7). */
+  activeSpace(node: string): AppObject[] {
+    return this.list().filter((o) => o.host === node);
+  }
+
+  /**
+   * Writes an object whole, one version above whatever the replica holds for the tag (object or
+   * tombstone). Content equal to the live object's is not a write: the object comes back unchanged, so
+   * idempotent writes (FIG. 7B 856, HOST already P) do not churn versions. Throws RecordError when the
+   * result breaks an invariant (primary == backup, HOST not one of the two).
+   */
+  upsert(fields: AppFields, by: string, now: number): AppObject {
+    const held = this.apps.get(fields.tag);
+    const next = parseAppObject({ ...fields, version: (held?.record.version ?? 0) + 1, updatedBy: by, updatedAt: Math.trunc(now) });
+    if (held && !isTombstone(held.record) && sameFields(held.record, next)) return held.record;
+    this.put(next);
+    return next;
+  }
+
+  /** Changes some fields of a live object; see upsert. Throws DbWriteError if it is missing or ifHost fails. */
+  update(tag: string, patch: AppPatch, by: string, now: number, options: UpdateOptions = {}): AppObject {
+    const current = this.get(tag);
+    if (!current) throw new DbWriteError(`no app "${tag}" in the database`);
+    if (options.ifHost !== undefined && current.host !== options.ifHost) {
+      throw new DbWriteError(`app "${tag}": HOST is ${current.host ?? 'null'}, not ${options.ifHost ?? 'null'}; not written`);
+    }
+    const { version: _v, updatedBy: _b, updatedAt: _a, ...fields } = current;
+    return this.upsert({ ...fields, ...patch, tag }, by, now);
+  }
+
+  /** Adds, changes (a value) or removes (null) additional attributes (behaviour 6). */
+  setAttributes(tag: string, changes: Record<string, AttributeValue | null>, by: string, now: number): AppObject {
+    const current = this.get(tag);
+    if (!current) throw new DbWriteError(`no app "${tag}" in the database`);
+    const attributes = { ...current.attributes };
+    for (const [k, v] of Object.entries(changes)) {
+      if (v === null) delete attributes[k];
+      else attributes[k] = v;
+    }
+    return this.update(tag, { attributes }, by, now);
+  }
+
+  /** Removes an app: a tombstone replaces it, and its marker is cleared the same way. */
+  remove(tag: string, by: string, now: number): Tombstone {
+    const current = this.get(tag);
+    if (!current) throw new DbWriteError(`no app "${tag}" in the database`);
+    const stone: Tombstone = { tag, deleted: true, version: current.version + 1, updatedBy: by, updatedAt: Math.trunc(now) };
+    this.put(stone);
+    if (this.markers.has(tag)) this.writeMarker(tag, null, by);
+    return stone;
+  }
+
+  /** Takes a record from another replica if it is newer than ours. */
+  merge(incoming: AppEntry): MergeResult {
+    const stamp = appStamp(incoming);
+    const held = this.apps.get(incoming.tag);
+    const conflict = held !== undefined && held.stamp.version === stamp.version && held.stamp.by === stamp.by
+      && held.stamp.hash !== stamp.hash;
+    if (held && compareStamps(stamp, held.stamp) <= 0) return { applied: false, conflict };
+    this.apps.set(incoming.tag, { record: incoming, stamp });
+    this.cachedDigest = undefined;
+    return { applied: true, conflict };
+  }
+
+  marker(tag: string): Marker | undefined {
+    return this.markers.get(tag)?.record;
+  }
+
+  /** Writes a marker one seq above the replica's. */
+  writeMarker(tag: string, pointer: string | number | null, by: string): Marker {
+    const m: Marker = { tag, pointer, seq: (this.markers.get(tag)?.record.seq ?? 0) + 1, writtenBy: by };
+    this.markers.set(tag, { record: m, stamp: markerStamp(m) });
+    this.cachedDigest = undefined;
+    return m;
+  }
+
+  mergeMarker(incoming: Marker): MergeResult {
+    const stamp = markerStamp(incoming);
+    const held = this.markers.get(incoming.tag);
+    const conflict = held !== undefined && held.stamp.version === stamp.version && held.stamp.by === stamp.by
+      && held.stamp.hash !== stamp.hash;
+    if (held && compareStamps(stamp, held.stamp) <= 0) return { applied: false, conflict };
+    this.markers.set(incoming.tag, { record: incoming, stamp });
+    this.cachedDigest = undefined;
+    return { applied: true, conflict };
+  }
+
+  /** Merges every record of a snapshot; returns how many were taken. */
+  mergeSnapshot(s: DbSnapshot): number {
+    let n = 0;
+    for (const e of s.apps) if (this.merge(e).applied) n++;
+    for (const m of s.markers) if (this.mergeMarker(m).applied) n++;
+    return n;
+  }
+
+  snapshot(): DbSnapshot {
+    return {
+      apps: [...this.apps.values()].map((h) => h.record).sort(byTag),
+      markers: [...this.markers.values()].map((h) => h.record).sort(byTag),
+    };
+  }
+
+  /** The records a sync plan says to send. */
+  records(tags: { apps: readonly string[]; markers: readonly string[] }): DbSnapshot {
+    const apps = tags.apps.flatMap((t) => { const h = this.apps.get(t); return h ? [h.record] : []; });
+    const markers = tags.markers.flatMap((t) => { const h = this.markers.get(t); return h ? [h.record] : []; });
+    return { apps, markers };
+  }
+
+  versionMap(): VersionMap {
+    const map: VersionMap = { apps: {}, markers: {} };
+    for (const [tag, h] of this.apps) map.apps[tag] = h.stamp;
+    for (const [tag, h] of this.markers) map.markers[tag] = h.stamp;
+    return map;
+  }
+
+  /** u32 over every stamp, for heartbeats: equal digests, equal replicas. */
+  digest(): number {
+    if (this.cachedDigest === undefined) {
+      const lines: string[] = [];
+      for (const [tag, h] of this.apps) lines.push(`a\t${tag}\t${h.stamp.hash}`);
+      for (const [tag, h] of this.markers) lines.push(`m\t${tag}\t${h.stamp.hash}`);
+      lines.sort();
+      this.cachedDigest = createHash('sha256').update(lines.join('\n')).digest().readUInt32BE(0);
+    }
+    return this.cachedDigest;
+  }
+
+  private put(e: AppEntry): void {
+    this.apps.set(e.tag, { record: e, stamp: appStamp(e) });
+    this.cachedDigest = undefined;
+  }
+}
+
+// A map parsed from the network is a plain object: "constructor" is a valid tag, and must not find
+// Object.prototype's.
+function own(rec: Record<string, Stamp>, tag: string): Stamp | undefined {
+  return Object.hasOwn(rec, tag) ? rec[tag] : undefined;
+}
+
+const stampSchema = z.strictObject({ version: z.int().min(0), by: z.string().min(1), hash: z.string().regex(/^[0-9a-f]{64}$/) });
+const versionMapSchema = z.strictObject({ apps: z.record(z.string(), stampSchema), markers: z.record(z.string(), stampSchema) });
+
+/** A peer's version map as it arrives from the network. */
+export function parseVersionMap(value: unknown): VersionMap {
+  const r = versionMapSchema.safeParse(value);
+  if (!r.success) throw new RecordError('bad version map', r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
+  return r.data;
+}
+
+/**
+ * A snapshot as it arrives from the network or the disk: every record checked, each problem named by
+ * its place ("apps[2] (CA-1): backup: ..."), a tag twice refused.
+ */
+export function parseSnapshot(value: unknown, what = 'bad database snapshot'): DbSnapshot {
+  const v = value as { apps?: unknown; markers?: unknown } | null;
+  if (typeof v !== 'object' || v === null || !Array.isArray(v.apps) || !Array.isArray(v.markers)) {
+    throw new RecordError(what, ['expected { apps: [...], markers: [...] }']);
+  }
+  const found: string[] = [];
+  const each = <T extends { tag: string }>(list: unknown[], name: string, parse: (x: unknown) => T): T[] => {
+    const seen = new Set<string>();
+    return list.map((x, i) => {
+      const tag = typeof x === 'object' && x !== null && 'tag' in x ? ` (${String(x.tag)})` : '';
+      try {
+        const r = parse(x);
+        if (seen.has(r.tag)) found.push(`${name}[${i}]${tag}: a second record for the tag`);
+        seen.add(r.tag);
+        return r;
+      } catch (e) {
+        if (!(e instanceof RecordError)) throw e;
+        found.push(...e.problems.map((p) => `${name}[${i}]${tag}: ${p}`));
+        return undefined as unknown as T;
+      }
+    });
+  };
+  const apps = each(v.apps, 'apps', parseAppEntry);
+  const markers = each(v.markers, 'markers', parseMarker);
+  if (found.length > 0) throw new RecordError(what, found);
+  return { apps, markers };
+}
+
+/** What to send and what to request, given my version map and a peer's (full sync on join, FIG. 4). */
+export function syncPlan(mine: VersionMap, theirs: VersionMap): SyncPlan {
+  const plan: SyncPlan = { send: { apps: [], markers: [] }, request: { apps: [], markers: [] } };
+  for (const kind of ['apps', 'markers'] as const) {
+    const tags = new Set([...Object.keys(mine[kind]), ...Object.keys(theirs[kind])]);
+    for (const tag of [...tags].sort()) {
+      const a = own(mine[kind], tag);
+      const b = own(theirs[kind], tag);
+      const c = a === undefined ? -1 : b === undefined ? 1 : compareStamps(a, b);
+      if (c > 0) plan.send[kind].push(tag);
+      else if (c < 0) plan.request[kind].push(tag);
+    }
+  }
+  return plan;
+}

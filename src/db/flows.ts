@@ -1,0 +1,723 @@
+// The application flows of seed 001, as pure decisions: the FIG. 6 registration/status check, the
+// failover candidates and steps (§3.5), failback (§3.6, F0-F7), split-brain stand-down (§5.2 item 4),
+// operator unload and load (§3.8). No timers, no I/O: time comes in as numbers, and the daemon performs
+// the actions and reports their outcome as events.
+//
+// THE REDUCER. One FlowState per (app, this node); step(state, event, now) returns the next state, the
+// actions to perform in order, and when to send the next 'tick' (wakeAt). Actions are of two sorts:
+//   immediate  write, notify, prompt, resumeApp: done by the daemon before anything else happens;
+//   async      checkResources, startResources, startApp, stopApp, stopResources, syncAll: at most one
+//              is outstanding (state.pending) and it is the last action of a step; its outcome comes back
+//              as 'resourceCheck', 'done' or 'failed' for that op. An outcome for another op is stale
+//              and ignored.
+// A write is also applied to state.obj at once (the daemon will send the same object back as
+// dbChanged, with its new version); `ifHost` makes it a check-and-set against the local replica.
+//
+// THE RULES, evaluated after every event until an async action is issued or nothing changes. HOST is
+// the one fact that says where the app may execute:
+//   1. No object (removed, or not registered): nothing runs here.
+//   2. Failover, on the backup B: HOST == primary P, and membership says P failed. Write phase
+//      failing-over and notify; sync once since start; check resources (missing: operator error, HOST
+//      stays P, no start); start the resources in order; start the app; then write HOST = B, phase
+//      failed-over. A failed start: stop what started, retry after retryMs, give up after maxAttempts
+//      (HOST never changed). P alive again (or HOST changed) before HOST = B is written: abort and stop
+//      what started. This also covers P failing mid-failback, after B wrote HOST = P (§5.2 item 8).
+//   3. HOST is not this node: nothing may execute here. A running app is stopped at once ("split
+//      brain", §5.2 item 4, or an operator unload when HOST is null). The primary may hold a
+//      cluster-aware app loaded in pause mode while HOST is the backup (F0). When HOST's node and the
+//      backup have both failed, notify that the app is unprotected (behaviour 48).
+//   4. HOST is this node (the backup, after failover): failback once P has been alive continuously for
+//      failbackDwellMs (flap damping) and autoRecover is set or the operator approved; otherwise prompt,
+//      again every promptRepeatMs (a deny keeps the app here and keeps prompting). Failback: write phase
+//      failing-back, stop the app (F2), stop the resources (F3), write HOST = P (F4). P failing before
+//      F4: back to failed-over and run again.
+//   5. HOST is this node: run here, unless halted (the app exited by itself, or starts gave up, until the
+//      operator loads it again) or the primary finds the backup mid-failover (and not known failed). Before the first start
+//      since this node started, sync all replicas (FIG. 6 step 614: the local replica may be stale,
+//      FIG. 4E). Start resources, then the app (or release its pause); on the primary, a phase left at
+//      failing-back becomes normal and failback is complete (F5-F7).
+import type { AppCommand, AppFields, AppObject, AppType, Phase, ResourceSpec } from './object.js';
+import { RecordError, parseAppSpec } from './object.js';
+
+/** The part of the database the decisions read. */
+export interface DbView {
+  get(tag: string): AppObject | undefined;
+  list(): AppObject[];
+}
+
+// ---------------------------------------------------------------------------------------------------
+// FIG. 6: the registration/status check, run when an app is loaded (or registers itself).
+
+export interface RegistrationContext {
+  /**
+   * Attribute values offered for the object: by the app's own register call (cluster-aware), or by the
+   * operator or the config (cluster-capable). Checked here; absent on a plain load.
+   */
+  spec?: unknown;
+  /** The program's type, when a plain load knows it (an unregistered cluster-aware app must register). */
+  type?: AppType;
+}
+
+export type RegistrationDecision =
+  /** Refused; nothing written. */
+  | { kind: 'reject'; reason: string }
+  /** Not registered and no values: ask the operator for them (cluster-capable, claim 2). */
+  | { kind: 'prompt-operator'; reason: string }
+  /** 604: store this object (HOST = primary). `run`: this node is the primary and may execute it. */
+  | { kind: 'create'; object: AppFields; run: boolean }
+  /** 606/610: unloaded by the operator (HOST null): write HOST = this node (the primary), then run. */
+  | { kind: 'set-host-then-run' }
+  /** 612, phoenixing: HOST is the backup. Capable: the load is blocked until HOST is this node. */
+  | { kind: 'blocked'; host: string }
+  /** 612, phoenixing, cluster-aware: loaded in pause mode until HOST is this node. */
+  | { kind: 'paused'; host: string }
+  /** 614: HOST is already this node with no failover/failback going on: sync all replicas, then run. */
+  | { kind: 'sync-all-then-run' }
+  /** HOST is this node as the end of a failback (F5), or the backup reloading the app it hosts. */
+  | { kind: 'run' }
+  /** HOST is this node (the primary) but the backup is failing over: run only once that is settled. */
+  | { kind: 'wait'; reason: string };
+
+/**
+ * FIG. 6 for `tag` loaded on `thisNode`. The object is found by TAG; a TAG that exists with another
+ * PRIMARY is refused (the patent looks up TAG and PRIMARY, L586; refusing keeps TAG unique and never
+ * makes a second object for it, behaviour 12). Pure: the caller performs the write it implies.
+ */
+export function registrationCheck(db: DbView, tag: string, thisNode: string, ctx: RegistrationContext = {}): RegistrationDecision {
+  let spec;
+  if (ctx.spec !== undefined) {
+    try {
+      spec = parseAppSpec(ctx.spec);
+    } catch (e) {
+      if (e instanceof RecordError) return { kind: 'reject', reason: e.message };
+      throw e;
+    }
+    if (spec.tag !== tag) return { kind: 'reject', reason: `the registration is for "${spec.tag}", not "${tag}"` };
+  }
+  const obj = db.get(tag);
+  if (!obj) {
+    if (!spec) {
+      if (ctx.type === 'cluster-aware') {
+        return { kind: 'reject', reason: `"${tag}" is not registered; a cluster-aware app registers itself with its attribute values` };
+      }
+      return { kind: 'prompt-operator', reason: `"${tag}" is not registered: enter its type, command, primary, backup and resources` };
+    }
+    return { kind: 'create', object: { ...spec, host: spec.primary, phase: 'normal' }, run: spec.primary === thisNode };
+  }
+  if (spec && spec.primary !== obj.primary) {
+    return { kind: 'reject', reason: `"${tag}" is already registered with primary ${obj.primary}, not ${spec.primary}` };
+  }
+  if (thisNode === obj.primary) {
+    if (obj.host === null) return { kind: 'set-host-then-run' };
+    if (obj.host === obj.backup) {
+      return obj.type === 'cluster-aware' ? { kind: 'paused', host: obj.host } : { kind: 'blocked', host: obj.host };
+    }
+    if (obj.phase === 'failing-back') return { kind: 'run' };
+    if (obj.phase === 'failing-over') return { kind: 'wait', reason: `the backup ${obj.backup} is failing "${tag}" over` };
+    return { kind: 'sync-all-then-run' };
+  }
+  if (thisNode === obj.backup && obj.host === thisNode) return { kind: 'run' };
+  const where = obj.host === null ? 'unloaded' : `hosted on ${obj.host}`;
+  return { kind: 'reject', reason: `"${tag}" has primary ${obj.primary} and is ${where}; load it on ${obj.primary}` };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// §3.5 step 2, §3.8: selections and operator writes.
+
+/**
+ * The objects this node takes over when `failedNode` fails: HOST is the failed node and BACKUP is this
+ * node (FIG. 9). Objects with HOST null (operator-unloaded) or another backup are not candidates.
+ */
+export function failoverCandidates(db: DbView, failedNode: string, thisNode: string): AppObject[] {
+  return db.list().filter((o) => o.host !== null && o.host === failedNode && o.backup === thisNode && o.host !== thisNode);
+}
+
+/** A write to HOST/phase, applied only while HOST is still `ifHost`. */
+export interface HostWrite {
+  patch: { host?: string | null; phase?: Phase };
+  ifHost: string | null;
+}
+
+/** Operator unload (§3.8): HOST = null, so no node runs it and no failover follows. Undefined: already so. */
+export function operatorUnload(obj: AppObject): HostWrite | undefined {
+  if (obj.host === null) return undefined;
+  return { patch: { host: null, phase: 'normal' }, ifHost: obj.host };
+}
+
+/** Operator load after an unload: HOST = primary. Undefined when HOST already names a node. */
+export function operatorLoad(obj: AppObject): HostWrite | undefined {
+  if (obj.host !== null) return undefined;
+  return { patch: { host: obj.primary, phase: 'normal' }, ifHost: null };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The per-object reducer.
+
+export interface FlowConfig {
+  /** Start attempts per failover (or per start on the host) before giving up. */
+  maxAttempts: number;
+  /** Wait between attempts, and between attempts to stop an app that would not stop. */
+  retryMs: number;
+  /** The failback prompt is issued again this often while unanswered or denied (loop 864/866). */
+  promptRepeatMs: number;
+  /** The primary must have been alive this long without a break before failback starts. */
+  failbackDwellMs: number;
+}
+
+export const DEFAULT_FLOW_CONFIG: FlowConfig = { maxAttempts: 3, retryMs: 5000, promptRepeatMs: 60_000, failbackDwellMs: 10_000 };
+
+export type AsyncOp = 'checkResources' | 'startResources' | 'startApp' | 'stopApp' | 'stopResources' | 'syncAll';
+
+export type Notice =
+  | 'primary-failed'       // failover starts (FIG. 7A 810)
+  | 'resource-error'       // resources missing on the backup; no start (claims 25, 36, 51)
+  | 'start-failed'         // one start attempt failed
+  | 'failover-complete'
+  | 'failover-failed'      // every attempt failed; HOST unchanged
+  | 'failover-aborted'     // the primary came back (or HOST changed) before HOST was written
+  | 'recovery-detected'    // the primary is alive again while the backup hosts
+  | 'failback-started'
+  | 'failback-aborted'     // the primary failed again before the hand-over
+  | 'failback-handed-over' // the backup wrote HOST = primary (F4)
+  | 'failback-complete'    // the primary runs it (F7)
+  | 'load-blocked'         // phoenixing (FIG. 6 612)
+  | 'load-rejected'
+  | 'db-sync'              // FIG. 6 614
+  | 'sync-failed'
+  | 'split-brain'          // running here while HOST names another node: stopped
+  | 'unloaded'
+  | 'app-exited'           // exited by itself; not restarted until loaded again
+  | 'start-gave-up'
+  | 'stop-failed'
+  | 'unprotected';         // HOST's node and the backup have both failed
+
+export type FlowAction =
+  /** Are this node's resources sufficient (RESOURCE LIST, the program's argv[0])? → resourceCheck. */
+  | { kind: 'checkResources'; resources: ResourceSpec[]; command: AppCommand }
+  /** Start the resources in the given order. → done / failed. */
+  | { kind: 'startResources'; resources: ResourceSpec[] }
+  /** Start the program; paused: a cluster-aware app waits in ready() (claims 31/32). → done / failed. */
+  | { kind: 'startApp'; command: AppCommand; type: AppType; paused: boolean }
+  /** Immediate: release a paused app (its ready() resolves). */
+  | { kind: 'resumeApp' }
+  /** Stop the program (unload request, signal, then kill after its timeout). → done / failed. */
+  | { kind: 'stopApp' }
+  /** Stop the resources in the given order (the reverse of start). → done / failed. */
+  | { kind: 'stopResources'; resources: ResourceSpec[] }
+  /** Full sync with every reachable replica (may be answered by one done since this node started). */
+  | { kind: 'syncAll' }
+  /** Immediate: write to the local replica (then persist and replicate), only while HOST is ifHost. */
+  | { kind: 'write'; patch: { host?: string | null; phase?: Phase }; ifHost: string | null }
+  /** Immediate: an event for the operator (journal, event stream, hooks). */
+  | { kind: 'notify'; notice: Notice; message: string }
+  /** Immediate: ask the operator to approve failback (approve / deny events answer). */
+  | { kind: 'prompt'; message: string };
+
+export type AsyncAction = Extract<FlowAction, { kind: AsyncOp }>;
+
+export type FlowEvent =
+  /** The local replica's copy changed (a local write or a merge); null: removed. */
+  | { type: 'dbChanged'; object: AppObject | null }
+  /** Membership: the peer is alive (after its own recovery hysteresis) / has failed. */
+  | { type: 'peerAlive'; node: string }
+  | { type: 'peerFailed'; node: string }
+  | { type: 'resourceCheck'; ok: boolean; missing: string[] }
+  | { type: 'done'; op: AsyncOp }
+  | { type: 'failed'; op: AsyncOp; error: string }
+  /** The program exited without being asked to. */
+  | { type: 'exited'; detail: string }
+  /** Operator load on this node (FIG. 6), also a restart after halted or a failover that gave up. */
+  | { type: 'load' }
+  /** Operator unload (any node): HOST = null. */
+  | { type: 'unload' }
+  /** The operator's answer to the failback prompt. */
+  | { type: 'approve' }
+  | { type: 'deny' }
+  | { type: 'tick' };
+
+export interface FlowState {
+  readonly tag: string;
+  readonly self: string;
+  readonly config: FlowConfig;
+  /** This node's replica of the object (null: none). */
+  readonly obj: AppObject | null;
+  /** The program on this node. */
+  readonly app: 'down' | 'paused' | 'up';
+  /** This app's resources on this node; partial: a start failed midway, stop them before starting. */
+  readonly resources: 'down' | 'partial' | 'up';
+  /** The resources as last started, so they are stopped as started even if the object changed. */
+  readonly heldResources: readonly ResourceSpec[];
+  readonly pending: AsyncAction | null;
+  /** A full sync has happened since this node started (or since a load asked for one). */
+  readonly synced: boolean;
+  /** Why this node will not start the app while it hosts it, until a load; null: it will. */
+  readonly halted: string | null;
+  /** Membership: since when a node has been alive, null when failed; absent: not known yet. */
+  readonly peers: Readonly<Record<string, number | null>>;
+  /** A failover by this node is under way; checked: resources found sufficient for this attempt. */
+  readonly failover: { checked: boolean } | null;
+  /** Failover gave up (resources missing, every attempt failed) for this outage of the primary. */
+  readonly failoverGaveUp: boolean;
+  readonly attempts: number;
+  /** No start before this time (between attempts). */
+  readonly retryAt: number | null;
+  /** No stop before this time (after a stop failed). */
+  readonly stopRetryAt: number | null;
+  readonly stopFailures: number;
+  readonly approved: boolean;
+  /** When the failback prompt is due again. */
+  readonly promptAt: number | null;
+  /** Why this node is stopping an app it does not host (null: not doing so). */
+  readonly standDown: string | null;
+  readonly unprotectedNotified: boolean;
+}
+
+export interface StepResult {
+  state: FlowState;
+  actions: FlowAction[];
+  /** Send a tick at this time (null: no deadline pending). */
+  wakeAt: number | null;
+}
+
+export interface InitialFlow {
+  config?: Partial<FlowConfig>;
+  obj?: AppObject | null;
+  /** What the daemon found running at startup. */
+  app?: 'down' | 'paused' | 'up';
+  resources?: 'down' | 'partial' | 'up';
+  /** A sync already done (the daemon's startup anti-entropy). */
+  synced?: boolean;
+  /** Membership as known at construction: since when each node is alive, null when failed. */
+  peers?: Record<string, number | null>;
+}
+
+export function initialFlow(tag: string, self: string, init: InitialFlow = {}): FlowState {
+  return {
+    tag, self,
+    config: { ...DEFAULT_FLOW_CONFIG, ...init.config },
+    obj: init.obj ?? null,
+    app: init.app ?? 'down',
+    resources: init.resources ?? 'down',
+    heldResources: init.obj?.resources ?? [],
+    pending: null,
+    synced: init.synced ?? false,
+    halted: null,
+    peers: { ...init.peers },
+    failover: null,
+    failoverGaveUp: false,
+    attempts: 0,
+    retryAt: null,
+    stopRetryAt: null,
+    stopFailures: 0,
+    approved: false,
+    promptAt: null,
+    standDown: null,
+    unprotectedNotified: false,
+  };
+}
+
+type Draft = { -readonly [K in keyof FlowState]: FlowState[K] } & { peers: Record<string, number | null> };
+type Pass = 'again' | 'waiting';
+
+export function step(state: FlowState, event: FlowEvent, now: number): StepResult {
+  const d: Draft = { ...state, peers: { ...state.peers } };
+  const out: FlowAction[] = [];
+  apply(d, event, now, out);
+  for (let i = 0; i < 16 && d.pending === null; i++) {
+    if (pass(d, now, out) === 'waiting') break;
+  }
+  return { state: d, actions: out, wakeAt: nextWake(d, now) };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Events: record facts. The rules in pass() decide what to do about them.
+
+function apply(d: Draft, e: FlowEvent, now: number, out: FlowAction[]): void {
+  switch (e.type) {
+    case 'dbChanged':
+      if (d.obj?.host !== e.object?.host) d.failoverGaveUp = false;
+      d.obj = e.object;
+      return;
+    case 'peerAlive': {
+      if (typeof d.peers[e.node] === 'number') return;
+      d.peers[e.node] = now;
+      const o = d.obj;
+      if (o && e.node === o.primary) {
+        d.failoverGaveUp = false;
+        if (o.host === d.self && o.backup === d.self) notify(out, 'recovery-detected', `primary ${o.primary} of ${o.tag} is alive again`);
+      }
+      return;
+    }
+    case 'peerFailed':
+      d.peers[e.node] = null;
+      if (d.obj && e.node === d.obj.primary) {
+        d.approved = false;
+        d.promptAt = null;
+      }
+      return;
+    case 'resourceCheck': {
+      if (d.pending?.kind !== 'checkResources') return;
+      d.pending = null;
+      if (!d.failover) return;
+      if (e.ok) {
+        d.failover.checked = true;
+        return;
+      }
+      const o = d.obj!;
+      notify(out, 'resource-error', `${o.tag}: not started on ${d.self}, missing resources: ${e.missing.join(', ') || '(unspecified)'}; HOST stays ${o.host}`);
+      endFailover(d, out, 'failover gave up: resources missing');
+      return;
+    }
+    case 'done':
+    case 'failed':
+      if (d.pending?.kind !== e.op) return;
+      if (e.type === 'done') done(d, d.pending);
+      else failed(d, d.pending, e.error, now, out);
+      return;
+    case 'exited':
+      if (d.pending?.kind === 'stopApp') {
+        done(d, d.pending);
+      } else if (d.pending?.kind === 'startApp') {
+        failed(d, d.pending, `exited at start: ${e.detail}`, now, out);
+      } else if (d.app !== 'down') {
+        // No restart loop here: a local restart policy (behaviour 20) is the daemon's, through 'load'.
+        d.app = 'down';
+        d.halted = `exited by itself (${e.detail})`;
+        notify(out, 'app-exited', `${d.tag} exited on ${d.self} (${e.detail}); not restarted until loaded again`);
+      }
+      return;
+    case 'load':
+      load(d, out);
+      return;
+    case 'unload': {
+      const w = d.obj && operatorUnload(d.obj);
+      if (!w) return;
+      write(d, out, w.patch, w.ifHost);
+      notify(out, 'unloaded', `${d.tag} unloaded by the operator; HOST is null, no failover`);
+      if (d.app !== 'down' || d.resources !== 'down') d.standDown = 'unloaded';
+      return;
+    }
+    case 'approve':
+      d.approved = true;
+      return;
+    case 'deny':
+      d.approved = false;
+      d.promptAt = now + d.config.promptRepeatMs;
+      return;
+    case 'tick':
+      return;
+  }
+}
+
+function load(d: Draft, out: FlowAction[]): void {
+  const o = d.obj;
+  if (o && o.backup === d.self && o.host === o.primary && isFailed(d, o.primary)) {
+    // On the backup while the primary is down: the operator asks for the failover to be tried again.
+    d.failoverGaveUp = false;
+    d.halted = null;
+    return;
+  }
+  const dec = registrationCheck({ get: (t) => (o && t === o.tag ? o : undefined), list: () => (o ? [o] : []) }, d.tag, d.self);
+  d.failoverGaveUp = false;
+  switch (dec.kind) {
+    case 'reject':
+    case 'prompt-operator':
+      notify(out, 'load-rejected', dec.reason);
+      return;
+    case 'create':
+      return; // not reached without a spec
+    case 'set-host-then-run':
+      write(d, out, { host: d.self, phase: 'normal' }, null);
+      break;
+    case 'blocked':
+    case 'paused':
+      notify(out, 'load-blocked', `${d.tag} is hosted on ${dec.host}; ${dec.kind === 'paused' ? 'loaded in pause mode' : 'load blocked'} until HOST is ${d.self}`);
+      break;
+    case 'sync-all-then-run':
+      if (d.app === 'down') d.synced = false;
+      break;
+    case 'run':
+    case 'wait':
+      break;
+  }
+  d.halted = null;
+  d.attempts = 0;
+  d.retryAt = null;
+}
+
+function done(d: Draft, a: AsyncAction): void {
+  d.pending = null;
+  switch (a.kind) {
+    case 'startResources': d.resources = 'up'; d.heldResources = a.resources; return;
+    case 'startApp': d.app = a.paused ? 'paused' : 'up'; return;
+    case 'stopApp': d.app = 'down'; d.stopFailures = 0; d.stopRetryAt = null; return;
+    case 'stopResources': d.resources = 'down'; d.stopFailures = 0; d.stopRetryAt = null; return;
+    case 'syncAll': d.synced = true; return;
+    case 'checkResources': return;
+  }
+}
+
+function failed(d: Draft, a: AsyncAction, error: string, now: number, out: FlowAction[]): void {
+  d.pending = null;
+  switch (a.kind) {
+    case 'syncAll':
+      // The replicas that could be reached were; one that cannot be reached must not keep the app down.
+      d.synced = true;
+      notify(out, 'sync-failed', `${d.tag}: sync of all replicas failed (${error}); going on with the local replica`);
+      return;
+    case 'stopApp':
+    case 'stopResources':
+      // HOST is not handed over while anything still runs here (§5.2 item 9); keep trying.
+      d.stopFailures++;
+      d.stopRetryAt = now + d.config.retryMs;
+      if (d.stopFailures === 1) notify(out, 'stop-failed', `${d.tag}: ${a.kind} failed on ${d.self} (${error}); retrying every ${d.config.retryMs} ms`);
+      return;
+    case 'startResources':
+    case 'startApp': {
+      if (a.kind === 'startResources') {
+        d.resources = 'partial';
+        d.heldResources = a.resources;
+      }
+      if (a.kind === 'startApp' && a.paused) {
+        d.halted = `start in pause mode failed (${error})`;
+        notify(out, 'start-failed', `${d.tag}: start in pause mode failed on ${d.self} (${error})`);
+        return;
+      }
+      d.attempts++;
+      const max = d.config.maxAttempts;
+      notify(out, 'start-failed', `${d.tag}: start attempt ${d.attempts} of ${max} failed on ${d.self} (${error})`);
+      if (d.attempts < max) {
+        d.retryAt = now + d.config.retryMs;
+        if (d.failover) d.failover.checked = false;
+        return;
+      }
+      d.attempts = 0;
+      d.retryAt = null;
+      if (d.failover) {
+        notify(out, 'failover-failed', `${d.tag}: failover to ${d.self} gave up after ${max} attempts; HOST stays ${d.obj?.host}`);
+        endFailover(d, out, 'failover gave up: start failed');
+      } else {
+        d.halted = `start gave up after ${max} attempts (${error})`;
+        notify(out, 'start-gave-up', `${d.tag}: gave up starting on ${d.self} after ${max} attempts; load it again to retry`);
+      }
+      return;
+    }
+    case 'checkResources':
+      // The check itself could not run: the same as resources found missing.
+      if (d.failover) {
+        notify(out, 'resource-error', `${d.tag}: resource check failed on ${d.self} (${error}); not started`);
+        endFailover(d, out, 'failover gave up: resource check failed');
+      }
+      return;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Rules
+
+function pass(d: Draft, now: number, out: FlowAction[]): Pass {
+  const o = d.obj;
+  if (!o) {
+    if (d.app !== 'down' || d.resources !== 'down') d.standDown ??= 'the app was removed';
+    return stopAll(d, now, out);
+  }
+  const self = d.self;
+
+  // 2. Failover by this node.
+  const wanted = o.backup === self && o.host !== null && o.host === o.primary && isFailed(d, o.primary);
+  if (d.failover && !wanted) {
+    d.failover = null;
+    d.attempts = 0;
+    d.retryAt = null;
+    const why = o.host === o.primary ? `primary ${o.primary} is alive again` : `HOST is now ${o.host ?? 'null'}`;
+    notify(out, 'failover-aborted', `${o.tag}: failover to ${self} aborted, ${why}`);
+    if (o.phase === 'failing-over' && o.host === o.primary) write(d, out, { phase: 'normal' }, o.host);
+    if (d.app !== 'down' || d.resources !== 'down') d.standDown = 'failover aborted';
+    return 'again';
+  }
+  if (!d.failover && wanted && !d.failoverGaveUp) {
+    d.failover = { checked: false };
+    d.attempts = 0;
+    d.retryAt = null;
+    notify(out, 'primary-failed', `${o.primary} failed; ${self} takes over ${o.tag}`);
+    if (o.phase !== 'failing-over') write(d, out, { phase: 'failing-over' }, o.host);
+    return 'again';
+  }
+  if (d.failover) return failoverPass(d, o, now, out);
+
+  // 3. Not the host here.
+  if (o.host !== self) {
+    const mayPause = o.type === 'cluster-aware' && o.primary === self && o.host !== null && o.host === o.backup;
+    if (d.app === 'up' || (d.app === 'paused' && !mayPause) || d.resources !== 'down') {
+      if (d.standDown === null) {
+        if (o.host !== null && d.app !== 'down') {
+          d.standDown = 'split brain';
+          notify(out, 'split-brain', `${o.tag} was running on ${self} while HOST is ${o.host}: stopping it here`);
+        } else {
+          d.standDown = o.host === null ? 'unloaded' : `HOST is ${o.host}`;
+        }
+      }
+      return stopAll(d, now, out);
+    }
+    d.standDown = null;
+    const lost = o.host !== null && isFailed(d, o.host) && o.backup !== self && (o.backup === o.host || isFailed(d, o.backup));
+    if (lost && !d.unprotectedNotified) {
+      const who = o.backup === o.host ? `its host ${o.host} (the backup) has failed` : `its host ${o.host} and its backup ${o.backup} have both failed`;
+      notify(out, 'unprotected', `${o.tag}: ${who}; it runs nowhere`);
+    }
+    d.unprotectedNotified = lost;
+    if (mayPause && d.app === 'down' && d.halted === null) return issue(d, out, { kind: 'startApp', command: o.command, type: o.type, paused: true });
+    return 'waiting';
+  }
+  d.standDown = null;
+  d.unprotectedNotified = false;
+
+  // 4. Failback from this node (the backup hosting).
+  if (o.backup === self) {
+    const r = failbackPass(d, o, now, out);
+    if (r !== undefined) return r;
+  }
+
+  // 5. Run here.
+  if (d.halted !== null) return stopAll(d, now, out);
+  // The backup is failing over (it thinks we failed): wait for it to finish or abort, unless it is known dead.
+  if (o.primary === self && o.phase === 'failing-over' && !isFailed(d, o.backup)) return 'waiting';
+  if (!d.synced) return syncFirst(d, o, out);
+  if (d.retryAt !== null) {
+    if (now < d.retryAt) return d.app === 'down' ? stopAll(d, now, out) : 'waiting';
+    d.retryAt = null;
+  }
+  const started = startSteps(d, o, out);
+  if (started !== undefined) return started;
+  d.attempts = 0;
+  d.retryAt = null;
+  if (o.primary === self && o.phase !== 'normal' && o.phase !== 'failing-over') {
+    write(d, out, { phase: 'normal' }, self);
+    if (o.phase === 'failing-back') notify(out, 'failback-complete', `${o.tag} runs on its primary ${self} again`);
+    return 'again';
+  }
+  return 'waiting';
+}
+
+function failoverPass(d: Draft, o: AppObject, now: number, out: FlowAction[]): Pass {
+  if (!d.synced) return syncFirst(d, o, out);
+  if (d.retryAt !== null) {
+    if (now < d.retryAt) return stopAll(d, now, out);
+    d.retryAt = null;
+  }
+  if (!d.failover!.checked) return issue(d, out, { kind: 'checkResources', resources: o.resources, command: o.command });
+  const started = startSteps(d, o, out);
+  if (started !== undefined) return started;
+  // Running: only now does HOST name this node (FIG. 9 1030 → 1040).
+  write(d, out, { host: d.self, phase: 'failed-over' }, o.primary);
+  notify(out, 'failover-complete', `${o.tag} runs on ${d.self} (primary ${o.primary} failed)`);
+  d.failover = null;
+  d.attempts = 0;
+  d.retryAt = null;
+  d.halted = null;
+  return 'again';
+}
+
+/** Undefined: failback is not under way and not due; the app keeps running here. */
+function failbackPass(d: Draft, o: AppObject, now: number, out: FlowAction[]): Pass | undefined {
+  const since = d.peers[o.primary];
+  const primaryUp = typeof since === 'number';
+  if (o.phase === 'failing-back') {
+    if (!primaryUp) {
+      write(d, out, { phase: 'failed-over' }, d.self);
+      notify(out, 'failback-aborted', `${o.tag}: primary ${o.primary} failed during failback; staying on ${d.self}`);
+      d.approved = false;
+      return 'again';
+    }
+    if (d.app !== 'down' || d.resources !== 'down') return stopAll(d, now, out); // F2, F3
+    write(d, out, { host: o.primary }, d.self); // F4
+    notify(out, 'failback-handed-over', `${o.tag} stopped on ${d.self}; HOST is ${o.primary} again`);
+    d.approved = false;
+    d.promptAt = null;
+    return 'again';
+  }
+  if (!primaryUp || now - since < d.config.failbackDwellMs) return undefined;
+  if (o.autoRecover || d.approved) {
+    write(d, out, { phase: 'failing-back' }, d.self); // F1
+    notify(out, 'failback-started', `${o.tag}: failing back from ${d.self} to ${o.primary}${o.autoRecover ? ' (auto-recover)' : ' (approved)'}`);
+    return 'again';
+  }
+  if (d.promptAt === null || now >= d.promptAt) {
+    out.push({ kind: 'prompt', message: `${o.primary} is operational again: fail ${o.tag} back from ${d.self} to ${o.primary}? (approve / deny)` });
+    d.promptAt = now + d.config.promptRepeatMs;
+  }
+  return undefined;
+}
+
+/** Starts what is not started: resources in order, then the app (or its pause released). */
+function startSteps(d: Draft, o: AppObject, out: FlowAction[]): Pass | undefined {
+  if (d.resources === 'partial') return issue(d, out, { kind: 'stopResources', resources: [...d.heldResources].reverse() });
+  if (d.resources === 'down') return issue(d, out, { kind: 'startResources', resources: o.resources });
+  if (d.app === 'down') return issue(d, out, { kind: 'startApp', command: o.command, type: o.type, paused: false });
+  if (d.app === 'paused') {
+    out.push({ kind: 'resumeApp' });
+    d.app = 'up';
+    return 'again';
+  }
+  return undefined;
+}
+
+/** Stops the app, then its resources in reverse order; 'waiting' once both are down. */
+function stopAll(d: Draft, now: number, out: FlowAction[]): Pass {
+  if (d.app === 'down' && d.resources === 'down') {
+    d.standDown = null;
+    return 'waiting';
+  }
+  if (d.stopRetryAt !== null && now < d.stopRetryAt) return 'waiting';
+  if (d.app !== 'down') return issue(d, out, { kind: 'stopApp' });
+  return issue(d, out, { kind: 'stopResources', resources: [...d.heldResources].reverse() });
+}
+
+function syncFirst(d: Draft, o: AppObject, out: FlowAction[]): Pass {
+  notify(out, 'db-sync', `${o.tag}: synchronising all replicas before it runs on ${d.self} (FIG. 6 step 614)`);
+  return issue(d, out, { kind: 'syncAll' });
+}
+
+function endFailover(d: Draft, out: FlowAction[], why: string): void {
+  d.failover = null;
+  d.failoverGaveUp = true;
+  d.attempts = 0;
+  d.retryAt = null;
+  const o = d.obj;
+  if (o && o.phase === 'failing-over' && o.host === o.primary) write(d, out, { phase: 'normal' }, o.host);
+  if (d.app !== 'down' || d.resources !== 'down') d.standDown = why;
+}
+
+function issue(d: Draft, out: FlowAction[], a: AsyncAction): Pass {
+  d.pending = a;
+  out.push(a);
+  return 'waiting';
+}
+
+function write(d: Draft, out: FlowAction[], patch: { host?: string | null; phase?: Phase }, ifHost: string | null): void {
+  out.push({ kind: 'write', patch, ifHost });
+  if (d.obj && d.obj.host === ifHost) d.obj = { ...d.obj, ...patch };
+}
+
+function notify(out: FlowAction[], notice: Notice, message: string): void {
+  out.push({ kind: 'notify', notice, message });
+}
+
+function isFailed(d: Draft, node: string): boolean {
+  return node !== d.self && d.peers[node] === null;
+}
+
+function nextWake(d: Draft, now: number): number | null {
+  const times: number[] = [];
+  for (const t of [d.retryAt, d.stopRetryAt]) if (t !== null && t > now) times.push(t);
+  const o = d.obj;
+  if (o && o.host === d.self && o.backup === d.self && o.phase !== 'failing-back') {
+    const since = d.peers[o.primary];
+    if (typeof since === 'number') {
+      const due = since + d.config.failbackDwellMs;
+      if (due > now) times.push(due);
+      else if (d.promptAt !== null && d.promptAt > now) times.push(d.promptAt);
+    }
+  }
+  return times.length > 0 ? Math.min(...times) : null;
+}

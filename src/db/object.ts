@@ -1,0 +1,209 @@
+// The records of the cluster database (seed 001 §2.2): one AppObject per clustered application, a
+// Tombstone where an operator removed one, and a Marker per tag (the cluster-aware resume pointer, the
+// patent's "ASI file"). Types, the zod schemas that every value arriving from the network or the disk
+// must pass, and the canonical form and content hash that make replicas comparable. Pure.
+import { createHash } from 'node:crypto';
+
+import { z } from 'zod';
+
+export type AppType = 'cluster-capable' | 'cluster-aware';
+export const APP_TYPES: readonly AppType[] = ['cluster-capable', 'cluster-aware'];
+
+/**
+ * FIG. 6 step 612's "undergoing the failover/failback process", made explicit:
+ *   normal        HOST is the primary (or null: unloaded)
+ *   failing-over  the backup saw the primary fail and is starting the app; HOST is still the primary
+ *   failed-over   HOST is the backup
+ *   failing-back  the backup is handing the app back; stays until the primary runs it (F1..F7)
+ */
+export type Phase = 'normal' | 'failing-over' | 'failed-over' | 'failing-back';
+export const PHASES: readonly Phase[] = ['normal', 'failing-over', 'failed-over', 'failing-back'];
+
+export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
+/** What one resource needs ({ kind: 'disk', disk: 'shared0' }): opaque here, the resources layer reads it. */
+export type ResourceSpec = { [key: string]: Json };
+export type AttributeValue = string | number | boolean;
+
+export interface AppCommand {
+  argv: string[];
+  cwd?: string;
+  env?: Record<string, string>;
+}
+
+/** What a registration supplies: the operator or config (cluster-capable) or the app itself (cluster-aware). */
+export interface AppSpec {
+  tag: string;
+  type: AppType;
+  command: AppCommand;
+  primary: string;
+  backup: string;
+  /** In start order; stopped in reverse. */
+  resources: ResourceSpec[];
+  /** Failback without asking the operator (the patent's attribute 218A). */
+  autoRecover: boolean;
+  /** The API's "additional attributes" (behaviour 6). */
+  attributes: Record<string, AttributeValue>;
+}
+
+/** Who wrote a record, and its place in the newer-wins order. */
+export interface Stamped {
+  version: number;
+  updatedBy: string;
+  /** Wall-clock milliseconds, for people; never used to order writes. */
+  updatedAt: number;
+}
+
+export interface AppObject extends AppSpec, Stamped {
+  /** The node running the app now; null after an operator unload. */
+  host: string | null;
+  phase: Phase;
+}
+
+/** The fields of an object that a write sets; version, updatedBy and updatedAt are the database's. */
+export type AppFields = Omit<AppObject, keyof Stamped>;
+
+/** A removed app. It outranks every older copy of the object, so a stale replica cannot bring it back. */
+export interface Tombstone extends Stamped {
+  tag: string;
+  deleted: true;
+}
+
+export type AppEntry = AppObject | Tombstone;
+
+/**
+ * The resume pointer of a cluster-aware app (claims 23/24). `seq` grows with every write to the tag;
+ * null is "no pointer" (written when the app is removed, so an older pointer cannot survive it).
+ */
+export interface Marker {
+  tag: string;
+  pointer: string | number | null;
+  seq: number;
+  writtenBy: string;
+}
+
+export function isTombstone(e: AppEntry): e is Tombstone {
+  return 'deleted' in e && e.deleted === true;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Schemas. Strict: a field this version does not know is refused, not dropped, because a replica that
+// dropped it would hash the object differently from the sender and the two would never agree.
+
+/** Tags and node names: a superset of the config's names, so the patent's "CA-1" is a valid tag. */
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const NAME_RULE = "1 to 64 of A-Z, a-z, 0-9, '.', '_' and '-', starting with a letter or digit";
+
+export function isValidName(s: string): boolean {
+  return NAME.test(s);
+}
+
+const name = (what: string) => z.string().regex(NAME, `expected ${what}: ${NAME_RULE}`);
+const count = z.int().min(0).max(Number.MAX_SAFE_INTEGER);
+
+const commandSchema = z.strictObject({
+  argv: z.array(z.string().min(1, 'expected a non-empty argument')).min(1, 'expected a program and its arguments'),
+  cwd: z.string().min(1).optional(),
+  env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected an environment variable name'), z.string()).optional(),
+});
+
+const attributeValue = z.union([z.string(), z.number(), z.boolean()], { error: 'expected a string, a number or true/false' });
+
+const specShape = {
+  tag: name('an app tag'),
+  type: z.enum(APP_TYPES, { error: 'expected cluster-capable or cluster-aware (an unclusterable program cannot be registered)' }),
+  command: commandSchema,
+  primary: name('a node name'),
+  backup: name('a node name'),
+  resources: z.array(z.record(z.string(), z.json())),
+  autoRecover: z.boolean(),
+  attributes: z.record(z.string().min(1, 'expected a non-empty name'), attributeValue),
+};
+
+function checkRoles(o: { primary: string; backup: string; host?: string | null }, ctx: z.core.$RefinementCtx): void {
+  if (o.primary === o.backup) {
+    ctx.addIssue({ code: 'custom', path: ['backup'], message: `the backup must be another node than the primary (${o.primary})` });
+  }
+  if (o.host !== undefined && o.host !== null && o.host !== o.primary && o.host !== o.backup) {
+    ctx.addIssue({ code: 'custom', path: ['host'], message: `the host must be the primary, the backup or null (got ${o.host})` });
+  }
+}
+
+/** A registration as offered; resources, autoRecover and attributes may be left out. */
+export const appSpecSchema = z.strictObject({
+  ...specShape,
+  resources: specShape.resources.default([]),
+  autoRecover: specShape.autoRecover.default(false),
+  attributes: specShape.attributes.default({}),
+}).superRefine(checkRoles);
+
+const stampShape = { version: count, updatedBy: name('a node name'), updatedAt: count };
+
+export const appObjectSchema = z.strictObject({
+  ...specShape,
+  ...stampShape,
+  host: name('a node name').nullable(),
+  phase: z.enum(PHASES),
+}).superRefine(checkRoles);
+
+export const tombstoneSchema = z.strictObject({ tag: name('an app tag'), deleted: z.literal(true), ...stampShape });
+
+export const appEntrySchema = z.union([tombstoneSchema, appObjectSchema]);
+
+export const markerSchema = z.strictObject({
+  tag: name('an app tag'),
+  pointer: z.union([z.string(), z.number()]).nullable(),
+  seq: count,
+  writtenBy: name('a node name'),
+});
+
+/** A value that failed a schema; the message lists every problem with its path ("command.argv: ..."). */
+export class RecordError extends Error {
+  constructor(what: string, readonly problems: string[]) {
+    super(`${what}: ${problems.join('; ')}`);
+    this.name = 'RecordError';
+  }
+}
+
+function problems(error: z.ZodError): string[] {
+  return error.issues.map((i) => (i.path.length > 0 ? `${i.path.join('.')}: ${i.message}` : i.message));
+}
+
+function parseWith<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
+  const r = schema.safeParse(value);
+  if (!r.success) throw new RecordError(what, problems(r.error));
+  return r.data;
+}
+
+export function parseAppSpec(value: unknown): AppSpec {
+  return parseWith(appSpecSchema, value, 'bad app registration');
+}
+
+export function parseAppObject(value: unknown): AppObject {
+  return parseWith(appObjectSchema, value, 'bad app object');
+}
+
+export function parseAppEntry(value: unknown): AppEntry {
+  // The union would report both branches; say which one the value claimed to be.
+  const isDeleted = typeof value === 'object' && value !== null && 'deleted' in value;
+  return isDeleted ? parseWith(tombstoneSchema, value, 'bad tombstone') : parseAppObject(value);
+}
+
+export function parseMarker(value: unknown): Marker {
+  return parseWith(markerSchema, value, 'bad marker');
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Canonical form: keys sorted at every level, undefined members left out (as JSON.stringify does), so
+// the same content always gives the same text whatever order its keys were built in.
+
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value);
+  if (Array.isArray(value)) return `[${value.map((v) => (v === undefined ? 'null' : canonicalJson(v))).join(',')}]`;
+  const keys = Object.keys(value).filter((k) => (value as Record<string, unknown>)[k] !== undefined).sort();
+  return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`).join(',')}}`;
+}
+
+/** SHA-256 of the canonical form, hex. */
+export function contentHash(value: unknown): string {
+  return createHash('sha256').update(canonicalJson(value)).digest('hex');
+}

@@ -1,0 +1,424 @@
+// The replicated cluster database: records and their schemas, versions and newer-wins merge, tombstones,
+// markers, digests and the sync plan, and the replica on disk. Seed 001 §6 behaviours 1-7 are named in
+// the test titles; 8-12 (FIG. 6) are in flows.test.ts.
+import { chmod, mkdtemp, readdir, readFile, stat, writeFile, mkdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import t from 'tap';
+
+import { ClusterDb, compareStamps, parseSnapshot, parseVersionMap, syncPlan } from '../../src/db/database.js';
+import { registrationCheck } from '../../src/db/flows.js';
+import {
+  type AppEntry, type AppFields, type Marker, RecordError, canonicalJson, contentHash, isTombstone, parseAppEntry, parseAppSpec,
+  parseMarker,
+} from '../../src/db/object.js';
+import { CorruptDatabaseError, loadDatabase, parseDatabase, saveDatabase, serializeDatabase } from '../../src/db/store.js';
+
+const T0 = 1_700_000_000_000;
+
+function fields(tag: string, more: Partial<AppFields> = {}): AppFields {
+  return {
+    tag, type: 'cluster-capable', command: { argv: ['/usr/bin/app'] }, primary: 'p', backup: 'b',
+    resources: [{ disk: 'shared0' }], autoRecover: false, attributes: {}, host: 'p', phase: 'normal', ...more,
+  };
+}
+
+/** Every record of `from` pushed into `to` (one direction of a full sync). */
+function push(from: ClusterDb, to: ClusterDb): void {
+  to.mergeSnapshot(from.snapshot());
+}
+
+// A seeded PRNG (mulberry32) so a failing order can be replayed.
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let x = a;
+    x = Math.imul(x ^ (x >>> 15), x | 1);
+    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function shuffle<T>(list: T[], rand: () => number): T[] {
+  const a = [...list];
+  for (let i = a.length - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    [a[i], a[j]] = [a[j]!, a[i]!];
+  }
+  return a;
+}
+
+t.test('records', async (t) => {
+  t.test('a registration spec gets its defaults and is checked', async (t) => {
+    const s = parseAppSpec({ tag: 'CA-1', type: 'cluster-aware', command: { argv: ['/opt/a'] }, primary: 'p', backup: 'b' });
+    t.same(s.resources, []);
+    t.equal(s.autoRecover, false);
+    t.same(s.attributes, {});
+    t.throws(() => parseAppSpec({ ...s, backup: 'p' }), /backup: the backup must be another node than the primary \(p\)/);
+    t.throws(() => parseAppSpec({ ...s, type: 'unclusterable' }), /type: expected cluster-capable or cluster-aware/);
+    t.throws(() => parseAppSpec({ ...s, command: { argv: [] } }), /command.argv: expected a program/);
+    t.throws(() => parseAppSpec({ ...s, tag: '-x' }), /tag: expected an app tag/);
+    t.throws(() => parseAppSpec({ ...s, attributes: { n: Infinity } }), /attributes.n/);
+  });
+
+  t.test('an object from the network must be whole and consistent; unknown fields are refused', async (t) => {
+    const db = new ClusterDb();
+    const o = db.upsert(fields('a'), 'p', T0);
+    t.same(parseAppEntry(JSON.parse(JSON.stringify(o))), o);
+    t.throws(() => parseAppEntry({ ...o, host: 'c' }), /host: the host must be the primary, the backup or null/);
+    t.throws(() => parseAppEntry({ ...o, extra: 1 }), /Unrecognized key/);
+    t.throws(() => parseAppEntry({ ...o, version: -1 }), /version/);
+    t.throws(() => parseAppEntry({ tag: 'a', deleted: true, version: 1 }), /bad tombstone/);
+    t.ok(isTombstone(parseAppEntry({ tag: 'a', deleted: true, version: 1, updatedBy: 'p', updatedAt: T0 })));
+    t.same(parseMarker({ tag: 'a', pointer: 42, seq: 1, writtenBy: 'p' }).pointer, 42);
+    t.throws(() => parseMarker({ tag: 'a', pointer: {}, seq: 1, writtenBy: 'p' }), RecordError);
+  });
+
+  t.test('the canonical form ignores key order and undefined members', async (t) => {
+    t.equal(canonicalJson({ b: 1, a: [{ y: 2, x: undefined, w: 'z' }] }), '{"a":[{"w":"z","y":2}],"b":1}');
+    t.equal(contentHash({ a: 1, b: 2 }), contentHash({ b: 2, a: 1 }));
+    t.not(contentHash({ a: 1 }), contentHash({ a: '1' }));
+  });
+
+  t.test('a snapshot with a bad record names its place', async (t) => {
+    const o = new ClusterDb().upsert(fields('a'), 'p', T0);
+    t.throws(() => parseSnapshot({ apps: [o, { ...o, tag: 'b', backup: 'p' }], markers: [] }), /apps\[1\] \(b\): backup: the backup must be another node/);
+    t.throws(() => parseSnapshot({ apps: [o, o], markers: [] }), /apps\[1\] \(a\): a second record for the tag/);
+    t.throws(() => parseSnapshot([]), /expected \{ apps/);
+  });
+});
+
+t.test('behaviour 1: a registration creates one complete object, which reaches the backup\'s replica', async (t) => {
+  const p = new ClusterDb();
+  const b = new ClusterDb();
+  const spec = { tag: 'CA-1', type: 'cluster-capable', command: { argv: ['/usr/bin/app', '-d'] }, primary: 'p', backup: 'b', resources: [{ disk: 'shared0' }], autoRecover: true };
+  const d = registrationCheck(p, 'CA-1', 'p', { spec });
+  if (d.kind !== 'create') throw new Error(`expected create, got ${d.kind}`);
+  t.equal(d.run, true);
+  const o = p.upsert(d.object, 'p', T0);
+  t.match(o, {
+    tag: 'CA-1', type: 'cluster-capable', command: { argv: ['/usr/bin/app', '-d'] }, host: 'p', primary: 'p', backup: 'b',
+    resources: [{ disk: 'shared0' }], autoRecover: true, phase: 'normal', version: 1, updatedBy: 'p', updatedAt: T0,
+  });
+  t.same(p.list().map((x) => x.tag), ['CA-1']);
+  t.same(b.merge(o), { applied: true, conflict: false });
+  t.same(b.get('CA-1'), o);
+  t.equal(b.digest(), p.digest());
+});
+
+t.test('behaviour 3: every write reaches every reachable replica; converged replicas hash the same', async (t) => {
+  const nodes = [new ClusterDb(), new ClusterDb(), new ClusterDb()] as const;
+  const [p, b, c] = nodes;
+  const everywhere = (from: ClusterDb) => { for (const n of nodes) if (n !== from) push(from, n); };
+  p.upsert(fields('a'), 'p', T0);
+  everywhere(p);
+  b.update('a', { host: 'b', phase: 'failed-over' }, 'b', T0 + 1); // failover
+  everywhere(b);
+  p.update('a', { host: null, phase: 'normal' }, 'p', T0 + 2); // unload
+  everywhere(p);
+  c.update('a', { backup: 'c' }, 'c', T0 + 3); // affiliation change
+  everywhere(c);
+  for (const n of nodes) t.match(n.get('a'), { host: null, backup: 'c', version: 4 });
+  t.equal(p.digest(), b.digest());
+  t.equal(b.digest(), c.digest());
+  t.same(p.versionMap(), c.versionMap());
+  t.equal(serializeDatabase(p), serializeDatabase(c), 'equal replicas give equal files');
+});
+
+t.test('behaviour 4: the replica persists across a restart with its pre-crash values', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'vigil-db-'));
+  const file = join(dir, 'db.json');
+  const db = new ClusterDb();
+  db.upsert(fields('a', { attributes: { tier: 'gold', weight: 3, on: true } }), 'p', T0);
+  db.upsert(fields('b', { host: null }), 'p', T0);
+  db.remove('b', 'p', T0 + 1);
+  db.writeMarker('a', 'line-17', 'p');
+  await saveDatabase(file, db);
+  const again = await loadDatabase(file);
+  t.same(again.snapshot(), db.snapshot());
+  t.equal(again.digest(), db.digest());
+  t.match(again.get('a'), { host: 'p', attributes: { tier: 'gold', weight: 3, on: true } });
+  t.ok(again.entry('b') && isTombstone(again.entry('b')!), 'the tombstone persists too');
+  t.equal(again.marker('a')?.pointer, 'line-17');
+  t.equal((await stat(file)).mode & 0o777, 0o600, 'readable by root only: commands may carry secrets');
+});
+
+t.test('behaviour 5: when a stale replica rejoins, newer overwrites older and never the reverse', async (t) => {
+  const p = new ClusterDb();
+  const b = new ClusterDb();
+  p.upsert(fields('a'), 'p', T0);
+  push(p, b); // FIG. 4B
+  const stale = new ClusterDb(p.snapshot()); // P's replica as it was when P failed (4C)
+  b.update('a', { host: 'b', phase: 'failed-over' }, 'b', T0 + 10); // 4D
+  // 4E: P comes back with host=p; 4F: the sync copies B's object onto P's, in both directions.
+  const plan = syncPlan(stale.versionMap(), b.versionMap());
+  t.same(plan, { send: { apps: [], markers: [] }, request: { apps: ['a'], markers: [] } });
+  t.same(b.merge(stale.get('a')!), { applied: false, conflict: false }, 'B keeps its newer object');
+  stale.mergeSnapshot(b.records(plan.request));
+  t.equal(stale.get('a')?.host, 'b');
+  t.equal(b.get('a')?.host, 'b');
+  t.equal(stale.digest(), b.digest());
+});
+
+t.test('behaviour 6: additional attributes can be added, changed, removed, and are replicated', async (t) => {
+  const p = new ClusterDb();
+  const b = new ClusterDb();
+  p.upsert(fields('a'), 'p', T0);
+  p.setAttributes('a', { owner: 'ops', port: 8080 }, 'p', T0 + 1);
+  push(p, b);
+  t.same(b.get('a')?.attributes, { owner: 'ops', port: 8080 });
+  b.setAttributes('a', { port: 8081, owner: null, tls: true }, 'b', T0 + 2);
+  push(b, p);
+  t.same(p.get('a')?.attributes, { port: 8081, tls: true });
+  t.equal(p.get('a')?.version, 3);
+  t.throws(() => p.setAttributes('a', { bad: {} as unknown as string }, 'p', T0), /attributes.bad/);
+});
+
+t.test('behaviour 7: the active space of a node lists exactly the objects it hosts', async (t) => {
+  const db = new ClusterDb();
+  db.upsert(fields('a'), 'p', T0);
+  db.upsert(fields('b', { host: 'b' }), 'p', T0);
+  db.upsert(fields('c', { primary: 'b', backup: 'p', host: 'b' }), 'b', T0);
+  db.upsert(fields('d', { host: null }), 'p', T0);
+  db.upsert(fields('e'), 'p', T0);
+  db.remove('e', 'p', T0);
+  t.same(db.activeSpace('p').map((o) => o.tag), ['a']);
+  t.same(db.activeSpace('b').map((o) => o.tag), ['b', 'c']);
+});
+
+t.test('versions and writes', async (t) => {
+  t.test('a write bumps the version; the same content again is not a write', async (t) => {
+    const db = new ClusterDb();
+    const a = db.upsert(fields('a'), 'p', T0);
+    const digest = db.digest();
+    t.equal(db.upsert(fields('a'), 'b', T0 + 5), a, 'unchanged object, same version');
+    t.equal(db.update('a', { host: 'p' }, 'p', T0 + 5), a);
+    t.equal(db.digest(), digest);
+    t.equal(db.update('a', { autoRecover: true }, 'b', T0 + 6).version, 2);
+  });
+
+  t.test('ifHost makes a write a check-and-set on HOST', async (t) => {
+    const db = new ClusterDb();
+    db.upsert(fields('a'), 'p', T0);
+    t.throws(() => db.update('a', { host: 'b' }, 'b', T0, { ifHost: null }), /HOST is p, not null; not written/);
+    t.equal(db.update('a', { host: 'b' }, 'b', T0, { ifHost: 'p' }).host, 'b');
+    t.throws(() => db.update('zz', { host: 'b' }, 'b', T0), /no app "zz"/);
+    t.throws(() => db.update('a', { host: 'c' }, 'b', T0), /the host must be the primary, the backup or null/);
+    t.equal(db.get('a')?.host, 'b', 'a refused write changes nothing');
+  });
+
+  t.test('equal version and writer with different content: the same winner everywhere, reported', async (t) => {
+    const base = new ClusterDb();
+    base.upsert(fields('a'), 'p', T0);
+    const x = new ClusterDb(base.snapshot());
+    const y = new ClusterDb(base.snapshot());
+    // A node that lost its disk and wrote version 2 twice, differently.
+    const ox = x.update('a', { autoRecover: true }, 'p', T0 + 1);
+    const oy = y.update('a', { host: null }, 'p', T0 + 1);
+    t.equal(ox.version, oy.version);
+    const rx = x.merge(oy);
+    const ry = y.merge(ox);
+    t.ok(rx.conflict && ry.conflict, 'both sides see the collision');
+    t.not(rx.applied, ry.applied, 'exactly one side takes the other\'s copy');
+    t.same(x.get('a'), y.get('a'));
+    t.equal(x.digest(), y.digest());
+  });
+
+  t.test('the stamp order: version, then writer, then content hash', async (t) => {
+    t.equal(compareStamps({ version: 2, by: 'a', hash: '0' }, { version: 1, by: 'z', hash: 'f' }), 1);
+    t.equal(compareStamps({ version: 2, by: 'a', hash: 'f' }, { version: 2, by: 'b', hash: '0' }), -1);
+    t.equal(compareStamps({ version: 2, by: 'B', hash: '0' }, { version: 2, by: 'a', hash: '0' }), -1, 'code units, not locale');
+    t.equal(compareStamps({ version: 2, by: 'a', hash: '1' }, { version: 2, by: 'a', hash: '0' }), 1);
+  });
+});
+
+t.test('tombstones', async (t) => {
+  t.test('a stale replica cannot resurrect a removed app', async (t) => {
+    const p = new ClusterDb();
+    p.upsert(fields('a'), 'p', T0);
+    p.writeMarker('a', 7, 'p');
+    const stale = new ClusterDb(p.snapshot());
+    p.update('a', { host: null }, 'p', T0 + 1);
+    const stone = p.remove('a', 'p', T0 + 2);
+    t.same(stone, { tag: 'a', deleted: true, version: 3, updatedBy: 'p', updatedAt: T0 + 2 });
+    t.equal(p.get('a'), undefined);
+    t.same(p.list(), []);
+    t.equal(p.marker('a')?.pointer, null, 'the marker is cleared with it');
+    // The stale replica pushes its old copy, and pulls.
+    t.same(p.merge(stale.get('a')!), { applied: false, conflict: false });
+    t.equal(p.mergeMarker(stale.marker('a')!).applied, false);
+    push(p, stale);
+    t.equal(stale.get('a'), undefined);
+    t.equal(stale.marker('a')?.pointer, null);
+    t.equal(stale.digest(), p.digest());
+    t.throws(() => p.remove('a', 'p', T0), /no app "a"/);
+  });
+
+  t.test('the tag can be registered again, above its tombstone', async (t) => {
+    const p = new ClusterDb();
+    p.upsert(fields('a'), 'p', T0);
+    p.remove('a', 'p', T0 + 1);
+    const b = new ClusterDb(p.snapshot());
+    const again = p.upsert(fields('a', { backup: 'c' }), 'p', T0 + 2);
+    t.equal(again.version, 3);
+    t.equal(b.merge(again).applied, true);
+    t.equal(b.get('a')?.backup, 'c');
+  });
+});
+
+t.test('markers: newer seq wins, whoever wrote it', async (t) => {
+  const p = new ClusterDb();
+  const b = new ClusterDb();
+  const m1 = p.writeMarker('a', 'L10', 'p');
+  const m2 = p.writeMarker('a', 'L20', 'p');
+  t.same([m1.seq, m2.seq], [1, 2]);
+  t.equal(b.mergeMarker(m2).applied, true);
+  t.equal(b.mergeMarker(m1).applied, false);
+  const m3 = b.writeMarker('a', 'L30', 'b'); // after failover, B carries on from P's pointer
+  t.equal(m3.seq, 3);
+  p.mergeMarker(m3);
+  t.equal(p.marker('a')?.pointer, 'L30');
+  t.equal(p.digest(), b.digest());
+});
+
+t.test('merge convergence: the same writes applied in random orders give identical replicas', async (t) => {
+  for (const seed of [1, 2, 3, 42, 1234]) {
+    const rand = prng(seed);
+    // Writers on three nodes, each from its own view, some concurrent (same version, different writer).
+    const source = [new ClusterDb(), new ClusterDb(), new ClusterDb()];
+    const names = ['p', 'b', 'c'];
+    const updates: AppEntry[] = [];
+    const markers: Marker[] = [];
+    for (let i = 0; i < 60; i++) {
+      const w = Math.floor(rand() * 3);
+      const db = source[w]!;
+      const by = names[w]!;
+      const tag = `app${Math.floor(rand() * 4)}`;
+      const r = rand();
+      const cur = db.get(tag);
+      if (!cur) updates.push(db.upsert(fields(tag, { attributes: { n: i } }), by, T0 + i));
+      else if (r < 0.1) updates.push(db.remove(tag, by, T0 + i));
+      else if (r < 0.55) updates.push(db.update(tag, { host: rand() < 0.5 ? 'p' : 'b' }, by, T0 + i));
+      else if (r < 0.8) updates.push(db.setAttributes(tag, { n: i }, by, T0 + i));
+      else markers.push(db.writeMarker(tag, i, by));
+      // Sometimes a writer hears what another wrote before its next write.
+      if (rand() < 0.3) {
+        const o = Math.floor(rand() * 3);
+        source[o]!.mergeSnapshot(source[w]!.snapshot());
+      }
+    }
+    const replicas = [0, 1, 2].map(() => new ClusterDb());
+    for (const r of replicas) {
+      const ops = shuffle([...updates.map((u) => ({ u })), ...markers.map((m) => ({ m }))], rand);
+      for (const op of ops) {
+        if ('u' in op) r.merge(op.u);
+        else r.mergeMarker(op.m);
+      }
+    }
+    const digests = replicas.map((r) => r.digest());
+    t.same(new Set(digests).size, 1, `seed ${seed}: one digest (${digests.join(', ')})`);
+    t.same(replicas[0]!.snapshot(), replicas[2]!.snapshot(), `seed ${seed}: identical content`);
+  }
+});
+
+t.test('sync plan: what to send and what to request, and one round makes two replicas equal', async (t) => {
+  const a = new ClusterDb();
+  const b = new ClusterDb();
+  a.upsert(fields('both'), 'p', T0);
+  push(a, b);
+  a.update('both', { host: 'b' }, 'p', T0 + 1); // a newer
+  a.upsert(fields('only-a'), 'p', T0);
+  b.upsert(fields('only-b'), 'b', T0);
+  b.writeMarker('both', 5, 'b');
+  b.upsert(fields('gone'), 'b', T0);
+  a.merge(b.entry('gone')!);
+  a.remove('gone', 'p', T0 + 2);
+  const plan = syncPlan(a.versionMap(), b.versionMap());
+  t.same(plan, { send: { apps: ['both', 'gone', 'only-a'], markers: [] }, request: { apps: ['only-b'], markers: ['both'] } });
+  b.mergeSnapshot(a.records(plan.send));
+  a.mergeSnapshot(b.records(plan.request));
+  t.equal(a.digest(), b.digest());
+  t.same(syncPlan(a.versionMap(), b.versionMap()), { send: { apps: [], markers: [] }, request: { apps: [], markers: [] } });
+});
+
+t.test('a version map from the network: checked, and a tag named like an Object member is just a tag', async (t) => {
+  const a = new ClusterDb();
+  a.upsert(fields('constructor'), 'p', T0);
+  const wire = parseVersionMap(JSON.parse(JSON.stringify(new ClusterDb().versionMap())));
+  t.same(syncPlan(a.versionMap(), wire).send.apps, ['constructor']);
+  t.same(syncPlan(wire, a.versionMap()).request.apps, ['constructor']);
+  t.throws(() => parseVersionMap({ apps: { a: { version: 1, by: 'p', hash: 'x' } }, markers: {} }), /bad version map: apps.a.hash/);
+});
+
+t.test('store', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'vigil-store-'));
+
+  t.test('a missing file is an empty database', async (t) => {
+    const db = await loadDatabase(join(dir, 'none.json'));
+    t.same(db.snapshot(), { apps: [], markers: [] });
+  });
+
+  t.test('round trip through the file', async (t) => {
+    const file = join(dir, 'rt.json');
+    const db = new ClusterDb();
+    db.upsert(fields('a', { command: { argv: ['/bin/x'], cwd: '/srv', env: { MODE: 'ha' } } }), 'p', T0);
+    db.writeMarker('a', 3, 'p');
+    await saveDatabase(file, db);
+    const text = await readFile(file, 'utf8');
+    t.match(text, /^\{\n "format": "vigil-db",\n "formatVersion": 1,/);
+    t.same((await loadDatabase(file)).snapshot(), db.snapshot());
+    t.same(parseDatabase(text).snapshot(), db.snapshot());
+  });
+
+  t.test('a torn temporary file beside the database does not break the load', async (t) => {
+    const sub = await mkdtemp(join(dir, 'torn-'));
+    const file = join(sub, 'db.json');
+    const db = new ClusterDb();
+    db.upsert(fields('a'), 'p', T0);
+    await saveDatabase(file, db);
+    // A writer killed mid-write leaves its temporary file, half written, beside the real one.
+    await writeFile(join(sub, '.db.json.4242.1700000000000.tmp'), serializeDatabase(db).slice(0, 40));
+    t.same((await loadDatabase(file)).snapshot(), db.snapshot());
+    db.update('a', { host: 'b' }, 'b', T0 + 1);
+    await saveDatabase(file, db);
+    t.equal((await loadDatabase(file)).get('a')?.host, 'b');
+  });
+
+  t.test('a corrupt file is refused, named, and kept aside', async (t) => {
+    for (const [name, content, why] of [
+      ['trunc.json', serializeDatabase(new ClusterDb()).slice(0, 10), /not JSON/],
+      ['empty.json', '', /not JSON/],
+      ['other.json', '{"hello": 1}', /not a vigil database/],
+      ['future.json', '{"format": "vigil-db", "formatVersion": 2, "apps": [], "markers": []}', /unknown format version/],
+      ['badrec.json', '{"format": "vigil-db", "formatVersion": 1, "apps": [{"tag": "a"}], "markers": []}', /apps\[0\] \(a\)/],
+    ] as const) {
+      const sub = await mkdtemp(join(dir, 'corrupt-'));
+      const file = join(sub, name);
+      await writeFile(file, content);
+      const err = await loadDatabase(file, T0).then(() => undefined, (e: unknown) => e);
+      t.ok(err instanceof CorruptDatabaseError, name);
+      const e = err as CorruptDatabaseError;
+      t.match(e.message, why, `${name}: says what is wrong`);
+      t.match(e.message, `the database ${file} is corrupt`);
+      t.equal(e.keptAs, `${file}.corrupt-${T0}`);
+      t.same(await readdir(sub), [`${name}.corrupt-${T0}`], `${name}: moved aside, not lost`);
+      t.equal(await readFile(e.keptAs, 'utf8'), content);
+      t.same((await loadDatabase(file)).list(), [], 'the next start begins empty');
+    }
+  });
+
+  t.test('a file that cannot be read is an error, and is left where it is', async (t) => {
+    const sub = await mkdtemp(join(dir, 'unreadable-'));
+    await mkdir(join(sub, 'db.json'));
+    await t.rejects(loadDatabase(join(sub, 'db.json')), { code: 'EISDIR' });
+    t.same(await readdir(sub), ['db.json']);
+    if (process.getuid?.() !== 0) {
+      const f = join(sub, 'locked.json');
+      await writeFile(f, serializeDatabase(new ClusterDb()));
+      await chmod(f, 0o000);
+      await t.rejects(loadDatabase(f), { code: 'EACCES' });
+    }
+  });
+});
