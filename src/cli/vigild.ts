@@ -1,16 +1,51 @@
 #!/usr/bin/env node
-// vigild: the agent. This release carries the SCSI foundation only; the cluster core (membership,
-// cluster database, failover) is the next milestone, so vigild refuses to run rather than pretend.
+// vigild: the agent. One per node: `vigild --config FILE [--node NAME]`. Logs are JSON lines on stdout
+// (journald keeps them); SIGTERM stops the applications it runs and exits 0.
 import { Command } from 'commander';
+import { pino } from 'pino';
 
+import { ConfigError, loadConfig } from '../config/load.js';
+import { Agent } from '../daemon/agent.js';
+import { resolveSelf, SelfError } from '../daemon/self.js';
+import { KeyFileError } from '../wire/key.js';
 import { packageVersion } from '../util/package-root.js';
 
+interface Options { config: string; node?: string; heartbeatPriority: string; leaveApps?: boolean }
+
+async function main(o: Options): Promise<void> {
+  const config = await loadConfig(o.config);
+  const self = resolveSelf(config, o.node);
+  const log = pino({ level: config.log.level, base: { node: self.name, cluster: config.cluster } });
+  const agent = new Agent(config, self, log, { heartbeatPriority: Number(o.heartbeatPriority) });
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'stopping');
+    agent.stop(o.leaveApps === true).then(() => process.exit(0), (e: unknown) => {
+      log.error({ err: String(e) }, 'stop failed');
+      process.exit(1);
+    });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  await agent.start();
+}
+
 new Command('vigild')
-  .description('vigil agent (not yet: this release has the SCSI library, the CLI and the lab)')
+  .description('vigil agent: membership, the cluster database, failover and failback for one node')
   .version(packageVersion())
-  .option('--config <file>', 'cluster configuration')
-  .action(() => {
-    process.stderr.write('vigild: the cluster agent is not part of this release yet; use `vigil scsi` and `vigil links`\n');
-    process.exitCode = 1;
+  .requiredOption('--config <file>', 'cluster configuration (see docs/config.md; check it with `vigil config check`)')
+  .option('--node <name>', 'which configured node this is (default: the host name, else the node whose address is configured here)')
+  .option('--heartbeat-priority <n>', 'SCHED_FIFO priority of the heartbeat thread, 0 for normal scheduling', '10')
+  .option('--leave-apps', 'on SIGTERM, leave the applications running (agent upgrade); default stops them')
+  .action(async (o: Options) => {
+    try {
+      await main(o);
+    } catch (e) {
+      const known = e instanceof ConfigError || e instanceof SelfError || e instanceof KeyFileError;
+      process.stderr.write(`vigild: ${known ? (e as Error).message : (e instanceof Error ? e.stack ?? e.message : String(e))}\n`);
+      process.exit(1);
+    }
   })
-  .parse(process.argv);
+  .parseAsync(process.argv);

@@ -1,0 +1,553 @@
+// vigild's agent: wires the pure modules (membership, database, flows) to the real I/O (the native heartbeat
+// thread, agent messages, the control socket, resources, the application processes). Everything that
+// decides lives in those modules; this file only carries facts in and performs the actions that come out.
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+
+import { z } from 'zod';
+
+import type { Config, NodeConfig } from '../config/schema.js';
+import { ControlError } from '../control/protocol.js';
+import { ControlServer, type ControlConnection } from '../control/server.js';
+import { ClusterDb, DbWriteError, parseSnapshot, parseVersionMap, syncPlan, type VersionMap } from '../db/database.js';
+import {
+  initialFlow, registrationCheck, step, type AsyncAction, type FlowAction, type FlowEvent, type FlowState,
+} from '../db/flows.js';
+import type { AppFields, AppObject, ResourceSpec } from '../db/object.js';
+import { loadDatabase, saveDatabase } from '../db/store.js';
+import { Membership, type MembershipEvent } from '../membership/membership.js';
+import { nativeAddon, type NativeHeartbeatEngine } from '../native.js';
+import { AppProcess } from '../resources/app-process.js';
+import { nextIncarnation } from '../wire/incarnation.js';
+import { loadClusterKey } from '../wire/key.js';
+import { heartbeatOptions, networkChannel, observeHeartbeats } from './heartbeat.js';
+import { Messenger, type Received } from './messenger.js';
+import { resourceName, Resources, type DiskOwnership } from './resources.js';
+
+export interface AgentLog {
+  info(fields: object, message: string): void;
+  warn(fields: object, message: string): void;
+  error(fields: object, message: string): void;
+}
+
+export interface AgentOptions {
+  /** SCHED_FIFO priority of the heartbeat thread (0: normal scheduling). */
+  heartbeatPriority?: number;
+  /** The SCSI side of disk resources; without it, apps with disk resources fail their resource check. */
+  disks?: DiskOwnership;
+  /** Where application output goes (tests: 'ignore'). */
+  appOutput?: 'inherit' | 'ignore';
+}
+
+interface Flow {
+  state: FlowState;
+  wakeAt: number | null;
+  queue: FlowEvent[];
+  draining: boolean;
+  process: AppProcess | undefined;
+  readyWaiters: (() => void)[];
+}
+
+export interface Notice { at: string; tag: string; notice: string; message: string }
+
+const NO_DISKS: DiskOwnership = {
+  check: async (disk) => `disk ${disk}: no SCSI support in this agent`,
+  acquire: async (disk) => { throw new Error(`disk ${disk}: no SCSI support in this agent`); },
+  release: async () => {},
+  blockDevice: async (disk) => { throw new Error(`disk ${disk}: no SCSI support in this agent`); },
+};
+
+export class Agent {
+  private db = new ClusterDb();
+  private membership!: Membership;
+  private engine: NativeHeartbeatEngine | undefined;
+  private messenger!: Messenger;
+  private control!: ControlServer;
+  private readonly resources: Resources;
+  private readonly flows = new Map<string, Flow>();
+  private readonly peers: NodeConfig[];
+  private timer: NodeJS.Timeout | undefined;
+  private incarnation = 0n;
+  private readonly tickMs: number;
+  private readonly startedAt = performance.now();
+  private readonly startupGraceMs: number;
+  private readonly unknownDeclared = new Set<string>();
+  private saving: Promise<void> = Promise.resolve();
+  private syncWaiters: { peers: Set<string>; done: () => void }[] = [];
+  private peerDigests = new Map<string, number>();
+  private lastDigestRequest = new Map<string, number>();
+  private readonly peerVersions = new Map<string, VersionMap>();
+  readonly notices: Notice[] = [];
+  private readonly prompts = new Map<string, string>();
+  private stopped = false;
+
+  constructor(readonly config: Config, readonly self: NodeConfig, private readonly log: AgentLog, private readonly options: AgentOptions = {}) {
+    this.peers = config.nodes.filter((n) => n !== self);
+    this.tickMs = Math.max(10, Math.min(50, Math.floor(config.timing.heartbeatIntervalMs / 2)));
+    this.startupGraceMs = Math.max(2 * config.timing.failAfterMs, 2000);
+    this.resources = new Resources(self.name, options.disks ?? NO_DISKS);
+  }
+
+  private get dbFile(): string {
+    return join(this.config.stateDir, 'db.json');
+  }
+
+  async start(): Promise<void> {
+    await mkdir(this.config.stateDir, { recursive: true, mode: 0o750 });
+    const key = await loadClusterKey(this.config.keyFile);
+    const inc = await nextIncarnation(this.config.stateDir, Date.now());
+    if (inc.warning) this.log.warn({ warning: inc.warning }, 'incarnation');
+    this.incarnation = inc.incarnation;
+    this.db = await loadDatabase(this.dbFile);
+    const now = performance.now();
+    this.membership = new Membership({
+      peers: this.peers.map((p) => ({ name: p.name, channels: this.config.networks.map((n) => networkChannel(n.name)) })),
+      failAfterMs: this.config.timing.failAfterMs,
+      recoverAfterMs: this.config.timing.recoverAfterMs,
+      tickMs: this.tickMs,
+      stallSlackMs: this.tickMs,
+    }, now);
+    this.messenger = new Messenger(this.config, this.self, key, this.incarnation, (r) => this.onMessage(r));
+    await this.messenger.start();
+    this.engine = new (nativeAddon().HeartbeatEngine)(heartbeatOptions(this.config, this.self, key, this.incarnation, this.options.heartbeatPriority ?? 0));
+    const sched = this.engine.snapshot();
+    if ((this.options.heartbeatPriority ?? 0) > 0 && !sched.realtime) {
+      this.log.warn({ errno: sched.schedError }, 'heartbeat thread: SCHED_FIFO refused, running at normal priority');
+    }
+    this.registerConfiguredApps();
+    for (const obj of this.db.list()) this.flowFor(obj.tag);
+    this.control = new ControlServer({ path: this.config.control.socket, gid: await groupId(this.config.control.group), log: this.log });
+    this.registerControl();
+    await this.control.start();
+    this.timer = setInterval(() => this.tick(), this.tickMs);
+    this.log.info({ node: this.self.name, incarnation: String(this.incarnation), apps: this.db.list().length }, 'vigild started');
+  }
+
+  /** Stops the agent; the applications it runs are stopped too unless `leaveApps`. */
+  async stop(leaveApps = false): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearInterval(this.timer);
+    this.engine?.stop();
+    this.messenger?.close();
+    await this.control?.close();
+    if (!leaveApps) {
+      for (const flow of this.flows.values()) await flow.process?.stop(flow.state.obj?.tag ? 5000 : 0);
+    }
+    await this.saving;
+  }
+
+  // ---- the tick: heartbeats in, membership out ----
+
+  private tick(): void {
+    const now = performance.now();
+    const engine = this.engine!;
+    engine.renewLease();
+    engine.setDigest(this.db.digest());
+    this.peerDigests = observeHeartbeats(engine.snapshot(), this.config, this.membership, now);
+    for (const e of this.membership.tick(now)) this.onMembership(e, now);
+    // A peer never heard since we started is not failed by membership's rules (it may be booting); after
+    // the start-up grace the flows treat it as failed, so a lone survivor takes over what it backs up.
+    if (now - this.startedAt > this.startupGraceMs) {
+      for (const p of this.membership.snapshot(now).peers) {
+        if (p.state === 'unknown' && !this.unknownDeclared.has(p.peer)) {
+          this.unknownDeclared.add(p.peer);
+          this.log.warn({ peer: p.peer }, 'peer not heard since start-up: treated as failed');
+          this.syncAnswered(p.peer);
+          this.broadcast({ type: 'peerFailed', node: p.peer });
+        }
+      }
+    }
+    const digest = this.db.digest();
+    for (const [peer, theirs] of this.peerDigests) {
+      const last = this.lastDigestRequest.get(peer) ?? -Infinity;
+      if (theirs !== digest && now - last > 1000) {
+        this.lastDigestRequest.set(peer, now);
+        this.sendDigest(peer, true);
+      }
+    }
+    for (const [, flow] of this.flows) {
+      if (flow.wakeAt !== null && flow.wakeAt <= now) this.post(flow, { type: 'tick' });
+    }
+  }
+
+  private onMembership(e: MembershipEvent, now: number): void {
+    switch (e.kind) {
+      case 'peerAlive':
+        this.log.info({ peer: e.peer }, 'peer alive');
+        this.unknownDeclared.delete(e.peer);
+        this.sendDigest(e.peer, true);
+        this.broadcast({ type: 'peerAlive', node: e.peer });
+        break;
+      case 'peerFailed':
+        this.log.warn({ peer: e.peer, at: now }, 'peer failed: every channel silent');
+        this.syncAnswered(e.peer);
+        this.broadcast({ type: 'peerFailed', node: e.peer });
+        break;
+      case 'channelDown':
+        this.log.warn({ peer: e.peer, channel: e.channel }, 'channel fault: silent while the peer is heard elsewhere (no failover)');
+        break;
+      case 'channelUp':
+        this.log.info({ peer: e.peer, channel: e.channel }, 'channel back');
+        break;
+      case 'ownStall':
+        this.log.warn({ stallMs: e.stallMs }, 'own event loop stalled; not counted against peers');
+        break;
+    }
+  }
+
+  private broadcast(event: FlowEvent): void {
+    for (const flow of this.flows.values()) this.post(flow, event);
+  }
+
+  // ---- flows ----
+
+  private registerConfiguredApps(): void {
+    for (const app of this.config.apps) {
+      if (app.primary !== this.self.name) continue; // the primary registers; the others learn it by sync
+      const spec = {
+        tag: app.tag, type: app.type,
+        command: { argv: app.command, ...(app.cwd ? { cwd: app.cwd } : {}), ...(Object.keys(app.env).length ? { env: app.env } : {}) },
+        primary: app.primary, backup: app.backup,
+        resources: app.resources as unknown as ResourceSpec[], autoRecover: app.autoRecover, attributes: app.attributes,
+      };
+      const existing = this.db.get(app.tag);
+      if (!existing) {
+        const decision = registrationCheck(this.db, app.tag, this.self.name, { spec });
+        if (decision.kind === 'create') {
+          this.db.upsert(decision.object, this.self.name, Date.now());
+          this.log.info({ tag: app.tag }, 'registered from the configuration');
+        } else {
+          this.log.error({ tag: app.tag, decision }, 'not registered');
+        }
+      } else {
+        // The configuration owns the definition; the database owns HOST, phase and user attributes.
+        const { tag: _tag, attributes: _a, ...definition } = spec;
+        this.db.update(app.tag, definition, this.self.name, Date.now());
+      }
+    }
+    this.persist();
+  }
+
+  private flowFor(tag: string): Flow {
+    let flow = this.flows.get(tag);
+    if (!flow) {
+      const t = this.config.timing;
+      const peers: Record<string, number | null> = {};
+      flow = {
+        state: initialFlow(tag, this.self.name, {
+          obj: this.db.get(tag) ?? null, peers,
+          config: { failbackDwellMs: t.failbackDwellMs, promptRepeatMs: t.failbackPromptRepeatMs },
+        }),
+        wakeAt: null, queue: [], draining: false, process: undefined, readyWaiters: [],
+      };
+      this.flows.set(tag, flow);
+      const snap = this.membership.snapshot(performance.now());
+      for (const p of snap.peers) {
+        if (p.state === 'alive') flow.queue.push({ type: 'peerAlive', node: p.peer });
+        if (p.state === 'failed' || this.unknownDeclared.has(p.peer)) flow.queue.push({ type: 'peerFailed', node: p.peer });
+      }
+      flow.queue.push({ type: 'tick' });
+      this.drain(flow);
+    }
+    return flow;
+  }
+
+  private post(flow: Flow, event: FlowEvent): void {
+    flow.queue.push(event);
+    this.drain(flow);
+  }
+
+  /** Feeds queued events to the reducer one at a time; an event posted while an action runs waits its turn. */
+  private drain(flow: Flow): void {
+    if (flow.draining || this.stopped) return;
+    flow.draining = true;
+    try {
+      for (let event = flow.queue.shift(); event; event = flow.queue.shift()) {
+        const r = step(flow.state, event, performance.now());
+        flow.state = r.state;
+        flow.wakeAt = r.wakeAt;
+        for (const action of r.actions) this.perform(flow, action);
+      }
+    } finally {
+      flow.draining = false;
+    }
+  }
+
+  private perform(flow: Flow, a: FlowAction): void {
+    const tag = flow.state.tag;
+    switch (a.kind) {
+      case 'write': {
+        try {
+          const obj = this.db.update(tag, a.patch, this.self.name, Date.now(), { ifHost: a.ifHost });
+          this.changed([obj.tag]);
+        } catch (e) {
+          if (!(e instanceof DbWriteError)) throw e;
+          this.log.warn({ tag, patch: a.patch, err: e.message }, 'write refused');
+          flow.queue.push({ type: 'dbChanged', object: this.db.get(tag) ?? null });
+        }
+        return;
+      }
+      case 'notify':
+        this.notice(tag, a.notice, a.message);
+        return;
+      case 'prompt':
+        this.prompts.set(tag, a.message);
+        this.notice(tag, 'failback-prompt', `${a.message} (vigil failback approve|deny ${tag})`);
+        return;
+      case 'resumeApp':
+        for (const w of flow.readyWaiters.splice(0)) w();
+        return;
+      default:
+        void this.runAsync(flow, a);
+    }
+  }
+
+  private async runAsync(flow: Flow, a: AsyncAction): Promise<void> {
+    const tag = flow.state.tag;
+    try {
+      switch (a.kind) {
+        case 'checkResources': {
+          const missing = await this.resources.missing(a.resources, a.command);
+          return this.post(flow, { type: 'resourceCheck', ok: missing.length === 0, missing });
+        }
+        case 'startResources':
+          for (const r of a.resources) await this.resources.start(r);
+          break;
+        case 'stopResources':
+          for (const r of [...a.resources].reverse()) await this.resources.stop(r);
+          break;
+        case 'startApp': {
+          if (a.paused) break; // a cluster-aware app is started by its own ready(); nothing to spawn here
+          const p = new AppProcess(tag, { argv: a.command.argv, cwd: a.command.cwd, env: a.command.env }, this.options.appOutput);
+          p.onUnexpectedExit = (code, signal) => this.post(flow, { type: 'exited', detail: signal ? `signal ${signal}` : `exit ${code}` });
+          await p.start();
+          flow.process = p;
+          this.log.info({ tag, pid: p.pid }, 'application started');
+          break;
+        }
+        case 'stopApp': {
+          const p = flow.process;
+          const app = this.db.get(tag);
+          const r = p ? await p.stop(app ? stopTimeout(this.config, tag) : 5000) : { killed: false };
+          flow.process = undefined;
+          if (r.killed) this.notice(tag, 'stop-killed', `${tag} did not stop in time and was killed`);
+          break;
+        }
+        case 'syncAll':
+          await this.syncAll();
+          break;
+      }
+      this.post(flow, { type: 'done', op: a.kind });
+    } catch (e) {
+      const error = e instanceof Error ? e.message : String(e);
+      this.log.error({ tag, op: a.kind, err: error }, 'action failed');
+      this.post(flow, { type: 'failed', op: a.kind, error });
+    }
+  }
+
+  private notice(tag: string, notice: string, message: string): void {
+    this.notices.push({ at: new Date().toISOString(), tag, notice, message });
+    if (this.notices.length > 200) this.notices.shift();
+    this.log.info({ tag, notice }, message);
+  }
+
+  // ---- the database: persistence and replication ----
+
+  /** After local writes: persist, replicate to every peer, tell the flows. */
+  private changed(tags: string[]): void {
+    this.persist();
+    const records = this.db.records({ apps: tags, markers: [] });
+    for (const peer of this.peers) this.messenger.send(peer, { kind: 'update', entries: records.apps, markers: records.markers });
+    for (const tag of tags) this.post(this.flowFor(tag), { type: 'dbChanged', object: this.db.get(tag) ?? null });
+  }
+
+  private persist(): void {
+    const file = this.dbFile;
+    this.saving = this.saving.then(() => saveDatabase(file, this.db)).catch((e: unknown) => {
+      this.log.error({ err: e instanceof Error ? e.message : String(e), file }, 'cannot persist the database');
+    });
+  }
+
+  private sendDigest(peerName: string, reply: boolean): void {
+    const peer = this.peers.find((p) => p.name === peerName);
+    if (peer) this.messenger.send(peer, { kind: 'digest', versions: this.db.versionMap(), reply });
+  }
+
+  private onMessage({ from, message }: Received): void {
+    try {
+      if (message.kind === 'update') {
+        const snap = parseSnapshot({ apps: message.entries, markers: message.markers });
+        const applied: string[] = [];
+        for (const e of snap.apps) if (this.db.merge(e).applied) applied.push(e.tag);
+        for (const m of snap.markers) this.db.mergeMarker(m);
+        if (applied.length) {
+          this.persist();
+          for (const tag of applied) this.post(this.flowFor(tag), { type: 'dbChanged', object: this.db.get(tag) ?? null });
+        }
+      } else {
+        const theirs = parseVersionMap(message.versions);
+        this.peerVersions.set(from.name, theirs);
+        const plan = syncPlan(this.db.versionMap(), theirs);
+        if (plan.send.apps.length || plan.send.markers.length) {
+          const records = this.db.records(plan.send);
+          this.messenger.send(from, { kind: 'update', entries: records.apps, markers: records.markers });
+        }
+        // Our map makes the peer send what it holds newer; ask for it whenever we lack something.
+        const lacking = plan.request.apps.length > 0 || plan.request.markers.length > 0;
+        if (message.reply || lacking) this.sendDigest(from.name, false);
+      }
+      this.checkSynced(from.name);
+    } catch (e) {
+      this.log.warn({ from: from.name, err: e instanceof Error ? e.message : String(e) }, 'agent message refused');
+    }
+  }
+
+  /**
+   * FIG. 6 step 614: exchange version maps with every peer that is not known to have failed, and take what
+   * is newer. A peer not heard yet since start-up is waited for (up to the start-up grace): a node that
+   * restarts must learn that another took its apps over before it runs anything. Resolves when each has
+   * answered (its newer records travel before its answer), or when the rest are declared failed, or
+   * after a bound: an unreachable replica cannot hold a start hostage.
+   */
+  private syncAll(): Promise<void> {
+    const now = performance.now();
+    const targets = this.membership.snapshot(now).peers
+      .filter((p) => p.state === 'alive' || (p.state === 'unknown' && !this.unknownDeclared.has(p.peer)));
+    if (targets.length === 0) return Promise.resolve();
+    const waitUnknown = targets.some((p) => p.state === 'unknown');
+    const bound = Math.max(500, 5 * this.config.timing.heartbeatIntervalMs)
+      + (waitUnknown ? Math.max(0, this.startupGraceMs - (now - this.startedAt)) : 0);
+    return new Promise((resolve) => {
+      const waiter = { peers: new Set(targets.map((p) => p.peer)), done: resolve };
+      this.syncWaiters.push(waiter);
+      for (const p of targets) this.peerVersions.delete(p.peer); // only an answer to this sync counts
+      for (const p of targets) if (p.state === 'alive') this.sendDigest(p.peer, true);
+      setTimeout(() => {
+        this.syncWaiters = this.syncWaiters.filter((w) => w !== waiter);
+        resolve();
+      }, bound).unref();
+    });
+  }
+
+  /** A peer is synced with once we hold everything its last version map showed newer. */
+  private checkSynced(peer: string): void {
+    const theirs = this.peerVersions.get(peer);
+    if (!theirs) return;
+    const { request } = syncPlan(this.db.versionMap(), theirs);
+    if (request.apps.length === 0 && request.markers.length === 0) this.syncAnswered(peer);
+  }
+
+  /** A peer that answered a sync, or that will never answer it (failed). */
+  private syncAnswered(peer: string): void {
+    for (const w of this.syncWaiters) w.peers.delete(peer);
+    this.syncWaiters = this.syncWaiters.filter((w) => (w.peers.size ? true : (w.done(), false)));
+  }
+
+  // ---- the control socket ----
+
+  private registerControl(): void {
+    const tagParam = z.object({ tag: z.string() });
+    const existing = (tag: string): AppObject => {
+      const o = this.db.get(tag);
+      if (!o) throw new ControlError('not_found', `no application ${tag}`);
+      return o;
+    };
+    this.control
+      .handle('status', z.object({}), () => this.status())
+      .handle('db.show', z.object({}), () => ({ ...this.db.snapshot(), digest: this.db.digest() }))
+      .handle('db.sync', z.object({}), async () => {
+        await this.syncAll();
+        return { digest: this.db.digest() };
+      })
+      .handle('app.load', tagParam, ({ tag }) => {
+        existing(tag);
+        this.post(this.flowFor(tag), { type: 'load' });
+        return { tag };
+      })
+      .handle('app.unload', tagParam, ({ tag }) => {
+        existing(tag);
+        this.post(this.flowFor(tag), { type: 'unload' });
+        return { tag };
+      })
+      .handle('failback.approve', tagParam, ({ tag }) => this.answerFailback(existing(tag), 'approve'))
+      .handle('failback.deny', tagParam, ({ tag }) => this.answerFailback(existing(tag), 'deny'))
+      .handle('attr.get', z.object({ tag: z.string(), name: z.string().optional() }), ({ tag, name }) => {
+        const o = existing(tag);
+        if (name === undefined) return { tag, attributes: o.attributes };
+        if (!(name in o.attributes)) throw new ControlError('not_found', `${tag} has no attribute ${name}`);
+        return { tag, name, value: o.attributes[name] };
+      })
+      .handle('attr.set', z.object({ tag: z.string(), name: z.string().min(1), value: z.union([z.string(), z.number(), z.boolean(), z.null()]) }), ({ tag, name, value }) => {
+        existing(tag);
+        const o = this.db.setAttributes(tag, { [name]: value }, this.self.name, Date.now());
+        this.changed([tag]);
+        return { tag, attributes: o.attributes };
+      })
+      .handle('app.ready', tagParam, ({ tag }, ctx) => this.ready(existing(tag), ctx.connection));
+  }
+
+  private answerFailback(o: AppObject, answer: 'approve' | 'deny'): object {
+    if (o.host !== this.self.name || o.backup !== this.self.name) {
+      throw new ControlError('wrong_node', `${o.tag} is hosted on ${o.host ?? 'no node'}; answer on its backup ${o.backup} while it hosts`);
+    }
+    this.prompts.delete(o.tag);
+    this.post(this.flowFor(o.tag), { type: answer });
+    return { tag: o.tag, answer };
+  }
+
+  /** Cluster-aware apps: resolves once this node hosts the app and its flow let it run (claims 31/32). */
+  private ready(o: AppObject, _connection: ControlConnection): Promise<object> {
+    const flow = this.flowFor(o.tag);
+    if (o.host === this.self.name && flow.state.app === 'up') return Promise.resolve({ tag: o.tag, host: o.host });
+    return new Promise((resolve) => flow.readyWaiters.push(() => resolve({ tag: o.tag, host: this.self.name })));
+  }
+
+  status(): object {
+    const now = performance.now();
+    const m = this.membership.snapshot(now);
+    const hb = this.engine?.snapshot();
+    return {
+      cluster: this.config.cluster,
+      node: this.self.name,
+      incarnation: String(this.incarnation),
+      uptimeMs: Math.round(now - this.startedAt),
+      peers: m.peers.map((p) => {
+        const node = this.peers.find((n) => n.name === p.peer)!;
+        const links = hb?.peers.find((x) => x.id === node.id)?.links ?? [];
+        return {
+          ...p,
+          links: links.map((l) => ({ network: this.config.networks[l.network]?.name, heardAgoMs: l.heardAgoMs, ackedAgoMs: l.ackedAgoMs, rttUs: l.rttUs })),
+        };
+      }),
+      heartbeat: hb && { sent: hb.sent, received: hb.received, sendErrors: hb.sendErrors, dropped: hb.dropped, realtime: hb.realtime, leaseLapsed: hb.leaseLapsed },
+      messages: { sent: this.messenger.sent, received: this.messenger.received, dropped: this.messenger.dropped },
+      apps: this.db.list().map((o) => {
+        const f = this.flows.get(o.tag)?.state;
+        return {
+          tag: o.tag, type: o.type, host: o.host, primary: o.primary, backup: o.backup, phase: o.phase, autoRecover: o.autoRecover,
+          version: o.version,
+          here: f && { app: f.app, resources: f.resources, pending: f.pending?.kind ?? null, halted: f.halted, pid: this.flows.get(o.tag)?.process?.pid ?? null },
+          prompt: this.prompts.get(o.tag) ?? null,
+          resources: o.resources.map(resourceName),
+        };
+      }),
+      notices: this.notices.slice(-20),
+    };
+  }
+}
+
+function stopTimeout(config: Config, tag: string): number {
+  return config.apps.find((a) => a.tag === tag)?.stopTimeoutMs ?? 10_000;
+}
+
+async function groupId(name: string | undefined): Promise<number | undefined> {
+  if (name === undefined) return undefined;
+  const { readFile } = await import('node:fs/promises');
+  const line = (await readFile('/etc/group', 'utf8')).split('\n').find((l) => l.split(':')[0] === name);
+  if (!line) throw new Error(`control.group ${name}: no such group in /etc/group`);
+  return Number(line.split(':')[2]);
+}
+
+export type { AppFields };

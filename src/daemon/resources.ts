@@ -1,0 +1,103 @@
+// The resources of an application object on this node: what the flows' checkResources, startResources
+// and stopResources actions mean here. A resource spec in the database is plain JSON (from the config);
+// each kind names what it needs on this node and how it is started and stopped.
+import { constants } from 'node:fs';
+import { access, stat } from 'node:fs/promises';
+import { networkInterfaces } from 'node:os';
+
+import type { ResourceConfig } from '../config/schema.js';
+import type { AppCommand, ResourceSpec } from '../db/object.js';
+import { addAddress, removeAddress, type IpAddressSpec } from '../resources/ip-address.js';
+import { runCommand } from '../resources/run-command.js';
+
+/** A disk ownership resource is started and stopped by whoever owns the SCSI side (src/daemon/disks.ts). */
+export interface DiskOwnership {
+  check(disk: string): Promise<string | undefined>;
+  acquire(disk: string): Promise<void>;
+  release(disk: string): Promise<void>;
+  /** The block device (/dev/sdX) of the disk on this node, found through the stored link table. */
+  blockDevice(disk: string): Promise<string>;
+}
+
+export class ResourceError extends Error {}
+
+function ipSpec(r: Extract<ResourceConfig, { kind: 'ip' }>, node: string): IpAddressSpec {
+  const iface = r.interface[node];
+  if (iface === undefined) throw new ResourceError(`ip ${r.address}: no interface configured for node ${node}`);
+  return { address: r.address, prefixLength: r.prefixLength, interface: iface };
+}
+
+function asResource(spec: ResourceSpec): ResourceConfig {
+  return spec as unknown as ResourceConfig;
+}
+
+export function resourceName(spec: ResourceSpec): string {
+  const r = asResource(spec);
+  switch (r.kind) {
+    case 'disk': return `disk ${r.disk}`;
+    case 'mount': return `mount ${r.path}`;
+    case 'ip': return `ip ${r.address}/${r.prefixLength}`;
+    default: return `unknown resource ${JSON.stringify(spec)}`;
+  }
+}
+
+export class Resources {
+  constructor(private readonly node: string, private readonly disks: DiskOwnership) {}
+
+  /** What is missing on this node for these resources and this command (seed 001 §3.5 step 4); [] = sufficient. */
+  async missing(resources: ResourceSpec[], command: AppCommand): Promise<string[]> {
+    const out: string[] = [];
+    const program = command.argv[0];
+    if (program === undefined) out.push('command: empty');
+    else if (program.includes('/')) {
+      await access(program, constants.X_OK).catch(() => out.push(`command: ${program} is not an executable file here`));
+    }
+    const interfaces = networkInterfaces();
+    for (const spec of resources) {
+      const r = asResource(spec);
+      if (r.kind === 'ip') {
+        const iface = r.interface[this.node];
+        if (iface === undefined) out.push(`${resourceName(spec)}: no interface configured for ${this.node}`);
+        else if (!(iface in interfaces)) out.push(`${resourceName(spec)}: interface ${iface} is not up here`);
+      } else if (r.kind === 'mount') {
+        const s = await stat(r.path).catch(() => undefined);
+        if (!s?.isDirectory()) out.push(`${resourceName(spec)}: no directory ${r.path} here`);
+      } else if (r.kind === 'disk') {
+        const why = await this.disks.check(r.disk);
+        if (why) out.push(`${resourceName(spec)}: ${why}`);
+      } else {
+        out.push(resourceName(spec));
+      }
+    }
+    return out;
+  }
+
+  async start(spec: ResourceSpec): Promise<void> {
+    const r = asResource(spec);
+    switch (r.kind) {
+      case 'ip': return addAddress(ipSpec(r, this.node));
+      case 'disk': return this.disks.acquire(r.disk);
+      case 'mount': {
+        const device = await this.disks.blockDevice(r.disk);
+        const args = ['mount', '-t', r.fstype, ...(r.options.length ? ['-o', r.options.join(',')] : []), device, r.path];
+        await runCommand(args, 60_000);
+        return;
+      }
+      default: throw new ResourceError(`cannot start ${resourceName(spec)}`);
+    }
+  }
+
+  async stop(spec: ResourceSpec): Promise<void> {
+    const r = asResource(spec);
+    switch (r.kind) {
+      case 'ip': return removeAddress(ipSpec(r, this.node));
+      case 'disk': return this.disks.release(r.disk);
+      case 'mount': {
+        const mounted = await runCommand(['mountpoint', '-q', r.path]).then(() => true, () => false);
+        if (mounted) await runCommand(['umount', r.path], 60_000);
+        return;
+      }
+      default: throw new ResourceError(`cannot stop ${resourceName(spec)}`);
+    }
+  }
+}

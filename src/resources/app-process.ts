@@ -1,0 +1,80 @@
+// The application process from COMMAND: spawned in a process group of its own (so a shell command's
+// children go with it), stopped with SIGTERM to the group and, after the app's stop timeout, SIGKILL.
+// "Stopped" means the process has exited and been reaped, never merely signalled (seed 001 §3.3: verified
+// unloaded).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createConnection } from 'node:net';
+
+export interface AppCommandSpec { argv: string[]; cwd?: string | undefined; env?: Record<string, string> | undefined }
+
+export class AppProcess {
+  private child: ChildProcess | undefined;
+  private exited: Promise<void> = Promise.resolve();
+  /** Set when the process exits without having been asked to stop. */
+  onUnexpectedExit: ((code: number | null, signal: string | null) => void) | undefined;
+  private stopping = false;
+
+  constructor(readonly tag: string, readonly spec: AppCommandSpec, private readonly output: 'inherit' | 'ignore' = 'inherit') {}
+
+  get running(): boolean {
+    return this.child !== undefined;
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  /** Resolves once the process is spawned; rejects when it cannot be (no such program, bad cwd). */
+  start(): Promise<void> {
+    if (this.child) return Promise.resolve();
+    this.stopping = false;
+    return new Promise((resolve, reject) => {
+      const child = spawn(this.spec.argv[0]!, this.spec.argv.slice(1), {
+        cwd: this.spec.cwd, env: { ...process.env, ...this.spec.env, VIGIL_APP: this.tag },
+        detached: true, stdio: ['ignore', this.output, this.output],
+      });
+      this.exited = new Promise((done) => {
+        child.once('exit', (code, signal) => {
+          if (this.child === child) this.child = undefined;
+          if (!this.stopping) this.onUnexpectedExit?.(code, signal);
+          done();
+        });
+      });
+      child.once('error', (e) => {
+        if (this.child === child) this.child = undefined;
+        reject(new Error(`${this.tag}: cannot start ${this.spec.argv[0]}: ${e.message}`));
+      });
+      child.once('spawn', () => {
+        this.child = child;
+        resolve();
+      });
+    });
+  }
+
+  /** SIGTERM to the group, SIGKILL after `timeoutMs`; resolves when the process has exited. */
+  async stop(timeoutMs: number): Promise<{ killed: boolean }> {
+    const child = this.child;
+    if (!child || child.pid === undefined) return { killed: false };
+    this.stopping = true;
+    const group = -child.pid;
+    const signal = (s: NodeJS.Signals) => { try { process.kill(group, s); } catch { /* already gone */ } };
+    signal('SIGTERM');
+    let killed = false;
+    const timer = setTimeout(() => { killed = true; signal('SIGKILL'); }, timeoutMs);
+    await this.exited;
+    clearTimeout(timer);
+    signal('SIGKILL'); // whatever of the group outlived its leader
+    return { killed };
+  }
+}
+
+/** One TCP health probe: connected within the timeout. */
+export function probeTcp(host: string, port: number, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createConnection({ host, port });
+    const done = (ok: boolean) => { socket.destroy(); resolve(ok); };
+    socket.setTimeout(timeoutMs, () => done(false));
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+  });
+}
