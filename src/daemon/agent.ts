@@ -133,7 +133,16 @@ export class Agent {
     this.messenger?.close();
     await this.control?.close();
     if (!leaveApps) {
-      for (const flow of this.flows.values()) await flow.process?.stop(flow.state.obj?.tag ? 5000 : 0);
+      // An orderly stop gives everything up, app first, then its resources in reverse, so the backup
+      // that declares this node failed finds the address free.
+      for (const flow of this.flows.values()) {
+        const tag = flow.state.tag;
+        await flow.process?.stop(stopTimeout(this.config, tag));
+        if (flow.state.resources === 'down') continue;
+        for (const r of [...flow.state.heldResources].reverse()) {
+          await this.resources.stop(r).catch((e: unknown) => this.log.error({ tag, resource: resourceName(r), err: String(e) }, 'stop failed'));
+        }
+      }
     }
     await this.saving;
   }
@@ -320,7 +329,8 @@ export class Agent {
           break;
         case 'startApp': {
           if (a.paused) break; // a cluster-aware app is started by its own ready(); nothing to spawn here
-          const p = new AppProcess(tag, { argv: a.command.argv, cwd: a.command.cwd, env: a.command.env }, this.options.appOutput);
+          const env = { ...a.command.env, VIGIL_NODE: this.self.name, VIGIL_SOCKET: this.config.control.socket };
+          const p = new AppProcess(tag, { argv: a.command.argv, cwd: a.command.cwd, env }, this.options.appOutput);
           p.onUnexpectedExit = (code, signal) => this.post(flow, { type: 'exited', detail: signal ? `signal ${signal}` : `exit ${code}` });
           await p.start();
           flow.process = p;
@@ -484,6 +494,15 @@ export class Agent {
         const o = this.db.setAttributes(tag, { [name]: value }, this.self.name, Date.now());
         this.changed([tag]);
         return { tag, attributes: o.attributes };
+      })
+      // Fault injection for tests and drills: blocks this agent's event loop (as a long GC or a stuck
+      // synchronous call would). Only the control socket's authorised users can reach it.
+      .handle('debug.stall', z.object({ ms: z.number().int().min(0).max(30_000) }), ({ ms }) => {
+        setImmediate(() => {
+          const end = performance.now() + ms;
+          while (performance.now() < end) { /* blocked on purpose */ }
+        });
+        return { stallingMs: ms };
       })
       .handle('app.ready', tagParam, ({ tag }, ctx) => this.ready(existing(tag), ctx.connection));
   }

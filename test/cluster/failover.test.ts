@@ -1,0 +1,91 @@
+// Two vigil agents in network namespaces on two cluster networks, serving a virtual IP that a client
+// namespace probes: the primary serves; a node that loses power is replaced by its backup, and the client
+// reaches the backup through the same address; one silent network is a channel fault and changes nothing;
+// both networks silent is a failover; when the partition heals the primary finds HOST moved and stops its
+// copy; failback with auto-recover hands the app back.
+import type { ChildProcess } from 'node:child_process';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+import t from 'tap';
+
+import { createCluster, until, type Status, type TestCluster } from '../support/cluster.js';
+
+const host = (s: Status, tag: string) => s.apps.find((a) => a.tag === tag)?.host;
+const peer = (s: Status, name: string) => s.peers.find((p) => p.peer === name);
+
+async function serving(c: TestCluster, node: string): Promise<void> {
+  await until(`${node} serving the VIP`, async () => ((await c.probe(c.vip())) === node ? true : undefined), 15_000);
+}
+
+async function bothUp(c: TestCluster): Promise<ChildProcess> {
+  const a = c.start('a');
+  c.start('b');
+  await until('a and b alive to each other', async () => {
+    const [sa, sb] = [await c.status('a'), await c.status('b')];
+    return peer(sa, 'b')?.state === 'alive' && peer(sb, 'a')?.state === 'alive' ? true : undefined;
+  });
+  return a;
+}
+
+t.test('power loss of the primary: the backup takes the VIP over and the client reaches it', async (t) => {
+  const c = await createCluster(t, ['a', 'b'], [{ tag: 'web', primary: 'a', backup: 'b', vip: true }]);
+  await bothUp(c);
+  await serving(c, 'a');
+  t.equal(host(await c.status('b'), 'web'), 'a', 'the backup\'s replica says HOST is a');
+  const cut = performance.now();
+  await c.powerOff('a');
+  const detected = await until('b declares a failed', async () => (peer(await c.status('b'), 'a')?.state === 'failed' ? performance.now() : undefined), 5000, 10);
+  await serving(c, 'b');
+  const served = performance.now();
+  const sb = await c.status('b');
+  t.equal(host(sb, 'web'), 'b', 'HOST is b');
+  t.ok(sb.notices.some((n) => n.notice === 'primary-failed'), 'the operator is told a failed');
+  t.comment(`detection ${(detected - cut).toFixed(0)} ms, client served by b after ${(served - cut).toFixed(0)} ms (polling granularity included)`);
+  t.ok(detected - cut < 3000, 'detected within seconds, not a timeout of minutes');
+});
+
+t.test('one silent network is a channel fault: no failover; both silent is a failover; healing stops the old copy', async (t) => {
+  const c = await createCluster(t, ['a', 'b'], [{ tag: 'web', primary: 'a', backup: 'b', vip: true }]);
+  await bothUp(c);
+  await serving(c, 'a');
+
+  await c.rig.cut('a', 'lan1', 'cable');
+  await until('b sees lan1 to a down', async () => {
+    const ch = peer(await c.status('b'), 'a')?.channels.find((x) => x.channel === 'net:lan1');
+    return ch?.state === 'down' ? true : undefined;
+  });
+  await sleep(1500);
+  const sb = await c.status('b');
+  t.equal(peer(sb, 'a')?.state, 'alive', 'a is alive to b over lan2');
+  t.equal(host(sb, 'web'), 'a', 'no failover');
+  t.notOk(sb.notices.some((n) => n.notice === 'primary-failed'), 'no failure reported');
+  t.equal(await c.probe(c.vip()), 'a', 'a still serves');
+
+  await c.rig.cut('a', 'lan2', 'cable');
+  await until('b takes over', async () => (host(await c.status('b'), 'web') === 'b' ? true : undefined));
+  t.pass('both networks silent: b fails web over to itself');
+  t.equal(host(await c.status('a'), 'web'), 'a', 'a, cut off, still believes it hosts (no disk arbiter in this test)');
+
+  await c.rig.restore('a', 'lan1');
+  await c.rig.restore('a', 'lan2');
+  await until('a learns HOST is b and stops its copy', async () => {
+    const w = (await c.status('a')).apps.find((x) => x.tag === 'web');
+    return w?.host === 'b' && w.here?.app === 'down' ? true : undefined;
+  });
+  t.ok((await c.status('a')).notices.some((n) => n.notice === 'split-brain'), 'a reports the split brain it resolved');
+  await serving(c, 'b');
+});
+
+t.test('auto-recover: when the primary is back and stays up, the app goes home', async (t) => {
+  const c = await createCluster(t, ['a', 'b'], [{ tag: 'web', primary: 'a', backup: 'b', vip: true, autoRecover: true }]);
+  const agentA = await bothUp(c);
+  await serving(c, 'a');
+  agentA.kill('SIGTERM'); // an orderly stop: a stops web and gives up its address, b takes over
+  await serving(c, 'b');
+  c.start('a');
+  await serving(c, 'a');
+  const sa = await c.status('a');
+  t.equal(host(sa, 'web'), 'a', 'HOST is a again');
+  t.ok((await c.status('b')).notices.some((n) => n.notice === 'failback-handed-over'), 'b handed it back');
+});

@@ -1,0 +1,62 @@
+// What must not cause a failover, and what must: a 3 s stall of the primary agent's event loop (a long GC,
+// a stuck synchronous call) and a CPU saturated by other processes are survived without a false failover,
+// because heartbeats come from the native thread and our own stalls are not counted against peers; an
+// agent hung longer than its heartbeat lease falls silent and is failed over like a dead one.
+import { setTimeout as sleep } from 'node:timers/promises';
+
+import t from 'tap';
+
+import { createCluster, until, type Status, type TestCluster } from '../support/cluster.js';
+
+const peer = (s: Status, name: string) => s.peers.find((p) => p.peer === name);
+const host = (s: Status, tag: string) => s.apps.find((a) => a.tag === tag)?.host;
+
+async function upAndServing(c: TestCluster): Promise<void> {
+  c.start('a');
+  c.start('b');
+  await until('a serving', async () => ((await c.probe(c.vip())) === 'a' ? true : undefined), 15_000);
+}
+
+function noFailureNotices(s: Status): boolean {
+  return !s.notices.some((n) => n.notice === 'primary-failed' || n.notice === 'split-brain');
+}
+
+t.test('a 3 s event-loop stall of the primary agent causes no failover on either side', async (t) => {
+  const c = await createCluster(t, ['a', 'b'], [{ tag: 'web', primary: 'a', backup: 'b', vip: true }]);
+  await upAndServing(c);
+  await sleep(2500); // so that "alive since" tells an unbroken run from a failure and a recovery
+  await c.request('a', 'debug.stall', { ms: 3000 });
+  await sleep(3000 + 1500);
+  const [sa, sb] = [await c.status('a'), await c.status('b')];
+  // forMs is the time in the current state: a failure and recovery (recoverAfterMs 1000) would reset it.
+  t.ok(peer(sb, 'a')?.state === 'alive' && peer(sb, 'a')!.forMs > 3000, `b never lost a (alive for ${peer(sb, 'a')?.forMs} ms)`);
+  t.ok(peer(sa, 'b')?.state === 'alive' && peer(sa, 'b')!.forMs > 2000,
+    `a, waking up, does not count its own stall against b (alive for ${peer(sa, 'b')?.forMs} liveness ms)`);
+  t.equal(host(sb, 'web'), 'a', 'HOST is still a');
+  t.ok(noFailureNotices(sa) && noFailureNotices(sb), 'no failure or split brain reported');
+  t.equal(await c.probe(c.vip()), 'a', 'a still serves');
+});
+
+t.test('an agent hung longer than its lease is failed over like a dead node', async (t) => {
+  const c = await createCluster(t, ['a', 'b'], [{ tag: 'web', primary: 'a', backup: 'b', vip: true }], { agentLeaseMs: 1000 });
+  await upAndServing(c);
+  await c.request('a', 'debug.stall', { ms: 4000 });
+  await until('b declares a failed and takes over', async () => (host(await c.status('b'), 'web') === 'b' ? true : undefined), 4000);
+  t.pass('b took over while a was hung');
+  await until('a, awake again, stands down', async () => {
+    const w = (await c.status('a')).apps.find((x) => x.tag === 'web');
+    return w?.host === 'b' && w.here?.app === 'down' ? true : undefined;
+  }, 10_000);
+  t.pass('a found HOST moved and stopped its copy');
+});
+
+t.test('CPU saturated on the primary by other processes: no false failover', async (t) => {
+  const c = await createCluster(t, ['a', 'b'], [{ tag: 'web', primary: 'a', backup: 'b', vip: true }]);
+  await upAndServing(c);
+  const hogs = [0, 1, 2, 3].map(() => c.rig.spawn('a', [process.execPath, '-e', 'for(;;){}']));
+  await sleep(5000);
+  for (const h of hogs) h.kill('SIGKILL');
+  const [sa, sb] = [await c.status('a'), await c.status('b')];
+  t.equal(host(sb, 'web'), 'a', 'HOST is still a');
+  t.ok(noFailureNotices(sa) && noFailureNotices(sb), 'no failure reported while four busy loops ran on two CPUs');
+});

@@ -1,0 +1,120 @@
+// A vigil cluster in the network-namespace rig: writes a key and one configuration per node, starts the
+// built vigild (dist/) inside each node's namespace, and reads each agent's status over its control socket
+// (unix sockets live in the shared filesystem, so the test process reaches them from the host).
+import { type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, writeFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+import { controlRequest } from '../../src/control/client.js';
+import { packageRoot } from '../../src/util/package-root.js';
+import { createRig, sh, type Rig } from './netns.js';
+
+export const NETWORKS = ['lan1', 'lan2'];
+export const APP_PORT = 8080;
+
+/** A service that answers every connection with the name of the node it runs on. */
+export const NAME_SERVER = ['/usr/bin/env', 'node', '-e',
+  `require('net').createServer((s) => s.end(process.env.VIGIL_NODE + '\\n')).listen(${APP_PORT})`];
+
+/** vip: the app gets a virtual IP on the service network (rig.vip(100 + its index)). */
+export interface AppDef { tag: string; primary: string; backup: string; autoRecover?: boolean; vip?: boolean; command?: string[] }
+
+export interface TestCluster {
+  rig: Rig;
+  dir: string;
+  start(node: string): ChildProcess;
+  status(node: string): Promise<Status>;
+  request(node: string, method: string, params?: object): Promise<unknown>;
+  /** Kills every process of the node (agent and apps) and unplugs it: a node that lost power. */
+  powerOff(node: string): Promise<void>;
+  /** What the client gets from the VIP: the serving node's name, or null. */
+  probe(vip: string): Promise<string | null>;
+  socket(node: string): string;
+  /** The virtual IP of the app at this index in the list given to createCluster. */
+  vip(index?: number): string;
+}
+
+export interface Status {
+  node: string;
+  peers: { peer: string; state: string; forMs: number; channels: { channel: string; state: string }[] }[];
+  apps: { tag: string; host: string | null; phase: string; here?: { app: string; resources: string; pid: number | null } }[];
+  notices: { tag: string; notice: string; message: string }[];
+}
+
+export async function createCluster(t: { teardown(fn: () => unknown): void }, nodes: string[], apps: AppDef[], timing: Record<string, number> = {}): Promise<TestCluster> {
+  const rig = await createRig({ nodes, networks: NETWORKS, client: true, t });
+  const dir = await mkdtemp(join(tmpdir(), 'vigil-cluster-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  await writeFile(join(dir, 'cluster.key'), `${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
+  const yaml = (node: string) => [
+    'cluster: test',
+    `keyFile: ${join(dir, 'cluster.key')}`,
+    `stateDir: ${join(dir, node)}`,
+    `control: { socket: ${join(dir, node, 'ctl.sock')} }`,
+    'log: { level: debug }',
+    'networks:',
+    ...NETWORKS.map((n, i) => `  - { name: ${n}, port: ${7400 + 10 * i} }`),
+    'nodes:',
+    ...nodes.map((n, i) => `  - { name: ${n}, id: ${i + 1}, addresses: { ${NETWORKS.map((net) => `${net}: ${rig.addr(n, net)}`).join(', ')} } }`),
+    `timing: { ${Object.entries({ failbackDwellMs: 1000, ...timing }).map(([k, v]) => `${k}: ${v}`).join(', ')} }`,
+    'apps:',
+    ...apps.flatMap((a, i) => [
+      `  - tag: ${a.tag}`,
+      '    type: cluster-capable',
+      `    command: ${JSON.stringify(a.command ?? NAME_SERVER)}`,
+      `    primary: ${a.primary}`,
+      `    backup: ${a.backup}`,
+      `    autoRecover: ${a.autoRecover ?? false}`,
+      `    stopTimeoutMs: 2000`,
+      ...(a.vip ? [`    resources: [ { ip: { address: ${rig.vip(100 + i)}/24, interface: svc } } ]`] : []),
+    ]),
+  ].join('\n');
+  for (const n of nodes) await writeFile(join(dir, `${n}.yaml`), `${yaml(n)}\n`);
+  const socket = (node: string) => join(dir, node, 'ctl.sock');
+  const request = (node: string, method: string, params: object = {}) => controlRequest(socket(node), method, params, { timeoutMs: 3000 });
+  return {
+    rig, dir, socket, request,
+    vip: (index = 0) => rig.vip(100 + index),
+    start(node) {
+      const child = rig.spawn(node, [process.execPath, join(packageRoot(), 'dist/src/cli/vigild.js'), '--config', join(dir, `${node}.yaml`),
+        '--node', node, '--heartbeat-priority', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const log: string[] = [];
+      child.stdout?.setEncoding('utf8').on('data', (d: string) => log.push(d));
+      child.stderr?.setEncoding('utf8').on('data', (d: string) => log.push(d));
+      t.teardown(() => { if (process.env.VIGIL_TEST_LOGS) process.stderr.write(`--- ${node}\n${log.join('')}`); });
+      return child;
+    },
+    status: async (node) => (await request(node, 'status')) as Status,
+    async powerOff(node) {
+      const pids = (await sh(['ip', 'netns', 'pids', rig.ns(node)])).stdout.split('\n').filter(Boolean).map(Number);
+      for (const pid of pids) {
+        try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ }
+      }
+      await rig.cutAll(node);
+    },
+    async probe(vip) {
+      const r = await rig.exec('client', [process.execPath, '-e',
+        `const s=require('net').connect(${APP_PORT},'${vip}');let d='';s.setTimeout(800,()=>process.exit(1));s.on('data',(x)=>d+=x);s.on('end',()=>{process.stdout.write(d);process.exit(0)});s.on('error',()=>process.exit(1));`], { timeout: 3000 });
+      return r.code === 0 ? r.stdout.trim() : null;
+    },
+  };
+}
+
+/** Polls `fn` until it returns a value other than undefined; throws after `ms` naming `what`. */
+export async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 10_000, every = 50): Promise<T> {
+  const end = performance.now() + ms;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== undefined) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (performance.now() > end) throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`);
+    await sleep(every);
+  }
+}
