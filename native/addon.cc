@@ -3,6 +3,7 @@
 
 #include "heartbeat.h"
 #include "peer_cred.h"
+#include "sd_notify.h"
 #include "sg_device.h"
 
 namespace {
@@ -11,6 +12,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("SgDevice", vigil::SgDevice::Init(env));
   exports.Set("HeartbeatEngine", vigil::HeartbeatEngine::Init(env));
   exports.Set("getPeerCred", Napi::Function::New(env, vigil::GetPeerCred, "getPeerCred"));
+  exports.Set("sdNotify", Napi::Function::New(env, vigil::SdNotify, "sdNotify"));
   return exports;
 }
 

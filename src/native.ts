@@ -90,6 +90,7 @@ export interface NativeAddon {
   SgDevice: new (path: string, dispatch: SgDispatch) => NativeSgDevice;
   HeartbeatEngine: new (options: HeartbeatEngineOptions) => NativeHeartbeatEngine;
   getPeerCred(fd: number): PeerCred;
+  sdNotify(message: string): boolean;
 }
 
 let addon: NativeAddon | undefined;
@@ -109,4 +110,14 @@ export function nativeAddon(): NativeAddon {
  */
 export function getPeerCred(fd: number): PeerCred {
   return nativeAddon().getPeerCred(fd);
+}
+
+/**
+ * sd_notify(3): sends `message` ("READY=1", "WATCHDOG=1", ...) as one datagram to $NOTIFY_SOCKET ('@name':
+ * abstract socket). false when NOTIFY_SOCKET is unset or empty (not run by systemd as Type=notify); true
+ * when sent. Throws a NativeSystemError when the send fails (ECONNREFUSED, EAGAIN: the non-blocking send
+ * found the queue full, EAFNOSUPPORT: not a unix socket address, ...).
+ */
+export function sdNotify(message: string): boolean {
+  return nativeAddon().sdNotify(message);
 }

@@ -6,6 +6,8 @@ import { pino } from 'pino';
 
 import { ConfigError, loadConfig } from '../config/load.js';
 import { Agent } from '../daemon/agent.js';
+import { startMetrics, type MetricsServer } from '../daemon/metrics.js';
+import { notifyReady, notifyStopping, startWatchdog } from '../daemon/systemd.js';
 import { resolveSelf, SelfError } from '../daemon/self.js';
 import { KeyFileError } from '../wire/key.js';
 import { packageVersion } from '../util/package-root.js';
@@ -17,11 +19,14 @@ async function main(o: Options): Promise<void> {
   const self = resolveSelf(config, o.node);
   const log = pino({ level: config.log.level, base: { node: self.name, cluster: config.cluster } });
   const agent = new Agent(config, self, log, { heartbeatPriority: Number(o.heartbeatPriority) });
+  let metrics: MetricsServer | undefined;
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'stopping');
+    try { notifyStopping(); } catch { /* nobody to tell */ }
+    void metrics?.close();
     agent.stop(o.leaveApps === true).then(() => process.exit(0), (e: unknown) => {
       log.error({ err: String(e) }, 'stop failed');
       process.exit(1);
@@ -29,7 +34,11 @@ async function main(o: Options): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  startWatchdog(log);
+  // Before the agent starts: a metrics port already taken stops vigild before any app runs.
+  if (config.metrics) metrics = await startMetrics(config.metrics.listen, () => agent.status(), log);
   await agent.start();
+  notifyReady(`${self.name}: running`);
 }
 
 new Command('vigild')

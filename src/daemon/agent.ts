@@ -23,6 +23,8 @@ import { nextIncarnation } from '../wire/incarnation.js';
 import { loadClusterKey } from '../wire/key.js';
 import { heartbeatOptions, networkChannel, observeHeartbeats } from './heartbeat.js';
 import { Messenger, type Received } from './messenger.js';
+import { Disks } from './disks.js';
+import type { StatusLike } from './status.js';
 import { resourceName, Resources, type DiskOwnership } from './resources.js';
 
 export interface AgentLog {
@@ -64,7 +66,8 @@ export class Agent {
   private engine: NativeHeartbeatEngine | undefined;
   private messenger!: Messenger;
   private control!: ControlServer;
-  private readonly resources: Resources;
+  private resources: Resources;
+  private disks: Disks | undefined;
   private readonly flows = new Map<string, Flow>();
   private readonly peers: NodeConfig[];
   private timer: NodeJS.Timeout | undefined;
@@ -79,6 +82,7 @@ export class Agent {
   private lastDigestRequest = new Map<string, number>();
   private readonly peerVersions = new Map<string, VersionMap>();
   readonly notices: Notice[] = [];
+  private readonly noticeCounts: Record<string, number> = {};
   private readonly prompts = new Map<string, string>();
   private stopped = false;
 
@@ -101,8 +105,12 @@ export class Agent {
     this.incarnation = inc.incarnation;
     this.db = await loadDatabase(this.dbFile);
     const now = performance.now();
+    const channels = [
+      ...this.config.networks.map((n) => networkChannel(n.name)),
+      ...this.config.disks.filter((d) => d.heartbeat).map((d) => diskChannel(d.name)),
+    ];
     this.membership = new Membership({
-      peers: this.peers.map((p) => ({ name: p.name, channels: this.config.networks.map((n) => networkChannel(n.name)) })),
+      peers: this.peers.map((p) => ({ name: p.name, channels })),
       failAfterMs: this.config.timing.failAfterMs,
       recoverAfterMs: this.config.timing.recoverAfterMs,
       tickMs: this.tickMs,
@@ -114,6 +122,21 @@ export class Agent {
     const sched = this.engine.snapshot();
     if ((this.options.heartbeatPriority ?? 0) > 0 && !sched.realtime) {
       this.log.warn({ errno: sched.schedError }, 'heartbeat thread: SCHED_FIFO refused, running at normal priority');
+    }
+    if (this.config.disks.length > 0 && !this.options.disks) {
+      this.disks = new Disks(this.config, this.self, key, this.incarnation, {
+        isAlive: (node) => this.membership.snapshot(performance.now()).peers.some((p) => p.peer === node && p.state === 'alive'),
+        onPulse: (node, disk, at) => { this.membership.observe(node, diskChannel(disk), at); },
+        onFenced: (disk, detail) => {
+          for (const flow of this.flows.values()) {
+            if (usesDisk(flow.state.heldResources, disk)) this.post(flow, { type: 'fenced', detail: `disk ${disk}: ${detail}` });
+          }
+        },
+        mayRejoin: (disk) => ![...this.flows.values()].some((f) => usesDisk(f.state.heldResources, disk)
+          && (f.state.app !== 'down' || f.state.resources !== 'down')),
+      }, this.log);
+      await this.disks.start();
+      this.resources = new Resources(this.self.name, this.disks);
     }
     this.registerConfiguredApps();
     for (const obj of this.db.list()) this.flowFor(obj.tag);
@@ -144,6 +167,7 @@ export class Agent {
         }
       }
     }
+    this.disks?.stop();
     await this.saving;
   }
 
@@ -360,6 +384,7 @@ export class Agent {
   private notice(tag: string, notice: string, message: string): void {
     this.notices.push({ at: new Date().toISOString(), tag, notice, message });
     if (this.notices.length > 200) this.notices.shift();
+    this.noticeCounts[notice] = (this.noticeCounts[notice] ?? 0) + 1;
     this.log.info({ tag, notice }, message);
   }
 
@@ -465,7 +490,7 @@ export class Agent {
       return o;
     };
     this.control
-      .handle('status', z.object({}), () => this.status())
+      .handle('status', z.object({}), async () => ({ ...this.status(), disks: (await this.disks?.describe()) ?? [] }))
       .handle('db.show', z.object({}), () => ({ ...this.db.snapshot(), digest: this.db.digest() }))
       .handle('db.sync', z.object({}), async () => {
         await this.syncAll();
@@ -523,7 +548,7 @@ export class Agent {
     return new Promise((resolve) => flow.readyWaiters.push(() => resolve({ tag: o.tag, host: this.self.name })));
   }
 
-  status(): object {
+  status(): StatusLike {
     const now = performance.now();
     const m = this.membership.snapshot(now);
     const hb = this.engine?.snapshot();
@@ -532,6 +557,7 @@ export class Agent {
       node: this.self.name,
       incarnation: String(this.incarnation),
       uptimeMs: Math.round(now - this.startedAt),
+      ownStallMs: m.ownStallMs, noticeCounts: { ...this.noticeCounts },
       peers: m.peers.map((p) => {
         const node = this.peers.find((n) => n.name === p.peer)!;
         const links = hb?.peers.find((x) => x.id === node.id)?.links ?? [];
@@ -555,6 +581,15 @@ export class Agent {
       notices: this.notices.slice(-20),
     };
   }
+}
+
+export function diskChannel(disk: string): string {
+  return `disk:${disk}`;
+}
+
+/** Does a resource list use this disk (its ownership, or a mount on it)? */
+function usesDisk(resources: readonly ResourceSpec[], disk: string): boolean {
+  return resources.some((r) => (r.kind === 'disk' || r.kind === 'mount') && r.disk === disk);
 }
 
 function stopTimeout(config: Config, tag: string): number {

@@ -189,6 +189,7 @@ export type Notice =
   | 'app-exited'           // exited by itself; not restarted until loaded again
   | 'start-gave-up'
   | 'stop-failed'
+  | 'fenced'               // this node was fenced off a disk of the app: everything here stopped
   | 'unprotected';         // HOST's node and the backup have both failed
 
 export type FlowAction =
@@ -226,6 +227,11 @@ export type FlowEvent =
   | { type: 'failed'; op: AsyncOp; error: string }
   /** The program exited without being asked to. */
   | { type: 'exited'; detail: string }
+  /**
+   * This node lost a resource of the app it cannot keep running without: its reservation was preempted
+   * (another node fenced it). Everything here stops at once and stays stopped until a load.
+   */
+  | { type: 'fenced'; detail: string }
   /** Operator load on this node (FIG. 6), also a restart after halted or a failover that gave up. */
   | { type: 'load' }
   /** Operator unload (any node): HOST = null. */
@@ -385,6 +391,11 @@ function apply(d: Draft, e: FlowEvent, now: number, out: FlowAction[]): void {
         d.halted = `exited by itself (${e.detail})`;
         notify(out, 'app-exited', `${d.tag} exited on ${d.self} (${e.detail}); not restarted until loaded again`);
       }
+      return;
+    case 'fenced':
+      if (d.app === 'down' && d.resources === 'down') return;
+      d.halted = `fenced: ${e.detail}`;
+      notify(out, 'fenced', `${d.tag}: ${e.detail}; stopping it on ${d.self} at once`);
       return;
     case 'load':
       load(d, out);

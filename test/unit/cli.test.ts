@@ -85,10 +85,10 @@ t.test('links show: a missing table says how to make one; a good one is listed',
   t.equal(JSON.parse(j.stdout).entries[0].paths[1], '/dev/sg1');
 });
 
-t.test('vigild says it is not in this release and exits 1', async (t) => {
-  const r = await runCli('vigild', ['--config', '/etc/vigil.yaml']);
+t.test('vigild with a missing configuration says so in one line and exits 1', async (t) => {
+  const r = await runCli('vigild', ['--config', '/nonexistent/vigil.yaml']);
   t.equal(r.code, 1);
-  t.match(r.stderr, /not part of this release/);
+  t.match(r.stderr, /^vigild: \/nonexistent\/vigil\.yaml: cannot read the configuration: no such file\n$/);
   t.match((await runCli('vigild', ['--version'])).stdout, /^\d+\.\d+\.\d+\n$/);
 });
 

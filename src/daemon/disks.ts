@@ -1,0 +1,277 @@
+// The SCSI side of the agent: each configured shared logical unit, found through the stored link table
+// (seed 004: no scan at takeover), its persistent reservation as the ownership arbiter, and its disk
+// heartbeat channel.
+//
+// OWNERSHIP (issue 3 §7, "never two owners"). Every node registers its key on every shared unit at start.
+// The owner of an application's disk holds a WRITE EXCLUSIVE - REGISTRANTS ONLY reservation: registered
+// nodes may still write their heartbeat blocks, and everything else is refused. Taking over from a failed
+// owner is a PREEMPT of its key ("trespass", seed 004): its registration goes, so a node that was only
+// frozen finds its writes refused with RESERVATION CONFLICT when it wakes, and steps down. Taking a disk
+// whose holder's node is alive is refused: two owners are never made by this agent. A release is the
+// operator's "autotrespass": the owner gives the disk up and keeps its registration.
+//
+// PREEMPT AND ABORT is not used by default: through tcm_loop on Linux 6.1 it wedges the unit (docs/lab.md);
+// plain PREEMPT fences the victim's future commands, which is what the takeover needs.
+//
+// FENCED. A heartbeat write refused with RESERVATION CONFLICT, or a unit attention "registrations
+// preempted" (06/2a/05), means another node fenced this one: `onFenced` tells the agent, which stops the
+// apps using the disk at once. The node registers again only when no app here holds the disk any more.
+import { createHash } from 'node:crypto';
+import { readdir } from 'node:fs/promises';
+import { basename } from 'node:path';
+
+import type { Config, DiskConfig, NodeConfig } from '../config/schema.js';
+import { defaultOpener, groupByIdentity, scanPaths } from '../links/scan.js';
+import { loadLinkTable, resolveLink, saveLinkTable, tableFromScan, type LinkTable } from '../links/table.js';
+import type { ScsiDevice } from '../scsi/device.js';
+import { ReservationConflictError } from '../scsi/errors.js';
+import { formatKey } from '../scsi/pr.js';
+import type { Sense } from '../scsi/sense.js';
+import { clusterTag } from '../wire/datagram.js';
+import { decodeRecord, encodeRecord, HEARTBEAT_AREA_BLOCKS, PulseTracker, slotLba } from './disk-heartbeat.js';
+import type { AgentLog } from './agent.js';
+import type { DiskOwnership } from './resources.js';
+
+/**
+ * A node's reservation key: the configured one, else 48 bits of SHA-256 of the cluster name above the
+ * node id, so keys of two clusters sharing a target never collide and a key names its node at a glance.
+ */
+export function reservationKey(config: Config, node: NodeConfig): bigint {
+  if (node.reservationKey !== undefined) return node.reservationKey;
+  const high = createHash('sha256').update(config.cluster, 'utf8').digest().readUIntBE(0, 6);
+  return (BigInt(high) << 16n) | BigInt(node.id);
+}
+
+export interface DisksHooks {
+  /** Is this peer alive now (membership)? A disk held by a live node is never taken. */
+  isAlive(node: string): boolean;
+  /** A sign of life of `node` on the disk's heartbeat channel, at performance.now() time. */
+  onPulse(node: string, disk: string, at: number): void;
+  onFenced(disk: string, detail: string): void;
+  /** May this node register on the disk again (no app here holds it)? */
+  mayRejoin(disk: string): boolean;
+}
+
+interface Unit {
+  config: DiskConfig;
+  device: ScsiDevice | undefined;
+  error: string | undefined;
+  lastLba: bigint;
+  blockSize: number;
+  counter: bigint;
+  fenced: boolean;
+  busy: boolean;
+  tracker: PulseTracker;
+}
+
+const FENCED_ASC = 0x2a; // PARAMETERS CHANGED, with ASCQ 05: registrations preempted, 04: reservations preempted
+
+export class Disks implements DiskOwnership {
+  private readonly units = new Map<string, Unit>();
+  private readonly key: bigint;
+  private readonly tag: number;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly config: Config,
+    private readonly self: NodeConfig,
+    private readonly clusterKey: Buffer,
+    private readonly incarnation: bigint,
+    private readonly hooks: DisksHooks,
+    private readonly log: AgentLog,
+  ) {
+    this.key = reservationKey(config, self);
+    this.tag = clusterTag(config.cluster);
+  }
+
+  get myKey(): bigint {
+    return this.key;
+  }
+
+  /** Opens every configured unit through the link table and registers this node's key on it. */
+  async start(): Promise<void> {
+    let table = await loadLinkTable(this.config.linkTable).catch(() => undefined);
+    for (const d of this.config.disks) {
+      const unit: Unit = {
+        config: d, device: undefined, error: undefined, lastLba: 0n, blockSize: 512, counter: 0n,
+        fenced: false, busy: false, tracker: new PulseTracker(),
+      };
+      this.units.set(d.name, unit);
+      try {
+        unit.device = await this.open(d, table).catch(async (e: unknown) => {
+          // The slow path once, at start-up only: rebuild the table so that takeovers stay fast.
+          this.log.warn({ disk: d.name, err: String(e) }, 'link table has no working path: scanning the SCSI devices once');
+          table = tableFromScan(groupByIdentity(await scanPaths()));
+          await saveLinkTable(this.config.linkTable, table);
+          return this.open(d, table);
+        });
+        unit.device.on('unitAttention', (sense) => this.onUnitAttention(unit, sense));
+        const cap = await unit.device.readCapacity();
+        unit.lastLba = cap.lastLba;
+        unit.blockSize = cap.blockSize;
+        await unit.device.prRegister(this.key, { ignoreExisting: true });
+        this.log.info({ disk: d.name, path: unit.device.path, key: formatKey(this.key) }, 'disk registered');
+      } catch (e) {
+        unit.error = e instanceof Error ? e.message : String(e);
+        this.log.error({ disk: d.name, err: unit.error }, 'disk unavailable');
+      }
+    }
+    const beat = this.config.disks.some((d) => d.heartbeat);
+    if (beat) this.timer = setInterval(() => { for (const u of this.units.values()) void this.beat(u); }, this.config.timing.diskHeartbeatIntervalMs);
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    for (const u of this.units.values()) u.device?.close();
+  }
+
+  private open(d: DiskConfig, table: LinkTable | undefined): Promise<ScsiDevice> {
+    if (!table) return Promise.reject(new Error(`no link table at ${this.config.linkTable}`));
+    return resolveLink(table, d.identity, defaultOpener({ unitAttentionRetries: 3 }));
+  }
+
+  private unit(disk: string): Unit {
+    const u = this.units.get(disk);
+    if (!u) throw new Error(`disk ${disk} is not configured`);
+    return u;
+  }
+
+  private ready(disk: string): ScsiDevice {
+    const u = this.unit(disk);
+    if (!u.device) throw new Error(`disk ${disk}: ${u.error ?? 'not open'}`);
+    return u.device;
+  }
+
+  // ---- DiskOwnership ----
+
+  async check(disk: string): Promise<string | undefined> {
+    const u = this.units.get(disk);
+    if (!u) return 'not configured';
+    if (!u.device) return u.error ?? 'not open';
+    return undefined;
+  }
+
+  async acquire(disk: string): Promise<void> {
+    const u = this.unit(disk);
+    const dev = this.ready(disk);
+    if (u.config.reservation === 'scsi2') {
+      await dev.reserve6();
+      return;
+    }
+    await dev.prRegister(this.key, { ignoreExisting: true });
+    u.fenced = false;
+    const { reservation } = await dev.prReadReservation();
+    if (reservation === null) {
+      await dev.prReserve(this.key, 'wero');
+    } else if (reservation.key !== this.key) {
+      const holder = this.config.nodes.find((n) => reservationKey(this.config, n) === reservation.key);
+      if (holder && this.hooks.isAlive(holder.name)) {
+        throw new Error(`disk ${disk} is held by ${holder.name} (key ${formatKey(reservation.key)}), which is alive: not taking it`);
+      }
+      this.log.warn({ disk, victim: holder?.name ?? formatKey(reservation.key) }, 'trespass: preempting the failed holder');
+      await dev.prPreempt(this.key, reservation.key, 'wero');
+    }
+    const after = await dev.prReadReservation();
+    if (after.reservation?.key !== this.key) {
+      throw new Error(`disk ${disk}: reservation is ${after.reservation ? `held by ${formatKey(after.reservation.key)}` : 'absent'} after taking it`);
+    }
+  }
+
+  async release(disk: string): Promise<void> {
+    const u = this.unit(disk);
+    const dev = this.ready(disk);
+    if (u.config.reservation === 'scsi2') {
+      await dev.release6();
+      return;
+    }
+    const { reservation } = await dev.prReadReservation();
+    if (reservation?.key === this.key) await dev.prRelease(this.key, 'wero');
+  }
+
+  async blockDevice(disk: string): Promise<string> {
+    const sg = basename(this.ready(disk).path);
+    if (!sg.startsWith('sg')) return this.ready(disk).path;
+    const names = await readdir(`/sys/class/scsi_generic/${sg}/device/block`).catch(() => []);
+    if (!names[0]) throw new Error(`disk ${disk}: no block device behind ${sg}`);
+    return `/dev/${names[0]}`;
+  }
+
+  /** Reservation holder and registered keys of each disk, for status. */
+  async describe(): Promise<object[]> {
+    const out: object[] = [];
+    for (const [name, u] of this.units) {
+      if (!u.device) {
+        out.push({ disk: name, error: u.error });
+        continue;
+      }
+      try {
+        const [r, k] = [await u.device.prReadReservation(), await u.device.prReadKeys()];
+        const owner = (key: bigint) => this.config.nodes.find((n) => reservationKey(this.config, n) === key)?.name ?? formatKey(key);
+        out.push({
+          disk: name, path: u.device.path, myKey: formatKey(this.key), fenced: u.fenced,
+          holder: r.reservation && owner(r.reservation.key), type: r.reservation?.type ?? null,
+          registered: k.keys.map(owner),
+        });
+      } catch (e) {
+        out.push({ disk: name, path: u.device.path, error: e instanceof Error ? e.message : String(e) });
+      }
+    }
+    return out;
+  }
+
+  // ---- the heartbeat ----
+
+  private async beat(u: Unit): Promise<void> {
+    if (!u.device || !u.config.heartbeat || u.busy) return;
+    u.busy = true;
+    try {
+      if (u.fenced) {
+        if (!this.hooks.mayRejoin(u.config.name)) return;
+        await u.device.prRegister(this.key, { ignoreExisting: true });
+        u.fenced = false;
+        this.log.info({ disk: u.config.name }, 'registered again after being fenced (no app here holds the disk)');
+      }
+      const slot = this.slot(this.self);
+      u.counter += 1n;
+      const record = encodeRecord(this.clusterKey, { node: this.self.id, clusterTag: this.tag, incarnation: this.incarnation, counter: u.counter }, u.blockSize);
+      try {
+        await u.device.write16(slotLba(u.lastLba, slot), record, u.blockSize, { fua: true });
+      } catch (e) {
+        if (e instanceof ReservationConflictError) return this.fence(u, 'heartbeat write refused: RESERVATION CONFLICT (this node was preempted)');
+        throw e;
+      }
+      const area = await u.device.read16(slotLba(u.lastLba, 0), HEARTBEAT_AREA_BLOCKS, u.blockSize);
+      const now = performance.now();
+      for (const peer of this.config.nodes) {
+        if (peer === this.self) continue;
+        const i = this.slot(peer);
+        const r = decodeRecord(this.clusterKey, area.subarray(i * u.blockSize, (i + 1) * u.blockSize), this.tag);
+        if (r && r.node === peer.id && u.tracker.changed(r)) this.hooks.onPulse(peer.name, u.config.name, now);
+      }
+    } catch (e) {
+      this.log.warn({ disk: u.config.name, err: e instanceof Error ? e.message : String(e) }, 'disk heartbeat failed');
+    } finally {
+      u.busy = false;
+    }
+  }
+
+  private slot(node: NodeConfig): number {
+    return [...this.config.nodes].sort((a, b) => a.id - b.id).indexOf(node);
+  }
+
+  private onUnitAttention(u: Unit, sense: Sense): void {
+    if (sense.asc === FENCED_ASC && (sense.ascq === 0x05 || sense.ascq === 0x04)) {
+      // Also reported to the node that preempts (its own I_T nexus sees no UA), so check our registration.
+      void u.device?.prReadKeys().then((k) => {
+        if (!k.keys.includes(this.key)) this.fence(u, `unit attention ${sense.code} (${sense.text}) and our key is gone`);
+      }).catch(() => {});
+    }
+  }
+
+  private fence(u: Unit, detail: string): void {
+    if (u.fenced) return;
+    u.fenced = true;
+    this.log.error({ disk: u.config.name, detail }, 'fenced');
+    this.hooks.onFenced(u.config.name, detail);
+  }
+}

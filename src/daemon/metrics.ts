@@ -1,0 +1,190 @@
+// The Prometheus endpoint (config `metrics.listen`): GET /metrics in the text exposition format, 404 for
+// anything else. A private registry (never prom-client's global one) whose collect() callbacks read one
+// Agent.status() snapshot taken when the scrape arrives: no timers, nothing computed between scrapes.
+// Counters mirror the agent's own monotonic counts (set, not incremented, at each scrape). What the
+// snapshot lacks (no heartbeat engine yet, no ownStallMs) reads 0 for an unlabelled metric, no sample
+// for a labelled one.
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+
+import type { AgentLog } from './agent.js';
+import type { NoticeStatus, StatusLike } from './status.js';
+
+export interface MetricsListen {
+  host: string;
+  /** 0: any free port (tests); the bound one is returned. */
+  port: number;
+}
+
+export interface MetricsServer {
+  /** The port actually bound. */
+  readonly port: number;
+  /** Stops listening and drops open (keep-alive) connections. */
+  close(): Promise<void>;
+}
+
+const PEER_STATES = ['unknown', 'alive', 'failed'] as const;
+
+/** One sample: its labels (prom-client checks their names against the metric's) and value. */
+type Sample = [labels: Record<string, string>, value: number];
+const smp = (labels: Record<string, string>, value: number): Sample => [labels, value];
+
+/** Builds the registry; `source` is called once per scrape (by `scrape`), the collectors read its result. */
+export function metricsRegistry(source: () => StatusLike): { registry: Registry; scrape(): Promise<string> } {
+  const registry = new Registry();
+  const registers = [registry];
+  let s: StatusLike | undefined;
+  const status = (): StatusLike => (s ??= source());
+  const notices = new NoticeTally();
+
+  /** A counter whose value is the agent's own count (the agent never decreases one). */
+  const counter = <L extends string>(name: string, help: string, labelNames: readonly L[], samples: (st: StatusLike) => Sample[]) =>
+    new Counter<L>({
+      name, help, labelNames, registers,
+      collect() {
+        this.reset();
+        for (const [labels, v] of samples(status())) this.inc(labels as Partial<Record<L, string>>, Math.max(0, v));
+      },
+    });
+  const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[], samples: (st: StatusLike) => Sample[]) =>
+    new Gauge<L>({
+      name, help, labelNames, registers,
+      collect() {
+        this.reset();
+        for (const [labels, v] of samples(status())) this.set(labels as Partial<Record<L, string>>, v);
+      },
+    });
+
+  gauge('vigil_uptime_seconds', 'Seconds since this agent started', [], (st) => [smp({}, st.uptimeMs / 1000)]);
+
+  // ---- membership ----
+  gauge('vigil_peer_up', 'Whether the peer is alive (1) or failed/not heard since start-up (0)', ['peer'],
+    (st) => st.peers.map((p) => smp({ peer: p.peer }, p.state === 'alive' ? 1 : 0)));
+  gauge('vigil_peer_state', "The peer's membership state: 1 for the current state, 0 for the others", ['peer', 'state'],
+    (st) => st.peers.flatMap((p) => PEER_STATES.map((state) => smp({ peer: p.peer, state }, p.state === state ? 1 : 0))));
+  gauge('vigil_channel_up', 'Whether the channel (network or disk heartbeat) to the peer is up (1) or down/unknown (0)', ['peer', 'channel'],
+    (st) => st.peers.flatMap((p) => p.channels.map((c) => smp({ peer: p.peer, channel: c.channel }, c.state === 'up' ? 1 : 0))));
+  gauge('vigil_channel_heard_age_seconds', 'Seconds since the last authentic heartbeat from the peer on this network (absent: never)', ['peer', 'network'],
+    (st) => st.peers.flatMap((p) => p.links.filter((l) => l.heardAgoMs >= 0)
+      .map((l) => smp({ peer: p.peer, network: l.network ?? '' }, l.heardAgoMs / 1000))));
+  gauge('vigil_channel_rtt_seconds', 'Round trip of the latest acknowledged heartbeat on this network (absent: never measured)', ['peer', 'network'],
+    (st) => st.peers.flatMap((p) => p.links.filter((l) => l.rttUs >= 0)
+      .map((l) => smp({ peer: p.peer, network: l.network ?? '' }, l.rttUs / 1e6))));
+  counter('vigil_own_stall_seconds_total', "This agent's own event-loop stalls, discounted from peers' silence", [],
+    (st) => (st.ownStallMs === undefined ? [] : [smp({}, st.ownStallMs / 1000)]));
+
+  // ---- the heartbeat thread (0 until it started) ----
+  const hb = (f: (h: NonNullable<StatusLike['heartbeat']>) => number) => (st: StatusLike): Sample[] =>
+    (st.heartbeat ? [smp({}, f(st.heartbeat))] : []);
+  counter('vigil_heartbeats_sent_total', 'Heartbeat datagrams sent (all peers, all networks)', [], hb((h) => h.sent));
+  counter('vigil_heartbeats_received_total', 'Authentic heartbeat datagrams received', [], hb((h) => h.received));
+  counter('vigil_heartbeat_send_errors_total', 'Heartbeat sends the kernel refused', [], hb((h) => h.sendErrors));
+  counter('vigil_heartbeat_lease_lapsed_total', 'Heartbeat rounds skipped because the agent had not renewed its lease', [], hb((h) => h.leaseLapsed));
+  gauge('vigil_heartbeat_realtime', 'Whether the heartbeat thread runs at SCHED_FIFO (1) or normal priority (0)', [], hb((h) => (h.realtime ? 1 : 0)));
+  counter('vigil_heartbeat_drops_total', 'Heartbeat datagrams dropped, by reason', ['reason'],
+    (st) => Object.entries(st.heartbeat?.dropped ?? {}).map(([reason, v]) => smp({ reason }, v)));
+
+  // ---- agent messages ----
+  counter('vigil_messages_sent_total', 'Agent messages sent', [], (st) => [smp({}, st.messages.sent)]);
+  counter('vigil_messages_received_total', 'Agent messages received and accepted', [], (st) => [smp({}, st.messages.received)]);
+  counter('vigil_messages_dropped_total', 'Agent messages dropped, by reason', ['reason'],
+    (st) => Object.entries(st.messages.dropped).map(([reason, v]) => smp({ reason }, v)));
+
+  // ---- applications ----
+  gauge('vigil_app_hosted_here', 'Whether HOST of the application is this node', ['tag'],
+    (st) => st.apps.map((a) => smp({ tag: a.tag }, a.host === st.node ? 1 : 0)));
+  gauge('vigil_app_running', 'Whether the application runs on this node (started and released)', ['tag'],
+    (st) => st.apps.map((a) => smp({ tag: a.tag }, a.here?.app === 'up' ? 1 : 0)));
+  gauge('vigil_app_info', "The application's replicated record (host '' when unloaded); always 1", ['tag', 'host', 'primary', 'backup', 'phase'],
+    (st) => st.apps.map((a) => smp({ tag: a.tag, host: a.host ?? '', primary: a.primary, backup: a.backup, phase: a.phase }, 1)));
+
+  // ---- notices ----
+  const noticeCounts = (st: StatusLike): Record<string, number> => st.noticeCounts ?? notices.update(st.notices);
+  counter('vigil_notices_total', 'Operator notices raised on this node, by kind', ['notice'],
+    (st) => Object.entries(noticeCounts(st)).map(([notice, v]) => smp({ notice }, v)));
+  counter('vigil_failovers_total', 'Failovers completed by this node (as the backup taking over)', [], (st) => [smp({}, noticeCounts(st)['failover-complete'] ?? 0)]);
+  counter('vigil_failbacks_total', 'Failbacks completed on this node (as the primary taking its app back)', [], (st) => [smp({}, noticeCounts(st)['failback-complete'] ?? 0)]);
+
+  // The process itself (process_*, nodejs_*: the names dashboards expect, hence no vigil_ prefix).
+  collectDefaultMetrics({ register: registry });
+
+  return {
+    registry,
+    async scrape() {
+      s = source(); // throws here, before any collector ran, if the agent cannot answer
+      try {
+        return await registry.metrics();
+      } finally {
+        s = undefined;
+      }
+    },
+  };
+}
+
+/**
+ * Counts notices when the agent reports only its latest ones (no noticeCounts): each scrape counts the
+ * notices after the last one the previous scrape saw. A lower bound if more notices than the list holds
+ * arrive between two scrapes; exact when the agent keeps counts itself.
+ */
+class NoticeTally {
+  private readonly counts: Record<string, number> = {};
+  private lastKey: string | undefined;
+  private memo: { list: NoticeStatus[]; counts: Record<string, number> } | undefined;
+
+  update(list: NoticeStatus[]): Record<string, number> {
+    if (this.memo?.list === list) return this.memo.counts; // several collectors read the same snapshot
+    const key = (n: NoticeStatus) => `${n.at}\0${n.tag}\0${n.notice}\0${n.message}`;
+    let start = 0;
+    if (this.lastKey !== undefined) {
+      for (let i = list.length - 1; i >= 0; i--) {
+        if (key(list[i]!) === this.lastKey) {
+          start = i + 1;
+          break;
+        }
+      }
+    }
+    for (const n of list.slice(start)) this.counts[n.notice] = (this.counts[n.notice] ?? 0) + 1;
+    const last = list.at(-1);
+    if (last) this.lastKey = key(last);
+    this.memo = { list, counts: this.counts };
+    return this.counts;
+  }
+}
+
+/** Serves the metrics on `listen`; resolves once bound (rejects on EADDRINUSE and the like). */
+export async function startMetrics(listen: MetricsListen, source: () => StatusLike, log: AgentLog): Promise<MetricsServer> {
+  const { registry, scrape } = metricsRegistry(source);
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const path = (req.url ?? '').split('?')[0];
+    if (path !== '/metrics' || (req.method !== 'GET' && req.method !== 'HEAD')) {
+      res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' }).end('not found: try GET /metrics\n');
+      return;
+    }
+    scrape().then((body) => {
+      res.writeHead(200, { 'Content-Type': registry.contentType }).end(req.method === 'HEAD' ? undefined : body);
+    }, (e: unknown) => {
+      const err = e instanceof Error ? e.message : String(e);
+      log.warn({ err }, 'metrics: scrape failed');
+      res.writeHead(503, { 'Content-Type': 'text/plain; charset=utf-8' }).end(`status unavailable: ${err}\n`);
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(listen.port, listen.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  server.on('error', (e) => log.error({ err: e.message }, 'metrics: server error'));
+  const port = (server.address() as AddressInfo).port;
+  log.info({ host: listen.host, port }, 'metrics: serving /metrics');
+  return {
+    port,
+    close: () => new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    }),
+  };
+}

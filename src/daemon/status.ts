@@ -1,0 +1,87 @@
+// The shape of Agent.status(): what `vigil status` prints (over the control socket) and what the
+// Prometheus endpoint (metrics.ts) reads at scrape time. Types only.
+import type { AsyncAction, FlowState } from '../db/flows.js';
+import type { AppType, Phase } from '../db/object.js';
+import type { PeerSnapshot } from '../membership/membership.js';
+import type { HeartbeatSnapshot } from '../native.js';
+
+/** One network's view of a peer, from the native heartbeat thread. */
+export interface LinkStatus {
+  /** The configured network's name (undefined only if the engine reports an index the config lacks). */
+  network: string | undefined;
+  /** Milliseconds since the last authentic heartbeat from the peer on this network; -1 never. */
+  heardAgoMs: number;
+  /** Milliseconds since the peer last acknowledged one of ours on this network; -1 never. */
+  ackedAgoMs: number;
+  /** Round trip of the latest acknowledged heartbeat, microseconds; -1 never measured. */
+  rttUs: number;
+}
+
+export interface PeerStatus extends PeerSnapshot {
+  links: LinkStatus[];
+}
+
+export interface HeartbeatStatus {
+  sent: number;
+  received: number;
+  sendErrors: number;
+  dropped: HeartbeatSnapshot['dropped'];
+  realtime: boolean;
+  leaseLapsed: number;
+}
+
+export interface MessagesStatus {
+  sent: number;
+  received: number;
+  dropped: Record<string, number>;
+}
+
+/** What this node does about the app (undefined: no flow for it yet). */
+export interface AppHereStatus {
+  app: FlowState['app'];
+  resources: FlowState['resources'];
+  pending: AsyncAction['kind'] | null;
+  halted: string | null;
+  pid: number | null;
+}
+
+export interface AppStatus {
+  tag: string;
+  type: AppType;
+  host: string | null;
+  primary: string;
+  backup: string;
+  phase: Phase;
+  autoRecover: boolean;
+  version: number;
+  here: AppHereStatus | undefined;
+  /** The failback question waiting for the operator on this node, if any. */
+  prompt: string | null;
+  resources: string[];
+}
+
+/** Structurally Agent's Notice. */
+export interface NoticeStatus {
+  at: string;
+  tag: string;
+  notice: string;
+  message: string;
+}
+
+export interface StatusLike {
+  cluster: string;
+  node: string;
+  incarnation: string;
+  uptimeMs: number;
+  peers: PeerStatus[];
+  /** undefined before the heartbeat engine started. */
+  heartbeat: HeartbeatStatus | undefined;
+  messages: MessagesStatus;
+  apps: AppStatus[];
+  /** The latest notices (the agent keeps a bounded list). */
+  notices: NoticeStatus[];
+  /** Membership's total own event-loop stall discounted so far (MembershipSnapshot.ownStallMs). Optional. */
+  ownStallMs?: number;
+  /** Notices counted by kind since the agent started, never trimmed: the source of counters. Optional. */
+  noticeCounts?: Record<string, number>;
+}

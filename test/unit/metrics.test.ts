@@ -1,0 +1,183 @@
+// The Prometheus endpoint against a real HTTP server on 127.0.0.1:0, fed a canned status snapshot.
+import t from 'tap';
+
+import { metricsRegistry, startMetrics } from '../../src/daemon/metrics.js';
+import type { NoticeStatus, StatusLike } from '../../src/daemon/status.js';
+
+const noDrops = {
+  short: 0, magic: 0, type: 0, length: 0, cluster: 0, hmac: 0, unknownSender: 0, replay: 0, staleIncarnation: 0, misdirected: 0,
+};
+
+function canned(): StatusLike {
+  return {
+    cluster: 'lab', node: 'alpha', incarnation: '1700000000000', uptimeMs: 12_500,
+    peers: [
+      {
+        peer: 'beta', state: 'alive', forMs: 1000,
+        channels: [
+          { channel: 'net:public', state: 'up', lastHeardAgeMs: 40, silentMs: 40 },
+          { channel: 'net:private', state: 'down', lastHeardAgeMs: null, silentMs: 900 },
+        ],
+        links: [
+          { network: 'public', heardAgoMs: 40, ackedAgoMs: 45, rttUs: 250 },
+          { network: 'private', heardAgoMs: -1, ackedAgoMs: -1, rttUs: -1 },
+        ],
+      },
+      { peer: 'gamma', state: 'failed', forMs: 5000, channels: [], links: [] },
+    ],
+    heartbeat: { sent: 1234, received: 1200, sendErrors: 2, dropped: { ...noDrops, hmac: 3, replay: 1 }, realtime: true, leaseLapsed: 0 },
+    messages: { sent: 10, received: 9, dropped: { decode: 4 } },
+    apps: [
+      {
+        tag: 'db', type: 'cluster-capable', host: 'alpha', primary: 'beta', backup: 'alpha', phase: 'failed-over',
+        autoRecover: false, version: 7, here: { app: 'up', resources: 'up', pending: null, halted: null, pid: 4242 },
+        prompt: null, resources: ['disk shared0'],
+      },
+      {
+        tag: 'web', type: 'cluster-aware', host: null, primary: 'alpha', backup: 'beta', phase: 'normal',
+        autoRecover: true, version: 3, here: undefined, prompt: null, resources: [],
+      },
+    ],
+    notices: [
+      { at: '2024-01-01T00:00:00.000Z', tag: 'db', notice: 'primary-failed', message: 'beta failed' },
+      { at: '2024-01-01T00:00:01.000Z', tag: 'db', notice: 'failover-complete', message: 'db runs on alpha' },
+    ],
+    ownStallMs: 1500,
+  };
+}
+
+const logged: { level: string; message: string }[] = [];
+const log = {
+  info: (_f: object, message: string) => void logged.push({ level: 'info', message }),
+  warn: (_f: object, message: string) => void logged.push({ level: 'warn', message }),
+  error: (_f: object, message: string) => void logged.push({ level: 'error', message }),
+};
+
+/** The value of the sample whose line starts with `series` (name and labels, exactly as printed). */
+function value(text: string, series: string): number | undefined {
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
+t.test('GET /metrics serves the status snapshot taken at scrape time', async (t) => {
+  let status = canned();
+  let calls = 0;
+  const server = await startMetrics({ host: '127.0.0.1', port: 0 }, () => (calls++, status), log);
+  t.teardown(() => server.close());
+  t.ok(server.port > 0, 'port 0 binds a free port and reports it');
+  t.equal(calls, 0, 'nothing is read before a scrape');
+
+  const res = await fetch(`http://127.0.0.1:${server.port}/metrics`);
+  t.equal(res.status, 200);
+  t.match(res.headers.get('content-type'), /^text\/plain; version=0\.0\.4/);
+  const text = await res.text();
+  t.equal(calls, 1, 'one status() per scrape, shared by every collector');
+
+  const expect: [string, number][] = [
+    ['vigil_uptime_seconds', 12.5],
+    ['vigil_peer_up{peer="beta"}', 1],
+    ['vigil_peer_up{peer="gamma"}', 0],
+    ['vigil_peer_state{peer="beta",state="alive"}', 1],
+    ['vigil_peer_state{peer="beta",state="failed"}', 0],
+    ['vigil_peer_state{peer="gamma",state="failed"}', 1],
+    ['vigil_peer_state{peer="gamma",state="unknown"}', 0],
+    ['vigil_channel_up{peer="beta",channel="net:public"}', 1],
+    ['vigil_channel_up{peer="beta",channel="net:private"}', 0],
+    ['vigil_channel_heard_age_seconds{peer="beta",network="public"}', 0.04],
+    ['vigil_channel_rtt_seconds{peer="beta",network="public"}', 0.00025],
+    ['vigil_own_stall_seconds_total', 1.5],
+    ['vigil_heartbeats_sent_total', 1234],
+    ['vigil_heartbeats_received_total', 1200],
+    ['vigil_heartbeat_send_errors_total', 2],
+    ['vigil_heartbeat_realtime', 1],
+    ['vigil_heartbeat_drops_total{reason="hmac"}', 3],
+    ['vigil_heartbeat_drops_total{reason="replay"}', 1],
+    ['vigil_heartbeat_drops_total{reason="short"}', 0],
+    ['vigil_messages_sent_total', 10],
+    ['vigil_messages_dropped_total{reason="decode"}', 4],
+    ['vigil_app_hosted_here{tag="db"}', 1],
+    ['vigil_app_hosted_here{tag="web"}', 0],
+    ['vigil_app_running{tag="db"}', 1],
+    ['vigil_app_running{tag="web"}', 0],
+    ['vigil_app_info{tag="db",host="alpha",primary="beta",backup="alpha",phase="failed-over"}', 1],
+    ['vigil_app_info{tag="web",host="",primary="alpha",backup="beta",phase="normal"}', 1],
+    ['vigil_notices_total{notice="failover-complete"}', 1],
+    ['vigil_notices_total{notice="primary-failed"}', 1],
+    ['vigil_failovers_total', 1],
+    ['vigil_failbacks_total', 0],
+  ];
+  for (const [series, v] of expect) t.equal(value(text, series), v, series);
+  t.notOk(/network="private"/.test(text), 'a network never heard has no age and no rtt sample');
+  t.match(text, /# TYPE vigil_heartbeats_sent_total counter/);
+  t.match(text, /# TYPE vigil_peer_up gauge/);
+  t.match(text, /# HELP vigil_app_info /);
+  t.match(text, /^process_cpu_user_seconds_total /m, 'default process metrics, in the private registry');
+  t.match(text, /^nodejs_heap_size_used_bytes /m);
+
+  // The next scrape reads the new snapshot; notices are counted once each as the list moves on.
+  status = canned();
+  status.peers[0]!.state = 'failed';
+  status.heartbeat!.sent = 1300;
+  status.notices = [
+    ...status.notices.slice(1),
+    { at: '2024-01-01T00:10:00.000Z', tag: 'db', notice: 'failback-complete', message: 'db runs on beta again' },
+  ];
+  const text2 = await (await fetch(`http://127.0.0.1:${server.port}/metrics`)).text();
+  t.equal(value(text2, 'vigil_peer_up{peer="beta"}'), 0);
+  t.equal(value(text2, 'vigil_heartbeats_sent_total'), 1300);
+  t.equal(value(text2, 'vigil_failovers_total'), 1, 'a notice already counted is not counted again');
+  t.equal(value(text2, 'vigil_failbacks_total'), 1);
+  t.equal(value(text2, 'vigil_notices_total{notice="primary-failed"}'), 1, 'a notice that left the list stays counted');
+});
+
+t.test('the agent\'s own notice counts win; absent parts read as 0 or no samples', async (t) => {
+  const status = canned();
+  status.noticeCounts = { 'failover-complete': 4, 'failback-complete': 2 };
+  status.heartbeat = undefined;
+  delete status.ownStallMs;
+  const { scrape } = metricsRegistry(() => status);
+  const text = await scrape();
+  t.equal(value(text, 'vigil_failovers_total'), 4);
+  t.equal(value(text, 'vigil_failbacks_total'), 2);
+  t.equal(value(text, 'vigil_notices_total{notice="primary-failed"}'), undefined, 'the list is not read');
+  // An unlabelled counter always has its one sample (prom-client's reset); a labelled one has none.
+  t.equal(value(text, 'vigil_heartbeats_sent_total'), 0, 'no heartbeat engine yet: 0');
+  t.notOk(/^vigil_heartbeat_drops_total\{/m.test(text), 'no drop reasons without the engine');
+  t.equal(value(text, 'vigil_own_stall_seconds_total'), 0);
+});
+
+t.test('other paths are 404; a status that throws is 503; close stops the server', async (t) => {
+  let fail = false;
+  const server = await startMetrics({ host: '127.0.0.1', port: 0 }, () => {
+    if (fail) throw new Error('agent not started');
+    return canned();
+  }, log);
+  const base = `http://127.0.0.1:${server.port}`;
+  for (const path of ['/', '/metricsx', '/favicon.ico']) {
+    const res = await fetch(base + path);
+    t.equal(res.status, 404, path);
+    await res.text();
+  }
+  const post = await fetch(`${base}/metrics`, { method: 'POST', body: 'x' });
+  t.equal(post.status, 404, 'POST /metrics');
+  await post.text();
+  const query = await fetch(`${base}/metrics?x=1`);
+  t.equal(query.status, 200, 'a query string is ignored');
+  await query.text();
+
+  fail = true;
+  const bad = await fetch(`${base}/metrics`);
+  t.equal(bad.status, 503);
+  t.match(await bad.text(), /agent not started/);
+  t.ok(logged.some((l) => l.level === 'warn' && /scrape failed/.test(l.message)));
+
+  // A keep-alive connection (fetch pools them) must not hold close() up.
+  await server.close();
+  await t.rejects(fetch(`${base}/metrics`), 'nothing listens after close');
+});
+
+t.test('a port in use rejects', async (t) => {
+  const a = await startMetrics({ host: '127.0.0.1', port: 0 }, canned, log);
+  t.teardown(() => a.close());
+  await t.rejects(startMetrics({ host: '127.0.0.1', port: a.port }, canned, log), { code: 'EADDRINUSE' });
+});
