@@ -1,5 +1,7 @@
 // Exit codes of `vigil`, the sg3_utils categories (sg_lib.h) wherever one applies, so scripts written
 // around sg_turs and sg_persist keep working. docs/cli.md lists them.
+import { ConfigError } from '../config/load.js';
+import { ControlConnectionError, ControlError, ControlRemoteError, ControlTimeoutError, VigildNotRunningError } from '../control/client.js';
 import { LinkTableError, StaleLinkError } from '../links/table.js';
 import {
   CheckConditionError, DeviceOpenError, MalformedResponseError, ReservationConflictError, ScsiStatusError,
@@ -17,11 +19,17 @@ export const Exit = {
   ILLEGAL_REQUEST: 5,
   UNIT_ATTENTION: 6,
   DATA_PROTECT: 7,
+  /** vigil's own: vigild is not running, or did not answer (sg3_utils leaves 8 unused). */
+  AGENT_UNREACHABLE: 8,
   INVALID_OPCODE: 9,
   COPY_ABORTED: 10,
   ABORTED_COMMAND: 11,
   MISCOMPARE: 14,
   FILE_ERROR: 15,
+  /** vigil's own: vigild has no such app (or attribute). */
+  NOT_FOUND: 16,
+  /** vigil's own: vigild refused the request here (wrong_node, or a method it does not know). */
+  REFUSED: 19,
   /** sg3_utils' SG_LIB_OS_BASE_ERR: an OS error opening the device exits 50 + errno (errno up to 46). */
   OS_ERROR_BASE: 50,
   NO_SENSE: 20,
@@ -92,5 +100,24 @@ export function exitForError(e: unknown): number {
   if (e instanceof MalformedResponseError) return Exit.MALFORMED;
   if (e instanceof StaleLinkError) return Exit.LINKS_STALE;
   if (e instanceof LinkTableError) return Exit.FILE_ERROR;
+  if (e instanceof ConfigError) return Exit.FILE_ERROR;
+  if (e instanceof ControlError) return exitForControlError(e);
+  return Exit.OTHER;
+}
+
+/** The control socket's failures: the client's own (connection) and the agent's answers (remote codes). */
+export function exitForControlError(e: ControlError): number {
+  if (e instanceof VigildNotRunningError || e instanceof ControlTimeoutError) return Exit.AGENT_UNREACHABLE;
+  if (e.code === 'EACCES' || e.code === 'unauthorized') return Exit.OS_ERROR_BASE + 13; // as a device open: 50 + EACCES
+  if (e instanceof ControlConnectionError) return Exit.AGENT_UNREACHABLE;
+  if (e instanceof ControlRemoteError) {
+    switch (e.code) {
+      case 'not_found': return Exit.NOT_FOUND;
+      case 'invalid_params':
+      case 'invalid_request': return Exit.USAGE;
+      case 'internal': return Exit.OTHER;
+      default: return Exit.REFUSED; // wrong_node, unknown_method (an older vigild), and any code of the agent's own
+    }
+  }
   return Exit.OTHER;
 }

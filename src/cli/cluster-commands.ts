@@ -1,0 +1,161 @@
+// The operator's commands to the local vigild, over its control socket (docs/cli.md "vigild"): status,
+// app load/unload, failback approve/deny, attr get/set, db show/sync. Each is one request on a fresh
+// connection; errors (not running, a refusal from the agent) become one line and an exit code as every
+// other vigil error (exit-codes.ts).
+import { Command, Option } from 'commander';
+
+import { ConfigError, loadConfig } from '../config/load.js';
+import { DEFAULT_CONTROL_SOCKET } from '../config/schema.js';
+import { controlRequest } from '../control/client.js';
+import type { Report } from './output.js';
+import { act, intOption, usage } from './run.js';
+import { formatAttributes, formatDb, formatStatus, formatValue } from './status-format.js';
+
+interface AgentOptions {
+  socket?: string;
+  config?: string;
+  timeout?: number;
+}
+
+/** Default answer time; `db sync` waits for every live peer, so it gets longer. */
+const TIMEOUT_MS = 5000;
+const SYNC_TIMEOUT_MS = 30_000;
+
+/** Where the socket comes from: `--socket`, else `--config FILE`'s control.socket, else $VIGIL_SOCKET, else the default. */
+export async function resolveSocket(o: AgentOptions, env: NodeJS.ProcessEnv = process.env): Promise<string> {
+  if (o.socket !== undefined && o.config !== undefined) usage('--socket and --config do not go together');
+  if (o.socket !== undefined) return o.socket;
+  if (o.config !== undefined) {
+    try {
+      return (await loadConfig(o.config)).control.socket;
+    } catch (e) {
+      if (!(e instanceof ConfigError)) throw e;
+      // One line: the first problem; `vigil config check` lists them all.
+      const [first] = e.problems;
+      const more = e.problems.length > 1 ? ` (and ${e.problems.length - 1} more: vigil config check ${o.config})` : '';
+      throw new ConfigError(o.config, first ? [{ ...first, message: first.message + more }] : []);
+    }
+  }
+  const fromEnv = env.VIGIL_SOCKET;
+  return fromEnv !== undefined && fromEnv !== '' ? fromEnv : DEFAULT_CONTROL_SOCKET;
+}
+
+function options(cmd: Command): AgentOptions {
+  return cmd.optsWithGlobals() as AgentOptions;
+}
+
+async function request(cmd: Command, method: string, params?: object, timeoutMs?: number): Promise<unknown> {
+  const o = options(cmd);
+  const socket = await resolveSocket(o);
+  return controlRequest(socket, method, params, { timeoutMs: o.timeout ?? timeoutMs ?? TIMEOUT_MS });
+}
+
+/** The options to repeat in a suggested command: the same --socket or --config, if one was given. */
+function sameSocket(cmd: Command): string {
+  const o = options(cmd);
+  const quote = (s: string) => (/^[A-Za-z0-9_./:=-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
+  if (o.socket !== undefined) return ` --socket ${quote(o.socket)}`;
+  if (o.config !== undefined) return ` --config ${quote(o.config)}`;
+  return '';
+}
+
+function field(result: unknown, name: string): unknown {
+  return result !== null && typeof result === 'object' ? (result as Record<string, unknown>)[name] : undefined;
+}
+
+/** VALUE of `attr set`: true/false → boolean, a decimal number → number, anything else (or --string) → string. */
+export function parseAttributeValue(text: string, asString = false): string | number | boolean {
+  if (asString) return text;
+  if (text === 'true') return true;
+  if (text === 'false') return false;
+  // Only numbers that read back the same kind of way: "007" and 2^53 stay strings (an id, a serial number).
+  if (/^-?(0|[1-9]\d*)(\.\d+)?$/.test(text)) {
+    const n = Number(text);
+    if (Number.isFinite(n) && (text.includes('.') || Number.isSafeInteger(n))) return n;
+  }
+  return text;
+}
+
+async function status(_o: unknown, cmd: Command): Promise<Report> {
+  const result = await request(cmd, 'status');
+  return { json: result, human: formatStatus(result, { options: sameSocket(cmd) }) };
+}
+
+function tagCommand(method: string, human: (tag: string, result: unknown) => string) {
+  return async (tag: string, _o: unknown, cmd: Command): Promise<Report> => {
+    const result = await request(cmd, method, { tag });
+    return { json: result, human: human(tag, result) };
+  };
+}
+
+async function attrGet(tag: string, name: string | undefined, _o: unknown, cmd: Command): Promise<Report> {
+  const result = await request(cmd, 'attr.get', name === undefined ? { tag } : { tag, name });
+  if (name === undefined) return { json: result, human: formatAttributes(tag, field(result, 'attributes')) };
+  // One value alone, as `git config --get` prints it: a string as it is, the rest as JSON.
+  const value = field(result, 'value');
+  return { json: result, human: typeof value === 'string' ? value : formatValue(value) };
+}
+
+async function attrSet(tag: string, name: string, text: string | undefined, o: { string?: boolean; delete?: boolean }, cmd: Command): Promise<Report> {
+  if (o.delete && text !== undefined) usage('--delete takes no VALUE');
+  if (!o.delete && text === undefined) usage('a VALUE is needed (or --delete to remove the attribute)');
+  if (o.delete && o.string) usage('--string and --delete do not go together');
+  const value = o.delete ? null : parseAttributeValue(text!, o.string === true);
+  const result = await request(cmd, 'attr.set', { tag, name, value });
+  return { json: result, human: value === null ? `${tag}: ${name} removed` : `${tag}: ${name} = ${formatValue(value)}` };
+}
+
+async function dbShow(_o: unknown, cmd: Command): Promise<Report> {
+  const result = await request(cmd, 'db.show');
+  return { json: result, human: formatDb(result) };
+}
+
+async function dbSync(_o: unknown, cmd: Command): Promise<Report> {
+  const result = await request(cmd, 'db.sync', {}, SYNC_TIMEOUT_MS);
+  const digest = field(result, 'digest');
+  return {
+    json: result,
+    human: `synced with the live peers${typeof digest === 'number' ? `; digest ${(digest >>> 0).toString(16).padStart(8, '0')}` : ''}`,
+  };
+}
+
+/** The options every command to vigild takes (on the command or group, before or after the subcommand). */
+function agentCommand(name: string, description: string): Command {
+  return new Command(name).description(description)
+    .addOption(new Option('--socket <path>', "vigild's control socket (default: $VIGIL_SOCKET, else " + DEFAULT_CONTROL_SOCKET + ')'))
+    .addOption(new Option('--config <file>', 'take the socket from this cluster configuration (control.socket)'))
+    .addOption(new Option('--timeout <ms>', `how long to wait for vigild's answer (default ${TIMEOUT_MS}, db sync ${SYNC_TIMEOUT_MS})`).argParser(intOption(1)));
+}
+
+/** `vigil status`, `vigil app …`, `vigil failback …`, `vigil attr …`, `vigil db …`: the commands to vigild. */
+export function clusterCommands(): Command[] {
+  const st = agentCommand('status', 'the cluster as this node sees it: peers, heartbeats, apps, failback prompts, notices')
+    .action(act(status));
+
+  const app = agentCommand('app', 'load or unload an application (its HOST in the cluster database)');
+  app.command('load').argument('<tag>').description('load the app: start it where it belongs (also restarts a halted app)')
+    .action(act(tagCommand('app.load', (tag) => `${tag}: load requested (follow it with vigil status)`)));
+  app.command('unload').argument('<tag>').description('unload the app: HOST none, stop it and its resources, no failover')
+    .action(act(tagCommand('app.unload', (tag) => `${tag}: unload requested (follow it with vigil status)`)));
+
+  const failback = agentCommand('failback', "answer a failback prompt, on the backup that hosts the app");
+  failback.command('approve').argument('<tag>').description('hand the app back to its primary')
+    .action(act(tagCommand('failback.approve', (tag) => `${tag}: failback approved`)));
+  failback.command('deny').argument('<tag>').description('keep the app on the backup for now (the prompt repeats)')
+    .action(act(tagCommand('failback.deny', (tag) => `${tag}: failback denied; the prompt will repeat`)));
+
+  const attr = agentCommand('attr', "an application's additional attributes");
+  attr.command('get').argument('<tag>').argument('[name]').description('every attribute (name = value), or the value of one')
+    .action(act(attrGet));
+  attr.command('set').argument('<tag>').argument('<name>').argument('[value]', 'true/false: boolean; a decimal number: number; else a string')
+    .option('--string', 'store VALUE as a string, even if it looks like a number or boolean')
+    .option('--delete', 'remove the attribute (no VALUE)')
+    .description('set (or with --delete remove) one attribute; replicated to every node')
+    .action(act(attrSet));
+
+  const db = agentCommand('db', "this node's replica of the cluster database");
+  db.command('show').description('every object: tag, version, updated by, HOST, phase').action(act(dbShow));
+  db.command('sync').description('exchange the database with every live peer now').action(act(dbSync));
+
+  return [st, app, failback, attr, db];
+}

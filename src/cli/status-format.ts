@@ -1,0 +1,213 @@
+// The human renderings of what vigild answers on its control socket (`vigil status`, `vigil db show`, …).
+// Pure: the agent's JSON in, lines of text out. The input is read defensively (every field may be missing
+// or of another type in an agent of another version): what is not there is left out, never a crash.
+
+type Obj = Record<string, unknown>;
+
+function obj(v: unknown): Obj {
+  return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Obj) : {};
+}
+function list(v: unknown): Obj[] {
+  return Array.isArray(v) ? v.map(obj) : [];
+}
+function num(v: unknown): number | undefined {
+  return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
+}
+function str(v: unknown): string | undefined {
+  return typeof v === 'string' ? v : typeof v === 'number' || typeof v === 'bigint' ? String(v) : undefined;
+}
+
+/** 850 → "850 ms", 12_300 → "12.3 s", 185_000 → "3m 5s", 8_040_000 → "2h 14m", 100h → "4d 4h". */
+export function formatDuration(ms: number): string {
+  if (!Number.isFinite(ms) || ms < 0) return '?';
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 60_000) return `${(Math.floor(ms / 100) / 10).toFixed(1)} s`;
+  const s = Math.floor(ms / 1000);
+  if (s < 3600) return `${Math.floor(s / 60)}m ${s % 60}s`;
+  if (s < 86_400) return `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`;
+  return `${Math.floor(s / 86_400)}d ${Math.floor((s % 86_400) / 3600)}h`;
+}
+
+/** Round trip in µs → "0.21 ms" / "12 ms". */
+function formatRtt(us: number): string {
+  const ms = us / 1000;
+  return ms < 10 ? `${ms.toFixed(2)} ms` : `${Math.round(ms)} ms`;
+}
+
+/** A value as an operator typed it: strings quoted, so "true" and true differ. */
+export function formatValue(v: unknown): string {
+  return JSON.stringify(v) ?? String(v);
+}
+
+export interface FormatOptions {
+  /** Options to append to the commands suggested (the --socket used, if any): " --socket /x". */
+  options?: string;
+  /** Notices shown (default 10, the newest). */
+  notices?: number;
+}
+
+function peerLine(p: Obj): string {
+  const name = str(p.peer) ?? '?';
+  const state = str(p.state) ?? '?';
+  const forMs = num(p.forMs);
+  const head = `  ${name}  ${state === 'alive' ? 'alive' : state.toUpperCase()}${forMs === undefined ? '' : ` for ${formatDuration(forMs)}`}`;
+  const channels = list(p.channels);
+  const links = list(p.links);
+  // One entry per network: the heartbeat thread's view (links) and membership's (channels, "net:<name>").
+  const names = [...links.map((l) => str(l.network) ?? '?')];
+  for (const c of channels) {
+    const n = (str(c.channel) ?? '?').replace(/^net:/, '');
+    if (!names.includes(n)) names.push(n);
+  }
+  const nets = names.map((n) => {
+    const l = links.find((x) => (str(x.network) ?? '?') === n);
+    const c = channels.find((x) => (str(x.channel) ?? '?').replace(/^net:/, '') === n);
+    const cstate = str(c?.state);
+    const heard = num(l?.heardAgoMs) ?? num(c?.lastHeardAgeMs);
+    const heardText = heard === undefined || heard < 0 || (l === undefined && c?.lastHeardAgeMs === null) ? 'never heard' : `heard ${formatDuration(heard)} ago`;
+    const rtt = num(l?.rttUs);
+    const acked = num(l?.ackedAgoMs);
+    const rttText = rtt !== undefined && rtt > 0 && (acked === undefined || acked >= 0) ? `, rtt ${formatRtt(rtt)}` : '';
+    return `${n}${cstate === 'down' ? ' DOWN' : ''}: ${heardText}${rttText}`;
+  });
+  return nets.length ? `${head}   ${nets.join('   ')}` : head;
+}
+
+function counters(label: string, o: Obj, keys: [string, string][]): string {
+  const parts: string[] = [];
+  for (const [key, text] of keys) {
+    const n = num(o[key]);
+    if (n !== undefined && (n !== 0 || key === 'sent' || key === 'received')) parts.push(`${text} ${n}`);
+  }
+  return `${label}: ${parts.join(', ')}`;
+}
+
+function heartbeatLines(hb: Obj): string[] {
+  const line = counters('heartbeats', hb, [['sent', 'sent'], ['received', 'received'], ['sendErrors', 'send errors'], ['leaseLapsed', 'lease lapsed']]);
+  const prio = hb.realtime === true ? ' (SCHED_FIFO)' : hb.realtime === false ? ' (normal priority)' : '';
+  const out = [line + prio];
+  out.push(...dropLines(hb.dropped));
+  return out;
+}
+
+/** Dropped datagrams by reason ({hmac: 3, replay: 0}) or a plain count: only what is non-zero, or nothing. */
+function dropLines(dropped: unknown): string[] {
+  const drops = Object.entries(obj(dropped)).filter(([, v]) => typeof v === 'number' && v !== 0).map(([k, v]) => `${k} ${String(v)}`);
+  if (typeof dropped === 'number' && dropped !== 0) drops.push(String(dropped));
+  return drops.length ? [`  dropped: ${drops.join(', ')}`] : [];
+}
+
+/** One shared disk: the path, who holds the reservation, who is registered, and this node's key. */
+function diskLine(d: Obj): string {
+  const parts = [`  ${str(d.disk) ?? '?'}`];
+  const path = str(d.path);
+  if (path) parts.push(path);
+  const error = str(d.error);
+  if (error !== undefined) return [...parts, `ERROR: ${error}`].join('  ');
+  const holder = str(d.holder);
+  const type = str(d.type);
+  parts.push(holder ? `reserved by ${holder}${type ? ` (${type})` : ''}` : 'not reserved');
+  if (Array.isArray(d.registered)) parts.push(`registered: ${d.registered.map((r) => str(r) ?? '?').join(' ') || 'none'}`);
+  const key = str(d.myKey);
+  if (key) parts.push(`my key ${key}`);
+  if (d.fenced === true) parts.push('FENCED');
+  return parts.join('  ');
+}
+
+function appLines(a: Obj, opts: string): string[] {
+  const tag = str(a.tag) ?? '?';
+  const host = a.host === null ? 'none (unloaded)' : str(a.host) ?? '?';
+  const out = [
+    `  ${tag} (${str(a.type) ?? '?'})  HOST ${host}  primary ${str(a.primary) ?? '?'}  backup ${str(a.backup) ?? '?'}  phase ${str(a.phase) ?? '?'}` +
+      (a.autoRecover === true ? '  auto-failback' : ''),
+  ];
+  const resources = Array.isArray(a.resources) ? a.resources.map((r) => str(r) ?? formatValue(r)) : [];
+  const here = a.here === null || a.here === undefined ? undefined : obj(a.here);
+  if (here) {
+    const pid = num(here.pid);
+    const app = `app ${str(here.app) ?? '?'}${pid !== undefined ? ` (pid ${pid})` : ''}`;
+    out.push(`    here: ${app}, resources ${str(here.resources) ?? '?'}${resources.length ? ` (${resources.join(', ')})` : ''}`);
+    const pending = str(here.pending);
+    if (pending) out.push(`    pending: ${pending}`);
+    const halted = str(here.halted);
+    if (halted) out.push(`    halted: ${halted}; not started again until: vigil app load ${tag}${opts}`);
+  } else if (resources.length) {
+    out.push(`    resources: ${resources.join(', ')}`);
+  }
+  const prompt = str(a.prompt);
+  if (prompt) {
+    out.push(`    failback: ${prompt}`);
+    out.push(`      answer: vigil failback approve ${tag}${opts}   or   vigil failback deny ${tag}${opts}`);
+  }
+  return out;
+}
+
+/** `vigil status` for people: who is alive and how well heard, the counters, each app, the last notices. */
+export function formatStatus(status: unknown, options: FormatOptions = {}): string {
+  const s = obj(status);
+  const opts = options.options ?? '';
+  const uptime = num(s.uptimeMs);
+  const lines = [
+    `cluster ${str(s.cluster) ?? '?'}, node ${str(s.node) ?? '?'}, incarnation ${str(s.incarnation) ?? '?'}` +
+      (uptime === undefined ? '' : `, up ${formatDuration(uptime)}`),
+  ];
+  const peers = list(s.peers);
+  lines.push(peers.length ? 'peers' : 'peers: none configured');
+  for (const p of peers) lines.push(peerLine(p));
+  if (s.heartbeat !== undefined && s.heartbeat !== null) lines.push(...heartbeatLines(obj(s.heartbeat)));
+  if (s.messages !== undefined && s.messages !== null) {
+    const m = obj(s.messages);
+    lines.push(counters('messages', m, [['sent', 'sent'], ['received', 'received']]), ...dropLines(m.dropped));
+  }
+  const stall = num(s.ownStallMs);
+  if (stall !== undefined && stall > 0) lines.push(`own stalls: ${formatDuration(stall)} of this node's event-loop stalls discounted`);
+  const disks = list(s.disks);
+  if (disks.length) lines.push('disks', ...disks.map(diskLine));
+  const apps = list(s.apps);
+  lines.push(apps.length ? 'apps' : 'apps: none');
+  for (const a of apps) lines.push(...appLines(a, opts));
+  const notices = list(s.notices).slice(-(options.notices ?? 10));
+  if (notices.length) {
+    lines.push('notices (newest last)');
+    for (const n of notices) {
+      lines.push(`  ${str(n.at) ?? '?'}  ${str(n.tag) ?? '?'}  ${str(n.notice) ?? '?'}: ${str(n.message) ?? ''}`);
+    }
+  }
+  return lines.join('\n');
+}
+
+/** Columns padded to their widest cell; the last column is not padded. */
+export function table(rows: string[][]): string {
+  const widths: number[] = [];
+  for (const r of rows) r.forEach((c, i) => { widths[i] = Math.max(widths[i] ?? 0, c.length); });
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ').trimEnd()).join('\n');
+}
+
+/** `vigil db show` for people: one row per object (a removed app shows as deleted), then the digest. */
+export function formatDb(snapshot: unknown): string {
+  const s = obj(snapshot);
+  const apps = list(s.apps);
+  const rows = [['TAG', 'VERSION', 'UPDATED-BY', 'HOST', 'PHASE']];
+  for (const a of apps) {
+    const deleted = a.deleted === true;
+    rows.push([
+      str(a.tag) ?? '?', str(a.version) ?? '?', str(a.updatedBy) ?? '?',
+      deleted ? '-' : a.host === null ? '(unloaded)' : str(a.host) ?? '?',
+      deleted ? '(deleted)' : str(a.phase) ?? '?',
+    ]);
+  }
+  const lines = [apps.length ? table(rows) : 'no applications in the database'];
+  const digest = num(s.digest);
+  const markers = list(s.markers).length;
+  const foot = [`${apps.length} object${apps.length === 1 ? '' : 's'}`, `${markers} marker${markers === 1 ? '' : 's'}`];
+  if (digest !== undefined) foot.push(`digest ${(digest >>> 0).toString(16).padStart(8, '0')}`);
+  lines.push(foot.join(', '));
+  return lines.join('\n');
+}
+
+/** `vigil attr get TAG` for people: one `name = value` a line, sorted. */
+export function formatAttributes(tag: string, attributes: unknown): string {
+  const entries = Object.entries(obj(attributes)).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  if (!entries.length) return `${tag}: no attributes`;
+  return entries.map(([k, v]) => `${k} = ${formatValue(v)}`).join('\n');
+}
