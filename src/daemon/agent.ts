@@ -346,10 +346,10 @@ export class Agent {
           return this.post(flow, { type: 'resourceCheck', ok: missing.length === 0, missing });
         }
         case 'startResources':
-          for (const r of a.resources) await this.resources.start(r);
+          for (const r of a.resources) await this.timed(tag, 'resource started', resourceName(r), () => this.resources.start(r));
           break;
         case 'stopResources':
-          for (const r of [...a.resources].reverse()) await this.resources.stop(r);
+          for (const r of [...a.resources].reverse()) await this.timed(tag, 'resource stopped', resourceName(r), () => this.resources.stop(r));
           break;
         case 'startApp': {
           if (a.paused) break; // a cluster-aware app is started by its own ready(); nothing to spawn here
@@ -379,6 +379,13 @@ export class Agent {
       this.log.error({ tag, op: a.kind, err: error }, 'action failed');
       this.post(flow, { type: 'failed', op: a.kind, error });
     }
+  }
+
+  /** Runs one resource step and logs how long it took: the failover timeline is read from these lines. */
+  private async timed(tag: string, message: string, resource: string, fn: () => Promise<void>): Promise<void> {
+    const start = performance.now();
+    await fn();
+    this.log.info({ tag, resource, ms: Math.round((performance.now() - start) * 10) / 10 }, message);
   }
 
   private notice(tag: string, notice: string, message: string): void {

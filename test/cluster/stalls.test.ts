@@ -38,7 +38,7 @@ t.test('a 3 s event-loop stall of the primary agent causes no failover on either
 });
 
 t.test('an agent hung longer than its lease is failed over like a dead node', async (t) => {
-  const c = await createCluster(t, ['a', 'b'], [{ tag: 'web', primary: 'a', backup: 'b', vip: true }], { agentLeaseMs: 1000 });
+  const c = await createCluster(t, ['a', 'b'], [{ tag: 'web', primary: 'a', backup: 'b', vip: true }], { timing: { agentLeaseMs: 1000 } });
   await upAndServing(c);
   await c.request('a', 'debug.stall', { ms: 4000 });
   await until('b declares a failed and takes over', async () => (host(await c.status('b'), 'web') === 'b' ? true : undefined), 4000);

@@ -3,7 +3,7 @@
 // (unix sockets live in the shared filesystem, so the test process reaches them from the host).
 import { type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, writeFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, writeFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -19,8 +19,21 @@ export const APP_PORT = 8080;
 export const NAME_SERVER = ['/usr/bin/env', 'node', '-e',
   `require('net').createServer((s) => s.end(process.env.VIGIL_NODE + '\\n')).listen(${APP_PORT})`];
 
-/** vip: the app gets a virtual IP on the service network (rig.vip(100 + its index)). */
-export interface AppDef { tag: string; primary: string; backup: string; autoRecover?: boolean; vip?: boolean; command?: string[] }
+/**
+ * vip: the app gets a virtual IP on the service network (rig.vip(100 + its index)); disk: it owns the
+ * cluster's shared disk and, with mount, mounts it (ext4) at <dir>/mnt before it starts.
+ */
+export interface AppDef {
+  tag: string; primary: string; backup: string; autoRecover?: boolean; vip?: boolean;
+  /** argv, or argv built from the mount path (<dir>/mnt). */
+  command?: string[] | ((mnt: string) => string[]);
+  disk?: boolean; mount?: boolean;
+}
+
+/** A shared logical unit: its identity and, per node, the one path (I_T nexus) that node uses. */
+export interface SharedDisk { identity: string; paths: Record<string, string> }
+
+export interface ClusterOptions { timing?: Record<string, number>; disk?: SharedDisk }
 
 export interface TestCluster {
   rig: Rig;
@@ -44,7 +57,9 @@ export interface Status {
   notices: { tag: string; notice: string; message: string }[];
 }
 
-export async function createCluster(t: { teardown(fn: () => unknown): void }, nodes: string[], apps: AppDef[], timing: Record<string, number> = {}): Promise<TestCluster> {
+export async function createCluster(t: { teardown(fn: () => unknown): void }, nodes: string[], apps: AppDef[], options: ClusterOptions = {}): Promise<TestCluster> {
+  const timing = options.timing ?? {};
+  const disk = options.disk;
   const rig = await createRig({ nodes, networks: NETWORKS, client: true, t });
   const dir = await mkdtemp(join(tmpdir(), 'vigil-cluster-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
@@ -54,6 +69,8 @@ export async function createCluster(t: { teardown(fn: () => unknown): void }, no
     `keyFile: ${join(dir, 'cluster.key')}`,
     `stateDir: ${join(dir, node)}`,
     `control: { socket: ${join(dir, node, 'ctl.sock')} }`,
+    `linkTable: ${join(dir, node, 'links.json')}`,
+    ...(disk ? ['disks:', `  - { name: shared0, identity: ${disk.identity}, reservation: persistent, heartbeat: true }`] : []),
     'log: { level: debug }',
     'networks:',
     ...NETWORKS.map((n, i) => `  - { name: ${n}, port: ${7400 + 10 * i} }`),
@@ -64,15 +81,29 @@ export async function createCluster(t: { teardown(fn: () => unknown): void }, no
     ...apps.flatMap((a, i) => [
       `  - tag: ${a.tag}`,
       '    type: cluster-capable',
-      `    command: ${JSON.stringify(a.command ?? NAME_SERVER)}`,
+      `    command: ${JSON.stringify(typeof a.command === 'function' ? a.command(join(dir, 'mnt')) : a.command ?? NAME_SERVER)}`,
       `    primary: ${a.primary}`,
       `    backup: ${a.backup}`,
       `    autoRecover: ${a.autoRecover ?? false}`,
       `    stopTimeoutMs: 2000`,
-      ...(a.vip ? [`    resources: [ { ip: { address: ${rig.vip(100 + i)}/24, interface: svc } } ]`] : []),
+      `    resources: [ ${[
+        ...(a.disk ? ['{ disk: shared0 }'] : []),
+        ...(a.mount ? [`{ mount: { disk: shared0, path: ${join(dir, 'mnt')}, fstype: ext4 } }`] : []),
+        ...(a.vip ? [`{ ip: { address: ${rig.vip(100 + i)}/24, interface: svc } }`] : []),
+      ].join(', ')} ]`,
     ]),
   ].join('\n');
-  for (const n of nodes) await writeFile(join(dir, `${n}.yaml`), `${yaml(n)}\n`);
+  await mkdir(join(dir, 'mnt'));
+  for (const n of nodes) {
+    await mkdir(join(dir, n));
+    await writeFile(join(dir, `${n}.yaml`), `${yaml(n)}\n`);
+    // Each node's stored link table names only its own nexus, as on real servers with their own HBAs.
+    const path = disk?.paths[n];
+    await writeFile(join(dir, n, 'links.json'), JSON.stringify({
+      version: 1, savedAt: new Date().toISOString(), host: n,
+      entries: disk && path ? [{ identity: disk.identity, paths: [path] }] : [],
+    }));
+  }
   const socket = (node: string) => join(dir, node, 'ctl.sock');
   const request = (node: string, method: string, params: object = {}) => controlRequest(socket(node), method, params, { timeoutMs: 3000 });
   return {

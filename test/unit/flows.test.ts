@@ -496,6 +496,18 @@ t.test('an app that exits by itself is not restarted until loaded again', async 
   t.same(again.acts, ['notify db-sync', 'syncAll', 'startResources disk,ip', 'startApp']);
 });
 
+t.test('a node fenced off a disk of the app stops the app and its resources at once and stays stopped until loaded', async (t) => {
+  const s = flow('p', object(), { app: 'up', resources: 'up' });
+  const r = drive(s, [{ type: 'fenced', detail: 'disk shared0: preempted' }]);
+  t.same(r.acts, ['notify fenced', 'stopApp'], 'the app first');
+  const stopped = drive(r.s, [done('stopApp'), done('stopResources'), { type: 'tick' }]);
+  t.same(stopped.acts, ['stopResources ip,disk'], 'then its resources, in reverse; nothing restarts');
+  t.match(stopped.s.halted, /fenced: disk shared0/);
+  const idle = drive(flow('b', object()), [{ type: 'fenced', detail: 'x' }]);
+  t.same(idle.acts, [], 'a node running nothing has nothing to stop and says nothing');
+  t.equal(idle.s.halted, null);
+});
+
 t.test('starts on the host give up after maxAttempts', async (t) => {
   const ev: (FlowEvent | [FlowEvent, number])[] = [{ type: 'tick' }];
   for (let i = 0; i < CFG.maxAttempts; i++) {
