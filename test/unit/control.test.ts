@@ -386,3 +386,28 @@ t.test('odds and ends', async (t) => {
   const it = client.events();
   t.same(await it.next(), { value: undefined, done: true }, 'the events of a closed client end at once');
 });
+
+t.test('fuzz: random and mutated request lines get one answer each; the server keeps serving', async (t) => {
+  const server = await started(t);
+  const c = await raw(server.path);
+  let seed = 0xc0ffee;
+  const rand = () => { seed = (seed * 1103515245 + 12345) >>> 0; return seed / 2 ** 32; };
+  const good = JSON.stringify({ id: 1, method: 'echo', params: { text: 'hi' } });
+  const N = 500;
+  for (let i = 0; i < N; i++) {
+    let line: string;
+    if (i % 2 === 0) {
+      line = Array.from({ length: Math.floor(rand() * 120) }, () => String.fromCharCode(32 + Math.floor(rand() * 95))).join('');
+    } else {
+      const chars = [...good];
+      for (let k = 0; k < 1 + Math.floor(rand() * 3); k++) chars[Math.floor(rand() * chars.length)] = String.fromCharCode(32 + Math.floor(rand() * 95));
+      line = chars.join('');
+    }
+    if (line.trim() === '') line = '?';
+    c.send(`${line}\n`);
+    const answer = await c.line() as { error?: { code: string }; result?: unknown };
+    if (!('error' in answer) && !('result' in answer)) t.fail(`no error or result for ${JSON.stringify(line)}`);
+  }
+  c.send(`${good}\n`);
+  t.same(await c.line(), { id: 1, result: { text: 'hi' } }, 'after 500 bad lines the same connection still works');
+});

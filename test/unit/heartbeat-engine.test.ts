@@ -181,3 +181,36 @@ t.test('a port already taken is a clear error naming the address', async (t) => 
     { code: 'EADDRINUSE', syscall: 'bind', message: new RegExp(`127\\.0\\.0\\.1 port ${p0}`) });
   t.throws(() => engine({ networks: [{ bind: 'not-an-address', port: p0 }], peers: [] }), { syscall: 'getaddrinfo', message: /bad local address/ });
 });
+
+t.test('fuzz: thousands of random and mutated datagrams are counted and dropped; the thread keeps working', async (t) => {
+  const [a0, p0] = await freePorts(2) as [number, number];
+  const peer = await listener(p0);
+  const a = engine({ networks: [{ bind: '127.0.0.1', port: a0 }], peers: [{ id: 2, addresses: [{ network: 0, host: '127.0.0.1', port: p0 }] }] });
+  let seed = 0x5eed;
+  const rand = () => { seed = (seed * 1103515245 + 12345) >>> 0; return seed / 2 ** 32; };
+  const valid = datagram({ sequence: 1000n });
+  const N = 3000;
+  for (let i = 0; i < N; i++) {
+    let b: Buffer;
+    if (i % 3 === 0) {
+      b = Buffer.from(Array.from({ length: Math.floor(rand() * 200) }, () => Math.floor(rand() * 256)));
+    } else {
+      b = Buffer.from(valid);
+      for (let k = 0; k < 1 + Math.floor(rand() * 4); k++) {
+        const j = Math.floor(rand() * b.length);
+        b[j] = b[j]! ^ (1 + Math.floor(rand() * 255));
+      }
+      if (i % 3 === 2) b = b.subarray(0, Math.floor(rand() * b.length));
+    }
+    await new Promise<void>((r) => peer.socket.send(b, a0, '127.0.0.1', () => r()));
+  }
+  await until('every datagram handled', () => Object.values(a.snapshot().dropped).reduce((x, y) => x + y, 0) + a.snapshot().received >= N - 50, 10_000);
+  const s = a.snapshot();
+  t.equal(s.received, 0, 'no mutated or random datagram was accepted as a heartbeat');
+  t.ok(s.running, 'the thread is still running');
+  const before = peer.received.length;
+  await until('still sending', () => peer.received.length > before + 2);
+  await new Promise<void>((r) => peer.socket.send(valid, a0, '127.0.0.1', () => r()));
+  await until('a valid heartbeat is still accepted', () => a.snapshot().received === 1);
+  t.comment(`drops by reason: ${JSON.stringify(s.dropped)}`);
+});
