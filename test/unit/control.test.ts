@@ -18,6 +18,7 @@ import {
   type ControlConnection, type ControlServerOptions,
 } from '../../src/control/server.js';
 import { getPeerCred, type NativeSystemError } from '../../src/native.js';
+import { prng } from '../support/prng.js';
 
 const me = { pid: process.pid, uid: process.getuid!(), gid: process.getgid!() };
 
@@ -390,8 +391,7 @@ t.test('odds and ends', async (t) => {
 t.test('fuzz: random and mutated request lines get one answer each; the server keeps serving', async (t) => {
   const server = await started(t);
   const c = await raw(server.path);
-  let seed = 0xc0ffee;
-  const rand = () => { seed = (seed * 1103515245 + 12345) >>> 0; return seed / 2 ** 32; };
+  const rand = prng(0xc0ffee);
   const good = JSON.stringify({ id: 1, method: 'echo', params: { text: 'hi' } });
   const N = 500;
   for (let i = 0; i < N; i++) {

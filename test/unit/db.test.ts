@@ -14,6 +14,7 @@ import {
   parseMarker,
 } from '../../src/db/object.js';
 import { CorruptDatabaseError, loadDatabase, parseDatabase, saveDatabase, serializeDatabase } from '../../src/db/store.js';
+import { prng } from '../support/prng.js';
 
 const T0 = 1_700_000_000_000;
 
@@ -27,18 +28,6 @@ function fields(tag: string, more: Partial<AppFields> = {}): AppFields {
 /** Every record of `from` pushed into `to` (one direction of a full sync). */
 function push(from: ClusterDb, to: ClusterDb): void {
   to.mergeSnapshot(from.snapshot());
-}
-
-// A seeded PRNG (mulberry32) so a failing order can be replayed.
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function shuffle<T>(list: T[], rand: () => number): T[] {

@@ -11,6 +11,7 @@ import { nativeAddon, type HeartbeatEngineOptions, type NativeHeartbeatEngine } 
 import {
   clusterTag, decodeDatagram, decodeHeartbeat, encodeDatagram, encodeHeartbeat, MessageType, Stream, type Heartbeat,
 } from '../../src/wire/datagram.js';
+import { prng } from '../support/prng.js';
 
 const KEY = randomBytes(32);
 const TAG = clusterTag('unit');
@@ -186,8 +187,7 @@ t.test('fuzz: thousands of random and mutated datagrams are counted and dropped;
   const [a0, p0] = await freePorts(2) as [number, number];
   const peer = await listener(p0);
   const a = engine({ networks: [{ bind: '127.0.0.1', port: a0 }], peers: [{ id: 2, addresses: [{ network: 0, host: '127.0.0.1', port: p0 }] }] });
-  let seed = 0x5eed;
-  const rand = () => { seed = (seed * 1103515245 + 12345) >>> 0; return seed / 2 ** 32; };
+  const rand = prng(0x5eed);
   const valid = datagram({ sequence: 1000n });
   const N = 3000;
   for (let i = 0; i < N; i++) {

@@ -14,6 +14,7 @@ import {
 import { nextIncarnation, INCARNATION_FILE } from '../../src/wire/incarnation.js';
 import { generateClusterKey, KeyFileError, loadClusterKey } from '../../src/wire/key.js';
 import { REPLAY_WINDOW, ReplayWindow } from '../../src/wire/replay.js';
+import { prng } from '../support/prng.js';
 
 const KEY = Buffer.from(Array.from({ length: 32 }, (_, i) => i));
 const OTHER_KEY = Buffer.from(Array.from({ length: 32 }, (_, i) => 255 - i));
@@ -38,18 +39,6 @@ function resigned(mutate: (b: Buffer) => void, payload = Buffer.alloc(0)): Buffe
   const signed = b.subarray(0, b.length - MAC_LENGTH);
   createHmac('sha256', KEY).update(signed).digest().copy(b, signed.length);
   return b;
-}
-
-/** mulberry32: a small seeded PRNG, so a fuzz failure can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 // ---- datagram codec ----
