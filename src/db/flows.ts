@@ -422,8 +422,8 @@ function apply(d: Draft, e: FlowEvent, now: number, out: FlowAction[]): void {
 
 function load(d: Draft, out: FlowAction[]): void {
   const o = d.obj;
-  if (o && o.backup === d.self && o.host === o.primary && isFailed(d, o.primary)) {
-    // On the backup while the primary is down: the operator asks for the failover to be tried again.
+  if (o && takeoverFrom(d, o) !== null) {
+    // HOST's node is down and this node would take over: the operator asks for the failover to be tried again.
     d.failoverGaveUp = false;
     d.halted = null;
     return;
@@ -535,14 +535,15 @@ function pass(d: Draft, now: number, out: FlowAction[]): Pass {
   const self = d.self;
 
   // 2. Failover by this node.
-  const wanted = o.backup === self && o.host !== null && o.host === o.primary && isFailed(d, o.primary);
+  const from = takeoverFrom(d, o);
+  const wanted = from !== null;
   if (d.failover && !wanted) {
     d.failover = null;
     d.attempts = 0;
     d.retryAt = null;
-    const why = o.host === o.primary ? `primary ${o.primary} is alive again` : `HOST is now ${o.host ?? 'null'}`;
+    const why = o.host !== null && o.host !== self && !isFailed(d, o.host) ? `${o.host} is alive again` : `HOST is now ${o.host ?? 'null'}`;
     notify(out, 'failover-aborted', `${o.tag}: failover to ${self} aborted, ${why}`);
-    if (o.phase === 'failing-over' && o.host === o.primary) write(d, out, { phase: 'normal' }, o.host);
+    if (o.phase === 'failing-over' && o.host !== null && o.host !== self) write(d, out, { phase: restingPhase(o, o.host) }, o.host);
     if (d.app !== 'down' || d.resources !== 'down') d.standDown = 'failover aborted';
     return 'again';
   }
@@ -550,7 +551,7 @@ function pass(d: Draft, now: number, out: FlowAction[]): Pass {
     d.failover = { checked: false };
     d.attempts = 0;
     d.retryAt = null;
-    notify(out, 'primary-failed', `${o.primary} failed; ${self} takes over ${o.tag}`);
+    notify(out, 'primary-failed', `${from} failed; ${self} takes over ${o.tag}`);
     if (o.phase !== 'failing-over') write(d, out, { phase: 'failing-over' }, o.host);
     return 'again';
   }
@@ -571,9 +572,12 @@ function pass(d: Draft, now: number, out: FlowAction[]): Pass {
       return stopAll(d, now, out);
     }
     d.standDown = null;
-    const lost = o.host !== null && isFailed(d, o.host) && o.backup !== self && (o.backup === o.host || isFailed(d, o.backup));
+    // Unprotected: HOST's node has failed and the node that would take over (the backup from the primary,
+    // the primary from the backup) is down too.
+    const rescuer = o.host === o.primary ? o.backup : o.primary;
+    const lost = o.host !== null && isFailed(d, o.host) && rescuer !== self && isFailed(d, rescuer);
     if (lost && !d.unprotectedNotified) {
-      const who = o.backup === o.host ? `its host ${o.host} (the backup) has failed` : `its host ${o.host} and its backup ${o.backup} have both failed`;
+      const who = `its host ${o.host} and ${rescuer}, which would take it over, have both failed`;
       notify(out, 'unprotected', `${o.tag}: ${who}; it runs nowhere`);
     }
     d.unprotectedNotified = lost;
@@ -620,8 +624,9 @@ function failoverPass(d: Draft, o: AppObject, now: number, out: FlowAction[]): P
   const started = startSteps(d, o, out);
   if (started !== undefined) return started;
   // Running: only now does HOST name this node (FIG. 9 1030 → 1040).
-  write(d, out, { host: d.self, phase: 'failed-over' }, o.primary);
-  notify(out, 'failover-complete', `${o.tag} runs on ${d.self} (primary ${o.primary} failed)`);
+  const from = o.host;
+  write(d, out, { host: d.self, phase: restingPhase(o, d.self) }, from);
+  notify(out, 'failover-complete', `${o.tag} runs on ${d.self} (${from === o.primary ? 'primary' : 'backup'} ${from} failed)`);
   d.failover = null;
   d.attempts = 0;
   d.retryAt = null;
@@ -695,7 +700,7 @@ function endFailover(d: Draft, out: FlowAction[], why: string): void {
   d.attempts = 0;
   d.retryAt = null;
   const o = d.obj;
-  if (o && o.phase === 'failing-over' && o.host === o.primary) write(d, out, { phase: 'normal' }, o.host);
+  if (o && o.phase === 'failing-over' && o.host !== null && o.host !== d.self) write(d, out, { phase: restingPhase(o, o.host) }, o.host);
   if (d.app !== 'down' || d.resources !== 'down') d.standDown = why;
 }
 
@@ -712,6 +717,24 @@ function write(d: Draft, out: FlowAction[], patch: { host?: string | null; phase
 
 function notify(out: FlowAction[], notice: Notice, message: string): void {
   out.push({ kind: 'notify', notice, message });
+}
+
+/**
+ * The failed host this node takes the app over from, or null. The backup takes over from a failed primary
+ * (seed 001 FIG. 9); the primary also takes it back from a failed backup that was hosting it (seed001.md
+ * §5.2 item 7: without this, an app failed over and then lost with its backup would run nowhere while its
+ * primary is up, waiting for a failback approval that can no longer happen).
+ */
+function takeoverFrom(d: Draft, o: AppObject): string | null {
+  if (o.host === null || o.host === d.self) return null;
+  if (o.backup === d.self && o.host === o.primary && isFailed(d, o.primary)) return o.primary;
+  if (o.primary === d.self && o.host === o.backup && isFailed(d, o.backup)) return o.backup;
+  return null;
+}
+
+/** The phase of an object at rest on `host`: at home on its primary, failed over on its backup. */
+function restingPhase(o: AppObject, host: string): Phase {
+  return host === o.primary ? 'normal' : 'failed-over';
 }
 
 function isFailed(d: Draft, node: string): boolean {

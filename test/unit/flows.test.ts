@@ -508,6 +508,18 @@ t.test('a node fenced off a disk of the app stops the app and its resources at o
   t.equal(idle.s.halted, null);
 });
 
+t.test('§5.2 item 7: the backup hosting the app fails while the primary is up: the primary takes it back at once', async (t) => {
+  const o = object({ host: 'b', phase: 'failed-over', autoRecover: false });
+  const r = drive(flow('p', o), [{ type: 'peerFailed', node: 'b' }, { type: 'resourceCheck', ok: true, missing: [] }, done('startResources'), done('startApp')]);
+  t.same(r.acts, [
+    'notify primary-failed', 'write phase=failing-over if b', 'checkResources', 'startResources disk,ip', 'startApp',
+    'write host=p,phase=normal if b', 'notify failover-complete',
+  ], 'no failback approval is waited for: the node that hosted it is gone');
+  const aborted = drive(flow('p', o), [{ type: 'peerFailed', node: 'b' }, { type: 'peerAlive', node: 'b' }, { type: 'resourceCheck', ok: true, missing: [] }]);
+  t.ok(aborted.acts.includes('notify failover-aborted'), 'the backup back before HOST moved: the take-back is called off');
+  t.same(drive(flow('c', o), [{ type: 'peerFailed', node: 'b' }]).acts, [], 'a third node does nothing, and does not call it unprotected: p takes it');
+});
+
 t.test('starts on the host give up after maxAttempts', async (t) => {
   const ev: (FlowEvent | [FlowEvent, number])[] = [{ type: 'tick' }];
   for (let i = 0; i < CFG.maxAttempts; i++) {
