@@ -121,8 +121,12 @@ export async function createCluster(t: { teardown(fn: () => unknown): void }, no
     status: async (node) => (await request(node, 'status')) as Status,
     async powerOff(node) {
       const pids = (await sh(['ip', 'netns', 'pids', rig.ns(node)])).stdout.split('\n').filter(Boolean).map(Number);
-      for (const pid of pids) {
-        try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ }
+      // Stop them all before killing any: a process told of its parent's death (keepalived's worker is)
+      // must not get the chance to say goodbye, as it would not when the power goes.
+      for (const signal of ['SIGSTOP', 'SIGKILL'] as const) {
+        for (const pid of pids) {
+          try { process.kill(pid, signal); } catch { /* already gone */ }
+        }
       }
       await rig.cutAll(node);
     },

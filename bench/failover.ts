@@ -1,0 +1,535 @@
+// scripts/bench-failover (on the host, as root): failover as a client sees it, vigil against keepalived in
+// the same network-namespace rig (test/support/netns.ts). For each run: the primary "a" serves a virtual IP,
+// a client prober connects to VIP:8080 every 10 ms, then "a" loses power (SIGSTOP then SIGKILL of everything
+// in its namespace, then every link cut, as TestCluster.powerOff does). Measured from the kill:
+//   detection  = the backup's log line saying the primary is gone (vigil: "peer failed: every channel
+//                silent", pino's time field; keepalived: "Entering MASTER STATE", stamped as it arrives by a
+//                wrapper process in b's namespace);
+//   end-to-end = the prober's first answer from "b" (stamped when the answer arrives).
+// Then false failovers: 100 % CPU load on the primary (nproc + 1 busy loops, 10 s) and, for vigil, a 3 s
+// event-loop stall of the primary's agent (debug.stall).
+//
+// Options: --runs N (default 20), --default-runs N (keepalived with its default advert_int 1 s; default 10),
+// --advert S,S (keepalived's sub-second advert_int values, VRRPv3; default 0.01, the smallest it accepts,
+// and 0.1, vigil's heartbeat interval),
+// --only vigil|keepalived, --no-load, --json (JSON on stdout, the table on stderr; otherwise the JSON goes
+// to .lab/bench-failover.json). VIGIL_BENCH_VERBOSE=1 prints every run.
+import { type ChildProcess } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+import { APP_PORT, createCluster, NAME_SERVER, NETWORKS, until, type Status, type TestCluster } from '../test/support/cluster.js';
+import { createRig, sh, type Rig } from '../test/support/netns.js';
+import { packageRoot } from '../src/util/package-root.js';
+
+// ---- options ----
+
+const argv = process.argv.slice(2);
+function opt(name: string): string | undefined {
+  const i = argv.indexOf(name);
+  return i >= 0 ? argv[i + 1] : undefined;
+}
+const RUNS = Number(opt('--runs') ?? 20);
+const DEFAULT_RUNS = Number(opt('--default-runs') ?? 10);
+const ADVERTS = (opt('--advert') ?? '0.01,0.1').split(',').map(Number);
+const ONLY = opt('--only');
+const LOAD = !argv.includes('--no-load');
+const JSON_OUT = argv.includes('--json');
+const VERBOSE = process.env.VIGIL_BENCH_VERBOSE === '1';
+const LOAD_MS = 10_000;
+const STALL_MS = 3000;
+const HOGS = cpus().length + 1;
+
+const out = JSON_OUT ? process.stderr : process.stdout;
+const say = (s: string) => process.stderr.write(`bench-failover: ${s}\n`);
+/** Wall-clock milliseconds with sub-millisecond precision, comparable across processes (and with Date.now()). */
+const now = () => performance.timeOrigin + performance.now();
+
+process.on('SIGINT', () => process.exit(130)); // so that the rigs' exit hook removes the namespaces
+process.on('SIGTERM', () => process.exit(143));
+
+// ---- helpers ----
+
+/** Stands in for a tap test: collects teardowns and runs them, newest first. */
+class Scope {
+  private fns: (() => unknown)[] = [];
+  teardown(fn: () => unknown): void { this.fns.push(fn); }
+  async close(): Promise<void> {
+    for (const fn of this.fns.reverse()) {
+      try { await fn(); } catch (e) { say(`teardown: ${String(e)}`); }
+    }
+    this.fns = [];
+  }
+}
+
+/** Calls `fn` for each complete line of a stream, with the wall-clock time it arrived. */
+function lines(stream: NodeJS.ReadableStream | null | undefined, fn: (line: string, at: number) => void): void {
+  if (!stream) throw new Error('bench: no stream to read');
+  let buf = '';
+  stream.on('data', (d: Buffer | string) => {
+    const at = now();
+    buf += typeof d === 'string' ? d : d.toString('utf8');
+    for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+      fn(buf.slice(0, i), at);
+      buf = buf.slice(i + 1);
+    }
+  });
+}
+
+/** Resolves with the first value `check` returns other than undefined, polling every 5 ms. */
+async function waitFor<T>(what: string, check: () => T | undefined, ms: number): Promise<T> {
+  const end = performance.now() + ms;
+  for (;;) {
+    const v = check();
+    if (v !== undefined) return v;
+    if (performance.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(5);
+  }
+}
+
+async function pidsIn(rig: Rig, node: string): Promise<number[]> {
+  return (await sh(['ip', 'netns', 'pids', rig.ns(node)])).stdout.split(/\s+/).filter(Boolean).map(Number);
+}
+
+/**
+ * Power loss, as TestCluster.powerOff: every process of the node killed (the time is taken just before),
+ * then every link cut. Every process is stopped before any is killed: keepalived's VRRP child has
+ * PR_SET_PDEATHSIG SIGTERM, so killing its parent first lets it send a priority-0 advert (a graceful
+ * hand-over, which the backup acts on after the skew time alone) before its own SIGKILL lands.
+ */
+async function powerOff(rig: Rig, node: string): Promise<number> {
+  const pids = await pidsIn(rig, node);
+  const t0 = now();
+  for (const sig of ['SIGSTOP', 'SIGKILL'] as const) {
+    for (const pid of pids) {
+      try { process.kill(pid, sig); } catch { /* gone already */ }
+    }
+  }
+  await rig.cutAll(node);
+  return t0;
+}
+
+/** Kills everything in a namespace and waits until it is gone. */
+async function killAll(rig: Rig, node: string): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const pids = await pidsIn(rig, node);
+    if (pids.length === 0) return;
+    for (const pid of pids) {
+      try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+    }
+    await sleep(20);
+  }
+  throw new Error(`bench: processes left in ${node}`);
+}
+
+// ---- the client prober ----
+
+interface Answer { at: number; startedAt: number; who: string }
+
+/** Connects to vip:8080 every 10 ms from the client namespace; one line per answer: arrival, start, who. */
+const PROBER = (vip: string) => `
+const net = require('net');
+const t = () => performance.timeOrigin + performance.now();
+setInterval(() => {
+  const started = t();
+  const s = net.connect({ host: '${vip}', port: ${APP_PORT} });
+  let d = '';
+  s.setTimeout(2000, () => s.destroy());
+  s.on('data', (x) => { d += x; });
+  s.on('end', () => { const who = d.trim(); if (who) process.stdout.write(t().toFixed(3) + ' ' + started.toFixed(3) + ' ' + who + '\\n'); });
+  s.on('error', () => {});
+}, 10);`;
+
+class Prober {
+  readonly answers: Answer[] = [];
+  private readonly child: ChildProcess;
+  constructor(rig: Rig, vip: string) {
+    this.child = rig.spawn('client', [process.execPath, '-e', PROBER(vip)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    lines(this.child.stdout, (line) => {
+      const [at, startedAt, who] = line.split(' ');
+      if (who !== undefined) this.answers.push({ at: Number(at), startedAt: Number(startedAt), who });
+    });
+  }
+  /** The first answer from `who` that arrived after `after`. */
+  first(who: string, after = 0): Answer | undefined {
+    return this.answers.find((a) => a.who === who && a.at > after);
+  }
+  count(who: string, after = 0): number {
+    return this.answers.filter((a) => a.who === who && a.at > after).length;
+  }
+  async stop(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    const gone = new Promise((resolve) => this.child.once('exit', resolve));
+    this.child.kill('SIGKILL');
+    await gone;
+  }
+}
+
+// ---- statistics ----
+
+interface Run { detectionMs: number; endToEndMs: number }
+interface Stats { n: number; median: number; p95: number; max: number; min: number }
+
+function stats(xs: number[]): Stats {
+  const s = [...xs].sort((a, b) => a - b);
+  const n = s.length;
+  if (n === 0) return { n, median: NaN, p95: NaN, max: NaN, min: NaN };
+  const median = n % 2 ? s[(n - 1) / 2]! : (s[n / 2 - 1]! + s[n / 2]!) / 2;
+  const p95 = s[Math.min(n - 1, Math.ceil(0.95 * n) - 1)]!; // nearest rank
+  return { n, median, p95, max: s[n - 1]!, min: s[0]! };
+}
+
+interface LoadResult {
+  /** Failovers: HOST changes seen on b (vigil) or MASTER transitions of b (keepalived). */
+  failovers: number;
+  /** Answers the client got from b during and after the load: a served copy that should not exist. */
+  answersFromB: number;
+  note?: string;
+}
+
+interface SystemResult {
+  name: string;
+  settings: Record<string, unknown>;
+  runs: Run[];
+  failed: number;
+  detection: Stats;
+  endToEnd: Stats;
+  cpuLoad?: LoadResult;
+  stall?: LoadResult;
+}
+
+function summarise(name: string, settings: Record<string, unknown>, runs: Run[], failed: number): SystemResult {
+  return {
+    name, settings, runs, failed,
+    detection: stats(runs.map((r) => r.detectionMs)),
+    endToEnd: stats(runs.map((r) => r.endToEndMs)),
+  };
+}
+
+// ---- vigil ----
+
+const APPS = [{ tag: 'web', primary: 'a', backup: 'b', vip: true }];
+const hostOf = (s: Status) => s.apps.find((a) => a.tag === 'web')?.host ?? null;
+const peerOf = (s: Status, name: string) => s.peers.find((p) => p.peer === name);
+
+interface VigilUp { c: TestCluster; prober: Prober; failedAt: number[]; stalls: number[] }
+
+/** A fresh two-node cluster with default timing; resolves when the client is served by a and b sees a alive. */
+async function vigilUp(scope: Scope): Promise<VigilUp> {
+  const c = await createCluster(scope, ['a', 'b'], APPS);
+  const a = c.start('a');
+  const b = c.start('b');
+  const failedAt: number[] = [];
+  const stalls: number[] = []; // a's own stalls, as it logs them
+  lines(a.stdout, (line) => {
+    if (!line.includes('own event loop stalled')) return;
+    try {
+      const rec = JSON.parse(line) as { stallMs?: number };
+      if (typeof rec.stallMs === 'number') stalls.push(rec.stallMs);
+    } catch { /* not JSON */ }
+  });
+  lines(b.stdout, (line) => {
+    if (!line.includes('peer failed: every channel silent')) return;
+    try {
+      const rec = JSON.parse(line) as { time?: number };
+      if (typeof rec.time === 'number') failedAt.push(rec.time);
+    } catch { /* not JSON */ }
+  });
+  const prober = new Prober(c.rig, c.vip());
+  scope.teardown(() => prober.stop());
+  await waitFor('the client served by a', () => (prober.first('a') ? true : undefined), 20_000);
+  await until('b seeing a alive', async () => (peerOf(await c.status('b'), 'a')?.state === 'alive' ? true : undefined), 10_000);
+  return { c, prober, failedAt, stalls };
+}
+
+async function vigilRun(i: number): Promise<Run> {
+  const scope = new Scope();
+  try {
+    const { c, prober, failedAt } = await vigilUp(scope);
+    await sleep(200 + Math.random() * 300); // a random phase against the heartbeat interval
+    const t0 = await powerOff(c.rig, 'a');
+    const detected = await waitFor('b declaring a failed', () => failedAt.find((x) => x >= t0 - 1), 10_000);
+    const served = await waitFor('the client served by b', () => prober.first('b', t0), 10_000);
+    const run = { detectionMs: detected - t0, endToEndMs: served.at - t0 };
+    if (VERBOSE) say(`vigil run ${i + 1}: detection ${run.detectionMs.toFixed(1)} ms, end-to-end ${run.endToEndMs.toFixed(1)} ms`);
+    return run;
+  } finally {
+    await scope.close();
+  }
+}
+
+async function vigilLoads(): Promise<{ cpuLoad: LoadResult; stall: LoadResult }> {
+  const scope = new Scope();
+  try {
+    const { c, prober, failedAt, stalls } = await vigilUp(scope);
+    await sleep(2500);
+    // HOST as b sees it, polled throughout; a change away from a is a failover.
+    let changes = 0;
+    let last: string | null = 'a';
+    let polling = true;
+    const poller = (async () => {
+      while (polling) {
+        try {
+          const h = hostOf(await c.status('b'));
+          if (h !== last) { changes++; last = h; }
+        } catch { /* b busy: try again */ }
+        await sleep(100);
+      }
+    })();
+    const measure = async (load: () => Promise<void>): Promise<LoadResult> => {
+      const [c0, f0, t0] = [changes, failedAt.length, now()];
+      await load();
+      await sleep(2000); // anything the load set off shows by now (detection is 400 ms)
+      const final = hostOf(await c.status('b'));
+      if (final !== last) { changes++; last = final; }
+      return {
+        failovers: changes - c0, answersFromB: prober.count('b', t0),
+        ...(failedAt.length > f0 ? { note: `${failedAt.length - f0} "peer failed" on b` } : {}),
+      };
+    };
+    const cpuLoad = await measure(async () => {
+      const hogs = Array.from({ length: HOGS }, () => c.rig.spawn('a', [process.execPath, '-e', 'for(;;){}'], { stdio: 'ignore' }));
+      await sleep(LOAD_MS);
+      for (const h of hogs) h.kill('SIGKILL');
+    });
+    const stall = await measure(async () => {
+      await c.request('a', 'debug.stall', { ms: STALL_MS });
+      await sleep(STALL_MS);
+    });
+    const longest = Math.max(0, ...stalls);
+    if (longest < STALL_MS - 500) throw new Error(`a did not stall (longest stall it logged: ${longest} ms)`);
+    stall.note = [stall.note, `a logged a ${Math.round(longest)} ms stall of its own`].filter(Boolean).join('; ');
+    polling = false;
+    await poller;
+    return { cpuLoad, stall };
+  } finally {
+    await scope.close();
+  }
+}
+
+// ---- keepalived ----
+
+const KA_VRID = 51;
+
+function keepalivedConf(vip: string, priority: number, advert: number): string {
+  return `global_defs {
+  router_id ${priority === 150 ? 'a' : 'b'}
+  vrrp_version ${advert < 1 ? 3 : 2}
+}
+vrrp_instance web {
+  state ${priority === 150 ? 'MASTER' : 'BACKUP'}
+  interface svc
+  virtual_router_id ${KA_VRID}
+  priority ${priority}
+  advert_int ${advert}
+  virtual_ipaddress {
+    ${vip}/24 dev svc
+  }
+}
+`;
+}
+
+/**
+ * Runs a command and prints each line of its standard error prefixed with the wall-clock ms it arrived:
+ * keepalived stamps its console log to the second only, and this process, doing nothing else, stamps
+ * promptly where the benchmark's own busy event loop would not.
+ */
+const STAMP = `
+const c = require('child_process').spawn(process.argv[1], process.argv.slice(2), { stdio: ['ignore', 'ignore', 'pipe'] });
+let buf = '';
+c.stderr.setEncoding('utf8').on('data', (d) => {
+  const t = (performance.timeOrigin + performance.now()).toFixed(3);
+  buf += d;
+  for (let i = buf.indexOf('\\n'); i >= 0; i = buf.indexOf('\\n')) { process.stdout.write(t + ' ' + buf.slice(0, i) + '\\n'); buf = buf.slice(i + 1); }
+});
+c.on('exit', (code) => process.exit(code ?? 1));`;
+
+class KeepalivedRig {
+  private constructor(readonly rig: Rig, readonly dir: string) {}
+  static async create(): Promise<KeepalivedRig> {
+    // The same shape as the vigil cluster's rig: two nodes on lan1, lan2 and svc, a client on svc.
+    const rig = await createRig({ nodes: ['a', 'b'], networks: NETWORKS, client: true });
+    return new KeepalivedRig(rig, await mkdtemp(join(tmpdir(), 'vigil-bench-ka-')));
+  }
+  get vip(): string { return this.rig.vip(100); }
+
+  /** NAME_SERVER and keepalived on both nodes; resolves when the client is served by a and b is BACKUP. */
+  async up(advert: number, run: string): Promise<{ prober: Prober; masterAt: number[]; backupAt: number[] }> {
+    const dir = join(this.dir, run);
+    await mkdir(dir);
+    const masterAt: number[] = [];
+    const backupAt: number[] = [];
+    for (const [node, prio] of [['b', 100], ['a', 150]] as const) {
+      this.rig.spawn(node, NAME_SERVER, { stdio: 'ignore', env: { ...process.env, VIGIL_NODE: node } });
+      const conf = join(dir, `${node}.conf`);
+      await writeFile(conf, keepalivedConf(this.vip, prio, advert));
+      const ka = this.rig.spawn(node, [process.execPath, '-e', STAMP, '--', 'keepalived', '-n', '-l', '-D', '-G', '-P', '-f', conf,
+        '-p', join(dir, `${node}.pid`), '-r', join(dir, `${node}.vrrp.pid`)], { stdio: ['ignore', 'pipe', 'ignore'] });
+      if (node === 'b') {
+        lines(ka.stdout, (line) => {
+          const at = Number(line.slice(0, line.indexOf(' ')));
+          if (line.includes('Entering MASTER STATE')) masterAt.push(at);
+          if (line.includes('Entering BACKUP STATE')) backupAt.push(at);
+        });
+      }
+    }
+    const prober = new Prober(this.rig, this.vip);
+    await waitFor('the client served by a', () => (prober.first('a') ? true : undefined), 20_000);
+    // b settled as backup: its last transition is to BACKUP (it may have been master before a started).
+    await waitFor('b in BACKUP state', () => ((backupAt.at(-1) ?? -1) > (masterAt.at(-1) ?? -1) ? true : undefined), 10_000);
+    await sleep(300);
+    return { prober, masterAt, backupAt };
+  }
+
+  /** Everything stopped, links back, the VIP removed everywhere, the client's neighbour cache empty. */
+  async reset(prober: Prober): Promise<void> {
+    await prober.stop();
+    await Promise.all(['a', 'b'].map((n) => killAll(this.rig, n)));
+    await this.rig.restoreAll('a');
+    for (const n of ['a', 'b']) await this.rig.exec(n, ['ip', 'addr', 'del', `${this.vip}/24`, 'dev', 'svc']);
+    await this.rig.exec('client', ['ip', 'neigh', 'flush', 'dev', 'svc']);
+  }
+
+  async run(advert: number, i: number): Promise<Run> {
+    const { prober, masterAt } = await this.up(advert, `${advert}-${i}`);
+    try {
+      await sleep(Math.random() * Math.min(1000, advert * 1000));
+      const t0 = await powerOff(this.rig, 'a');
+      const detected = await waitFor('b entering MASTER', () => masterAt.find((x) => x > t0), 15_000);
+      const served = await waitFor('the client served by b', () => prober.first('b', t0), 15_000);
+      const run = { detectionMs: detected - t0, endToEndMs: served.at - t0 };
+      if (VERBOSE) say(`keepalived ${advert} s run ${i + 1}: detection ${run.detectionMs.toFixed(1)} ms, end-to-end ${run.endToEndMs.toFixed(1)} ms`);
+      return run;
+    } finally {
+      await this.reset(prober);
+    }
+  }
+
+  async cpuLoad(advert: number): Promise<LoadResult> {
+    const { prober, masterAt } = await this.up(advert, `${advert}-load`);
+    try {
+      await sleep(1000);
+      const t0 = now();
+      const hogs = Array.from({ length: HOGS }, () => this.rig.spawn('a', [process.execPath, '-e', 'for(;;){}'], { stdio: 'ignore' }));
+      await sleep(LOAD_MS);
+      for (const h of hogs) h.kill('SIGKILL');
+      await sleep(2000);
+      return { failovers: masterAt.filter((x) => x > t0).length, answersFromB: prober.count('b', t0) };
+    } finally {
+      await this.reset(prober);
+    }
+  }
+
+  async destroy(): Promise<void> {
+    await this.rig.destroy();
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+// ---- main ----
+
+async function repeat(what: string, n: number, fn: (i: number) => Promise<Run>): Promise<{ runs: Run[]; failed: number }> {
+  const runs: Run[] = [];
+  let failed = 0;
+  for (let i = 0; i < n; i++) {
+    try {
+      runs.push(await fn(i));
+    } catch (e) {
+      failed++;
+      say(`${what} run ${i + 1} failed: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+  return { runs, failed };
+}
+
+const started = performance.now();
+const results: SystemResult[] = [];
+
+if (ONLY === undefined || ONLY === 'vigil') {
+  say(`vigil: ${RUNS} runs, default timing (heartbeat 100 ms, failAfter 400 ms)`);
+  const { runs, failed } = await repeat('vigil', RUNS, vigilRun);
+  const r = summarise('vigil', { heartbeatIntervalMs: 100, failAfterMs: 400, defaults: true }, runs, failed);
+  if (LOAD) {
+    say(`vigil: ${HOGS} busy loops on a for ${LOAD_MS / 1000} s, then a ${STALL_MS / 1000} s event-loop stall of a's agent`);
+    Object.assign(r, await vigilLoads());
+  }
+  results.push(r);
+}
+
+if (ONLY === undefined || ONLY === 'keepalived') {
+  const ka = await KeepalivedRig.create();
+  try {
+    for (const [advert, n] of [...ADVERTS.map((a) => [a, RUNS] as const), [1, DEFAULT_RUNS] as const]) {
+      if (n <= 0) continue;
+      say(`keepalived advert_int ${advert} s: ${n} runs`);
+      const { runs, failed } = await repeat(`keepalived ${advert} s`, n, (i) => ka.run(advert, i));
+      const r = summarise(`keepalived (advert_int ${advert} s)`, {
+        advert_int: advert, vrrp_version: advert < 1 ? 3 : 2, priorities: [150, 100], preempt: true,
+        masterDownMs: Math.round(1000 * (3 * advert + ((256 - 100) * advert) / 256)),
+      }, runs, failed);
+      if (LOAD) {
+        say(`keepalived advert_int ${advert} s: ${HOGS} busy loops on a for ${LOAD_MS / 1000} s`);
+        r.cpuLoad = await ka.cpuLoad(advert);
+      }
+      results.push(r);
+    }
+  } finally {
+    await ka.destroy();
+  }
+}
+
+// ---- report ----
+
+const f = (x: number) => (Number.isFinite(x) ? x.toFixed(0).padStart(6) : '     –');
+const load = (l: LoadResult | undefined) => (l === undefined ? 'n/a' : String(l.failovers)); // notes: in the JSON
+out.write(`\nFailover, client probing VIP:${APP_PORT} every 10 ms; times in ms from the power-off of the primary\n`);
+out.write(`${'system'.padEnd(32)}  runs   detection med/p95/max        end-to-end med/p95/max   false failovers: CPU ${HOGS} loops 10 s | 3 s stall\n`);
+for (const r of results) {
+  out.write(`${r.name.padEnd(32)}  ${String(r.detection.n).padStart(4)}${r.failed ? `(-${r.failed})` : '    '} ${f(r.detection.median)} ${f(r.detection.p95)} ${f(r.detection.max)}       `
+    + `${f(r.endToEnd.median)} ${f(r.endToEnd.p95)} ${f(r.endToEnd.max)}      ${load(r.cpuLoad).padStart(6)} | ${load(r.stall)}\n`);
+}
+const vigil = results.find((r) => r.name === 'vigil');
+const ratios: Record<string, { detectionMedian: number; endToEndMedian: number; detectionP95: number; endToEndP95: number }> = {};
+if (vigil) {
+  for (const k of results.filter((r) => r !== vigil)) {
+    const q = {
+      detectionMedian: vigil.detection.median / k.detection.median, detectionP95: vigil.detection.p95 / k.detection.p95,
+      endToEndMedian: vigil.endToEnd.median / k.endToEnd.median, endToEndP95: vigil.endToEnd.p95 / k.endToEnd.p95,
+    };
+    ratios[k.name] = q;
+    out.write(`vigil / ${k.name}: detection ${q.detectionMedian.toFixed(2)}× (p95 ${q.detectionP95.toFixed(2)}×), end-to-end ${q.endToEndMedian.toFixed(2)}× (p95 ${q.endToEndP95.toFixed(2)}×)\n`);
+  }
+}
+let goals: Record<string, boolean> | undefined;
+if (vigil) {
+  goals = {
+    detectionP95Le500: vigil.detection.p95 <= 500,
+    endToEndP95Le1000: vigil.endToEnd.p95 <= 1000,
+    noFalseFailovers: (vigil.cpuLoad?.failovers ?? 0) === 0 && (vigil.stall?.failovers ?? 0) === 0,
+    allRunsCompleted: vigil.failed === 0,
+  };
+  const yes = (b: boolean) => (b ? 'met' : 'NOT met');
+  out.write(`Goals (vigil, defaults): detection ≤ 500 ms (p95 ${vigil.detection.p95.toFixed(0)}): ${yes(goals.detectionP95Le500!)}; `
+    + `end-to-end ≤ 1 s (p95 ${vigil.endToEnd.p95.toFixed(0)}): ${yes(goals.endToEndP95Le1000!)}; `
+    + `zero false failovers: ${LOAD ? yes(goals.noFalseFailovers!) : 'not measured'}\n`);
+}
+const elapsedS = (performance.now() - started) / 1000;
+out.write(`(${elapsedS.toFixed(0)} s; host: ${cpus().length} CPUs, ${cpus()[0]?.model ?? '?'})\n`);
+
+const report = {
+  date: new Date().toISOString(), host: { cpus: cpus().length, model: cpus()[0]?.model }, elapsedS,
+  method: { proberIntervalMs: 10, cpuLoad: { loops: HOGS, ms: LOAD_MS }, stallMs: STALL_MS },
+  results, ratios, goals,
+};
+if (JSON_OUT) {
+  process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+} else {
+  const file = join(packageRoot(), '.lab', 'bench-failover.json');
+  await mkdir(join(packageRoot(), '.lab'), { recursive: true });
+  await writeFile(file, `${JSON.stringify(report, null, 2)}\n`);
+  out.write(`JSON: ${file}\n`);
+}
+process.exit(vigil && vigil.failed > 0 ? 1 : 0);
