@@ -146,7 +146,8 @@ const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'
 
 const networkSchema = z.strictObject({
   name: name('a network name'),
-  port,
+  // port + 1 carries the agents' database messages (src/daemon/messenger.ts).
+  port: z.int().min(1, 'expected a port from 1 to 65534 (port + 1 is used too)').max(65534, 'expected a port from 1 to 65534 (port + 1 is used too)'),
 });
 
 const nodeSchema = z.strictObject({

@@ -1,7 +1,7 @@
 // vigild's agent: wires the pure modules (membership, database, flows) to the real I/O (the native heartbeat
 // thread, agent messages, the control socket, resources, the application processes). Everything that
 // decides lives in those modules; this file only carries facts in and performs the actions that come out.
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 
@@ -14,7 +14,7 @@ import { ClusterDb, DbWriteError, parseSnapshot, parseVersionMap, syncPlan, type
 import {
   initialFlow, registrationCheck, step, type AsyncAction, type FlowAction, type FlowEvent, type FlowState,
 } from '../db/flows.js';
-import type { AppFields, AppObject, ResourceSpec } from '../db/object.js';
+import type { AppObject, ResourceSpec } from '../db/object.js';
 import { loadDatabase, saveDatabase } from '../db/store.js';
 import { Membership, type MembershipEvent } from '../membership/membership.js';
 import { nativeAddon, type NativeHeartbeatEngine } from '../native.js';
@@ -605,10 +605,8 @@ function stopTimeout(config: Config, tag: string): number {
 
 async function groupId(name: string | undefined): Promise<number | undefined> {
   if (name === undefined) return undefined;
-  const { readFile } = await import('node:fs/promises');
   const line = (await readFile('/etc/group', 'utf8')).split('\n').find((l) => l.split(':')[0] === name);
   if (!line) throw new Error(`control.group ${name}: no such group in /etc/group`);
   return Number(line.split(':')[2]);
 }
 
-export type { AppFields };

@@ -147,7 +147,12 @@ export class Messenger {
       || !Number.isInteger(i) || !Number.isInteger(n) || n < 2 || n > 64 || i < 0 || i >= n) {
       return this.count('envelope');
     }
-    for (const [k, p] of this.partials) if (now - p.since > this.fragmentTimeoutMs) this.partials.delete(k), this.count('fragment-timeout');
+    for (const [k, p] of this.partials) {
+      if (now - p.since > this.fragmentTimeoutMs) {
+        this.partials.delete(k);
+        this.count('fragment-timeout');
+      }
+    }
     const key = `${sender}:${f}`;
     const p = this.partials.get(key) ?? { parts: new Array<string | undefined>(n), count: 0, since: now };
     if (p.parts.length !== n) return this.count('envelope');

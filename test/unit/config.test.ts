@@ -193,7 +193,9 @@ t.test('a disk identity must be canonical VPD 0x83 text', async (t) => {
 
 t.test('a port out of range is refused at the port, wherever it is', async (t) => {
   const text = edit('{ name: lan2, port: 7401 }', '{ name: lan2, port: 74010 }');
-  t.same(problems(text), [{ line: lineOf(text, '74010'), column: 25, path: 'networks[1].port', message: 'expected a port from 1 to 65535' }]);
+  t.same(problems(text), [{ line: lineOf(text, '74010'), column: 25, path: 'networks[1].port', message: 'expected a port from 1 to 65534 (port + 1 is used too)' }]);
+  const top = edit('{ name: lan2, port: 7401 }', '{ name: lan2, port: 65535 }');
+  t.match(problems(top), [{ path: 'networks[1].port', message: /port \+ 1 is used too/ }], 'a network needs its port and the next');
   const monitor = edit('tcp: "127.0.0.1:8080"', 'tcp: "127.0.0.1:0"');
   t.match(problems(monitor), [{ path: 'apps[0].monitor.tcp', message: /expected host:port/ }]);
   t.same(parseEndpoint('[::1]:9642'), { host: '::1', port: 9642 });
