@@ -24,6 +24,7 @@ import { loadClusterKey } from '../wire/key.js';
 import { heartbeatOptions, networkChannel, observeHeartbeats } from './heartbeat.js';
 import { Messenger, type Received } from './messenger.js';
 import { Disks } from './disks.js';
+import { HealthMonitor } from './health.js';
 import type { StatusLike } from './status.js';
 import { resourceName, Resources, type DiskOwnership } from './resources.js';
 
@@ -48,6 +49,7 @@ interface Flow {
   queue: FlowEvent[];
   draining: boolean;
   process: AppProcess | undefined;
+  health: HealthMonitor | undefined;
   readyWaiters: (() => void)[];
 }
 
@@ -160,6 +162,7 @@ export class Agent {
       // that declares this node failed finds the address free.
       for (const flow of this.flows.values()) {
         const tag = flow.state.tag;
+        flow.health?.stop();
         await flow.process?.stop(stopTimeout(this.config, tag));
         if (flow.state.resources === 'down') continue;
         for (const r of [...flow.state.heldResources].reverse()) {
@@ -273,7 +276,7 @@ export class Agent {
           obj: this.db.get(tag) ?? null, peers,
           config: { failbackDwellMs: t.failbackDwellMs, promptRepeatMs: t.failbackPromptRepeatMs },
         }),
-        wakeAt: null, queue: [], draining: false, process: undefined, readyWaiters: [],
+        wakeAt: null, queue: [], draining: false, process: undefined, health: undefined, readyWaiters: [],
       };
       this.flows.set(tag, flow);
       const snap = this.membership.snapshot(performance.now());
@@ -355,13 +358,26 @@ export class Agent {
           if (a.paused) break; // a cluster-aware app is started by its own ready(); nothing to spawn here
           const env = { ...a.command.env, VIGIL_NODE: this.self.name, VIGIL_SOCKET: this.config.control.socket };
           const p = new AppProcess(tag, { argv: a.command.argv, cwd: a.command.cwd, env }, this.options.appOutput);
-          p.onUnexpectedExit = (code, signal) => this.post(flow, { type: 'exited', detail: signal ? `signal ${signal}` : `exit ${code}` });
+          p.onUnexpectedExit = (code, signal) => {
+            flow.health?.stop();
+            this.post(flow, { type: 'exited', detail: signal ? `signal ${signal}` : `exit ${code}` });
+          };
           await p.start();
           flow.process = p;
           this.log.info({ tag, pid: p.pid }, 'application started');
+          const monitor = this.config.apps.find((x) => x.tag === tag)?.monitor;
+          if (monitor) {
+            flow.health = new HealthMonitor(monitor, (detail) => {
+              this.log.error({ tag, detail }, 'application failed its health probe: stopping it');
+              void p.stop(stopTimeout(this.config, tag)).then(() => this.post(flow, { type: 'exited', detail }));
+            });
+            flow.health.start();
+          }
           break;
         }
         case 'stopApp': {
+          flow.health?.stop();
+          flow.health = undefined;
           const p = flow.process;
           const app = this.db.get(tag);
           const r = p ? await p.stop(app ? stopTimeout(this.config, tag) : 5000) : { killed: false };

@@ -68,13 +68,28 @@ export class AppProcess {
   }
 }
 
-/** One TCP health probe: connected within the timeout. */
+/**
+ * One TCP health probe: connected within the timeout. The connection is then closed gently (FIN, and its
+ * answer read and dropped): a reset would make a service that writes a greeting see ECONNRESET, and a
+ * careless one die of it.
+ */
 export function probeTcp(host: string, port: number, timeoutMs: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = createConnection({ host, port });
-    const done = (ok: boolean) => { socket.destroy(); resolve(ok); };
-    socket.setTimeout(timeoutMs, () => done(false));
-    socket.once('connect', () => done(true));
-    socket.once('error', () => done(false));
+    let settled = false;
+    const settle = (ok: boolean) => {
+      if (settled) return;
+      settled = true;
+      resolve(ok);
+    };
+    socket.setTimeout(timeoutMs, () => { settle(false); socket.destroy(); });
+    socket.on('error', () => settle(false));
+    socket.on('data', () => {});
+    socket.once('connect', () => {
+      settle(true);
+      socket.setTimeout(0);
+      socket.end();
+      setTimeout(() => socket.destroy(), 1000).unref();
+    });
   });
 }

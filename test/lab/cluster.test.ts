@@ -28,7 +28,7 @@ const disks = (s: Status) => (s as unknown as { disks: DiskStatus[] }).disks;
 /** The app: appends its node's name to a log on the shared file system, then answers with that name. */
 const appCommand = (mnt: string) => ['/usr/bin/env', 'node', '-e',
   `require('fs').appendFileSync('${mnt}/log', process.env.VIGIL_NODE + '\\n');`
-  + `require('net').createServer((s) => s.end(process.env.VIGIL_NODE + '\\n')).listen(${APP_PORT})`];
+  + `require('net').createServer((s) => { s.on('error', () => {}); s.end(process.env.VIGIL_NODE + '\\n'); }).listen(${APP_PORT})`];
 
 async function start(t: { teardown(fn: () => unknown): void }): Promise<{ c: TestCluster; agents: Record<string, ChildProcess> }> {
   await resetUnit(lab.a, lab.b);

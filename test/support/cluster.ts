@@ -17,7 +17,7 @@ export const APP_PORT = 8080;
 
 /** A service that answers every connection with the name of the node it runs on. */
 export const NAME_SERVER = ['/usr/bin/env', 'node', '-e',
-  `require('net').createServer((s) => s.end(process.env.VIGIL_NODE + '\\n')).listen(${APP_PORT})`];
+  `require('net').createServer((s) => { s.on('error', () => {}); s.end(process.env.VIGIL_NODE + '\\n'); }).listen(${APP_PORT})`];
 
 /**
  * vip: the app gets a virtual IP on the service network (rig.vip(100 + its index)); disk: it owns the
@@ -28,6 +28,8 @@ export interface AppDef {
   /** argv, or argv built from the mount path (<dir>/mnt). */
   command?: string[] | ((mnt: string) => string[]);
   disk?: boolean; mount?: boolean;
+  /** A TCP health probe of the app's port: every 200 ms, 3 failures in a row fail it. */
+  monitor?: boolean;
 }
 
 /** A shared logical unit: its identity and, per node, the one path (I_T nexus) that node uses. */
@@ -62,7 +64,8 @@ export async function createCluster(t: { teardown(fn: () => unknown): void }, no
   const disk = options.disk;
   const rig = await createRig({ nodes, networks: NETWORKS, client: true, t });
   const dir = await mkdtemp(join(tmpdir(), 'vigil-cluster-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  // After the rig is gone: agents still running would write into the directory as it is removed.
+  t.teardown(async () => { await rig.destroy(); await rm(dir, { recursive: true, force: true }); });
   await writeFile(join(dir, 'cluster.key'), `${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
   const yaml = (node: string) => [
     'cluster: test',
@@ -86,6 +89,7 @@ export async function createCluster(t: { teardown(fn: () => unknown): void }, no
       `    backup: ${a.backup}`,
       `    autoRecover: ${a.autoRecover ?? false}`,
       `    stopTimeoutMs: 2000`,
+      ...(a.monitor ? [`    monitor: { tcp: "127.0.0.1:${APP_PORT}", intervalMs: 200, timeoutMs: 100, failures: 3 }`] : []),
       `    resources: [ ${[
         ...(a.disk ? ['{ disk: shared0 }'] : []),
         ...(a.mount ? [`{ mount: { disk: shared0, path: ${join(dir, 'mnt')}, fstype: ext4 } }`] : []),
