@@ -1,0 +1,72 @@
+// Agent messages (database replication): a message too large for one datagram arrives whole through its
+// fragments; a copy arriving on the second network is dropped as a replay; authenticated garbage (bad JSON,
+// bad envelopes, bad fragments) and forged datagrams are counted and dropped, never thrown.
+import { randomBytes } from 'node:crypto';
+
+import t from 'tap';
+
+import { parseConfig } from '../../src/config/load.js';
+import { Messenger, type Received } from '../../src/daemon/messenger.js';
+import { clusterTag, encodeDatagram, MessageType, Stream } from '../../src/wire/datagram.js';
+import { prng } from '../support/prng.js';
+
+const KEY = randomBytes(32);
+const config = parseConfig(`
+cluster: unit
+keyFile: k
+networks: [ { name: lan1, port: 7400 }, { name: lan2, port: 7410 } ]
+nodes:
+  - { name: a, id: 1, addresses: { lan1: 127.0.1.1, lan2: 127.0.2.1 } }
+  - { name: b, id: 2, addresses: { lan1: 127.0.1.2, lan2: 127.0.2.2 } }
+`, 'unit.yaml', { baseDir: '/tmp' });
+const [a, b] = config.nodes as [typeof config.nodes[0], typeof config.nodes[0]];
+
+/** Captures what `from` would put on the wire instead of sending it. */
+function sender(): { m: Messenger; wire: Buffer[] } {
+  const m = new Messenger(config, a, KEY, 100n, () => {});
+  const wire: Buffer[] = [];
+  (m as unknown as { sockets: { send: (d: Buffer) => void }[] }).sockets.push({ send: (d: Buffer) => wire.push(Buffer.from(d)) });
+  return { m, wire };
+}
+
+function receiver(): { m: Messenger; got: Received[] } {
+  const got: Received[] = [];
+  return { m: new Messenger(config, b, KEY, 200n, (r) => got.push(r)), got };
+}
+
+t.test('a message larger than a datagram arrives whole; the same bytes again are a replay', async (t) => {
+  const { m: out, wire } = sender();
+  const entries = Array.from({ length: 40 }, (_, i) => ({ tag: `app-${i}`, blob: 'x'.repeat(100) }));
+  out.send(b, { kind: 'update', entries, markers: [] });
+  t.ok(wire.length > 1, `sent as ${wire.length} fragments`);
+  const { m: into, got } = receiver();
+  for (const d of wire) into.receive(d);
+  t.equal(got.length, 1, 'delivered once, whole');
+  t.same(got[0]?.message, { kind: 'update', entries, markers: [] });
+  t.equal(got[0]?.from.name, 'a');
+  for (const d of wire) into.receive(d);
+  t.equal(got.length, 1, 'the copies from the other network are dropped');
+  t.equal(into.dropped.replay, wire.length);
+});
+
+t.test('authenticated garbage and forged datagrams are counted and dropped, never thrown', async (t) => {
+  const { m: into, got } = receiver();
+  const rand = prng(99);
+  let seq = 1n;
+  const signed = (payload: Buffer, type: number = MessageType.DB_UPDATE) => encodeDatagram(KEY, {
+    type: type as MessageType, stream: Stream.AGENT, sender: 1, clusterTag: clusterTag('unit'), incarnation: 5n, sequence: seq++,
+  }, payload);
+  const payloads = [
+    'not json', '[]', 'null', '{"m": 3}', '{"m": {"kind": "update"}}', '{"m": {"kind": "digest", "reply": "yes", "versions": {}}}',
+    '{"f": 1, "i": 5, "n": 2, "d": "x"}', '{"f": 1, "i": 0, "n": 1000, "d": "x"}', '{"f": "x"}',
+  ];
+  for (const p of payloads) t.doesNotThrow(() => into.receive(signed(Buffer.from(p))), p);
+  for (let i = 0; i < 2000; i++) {
+    const n = Math.floor(rand() * 300);
+    const bytes = Buffer.from(Array.from({ length: n }, () => Math.floor(rand() * 256)));
+    into.receive(i % 2 ? bytes : signed(bytes));
+  }
+  into.receive(signed(Buffer.from('{"m": {"kind": "digest", "reply": false, "versions": {"apps": {}, "markers": {}}}}'), MessageType.DB_DIGEST));
+  t.equal(got.length, 1, 'only the one well-formed message came through');
+  t.ok(Object.values(into.dropped).reduce((x, y) => x + y, 0) >= 2000, `drops: ${JSON.stringify(into.dropped)}`);
+});
