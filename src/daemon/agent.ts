@@ -134,8 +134,6 @@ export class Agent {
             if (usesDisk(flow.state.heldResources, disk)) this.post(flow, { type: 'fenced', detail: `disk ${disk}: ${detail}` });
           }
         },
-        mayRejoin: (disk) => ![...this.flows.values()].some((f) => usesDisk(f.state.heldResources, disk)
-          && (f.state.app !== 'down' || f.state.resources !== 'down')),
       }, this.log);
       await this.disks.start();
       this.resources = new Resources(this.self.name, this.disks);

@@ -15,7 +15,9 @@
 //
 // FENCED. A heartbeat write refused with RESERVATION CONFLICT, or a unit attention "registrations
 // preempted" (06/2a/05), means another node fenced this one: `onFenced` tells the agent, which stops the
-// apps using the disk at once. The node registers again only when no app here holds the disk any more.
+// apps using the disk at once. A fenced node stays unregistered, as fence_scsi's nodes do until they are
+// unfenced at start-up: it writes no heartbeat and cannot write anything else. It registers again when the
+// agent restarts, or when the flows have it take an app over (acquire), i.e. once the cluster decided so.
 import { createHash } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import { basename } from 'node:path';
@@ -48,8 +50,6 @@ export interface DisksHooks {
   /** A sign of life of `node` on the disk's heartbeat channel, at performance.now() time. */
   onPulse(node: string, disk: string, at: number): void;
   onFenced(disk: string, detail: string): void;
-  /** May this node register on the disk again (no app here holds it)? */
-  mayRejoin(disk: string): boolean;
 }
 
 interface Unit {
@@ -225,20 +225,16 @@ export class Disks implements DiskOwnership {
     if (!u.device || !u.config.heartbeat || u.busy) return;
     u.busy = true;
     try {
-      if (u.fenced) {
-        if (!this.hooks.mayRejoin(u.config.name)) return;
-        await u.device.prRegister(this.key, { ignoreExisting: true });
-        u.fenced = false;
-        this.log.info({ disk: u.config.name }, 'registered again after being fenced (no app here holds the disk)');
-      }
-      const slot = this.slot(this.self);
-      u.counter += 1n;
-      const record = encodeRecord(this.clusterKey, { node: this.self.id, clusterTag: this.tag, incarnation: this.incarnation, counter: u.counter }, u.blockSize);
-      try {
-        await u.device.write16(slotLba(u.lastLba, slot), record, u.blockSize, { fua: true });
-      } catch (e) {
-        if (e instanceof ReservationConflictError) return this.fence(u, 'heartbeat write refused: RESERVATION CONFLICT (this node was preempted)');
-        throw e;
+      // A fenced node writes nothing (it could not), but keeps reading: its peers' pulses still count.
+      if (!u.fenced) {
+        u.counter += 1n;
+        const record = encodeRecord(this.clusterKey, { node: this.self.id, clusterTag: this.tag, incarnation: this.incarnation, counter: u.counter }, u.blockSize);
+        try {
+          await u.device.write16(slotLba(u.lastLba, this.slot(this.self)), record, u.blockSize, { fua: true });
+        } catch (e) {
+          if (!(e instanceof ReservationConflictError)) throw e;
+          this.fence(u, 'heartbeat write refused: RESERVATION CONFLICT (this node was preempted)');
+        }
       }
       const area = await u.device.read16(slotLba(u.lastLba, 0), HEARTBEAT_AREA_BLOCKS, u.blockSize);
       const now = performance.now();
