@@ -276,6 +276,12 @@ export interface FlowState {
   /** Why this node is stopping an app it does not host (null: not doing so). */
   readonly standDown: string | null;
   readonly unprotectedNotified: boolean;
+  /**
+   * The node this node has seen hosting the app while that node was alive (null: not seen so). A take-back
+   * from a failed backup needs it: learning HOST = B from B's own message while B still counts as failed
+   * (a partition healing, before the recovery hysteresis ends) is not B failing while it hosts.
+   */
+  readonly hostSeenAlive: string | null;
 }
 
 export interface StepResult {
@@ -319,6 +325,7 @@ export function initialFlow(tag: string, self: string, init: InitialFlow = {}): 
     promptAt: null,
     standDown: null,
     unprotectedNotified: false,
+    hostSeenAlive: init.obj?.host != null && typeof init.peers?.[init.obj.host] === 'number' ? init.obj.host : null,
   };
 }
 
@@ -340,14 +347,20 @@ export function step(state: FlowState, event: FlowEvent, now: number): StepResul
 
 function apply(d: Draft, e: FlowEvent, now: number, out: FlowAction[]): void {
   switch (e.type) {
-    case 'dbChanged':
-      if (d.obj?.host !== e.object?.host) d.failoverGaveUp = false;
+    case 'dbChanged': {
+      const host = e.object?.host ?? null;
+      if (d.obj?.host !== host) {
+        d.failoverGaveUp = false;
+        d.hostSeenAlive = host !== null && host !== d.self && typeof d.peers[host] === 'number' ? host : null;
+      }
       d.obj = e.object;
       return;
+    }
     case 'peerAlive': {
       if (typeof d.peers[e.node] === 'number') return;
       d.peers[e.node] = now;
       const o = d.obj;
+      if (o && o.host === e.node) d.hostSeenAlive = e.node;
       if (o && e.node === o.primary) {
         d.failoverGaveUp = false;
         if (o.host === d.self && o.backup === d.self) notify(out, 'recovery-detected', `primary ${o.primary} of ${o.tag} is alive again`);
@@ -728,7 +741,7 @@ function notify(out: FlowAction[], notice: Notice, message: string): void {
 function takeoverFrom(d: Draft, o: AppObject): string | null {
   if (o.host === null || o.host === d.self) return null;
   if (o.backup === d.self && o.host === o.primary && isFailed(d, o.primary)) return o.primary;
-  if (o.primary === d.self && o.host === o.backup && isFailed(d, o.backup)) return o.backup;
+  if (o.primary === d.self && o.host === o.backup && isFailed(d, o.backup) && d.hostSeenAlive === o.backup) return o.backup;
   return null;
 }
 

@@ -518,6 +518,13 @@ t.test('§5.2 item 7: the backup hosting the app fails while the primary is up: 
   const aborted = drive(flow('p', o), [{ type: 'peerFailed', node: 'b' }, { type: 'peerAlive', node: 'b' }, { type: 'resourceCheck', ok: true, missing: [] }]);
   t.ok(aborted.acts.includes('notify failover-aborted'), 'the backup back before HOST moved: the take-back is called off');
   t.same(drive(flow('c', o), [{ type: 'peerFailed', node: 'b' }]).acts, [], 'a third node does nothing, and does not call it unprotected: p takes it');
+  // A partition healing: p thinks b failed, then learns from b itself that b took the app over.
+  const healing = drive(flow('p', object({ host: 'p' }), { app: 'up', resources: 'up' }), [
+    { type: 'peerFailed', node: 'b' }, { type: 'dbChanged', object: object({ host: 'b', phase: 'failed-over' }, 3) },
+    done('stopApp'), done('stopResources'), { type: 'tick' },
+  ]);
+  t.notOk(healing.acts.some((a) => a.startsWith('write host=p')), 'HOST = b learnt while b counts as failed: p stands down, takes nothing back');
+  t.ok(healing.acts.includes('notify split-brain'));
 });
 
 t.test('starts on the host give up after maxAttempts', async (t) => {
