@@ -388,6 +388,8 @@ export class Agent {
           break;
       }
       this.post(flow, { type: 'done', op: a.kind });
+      // A cluster-aware app started unpaused may have called ready() before its start was recorded.
+      if (a.kind === 'startApp' && !a.paused && flow.state.app === 'up') for (const w of flow.readyWaiters.splice(0)) w();
     } catch (e) {
       const error = e instanceof Error ? e.message : String(e);
       this.log.error({ tag, op: a.kind, err: error }, 'action failed');
