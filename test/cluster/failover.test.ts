@@ -108,3 +108,21 @@ t.test('an app that stops answering its health probe is stopped with its resourc
   t.equal((await c.rig.exec('a', ['ip', '-o', 'addr', 'show', 'dev', 'svc'])).stdout.includes(`${c.vip()}/24`), false, 'the VIP was removed');
   t.equal(host(await c.status('b'), 'web'), 'a', 'HOST stays a: no automatic failover on an app fault yet (docs/cluster.md)');
 });
+
+t.test('a cluster-aware app calls ready() on the control socket and serves once its node hosts it', async (t) => {
+  // The app asks the agent (VIGIL_SOCKET) whether it may run, over the JSON-lines protocol, at once on start.
+  const command = ['/usr/bin/env', 'node', '-e', [
+    "const net = require('net');",
+    "const c = net.connect(process.env.VIGIL_SOCKET);",
+    "c.on('connect', () => c.write(JSON.stringify({ id: 1, method: 'app.ready', params: { tag: 'web' } }) + '\\n'));",
+    "c.once('data', (d) => { const r = JSON.parse(String(d)); if (!r.result) process.exit(3);",
+    `  net.createServer((s) => { s.on('error', () => {}); s.end(process.env.VIGIL_NODE + '\\n'); }).listen(${8080}); });`,
+  ].join('\n')];
+  const c = await createCluster(t, ['a', 'b'], [{ tag: 'web', primary: 'a', backup: 'b', vip: true, aware: true, command }]);
+  await bothUp(c);
+  await serving(c, 'a');
+  t.pass('ready() answered on the host: the app serves');
+  await c.powerOff('a');
+  await serving(c, 'b');
+  t.pass('and on the backup after a failover');
+});

@@ -30,6 +30,8 @@ export interface AppDef {
   disk?: boolean; mount?: boolean;
   /** A TCP health probe of the app's port: every 200 ms, 3 failures in a row fail it. */
   monitor?: boolean;
+  /** type cluster-aware (default cluster-capable). */
+  aware?: boolean;
 }
 
 /** A shared logical unit: its identity and, per node, the one path (I_T nexus) that node uses. */
@@ -83,7 +85,7 @@ export async function createCluster(t: { teardown(fn: () => unknown): void }, no
     'apps:',
     ...apps.flatMap((a, i) => [
       `  - tag: ${a.tag}`,
-      '    type: cluster-capable',
+      `    type: ${a.aware ? 'cluster-aware' : 'cluster-capable'}`,
       `    command: ${JSON.stringify(typeof a.command === 'function' ? a.command(join(dir, 'mnt')) : a.command ?? NAME_SERVER)}`,
       `    primary: ${a.primary}`,
       `    backup: ${a.backup}`,
