@@ -2,15 +2,13 @@
 // its own tcm_loop nexus and in its own network namespace, two cluster networks), an app that owns the disk,
 // mounts its ext4 file system and serves a virtual IP to a client namespace. The primary loses power; the
 // backup takes over; the timeline of the takeover is printed from the backup's own log, phase by phase.
-import { execFile, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { promisify } from 'node:util';
 
 import { formatStatus } from '../src/cli/status-format.js';
 import { createCluster, until, APP_PORT, type TestCluster } from '../test/support/cluster.js';
-import { lab, open, resetUnit } from '../test/support/lab.js';
+import { lab, prepareSharedUnit } from '../test/support/lab.js';
 
-const run = promisify(execFile);
 // Heartbeats every 100 ms (the default); failure after 1 s of silence on every channel rather than the
 // default 400 ms, because the agents' JavaScript runs ~30× slower under the lab's CPU emulation.
 const TIMING = { heartbeatIntervalMs: 100, failAfterMs: 1000, diskHeartbeatIntervalMs: 200, recoverAfterMs: 2000, failbackDwellMs: 600_000 };
@@ -55,11 +53,7 @@ function prober(c: TestCluster): { answers: { at: number; who: string }[]; stop(
 async function main(): Promise<void> {
   say('vigil demo: two nodes, one shared LIO disk, a virtual IP; the primary loses power.');
   say();
-  await resetUnit(lab.a, lab.b);
-  const dev = await open(lab.a);
-  const cap = await dev.readCapacity();
-  dev.close();
-  await run('mkfs.ext4', ['-q', '-F', '-b', '4096', lab.aSd, String((cap.bytes - 1024n * 1024n) / 4096n)]);
+  await prepareSharedUnit();
   say(`shared unit ${lab.sharedId}: ext4 made on ${lab.aSd} (the last MiB is the disk heartbeat area)`);
   const c = await createCluster({ teardown: (fn) => { teardowns.push(fn); } }, ['a', 'b'],
     [{ tag: 'web', primary: 'a', backup: 'b', vip: true, disk: true, mount: true }], {

@@ -13,7 +13,7 @@ import t from 'tap';
 
 import { ReservationConflictError } from '../../src/scsi/errors.js';
 import { createCluster, until, APP_PORT, type Status, type TestCluster } from '../support/cluster.js';
-import { lab, open, resetUnit } from '../support/lab.js';
+import { lab, open, prepareSharedUnit } from '../support/lab.js';
 
 const run = promisify(execFile);
 // Under TCG the agents' JavaScript runs ~30× slower than on hardware: wider margins than the defaults.
@@ -31,12 +31,7 @@ const appCommand = (mnt: string) => ['/usr/bin/env', 'node', '-e',
   + `require('net').createServer((s) => { s.on('error', () => {}); s.end(process.env.VIGIL_NODE + '\\n'); }).listen(${APP_PORT})`];
 
 async function start(t: { teardown(fn: () => unknown): void }): Promise<{ c: TestCluster; agents: Record<string, ChildProcess> }> {
-  await resetUnit(lab.a, lab.b);
-  const dev = await open(lab.a);
-  const cap = await dev.readCapacity();
-  dev.close();
-  // ext4 that leaves the last MiB alone: the disk heartbeat area.
-  await run('mkfs.ext4', ['-q', '-F', '-b', '4096', lab.aSd, String((cap.bytes - 1024n * 1024n) / 4096n)]);
+  await prepareSharedUnit();
   const c = await createCluster(t, ['a', 'b'], [{ tag: 'web', primary: 'a', backup: 'b', vip: true, disk: true, mount: true, command: appCommand }],
     { timing: TIMING, disk: { identity: lab.sharedId, paths: { a: lab.a, b: lab.b } } });
   const agents = { a: c.start('a'), b: c.start('b') };

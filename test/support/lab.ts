@@ -108,3 +108,16 @@ export async function exec(file: string, args: string[]): Promise<{ code: number
     return { code: err.code, stdout: err.stdout ?? '', stderr: err.stderr ?? '' };
   }
 }
+
+/**
+ * The shared unit as the cluster lab test and the demo want it: no reservations or registrations, and an
+ * ext4 file system one MiB short of the unit, leaving its end to the disk heartbeat area
+ * (src/daemon/disk-heartbeat.ts). Returns the block device it was made on.
+ */
+export async function prepareSharedUnit(): Promise<string> {
+  await resetUnit(lab.a, lab.b);
+  const dev = await open(lab.a);
+  const cap = await dev.readCapacity().finally(() => dev.close());
+  await promisify(execFile)('mkfs.ext4', ['-q', '-F', '-b', '4096', lab.aSd, String((cap.bytes - 1024n * 1024n) / 4096n)]);
+  return lab.aSd;
+}
