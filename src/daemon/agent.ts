@@ -78,6 +78,8 @@ export class Agent {
   private readonly startedAt = performance.now();
   private readonly startupGraceMs: number;
   private readonly unknownDeclared = new Set<string>();
+  /** Peers not heard since start-up and not yet declared failed: the only ones the start-up grace concerns. */
+  private readonly neverHeard: Set<string>;
   private saving: Promise<void> = Promise.resolve();
   private syncWaiters: { peers: Set<string>; done: () => void }[] = [];
   private peerDigests = new Map<string, number>();
@@ -90,6 +92,7 @@ export class Agent {
 
   constructor(readonly config: Config, readonly self: NodeConfig, private readonly log: AgentLog, private readonly options: AgentOptions = {}) {
     this.peers = config.nodes.filter((n) => n !== self);
+    this.neverHeard = new Set(this.peers.map((p) => p.name));
     this.tickMs = Math.max(10, Math.min(50, Math.floor(config.timing.heartbeatIntervalMs / 2)));
     this.startupGraceMs = Math.max(2 * config.timing.failAfterMs, 2000);
     this.resources = new Resources(self.name, options.disks ?? NO_DISKS);
@@ -183,14 +186,13 @@ export class Agent {
     for (const e of this.membership.tick(now)) this.onMembership(e, now);
     // A peer never heard since we started is not failed by membership's rules (it may be booting); after
     // the start-up grace the flows treat it as failed, so a lone survivor takes over what it backs up.
-    if (now - this.startedAt > this.startupGraceMs) {
-      for (const p of this.membership.snapshot(now).peers) {
-        if (p.state === 'unknown' && !this.unknownDeclared.has(p.peer)) {
-          this.unknownDeclared.add(p.peer);
-          this.log.warn({ peer: p.peer }, 'peer not heard since start-up: treated as failed');
-          this.syncAnswered(p.peer);
-          this.broadcast({ type: 'peerFailed', node: p.peer });
-        }
+    if (this.neverHeard.size > 0 && now - this.startedAt > this.startupGraceMs) {
+      for (const peer of this.neverHeard) {
+        this.neverHeard.delete(peer);
+        this.unknownDeclared.add(peer);
+        this.log.warn({ peer }, 'peer not heard since start-up: treated as failed');
+        this.syncAnswered(peer);
+        this.broadcast({ type: 'peerFailed', node: peer });
       }
     }
     const digest = this.db.digest();
@@ -210,6 +212,7 @@ export class Agent {
     switch (e.kind) {
       case 'peerAlive':
         this.log.info({ peer: e.peer }, 'peer alive');
+        this.neverHeard.delete(e.peer);
         this.unknownDeclared.delete(e.peer);
         this.sendDigest(e.peer, true);
         this.broadcast({ type: 'peerAlive', node: e.peer });

@@ -126,3 +126,20 @@ t.test('a cluster-aware app calls ready() on the control socket and serves once 
   await serving(c, 'b');
   t.pass('and on the backup after a failover');
 });
+
+t.test('a lone survivor restarted after both nodes went down takes over what it backs up, after the start-up grace', async (t) => {
+  const c = await createCluster(t, ['a', 'b'], [{ tag: 'web', primary: 'a', backup: 'b', vip: true }]);
+  await bothUp(c);
+  await serving(c, 'a');
+  await c.powerOff('a');
+  await c.powerOff('b');
+  await c.rig.restoreAll('b');
+  const started = performance.now();
+  c.start('b');
+  await serving(c, 'b');
+  const waited = performance.now() - started;
+  const sb = await c.status('b');
+  t.equal(peer(sb, 'a')?.state, 'unknown', 'a has not been heard since b started');
+  t.equal(host(sb, 'web'), 'b');
+  t.ok(waited >= 2000, `b waited out the start-up grace (2 s) before taking over: served after ${waited.toFixed(0)} ms`);
+});
