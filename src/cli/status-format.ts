@@ -134,6 +134,10 @@ function appLines(a: Obj, opts: string): string[] {
   } else if (resources.length) {
     out.push(`    resources: ${resources.join(', ')}`);
   }
+  const faults = Array.isArray(a.faults) ? a.faults.map((f) => str(f) ?? '?') : [];
+  if (faults.length) {
+    out.push(`    faulted on ${faults.join(' and ')}: it goes there neither by failover nor by failback until cleared by: vigil app load ${tag}${opts} (on that node)`);
+  }
   const prompt = str(a.prompt);
   if (prompt) {
     out.push(`    failback: ${prompt}`);

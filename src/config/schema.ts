@@ -219,6 +219,8 @@ const appSchema = z.strictObject({
   backup: name('a node name'),
   autoRecover: z.boolean().default(false),
   stopTimeoutMs: ms(1).default(10000),
+  localRestarts: z.int(wrongType('expected a whole number, 0 or more')).min(0, 'expected a whole number, 0 or more').default(0),
+  restartWindowMs: ms(1).default(600_000),
   resources: z.array(resourceSchema).default([]),
   monitor: monitorSchema.optional(),
   attributes: z.record(z.string().min(1, 'expected a non-empty name'), attributeValue).default({}),
@@ -505,6 +507,9 @@ export interface AppConfig {
   backup: string;
   autoRecover: boolean;
   stopTimeoutMs: number;
+  /** Faults restarted in place within restartWindowMs before the app fails over to the other node. */
+  localRestarts: number;
+  restartWindowMs: number;
   /** In start order; stopped in reverse. */
   resources: ResourceConfig[];
   monitor: MonitorConfig | undefined;
@@ -555,6 +560,8 @@ export function toConfig(p: Parsed, source: string, baseDir: string): Config {
       backup: app.backup,
       autoRecover: app.autoRecover,
       stopTimeoutMs: app.stopTimeoutMs,
+      localRestarts: app.localRestarts,
+      restartWindowMs: app.restartWindowMs,
       resources: app.resources.map((r): ResourceConfig => {
         if (r.mount) return { kind: 'mount', ...r.mount };
         if (r.ip) {

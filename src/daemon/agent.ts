@@ -271,11 +271,15 @@ export class Agent {
     let flow = this.flows.get(tag);
     if (!flow) {
       const t = this.config.timing;
+      const appConfig = this.config.apps.find((a) => a.tag === tag);
       const peers: Record<string, number | null> = {};
       flow = {
         state: initialFlow(tag, this.self.name, {
           obj: this.db.get(tag) ?? null, peers,
-          config: { failbackDwellMs: t.failbackDwellMs, promptRepeatMs: t.failbackPromptRepeatMs },
+          config: {
+            failbackDwellMs: t.failbackDwellMs, promptRepeatMs: t.failbackPromptRepeatMs,
+            ...(appConfig && { localRestarts: appConfig.localRestarts, restartWindowMs: appConfig.restartWindowMs }),
+          },
         }),
         wakeAt: null, queue: [], draining: false, process: undefined, health: undefined, readyWaiters: [],
       };
@@ -368,10 +372,12 @@ export class Agent {
           this.log.info({ tag, pid: p.pid }, 'application started');
           const monitor = this.config.apps.find((x) => x.tag === tag)?.monitor;
           if (monitor) {
-            flow.health = new HealthMonitor(monitor, (detail) => {
-              this.log.error({ tag, detail }, 'application failed its health probe: stopping it');
-              void p.stop(stopTimeout(this.config, tag)).then(() => this.post(flow, { type: 'exited', detail }));
+            const health = new HealthMonitor(monitor, (detail) => {
+              health.stop();
+              this.log.error({ tag, detail }, 'application failed its health probe');
+              this.post(flow, { type: 'fault', detail });
             });
+            flow.health = health;
             flow.health.start();
           }
           break;
@@ -597,7 +603,7 @@ export class Agent {
       apps: this.db.list().map((o) => {
         const f = this.flows.get(o.tag)?.state;
         return {
-          tag: o.tag, type: o.type, host: o.host, primary: o.primary, backup: o.backup, phase: o.phase, autoRecover: o.autoRecover,
+          tag: o.tag, type: o.type, host: o.host, primary: o.primary, backup: o.backup, phase: o.phase, faults: o.faults, autoRecover: o.autoRecover,
           version: o.version,
           here: f && { app: f.app, resources: f.resources, pending: f.pending?.kind ?? null, halted: f.halted, pid: this.flows.get(o.tag)?.process?.pid ?? null },
           prompt: this.prompts.get(o.tag) ?? null,

@@ -1,6 +1,6 @@
 // The application's health probe (config `monitor`): a TCP connect or a command, every intervalMs, each
 // given timeoutMs. `failures` failed probes in a row mean the app has failed even though its process
-// runs (hung, deadlocked, not listening): the agent then stops it and treats it as exited.
+// runs (hung, deadlocked, not listening): a fault, which the flows restart in place or fail over (flows.ts 4a).
 import { spawn } from 'node:child_process';
 
 import type { MonitorConfig } from '../config/schema.js';

@@ -99,6 +99,8 @@ export function metricsRegistry(source: () => StatusLike): { registry: Registry;
     (st) => st.apps.map((a) => smp({ tag: a.tag }, a.here?.app === 'up' ? 1 : 0)));
   gauge('vigil_app_info', "The application's replicated record (host '' when unloaded); always 1", ['tag', 'host', 'primary', 'backup', 'phase'],
     (st) => st.apps.map((a) => smp({ tag: a.tag, host: a.host ?? '', primary: a.primary, backup: a.backup, phase: a.phase }, 1)));
+  gauge('vigil_app_faulted', 'Whether the application carries a fault mark for the node (it goes there only after a load clears it)', ['tag', 'node'],
+    (st) => st.apps.flatMap((a) => [a.primary, a.backup].map((node) => smp({ tag: a.tag, node }, a.faults.includes(node) ? 1 : 0))));
 
   // ---- notices ----
   const noticeCounts = (st: StatusLike): Record<string, number> => st.noticeCounts ?? notices.update(st.notices);

@@ -52,6 +52,8 @@ export interface AppStatus {
   primary: string;
   backup: string;
   phase: Phase;
+  /** Nodes where the app faulted and no load has cleared the mark since: it does not go there. */
+  faults: string[];
   autoRecover: boolean;
   version: number;
   here: AppHereStatus | undefined;

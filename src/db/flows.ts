@@ -16,7 +16,8 @@
 // THE RULES, evaluated after every event until an async action is issued or nothing changes. HOST is
 // the one fact that says where the app may execute:
 //   1. No object (removed, or not registered): nothing runs here.
-//   2. Failover, on the backup B: HOST == primary P, and membership says P failed. Write phase
+//   2. Failover, on the backup B: HOST == primary P, and membership says P failed (or P carries a fault
+//      mark for this app, see 4a; B carries none). Write phase
 //      failing-over and notify; sync once since start; check resources (missing: operator error, HOST
 //      stays P, no start); start the resources in order; start the app; then write HOST = B, phase
 //      failed-over. A failed start: stop what started, retry after retryMs, give up after maxAttempts
@@ -26,6 +27,11 @@
 //      brain", §5.2 item 4, or an operator unload when HOST is null). The primary may hold a
 //      cluster-aware app loaded in pause mode while HOST is the backup (F0). When HOST's node and the
 //      backup have both failed, notify that the app is unprotected (behaviour 48).
+//   4a. HOST is this node and the app faulted here (exited by itself, or failed its health probe) beyond
+//      the local restart policy: stop it and its resources, then add this node to the object's fault
+//      marks. The other node then takes this one object over as in 2 (behaviour 20); nothing fails over
+//      or back to a marked node until an operator load there clears its mark, so an app that faults
+//      everywhere comes to rest instead of being passed to and fro.
 //   4. HOST is this node (the backup, after failover): failback once P has been alive continuously for
 //      failbackDwellMs (flap damping) and autoRecover is set or the operator approved; otherwise prompt,
 //      again every promptRepeatMs (a deny keeps the app here and keeps prompting). Failback: write phase
@@ -102,7 +108,7 @@ export function registrationCheck(db: DbView, tag: string, thisNode: string, ctx
       }
       return { kind: 'prompt-operator', reason: `"${tag}" is not registered: enter its type, command, primary, backup and resources` };
     }
-    return { kind: 'create', object: { ...spec, host: spec.primary, phase: 'normal' }, run: spec.primary === thisNode };
+    return { kind: 'create', object: { ...spec, host: spec.primary, phase: 'normal', faults: [] }, run: spec.primary === thisNode };
   }
   if (spec && spec.primary !== obj.primary) {
     return { kind: 'reject', reason: `"${tag}" is already registered with primary ${obj.primary}, not ${spec.primary}` };
@@ -132,9 +138,12 @@ export function failoverCandidates(db: DbView, failedNode: string, thisNode: str
   return db.list().filter((o) => o.host !== null && o.host === failedNode && o.backup === thisNode && o.host !== thisNode);
 }
 
+/** What the flows write: HOST, the phase and the fault marks. */
+export type HostPatch = { host?: string | null; phase?: Phase; faults?: string[] };
+
 /** A write to HOST/phase, applied only while HOST is still `ifHost`. */
 export interface HostWrite {
-  patch: { host?: string | null; phase?: Phase };
+  patch: HostPatch;
   ifHost: string | null;
 }
 
@@ -162,9 +171,14 @@ export interface FlowConfig {
   promptRepeatMs: number;
   /** The primary must have been alive this long without a break before failback starts. */
   failbackDwellMs: number;
+  /** Faults (exit, health probe) restarted in place within restartWindowMs before one fails the app over. */
+  localRestarts: number;
+  restartWindowMs: number;
 }
 
-export const DEFAULT_FLOW_CONFIG: FlowConfig = { maxAttempts: 3, retryMs: 5000, promptRepeatMs: 60_000, failbackDwellMs: 10_000 };
+export const DEFAULT_FLOW_CONFIG: FlowConfig = {
+  maxAttempts: 3, retryMs: 5000, promptRepeatMs: 60_000, failbackDwellMs: 10_000, localRestarts: 0, restartWindowMs: 600_000,
+};
 
 export type AsyncOp = 'checkResources' | 'startResources' | 'startApp' | 'stopApp' | 'stopResources' | 'syncAll';
 
@@ -186,7 +200,11 @@ export type Notice =
   | 'sync-failed'
   | 'split-brain'          // running here while HOST names another node: stopped
   | 'unloaded'
-  | 'app-exited'           // exited by itself; not restarted until loaded again
+  | 'app-exited'           // exited by itself where it was not hosted (a paused copy); not restarted until loaded again
+  | 'app-fault'            // exited or failed its health probe on its host: stopped there and handed to the other node
+  | 'app-restarted'        // the same, restarted in place (localRestarts)
+  | 'host-faulted'         // the other node marked a fault: this node takes the app over
+  | 'fault-cleared'        // a load cleared this node's fault mark
   | 'start-gave-up'
   | 'stop-failed'
   | 'fenced'               // this node was fenced off a disk of the app: everything here stopped
@@ -208,7 +226,7 @@ export type FlowAction =
   /** Full sync with every reachable replica (may be answered by one done since this node started). */
   | { kind: 'syncAll' }
   /** Immediate: write to the local replica (then persist and replicate), only while HOST is ifHost. */
-  | { kind: 'write'; patch: { host?: string | null; phase?: Phase }; ifHost: string | null }
+  | { kind: 'write'; patch: HostPatch; ifHost: string | null }
   /** Immediate: an event for the operator (journal, event stream, hooks). */
   | { kind: 'notify'; notice: Notice; message: string }
   /** Immediate: ask the operator to approve failback (approve / deny events answer). */
@@ -227,6 +245,8 @@ export type FlowEvent =
   | { type: 'failed'; op: AsyncOp; error: string }
   /** The program exited without being asked to. */
   | { type: 'exited'; detail: string }
+  /** The program runs but failed its health probe. */
+  | { type: 'fault'; detail: string }
   /**
    * This node lost a resource of the app it cannot keep running without: its reservation was preempted
    * (another node fenced it). Everything here stops at once and stays stopped until a load.
@@ -282,6 +302,12 @@ export interface FlowState {
    * (a partition healing, before the recovery hysteresis ends) is not B failing while it hosts.
    */
   readonly hostSeenAlive: string | null;
+  /** The app faulted here (why); cleared once it is stopped and the fault is marked in the object. */
+  readonly faulted: string | null;
+  /** When faults were restarted in place, within the restart window. */
+  readonly restartTimes: readonly number[];
+  /** A local restart: stop the running app, then start it again. */
+  readonly restartApp: boolean;
 }
 
 export interface StepResult {
@@ -326,6 +352,9 @@ export function initialFlow(tag: string, self: string, init: InitialFlow = {}): 
     standDown: null,
     unprotectedNotified: false,
     hostSeenAlive: init.obj?.host != null && typeof init.peers?.[init.obj.host] === 'number' ? init.obj.host : null,
+    faulted: null,
+    restartTimes: [],
+    restartApp: false,
   };
 }
 
@@ -351,6 +380,8 @@ function apply(d: Draft, e: FlowEvent, now: number, out: FlowAction[]): void {
       const host = e.object?.host ?? null;
       if (d.obj?.host !== host) {
         d.failoverGaveUp = false;
+        d.faulted = null;
+        d.restartApp = false;
         d.hostSeenAlive = host !== null && host !== d.self && typeof d.peers[host] === 'number' ? host : null;
       }
       d.obj = e.object;
@@ -399,11 +430,15 @@ function apply(d: Draft, e: FlowEvent, now: number, out: FlowAction[]): void {
       } else if (d.pending?.kind === 'startApp') {
         failed(d, d.pending, `exited at start: ${e.detail}`, now, out);
       } else if (d.app !== 'down') {
-        // No restart loop here: a local restart policy (behaviour 20) is the daemon's, through 'load'.
         d.app = 'down';
-        d.halted = `exited by itself (${e.detail})`;
-        notify(out, 'app-exited', `${d.tag} exited on ${d.self} (${e.detail}); not restarted until loaded again`);
+        d.restartApp = false;
+        fault(d, `exited by itself (${e.detail})`, now, out);
       }
+      return;
+    case 'fault':
+      // A probe that finished after the app was stopped or restarted is stale.
+      if (d.app !== 'up' || d.pending?.kind === 'stopApp' || d.restartApp || d.faulted !== null) return;
+      fault(d, e.detail, now, out);
       return;
     case 'fenced':
       if (d.app === 'down' && d.resources === 'down') return;
@@ -434,6 +469,13 @@ function apply(d: Draft, e: FlowEvent, now: number, out: FlowAction[]): void {
 }
 
 function load(d: Draft, out: FlowAction[]): void {
+  const marked = d.obj;
+  if (marked && marked.faults.includes(d.self)) {
+    write(d, out, { faults: marked.faults.filter((n) => n !== d.self) }, marked.host);
+    notify(out, 'fault-cleared', `${d.tag}: the fault mark on ${d.self} is cleared by the operator`);
+  }
+  d.faulted = null;
+  d.restartTimes = [];
   const o = d.obj;
   if (o && takeoverFrom(d, o) !== null) {
     // HOST's node is down and this node would take over: the operator asks for the failover to be tried again.
@@ -469,12 +511,35 @@ function load(d: Draft, out: FlowAction[]): void {
   d.retryAt = null;
 }
 
+/** The app faulted on this node: restart it in place while the policy allows, else hand it over. */
+function fault(d: Draft, detail: string, now: number, out: FlowAction[]): void {
+  const o = d.obj;
+  if (!o || o.host !== d.self) {
+    // A copy this node does not host (a paused cluster-aware app): not restarted until a load.
+    d.halted = detail;
+    notify(out, 'app-exited', `${d.tag} on ${d.self}: ${detail}; not restarted until loaded again`);
+    return;
+  }
+  const { localRestarts, restartWindowMs } = d.config;
+  const recent = d.restartTimes.filter((t) => now - t < restartWindowMs);
+  if (recent.length < localRestarts) {
+    d.restartTimes = [...recent, now];
+    if (d.app !== 'down') d.restartApp = true;
+    notify(out, 'app-restarted', `${o.tag} faulted on ${d.self} (${detail}); restarted in place, ${recent.length + 1} of ${localRestarts} within ${restartWindowMs / 1000} s`);
+    return;
+  }
+  d.restartTimes = recent;
+  d.faulted = detail;
+  const other = o.primary === d.self ? o.backup : o.primary;
+  notify(out, 'app-fault', `${o.tag} faulted on ${d.self} (${detail}); stopping it here and handing it to ${other}`);
+}
+
 function done(d: Draft, a: AsyncAction): void {
   d.pending = null;
   switch (a.kind) {
     case 'startResources': d.resources = 'up'; d.heldResources = a.resources; return;
     case 'startApp': d.app = a.paused ? 'paused' : 'up'; return;
-    case 'stopApp': d.app = 'down'; d.stopFailures = 0; d.stopRetryAt = null; return;
+    case 'stopApp': d.app = 'down'; d.restartApp = false; d.stopFailures = 0; d.stopRetryAt = null; return;
     case 'stopResources': d.resources = 'down'; d.stopFailures = 0; d.stopRetryAt = null; return;
     case 'syncAll': d.synced = true; return;
     case 'checkResources': return;
@@ -564,7 +629,8 @@ function pass(d: Draft, now: number, out: FlowAction[]): Pass {
     d.failover = { checked: false };
     d.attempts = 0;
     d.retryAt = null;
-    notify(out, 'primary-failed', `${from} failed; ${self} takes over ${o.tag}`);
+    if (o.faults.includes(from!)) notify(out, 'host-faulted', `${o.tag} faulted on ${from}; ${self} takes it over`);
+    else notify(out, 'primary-failed', `${from} failed; ${self} takes over ${o.tag}`);
     if (o.phase !== 'failing-over') write(d, out, { phase: 'failing-over' }, o.host);
     return 'again';
   }
@@ -572,7 +638,7 @@ function pass(d: Draft, now: number, out: FlowAction[]): Pass {
 
   // 3. Not the host here.
   if (o.host !== self) {
-    const mayPause = o.type === 'cluster-aware' && o.primary === self && o.host !== null && o.host === o.backup;
+    const mayPause = o.type === 'cluster-aware' && o.primary === self && o.host !== null && o.host === o.backup && !o.faults.includes(self);
     if (d.app === 'up' || (d.app === 'paused' && !mayPause) || d.resources !== 'down') {
       if (d.standDown === null) {
         if (o.host !== null && d.app !== 'down') {
@@ -598,6 +664,24 @@ function pass(d: Draft, now: number, out: FlowAction[]): Pass {
     return 'waiting';
   }
   d.standDown = null;
+
+  // Faulted here (behaviour 20): stop it with its resources, then mark the fault, which makes the other
+  // node take this one object over as if this node had failed; only an operator load here clears it.
+  if (d.faulted !== null || o.faults.includes(self)) {
+    if (d.app !== 'down' || d.resources !== 'down') return stopAll(d, now, out);
+    if (!o.faults.includes(self)) {
+      write(d, out, { faults: [...o.faults, self] }, self);
+      return 'again';
+    }
+    d.faulted = null;
+    const other = o.primary === self ? o.backup : o.primary;
+    const stuck = isFailed(d, other) ? `${other} has failed` : o.faults.includes(other) ? `it has faulted on ${other} too` : null;
+    if (stuck !== null && !d.unprotectedNotified) {
+      notify(out, 'unprotected', `${o.tag}: faulted on ${self} and ${stuck}; it runs nowhere until a load (vigil app load ${o.tag}) clears a node's fault mark`);
+    }
+    d.unprotectedNotified = stuck !== null;
+    return 'waiting';
+  }
   d.unprotectedNotified = false;
 
   // 4. Failback from this node (the backup hosting).
@@ -608,6 +692,7 @@ function pass(d: Draft, now: number, out: FlowAction[]): Pass {
 
   // 5. Run here.
   if (d.halted !== null) return stopAll(d, now, out);
+  if (d.restartApp && d.app !== 'down') return issue(d, out, { kind: 'stopApp' });
   // The backup is failing over (it thinks we failed): wait for it to finish or abort, unless it is known dead.
   if (o.primary === self && o.phase === 'failing-over' && !isFailed(d, o.backup)) return 'waiting';
   if (!d.synced) return syncFirst(d, o, out);
@@ -639,7 +724,8 @@ function failoverPass(d: Draft, o: AppObject, now: number, out: FlowAction[]): P
   // Running: only now does HOST name this node (FIG. 9 1030 → 1040).
   const from = o.host;
   write(d, out, { host: d.self, phase: restingPhase(o, d.self) }, from);
-  notify(out, 'failover-complete', `${o.tag} runs on ${d.self} (${from === o.primary ? 'primary' : 'backup'} ${from} failed)`);
+  const what = from !== null && o.faults.includes(from) ? 'faulted there' : 'failed';
+  notify(out, 'failover-complete', `${o.tag} runs on ${d.self} (${from === o.primary ? 'primary' : 'backup'} ${from} ${what})`);
   d.failover = null;
   d.attempts = 0;
   d.retryAt = null;
@@ -665,7 +751,8 @@ function failbackPass(d: Draft, o: AppObject, now: number, out: FlowAction[]): P
     d.promptAt = null;
     return 'again';
   }
-  if (!primaryUp || now - since < d.config.failbackDwellMs) return undefined;
+  // Not back to where it faulted until an operator clears the mark there: no ping-pong.
+  if (!primaryUp || now - since < d.config.failbackDwellMs || o.faults.includes(o.primary)) return undefined;
   if (o.autoRecover || d.approved) {
     write(d, out, { phase: 'failing-back' }, d.self); // F1
     notify(out, 'failback-started', `${o.tag}: failing back from ${d.self} to ${o.primary}${o.autoRecover ? ' (auto-recover)' : ' (approved)'}`);
@@ -723,7 +810,7 @@ function issue(d: Draft, out: FlowAction[], a: AsyncAction): Pass {
   return 'waiting';
 }
 
-function write(d: Draft, out: FlowAction[], patch: { host?: string | null; phase?: Phase }, ifHost: string | null): void {
+function write(d: Draft, out: FlowAction[], patch: HostPatch, ifHost: string | null): void {
   out.push({ kind: 'write', patch, ifHost });
   if (d.obj && d.obj.host === ifHost) d.obj = { ...d.obj, ...patch };
 }
@@ -739,9 +826,10 @@ function notify(out: FlowAction[], notice: Notice, message: string): void {
  * primary is up, waiting for a failback approval that can no longer happen).
  */
 function takeoverFrom(d: Draft, o: AppObject): string | null {
-  if (o.host === null || o.host === d.self) return null;
-  if (o.backup === d.self && o.host === o.primary && isFailed(d, o.primary)) return o.primary;
-  if (o.primary === d.self && o.host === o.backup && isFailed(d, o.backup) && d.hostSeenAlive === o.backup) return o.backup;
+  if (o.host === null || o.host === d.self || o.faults.includes(d.self)) return null;
+  const faulted = o.faults.includes(o.host);
+  if (o.backup === d.self && o.host === o.primary && (faulted || isFailed(d, o.primary))) return o.primary;
+  if (o.primary === d.self && o.host === o.backup && (faulted || (isFailed(d, o.backup) && d.hostSeenAlive === o.backup))) return o.backup;
   return null;
 }
 

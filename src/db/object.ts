@@ -57,6 +57,12 @@ export interface AppObject extends AppSpec, Stamped {
   /** The node running the app now; null after an operator unload. */
   host: string | null;
   phase: Phase;
+  /**
+   * The nodes where the app faulted (exited by itself, or failed its health probe) and that an operator
+   * has not cleared since (a load on that node clears it). Nothing fails over or back to such a node:
+   * without the mark an app that faults on both nodes would be passed to and fro for ever.
+   */
+  faults: string[];
 }
 
 /** The fields of an object that a write sets; version, updatedBy and updatedAt are the database's. */
@@ -119,12 +125,19 @@ const specShape = {
   attributes: z.record(z.string().min(1, 'expected a non-empty name'), attributeValue),
 };
 
-function checkRoles(o: { primary: string; backup: string; host?: string | null }, ctx: z.core.$RefinementCtx): void {
+function checkRoles(o: { primary: string; backup: string; host?: string | null; faults?: string[] }, ctx: z.core.$RefinementCtx): void {
   if (o.primary === o.backup) {
     ctx.addIssue({ code: 'custom', path: ['backup'], message: `the backup must be another node than the primary (${o.primary})` });
   }
   if (o.host !== undefined && o.host !== null && o.host !== o.primary && o.host !== o.backup) {
     ctx.addIssue({ code: 'custom', path: ['host'], message: `the host must be the primary, the backup or null (got ${o.host})` });
+  }
+  for (const [i, node] of (o.faults ?? []).entries()) {
+    if (node !== o.primary && node !== o.backup) {
+      ctx.addIssue({ code: 'custom', path: ['faults', i], message: `a fault mark must name the primary or the backup (got ${node})` });
+    } else if (o.faults!.indexOf(node) !== i) {
+      ctx.addIssue({ code: 'custom', path: ['faults', i], message: `${node} is marked twice` });
+    }
   }
 }
 
@@ -143,6 +156,8 @@ export const appObjectSchema = z.strictObject({
   ...stampShape,
   host: name('a node name').nullable(),
   phase: z.enum(PHASES),
+  // Absent in a replica written before fault marks existed: none.
+  faults: z.array(name('a node name')).default([]),
 }).superRefine(checkRoles);
 
 export const tombstoneSchema = z.strictObject({ tag: name('an app tag'), deleted: z.literal(true), ...stampShape });

@@ -57,8 +57,9 @@ export interface TestCluster {
 export interface Status {
   node: string;
   peers: { peer: string; state: string; forMs: number; channels: { channel: string; state: string }[] }[];
-  apps: { tag: string; host: string | null; phase: string; here?: { app: string; resources: string; pid: number | null } }[];
-  notices: { tag: string; notice: string; message: string }[];
+  apps: { tag: string; host: string | null; phase: string; faults: string[]; here?: { app: string; resources: string; pid: number | null } }[];
+  notices: { at: string; tag: string; notice: string; message: string }[];
+  heartbeat?: { sent: number; received: number; realtime: boolean };
 }
 
 export async function createCluster(t: { teardown(fn: () => unknown): void }, nodes: string[], apps: AppDef[], options: ClusterOptions = {}): Promise<TestCluster> {

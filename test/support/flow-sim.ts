@@ -272,6 +272,6 @@ export function app(tag: string, primary: string, backup: string, more: Partial<
   return {
     tag, type: 'cluster-capable', command: { argv: ['/usr/bin/app', tag] }, primary, backup,
     resources: [{ disk: 'shared0' }, { ip: '10.0.0.10/24' }], autoRecover: true, attributes: {},
-    host: primary, phase: 'normal', ...more,
+    host: primary, phase: 'normal', faults: [], ...more,
   };
 }

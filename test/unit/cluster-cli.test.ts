@@ -49,19 +49,19 @@ const STATUS = {
   messages: { sent: 120, received: 118, dropped: { replay: 0, unknownSender: 2 } },
   apps: [
     {
-      tag: 'db1', type: 'cluster-capable', host: 'node-a', primary: 'node-a', backup: 'node-b', phase: 'normal', autoRecover: false, version: 7,
+      tag: 'db1', type: 'cluster-capable', host: 'node-a', primary: 'node-a', backup: 'node-b', phase: 'normal', faults: [], autoRecover: false, version: 7,
       here: { app: 'up', resources: 'up', pending: null, halted: null, pid: 4242 },
       prompt: null,
       resources: ['disk shared0', 'mount /srv/db', 'ip 10.0.0.5/24'],
     },
     {
-      tag: 'web', type: 'cluster-aware', host: 'node-a', primary: 'node-b', backup: 'node-a', phase: 'failed-over', autoRecover: false, version: 3,
-      here: { app: 'down', resources: 'partial', pending: 'stopResources', halted: 'exited by itself (exit 1)', pid: null },
+      tag: 'web', type: 'cluster-aware', host: 'node-a', primary: 'node-b', backup: 'node-a', phase: 'failed-over', faults: ['node-b'], autoRecover: false, version: 3,
+      here: { app: 'down', resources: 'partial', pending: 'stopResources', halted: 'start gave up after 3 attempts (spawn ENOENT)', pid: null },
       prompt: 'node-b is operational again: fail web back from node-a to node-b? (approve / deny)',
       resources: [],
     },
     {
-      tag: 'idle', type: 'cluster-capable', host: null, primary: 'node-a', backup: 'node-b', phase: 'normal', autoRecover: true, version: 2,
+      tag: 'idle', type: 'cluster-capable', host: null, primary: 'node-a', backup: 'node-b', phase: 'normal', faults: [], autoRecover: true, version: 2,
       here: { app: 'down', resources: 'down', pending: null, halted: null, pid: null }, prompt: null, resources: [],
     },
   ],
@@ -151,7 +151,9 @@ t.test('status: the human view names the node, each peer and network, the counte
   t.match(out, /db1 \(cluster-capable\) {2}HOST node-a {2}primary node-a {2}backup node-b {2}phase normal\n {4}here: app up \(pid 4242\), resources up \(disk shared0, mount \/srv\/db, ip 10\.0\.0\.5\/24\)/);
   t.match(out, /web \(cluster-aware\) {2}HOST node-a {2}primary node-b {2}backup node-a {2}phase failed-over/);
   t.match(out, /pending: stopResources/);
-  t.match(out, new RegExp(`halted: exited by itself \\(exit 1\\); not started again until: vigil app load web --socket ${path}`));
+  t.match(out, new RegExp(`faulted on node-b: it goes there neither by failover nor by failback until cleared by: vigil app load web --socket ${path} \\(on that node\\)`));
+  t.equal(out.match(/faulted on/g)?.length, 1, 'only the app with a fault mark says so');
+  t.match(out, new RegExp(`halted: start gave up after 3 attempts \\(spawn ENOENT\\); not started again until: vigil app load web --socket ${path}`));
   t.match(out, /failback: node-b is operational again: fail web back from node-a to node-b\?/);
   t.match(out, new RegExp(`answer: vigil failback approve web --socket ${path} {3}or {3}vigil failback deny web --socket ${path}`));
   t.match(out, /idle \(cluster-capable\) {2}HOST none \(unloaded\).*auto-failback/);

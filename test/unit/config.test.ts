@@ -77,7 +77,7 @@ t.test('the lab example parses, with relative paths resolved against its directo
   t.equal(c.apps.length, 1);
   t.match(web, {
     tag: 'web', type: 'cluster-capable', command: ['/usr/bin/python3', '-m', 'http.server', '8080'], cwd: '/srv/web',
-    env: {}, primary: 'a', backup: 'b', autoRecover: false, stopTimeoutMs: 10000, attributes: { owner: 'ops' },
+    env: {}, primary: 'a', backup: 'b', autoRecover: false, stopTimeoutMs: 10000, localRestarts: 0, restartWindowMs: 600000, attributes: { owner: 'ops' },
   });
   t.same(web.resources, [
     { kind: 'disk', disk: 'shared0' },
@@ -161,6 +161,13 @@ t.test('an app whose backup is its primary, or that names an unknown node, point
   t.same(problems(same), [{ line: lineOf(same, 'backup: a'), column: 13, path: 'apps[0].backup', message: 'the backup must be another node than the primary (a)' }]);
   const unknown = edit('    primary: a', '    primary: c');
   t.same(problems(unknown), [{ line: lineOf(unknown, 'primary: c'), column: 14, path: 'apps[0].primary', message: 'unknown node "c" (nodes: a, b)' }]);
+});
+
+t.test('a negative or fractional localRestarts is refused at its line', async (t) => {
+  for (const bad of ['-1', '1.5']) {
+    const text = edit('    backup: b', `    backup: b\n    localRestarts: ${bad}`);
+    t.same(problems(text), [{ line: lineOf(text, 'localRestarts'), column: 20, path: 'apps[0].localRestarts', message: 'expected a whole number, 0 or more' }], bad);
+  }
 });
 
 t.test('duplicate names, ids and tags name the second one and the first', async (t) => {

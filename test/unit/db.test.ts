@@ -21,7 +21,7 @@ const T0 = 1_700_000_000_000;
 function fields(tag: string, more: Partial<AppFields> = {}): AppFields {
   return {
     tag, type: 'cluster-capable', command: { argv: ['/usr/bin/app'] }, primary: 'p', backup: 'b',
-    resources: [{ disk: 'shared0' }], autoRecover: false, attributes: {}, host: 'p', phase: 'normal', ...more,
+    resources: [{ disk: 'shared0' }], autoRecover: false, attributes: {}, host: 'p', phase: 'normal', faults: [], ...more,
   };
 }
 
@@ -58,6 +58,10 @@ t.test('records', async (t) => {
     t.same(parseAppEntry(JSON.parse(JSON.stringify(o))), o);
     t.throws(() => parseAppEntry({ ...o, host: 'c' }), /host: the host must be the primary, the backup or null/);
     t.throws(() => parseAppEntry({ ...o, extra: 1 }), /Unrecognized key/);
+    t.throws(() => parseAppEntry({ ...o, faults: ['c'] }), /faults.0: a fault mark must name the primary or the backup/);
+    t.throws(() => parseAppEntry({ ...o, faults: ['p', 'p'] }), /faults.1: p is marked twice/);
+    const { faults: _f, ...older } = o;
+    t.same(parseAppEntry(JSON.parse(JSON.stringify(older))), o, 'a replica written before fault marks existed reads as no marks');
     t.throws(() => parseAppEntry({ ...o, version: -1 }), /version/);
     t.throws(() => parseAppEntry({ tag: 'a', deleted: true, version: 1 }), /bad tombstone/);
     t.ok(isTombstone(parseAppEntry({ tag: 'a', deleted: true, version: 1, updatedBy: 'p', updatedAt: T0 })));

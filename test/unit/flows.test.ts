@@ -488,12 +488,107 @@ t.test('behaviour 50: P back from a partition, running A while HOST is B, stops 
 // ---------------------------------------------------------------------------------------------------
 // Other cases the daemon relies on
 
-t.test('an app that exits by itself is not restarted until loaded again', async (t) => {
-  const s = flow('p', object(), { app: 'up', resources: 'up' });
-  const r = drive(s, [{ type: 'exited', detail: 'code 3' }, { type: 'tick' }]);
-  t.same(r.acts, ['notify app-exited', 'stopResources ip,disk']);
-  const again = drive(step(r.s, done('stopResources'), T0).state, [{ type: 'load' }, done('syncAll'), done('startResources')]);
-  t.same(again.acts, ['notify db-sync', 'syncAll', 'startResources disk,ip', 'startApp']);
+// ---------------------------------------------------------------------------------------------------
+// Behaviour 20: an application fault fails over that one object
+
+t.test('behaviour 20: an app that exits by itself on its host is stopped there, marked, and taken over by the backup; the host\'s other apps are untouched', async (t) => {
+  const sim = new FlowSim({ nodes: ['p', 'b'], config: CFG });
+  sim.register('p', app('CA-1', 'p', 'b'));
+  sim.register('p', app('CA-2', 'p', 'b'));
+  t.same([sim.executing('CA-1'), sim.executing('CA-2')], [['p'], ['p']]);
+  sim.event('p', 'CA-1', { type: 'exited', detail: 'exit 3' });
+  t.same(sim.executing('CA-1'), ['b'], 'CA-1 runs on the backup');
+  for (const n of ['p', 'b']) t.match(sim.node(n).db.get('CA-1'), { host: 'b', phase: 'failed-over', faults: ['p'] }, `${n}'s replica: HOST b, p marked`);
+  t.same(sim.executing('CA-2'), ['p'], 'CA-2 still runs on p');
+  t.match(sim.node('p').db.get('CA-2'), { host: 'p', faults: [] });
+  t.equal(sim.state('p', 'CA-1').resources, 'down', 'p released CA-1\'s resources');
+  t.ok(sim.notices('p').includes('app-fault'), 'p says the app faulted');
+  t.same(sim.notices('b').filter((n) => n === 'host-faulted' || n === 'failover-complete'), ['host-faulted', 'failover-complete']);
+  t.same(sim.overlaps, []);
+});
+
+t.test('a failed health probe: the app is stopped, then its resources, and only then is the fault marked', async (t) => {
+  const r = drive(flow('p', object(), { app: 'up', resources: 'up' }), [{ type: 'fault', detail: 'no TCP connection' }, done('stopApp'), done('stopResources')]);
+  t.same(r.acts, ['notify app-fault', 'stopApp', 'stopResources ip,disk', 'write faults=p if p']);
+  t.same(r.s.obj?.faults, ['p']);
+  t.equal(r.s.obj?.host, 'p', 'HOST stays p: the backup moves it');
+  const stale = drive(flow('p', object(), { resources: 'up' }), [{ type: 'fault', detail: 'late probe' }]);
+  t.same(stale.acts, ['startApp'], 'a probe result for an app that is not running is ignored (the host just starts it)');
+  t.equal(stale.s.faulted, null);
+});
+
+t.test('an app that keeps faulting does not ping-pong: no failback to a marked primary, even with auto-recover, until a load there clears the mark', async (t) => {
+  const sim = new FlowSim({ nodes: ['p', 'b'], config: CFG });
+  sim.register('p', app('CA-1', 'p', 'b', { autoRecover: true }));
+  sim.event('p', 'CA-1', { type: 'exited', detail: 'exit 3' });
+  t.same(sim.executing('CA-1'), ['b']);
+  sim.advance(CFG.failbackDwellMs * 3);
+  t.same(sim.executing('CA-1'), ['b'], 'still on b after three dwell times');
+  t.notOk(sim.notices('b').includes('failback-started'));
+  t.notOk(sim.actions.some((a) => a.action.kind === 'prompt'), 'no failback prompt either');
+  sim.event('p', 'CA-1', { type: 'load' });
+  t.same(sim.node('b').db.get('CA-1')?.faults, [], 'the load on p cleared its mark everywhere');
+  t.ok(sim.notices('p').includes('fault-cleared'));
+  sim.advance(CFG.failbackDwellMs + 1000);
+  t.same(sim.executing('CA-1'), ['p'], 'auto-recover fails it back to p');
+  t.same(sim.overlaps, []);
+});
+
+t.test('an app that faults on the backup after a failover goes back to the primary at once, without a failback approval', async (t) => {
+  const sim = new FlowSim({ nodes: ['p', 'b'], config: CFG });
+  sim.register('p', app('CA-1', 'p', 'b', { autoRecover: false }));
+  sim.crash('p');
+  sim.restart('p');
+  t.same(sim.executing('CA-1'), ['b']);
+  sim.event('b', 'CA-1', { type: 'fault', detail: 'health probe failed 3 times' });
+  t.same(sim.executing('CA-1'), ['p']);
+  t.match(sim.node('p').db.get('CA-1'), { host: 'p', phase: 'normal', faults: ['b'] });
+  t.notOk(sim.actions.some((a) => a.action.kind === 'prompt'));
+  t.same(sim.overlaps, []);
+});
+
+t.test('an app that faults on both nodes comes to rest: it runs nowhere, the operator is told, and a load runs it again', async (t) => {
+  const sim = new FlowSim({ nodes: ['p', 'b'], config: CFG });
+  sim.register('p', app('CA-1', 'p', 'b'));
+  sim.event('p', 'CA-1', { type: 'exited', detail: 'exit 3' });
+  sim.event('b', 'CA-1', { type: 'exited', detail: 'exit 3' });
+  t.same(sim.executing('CA-1'), [], 'runs nowhere');
+  t.match(sim.node('p').db.get('CA-1'), { host: 'b', faults: ['p', 'b'] });
+  t.ok(sim.notices('b').includes('unprotected'), 'the host says it runs nowhere');
+  t.equal(sim.state('b', 'CA-1').resources, 'down');
+  sim.advance(CFG.failbackDwellMs * 2);
+  t.same(sim.executing('CA-1'), [], 'and stays so');
+  sim.event('b', 'CA-1', { type: 'load' });
+  t.same(sim.executing('CA-1'), ['b'], 'a load on the host clears its mark and runs it there');
+  t.same(sim.node('p').db.get('CA-1')?.faults, ['p']);
+  t.same(sim.overlaps, []);
+});
+
+t.test('localRestarts: faults within the window restart the app in place; the next one fails it over; the window forgets old ones', async (t) => {
+  const config = { ...CFG, localRestarts: 1, restartWindowMs: 60_000 };
+  const sim = new FlowSim({ nodes: ['p', 'b'], config });
+  sim.register('p', app('CA-1', 'p', 'b'));
+  sim.event('p', 'CA-1', { type: 'exited', detail: 'exit 3' });
+  t.same(sim.executing('CA-1'), ['p'], 'restarted on p');
+  t.ok(sim.notices('p').includes('app-restarted'));
+  sim.advance(61_000);
+  sim.event('p', 'CA-1', { type: 'exited', detail: 'exit 3' });
+  t.same(sim.executing('CA-1'), ['p'], 'the first fault is out of the window: restarted again');
+  sim.advance(1000);
+  sim.event('p', 'CA-1', { type: 'exited', detail: 'exit 3' });
+  t.same(sim.executing('CA-1'), ['b'], 'a second fault within the window fails it over');
+  t.same(sim.overlaps, []);
+  // A health fault with a restart left: the running app is stopped and started again; resources stay up.
+  const s = initialFlow('CA-1', 'p', { config, obj: object(), synced: true, app: 'up', resources: 'up', peers: { b: T0 - 3_600_000 } });
+  const r = drive(s, [{ type: 'fault', detail: 'probe' }, done('stopApp')]);
+  t.same(r.acts, ['notify app-restarted', 'stopApp', 'startApp']);
+});
+
+t.test('a paused cluster-aware copy on the primary that exits is not restarted until loaded again', async (t) => {
+  const o = object({ type: 'cluster-aware', host: 'b', phase: 'failed-over' });
+  const r = drive(flow('p', o, { app: 'paused' }), [{ type: 'exited', detail: 'exit 1' }, { type: 'tick' }]);
+  t.same(r.acts, ['notify app-exited']);
+  t.match(r.s.halted, /exited by itself/);
 });
 
 t.test('a node fenced off a disk of the app stops the app and its resources at once and stays stopped until loaded', async (t) => {

@@ -29,12 +29,12 @@ function canned(): StatusLike {
     messages: { sent: 10, received: 9, dropped: { decode: 4 } },
     apps: [
       {
-        tag: 'db', type: 'cluster-capable', host: 'alpha', primary: 'beta', backup: 'alpha', phase: 'failed-over',
+        tag: 'db', type: 'cluster-capable', host: 'alpha', primary: 'beta', backup: 'alpha', phase: 'failed-over', faults: ['beta'],
         autoRecover: false, version: 7, here: { app: 'up', resources: 'up', pending: null, halted: null, pid: 4242 },
         prompt: null, resources: ['disk shared0'],
       },
       {
-        tag: 'web', type: 'cluster-aware', host: null, primary: 'alpha', backup: 'beta', phase: 'normal',
+        tag: 'web', type: 'cluster-aware', host: null, primary: 'alpha', backup: 'beta', phase: 'normal', faults: [],
         autoRecover: true, version: 3, here: undefined, prompt: null, resources: [],
       },
     ],
@@ -101,6 +101,9 @@ t.test('GET /metrics serves the status snapshot taken at scrape time', async (t)
     ['vigil_app_running{tag="web"}', 0],
     ['vigil_app_info{tag="db",host="alpha",primary="beta",backup="alpha",phase="failed-over"}', 1],
     ['vigil_app_info{tag="web",host="",primary="alpha",backup="beta",phase="normal"}', 1],
+    ['vigil_app_faulted{tag="db",node="beta"}', 1],
+    ['vigil_app_faulted{tag="db",node="alpha"}', 0],
+    ['vigil_app_faulted{tag="web",node="alpha"}', 0],
     ['vigil_notices_total{notice="failover-complete"}', 1],
     ['vigil_notices_total{notice="primary-failed"}', 1],
     ['vigil_failovers_total', 1],
