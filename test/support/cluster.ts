@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import { controlRequest } from '../../src/control/client.js';
 import { packageRoot } from '../../src/util/package-root.js';
-import { createRig, sh, type Rig } from './netns.js';
+import { createRig, SERVICE, sh, type Rig } from './netns.js';
 
 export const NETWORKS = ['lan1', 'lan2'];
 export const APP_PORT = 8080;
@@ -20,13 +20,23 @@ export const NAME_SERVER = ['/usr/bin/env', 'node', '-e',
   `require('net').createServer((s) => { s.on('error', () => {}); s.end(process.env.VIGIL_NODE + '\\n'); }).listen(${APP_PORT})`];
 
 /**
+ * NAME_SERVER listening on one address only (the app's virtual IP), so that several apps on one node can
+ * share APP_PORT: `command: (_mnt, vip) => nameServer(vip)`.
+ */
+export function nameServer(address: string | undefined): string[] {
+  if (address === undefined) return NAME_SERVER;
+  return ['/usr/bin/env', 'node', '-e',
+    `require('net').createServer((s) => { s.on('error', () => {}); s.end(process.env.VIGIL_NODE + '\\n'); }).listen(${APP_PORT}, ${JSON.stringify(address)})`];
+}
+
+/**
  * vip: the app gets a virtual IP on the service network (rig.vip(100 + its index)); disk: it owns the
  * cluster's shared disk and, with mount, mounts it (ext4) at <dir>/mnt before it starts.
  */
 export interface AppDef {
   tag: string; primary: string; backup: string; autoRecover?: boolean; vip?: boolean;
-  /** argv, or argv built from the mount path (<dir>/mnt). */
-  command?: string[] | ((mnt: string) => string[]);
+  /** argv, or argv built from the mount path (<dir>/mnt) and the app's virtual IP (when vip is set). */
+  command?: string[] | ((mnt: string, vip: string | undefined) => string[]);
   disk?: boolean; mount?: boolean;
   /** A TCP health probe of the app's port: every 200 ms, 3 failures in a row fail it. */
   monitor?: boolean;
@@ -39,14 +49,29 @@ export interface SharedDisk { identity: string; paths: Record<string, string> }
 
 export interface ClusterOptions { timing?: Record<string, number>; disk?: SharedDisk }
 
+export interface StartOptions {
+  /** --heartbeat-priority; default 0 (normal scheduling), null: the flag left out (vigild's default). */
+  heartbeatPriority?: number | null;
+  /** argv put before vigild's (each program must exec the next: prlimit, setpriv, …); the child's pid stays vigild's. */
+  wrap?: string[];
+}
+
 export interface TestCluster {
   rig: Rig;
   dir: string;
-  start(node: string): ChildProcess;
+  start(node: string, options?: StartOptions): ChildProcess;
+  /** What the node's vigild processes wrote on stdout and stderr so far (JSON log lines). */
+  log(node: string): string;
   status(node: string): Promise<Status>;
   request(node: string, method: string, params?: object): Promise<unknown>;
   /** Kills every process of the node (agent and apps) and unplugs it: a node that lost power. */
   powerOff(node: string): Promise<void>;
+  /**
+   * Plugs a powered-off node back in as the machine would come back from a reboot: without the service
+   * addresses its apps had added (the namespace keeps them, a rebooted machine would not). Start its agent
+   * with start().
+   */
+  powerOn(node: string): Promise<void>;
   /** What the client gets from the VIP: the serving node's name, or null. */
   probe(vip: string): Promise<string | null>;
   socket(node: string): string;
@@ -83,11 +108,11 @@ export async function createCluster(t: { teardown(fn: () => unknown): void }, no
     'nodes:',
     ...nodes.map((n, i) => `  - { name: ${n}, id: ${i + 1}, addresses: { ${NETWORKS.map((net) => `${net}: ${rig.addr(n, net)}`).join(', ')} } }`),
     `timing: { ${Object.entries({ failbackDwellMs: 1000, ...timing }).map(([k, v]) => `${k}: ${v}`).join(', ')} }`,
-    'apps:',
+    apps.length ? 'apps:' : 'apps: []',
     ...apps.flatMap((a, i) => [
       `  - tag: ${a.tag}`,
       `    type: ${a.aware ? 'cluster-aware' : 'cluster-capable'}`,
-      `    command: ${JSON.stringify(typeof a.command === 'function' ? a.command(join(dir, 'mnt')) : a.command ?? NAME_SERVER)}`,
+      `    command: ${JSON.stringify(typeof a.command === 'function' ? a.command(join(dir, 'mnt'), a.vip ? rig.vip(100 + i) : undefined) : a.command ?? NAME_SERVER)}`,
       `    primary: ${a.primary}`,
       `    backup: ${a.backup}`,
       `    autoRecover: ${a.autoRecover ?? false}`,
@@ -113,15 +138,20 @@ export async function createCluster(t: { teardown(fn: () => unknown): void }, no
   }
   const socket = (node: string) => join(dir, node, 'ctl.sock');
   const request = (node: string, method: string, params: object = {}) => controlRequest(socket(node), method, params, { timeoutMs: 3000 });
+  const logs = new Map<string, string[]>();
   return {
     rig, dir, socket, request,
     vip: (index = 0) => rig.vip(100 + index),
-    start(node) {
-      const child = rig.spawn(node, [process.execPath, join(packageRoot(), 'dist/src/cli/vigild.js'), '--config', join(dir, `${node}.yaml`),
-        '--node', node, '--heartbeat-priority', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    log: (node) => (logs.get(node) ?? []).join(''),
+    start(node, o = {}) {
+      const priority = o.heartbeatPriority === undefined ? 0 : o.heartbeatPriority;
+      const child = rig.spawn(node, [...(o.wrap ?? []), process.execPath, join(packageRoot(), 'dist/src/cli/vigild.js'), '--config', join(dir, `${node}.yaml`),
+        '--node', node, ...(priority === null ? [] : ['--heartbeat-priority', String(priority)])], { stdio: ['ignore', 'pipe', 'pipe'] });
       const log: string[] = [];
-      child.stdout?.setEncoding('utf8').on('data', (d: string) => log.push(d));
-      child.stderr?.setEncoding('utf8').on('data', (d: string) => log.push(d));
+      const all = logs.get(node) ?? [];
+      logs.set(node, all);
+      child.stdout?.setEncoding('utf8').on('data', (d: string) => { log.push(d); all.push(d); });
+      child.stderr?.setEncoding('utf8').on('data', (d: string) => { log.push(d); all.push(d); });
       t.teardown(() => { if (process.env.VIGIL_TEST_LOGS) process.stderr.write(`--- ${node}\n${log.join('')}`); });
       return child;
     },
@@ -136,6 +166,16 @@ export async function createCluster(t: { teardown(fn: () => unknown): void }, no
         }
       }
       await rig.cutAll(node);
+    },
+    async powerOn(node) {
+      const out = await rig.run(node, ['ip', '-j', 'addr', 'show', 'dev', SERVICE]);
+      const own = rig.addr(node, SERVICE);
+      for (const link of JSON.parse(out || '[]') as { addr_info?: { family: string; local: string; prefixlen: number }[] }[]) {
+        for (const a of link.addr_info ?? []) {
+          if (a.family === 'inet' && a.local !== own) await rig.run(node, ['ip', 'addr', 'del', `${a.local}/${a.prefixlen}`, 'dev', SERVICE]);
+        }
+      }
+      await rig.restoreAll(node);
     },
     async probe(vip) {
       const r = await rig.exec('client', [process.execPath, '-e',
