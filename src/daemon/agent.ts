@@ -88,6 +88,8 @@ export class Agent {
   readonly notices: Notice[] = [];
   private readonly noticeCounts: Record<string, number> = {};
   private readonly prompts = new Map<string, string>();
+  /** Cluster-aware apps' connections that asked for unload requests (app.watch), per tag. */
+  private readonly watchers = new Map<string, Set<ControlConnection>>();
   private stopped = false;
 
   constructor(readonly config: Config, readonly self: NodeConfig, private readonly log: AgentLog, private readonly options: AgentOptions = {}) {
@@ -386,8 +388,14 @@ export class Agent {
           flow.health?.stop();
           flow.health = undefined;
           const p = flow.process;
-          const app = this.db.get(tag);
-          const r = p ? await p.stop(app ? stopTimeout(this.config, tag) : 5000) : { killed: false };
+          const timeoutMs = this.db.get(tag) ? stopTimeout(this.config, tag) : 5000;
+          // A cluster-aware app that watches for it is asked first, and given the stop timeout to finish
+          // its work and exit by itself; SIGTERM (then SIGKILL) only if it does not.
+          if (p?.running && this.askToUnload(tag, flow.state, timeoutMs) > 0) {
+            if (await p.awaitRequestedExit(timeoutMs)) this.log.info({ tag }, 'application exited on its unload request');
+            else this.log.warn({ tag, timeoutMs }, 'application did not exit on its unload request: signalling it');
+          }
+          const r = p ? await p.stop(timeoutMs) : { killed: false };
           flow.process = undefined;
           if (r.killed) this.notice(tag, 'stop-killed', `${tag} did not stop in time and was killed`);
           break;
@@ -448,8 +456,9 @@ export class Agent {
         const snap = parseSnapshot({ apps: message.entries, markers: message.markers });
         const applied: string[] = [];
         for (const e of snap.apps) if (this.db.merge(e).applied) applied.push(e.tag);
-        for (const m of snap.markers) this.db.mergeMarker(m);
-        if (applied.length) {
+        let markers = 0;
+        for (const m of snap.markers) if (this.db.mergeMarker(m).applied) markers++;
+        if (applied.length || markers) {
           this.persist();
           for (const tag of applied) this.post(this.flowFor(tag), { type: 'dbChanged', object: this.db.get(tag) ?? null });
         }
@@ -561,7 +570,61 @@ export class Agent {
         });
         return { stallingMs: ms };
       })
-      .handle('app.ready', tagParam, ({ tag }, ctx) => this.ready(existing(tag), ctx.connection));
+      // The cluster-aware application API (src/client/cluster-app.ts).
+      .handle('app.ready', tagParam, ({ tag }, ctx) => this.ready(existing(tag), ctx.connection))
+      .handle('app.register', z.object({ spec: z.record(z.string(), z.unknown()) }), ({ spec }) => this.register(spec))
+      .handle('app.watch', tagParam, ({ tag }, ctx) => {
+        const o = existing(tag);
+        let set = this.watchers.get(tag);
+        if (!set) this.watchers.set(tag, (set = new Set()));
+        set.add(ctx.connection);
+        ctx.connection.onClose(() => set.delete(ctx.connection));
+        return { tag, host: o.host };
+      })
+      .handle('marker.get', tagParam, ({ tag }) => {
+        existing(tag);
+        const m = this.db.marker(tag);
+        return { tag, pointer: m?.pointer ?? null, seq: m?.seq ?? 0, writtenBy: m?.writtenBy ?? null };
+      })
+      .handle('marker.set', z.object({ tag: z.string(), pointer: z.union([z.string().max(MAX_MARKER_TEXT), z.number(), z.null()]) }), ({ tag, pointer }) => {
+        existing(tag);
+        const m = this.db.writeMarker(tag, pointer, this.self.name);
+        this.persist();
+        const records = this.db.records({ apps: [], markers: [tag] });
+        for (const peer of this.peers) this.messenger.send(peer, { kind: 'update', entries: records.apps, markers: records.markers });
+        return { tag, pointer: m.pointer, seq: m.seq };
+      });
+  }
+
+  /**
+   * FIG. 6 for an app that registers itself with its attribute values: a new TAG is stored (HOST = its
+   * primary) and replicated; an existing one is checked against them. The answer says what happens next.
+   */
+  private register(spec: Record<string, unknown>): object {
+    const tag = typeof spec.tag === 'string' ? spec.tag : '';
+    const decision = registrationCheck(this.db, tag, this.self.name, { spec });
+    switch (decision.kind) {
+      case 'reject':
+      case 'prompt-operator':
+        throw new ControlError('rejected', decision.reason);
+      case 'create':
+        this.db.upsert(decision.object, this.self.name, Date.now());
+        this.log.info({ tag }, 'registered by the application');
+        this.changed([tag]);
+        return { tag, decision: 'created', host: decision.object.host };
+      default:
+        return { tag, decision: decision.kind, host: this.db.get(tag)?.host ?? null };
+    }
+  }
+
+  /** Sends the unload request to the app's watchers; how many got it. */
+  private askToUnload(tag: string, state: FlowState, graceMs: number): number {
+    const o = state.obj;
+    const reason = state.halted ?? state.standDown
+      ?? (o?.phase === 'failing-back' ? `failback to ${o.primary}` : o && o.host !== this.self.name ? `HOST is ${o.host ?? 'none'}` : 'stop');
+    let n = 0;
+    for (const c of this.watchers.get(tag) ?? []) if (c.notify('unload', { tag, reason, graceMs })) n++;
+    return n;
   }
 
   private answerFailback(o: AppObject, answer: 'approve' | 'deny'): object {
@@ -623,6 +686,9 @@ export function diskChannel(disk: string): string {
 function usesDisk(resources: readonly ResourceSpec[], disk: string): boolean {
   return resources.some((r) => (r.kind === 'disk' || r.kind === 'mount') && r.disk === disk);
 }
+
+/** A resume marker is a pointer (a position, a key), not a payload. */
+const MAX_MARKER_TEXT = 4096;
 
 function stopTimeout(config: Config, tag: string): number {
   return config.apps.find((a) => a.tag === tag)?.stopTimeoutMs ?? 10_000;

@@ -51,6 +51,23 @@ export class AppProcess {
     });
   }
 
+  /**
+   * Waits up to `timeoutMs` for the process to exit by itself after it was asked to (a cluster-aware app's
+   * unload request): its exit is then not unexpected. True if it exited.
+   */
+  async awaitRequestedExit(timeoutMs: number): Promise<boolean> {
+    const pid = this.child?.pid;
+    if (pid === undefined) return true;
+    this.stopping = true;
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<false>((resolve) => { timer = setTimeout(() => resolve(false), timeoutMs); });
+    const exited = await Promise.race([this.exited.then(() => true as const), timedOut]);
+    clearTimeout(timer);
+    // Whatever of the group outlived its leader goes with it, as in stop().
+    if (exited) try { process.kill(-pid, 'SIGKILL'); } catch { /* already gone */ }
+    return exited;
+  }
+
   /** SIGTERM to the group, SIGKILL after `timeoutMs`; resolves when the process has exited. */
   async stop(timeoutMs: number): Promise<{ killed: boolean }> {
     const child = this.child;
