@@ -47,7 +47,7 @@ new Command('vigild')
   .requiredOption('--config <file>', 'cluster configuration (see docs/config.md; check it with `vigil config check`)')
   .option('--node <name>', 'which configured node this is (default: the host name, else the node whose address is configured here)')
   .option('--heartbeat-priority <n>', 'SCHED_FIFO priority of the heartbeat thread, 0 for normal scheduling', '10')
-  .option('--leave-apps', 'on SIGTERM, leave the applications running (agent upgrade); default stops them')
+  .option('--leave-apps', 'on SIGTERM, leave the applications running (agent upgrade); default stops them. The next vigild stops what it finds left before it starts them again: never two copies')
   .action(async (o: Options) => {
     try {
       await main(o);

@@ -25,6 +25,7 @@ import { heartbeatOptions, networkChannel, observeHeartbeats } from './heartbeat
 import { Messenger, type Received } from './messenger.js';
 import { Disks } from './disks.js';
 import { HealthMonitor } from './health.js';
+import { PidFiles } from './leftovers.js';
 import type { StatusLike } from './status.js';
 import { resourceName, Resources, type DiskOwnership } from './resources.js';
 
@@ -88,6 +89,7 @@ export class Agent {
   readonly notices: Notice[] = [];
   private readonly noticeCounts: Record<string, number> = {};
   private readonly prompts = new Map<string, string>();
+  private readonly pidFiles: PidFiles;
   /** Cluster-aware apps' connections that asked for unload requests (app.watch), per tag. */
   private readonly watchers = new Map<string, Set<ControlConnection>>();
   private stopped = false;
@@ -98,6 +100,27 @@ export class Agent {
     this.tickMs = Math.max(10, Math.min(50, Math.floor(config.timing.heartbeatIntervalMs / 2)));
     this.startupGraceMs = Math.max(2 * config.timing.failAfterMs, 2000);
     this.resources = new Resources(self.name, options.disks ?? NO_DISKS);
+    this.pidFiles = new PidFiles(join(config.stateDir, 'apps'));
+  }
+
+  /**
+   * Before anything starts: the apps an earlier agent of this node left running (it died, the machine
+   * did not) are stopped, and their addresses removed; the backup may have taken them over meanwhile, and
+   * two copies must never answer. Every app's address goes, HOST here or not: the local replica may be
+   * stale (it says HOST is this node when the backup took over while this agent was dead), and an app
+   * hosted here is started again, address included, only after the first sync.
+   */
+  private async clearLeftovers(): Promise<void> {
+    await this.pidFiles.stopLeftovers((tag) => stopTimeout(this.config, tag), this.log);
+    for (const o of this.db.list()) {
+      for (const r of o.resources) {
+        const removed = await this.resources.removeStaleAddress(r).catch((e: unknown) => {
+          this.log.error({ tag: o.tag, resource: resourceName(r), err: String(e) }, 'cannot remove a leftover address');
+          return false;
+        });
+        if (removed) this.log.warn({ tag: o.tag, resource: resourceName(r) }, 'address left by an earlier agent removed');
+      }
+    }
   }
 
   private get dbFile(): string {
@@ -111,6 +134,7 @@ export class Agent {
     if (inc.warning) this.log.warn({ warning: inc.warning }, 'incarnation');
     this.incarnation = inc.incarnation;
     this.db = await loadDatabase(this.dbFile);
+    await this.clearLeftovers();
     const now = performance.now();
     const channels = [
       ...this.config.networks.map((n) => networkChannel(n.name)),
@@ -167,6 +191,7 @@ export class Agent {
         const tag = flow.state.tag;
         flow.health?.stop();
         await flow.process?.stop(stopTimeout(this.config, tag));
+        await this.pidFiles.forget(tag).catch(() => {});
         if (flow.state.resources === 'down') continue;
         for (const r of [...flow.state.heldResources].reverse()) {
           await this.resources.stop(r).catch((e: unknown) => this.log.error({ tag, resource: resourceName(r), err: String(e) }, 'stop failed'));
@@ -367,10 +392,12 @@ export class Agent {
           const p = new AppProcess(tag, { argv: a.command.argv, cwd: a.command.cwd, env }, this.options.appOutput);
           p.onUnexpectedExit = (code, signal) => {
             flow.health?.stop();
+            void this.pidFiles.forget(tag).catch(() => {});
             this.post(flow, { type: 'exited', detail: signal ? `signal ${signal}` : `exit ${code}` });
           };
           await p.start();
           flow.process = p;
+          await this.pidFiles.record(tag, p.pid!).catch((e: unknown) => this.log.error({ tag, err: String(e) }, 'cannot record the pid file'));
           this.log.info({ tag, pid: p.pid }, 'application started');
           const monitor = this.config.apps.find((x) => x.tag === tag)?.monitor;
           if (monitor) {
@@ -397,6 +424,7 @@ export class Agent {
           }
           const r = p ? await p.stop(timeoutMs) : { killed: false };
           flow.process = undefined;
+          await this.pidFiles.forget(tag);
           if (r.killed) this.notice(tag, 'stop-killed', `${tag} did not stop in time and was killed`);
           break;
         }

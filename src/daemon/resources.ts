@@ -7,7 +7,7 @@ import { networkInterfaces } from 'node:os';
 
 import type { ResourceConfig } from '../config/schema.js';
 import type { AppCommand, ResourceSpec } from '../db/object.js';
-import { addAddress, removeAddress, type IpAddressSpec } from '../resources/ip-address.js';
+import { addAddress, hasAddress, removeAddress, type IpAddressSpec } from '../resources/ip-address.js';
 import { runCommand } from '../resources/run-command.js';
 
 /** A disk ownership resource is started and stopped by whoever owns the SCSI side (src/daemon/disks.ts). */
@@ -85,6 +85,19 @@ export class Resources {
       }
       default: throw new ResourceError(`cannot start ${resourceName(spec)}`);
     }
+  }
+
+  /**
+   * Removes this node's copy of the resource's service address, if it is an address and present: one left
+   * by an agent that died while its app was hosted elsewhere. True if there was one.
+   */
+  async removeStaleAddress(spec: ResourceSpec): Promise<boolean> {
+    const r = asResource(spec);
+    if (r.kind !== 'ip' || r.interface[this.node] === undefined) return false;
+    const ip = ipSpec(r, this.node);
+    if (!(await hasAddress(ip).catch(() => false))) return false;
+    await removeAddress(ip);
+    return true;
   }
 
   async stop(spec: ResourceSpec): Promise<void> {

@@ -1,0 +1,76 @@
+// Pid files of app processes (src/daemon/leftovers.ts): a recorded process still running as recorded is
+// stopped with its group; a pid now used by another process (another start time) is left alone.
+import { spawn } from 'node:child_process';
+import { mkdtemp, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import t from 'tap';
+
+import { PidFiles, processStartTime } from '../../src/daemon/leftovers.js';
+
+const log = { lines: [] as string[], warn(_f: object, m: string) { this.lines.push(m); } };
+
+/** Processes of the group that are not zombies. */
+async function liveMembers(pgid: number): Promise<number[]> {
+  const out: number[] = [];
+  for (const name of await readdir('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const stat = await readFile(`/proc/${name}/stat`, 'utf8').catch(() => '');
+    const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (Number(pgrp) === pgid && state !== 'Z') out.push(Number(name));
+  }
+  return out;
+}
+
+function detachedSleep(): { pid: number; exited: Promise<void> } {
+  const child = spawn('/bin/sh', ['-c', 'sleep 60 & sleep 60; wait'], { detached: true, stdio: 'ignore' });
+  return { pid: child.pid!, exited: new Promise((r) => child.once('exit', () => r())) };
+}
+
+t.test('the start time is read past a command name with spaces and parentheses', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'vigil-pids-'));
+  const odd = join(dir, 'x) (y z');
+  await symlink('/bin/sleep', odd);
+  const child = spawn(odd, ['60'], { stdio: 'ignore' });
+  t.teardown(() => child.kill('SIGKILL'));
+  await new Promise((r) => child.once('spawn', r));
+  const comm = (await readFile(`/proc/${child.pid}/stat`, 'utf8')).split(' ').slice(1, 4).join(' ');
+  t.equal(comm, '(x) (y z)', 'the kernel shows the name with its parentheses and spaces');
+  t.match(await processStartTime(child.pid!), /^\d+$/, 'a number, not a piece of the name');
+  t.equal(await processStartTime(child.pid!), await processStartTime(child.pid!));
+  t.equal(await processStartTime(2 ** 22 + 1), undefined, 'no such process');
+});
+
+t.test('a leftover app is stopped with its whole process group, and its pid file forgotten', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'vigil-pids-'));
+  const files = new PidFiles(dir);
+  const app = detachedSleep();
+  t.teardown(() => { try { process.kill(-app.pid, 'SIGKILL'); } catch { /* gone */ } });
+  await files.record('web', app.pid);
+  t.same(await readdir(dir), ['web.pid']);
+  const stopped = await files.stopLeftovers(() => 2000, log);
+  await app.exited;
+  t.same(stopped, ['web']);
+  // SIGKILL is delivered asynchronously; give the last member a moment to die.
+  let live = await liveMembers(app.pid);
+  for (let i = 0; i < 50 && live.length > 0; i++) {
+    await new Promise((r) => setTimeout(r, 20));
+    live = await liveMembers(app.pid);
+  }
+  t.same(live, [], 'nothing of its group is left alive (dead children wait for init to reap them)');
+  t.same(await readdir(dir), [], 'forgotten');
+});
+
+t.test('a pid now used by another process is not touched; unreadable files are dropped', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'vigil-pids-'));
+  const other = detachedSleep();
+  t.teardown(() => { try { process.kill(-other.pid, 'SIGKILL'); } catch { /* gone */ } });
+  await writeFile(join(dir, 'web.pid'), `${other.pid} 1\n`);
+  await writeFile(join(dir, 'junk.pid'), 'not a pid\n');
+  const stopped = await new PidFiles(dir).stopLeftovers(() => 2000, log);
+  t.same(stopped, []);
+  t.doesNotThrow(() => process.kill(other.pid, 0), 'the process with the reused pid still runs');
+  t.same(await readdir(dir), []);
+  t.same(await new PidFiles(join(dir, 'absent')).stopLeftovers(() => 2000, log), [], 'no directory: nothing left over');
+});
