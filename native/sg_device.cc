@@ -9,6 +9,14 @@
 
 #include <thread>
 
+// glibc's <scsi/sg.h> predates these (Linux 3.19 added both to the kernel's own header).
+#ifndef SG_SCSI_RESET_TARGET
+#define SG_SCSI_RESET_TARGET 4
+#endif
+#ifndef SG_SCSI_RESET_NO_ESCALATE
+#define SG_SCSI_RESET_NO_ESCALATE 0x100
+#endif
+
 namespace vigil {
 namespace {
 
@@ -82,6 +90,21 @@ void RunCommand(int fd, Command* c) {
   c->senseLength = h.sb_len_wr;
 }
 
+// SG_SCSI_RESET on the path: the kernel sends the task management function through the driver's error
+// handler (eh_device_reset_handler or eh_target_reset_handler) and returns when the driver says it
+// completed (0) or failed (EIO). Works on sg and sd nodes alike. The fd is O_NONBLOCK, so a host already
+// in error recovery answers EAGAIN at once instead of waiting for the recovery to end.
+void RunReset(int fd, Command* c) {
+  int value = c->resetValue;
+  c->startNs = NowNs();
+  int rc;
+  do {
+    rc = ioctl(fd, SG_SCSI_RESET, &value);
+  } while (rc < 0 && errno == EINTR);
+  c->endNs = NowNs();
+  if (rc < 0) c->err = errno;
+}
+
 void Serve(std::shared_ptr<DeviceState> s) {
   int fd = -1;
   for (;;) {
@@ -105,6 +128,8 @@ void Serve(std::shared_ptr<DeviceState> s) {
     } else if (fd < 0) {
       c->err = EBADF;  // the open failed; JS reports that failure, this only keeps the queue moving
       c->startNs = c->endNs = NowNs();
+    } else if (c->resetValue != 0) {
+      RunReset(fd, c);
     } else {
       RunCommand(fd, c);
     }
@@ -136,9 +161,9 @@ void OnEnvTeardown(void* arg) {
 //   id 0 (the open):  dispatch(0, errno, failedCall, sgVersion)
 //   id > 0:           dispatch(id, errno, status, hostStatus, driverStatus, resid, sense, data,
 //                              waitNs, ioctlNs, deliverNs)
-// sense and data are Buffers or undefined. waitNs is queue to start (the device thread's wake-up and
-// any commands ahead), ioctlNs the SG_IO call, deliverNs end of the ioctl to this callback (the JS
-// thread's wake-up).
+// sense and data are Buffers or undefined (a reset has neither, and status 0). waitNs is queue to
+// start (the device thread's wake-up and any commands ahead), ioctlNs the SG_IO (or SG_SCSI_RESET)
+// call, deliverNs end of the ioctl to this callback (the JS thread's wake-up).
 void DeliverCompletion(Napi::Env env, Napi::Function dispatch, DeviceState* state, Command* c) {
   std::unique_ptr<Command> owned(c);
   if (env == nullptr) return;  // the TSFN is being torn down with the environment
@@ -173,6 +198,7 @@ void DeliverCompletion(Napi::Env env, Napi::Function dispatch, DeviceState* stat
 Napi::Function SgDevice::Init(Napi::Env env) {
   return DefineClass(env, "SgDevice",
                      {InstanceMethod<&SgDevice::Submit>("submit"),
+                      InstanceMethod<&SgDevice::Reset>("reset"),
                       InstanceMethod<&SgDevice::Close>("close"),
                       InstanceMethod<&SgDevice::CancelQueued>("cancelQueued")});
 }
@@ -285,9 +311,47 @@ Napi::Value SgDevice::Submit(const Napi::CallbackInfo& info) {
           .ThrowAsJavaScriptException();
       return env.Undefined();
   }
+  Enqueue(env, std::move(c));
+  return env.Undefined();
+}
+
+// reset(id, kind): kind "lun" (LOGICAL UNIT RESET) or "target" (TARGET RESET), answered through dispatch
+// like a command without sense or data (errno 0: the driver reported the reset done). Always with
+// SG_SCSI_RESET_NO_ESCALATE: without it a failed LUN reset escalates to target, bus and host resets, and
+// a host reset disturbs every other unit on the adapter. Bus and host resets are not offered for the
+// same reason.
+Napi::Value SgDevice::Reset(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (closed_) {
+    Napi::Error::New(env, "device is closed").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsString()) {
+    Napi::TypeError::New(env, "reset(id, kind: 'lun' | 'target')").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  std::string kind = info[1].As<Napi::String>().Utf8Value();
+  int value;
+  if (kind == "lun") {
+    value = SG_SCSI_RESET_DEVICE;
+  } else if (kind == "target") {
+    value = SG_SCSI_RESET_TARGET;
+  } else {
+    Napi::RangeError::New(env, "a reset is 'lun' or 'target'").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  auto c = std::make_unique<Command>();
+  c->id = info[0].As<Napi::Number>().DoubleValue();
+  c->resetValue = value | SG_SCSI_RESET_NO_ESCALATE;
+  Enqueue(env, std::move(c));
+  return env.Undefined();
+}
+
+// Hands a command or reset to the device thread; throws (as a pending JS exception) on a stale id.
+void SgDevice::Enqueue(Napi::Env env, std::unique_ptr<Command> c) {
   if (c->id <= lastId_) {
     Napi::RangeError::New(env, "command ids must increase").ThrowAsJavaScriptException();
-    return env.Undefined();
+    return;
   }
   lastId_ = c->id;
   c->queuedNs = NowNs();
@@ -297,7 +361,6 @@ Napi::Value SgDevice::Submit(const Napi::CallbackInfo& info) {
   }
   state_->wake.notify_one();
   if (state_->inflight++ == 0 && state_->keepsLoopAlive) state_->completions.Ref(env);
-  return env.Undefined();
 }
 
 // Every command submitted so far that the thread has not yet started is answered ECANCELED without

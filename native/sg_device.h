@@ -21,11 +21,16 @@ namespace vigil {
 
 enum class Direction : int { None = 0, FromDevice = 1, ToDevice = 2 };
 
-// One unit of work for the device thread: opening the path (id 0) or one SCSI command (id > 0).
-// Owned by the queue, then by the thread, then by the completion callback on the JS thread, which
-// deletes it.
+// One unit of work for the device thread: opening the path (id 0), one SCSI command, or one reset
+// (id > 0). Owned by the queue, then by the thread, then by the completion callback on the JS thread,
+// which deletes it.
 struct Command {
   double id = 0;
+  // For a reset: the SG_SCSI_RESET value (a LOGICAL UNIT or TARGET reset, never escalated); 0 for a
+  // SCSI command. A reset goes through the same queue as the commands so that it runs on the path's
+  // own thread, after the commands submitted before it, and never on the JS thread: the ioctl waits
+  // for the task management function, which a sick target can take long to answer.
+  int resetValue = 0;
   std::vector<uint8_t> cdb;
   Direction direction = Direction::None;
   std::vector<uint8_t> data;  // data-out bytes, or the data-in buffer (sized on the device thread)
@@ -81,6 +86,8 @@ class SgDevice : public Napi::ObjectWrap<SgDevice> {
 
  private:
   Napi::Value Submit(const Napi::CallbackInfo& info);
+  Napi::Value Reset(const Napi::CallbackInfo& info);
+  void Enqueue(Napi::Env env, std::unique_ptr<Command> c);
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value CancelQueued(const Napi::CallbackInfo& info);
   void Stop();

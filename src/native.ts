@@ -15,6 +15,11 @@ export type SgDispatch = (
 export interface NativeSgDevice {
   /** direction 0 none, 1 data-in (data = allocation length), 2 data-out (data = Buffer). */
   submit(id: number, cdb: Buffer, direction: 0 | 1 | 2, data: number | Buffer | undefined, timeoutMs: number): void;
+  /**
+   * SG_SCSI_RESET (never escalated) on the path's thread, behind what was submitted before; answered
+   * through dispatch like a command with status 0 and no sense or data.
+   */
+  reset(id: number, kind: 'lun' | 'target'): void;
   /** Answers every command not yet started with ECANCELED, unsent. */
   cancelQueued(): void;
   close(): void;

@@ -110,6 +110,7 @@ function diskLine(d: Obj): string {
   if (Array.isArray(d.registered)) parts.push(`registered: ${d.registered.map((r) => str(r) ?? '?').join(' ') || 'none'}`);
   const key = str(d.myKey);
   if (key) parts.push(`my key ${key}`);
+  if (d.heartbeat === false) parts.push('no disk heartbeat');
   if (d.fenced === true) parts.push('FENCED');
   return parts.join('  ');
 }

@@ -161,7 +161,10 @@ const diskSchema = z.strictObject({
   name: name('a disk name'),
   identity,
   reservation: z.enum(['persistent', 'scsi2']).default('persistent'),
-  heartbeat: z.boolean().default(true),
+  // Default: on with persistent reservations, off with scsi2 (crossCheck refuses it there).
+  heartbeat: z.boolean().optional(),
+  // scsi2 only: how a failed holder's reservation is broken at takeover (src/daemon/scsi2.ts).
+  reset: z.enum(['lun', 'lun-then-target']).optional(),
 });
 
 const timingSchema = z.strictObject({
@@ -328,7 +331,8 @@ export function crossCheck(raw: unknown): FieldIssue[] {
   unique(apps, 'apps', 'tag', 'app tag', issues);
 
   checkAddresses(nodes, names(networks), issues);
-  checkTiming(isRaw(raw.timing) ? raw.timing : {}, disks.some((d) => isRaw(d) && d.heartbeat !== false), issues);
+  disks.forEach((d, i) => { if (isRaw(d)) checkDisk(d, i, issues); });
+  checkTiming(isRaw(raw.timing) ? raw.timing : {}, disks.some((d) => isRaw(d) && diskHeartbeat(d)), issues);
   const known = { nodes: new Set(names(nodes)), disks: new Set(names(disks)) };
   const diskOwner = new Map<string, number>();
   apps.forEach((app, a) => {
@@ -360,6 +364,29 @@ function checkAddresses(nodes: unknown[], networkNames: string[], issues: FieldI
       else issues.push({ path: ['nodes', i, 'addresses', net], message: `${address} is also nodes[${first}]'s address on ${net}` });
     }
   });
+}
+
+/** Whether a disk carries the disk heartbeat: as configured, else only with persistent reservations. */
+function diskHeartbeat(d: { reservation?: unknown; heartbeat?: unknown }): boolean {
+  return typeof d.heartbeat === 'boolean' ? d.heartbeat : d.reservation !== 'scsi2';
+}
+
+/**
+ * No disk heartbeat on a scsi2 disk: its SCSI-2 reservation refuses every other initiator's reads and
+ * writes, so the peers could never read the holder's pulse (nor write their own) while it is held. The
+ * reset policy is for scsi2 disks only: a persistent reservation is taken over by PREEMPT.
+ */
+function checkDisk(d: Raw, i: number, issues: FieldIssue[]): void {
+  if (d.reservation === 'scsi2' && d.heartbeat === true) {
+    issues.push({
+      path: ['disks', i, 'heartbeat'],
+      message: 'no disk heartbeat with reservation: scsi2 (a SCSI-2 reservation refuses the other nodes\' reads and writes, '
+        + 'so they could not see its pulse): remove heartbeat, or use reservation: persistent',
+    });
+  }
+  if (d.reset !== undefined && d.reservation !== 'scsi2') {
+    issues.push({ path: ['disks', i, 'reset'], message: 'reset applies to reservation: scsi2 only (a persistent reservation is taken over by PREEMPT)' });
+  }
 }
 
 /** One lost heartbeat (or disk heartbeat) must never be enough to fail a peer. */
@@ -478,6 +505,8 @@ export interface DiskConfig {
   identity: string;
   reservation: 'persistent' | 'scsi2';
   heartbeat: boolean;
+  /** scsi2 only (absent otherwise): how a failed holder's reservation is broken, see docs/config.md. */
+  reset?: 'lun' | 'lun-then-target';
 }
 
 export type TimingConfig = { -readonly [K in keyof typeof DEFAULT_TIMING]: number };
@@ -548,7 +577,9 @@ export function toConfig(p: Parsed, source: string, baseDir: string): Config {
     log: p.log,
     networks: p.networks,
     nodes: p.nodes.map((n) => ({ ...n, reservationKey: n.reservationKey })),
-    disks: p.disks,
+    disks: p.disks.map(({ reset, ...d }): DiskConfig => ({
+      ...d, heartbeat: diskHeartbeat(d), ...(d.reservation === 'scsi2' ? { reset: reset ?? 'lun' } : {}),
+    })),
     timing: p.timing,
     apps: p.apps.map((app): AppConfig => ({
       tag: app.tag,

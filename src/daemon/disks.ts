@@ -18,6 +18,12 @@
 // apps using the disk at once. A fenced node stays unregistered, as fence_scsi's nodes do until they are
 // unfenced at start-up: it writes no heartbeat and cannot write anything else. It registers again when the
 // agent restarts, or when the flows have it take an app over (acquire), i.e. once the cluster decided so.
+//
+// SCSI-2 MODE (`reservation: scsi2`, src/daemon/scsi2.ts). No keys are registered. The owner holds a
+// RESERVE(6) reservation; a takeover from a failed holder resets the unit and reserves it. The disk
+// heartbeat does not run on such a disk (the config refuses it: the reservation refuses the other nodes'
+// reads and writes); instead the holder sends RESERVE(6) every disk heartbeat interval, and is fenced when
+// it is refused with RESERVATION CONFLICT (after the unit attention 06/29/03 of the taker's reset).
 import { createHash } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import { basename } from 'node:path';
@@ -29,10 +35,12 @@ import type { ScsiDevice } from '../scsi/device.js';
 import { ReservationConflictError } from '../scsi/errors.js';
 import { formatKey } from '../scsi/pr.js';
 import type { Sense } from '../scsi/sense.js';
+import { RESET_NAMES } from '../scsi/transport.js';
 import { clusterTag } from '../wire/datagram.js';
 import { decodeRecord, encodeRecord, HEARTBEAT_AREA_BLOCKS, PulseTracker, slotLba } from './disk-heartbeat.js';
 import type { AgentLog } from './agent.js';
 import type { DiskOwnership } from './resources.js';
+import { takeOverScsi2 } from './scsi2.js';
 
 /**
  * A node's reservation key: the configured one, else 48 bits of SHA-256 of the cluster name above the
@@ -62,9 +70,14 @@ interface Unit {
   fenced: boolean;
   busy: boolean;
   tracker: PulseTracker;
+  /** scsi2: this node reserved the unit and has not released it nor been fenced off it. */
+  holding: boolean;
+  /** scsi2: the last reset unit attention (06/29/xx) seen while holding, for the fence's detail. */
+  resetSense: Sense | undefined;
 }
 
 const FENCED_ASC = 0x2a; // PARAMETERS CHANGED, with ASCQ 05: registrations preempted, 04: reservations preempted
+const RESET_ASC = 0x29; // POWER ON, RESET, OR BUS DEVICE RESET OCCURRED: a reset released any SCSI-2 reservation
 
 export class Disks implements DiskOwnership {
   private readonly units = new Map<string, Unit>();
@@ -94,7 +107,7 @@ export class Disks implements DiskOwnership {
     for (const d of this.config.disks) {
       const unit: Unit = {
         config: d, device: undefined, error: undefined, lastLba: 0n, blockSize: 512, counter: 0n,
-        fenced: false, busy: false, tracker: new PulseTracker(),
+        fenced: false, busy: false, tracker: new PulseTracker(), holding: false, resetSense: undefined,
       };
       this.units.set(d.name, unit);
       try {
@@ -109,6 +122,11 @@ export class Disks implements DiskOwnership {
         const cap = await unit.device.readCapacity();
         unit.lastLba = cap.lastLba;
         unit.blockSize = cap.blockSize;
+        if (d.reservation === 'scsi2') {
+          this.log.info({ disk: d.name, path: unit.device.path, reset: d.reset },
+            'disk opened: SCSI-2 reservation (RESERVE/RELEASE), no disk heartbeat on it (the reservation refuses the other nodes\' reads and writes)');
+          continue;
+        }
         await unit.device.prRegister(this.key, { ignoreExisting: true });
         this.log.info({ disk: d.name, path: unit.device.path, key: formatKey(this.key) }, 'disk registered');
       } catch (e) {
@@ -116,8 +134,12 @@ export class Disks implements DiskOwnership {
         this.log.error({ disk: d.name, err: unit.error }, 'disk unavailable');
       }
     }
-    const beat = this.config.disks.some((d) => d.heartbeat);
-    if (beat) this.timer = setInterval(() => { for (const u of this.units.values()) void this.beat(u); }, this.config.timing.diskHeartbeatIntervalMs);
+    const periodic = this.config.disks.some((d) => d.heartbeat || d.reservation === 'scsi2');
+    if (periodic) {
+      this.timer = setInterval(() => {
+        for (const u of this.units.values()) void (u.config.reservation === 'scsi2' ? this.checkScsi2(u) : this.beat(u));
+      }, this.config.timing.diskHeartbeatIntervalMs);
+    }
   }
 
   stop(): void {
@@ -155,7 +177,7 @@ export class Disks implements DiskOwnership {
     const u = this.unit(disk);
     const dev = this.ready(disk);
     if (u.config.reservation === 'scsi2') {
-      await dev.reserve6();
+      await this.acquireScsi2(u, dev);
       return;
     }
     await dev.prRegister(this.key, { ignoreExisting: true });
@@ -177,11 +199,30 @@ export class Disks implements DiskOwnership {
     }
   }
 
+  /** RESERVE(6); a failed holder's reservation is broken by a reset first (src/daemon/scsi2.ts). */
+  private async acquireScsi2(u: Unit, dev: ScsiDevice): Promise<void> {
+    const disk = u.config.name;
+    const others = () => this.config.nodes.filter((n) => n !== this.self).map((n) => ({ name: n.name, alive: this.hooks.isAlive(n.name) }));
+    const started = performance.now();
+    const { resets } = await takeOverScsi2(dev, {
+      disk, policy: u.config.reset ?? 'lun', others,
+      onReset: (kind, ms, attempt) => this.log.warn({ disk, path: dev.path, attempt, ioctlMs: Number(ms.toFixed(3)) },
+        `trespass: ${RESET_NAMES[kind]} sent to break the failed holder's SCSI-2 reservation`),
+    });
+    u.holding = true;
+    u.fenced = false;
+    u.resetSense = undefined; // our own reset's unit attention, if any, is not news
+    if (resets.length > 0) {
+      this.log.warn({ disk, resets: resets.length, ms: Number((performance.now() - started).toFixed(1)) }, 'trespass: SCSI-2 reservation taken after reset');
+    }
+  }
+
   async release(disk: string): Promise<void> {
     const u = this.unit(disk);
     const dev = this.ready(disk);
     if (u.config.reservation === 'scsi2') {
-      await dev.release6();
+      u.holding = false; // first: the periodic check must not take it back while RELEASE is on its way
+      await dev.release6(); // GOOD, and no effect, when another initiator holds it (after a takeover)
       return;
     }
     const { reservation } = await dev.prReadReservation();
@@ -204,6 +245,10 @@ export class Disks implements DiskOwnership {
         out.push({ disk: name, error: u.error });
         continue;
       }
+      if (u.config.reservation === 'scsi2') {
+        out.push(await this.describeScsi2(u, u.device));
+        continue;
+      }
       try {
         const [r, k] = [await u.device.prReadReservation(), await u.device.prReadKeys()];
         const owner = (key: bigint) => this.config.nodes.find((n) => reservationKey(this.config, n) === key)?.name ?? formatKey(key);
@@ -217,6 +262,55 @@ export class Disks implements DiskOwnership {
       }
     }
     return out;
+  }
+
+  /**
+   * SCSI-2 cannot name a holder: this node when it holds the unit, else "another initiator" when its
+   * TEST UNIT READY conflicts, else none.
+   */
+  private async describeScsi2(u: Unit, dev: ScsiDevice): Promise<object> {
+    const base = { disk: u.config.name, path: dev.path, type: 'scsi2', fenced: u.fenced, heartbeat: false };
+    if (u.holding && !u.fenced) return { ...base, holder: this.self.name };
+    try {
+      await dev.testUnitReady();
+      return { ...base, holder: null };
+    } catch (e) {
+      if (e instanceof ReservationConflictError) return { ...base, holder: 'another initiator' };
+      return { ...base, error: e instanceof Error ? e.message : String(e) };
+    }
+  }
+
+  // ---- the SCSI-2 holder's check ----
+
+  /**
+   * The holder's RESERVE(6), every disk heartbeat interval: GOOD while it holds the unit (or takes it back
+   * after a reset nobody followed); RESERVATION CONFLICT once another node reset and reserved it: fenced.
+   * Why RESERVE and not TEST UNIT READY: src/daemon/scsi2.ts.
+   */
+  private async checkScsi2(u: Unit): Promise<void> {
+    if (!u.device || !u.holding || u.fenced || u.busy) return;
+    u.busy = true;
+    try {
+      await u.device.reserve6();
+      // Released while this RESERVE was retried after a unit attention, i.e. sent after the RELEASE: undo it.
+      if (!u.holding) await u.device.release6();
+      else if (u.resetSense) {
+        this.log.warn({ disk: u.config.name, sense: u.resetSense.code },
+          'SCSI-2 reservation released by a reset that no other initiator followed with a RESERVE: reserved again');
+      }
+      u.resetSense = undefined;
+    } catch (e) {
+      if (!(e instanceof ReservationConflictError)) {
+        this.log.warn({ disk: u.config.name, err: e instanceof Error ? e.message : String(e) }, 'SCSI-2 reservation check failed');
+        return;
+      }
+      if (!u.holding) return; // released while the check was on its way
+      const after = u.resetSense ? ` after unit attention ${u.resetSense.code} (${u.resetSense.text})` : '';
+      u.holding = false;
+      this.fence(u, `RESERVE(6) refused: RESERVATION CONFLICT${after}: another node reset the unit and reserved it`);
+    } finally {
+      u.busy = false;
+    }
   }
 
   // ---- the heartbeat ----
@@ -256,6 +350,10 @@ export class Disks implements DiskOwnership {
   }
 
   private onUnitAttention(u: Unit, sense: Sense): void {
+    if (u.config.reservation === 'scsi2') {
+      if (sense.asc === RESET_ASC && u.holding) u.resetSense = sense;
+      return;
+    }
     if (sense.asc === FENCED_ASC && (sense.ascq === 0x05 || sense.ascq === 0x04)) {
       // Also reported to the node that preempts (its own I_T nexus sees no UA), so check our registration.
       void u.device?.prReadKeys().then((k) => {

@@ -13,7 +13,7 @@ import { EventEmitter } from 'node:events';
 import * as cdbs from './cdb.js';
 import { PrInAction, PrOutAction } from './cdb.js';
 import { needsReadCapacity16, parseReadCapacity10, parseReadCapacity16, type Capacity } from './capacity.js';
-import { classify, IllegalRequestError, UnitAttentionError } from './errors.js';
+import { classify, IllegalRequestError, TransportError, UnitAttentionError } from './errors.js';
 import {
   parseDeviceIdentification, parseStandardInquiry, parseSupportedPages, parseUnitSerialNumber, unitIdentity,
   VpdPage, vpdLength, type Designator, type StandardInquiry,
@@ -24,7 +24,7 @@ import {
 } from './pr.js';
 import type { Sense } from './sense.js';
 import { SgTransport, type SgTransportOptions } from './sg-transport.js';
-import type { ScsiRequest, ScsiResult, ScsiTransport } from './transport.js';
+import { RESET_NAMES, type CommandTiming, type ResetKind, type ScsiRequest, type ScsiResult, type ScsiTransport } from './transport.js';
 
 export interface ScsiDeviceOptions extends SgTransportOptions {
   /** Reissues after a unit attention (default 3; 0: throw every unit attention). */
@@ -132,6 +132,17 @@ export class ScsiDevice extends EventEmitter<ScsiDeviceEvents> {
     const c = parseReadCapacity10(await this.dataIn(cdbs.readCapacity10(), 8));
     if (needsReadCapacity16(c)) throw new Error(`${this.path}: unit is larger than READ CAPACITY(10) can say, and refuses (16)`);
     return c;
+  }
+
+  /**
+   * LOGICAL UNIT RESET ('lun') or TARGET RESET ('target') along this path, never escalated. A reset breaks
+   * a SCSI-2 reservation (SPC-2 5.5.1; LIO does so on both, docs/lab.md) and aborts every initiator's
+   * commands to the unit; each I_T nexus then gets UNIT ATTENTION 06/29/03 once, this one included.
+   * Needs CAP_SYS_ADMIN and CAP_SYS_RAWIO. Resolves with how long it took.
+   */
+  async reset(kind: ResetKind, opts: { timeoutMs?: number } = {}): Promise<CommandTiming> {
+    if (!this.transport.reset) throw new TransportError(this.path, RESET_NAMES[kind], 'this transport cannot send resets', { code: 'ENOTSUP' });
+    return this.transport.reset(kind, opts.timeoutMs);
   }
 
   // SCSI-2 reservations of the whole unit, for targets without persistent reservations.

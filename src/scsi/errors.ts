@@ -15,8 +15,9 @@ export class ScsiError extends Error {
   override name = 'ScsiError';
   readonly path: string;
   readonly command: string;
-  constructor(path: string, cdb: Buffer, detail: string) {
-    const command = commandName(cdb);
+  /** `op`: the CDB sent, or the name of what was done instead of a command ('LOGICAL UNIT RESET'). */
+  constructor(path: string, op: Buffer | string, detail: string) {
+    const command = typeof op === 'string' ? op : commandName(op);
     super(`${path}: ${command}: ${detail}`);
     this.path = path;
     this.command = command;
@@ -70,8 +71,8 @@ export class TransportError extends ScsiError {
   readonly code: string | undefined;
   readonly hostStatus: number;
   readonly driverStatus: number;
-  constructor(path: string, cdb: Buffer, detail: string, fields: { errno?: number; code?: string; hostStatus?: number; driverStatus?: number } = {}) {
-    super(path, cdb, detail);
+  constructor(path: string, op: Buffer | string, detail: string, fields: { errno?: number; code?: string; hostStatus?: number; driverStatus?: number } = {}) {
+    super(path, op, detail);
     this.errno = fields.errno;
     this.code = fields.code;
     this.hostStatus = fields.hostStatus ?? 0;
@@ -87,8 +88,8 @@ export class TransportError extends ScsiError {
 export class ScsiTimeoutError extends TransportError {
   override name = 'ScsiTimeoutError';
   readonly wedged: boolean;
-  constructor(path: string, cdb: Buffer, detail: string, wedged: boolean, fields: { hostStatus?: number; driverStatus?: number } = {}) {
-    super(path, cdb, detail, { ...fields, code: 'ETIMEDOUT' });
+  constructor(path: string, op: Buffer | string, detail: string, wedged: boolean, fields: { hostStatus?: number; driverStatus?: number } = {}) {
+    super(path, op, detail, { ...fields, code: 'ETIMEDOUT' });
     this.wedged = wedged;
   }
 }

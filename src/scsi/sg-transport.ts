@@ -6,7 +6,7 @@ import { nativeAddon, type NativeSgDevice } from '../native.js';
 import { commandName } from './cdb.js';
 import { completionPacer } from './completion-pacer.js';
 import { DeviceOpenError, PathWedgedError, ScsiTimeoutError, TransportError } from './errors.js';
-import type { ScsiRequest, ScsiResult, ScsiTransport } from './transport.js';
+import { RESET_NAMES, type CommandTiming, type ResetKind, type ScsiRequest, type ScsiResult, type ScsiTransport } from './transport.js';
 
 export interface SgTransportOptions {
   /** SG_IO timeout for requests that name none (ms). */
@@ -21,10 +21,14 @@ export interface SgTransportOptions {
 
 const DEFAULT_TIMEOUT_MS = 30_000;
 const DEFAULT_GRACE_MS = 2_000;
+// SG_SCSI_RESET has no deadline of its own (each driver decides; tcm_loop waits for its task management
+// function without one), so the watchdog's is the only one.
+const DEFAULT_RESET_TIMEOUT_MS = 30_000;
 
 interface Pending {
   id: number;
-  cdb: Buffer;
+  /** The CDB, or the name of the reset. */
+  op: Buffer | string;
   timeoutMs: number;
   resolve: (r: ScsiResult) => void;
   reject: (e: Error) => void;
@@ -51,6 +55,17 @@ const IO_TEXT: Record<string, string> = {
   EACCES: 'not permitted (the command needs a read-write open)',
   EBUSY: 'device busy',
   EFAULT: 'bad buffer address',
+};
+// What SG_SCSI_RESET's errors mean (drivers/scsi/sg.c, scsi_ioctl_reset in scsi_error.c).
+const RESET_TEXT: Record<string, string> = {
+  EIO: 'the reset failed: the driver has no handler for this reset, or the device did not complete it',
+  EAGAIN: 'the SCSI host is in error recovery: try again once it ends',
+  EBUSY: 'the SCSI host is in error recovery: try again once it ends',
+  EACCES: 'not permitted (a reset needs CAP_SYS_ADMIN and CAP_SYS_RAWIO)',
+  ENODEV: 'the device went away',
+  ENXIO: 'the device went away',
+  EINVAL: 'this kernel does not know this reset',
+  ENOTTY: 'this path does not take SCSI resets',
 };
 
 function errnoCode(errno: number): string {
@@ -105,7 +120,28 @@ export class SgTransport implements ScsiTransport {
       if (request.dataOut) this.native.submit(id, cdb, 2, request.dataOut, timeoutMs);
       else if (request.dataIn) this.native.submit(id, cdb, 1, request.dataIn, timeoutMs);
       else this.native.submit(id, cdb, 0, undefined, timeoutMs);
-      this.pending.set(id, { id, cdb, timeoutMs, resolve, reject });
+      this.pending.set(id, { id, op: cdb, timeoutMs, resolve, reject });
+      if (this.pending.size === 1) this.armWatchdog();
+    });
+  }
+
+  /**
+   * A LOGICAL UNIT RESET or TARGET RESET along this path (SG_SCSI_RESET, never escalated to a bus or host
+   * reset), on the path's own thread after the commands submitted before it. Resolves with its timing
+   * when the driver reports it done; rejects with a TransportError naming the errno (EIO: the driver
+   * could not), or a ScsiTimeoutError when it has not come back within `timeoutMs` (the path is then
+   * wedged, as for a command).
+   */
+  reset(kind: ResetKind, timeoutMs = DEFAULT_RESET_TIMEOUT_MS): Promise<CommandTiming> {
+    const op = RESET_NAMES[kind];
+    if (this.closed) return Promise.reject(new TransportError(this.path, op, 'the path is closed', { code: 'EBADF' }));
+    if (this.wedged) {
+      return Promise.reject(new PathWedgedError(this.path, op, `not sent: ${this.wedged.command} has not come back from the kernel`, { code: 'ECANCELED' }));
+    }
+    return new Promise((resolve, reject) => {
+      const id = this.nextId++;
+      this.native.reset(id, kind);
+      this.pending.set(id, { id, op, timeoutMs, resolve: (r) => resolve(r.timing), reject });
       if (this.pending.size === 1) this.armWatchdog();
     });
   }
@@ -119,7 +155,7 @@ export class SgTransport implements ScsiTransport {
     this.closed = true;
     this.native.close();
     this.disarmWatchdog();
-    for (const p of this.pending.values()) p.reject(new TransportError(this.path, p.cdb, 'the path was closed', { code: 'ECANCELED' }));
+    for (const p of this.pending.values()) p.reject(new TransportError(this.path, p.op, 'the path was closed', { code: 'ECANCELED' }));
     this.pending.clear();
   }
 
@@ -143,7 +179,10 @@ export class SgTransport implements ScsiTransport {
     this.armWatchdog();
     if (errno !== 0) {
       const code = errnoCode(errno);
-      const error = new TransportError(this.path, p.cdb, `SG_IO failed: ${IO_TEXT[code] ?? code} (${code})`, { errno, code });
+      const detail = typeof p.op === 'string'
+        ? `SG_SCSI_RESET failed: ${RESET_TEXT[code] ?? code} (${code})`
+        : `SG_IO failed: ${IO_TEXT[code] ?? code} (${code})`;
+      const error = new TransportError(this.path, p.op, detail, { errno, code });
       completionPacer.settle(() => p.reject(error));
       return;
     }
@@ -199,17 +238,18 @@ export class SgTransport implements ScsiTransport {
     const head = this.pending.values().next().value as Pending | undefined;
     if (!head) return;
     this.watchdog = undefined;
-    const command = commandName(head.cdb);
+    const command = typeof head.op === 'string' ? head.op : commandName(head.op);
     this.wedged = { id: head.id, since: performance.now(), command };
     this.pending.delete(head.id);
-    head.reject(new ScsiTimeoutError(this.path, head.cdb,
-      `no answer from the kernel ${(this.watchdogMs / 1000).toFixed(1)} s after sending (SG_IO timeout ` +
-      `${head.timeoutMs} ms + ${this.graceMs} ms grace); the command may still reach the device. The path ` +
+    const [deadline, what] = typeof head.op === 'string' ? ['deadline', 'the reset'] : ['SG_IO timeout', 'the command'];
+    head.reject(new ScsiTimeoutError(this.path, head.op,
+      `no answer from the kernel ${(this.watchdogMs / 1000).toFixed(1)} s after sending (${deadline} ` +
+      `${head.timeoutMs} ms + ${this.graceMs} ms grace); ${what} may still reach the device. The path ` +
       'refuses further commands until it returns', true));
     // Whatever is queued behind it would wait for the stuck ioctl: refuse it now, unsent.
     this.native.cancelQueued();
     for (const p of this.pending.values()) {
-      p.reject(new PathWedgedError(this.path, p.cdb, `not sent: ${command} ahead of it never came back from the kernel`, { code: 'ECANCELED' }));
+      p.reject(new PathWedgedError(this.path, p.op, `not sent: ${command} ahead of it never came back from the kernel`, { code: 'ECANCELED' }));
     }
     this.pending.clear();
   };

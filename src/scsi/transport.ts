@@ -34,8 +34,20 @@ export interface CommandTiming {
   deliverUs: number;
 }
 
+/** LOGICAL UNIT RESET ('lun') or TARGET RESET ('target'): task management, not a command. */
+export type ResetKind = 'lun' | 'target';
+
+/** What a reset is called in messages and errors (SAM's names of the task management functions). */
+export const RESET_NAMES: Record<ResetKind, string> = { lun: 'LOGICAL UNIT RESET', target: 'TARGET RESET' };
+
 export interface ScsiTransport {
   readonly path: string;
   execute(request: ScsiRequest): Promise<ScsiResult>;
+  /**
+   * Sends a reset along this path, in order with the commands (absent: the transport cannot). Resolves
+   * when the initiator's driver reports it done; `timeoutMs` bounds the wait (the ioctl has no deadline of
+   * its own: each driver decides how long its reset may take, tcm_loop without limit).
+   */
+  reset?(kind: ResetKind, timeoutMs?: number): Promise<CommandTiming>;
   close(): void;
 }

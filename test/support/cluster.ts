@@ -44,8 +44,11 @@ export interface AppDef {
   aware?: boolean;
 }
 
-/** A shared logical unit: its identity and, per node, the one path (I_T nexus) that node uses. */
-export interface SharedDisk { identity: string; paths: Record<string, string> }
+/**
+ * A shared logical unit: its identity and, per node, the one path (I_T nexus) that node uses. scsi2: owned
+ * by SCSI-2 reservation, without the disk heartbeat (default: persistent reservation, with it).
+ */
+export interface SharedDisk { identity: string; paths: Record<string, string>; scsi2?: boolean }
 
 export interface ClusterOptions { timing?: Record<string, number>; disk?: SharedDisk }
 
@@ -101,7 +104,7 @@ export async function createCluster(t: { teardown(fn: () => unknown): void }, no
     `stateDir: ${join(dir, node)}`,
     `control: { socket: ${join(dir, node, 'ctl.sock')} }`,
     `linkTable: ${join(dir, node, 'links.json')}`,
-    ...(disk ? ['disks:', `  - { name: shared0, identity: ${disk.identity}, reservation: persistent, heartbeat: true }`] : []),
+    ...(disk ? ['disks:', `  - { name: shared0, identity: ${disk.identity}, ${disk.scsi2 ? 'reservation: scsi2' : 'reservation: persistent, heartbeat: true'} }`] : []),
     'log: { level: debug }',
     'networks:',
     ...NETWORKS.map((n, i) => `  - { name: ${n}, port: ${7400 + 10 * i} }`),
