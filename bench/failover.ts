@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import { APP_PORT, createCluster, NAME_SERVER, NETWORKS, until, type Status, type TestCluster } from '../test/support/cluster.js';
+import { APP_PORT, createCluster, NAME_SERVER, NETWORKS, until, type Status, type TestCluster, settled } from '../test/support/cluster.js';
 import { createRig, sh, type Rig } from '../test/support/netns.js';
 import { packageRoot } from '../src/util/package-root.js';
 
@@ -242,6 +242,7 @@ async function vigilUp(scope: Scope): Promise<VigilUp> {
   scope.teardown(() => prober.stop());
   await waitFor('the client served by a', () => (prober.first('a') ? true : undefined), 20_000);
   await until('b seeing a alive', async () => (peerOf(await c.status('b'), 'a')?.state === 'alive' ? true : undefined), 10_000);
+  await settled(c, ['a', 'b']);
   return { c, prober, failedAt, stalls };
 }
 

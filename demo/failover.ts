@@ -6,7 +6,7 @@ import type { ChildProcess } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { formatStatus } from '../src/cli/status-format.js';
-import { createCluster, until, APP_PORT, type TestCluster } from '../test/support/cluster.js';
+import { createCluster, until, APP_PORT, type TestCluster, settled } from '../test/support/cluster.js';
 import { lab, prepareSharedUnit } from '../test/support/lab.js';
 
 // Heartbeats every 100 ms (the default); failure after 1 s of silence on every channel rather than the
@@ -76,6 +76,7 @@ async function main(): Promise<void> {
   await sleep(1500);
   say('--- power off a (kill -9 of everything in its namespace, links down)');
   const t0 = Date.now();
+  await settled(c, ['a', 'b'], 120_000);
   await c.powerOff('a');
   await until('the client is served by b', async () => (probe.answers.some((x) => x.who === 'b' && x.at > t0) ? true : undefined), 120_000, 100);
   probe.stop();

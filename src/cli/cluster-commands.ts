@@ -119,6 +119,44 @@ async function dbSync(_o: unknown, cmd: Command): Promise<Report> {
   };
 }
 
+interface PairLine { tag: string; peer: string; state: string; priority: number | null; sequence: string | null; record: string; decision: string | null; peerState: string | null }
+
+async function priorityShow(_o: unknown, cmd: Command): Promise<Report> {
+  const result = await request(cmd, 'priority.show');
+  const pairs = (field(result, 'pairs') ?? []) as PairLine[];
+  const lines = pairs.map((p) => [
+    `${p.tag}  with ${p.peer}  state ${p.state}  priority ${p.priority ?? '?'}  sequence ${p.sequence ?? '-'}  (${p.record})${p.peerState ? `  peer reports ${p.peerState}` : ''}`,
+    ...(p.decision ? [`  ${p.decision}`] : []),
+  ].join('\n'));
+  return { json: result, human: lines.length ? lines.join('\n') : 'no application pairs this node is part of' };
+}
+
+async function forceStart(tag: string | undefined, o: { yes?: boolean }, cmd: Command): Promise<Report> {
+  if (!o.yes) {
+    const shown = await request(cmd, 'priority.show');
+    const waiting = ((field(shown, 'pairs') ?? []) as PairLine[]).filter((p) => p.state === 'X' && (tag === undefined || p.tag === tag));
+    for (const p of waiting) process.stderr.write(`${p.tag}: ${p.decision ?? 'deciding'}\n`);
+    if (!(await confirm(`force-start ${tag ?? 'every waiting app'} on ${String(field(shown, 'node'))}? updates only its peer had are given up [y/N] `))) {
+      return { json: { cancelled: true }, human: 'not forced' };
+    }
+  }
+  const result = await request(cmd, 'priority.force-start', tag === undefined ? {} : { tag });
+  const results = (field(result, 'results') ?? []) as { tag: string; ok: boolean; reason: string }[];
+  return { json: result, human: results.map((r) => `${r.tag}: ${r.ok ? 'forced start accepted' : 'refused'}: ${r.reason}`).join('\n') };
+}
+
+/** One line from the terminal; anything but y/yes is a no (and so is no terminal: use --yes in scripts). */
+async function confirm(question: string): Promise<boolean> {
+  if (!process.stdin.isTTY) usage('force-start asks for confirmation on a terminal; give --yes to confirm in a script');
+  const { createInterface } = await import('node:readline/promises');
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return /^y(es)?$/i.test((await rl.question(question)).trim());
+  } finally {
+    rl.close();
+  }
+}
+
 /** The options every command to vigild takes (on the command or group, before or after the subcommand). */
 function agentCommand(name: string, description: string): Command {
   return new Command(name).description(description)
@@ -157,5 +195,13 @@ export function clusterCommands(): Command[] {
   db.command('show').description('every object: tag, version, updated by, HOST, phase').action(act(dbShow));
   db.command('sync').description('exchange the database with every live peer now').action(act(dbSync));
 
-  return [st, app, failback, attr, db];
+  const priority = agentCommand('priority', 'last-active server (seed 003): each app pair\'s priority record and state');
+  priority.command('show').description('state, priority, sequence, and what this node would decide now and why').action(act(priorityShow));
+
+  const force = agentCommand('force-start', 'start an app that waits after an outage (its peer silent, its priority not 1) as single master here')
+    .argument('[tag]', 'one app (default: every app waiting on this node)')
+    .option('--yes', 'do not ask for confirmation')
+    .action(act(forceStart));
+
+  return [st, app, failback, attr, db, priority, force];
 }

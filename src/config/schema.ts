@@ -140,6 +140,7 @@ export const DEFAULT_TIMING = {
   agentLeaseMs: 5000,
   failbackDwellMs: 10000,
   failbackPromptRepeatMs: 60000,
+  peerProbeMs: 10000,
 } as const;
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -175,6 +176,7 @@ const timingSchema = z.strictObject({
   agentLeaseMs: ms(1).default(DEFAULT_TIMING.agentLeaseMs),
   failbackDwellMs: ms(0).default(DEFAULT_TIMING.failbackDwellMs),
   failbackPromptRepeatMs: ms(1).default(DEFAULT_TIMING.failbackPromptRepeatMs),
+  peerProbeMs: ms(0).default(DEFAULT_TIMING.peerProbeMs),
 });
 
 const cidr = z.string().transform((s, ctx) => {

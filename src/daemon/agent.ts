@@ -1,7 +1,7 @@
 // vigild's agent: wires the pure modules (membership, database, flows) to the real I/O (the native heartbeat
 // thread, agent messages, the control socket, resources, the application processes). Everything that
 // decides lives in those modules; this file only carries facts in and performs the actions that come out.
-import { mkdir, readFile } from 'node:fs/promises';
+import { access, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 
@@ -25,6 +25,8 @@ import { heartbeatOptions, networkChannel, observeHeartbeats } from './heartbeat
 import { Messenger, type Received } from './messenger.js';
 import { Disks } from './disks.js';
 import { HealthMonitor } from './health.js';
+import type { DiskEvidence } from '../lastactive/decision.js';
+import { LastActive, parsePairReport } from './last-active.js';
 import { PidFiles } from './leftovers.js';
 import type { StatusLike } from './status.js';
 import { resourceName, Resources, type DiskOwnership } from './resources.js';
@@ -90,6 +92,13 @@ export class Agent {
   private readonly noticeCounts: Record<string, number> = {};
   private readonly prompts = new Map<string, string>();
   private readonly pidFiles: PidFiles;
+  private lastActive!: LastActive;
+  /** Membership's failure/recovery events, in order: a failure waits for its priority write. */
+  private membershipChain: Promise<void> = Promise.resolve();
+  private lastActiveBusy = false;
+  private lastActiveAt = -Infinity;
+  /** Tags whose operator asked for a forced start (vigil force-start), until the decision takes it. */
+  private readonly forceStart = new Set<string>();
   /** Cluster-aware apps' connections that asked for unload requests (app.watch), per tag. */
   private readonly watchers = new Map<string, Set<ControlConnection>>();
   private stopped = false;
@@ -133,8 +142,16 @@ export class Agent {
     const inc = await nextIncarnation(this.config.stateDir, Date.now());
     if (inc.warning) this.log.warn({ warning: inc.warning }, 'incarnation');
     this.incarnation = inc.incarnation;
+    const firstStart = await access(this.dbFile).then(() => false, () => true);
     this.db = await loadDatabase(this.dbFile);
     await this.clearLeftovers();
+    this.lastActive = new LastActive({
+      dir: join(this.config.stateDir, 'priority'), cluster: this.config.cluster, self: this.self,
+      nodeId: (name) => this.config.nodes.find((n) => n.name === name)?.id ?? 0,
+      peerProbeMs: this.config.timing.peerProbeMs, firstStart, log: this.log,
+      onChange: (peer) => this.sendPairReports(peer),
+    });
+    for (const o of this.db.list()) await this.lastActive.open(o.tag, o.primary, o.backup, performance.now());
     const now = performance.now();
     const channels = [
       ...this.config.networks.map((n) => networkChannel(n.name)),
@@ -211,16 +228,13 @@ export class Agent {
     engine.setDigest(this.db.digest());
     this.peerDigests = observeHeartbeats(engine.snapshot(), this.config, this.membership, now);
     for (const e of this.membership.tick(now)) this.onMembership(e, now);
-    // A peer never heard since we started is not failed by membership's rules (it may be booting); after
-    // the start-up grace the flows treat it as failed, so a lone survivor takes over what it backs up.
-    if (this.neverHeard.size > 0 && now - this.startedAt > this.startupGraceMs) {
-      for (const peer of this.neverHeard) {
-        this.neverHeard.delete(peer);
-        this.unknownDeclared.add(peer);
-        this.log.warn({ peer }, 'peer not heard since start-up: treated as failed');
-        this.syncAnswered(peer);
-        this.broadcast({ type: 'peerFailed', node: peer });
-      }
+    // A peer never heard since we started is not failed by membership's rules (it may be booting): the
+    // last-active decision (seed 003) says whether this node may start alone and treat it as failed.
+    if (now - this.lastActiveAt >= 500 && !this.lastActiveBusy) {
+      this.lastActiveAt = now;
+      this.lastActiveBusy = true;
+      void this.lastActiveRound(now).catch((e: unknown) => this.log.error({ err: String(e) }, 'last-active round failed'))
+        .finally(() => { this.lastActiveBusy = false; });
     }
     const digest = this.db.digest();
     for (const [peer, theirs] of this.peerDigests) {
@@ -235,19 +249,84 @@ export class Agent {
     }
   }
 
+  private isAlive(node: string): boolean {
+    return this.membership.snapshot(performance.now()).peers.some((p) => p.peer === node && p.state === 'alive');
+  }
+
+  /**
+   * Every 500 ms: the recovery decision of the apps still deciding (seed 003), SM → M where the slave is
+   * in sync, and this node's reports to its peers.
+   */
+  private async lastActiveRound(now: number): Promise<void> {
+    let evidence: Promise<DiskEvidence[] | undefined> | undefined;
+    const disks = () => (evidence ??= this.diskEvidence());
+    for (const r of await this.lastActive.decideAll(now, (peer) => this.isAlive(peer), disks, this.forceStart)) {
+      this.forceStart.delete(r.tag);
+      this.post(this.flowFor(r.tag), { type: 'gate', open: true });
+      const o = this.db.get(r.tag);
+      const peer = o && (o.primary === this.self.name ? o.backup : o.primary);
+      if (r.alone && peer && !this.isAlive(peer) && !this.unknownDeclared.has(peer)) {
+        // Started alone as the last processor: the silent peer is failed as far as the flows go.
+        this.unknownDeclared.add(peer);
+        this.neverHeard.delete(peer);
+        this.log.warn({ peer, tag: r.tag }, 'peer not heard: this node processed last and starts alone; the peer is treated as failed');
+        this.syncAnswered(peer);
+        this.broadcast({ type: 'peerFailed', node: peer });
+      }
+    }
+    const digest = this.db.digest();
+    for (const s of this.lastActive.status()) {
+      if (s.state === 'SM' && this.isAlive(s.peer) && this.peerDigests.get(s.peer) === digest) await this.lastActive.slaveInSync(s.tag);
+    }
+    for (const p of this.peers) this.sendPairReports(p.name);
+  }
+
+  private sendPairReports(peerName: string): void {
+    const peer = this.peers.find((p) => p.name === peerName);
+    const reports = this.lastActive.reports(peerName);
+    if (peer && reports.length > 0) this.messenger.send(peer, { kind: 'pair', reports });
+  }
+
+  /** Who holds each shared disk, for the last-active cross-check; undefined without disks. */
+  private async diskEvidence(): Promise<DiskEvidence[] | undefined> {
+    if (!this.disks) return undefined;
+    const nodes = new Set(this.config.nodes.map((n) => n.name));
+    return (await this.disks.describe()).map((described): DiskEvidence => {
+      const d = described as { disk: string; error?: unknown; holder?: string | null };
+      if (d.error !== undefined) return { disk: d.disk, readable: false, error: String(d.error) };
+      const holder = d.holder ?? null;
+      if (holder === null) return { disk: d.disk, readable: true, reservationHolder: null };
+      if (nodes.has(holder)) return { disk: d.disk, readable: true, reservationHolder: { node: holder } };
+      // SCSI-2 names no holder ("another initiator"): no evidence either way.
+      if (!holder.startsWith('0x')) return { disk: d.disk, readable: false, error: `the holder cannot be named (${holder})` };
+      return { disk: d.disk, readable: true, reservationHolder: { unknownKey: holder } };
+    });
+  }
+
   private onMembership(e: MembershipEvent, now: number): void {
     switch (e.kind) {
       case 'peerAlive':
         this.log.info({ peer: e.peer }, 'peer alive');
-        this.neverHeard.delete(e.peer);
-        this.unknownDeclared.delete(e.peer);
-        this.sendDigest(e.peer, true);
-        this.broadcast({ type: 'peerAlive', node: e.peer });
+        this.membershipChain = this.membershipChain.then(() => {
+          this.neverHeard.delete(e.peer);
+          this.unknownDeclared.delete(e.peer);
+          this.sendDigest(e.peer, true);
+          this.sendPairReports(e.peer);
+          this.broadcast({ type: 'peerAlive', node: e.peer });
+        });
         break;
       case 'peerFailed':
         this.log.warn({ peer: e.peer, at: now }, 'peer failed: every channel silent');
-        this.syncAnswered(e.peer);
-        this.broadcast({ type: 'peerFailed', node: e.peer });
+        // The survivor's priority is durable before any flow acts on the failure (seed 003 write-ahead).
+        this.membershipChain = this.membershipChain.then(async () => {
+          const pairs = await this.lastActive.peerFailed(e.peer).catch((err: unknown) => {
+            this.log.error({ peer: e.peer, err: String(err) }, 'priority write on a peer failure failed: not taking over');
+            return undefined;
+          });
+          for (const p of pairs ?? []) if (!p.mayTakeOver) this.post(this.flowFor(p.tag), { type: 'gate', open: false });
+          this.syncAnswered(e.peer);
+          if (pairs) this.broadcast({ type: 'peerFailed', node: e.peer });
+        });
         break;
       case 'channelDown':
         this.log.warn({ peer: e.peer, channel: e.channel }, 'channel fault: silent while the peer is heard elsewhere (no failover)');
@@ -302,7 +381,7 @@ export class Agent {
       const peers: Record<string, number | null> = {};
       flow = {
         state: initialFlow(tag, this.self.name, {
-          obj: this.db.get(tag) ?? null, peers,
+          obj: this.db.get(tag) ?? null, peers, gated: !this.lastActive.isOpen(tag),
           config: {
             failbackDwellMs: t.failbackDwellMs, promptRepeatMs: t.failbackPromptRepeatMs,
             ...(appConfig && { localRestarts: appConfig.localRestarts, restartWindowMs: appConfig.restartWindowMs }),
@@ -311,6 +390,8 @@ export class Agent {
         wakeAt: null, queue: [], draining: false, process: undefined, health: undefined, readyWaiters: [],
       };
       this.flows.set(tag, flow);
+      const o = this.db.get(tag);
+      if (o && !this.lastActive.has(tag)) void this.lastActive.open(tag, o.primary, o.backup, performance.now()).catch((e: unknown) => this.log.error({ tag, err: String(e) }, 'cannot open the priority store'));
       const snap = this.membership.snapshot(performance.now());
       for (const p of snap.peers) {
         if (p.state === 'alive') flow.queue.push({ type: 'peerAlive', node: p.peer });
@@ -380,12 +461,21 @@ export class Agent {
           const missing = await this.resources.missing(a.resources, a.command);
           return this.post(flow, { type: 'resourceCheck', ok: missing.length === 0, missing });
         }
-        case 'startResources':
-          for (const r of a.resources) await this.timed(tag, 'resource started', resourceName(r), () => this.resources.start(r));
+        case 'startResources': {
+          // The disks first, then this node's durable 1 or 2 (seed 003: it processes from here on), then the rest.
+          const isDisk = (r: ResourceSpec) => r.kind === 'disk';
+          for (const r of a.resources.filter(isDisk)) await this.timed(tag, 'resource started', resourceName(r), () => this.resources.start(r));
+          await this.lastActive.beforeProcessing(tag);
+          for (const r of a.resources.filter((x) => !isDisk(x))) await this.timed(tag, 'resource started', resourceName(r), () => this.resources.start(r));
           break;
-        case 'stopResources':
+        }
+        case 'stopResources': {
           for (const r of [...a.resources].reverse()) await this.timed(tag, 'resource stopped', resourceName(r), () => this.resources.stop(r));
+          const o = this.db.get(tag);
+          const peerHosts = o?.host != null && o.host !== this.self.name && this.isAlive(o.host);
+          await this.lastActive.stoppedProcessing(tag, peerHosts);
           break;
+        }
         case 'startApp': {
           if (a.paused) break; // a cluster-aware app is started by its own ready(); nothing to spawn here
           const env = { ...a.command.env, VIGIL_NODE: this.self.name, VIGIL_SOCKET: this.config.control.socket };
@@ -489,6 +579,11 @@ export class Agent {
         if (applied.length || markers) {
           this.persist();
           for (const tag of applied) this.post(this.flowFor(tag), { type: 'dbChanged', object: this.db.get(tag) ?? null });
+        }
+      } else if (message.kind === 'pair') {
+        for (const r of message.reports) {
+          const report = parsePairReport(r);
+          if (report) this.lastActive.onReport(report, performance.now());
         }
       } else {
         const theirs = parseVersionMap(message.versions);
@@ -597,6 +692,17 @@ export class Agent {
           while (performance.now() < end) { /* blocked on purpose */ }
         });
         return { stallingMs: ms };
+      })
+      // Last-active server (seed 003): each app's priority, state and the decision while it waits.
+      .handle('priority.show', z.object({}), () => ({ node: this.self.name, pairs: this.lastActive.status() }))
+      .handle('priority.force-start', z.object({ tag: z.string().optional() }), ({ tag }) => {
+        const waiting = this.lastActive.status().filter((s) => s.state === 'X' && (tag === undefined || s.tag === tag));
+        if (waiting.length === 0) {
+          throw new ControlError('not_found', tag === undefined ? 'no app is waiting for a decision on this node' : `${tag} is not waiting for a decision on this node`);
+        }
+        const results = waiting.map((s) => ({ tag: s.tag, ...this.lastActive.checkForce(s.tag, performance.now()) }));
+        for (const r of results) if (r.ok) this.forceStart.add(r.tag);
+        return { node: this.self.name, results };
       })
       // The cluster-aware application API (src/client/cluster-app.ts).
       .handle('app.ready', tagParam, ({ tag }, ctx) => this.ready(existing(tag), ctx.connection))

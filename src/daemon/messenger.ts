@@ -17,7 +17,9 @@ import { ReplayWindow } from '../wire/replay.js';
 
 export type AgentMessage =
   | { kind: 'update'; entries: unknown[]; markers: unknown[] }
-  | { kind: 'digest'; versions: unknown; reply: boolean };
+  | { kind: 'digest'; versions: unknown; reply: boolean }
+  /** This node's last-active reports for the apps it shares with the receiver (checked by the agent). */
+  | { kind: 'pair'; reports: unknown[] };
 
 export interface Received { from: NodeConfig; message: AgentMessage }
 
@@ -90,7 +92,7 @@ export class Messenger {
 
   private encode(message: AgentMessage): Buffer[] {
     const text = JSON.stringify({ m: message } satisfies Envelope);
-    const type = message.kind === 'update' ? MessageType.DB_UPDATE : MessageType.DB_DIGEST;
+    const type = message.kind === 'update' ? MessageType.DB_UPDATE : message.kind === 'pair' ? MessageType.PAIR_STATE : MessageType.DB_DIGEST;
     if (Buffer.byteLength(text) <= MAX_PAYLOAD) return [this.sign(type, Buffer.from(text))];
     const inner = JSON.stringify(message);
     const size = Math.floor((MAX_PAYLOAD - OVERHEAD) / 2); // JSON-escaping can at most double a slice
@@ -173,5 +175,6 @@ function isAgentMessage(m: unknown): m is AgentMessage {
   const x = m as Record<string, unknown>;
   if (x.kind === 'update') return Array.isArray(x.entries) && Array.isArray(x.markers);
   if (x.kind === 'digest') return typeof x.reply === 'boolean' && typeof x.versions === 'object' && x.versions !== null;
+  if (x.kind === 'pair') return Array.isArray(x.reports);
   return false;
 }

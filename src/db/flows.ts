@@ -248,6 +248,12 @@ export type FlowEvent =
   /** The program runs but failed its health probe. */
   | { type: 'fault'; detail: string }
   /**
+   * The last-active gate (seed 003, src/daemon/last-active.ts): closed, this node neither starts the app
+   * nor takes it over, because it cannot show it processed last (it waits after an outage for its peer or
+   * a forced start). What runs is not stopped by it.
+   */
+  | { type: 'gate'; open: boolean }
+  /**
    * This node lost a resource of the app it cannot keep running without: its reservation was preempted
    * (another node fenced it). Everything here stops at once and stays stopped until a load.
    */
@@ -308,6 +314,8 @@ export interface FlowState {
   readonly restartTimes: readonly number[];
   /** A local restart: stop the running app, then start it again. */
   readonly restartApp: boolean;
+  /** The last-active gate is closed: no start, no takeover here (see the 'gate' event). */
+  readonly gated: boolean;
 }
 
 export interface StepResult {
@@ -327,6 +335,8 @@ export interface InitialFlow {
   synced?: boolean;
   /** Membership as known at construction: since when each node is alive, null when failed. */
   peers?: Record<string, number | null>;
+  /** The last-active gate starts closed (until the node's recovery decision). */
+  gated?: boolean;
 }
 
 export function initialFlow(tag: string, self: string, init: InitialFlow = {}): FlowState {
@@ -355,6 +365,7 @@ export function initialFlow(tag: string, self: string, init: InitialFlow = {}): 
     faulted: null,
     restartTimes: [],
     restartApp: false,
+    gated: init.gated ?? false,
   };
 }
 
@@ -456,6 +467,9 @@ function apply(d: Draft, e: FlowEvent, now: number, out: FlowAction[]): void {
       if (d.app !== 'down' || d.resources !== 'down') d.standDown = 'unloaded';
       return;
     }
+    case 'gate':
+      d.gated = !e.open;
+      return;
     case 'approve':
       d.approved = true;
       return;
@@ -625,7 +639,7 @@ function pass(d: Draft, now: number, out: FlowAction[]): Pass {
     if (d.app !== 'down' || d.resources !== 'down') d.standDown = 'failover aborted';
     return 'again';
   }
-  if (!d.failover && wanted && !d.failoverGaveUp) {
+  if (!d.failover && wanted && !d.failoverGaveUp && !d.gated) {
     d.failover = { checked: false };
     d.attempts = 0;
     d.retryAt = null;
@@ -693,6 +707,7 @@ function pass(d: Draft, now: number, out: FlowAction[]): Pass {
   // 5. Run here.
   if (d.halted !== null) return stopAll(d, now, out);
   if (d.restartApp && d.app !== 'down') return issue(d, out, { kind: 'stopApp' });
+  if (d.gated && d.app === 'down' && d.resources === 'down') return 'waiting';
   // The backup is failing over (it thinks we failed): wait for it to finish or abort, unless it is known dead.
   if (o.primary === self && o.phase === 'failing-over' && !isFailed(d, o.backup)) return 'waiting';
   if (!d.synced) return syncFirst(d, o, out);

@@ -23,6 +23,8 @@ export const MessageType = {
   DB_DIGEST: 3,
   DB_REQUEST: 4,
   DISTRESS: 5,
+  /** The last-active pair reports (src/daemon/last-active.ts). */
+  PAIR_STATE: 7,
 } as const;
 export type MessageType = (typeof MessageType)[keyof typeof MessageType];
 /** Allocated to control traffic, not yet defined: neither sent nor accepted until it is. */

@@ -7,7 +7,7 @@ import { pathToFileURL } from 'node:url';
 import t from 'tap';
 
 import { packageRoot } from '../../src/util/package-root.js';
-import { APP_PORT, createCluster, until, type TestCluster } from '../support/cluster.js';
+import { APP_PORT, createCluster, until, type TestCluster, settled } from '../support/cluster.js';
 
 const client = pathToFileURL(join(packageRoot(), 'dist/src/client/cluster-app.js')).href;
 
@@ -56,6 +56,7 @@ t.test('a cluster-aware app: ready() on the host, the resume marker carried to t
 
   await c.request('a', 'app.load', { tag: 'web' });
   t.equal(await markerIs(c, 'b', /^a resumed from "a unloaded/), 'a resumed from "a unloaded (unloaded)"', 'loaded again, a resumes where it left off');
+  await settled(c, ['a', 'b']);
   await c.powerOff('a');
   await until('b serving', async () => ((await c.probe(c.vip())) === 'b' ? true : undefined), 20_000);
   t.equal(await marker(c, 'b'), 'b resumed from "a resumed from \\"a unloaded (unloaded)\\""', 'after the failover b resumes from a\'s marker');

@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import t from 'tap';
 
-import { createCluster, nameServer, until, type Status, type TestCluster } from '../support/cluster.js';
+import { createCluster, nameServer, until, type Status, type TestCluster, settled } from '../support/cluster.js';
 
 const app = (s: Status, tag: string) => s.apps.find((a) => a.tag === tag);
 const host = (s: Status, tag: string) => app(s, tag)?.host;
@@ -72,9 +72,11 @@ t.test('symmetric: a and b back each other up; a lost: b runs both, db undisturb
   t.equal(host(sa0, 'db'), 'b', 'db: HOST b');
   t.equal(pidHere(sa0, 'db'), null, 'a does not run db');
 
+  await settled(c, ['a', 'b']);
   const dbWatch = watch(c, 1, 'b');
   const cut = performance.now();
   const cutAt = Date.now();
+  await settled(c, ['a', 'b', 'c']);
   await c.powerOff('a');
   await serving(c, 0, 'b');
   t.comment(`web served by b ${(performance.now() - cut).toFixed(0)} ms after a lost power`);

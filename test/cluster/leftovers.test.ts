@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import t from 'tap';
 
-import { createCluster, until } from '../support/cluster.js';
+import { createCluster, until, settled } from '../support/cluster.js';
 
 function alive(pid: number): boolean {
   try {
@@ -24,6 +24,7 @@ t.test('a restarted agent stops the app its dead predecessor left running and re
   const pid = (await c.status('a')).apps[0]?.here?.pid;
   t.ok(pid, 'web runs on a');
 
+  await settled(c, ['a', 'b']);
   agentA.kill('SIGKILL');
   await until('b hosts web', async () => ((await c.status('b')).apps[0]?.host === 'b' ? true : undefined), 15_000);
   t.ok(alive(pid!), 'the old copy still runs on a: its agent died, not the machine');

@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import t from 'tap';
 
-import { createCluster, until, type Status, type TestCluster } from '../support/cluster.js';
+import { createCluster, until, type Status, type TestCluster, settled } from '../support/cluster.js';
 
 const peer = (s: Status, name: string) => s.peers.find((p) => p.peer === name);
 const host = (s: Status, tag: string) => s.apps.find((a) => a.tag === tag)?.host;
@@ -15,6 +15,7 @@ async function upAndServing(c: TestCluster): Promise<void> {
   c.start('a');
   c.start('b');
   await until('a serving', async () => ((await c.probe(c.vip())) === 'a' ? true : undefined), 15_000);
+  await settled(c, ['a', 'b']);
 }
 
 function noFailureNotices(s: Status): boolean {

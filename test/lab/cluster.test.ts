@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import t from 'tap';
 
 import { ReservationConflictError } from '../../src/scsi/errors.js';
-import { createCluster, until, APP_PORT, type Status, type TestCluster } from '../support/cluster.js';
+import { createCluster, until, APP_PORT, type Status, type TestCluster, settled } from '../support/cluster.js';
 import { lab, open, prepareSharedUnit } from '../support/lab.js';
 
 const run = promisify(execFile);
@@ -40,6 +40,7 @@ async function start(t: { teardown(fn: () => unknown): void }): Promise<{ c: Tes
     const sb = await c.status('b');
     return peer(sb, 'a')?.channels.find((x) => x.channel === 'disk:shared0')?.state === 'up' ? true : undefined;
   }, 60_000, 500);
+  await settled(c, ['a', 'b'], 120_000);
   return { c, agents };
 }
 

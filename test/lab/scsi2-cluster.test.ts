@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import t from 'tap';
 
 import { ReservationConflictError } from '../../src/scsi/errors.js';
-import { createCluster, until, APP_PORT, type Status, type TestCluster } from '../support/cluster.js';
+import { createCluster, until, APP_PORT, type Status, type TestCluster, settled } from '../support/cluster.js';
 import { lab, open, prepareSharedUnit } from '../support/lab.js';
 
 const run = promisify(execFile);
@@ -36,6 +36,7 @@ async function start(t: { teardown(fn: () => unknown): void }): Promise<{ c: Tes
     { timing: TIMING, disk: { identity: lab.sharedId, paths: { a: lab.a, b: lab.b }, scsi2: true } });
   const agents = { a: c.start('a'), b: c.start('b') };
   await until('a serves the VIP', async () => ((await c.probe(c.vip())) === 'a' ? true : undefined), 120_000, 500);
+  await settled(c, ['a', 'b'], 120_000);
   return { c, agents };
 }
 

@@ -82,6 +82,24 @@ export interface TestCluster {
   vip(index?: number): string;
 }
 
+interface PairState { tag: string; peer: string; state: string }
+
+/**
+ * Waits until every app shared by these running nodes has a master (M) and a slave (SL) in the
+ * last-active chart: before that, a processor's failure is not taken over (seed 003 5-2/5-6: the slave
+ * is not known to be in sync), so a test that kills the primary must wait for this first.
+ */
+export async function settled(c: TestCluster, nodes: string[], ms = 20_000): Promise<void> {
+  await until(`${nodes.join(' and ')} settled as master and slave`, async () => {
+    for (const node of nodes) {
+      const r = (await c.request(node, 'priority.show')) as { pairs: PairState[] };
+      const ok = r.pairs.filter((p) => nodes.includes(p.peer)).every((p) => p.state === 'M' || p.state === 'SL');
+      if (!ok) return undefined;
+    }
+    return true;
+  }, ms, 100);
+}
+
 export interface Status {
   node: string;
   peers: { peer: string; state: string; forMs: number; channels: { channel: string; state: string }[] }[];
@@ -110,7 +128,7 @@ export async function createCluster(t: { teardown(fn: () => unknown): void }, no
     ...NETWORKS.map((n, i) => `  - { name: ${n}, port: ${7400 + 10 * i} }`),
     'nodes:',
     ...nodes.map((n, i) => `  - { name: ${n}, id: ${i + 1}, addresses: { ${NETWORKS.map((net) => `${net}: ${rig.addr(n, net)}`).join(', ')} } }`),
-    `timing: { ${Object.entries({ failbackDwellMs: 1000, ...timing }).map(([k, v]) => `${k}: ${v}`).join(', ')} }`,
+    `timing: { ${Object.entries({ failbackDwellMs: 1000, peerProbeMs: 2000, ...timing }).map(([k, v]) => `${k}: ${v}`).join(', ')} }`,
     apps.length ? 'apps:' : 'apps: []',
     ...apps.flatMap((a, i) => [
       `  - tag: ${a.tag}`,

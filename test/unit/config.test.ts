@@ -71,7 +71,7 @@ t.test('the lab example parses, with relative paths resolved against its directo
   t.same(c.disks, [{ name: 'shared0', identity: 'naa.5001405aaaa00000', reservation: 'persistent', heartbeat: true }]);
   t.same(c.timing, {
     heartbeatIntervalMs: 100, failAfterMs: 400, recoverAfterMs: 1000, diskHeartbeatIntervalMs: 200, agentLeaseMs: 5000,
-    failbackDwellMs: 10000, failbackPromptRepeatMs: 60000,
+    failbackDwellMs: 10000, failbackPromptRepeatMs: 60000, peerProbeMs: 10000,
   });
   const web = c.apps[0]!;
   t.equal(c.apps.length, 1);

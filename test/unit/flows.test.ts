@@ -694,3 +694,18 @@ t.test('outcomes that go wrong in other ways', async (t) => {
     t.same(drive(s, [{ type: 'load' }]).acts, ['notify load-blocked', 'startApp paused']);
   });
 });
+
+t.test('the last-active gate: while closed, the host does not start the app and the backup does not take it over; opening it lets both happen', async (t) => {
+  const host = initialFlow('CA-1', 'p', { config: CFG, obj: object(), synced: true, peers: { b: T0 - 3_600_000 }, gated: true });
+  const closed = drive(host, [{ type: 'tick' }]);
+  t.same(closed.acts, [], 'nothing starts on the host');
+  const opened = drive(closed.s, [{ type: 'gate', open: true }]);
+  t.same(opened.acts, ['startResources disk,ip']);
+  const backup = initialFlow('CA-1', 'b', { config: CFG, obj: object(), synced: true, peers: { p: T0 - 3_600_000 }, gated: true });
+  const failed = drive(backup, [{ type: 'peerFailed', node: 'p' }]);
+  t.same(failed.acts, [], 'no takeover while closed');
+  const open = drive(failed.s, [{ type: 'gate', open: true }]);
+  t.same(open.acts.slice(0, 3), ['notify primary-failed', 'write phase=failing-over if p', 'checkResources']);
+  const running = drive(flow('p', object(), { app: 'up', resources: 'up' }), [{ type: 'gate', open: false }, { type: 'tick' }]);
+  t.same(running.acts, [], 'closing it stops nothing that runs');
+});

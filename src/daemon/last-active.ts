@@ -1,0 +1,275 @@
+// The last-active server rule (seed 003) in the agent: one priority store and one chart position per
+// application object (its primary and backup are the pair), kept in step with where the app runs.
+//
+// In vigil the pair's processor is the app's host. The priorities the chart writes follow from that:
+//   - a node about to run the app (a start on its host, a takeover, a lone start after an outage) holds
+//     1 (SM) or 2 (M) first: it writes 1, durable, after it has claimed the app's disks and before the
+//     rest of its resources and the app start (chart.ts, "the shared disk first");
+//   - the processor writes 2 (M) once the peer is alive, reports SL, and its database replica equals
+//     this node's (the slave is in sync, B.10 #8), and 1 again when the peer fails (4-1/4-2);
+//   - a node that stops running the app while the peer takes it (failback, a stand-down) writes 3 (SL)
+//     once the app and its resources are down, before the peer can start it;
+//   - the slave keeps 3; when its processor fails it takes over only if the processor had reached M
+//     (4-3/4-4); a processor that was still SM (the slave not yet in sync) leaves it in X (5-2/5-6).
+// After the agent starts, every app's gate is closed (flows.ts 'gate') until the recovery decision
+// (decision.ts): the peer answers → compare or join; the peer is silent for `peerProbeMs` → start alone
+// only with priority 1 (then the peer is treated as failed, and the flows take over), else wait for the
+// peer or `vigil force-start`. The shared disks' holders are cross-checked before a start.
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import { z } from 'zod';
+
+import { LABELS, STATES, type Label, type Priority, type State } from '../lastactive/chart.js';
+import {
+  checkForcedStart, decide, type Decision, type DiskEvidence, type PeerProbe, type PriorityView, viewOf,
+} from '../lastactive/decision.js';
+import {
+  initPriorityStore, readPriorityStore, type RecordContent, type StoreIdentity, type StoreReading, writePriorityRecord,
+} from '../lastactive/priority-store.js';
+
+/** What a node tells its peer about one app's pair: sent on every change, and every second while deciding. */
+export interface PairReport {
+  tag: string;
+  state: State;
+  record: PriorityView;
+}
+
+const pairReportSchema = z.object({
+  tag: z.string().min(1).max(64),
+  state: z.enum(STATES),
+  record: z.union([
+    z.object({
+      known: z.literal(true), priority: z.union([z.literal(1), z.literal(2), z.literal(3)]), state: z.enum(STATES),
+      transition: z.enum(['init', ...LABELS]), forced: z.boolean(),
+    }),
+    z.object({ known: z.literal(false), why: z.string().max(1000) }),
+  ]),
+});
+
+/** A report from the network, checked; undefined when it is not one (counted by the caller's log). */
+export function parsePairReport(value: unknown): PairReport | undefined {
+  const r = pairReportSchema.safeParse(value);
+  return r.success ? r.data : undefined;
+}
+
+export interface LastActiveLog {
+  info(fields: object, message: string): void;
+  warn(fields: object, message: string): void;
+  error(fields: object, message: string): void;
+}
+
+export interface LastActiveOptions {
+  dir: string;
+  cluster: string;
+  self: { name: string; id: number };
+  nodeId(name: string): number;
+  peerProbeMs: number;
+  /** This node has never run (no database yet): a missing store is created with the initial value. */
+  firstStart: boolean;
+  log: LastActiveLog;
+  /** A pair's state changed (its record is durable): tell the peer now rather than at the next round. */
+  onChange?(peer: string): void;
+}
+
+interface Pair {
+  tag: string;
+  peer: string;
+  primary: boolean;
+  file: string;
+  identity: StoreIdentity;
+  reading: StoreReading;
+  state: State;
+  /** How the current 1 was entered (for the label written with the next records). */
+  entered: Label | 'init';
+  startedAt: number;
+  peerReport: { report: PairReport; at: number } | undefined;
+  decision: Decision | undefined;
+  /** A write in progress: transitions queue behind it. */
+  busy: Promise<void>;
+}
+
+export interface PairStatus {
+  tag: string;
+  peer: string;
+  state: State;
+  priority: Priority | null;
+  sequence: string | null;
+  record: string;
+  decision: string | null;
+  peerState: State | null;
+}
+
+const isSideA = (self: number, peer: number) => self < peer;
+
+export class LastActive {
+  private readonly pairs = new Map<string, Pair>();
+
+  constructor(private readonly o: LastActiveOptions) {}
+
+  /** Opens the store of an app this node is primary or backup of; the gate starts closed. */
+  async open(tag: string, primary: string, backup: string, now: number): Promise<void> {
+    if (this.pairs.has(tag)) return;
+    const self = this.o.self.name;
+    if (self !== primary && self !== backup) return;
+    const peer = self === primary ? backup : primary;
+    const identity = { cluster: this.o.cluster, node: this.o.self.id, peer: this.o.nodeId(peer) };
+    await mkdir(this.o.dir, { recursive: true, mode: 0o750 });
+    const file = join(this.o.dir, `${tag}.priority`);
+    let reading = await readPriorityStore(file, identity);
+    if (reading.kind === 'undeterminable' && reading.slots.length === 0 && this.o.firstStart) {
+      // B.4: the initial values, before automatic operation starts: the primary 2, the backup 3.
+      await initPriorityStore(file, identity, { priority: self === primary ? 2 : 3, state: 'X', transition: 'init', forced: false });
+      reading = await readPriorityStore(file, identity);
+      this.o.log.info({ tag, file }, 'priority store created with its initial value (first start of this node)');
+    }
+    const entered = reading.kind === 'record' ? reading.record.transition : 'init';
+    this.pairs.set(tag, {
+      tag, peer, primary: self === primary, file, identity, reading, state: 'X', entered, startedAt: now,
+      peerReport: undefined, decision: undefined, busy: Promise.resolve(),
+    });
+  }
+
+  has(tag: string): boolean {
+    return this.pairs.has(tag);
+  }
+
+  /** Decided: the gate is open (this node processes or is the slave). */
+  isOpen(tag: string): boolean {
+    const p = this.pairs.get(tag);
+    return p === undefined || p.state !== 'X';
+  }
+
+  reports(peer?: string): PairReport[] {
+    return [...this.pairs.values()].filter((p) => peer === undefined || p.peer === peer)
+      .map((p) => ({ tag: p.tag, state: p.state, record: viewOf(p.reading) }));
+  }
+
+  onReport(report: PairReport, now: number): void {
+    const p = this.pairs.get(report.tag);
+    if (p) p.peerReport = { report, at: now };
+  }
+
+  /**
+   * The recovery decision for every app still in X. `peerAlive`: membership hears the peer; `peerTalks`:
+   * a report from it is fresh. Returns what the agent must do: open the gate, and treat the peer as
+   * failed when this node starts alone.
+   */
+  async decideAll(now: number, peerAlive: (peer: string) => boolean, disks: () => Promise<DiskEvidence[] | undefined>,
+    force = new Set<string>()): Promise<{ tag: string; open: boolean; alone: boolean }[]> {
+    const out: { tag: string; open: boolean; alone: boolean }[] = [];
+    for (const p of this.pairs.values()) {
+      if (p.state !== 'X') continue;
+      const fresh = p.peerReport && now - p.peerReport.at < 3000 ? p.peerReport.report : undefined;
+      const probe: PeerProbe = fresh
+        ? { reachable: true, state: fresh.state, record: fresh.record }
+        : { reachable: false, silentForMs: now - p.startedAt, ...(peerAlive(p.peer) ? { signsOfLife: ['heard over another channel (its heartbeats)'] } : {}) };
+      const d = decide({
+        self: this.o.self.name, peer: p.peer, own: viewOf(p.reading), probe, probedForMs: now - p.startedAt,
+        probeWindowMs: this.o.peerProbeMs, forceStart: force.has(p.tag), disks: await disks(),
+      });
+      p.decision = d;
+      if (d.action === 'wait') continue;
+      const a = isSideA(this.o.self.id, p.identity.peer);
+      if (d.action === 'become-sm') {
+        const label: Label = d.basis === 'comparison' ? (a ? '1-2-1' : '1-1-1') : (a ? '2-2' : '2-1');
+        await this.write(p, { priority: 1, state: 'SM', transition: label, forced: d.basis === 'forced' });
+        out.push({ tag: p.tag, open: true, alone: d.basis !== 'comparison' });
+      } else {
+        const label: Label = d.basis === 'comparison' ? (a ? '1-1-1' : '1-2-1') : (a ? '3-1-1' : '3-2-1');
+        await this.write(p, { priority: 3, state: 'SL', transition: label, forced: false });
+        out.push({ tag: p.tag, open: true, alone: false });
+      }
+      this.o.log.info({ tag: p.tag, state: p.state, reason: d.reason }, 'last-active decision');
+    }
+    return out;
+  }
+
+  /** Whether a forced start would be accepted for `tag` now, and why not. */
+  checkForce(tag: string, now: number): { ok: boolean; reason: string } {
+    const p = this.pairs.get(tag);
+    if (!p) return { ok: false, reason: `${tag} has no pair on this node` };
+    const fresh = p.peerReport && now - p.peerReport.at < 3000 ? p.peerReport.report : undefined;
+    const probe: PeerProbe = fresh ? { reachable: true, state: fresh.state, record: fresh.record } : { reachable: false, silentForMs: now - p.startedAt };
+    const r = checkForcedStart({
+      self: this.o.self.name, peer: p.peer, own: viewOf(p.reading), probe, probedForMs: now - p.startedAt, probeWindowMs: this.o.peerProbeMs,
+    }, p.state);
+    return r.ok ? { ok: true, reason: r.decision.reason } : { ok: false, reason: r.reason };
+  }
+
+  /** Before this node runs the app (after its disks are claimed): it holds 1 or 2, durable. */
+  async beforeProcessing(tag: string): Promise<void> {
+    const p = this.pairs.get(tag);
+    if (!p || p.state === 'SM' || p.state === 'M') return;
+    const a = isSideA(this.o.self.id, p.identity.peer);
+    // From SL this is a takeover (4-3/4-4); from X a start the decision allowed (written there already).
+    const label: Label = a ? '4-3' : '4-4';
+    await this.write(p, { priority: 1, state: 'SM', transition: label, forced: false });
+  }
+
+  /** The app and its resources are down here while the peer, alive, takes it: this node is the slave. */
+  async stoppedProcessing(tag: string, peerTakesOver: boolean): Promise<void> {
+    const p = this.pairs.get(tag);
+    if (!p || !peerTakesOver || p.state === 'SL' || p.state === 'X') return;
+    const a = isSideA(this.o.self.id, p.identity.peer);
+    await this.write(p, { priority: 3, state: 'SL', transition: a ? '3-1-1' : '3-2-1', forced: false });
+  }
+
+  /** The processor's peer is alive, a slave, and in sync: SM → M. */
+  async slaveInSync(tag: string): Promise<void> {
+    const p = this.pairs.get(tag);
+    if (!p || p.state !== 'SM' || p.peerReport?.report.state !== 'SL') return;
+    const a = isSideA(this.o.self.id, p.identity.peer);
+    await this.write(p, { priority: 2, state: 'M', transition: a ? '1-2-2' : '1-1-2', forced: false });
+  }
+
+  /**
+   * The peer failed. The processor goes (back) to SM with a 1 (4-1/4-2). The slave may take over only if
+   * the processor was M (its slave in sync); otherwise it goes to X and decides again (5-2/5-6): false.
+   */
+  async peerFailed(peer: string): Promise<{ tag: string; mayTakeOver: boolean }[]> {
+    const out: { tag: string; mayTakeOver: boolean }[] = [];
+    for (const p of this.pairs.values()) {
+      if (p.peer !== peer) continue;
+      const a = isSideA(this.o.self.id, p.identity.peer);
+      if (p.state === 'M') await this.write(p, { priority: 1, state: 'SM', transition: a ? '4-2' : '4-1', forced: false });
+      if (p.state === 'SL') {
+        const peerState = p.peerReport?.report.state;
+        if (peerState !== 'M') {
+          p.state = 'X';
+          p.startedAt = performance.now();
+          this.o.log.warn({ tag: p.tag, peer, peerState }, 'the processor failed before this slave was in sync: not taking over (5-2/5-6); deciding again');
+          out.push({ tag: p.tag, mayTakeOver: false });
+          continue;
+        }
+      }
+      out.push({ tag: p.tag, mayTakeOver: true });
+    }
+    return out;
+  }
+
+  status(): PairStatus[] {
+    return [...this.pairs.values()].map((p) => ({
+      tag: p.tag, peer: p.peer, state: p.state,
+      priority: p.reading.kind === 'record' ? p.reading.record.priority : null,
+      sequence: p.reading.kind === 'record' ? String(p.reading.record.sequence) : null,
+      record: p.reading.kind === 'record' ? `priority ${p.reading.record.priority}, written by ${p.reading.record.transition}${p.reading.record.forced ? ' (forced)' : ''}` : `undeterminable: ${p.reading.why}`,
+      decision: p.state === 'X' ? p.decision?.reason ?? 'deciding' : null,
+      peerState: p.peerReport?.report.state ?? null,
+    }));
+  }
+
+  /** Write-ahead: the record is durable before the state changes; writes of one pair are serialised. */
+  private async write(p: Pair, content: RecordContent): Promise<void> {
+    const run = p.busy.then(async () => {
+      const rec = await writePriorityRecord(p.file, p.identity, content);
+      p.reading = { kind: 'record', record: rec, slot: -1, slots: [] };
+      p.state = content.state;
+      p.entered = content.transition;
+      this.o.onChange?.(p.peer);
+      this.o.log.info({ tag: p.tag, priority: content.priority, state: content.state, transition: content.transition }, 'priority written');
+    });
+    p.busy = run.catch(() => {});
+    await run;
+  }
+}

@@ -1,0 +1,68 @@
+// The agent's last-active controller (src/daemon/last-active.ts) over real store files: what it writes on
+// which event, and what it refuses from the network.
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import t from 'tap';
+
+import { LastActive, parsePairReport } from '../../src/daemon/last-active.js';
+import { readPriorityStore } from '../../src/lastactive/priority-store.js';
+
+const log = { info() {}, warn() {}, error() {} };
+const ids: Record<string, number> = { a: 1, b: 2 };
+
+async function controller(self: 'a' | 'b', firstStart: boolean, dir?: string) {
+  const d = dir ?? await mkdtemp(join(tmpdir(), 'vigil-la-'));
+  const la = new LastActive({ dir: d, cluster: 'lab', self: { name: self, id: ids[self]! }, nodeId: (n) => ids[n]!, peerProbeMs: 1000, firstStart, log });
+  await la.open('web', 'a', 'b', 0);
+  return { la, dir: d, identity: { cluster: 'lab', node: ids[self]!, peer: self === 'a' ? 2 : 1 } };
+}
+
+t.test('a first start creates the store with the initial values: the primary 2, the backup 3; a later start finds none undeterminable', async (t) => {
+  const a = await controller('a', true);
+  const b = await controller('b', true);
+  t.match(a.la.status()[0], { state: 'X', priority: 2 });
+  t.match(b.la.status()[0], { state: 'X', priority: 3 });
+  const later = await controller('a', false);
+  t.match(later.la.status()[0], { priority: null, record: /undeterminable/ });
+});
+
+t.test('decisions: alone after the probe window only with 1; the comparison with the peer\'s report otherwise', async (t) => {
+  const a = await controller('a', true);
+  const notAlive = () => false;
+  t.same(await a.la.decideAll(500, notAlive, async () => undefined), [], 'still probing');
+  t.same(await a.la.decideAll(1500, notAlive, async () => undefined), [], 'priority 2 alone waits');
+  t.match(a.la.status()[0]?.decision, /^waiting: own priority 2/);
+  a.la.onReport({ tag: 'web', state: 'X', record: { known: true, priority: 3, state: 'X', transition: 'init', forced: false } }, 1600);
+  t.same(await a.la.decideAll(1700, () => true, async () => undefined), [{ tag: 'web', open: true, alone: false }], 'the peer answers with 3: a becomes SM');
+  const rec = await readPriorityStore(join(a.dir, 'web.priority'), a.identity);
+  t.match(rec.kind === 'record' && rec.record, { priority: 1, state: 'SM', transition: '1-2-1' }, 'durable on disk');
+});
+
+t.test('the slave takes over only from a master (M); from a single master it goes back to deciding (5-2/5-6)', async (t) => {
+  const b = await controller('b', true);
+  b.la.onReport({ tag: 'web', state: 'SM', record: { known: true, priority: 1, state: 'SM', transition: '1-2-1', forced: false } }, 0);
+  await b.la.decideAll(10, () => true, async () => undefined);
+  t.equal(b.la.status()[0]?.state, 'SL');
+  t.same(await b.la.peerFailed('a'), [{ tag: 'web', mayTakeOver: false }]);
+  t.equal(b.la.isOpen('web'), false);
+
+  const b2 = await controller('b', true);
+  b2.la.onReport({ tag: 'web', state: 'M', record: { known: true, priority: 2, state: 'M', transition: '1-2-2', forced: false } }, 0);
+  await b2.la.decideAll(10, () => true, async () => undefined);
+  t.same(await b2.la.peerFailed('a'), [{ tag: 'web', mayTakeOver: true }]);
+  await b2.la.beforeProcessing('web');
+  const rec = await readPriorityStore(join(b2.dir, 'web.priority'), b2.identity);
+  t.match(rec.kind === 'record' && rec.record, { priority: 1, state: 'SM', transition: '4-4' }, 'the takeover\'s 1 is durable before it processes');
+});
+
+t.test('a pair report from the network is checked: junk is refused, not trusted', async (t) => {
+  t.ok(parsePairReport({ tag: 'web', state: 'SL', record: { known: true, priority: 3, state: 'SL', transition: '1-1-1', forced: false } }));
+  t.ok(parsePairReport({ tag: 'web', state: 'X', record: { known: false, why: 'no file' } }));
+  for (const bad of [null, 'x', { tag: 'web', state: 'Q', record: { known: false, why: '' } },
+    { tag: 'web', state: 'SL', record: { known: true, priority: 4, state: 'SL', transition: '1-1-1', forced: false } },
+    { tag: 'web', state: 'SL', record: { known: true, priority: 3, state: 'SL', transition: '9-9', forced: false } }]) {
+    t.equal(parsePairReport(bad), undefined, JSON.stringify(bad));
+  }
+});
