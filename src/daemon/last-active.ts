@@ -161,8 +161,11 @@ export class LastActive {
     for (const p of this.pairs.values()) {
       if (p.state !== 'X') continue;
       const fresh = p.peerReport && now - p.peerReport.at < 3000 ? p.peerReport.report : undefined;
+      // A peer that became SL by comparing with this node (1-x-1, it decided first) is still waiting for
+      // this node to take SM: for this node's side of the same comparison it counts as in X.
+      const comparedAsSlave = fresh?.state === 'SL' && fresh.record.known && (fresh.record.transition === '1-1-1' || fresh.record.transition === '1-2-1');
       const probe: PeerProbe = fresh
-        ? { reachable: true, state: fresh.state, record: fresh.record }
+        ? { reachable: true, state: comparedAsSlave ? 'X' : fresh.state, record: fresh.record }
         : { reachable: false, silentForMs: now - p.startedAt, ...(peerAlive(p.peer) ? { signsOfLife: ['heard over another channel (its heartbeats)'] } : {}) };
       const d = decide({
         self: this.o.self.name, peer: p.peer, own: viewOf(p.reading), probe, probedForMs: now - p.startedAt,

@@ -76,7 +76,6 @@ t.test('symmetric: a and b back each other up; a lost: b runs both, db undisturb
   const dbWatch = watch(c, 1, 'b');
   const cut = performance.now();
   const cutAt = Date.now();
-  await settled(c, ['a', 'b', 'c']);
   await c.powerOff('a');
   await serving(c, 0, 'b');
   t.comment(`web served by b ${(performance.now() - cut).toFixed(0)} ms after a lost power`);
@@ -124,6 +123,7 @@ t.test('N+1: c is the spare for a and b; a lost: c takes web, db stays on b; b l
   t.same([pidHere(sc0, 'web'), pidHere(sc0, 'db')], [null, null], 'c, the spare, runs nothing');
 
   // a loses power: its app goes to the spare, b's stays.
+  await settled(c, ['a', 'b', 'c']);
   const dbWatch = watch(c, 1, 'b');
   let cut = performance.now();
   await c.powerOff('a');

@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import t from 'tap';
 
 import { ReservationConflictError } from '../../src/scsi/errors.js';
-import { createCluster, until, APP_PORT, type Status, type TestCluster, settled } from '../support/cluster.js';
+import { createCluster, until, APP_PORT, type Status, type TestCluster, settled, freezeUntilTakenOver } from '../support/cluster.js';
 import { lab, open, prepareSharedUnit } from '../support/lab.js';
 
 const run = promisify(execFile);
@@ -82,16 +82,8 @@ t.test('both networks cut while the disk heartbeat goes on: no failover', async 
 
 t.test('a frozen primary that wakes up finds its writes refused and steps down', async (t) => {
   const { c } = await start(t);
-  const pids = (await run('ip', ['netns', 'pids', c.rig.ns('a')])).stdout.split('\n').filter(Boolean).map(Number);
-  for (const pid of pids) process.kill(pid, 'SIGSTOP');
-  await until('b takes over', async () => (host(await c.status('b'), 'web') === 'b' ? true : undefined), 120_000, 500);
+  const notices = await freezeUntilTakenOver(c, 'a', 'b', 'web');
   t.equal(disks(await c.status('b'))[0]!.holder, 'b', 'b preempted a and holds the reservation');
-  for (const pid of pids) process.kill(pid, 'SIGCONT');
-  await until('a stands down', async () => {
-    const w = (await c.status('a')).apps.find((x) => x.tag === 'web');
-    return w?.here?.app === 'down' && w.here.resources === 'down' ? true : undefined;
-  }, 120_000, 500);
-  const notices = (await c.status('a')).notices.map((n) => n.notice);
   t.ok(notices.includes('fenced') || notices.includes('split-brain'), `a says why it stopped (${notices.join(', ')})`);
   // Checked after a woke (a unit attention is reported once per nexus, and a must see its own).
   const dev = await open(lab.a, 3);

@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import t from 'tap';
 
 import { ReservationConflictError } from '../../src/scsi/errors.js';
-import { createCluster, until, APP_PORT, type Status, type TestCluster, settled } from '../support/cluster.js';
+import { createCluster, until, APP_PORT, type Status, type TestCluster, settled, freezeUntilTakenOver } from '../support/cluster.js';
 import { lab, open, prepareSharedUnit } from '../support/lab.js';
 
 const run = promisify(execFile);
@@ -95,16 +95,8 @@ t.test('power loss of the primary: the backup resets the unit, reserves it, moun
 
 t.test('a frozen primary that wakes up finds its reservation taken by a reset and steps down', async (t) => {
   const { c } = await start(t);
-  const pids = (await run('ip', ['netns', 'pids', c.rig.ns('a')])).stdout.split('\n').filter(Boolean).map(Number);
-  for (const pid of pids) process.kill(pid, 'SIGSTOP');
-  await until('b takes over', async () => (host(await c.status('b'), 'web') === 'b' ? true : undefined), 120_000, 500);
+  const notices = await freezeUntilTakenOver(c, 'a', 'b', 'web');
   t.equal(disks(await c.status('b'))[0]!.holder, 'b', 'b reset the unit and holds the reservation');
-  for (const pid of pids) process.kill(pid, 'SIGCONT');
-  await until('a stands down', async () => {
-    const w = (await c.status('a')).apps.find((x) => x.tag === 'web');
-    return w?.here?.app === 'down' && w.here.resources === 'down' ? true : undefined;
-  }, 120_000, 500);
-  const notices = (await c.status('a')).notices.map((n) => n.notice);
   t.ok(notices.includes('fenced') || notices.includes('split-brain'), `a says why it stopped (${notices.join(', ')})`);
   const fenced = logLines(c, 'a', /^fenced$/);
   t.comment(`a's fence: ${fenced.map((f) => String(f.detail)).join('; ') || '(none: the database told it first)'}`);

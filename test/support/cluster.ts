@@ -82,6 +82,25 @@ export interface TestCluster {
   vip(index?: number): string;
 }
 
+/**
+ * The frozen-node drill: every process of `frozen` stopped (SIGSTOP) until `taker` hosts `tag`, then
+ * thawed; resolves once the thawed node has stopped the app and its resources here, with its notices.
+ */
+export async function freezeUntilTakenOver(c: TestCluster, frozen: string, taker: string, tag: string, ms = 120_000): Promise<string[]> {
+  const pids = (await sh(['ip', 'netns', 'pids', c.rig.ns(frozen)])).stdout.split('\n').filter(Boolean).map(Number);
+  for (const pid of pids) process.kill(pid, 'SIGSTOP');
+  try {
+    await until(`${taker} takes ${tag} over`, async () => ((await c.status(taker)).apps.find((a) => a.tag === tag)?.host === taker ? true : undefined), ms, 500);
+  } finally {
+    for (const pid of pids) process.kill(pid, 'SIGCONT');
+  }
+  await until(`${frozen} stands down`, async () => {
+    const w = (await c.status(frozen)).apps.find((x) => x.tag === tag);
+    return w?.here?.app === 'down' && w.here.resources === 'down' ? true : undefined;
+  }, ms, 500);
+  return (await c.status(frozen)).notices.map((n) => n.notice);
+}
+
 interface PairState { tag: string; peer: string; state: string }
 
 /**

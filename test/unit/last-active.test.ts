@@ -40,6 +40,16 @@ t.test('decisions: alone after the probe window only with 1; the comparison with
   t.match(rec.kind === 'record' && rec.record, { priority: 1, state: 'SM', transition: '1-2-1' }, 'durable on disk');
 });
 
+t.test('a peer that already joined as slave by comparing with this node lets this node take SM (no wait on each other)', async (t) => {
+  const a = await controller('a', true);
+  a.la.onReport({ tag: 'web', state: 'SL', record: { known: true, priority: 3, state: 'SL', transition: '1-2-1', forced: false } }, 0);
+  t.same(await a.la.decideAll(10, () => true, async () => undefined), [{ tag: 'web', open: true, alone: false }]);
+  t.match(a.la.status()[0], { state: 'SM', priority: 1 });
+  const again = await controller('a', true);
+  again.la.onReport({ tag: 'web', state: 'SL', record: { known: true, priority: 3, state: 'SL', transition: '3-1-1', forced: false } }, 0);
+  t.same(await again.la.decideAll(10, () => true, async () => undefined), [], 'a slave of an earlier run of this node: wait until it sees this node gone');
+});
+
 t.test('the slave takes over only from a master (M); from a single master it goes back to deciding (5-2/5-6)', async (t) => {
   const b = await controller('b', true);
   b.la.onReport({ tag: 'web', state: 'SM', record: { known: true, priority: 1, state: 'SM', transition: '1-2-1', forced: false } }, 0);
