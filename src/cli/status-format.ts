@@ -135,6 +135,11 @@ function appLines(a: Obj, opts: string): string[] {
   } else if (resources.length) {
     out.push(`    resources: ${resources.join(', ')}`);
   }
+  const la = a.lastActive === null || a.lastActive === undefined ? undefined : obj(a.lastActive);
+  if (la) {
+    const decision = str(la.decision);
+    out.push(`    last-active: ${str(la.state) ?? '?'}, priority ${num(la.priority) ?? '?'}${decision ? `; ${decision}` : ''}`);
+  }
   const faults = Array.isArray(a.faults) ? a.faults.map((f) => str(f) ?? '?') : [];
   if (faults.length) {
     out.push(`    faulted on ${faults.join(' and ')}: it goes there neither by failover nor by failback until cleared by: vigil app load ${tag}${opts} (on that node)`);

@@ -781,6 +781,7 @@ export class Agent {
     const now = performance.now();
     const m = this.membership.snapshot(now);
     const hb = this.engine?.snapshot();
+    const pairs = new Map(this.lastActive.status().map((p) => [p.tag, p]));
     return {
       cluster: this.config.cluster,
       node: this.self.name,
@@ -799,7 +800,9 @@ export class Agent {
       messages: { sent: this.messenger.sent, received: this.messenger.received, dropped: this.messenger.dropped },
       apps: this.db.list().map((o) => {
         const f = this.flows.get(o.tag)?.state;
+        const pair = pairs.get(o.tag);
         return {
+          lastActive: pair && { state: pair.state, priority: pair.priority, decision: pair.decision },
           tag: o.tag, type: o.type, host: o.host, primary: o.primary, backup: o.backup, phase: o.phase, faults: o.faults, autoRecover: o.autoRecover,
           version: o.version,
           here: f && { app: f.app, resources: f.resources, pending: f.pending?.kind ?? null, halted: f.halted, pid: this.flows.get(o.tag)?.process?.pid ?? null },

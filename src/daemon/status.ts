@@ -54,6 +54,8 @@ export interface AppStatus {
   phase: Phase;
   /** Nodes where the app faulted and no load has cleared the mark since: it does not go there. */
   faults: string[];
+  /** This node's place in the app's last-active chart (seed 003); absent when it is not in the pair. */
+  lastActive?: { state: string; priority: number | null; decision: string | null } | undefined;
   autoRecover: boolean;
   version: number;
   here: AppHereStatus | undefined;

@@ -56,6 +56,7 @@ const STATUS = {
     },
     {
       tag: 'web', type: 'cluster-aware', host: 'node-a', primary: 'node-b', backup: 'node-a', phase: 'failed-over', faults: ['node-b'], autoRecover: false, version: 3,
+      lastActive: { state: 'X', priority: 3, decision: 'waiting: own priority 3 (was slave when the cluster stopped); peer node-b unreachable for 12 s' },
       here: { app: 'down', resources: 'partial', pending: 'stopResources', halted: 'start gave up after 3 attempts (spawn ENOENT)', pid: null },
       prompt: 'node-b is operational again: fail web back from node-a to node-b? (approve / deny)',
       resources: [],
@@ -153,6 +154,8 @@ t.test('status: the human view names the node, each peer and network, the counte
   t.match(out, /pending: stopResources/);
   t.match(out, new RegExp(`faulted on node-b: it goes there neither by failover nor by failback until cleared by: vigil app load web --socket ${path} \\(on that node\\)`));
   t.equal(out.match(/faulted on/g)?.length, 1, 'only the app with a fault mark says so');
+  t.match(out, /\n {4}last-active: X, priority 3; waiting: own priority 3 \(was slave when the cluster stopped\); peer node-b unreachable for 12 s\n/);
+  t.equal(out.match(/last-active/g)?.length, 1, 'apps without a pair here say nothing of it');
   t.match(out, new RegExp(`halted: start gave up after 3 attempts \\(spawn ENOENT\\); not started again until: vigil app load web --socket ${path}`));
   t.match(out, /failback: node-b is operational again: fail web back from node-a to node-b\?/);
   t.match(out, new RegExp(`answer: vigil failback approve web --socket ${path} {3}or {3}vigil failback deny web --socket ${path}`));
