@@ -471,9 +471,12 @@ export class Agent {
         }
         case 'stopResources': {
           for (const r of [...a.resources].reverse()) await this.timed(tag, 'resource stopped', resourceName(r), () => this.resources.stop(r));
+          // Handing over to a live peer (HOST moved to it, or a failback about to write HOST = primary):
+          // this node is its slave from now on, durable before the peer can start (seed 003).
           const o = this.db.get(tag);
           const peerHosts = o?.host != null && o.host !== this.self.name && this.isAlive(o.host);
-          await this.lastActive.stoppedProcessing(tag, peerHosts);
+          const failingBack = o?.phase === 'failing-back' && o.backup === this.self.name && o.host === this.self.name && this.isAlive(o.primary);
+          await this.lastActive.stoppedProcessing(tag, peerHosts || failingBack);
           break;
         }
         case 'startApp': {

@@ -90,3 +90,18 @@ t.test('the reverse history: a fails, b takes over, then b stops: a restarted al
   await serving(c, 'a');
   t.match(await pair(c, 'a'), { state: 'SM', priority: 1 }, 'a runs as single master by forced start');
 });
+
+t.test('failback hands the roles back: the backup writes 3 before the primary runs again, then the primary becomes master', async (t) => {
+  const c = await createCluster(t, ['a', 'b'], [{ tag: 'web', primary: 'a', backup: 'b', vip: true, autoRecover: true }]);
+  await bothUpAsMasterAndSlave(c);
+  await c.powerOff('a');
+  await serving(c, 'b');
+  await c.powerOn('a');
+  c.start('a');
+  await until('web back on a, a master, b slave', async () => {
+    if ((await c.probe(c.vip())) !== 'a') return undefined;
+    const [pa, pb] = [await pair(c, 'a'), await pair(c, 'b')];
+    return pa.state === 'M' && pa.priority === 2 && pb.state === 'SL' && pb.priority === 3 ? true : undefined;
+  }, 30_000);
+  t.pass('a M with 2, b SL with 3: after a double failure now, a would win the comparison and b alone would wait');
+});
