@@ -1,6 +1,7 @@
 // vigil's one native boundary: only what JavaScript cannot do (ioctls, owned threads, socket options).
 #include <napi.h>
 
+#include "distress.h"
 #include "heartbeat.h"
 #include "peer_cred.h"
 #include "sd_notify.h"
@@ -11,6 +12,7 @@ namespace {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("SgDevice", vigil::SgDevice::Init(env));
   exports.Set("HeartbeatEngine", vigil::HeartbeatEngine::Init(env));
+  exports.Set("DistressSender", vigil::DistressSender::Init(env));
   exports.Set("getPeerCred", Napi::Function::New(env, vigil::GetPeerCred, "getPeerCred"));
   exports.Set("sdNotify", Napi::Function::New(env, vigil::SdNotify, "sdNotify"));
   return exports;

@@ -91,9 +91,121 @@ export interface NativeHeartbeatEngine {
   stop(): void;
 }
 
+/**
+ * What the armed distress sender is given at start (native/distress.h, docs/distress.md). Everything is built,
+ * signed and bound before the constructor returns; a trigger only sends fixed bytes.
+ */
+export interface DistressSenderOptions {
+  key: Buffer;
+  clusterTag: number;
+  selfId: number;
+  incarnation: bigint;
+  /** Wire reason codes to pre-build (src/wire/distress.ts REASON_CODES), 1 to 16 of them. */
+  reasons: number[];
+  /** Distinct events per reason per arming (1..64, default 4); beyond them the last one is re-sent. */
+  slots?: number;
+  /** Copies of each event (1..16, default 3), consecutive sequence numbers, deduplicated by receivers. */
+  repeats?: number;
+  /** Gap between copies on the dedicated thread, µs (default 1000); sync sends go back to back. */
+  repeatGapUs?: number;
+  /** SCHED_FIFO priority for the thread (1..99); 0 leaves the normal policy. */
+  priority?: number;
+  /** When SCHED_FIFO is not granted (or not asked): the thread's nice value, -20..19 (0: leave it). */
+  nice?: number;
+  /** mlock the state, the sets, the thread's stack and the code of a send (default true). */
+  lockMemory?: boolean;
+  /** Index in this array = network index of the peer addresses; `bind` is this node's address on it. */
+  networks: { bind: string }[];
+  peers: { id: number; addresses: { network: number; host: string; port: number }[] }[];
+}
+
+export interface DistressReasonSnapshot {
+  code: number;
+  triggers: number;
+  events: number;
+  /** Datagrams the kernel accepted. */
+  datagrams: number;
+  errors: number;
+  /** Wall-clock ms of the last send; 0 never. */
+  lastSentAtMs: number;
+  /** -1 never. */
+  lastSentAgoMs: number;
+}
+
+export interface DistressSnapshot {
+  running: boolean;
+  armed: boolean;
+  generation: number;
+  incarnation: bigint;
+  firstSequence: bigint;
+  armedAtMs: number;
+  destinations: number;
+  /** Sets a sender still held a second after a re-arm: kept mapped forever (should stay 0). */
+  leakedSets: number;
+  networks: number;
+  slots: number;
+  repeats: number;
+  repeatGapUs: number;
+  /** The SCHED_FIFO priority asked for. */
+  priority: number;
+  realtime: boolean;
+  /** pthread_setschedparam's error when SCHED_FIFO was refused (EPERM without CAP_SYS_NICE): warn. */
+  schedError: number;
+  nice: number;
+  niceError: number;
+  memoryLocked: boolean;
+  memoryLockError: number;
+  codeLocked: boolean;
+  codeLockError: number;
+  fatalHandlers: boolean;
+  fatalReason: number | null;
+  asyncEvents: number;
+  syncEvents: number;
+  wakeups: number;
+  sendErrors: number;
+  lastErrno: number;
+  lastError: string | null;
+  reasons: DistressReasonSnapshot[];
+  perNetwork: { datagrams: number; errors: number; lastError: string | null }[];
+}
+
+export interface NativeDistressSender {
+  /** Hands the event to the armed thread (one atomic add and one eventfd write); true when woken. */
+  trigger(reason: number, mode: 'async'): boolean;
+  /** Sends on this thread before returning; the number of datagrams the kernel accepted. */
+  trigger(reason: number, mode: 'sync'): number;
+  /** New key, incarnation or peers: built aside, published in one swap. Returns the new generation. */
+  rearm(options: { key?: Buffer; incarnation?: bigint; peers?: DistressSenderOptions['peers'] }): number;
+  /** SIGSEGV, SIGBUS, SIGABRT, SIGILL, SIGFPE send `reason` synchronously from the handler, then die as before. */
+  installFatalHandlers(reason: number): void;
+  uninstallFatalHandlers(): void;
+  snapshot(): DistressSnapshot;
+  /** Uninstalls the fatal handlers if they are this sender's and joins the thread; idempotent. */
+  stop(): void;
+  /** Tests and the bench: a native thread fires the triggers while the event loop may be busy. */
+  triggerFromThread(o: { reason: number; mode?: 'async' | 'sync'; delayUs?: number; count?: number; intervalUs?: number; priority?: number }): void;
+  /** When each trigger of triggerFromThread fired (taken just before the write), CLOCK_MONOTONIC and CLOCK_REALTIME ns. */
+  threadTriggerTimes(): { finished: boolean; monoNs: BigInt64Array; realNs: BigInt64Array };
+  /** Tests only: dies of the signal (a real fault for segv and ill). */
+  crashForTest(kind: 'segv' | 'bus' | 'abort' | 'ill' | 'fpe'): never;
+}
+
+export interface NativeDistressSenderClass {
+  new (options: DistressSenderOptions): NativeDistressSender;
+  /** Tests and the bench: a UDP socket with SO_TIMESTAMPNS; returns its fd. */
+  openTestReceiver(host: string, port: number): number;
+  /**
+   * Blocks the calling thread (at SCHED_FIFO `priority` meanwhile, when granted) until `max` datagrams or
+   * `timeoutMs` (0: what is queued). Kernel stamps are CLOCK_REALTIME, the others CLOCK_MONOTONIC.
+   */
+  receiveForTest(fd: number, max: number, timeoutMs: number, priority?: number): { datagrams: Buffer[]; kernelRealNs: BigInt64Array; userMonoNs: BigInt64Array };
+  closeTestReceiver(fd: number): void;
+}
+
 export interface NativeAddon {
   SgDevice: new (path: string, dispatch: SgDispatch) => NativeSgDevice;
   HeartbeatEngine: new (options: HeartbeatEngineOptions) => NativeHeartbeatEngine;
+  DistressSender: NativeDistressSenderClass;
   getPeerCred(fd: number): PeerCred;
   sdNotify(message: string): boolean;
 }
