@@ -32,7 +32,12 @@ async function serving(c: TestCluster, node: string): Promise<void> {
 async function startAlone(c: TestCluster, node: string): Promise<void> {
   await c.powerOn(node);
   c.start(node);
-  await until(`${node}'s agent answering`, async () => ((await c.status(node).catch(() => undefined)) ? true : undefined), 120_000, 500);
+  try {
+    await until(`${node}'s agent answering`, async () => ((await c.status(node).catch(() => undefined)) ? true : undefined), 120_000, 500);
+  } catch (e) {
+    console.error(`# ${node}'s log:\n${c.log(node).split('\n').slice(-40).join('\n')}`);
+    throw e;
+  }
 }
 
 t.test('shared disk: b restarted alone waits, a restarted alone starts; a forced start on b makes a\'s 1 stale, and the disk stops a', async (t) => {
