@@ -131,6 +131,15 @@ async function fakeAgent(t: Test): Promise<{ path: string; calls: Call[] }> {
         else next[name] = value;
         return { tag, attributes: next };
       }));
+  server
+    .handle('priority.show', z.object({}), record('priority.show', () => ({
+      node: 'node-b',
+      pairs: [{ tag: 'web', peer: 'node-a', state: 'X', priority: 3, sequence: '4', record: 'priority 3, written by 1-1-1', peerState: null,
+        decision: 'waiting: own priority 3 (was slave when the cluster stopped); peer node-a unreachable for 12 s; run vigil force-start on this node if node-a is known to be down' }],
+    })))
+    .handle('priority.force-start', z.object({ tag: z.string().optional() }), record('priority.force-start', ({ tag }: { tag?: string }) => ({
+      node: 'node-b', results: [{ tag: tag ?? 'web', ok: true, reason: 'starting as single master by forced start' }],
+    })));
   await server.start();
   t.teardown(() => server.close());
   return { path, calls };
@@ -338,4 +347,21 @@ t.test('formatStatus: drops only when non-zero, and whatever is missing is left 
   }
   t.match(formatStatus({ cluster: 'c', node: 'n', incarnation: '1', peers: [], apps: [] }), /peers: none configured\napps: none/);
   t.equal(formatDb({ apps: [], markers: [] }), 'no applications in the database\n0 objects, 0 markers');
+});
+
+t.test('priority show prints each pair and why it waits; force-start asks first, and without a terminal needs --yes', async (t) => {
+  const { path, calls } = await fakeAgent(t);
+  const [show, unconfirmed, forced] = await runVigilBatch([
+    { args: ['priority', 'show', '--socket', path] },
+    { args: ['force-start', 'web', '--socket', path] },
+    { args: ['force-start', 'web', '--yes', '--socket', path] },
+  ]);
+  t.equal(show!.code, 0, show!.stderr);
+  t.match(show!.stdout, /^web {2}with node-a {2}state X {2}priority 3 {2}sequence 4 {2}\(priority 3, written by 1-1-1\)\n {2}waiting: own priority 3/);
+  t.equal(unconfirmed!.code, 1, 'a usage error: no terminal to confirm on');
+  t.match(unconfirmed!.stderr, /give --yes to confirm in a script/);
+  t.equal(forced!.code, 0, forced!.stderr);
+  t.match(forced!.stdout, /^web: forced start accepted: starting as single master by forced start\n$/);
+  t.same(calls.map((c) => c.method), ['priority.show', 'priority.show', 'priority.force-start'], 'nothing forced without the confirmation');
+  t.same(calls[2]?.params, { tag: 'web' });
 });
