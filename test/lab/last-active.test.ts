@@ -2,7 +2,8 @@
 // that owns the disk, mounts it and serves a virtual IP.
 // - a master, b slave; b stops, then a: b restarted alone waits; a restarted alone starts as single master;
 // - then the stale 1: a stops; b is forced to start (it takes the disk over); b stops; a restarted alone
-//   holds a 1 that is no longer the truth, and the shared disk says so: a refuses to start and says why.
+//   holds a 1 that is no longer the truth, and the shared disk says so: a refuses to start and says why;
+// - the reverse history: a stops first, b takes over, then b stops: a restarted alone waits, b starts.
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import t from 'tap';
@@ -85,4 +86,31 @@ t.test('shared disk: b restarted alone waits, a restarted alone starts; a forced
   t.equal(await c.probe(c.vip()), null, 'nobody serves');
   const status = await c.status('a');
   t.match(status.apps[0], { here: { app: 'down', resources: 'down' } });
+});
+
+t.test('shared disk, the reverse history: a stops, b takes over, b stops: a restarted alone waits, b restarted alone starts', async (t) => {
+  await prepareSharedUnit();
+  const c = await createCluster(t, ['a', 'b'], [{ tag: 'web', primary: 'a', backup: 'b', vip: true, disk: true, mount: true, command: appCommand }],
+    { timing: TIMING, disk: { identity: lab.sharedId, paths: { a: lab.a, b: lab.b } } });
+  c.start('a');
+  c.start('b');
+  await serving(c, 'a');
+  await settled(c, ['a', 'b'], 120_000);
+  await c.powerOff('a');
+  await serving(c, 'b');
+  t.match(await pair(c, 'b'), { state: 'SM', priority: 1 }, 'b took over with a durable 1');
+  await c.powerOff('b');
+
+  await startAlone(c, 'a');
+  await sleep(2 * TIMING.peerProbeMs + 2000);
+  const pa = await pair(c, 'a');
+  t.equal(pa.state, 'X', 'a waits');
+  t.match(pa.decision, /^waiting: own priority 2 \(was master with an in-sync slave when the cluster stopped\)/);
+  t.equal(await c.probe(c.vip()), null, 'nobody serves');
+  await c.powerOff('a');
+
+  await startAlone(c, 'b');
+  await serving(c, 'b');
+  t.match(await pair(c, 'b'), { state: 'SM', priority: 1 }, 'b, the last processor, starts alone');
+  t.equal(disks(await c.status('b'))[0]?.holder, 'b');
 });
