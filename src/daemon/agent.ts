@@ -173,7 +173,7 @@ export class Agent {
     }
     if (this.config.disks.length > 0 && !this.options.disks) {
       this.disks = new Disks(this.config, this.self, key, this.incarnation, {
-        isAlive: (node) => this.membership.snapshot(performance.now()).peers.some((p) => p.peer === node && p.state === 'alive'),
+        isAlive: (node) => this.isAlive(node),
         onPulse: (node, disk, at) => { this.membership.observe(node, diskChannel(disk), at); },
         onFenced: (disk, detail) => {
           for (const flow of this.flows.values()) {
@@ -552,9 +552,9 @@ export class Agent {
   // ---- the database: persistence and replication ----
 
   /** After local writes: persist, replicate to every peer, tell the flows. */
-  private changed(tags: string[]): void {
+  private changed(tags: string[], markers: string[] = []): void {
     this.persist();
-    const records = this.db.records({ apps: tags, markers: [] });
+    const records = this.db.records({ apps: tags, markers });
     for (const peer of this.peers) this.messenger.send(peer, { kind: 'update', entries: records.apps, markers: records.markers });
     for (const tag of tags) this.post(this.flowFor(tag), { type: 'dbChanged', object: this.db.get(tag) ?? null });
   }
@@ -703,7 +703,7 @@ export class Agent {
         if (waiting.length === 0) {
           throw new ControlError('not_found', tag === undefined ? 'no app is waiting for a decision on this node' : `${tag} is not waiting for a decision on this node`);
         }
-        const results = waiting.map((s) => ({ tag: s.tag, ...this.lastActive.checkForce(s.tag, performance.now()) }));
+        const results = waiting.map((s) => ({ tag: s.tag, ...this.lastActive.checkForce(s.tag, performance.now(), this.isAlive(s.peer)) }));
         for (const r of results) if (r.ok) this.forceStart.add(r.tag);
         return { node: this.self.name, results };
       })
@@ -726,9 +726,7 @@ export class Agent {
       .handle('marker.set', z.object({ tag: z.string(), pointer: z.union([z.string().max(MAX_MARKER_TEXT), z.number(), z.null()]) }), ({ tag, pointer }) => {
         existing(tag);
         const m = this.db.writeMarker(tag, pointer, this.self.name);
-        this.persist();
-        const records = this.db.records({ apps: [], markers: [tag] });
-        for (const peer of this.peers) this.messenger.send(peer, { kind: 'update', entries: records.apps, markers: records.markers });
+        this.changed([], [tag]);
         return { tag, pointer: m.pointer, seq: m.seq };
       });
   }

@@ -22,7 +22,7 @@ import { z } from 'zod';
 
 import { LABELS, STATES, type Label, type Priority, type State } from '../lastactive/chart.js';
 import {
-  checkForcedStart, decide, type Decision, type DiskEvidence, type PeerProbe, type PriorityView, viewOf,
+  checkForcedStart, decide, type Decision, type DecisionInput, type DiskEvidence, type PeerProbe, type PriorityView, viewOf,
 } from '../lastactive/decision.js';
 import {
   initPriorityStore, readPriorityStore, type RecordContent, type StoreIdentity, type StoreReading, writePriorityRecord,
@@ -160,17 +160,7 @@ export class LastActive {
     const out: { tag: string; open: boolean; alone: boolean }[] = [];
     for (const p of this.pairs.values()) {
       if (p.state !== 'X') continue;
-      const fresh = p.peerReport && now - p.peerReport.at < 3000 ? p.peerReport.report : undefined;
-      // A peer that became SL by comparing with this node (1-x-1, it decided first) is still waiting for
-      // this node to take SM: for this node's side of the same comparison it counts as in X.
-      const comparedAsSlave = fresh?.state === 'SL' && fresh.record.known && (fresh.record.transition === '1-1-1' || fresh.record.transition === '1-2-1');
-      const probe: PeerProbe = fresh
-        ? { reachable: true, state: comparedAsSlave ? 'X' : fresh.state, record: fresh.record }
-        : { reachable: false, silentForMs: now - p.startedAt, ...(peerAlive(p.peer) ? { signsOfLife: ['heard over another channel (its heartbeats)'] } : {}) };
-      const d = decide({
-        self: this.o.self.name, peer: p.peer, own: viewOf(p.reading), probe, probedForMs: now - p.startedAt,
-        probeWindowMs: this.o.peerProbeMs, forceStart: force.has(p.tag), disks: await disks(),
-      });
+      const d = decide({ ...this.input(p, now, peerAlive(p.peer)), forceStart: force.has(p.tag), disks: await disks() });
       p.decision = d;
       if (d.action === 'wait') continue;
       const a = isSideA(this.o.self.id, p.identity.peer);
@@ -189,15 +179,20 @@ export class LastActive {
   }
 
   /** Whether a forced start would be accepted for `tag` now, and why not. */
-  checkForce(tag: string, now: number): { ok: boolean; reason: string } {
+  checkForce(tag: string, now: number, peerAlive: boolean): { ok: boolean; reason: string } {
     const p = this.pairs.get(tag);
     if (!p) return { ok: false, reason: `${tag} has no pair on this node` };
-    const fresh = p.peerReport && now - p.peerReport.at < 3000 ? p.peerReport.report : undefined;
-    const probe: PeerProbe = fresh ? { reachable: true, state: fresh.state, record: fresh.record } : { reachable: false, silentForMs: now - p.startedAt };
-    const r = checkForcedStart({
-      self: this.o.self.name, peer: p.peer, own: viewOf(p.reading), probe, probedForMs: now - p.startedAt, probeWindowMs: this.o.peerProbeMs,
-    }, p.state);
+    const r = checkForcedStart(this.input(p, now, peerAlive), p.state);
     return r.ok ? { ok: true, reason: r.decision.reason } : { ok: false, reason: r.reason };
+  }
+
+  /** The decision's view of a pair now: the peer answers when its last report is fresh (3 s). */
+  private input(p: Pair, now: number, peerAlive: boolean): DecisionInput {
+    const fresh = p.peerReport && now - p.peerReport.at < 3000 ? p.peerReport.report : undefined;
+    const probe: PeerProbe = fresh
+      ? { reachable: true, state: fresh.state, record: fresh.record }
+      : { reachable: false, silentForMs: now - p.startedAt, ...(peerAlive ? { signsOfLife: ['heard over another channel (its heartbeats)'] } : {}) };
+    return { self: this.o.self.name, peer: p.peer, own: viewOf(p.reading), probe, probedForMs: now - p.startedAt, probeWindowMs: this.o.peerProbeMs };
   }
 
   /** Before this node runs the app (after its disks are claimed): it holds 1 or 2, durable. */

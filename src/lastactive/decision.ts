@@ -153,7 +153,11 @@ function rules(input: DecisionInput): Decision {
     if (isProcessing(probe.state)) {
       return { action: 'join-sl', basis: 'peer-processing', reason: `joining as slave: peer ${peer} is processing (${probe.state})` };
     }
-    if (probe.state === 'SL') {
+    // A slave by an earlier run of this node has not yet seen it stop: wait for it to. One that became
+    // SL by comparing with this node now (1-x-1, it decided first) waits for this node's side of the same
+    // comparison, which follows below.
+    const comparedNow = probe.record.known && (probe.record.transition === '1-1-1' || probe.record.transition === '1-2-1');
+    if (probe.state === 'SL' && !comparedNow) {
       return { action: 'wait', forceAccepted: false, reason: `waiting: peer ${peer} still reports SL (it has not yet seen this node stop); ${mine}` };
     }
     const c = compare(own, probe.record, self, peer);
