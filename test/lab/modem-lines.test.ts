@@ -1,0 +1,338 @@
+// The contact-closure watcher against a real modem-line path: the guest's own ftdi_sio driver, bound to an
+// FT232BM that hw-fixtures/lab/ftdi-gadget.c emulates on the guest's software USB bus (dummy_hcd + a
+// FunctionFS gadget). A line change is a USB status packet the driver turns into a TIOCGICOUNT increment and
+// a TIOCMIWAIT wake-up, exactly as with a real adapter and a real UPS cable; DTR and RTS set by the watcher
+// come back to the emulator as FTDI SET_MODEM_CTRL requests. Why not QEMU: docs/lab.md, "Modem lines".
+//
+// Run alone (after npm run build): scripts/lab --env=TAP_TIMEOUT=600 -- node dist/test/lab/modem-lines.test.js
+// (tap's default 30 s per file is too short under TCG; scripts/test-lab-guest sets the same.)
+import { spawn, execFile, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+import t from 'tap';
+
+import {
+  ContactClosureSource, nativeModemLineWatcher, type ContactClosureOutput, type InputLine, type ModemLineEvent,
+  type ModemLineWatcherHandle,
+} from '../../src/power/contact-closure.js';
+import type { PowerEvent } from '../../src/power/source.js';
+import { packageRoot } from '../../src/util/package-root.js';
+
+const nowNs = () => process.hrtime.bigint();
+const ms = (ns: bigint) => Number(ns) / 1e6;
+
+/** The emulated adapter: one line per command in, one line per answer or host request out. */
+class Gadget {
+  private readonly lines: string[] = [];
+  private waiters: (() => void)[] = [];
+  tty = '';
+
+  constructor(private readonly child: ChildProcessWithoutNullStreams) {
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      this.lines.push(line);
+      for (const w of this.waiters.splice(0)) w();
+    });
+    child.stderr.on('data', (d: Buffer) => process.stderr.write(`ftdi-gadget: ${d.toString()}`));
+  }
+
+  /** The first line matching re, waiting for it; consumed. */
+  async next(re: RegExp, timeoutMs = 10_000): Promise<RegExpExecArray> {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      const i = this.lines.findIndex((l) => re.test(l));
+      if (i >= 0) return re.exec(this.lines.splice(i, 1)[0]!)!;
+      const left = end - Date.now();
+      if (left <= 0) throw new Error(`ftdi-gadget: no line matching ${re} within ${timeoutMs} ms; lines: ${this.lines.join(' | ')}`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.waiters.push(() => { clearTimeout(timer); resolve(); });
+      });
+    }
+  }
+
+  /** Sends a command; resolves with [t0, t1] (CLOCK_MONOTONIC ns before and after the status packet(s)). */
+  async command(cmd: string): Promise<{ t0: bigint; t1: bigint; rest: string }> {
+    this.child.stdin.write(`${cmd}\n`);
+    const verb = cmd.split(' ')[0]!;
+    const m = await this.next(new RegExp(`^(ok ${verb} (\\d+) (\\d+)(.*)|err .*)$`));
+    if (m[1]!.startsWith('err')) throw new Error(`ftdi-gadget ${cmd}: ${m[1]}`);
+    return { t0: BigInt(m[2]!), t1: BigInt(m[3]!), rest: (m[4] ?? '').trim() };
+  }
+
+  forget(re: RegExp): void {
+    for (let i = this.lines.length - 1; i >= 0; i--) if (re.test(this.lines[i]!)) this.lines.splice(i, 1);
+  }
+
+  quit(): Promise<void> {
+    return new Promise((resolve) => {
+      this.child.once('exit', () => resolve());
+      this.child.stdin.end('quit\n');
+    });
+  }
+}
+
+/** A native watcher whose events a test can wait for. */
+class Watched {
+  readonly events: (ModemLineEvent & { jsNs: bigint })[] = [];
+  private waiters: (() => void)[] = [];
+  readonly w: ModemLineWatcherHandle;
+
+  constructor(device: string, options: { dtr?: boolean; rts?: boolean; rescanMs?: number; queueSize?: number }) {
+    this.w = nativeModemLineWatcher(device, {
+      ...options,
+      onEvent: (e) => {
+        this.events.push({ ...e, jsNs: nowNs() });
+        for (const w of this.waiters.splice(0)) w();
+      },
+    });
+  }
+
+  /** The first event after index `from` that satisfies ok. */
+  async until(what: string, ok: (e: ModemLineEvent) => boolean, from = 0, timeoutMs = 10_000): Promise<ModemLineEvent & { jsNs: bigint }> {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      const found = this.events.slice(from).find(ok);
+      if (found) return found;
+      const left = end - Date.now();
+      if (left <= 0) throw new Error(`no event: ${what}; events: ${JSON.stringify(this.events.slice(from), (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v))}`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.waiters.push(() => { clearTimeout(timer); resolve(); });
+      });
+    }
+  }
+
+  get last(): ModemLineEvent {
+    return this.events.at(-1)!;
+  }
+}
+
+const pct = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
+};
+const summary = (xs: number[]) => `median ${pct(xs, 50).toFixed(2)} ms, p90 ${pct(xs, 90).toFixed(2)}, max ${Math.max(...xs).toFixed(2)} (n=${xs.length})`;
+
+let gadget: Gadget;
+
+t.before(async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ftdi-gadget-'));
+  const binary = join(dir, 'ftdi-gadget');
+  await promisify(execFile)('cc', ['-O2', '-Wall', '-o', binary, join(packageRoot(), 'hw-fixtures', 'lab', 'ftdi-gadget.c'), '-lpthread']);
+  gadget = new Gadget(spawn(binary, [], { stdio: ['pipe', 'pipe', 'pipe'] }));
+  gadget.tty = (await gadget.next(/^(?:tty (\S+)|err (.*))$/, 60_000))[1] ?? '';
+  if (!gadget.tty) throw new Error('the emulated adapter did not come up');
+});
+
+t.teardown(() => gadget?.quit());
+
+t.test('each input line: its change wakes the thread blocked in TIOCMIWAIT, with the level and the edge count', async (t) => {
+  // rescanMs 0: no periodic re-read, so every event below is a return from TIOCMIWAIT.
+  const w = new Watched(gadget.tty, { dtr: true, rts: false, rescanMs: 0 });
+  t.teardown(() => w.w.stop());
+  const initial = await w.until('initial', (e) => e.kind === 'initial');
+  t.match(initial.levels, { cts: false, dcd: false, ri: false, dsr: false, dtr: true, rts: false }, 'initial snapshot, DTR up and RTS down as asked');
+  t.ok(initial.counts, 'the driver has TIOCGICOUNT');
+  // The tty layer raised both outputs at the open; the thread lowered RTS right after.
+  await gadget.next(/^mctrl dtr=1 rts=0 /);
+  const base = { ...initial.counts! };
+  for (const line of ['cts', 'dsr', 'ri', 'dcd'] as InputLine[]) {
+    for (const level of [true, false]) {
+      const from = w.events.length;
+      await gadget.command(`set ${line}=${level ? 1 : 0}`);
+      base[line]++;
+      const e = await w.until(`${line} ${level}`, (x) => x.levels?.[line] === level && x.counts?.[line] === base[line], from);
+      t.equal(e.kind, 'change', `${line} → ${level ? 'high' : 'low'}: a TIOCMIWAIT wake, count ${base[line]}`);
+    }
+  }
+  t.same(w.last.counts, base, 'every other counter as it was');
+  t.equal(w.events.filter((e) => e.kind === 'rescan').length, 0, 'no rescans');
+});
+
+t.test('edge to event: the kernel thread and the JS callback, 40 changes', async (t) => {
+  const w = new Watched(gadget.tty, { dtr: true, rts: false, rescanMs: 0 });
+  t.teardown(() => w.w.stop());
+  await w.until('initial', (e) => e.kind === 'initial');
+  const thread: number[] = [];
+  const js: number[] = [];
+  for (let i = 0; i < 40; i++) {
+    const level = i % 2 === 0;
+    const from = w.events.length;
+    const sent = gadget.command(`set cts=${level ? 1 : 0}`);
+    const e = await w.until(`cts ${level}`, (x) => x.levels?.cts === level, from);
+    const { t0 } = await sent;
+    thread.push(ms(e.atNs - t0));
+    js.push(ms(e.jsNs - t0));
+  }
+  t.comment(`status packet handed to the USB stack → watcher thread awake: ${summary(thread)}`);
+  t.comment(`→ JS callback: ${summary(js)}`);
+  t.ok(pct(thread, 50) < 50, `thread wake median ${pct(thread, 50).toFixed(2)} ms < 50 ms`);
+  t.ok(pct(js, 50) < 100, `JS delivery median ${pct(js, 50).toFixed(2)} ms < 100 ms`);
+});
+
+t.test('pulses the thread cannot see as levels still show in the counts', async (t) => {
+  // The default rescan (500 ms) is on: an edge in the instant between the thread's last look and its next
+  // TIOCMIWAIT would otherwise wait for the next edge (see native/modem_lines.h).
+  const w = new Watched(gadget.tty, { dtr: true, rts: false });
+  t.teardown(() => w.w.stop());
+  const initial = await w.until('initial', (e) => e.kind === 'initial');
+  const from = w.events.length;
+  await gadget.command('pulse dsr 5');  // ten status packets back to back: DSR up and down five times
+  const e = await w.until('ten DSR edges', (x) => x.counts?.dsr === initial.counts!.dsr + 10, from);
+  t.equal(e.levels?.dsr, initial.levels?.dsr, 'DSR back where it was');
+  const seen = w.events.slice(from);
+  t.comment(`10 edges, ${seen.length} events (${seen.filter((x) => x.levels?.dsr !== initial.levels?.dsr).length} of them with DSR at the other level; ` +
+    `${seen.filter((x) => x.kind === 'rescan').length} from a rescan)`);
+  t.ok(seen.length >= 1, 'at least one event');
+});
+
+t.test('a stalled event loop: events dropped and counted, every edge in the counts once it runs again', async (t) => {
+  const w = new Watched(gadget.tty, { dtr: true, rts: false, queueSize: 1 });
+  t.teardown(() => w.w.stop());
+  const initial = await w.until('initial', (e) => e.kind === 'initial');
+  const from = w.events.length;
+  const sent = gadget.command('pulse cts 20');  // 40 status packets
+  const end = Date.now() + 1500;
+  while (Date.now() < end);  // the event loop is stuck; the thread's queue holds one event
+  await sent;
+  const e = await w.until('40 CTS edges', (x) => x.counts?.cts === initial.counts!.cts + 40, from);
+  t.equal(e.levels?.cts, initial.levels?.cts, 'CTS back where it was');
+  t.ok(e.dropped > 0, `the thread dropped ${e.dropped} events rather than wait for the loop`);
+  t.comment(`40 edges while the loop was stuck: ${w.events.length - from} events delivered, ${e.dropped} dropped, ` +
+    `the last by ${e.kind === 'rescan' ? 'a rescan' : 'a wake'}`);
+});
+
+t.test('DTR and RTS: set by the thread, seen by the adapter; stop ends the thread blocked in TIOCMIWAIT', async (t) => {
+  await new Promise((r) => setTimeout(r, 200));  // the earlier watchers' closes have reached the adapter
+  gadget.forget(/^mctrl /);
+  const w = new Watched(gadget.tty, { dtr: false, rts: false, rescanMs: 0 });
+  await w.until('initial', (e) => e.kind === 'initial');
+  await gadget.next(/^mctrl dtr=0 rts=0 /);
+  w.w.setLines(1, { rts: true });
+  const set = await w.until('set 1', (e) => e.kind === 'set' && e.setId === 1);
+  t.match(set.levels, { dtr: false, rts: true });
+  t.notOk(set.errno, 'no error');
+  await gadget.next(/^mctrl dtr=0 rts=1 /);
+  w.w.setLines(2, { dtr: true });
+  t.match((await w.until('set 2', (e) => e.kind === 'set' && e.setId === 2)).levels, { dtr: true, rts: true });
+  await gadget.next(/^mctrl dtr=1 rts=1 /);
+
+  // The thread is in TIOCMIWAIT now. stop() signals it; it closes the port, and the hang-up on close
+  // drops DTR and RTS, which the adapter sees.
+  await new Promise((r) => setTimeout(r, 200));
+  gadget.forget(/^mctrl /);
+  const before = w.events.length;
+  const stopped = nowNs();
+  w.w.stop();
+  const closed = await gadget.next(/^mctrl dtr=0 rts=0 (\d+)$/);
+  const stopMs = ms(BigInt(closed[1]!) - stopped);
+  t.comment(`stop() → port closed (DTR/RTS dropped at the adapter): ${stopMs.toFixed(2)} ms`);
+  t.ok(stopMs < 1000, 'the blocked thread ended promptly');
+  await new Promise((r) => setTimeout(r, 100));
+  t.equal(w.events.length, before, 'no events after stop');
+});
+
+t.test('ContactClosureSource: online, a short pulse, on battery, low battery, back online', async (t) => {
+  const events: (PowerEvent & { ns: bigint })[] = [];
+  const pulses: ContactClosureOutput[] = [];
+  const raw: ModemLineEvent[] = [];  // what the thread reported, to tell its share of the latency
+  const src = new ContactClosureSource({
+    name: 'ups', device: gadget.tty, debounceMs: 50, rescanMs: 500,
+    mapping: { online: { line: 'cts', activeHigh: true }, lowBattery: { line: 'dcd', activeHigh: false }, cablePower: { dtr: true, rts: false } },
+  }, {
+    watcher: (device, options) => nativeModemLineWatcher(device, { ...options, onEvent: (e) => { raw.push(e); options.onEvent(e); } }),
+  });
+  src.on('event', (e: PowerEvent) => events.push({ ...e, ns: nowNs() }));
+  src.on('pulse', (p: ContactClosureOutput) => pulses.push(p));
+  t.teardown(() => src.stop());
+  const waitFor = async (kind: string, from: number, timeoutMs = 10_000) => {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      const e = events.slice(from).find((x) => x.kind === kind);
+      if (e) return e;
+      if (Date.now() > end) throw new Error(`no ${kind} event; events: ${events.map((x) => x.kind).join(', ')}`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  };
+  src.start();  // the lines are all low after the tests above
+  const first = await waitFor('low-battery', 0);
+  t.match(first.detail, { raw: 'OB LB', initial: true }, 'CTS low and DCD low at the start: on battery, battery low');
+
+  let from = events.length;
+  let sent = await gadget.command('set cts=1 dcd=1');
+  let e = await waitFor('online', from);
+  t.ok(ms(e.ns - sent.t0) >= 50, `online once held for the debounce (${ms(e.ns - sent.t0).toFixed(1)} ms)`);
+
+  from = events.length;
+  await gadget.command('pulse cts 1');  // CTS low and back within microseconds
+  await new Promise((r) => setTimeout(r, 300));
+  t.equal(events.length, from, 'no state change for a pulse shorter than the debounce');
+  t.comment(`the pulse was seen as ${pulses.length ? `a counted pulse (${pulses.map((p) => (p.type === 'pulse' ? p.edges : 0)).join(', ')} edges)` : 'two levels within the debounce'}`);
+
+  const latencies: number[] = [];
+  const woke: number[] = [];
+  const byRescan: number[] = [];
+  for (let i = 0; i < 10; i++) {
+    from = events.length;
+    const rawFrom = raw.length;
+    sent = await gadget.command('set cts=0');
+    e = await waitFor('on-battery', from);
+    latencies.push(ms(e.ns - sent.t0));
+    const edge = raw.slice(rawFrom).find((x) => x.levels?.cts === false);
+    if (edge) woke.push(ms(edge.atNs - sent.t0));
+    if (edge?.kind === 'rescan') byRescan.push(i);
+    t.match(e.detail, { raw: 'OB' });
+    from = events.length;
+    await gadget.command('set cts=1');
+    await waitFor('online', from);
+  }
+  t.comment(`mains lost (CTS edge) → on-battery event, debounce 50 ms included: ${summary(latencies)}`);
+  t.comment(`  of which edge → watcher thread: ${summary(woke)}; seen only by the periodic rescan: ${byRescan.length} of ${latencies.length}`);
+  t.ok(pct(latencies, 50) < 250, 'on-battery within 250 ms at the median');
+
+  from = events.length;
+  await gadget.command('set cts=0');
+  await waitFor('on-battery', from);
+  from = events.length;
+  await gadget.command('set dcd=0');
+  t.match((await waitFor('low-battery', from)).detail, { raw: 'OB LB' });
+  from = events.length;
+  await gadget.command('set cts=1 dcd=1');
+  await waitFor('online', from);
+  t.match(src.status(), { connected: true, state: 'online', raw: 'OL' });
+});
+
+t.test('the adapter vanishes (EIO in TIOCMIWAIT) and comes back: comms-lost, reopened, comms-back', async (t) => {
+  const events: (PowerEvent & { ns: bigint })[] = [];
+  const src = new ContactClosureSource({
+    name: 'ups', device: gadget.tty, debounceMs: 50, backoffMs: 100, backoffMaxMs: 400,
+    mapping: { online: { line: 'cts', activeHigh: true }, cablePower: { dtr: true, rts: false } },
+  });
+  src.on('event', (e: PowerEvent) => events.push({ ...e, ns: nowNs() }));
+  t.teardown(() => src.stop());
+  const waitFor = async (kind: string, timeoutMs = 15_000) => {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      const e = events.find((x) => x.kind === kind);
+      if (e) return e;
+      if (Date.now() > end) throw new Error(`no ${kind} event; events: ${events.map((x) => x.kind).join(', ')}`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  };
+  src.start();
+  await waitFor('online');
+  const unplugged = await gadget.command('unplug');
+  const lost = await waitFor('comms-lost');
+  t.match(lost.detail.error, /TIOCMIWAIT.*EIO|EIO|ENOENT|ENODEV/, `reported: ${lost.detail.error}`);
+  t.comment(`unplug → comms-lost: ${ms(lost.ns - unplugged.t0).toFixed(1)} ms`);
+  const plugged = await gadget.command('plug');
+  t.comment(`re-plugged: ${plugged.rest}`);
+  const back = await waitFor('comms-back');
+  t.comment(`plug → comms-back: ${ms(back.ns - plugged.t0).toFixed(1)} ms (reopen backoff 100-400 ms)`);
+  t.ok(src.status().connected, 'connected again');
+  t.ok(src.status().reconnects >= 1, `reopened (${src.status().reconnects} attempts)`);
+});
