@@ -23,6 +23,7 @@
 #include <string>
 
 #include "system_error.h"
+#include "udp_address.h"
 
 // V8's hook for embedders' SIGSEGV/SIGBUS handlers: true when the fault was a WebAssembly bounds check it
 // turned into a trap (not a crash). Node exports it; weak, so a build without it loads and simply never
@@ -103,18 +104,6 @@ void* MapLocked(size_t length, bool lock, bool* locked, int* lockError) {
   return p;
 }
 
-bool Resolve(const std::string& host, uint16_t port, sockaddr_storage* out, socklen_t* length) {
-  addrinfo hints{};
-  hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
-  hints.ai_socktype = SOCK_DGRAM;
-  addrinfo* res = nullptr;
-  std::string service = std::to_string(port);
-  if (getaddrinfo(host.c_str(), service.c_str(), &hints, &res) != 0 || res == nullptr) return false;
-  memcpy(out, res->ai_addr, res->ai_addrlen);
-  *length = res->ai_addrlen;
-  freeaddrinfo(res);
-  return true;
-}
 
 // ---- pinning: which sets a sender may still be reading ----
 //
@@ -545,7 +534,7 @@ bool GetPeers(Napi::Env env, Napi::Value v, const DistressState& s, uint16_t sel
       DistressDest d{};
       d.network = network;
       d.peer = uint16_t(id);
-      if (s.networkCount == 0 || !Resolve(host, uint16_t(port), &d.address, &d.length)) {
+      if (s.networkCount == 0 || !ResolveNumeric(host, uint16_t(port), &d.address, &d.length)) {
         Napi::Error::New(env, "distress: bad peer address " + host).ThrowAsJavaScriptException();
         return false;
       }
@@ -718,7 +707,7 @@ DistressSender::DistressSender(const Napi::CallbackInfo& info) : Napi::ObjectWra
     std::string local = bv.IsString() ? bv.As<Napi::String>().Utf8Value() : "";
     sockaddr_storage addr{};
     socklen_t length = 0;
-    if (!Resolve(local, 0, &addr, &length)) {
+    if (!ResolveNumeric(local, 0, &addr, &length)) {
       SystemError(env, EINVAL, "getaddrinfo", "distress: bad local address " + local).ThrowAsJavaScriptException();
       return;
     }
@@ -1132,7 +1121,7 @@ Napi::Value DistressSender::OpenTestReceiver(const Napi::CallbackInfo& info) {
   uint16_t port = info[1].IsNumber() ? uint16_t(info[1].As<Napi::Number>().Uint32Value()) : 0;
   sockaddr_storage addr{};
   socklen_t length = 0;
-  if (!Resolve(host, port, &addr, &length)) {
+  if (!ResolveNumeric(host, port, &addr, &length)) {
     SystemError(env, EINVAL, "getaddrinfo", "distress: bad address " + host).ThrowAsJavaScriptException();
     return env.Undefined();
   }

@@ -17,6 +17,7 @@
 #include <cstring>
 
 #include "system_error.h"
+#include "udp_address.h"
 
 namespace vigil {
 
@@ -207,18 +208,6 @@ void Run(std::shared_ptr<HeartbeatState> s) {
   }
 }
 
-bool Resolve(const std::string& host, uint16_t port, sockaddr_storage* out, socklen_t* length) {
-  addrinfo hints{};
-  hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
-  hints.ai_socktype = SOCK_DGRAM;
-  addrinfo* res = nullptr;
-  std::string service = std::to_string(port);
-  if (getaddrinfo(host.c_str(), service.c_str(), &hints, &res) != 0 || res == nullptr) return false;
-  memcpy(out, res->ai_addr, res->ai_addrlen);
-  *length = res->ai_addrlen;
-  freeaddrinfo(res);
-  return true;
-}
 
 }  // namespace
 
@@ -258,7 +247,7 @@ HeartbeatEngine::HeartbeatEngine(const Napi::CallbackInfo& info) : Napi::ObjectW
     uint16_t port = uint16_t(n.Get("port").As<Napi::Number>().Uint32Value());
     sockaddr_storage a{};
     socklen_t length = 0;
-    if (!Resolve(local, port, &a, &length)) { fail(EINVAL, "getaddrinfo", "heartbeat: bad local address " + local); return; }
+    if (!ResolveNumeric(local, port, &a, &length)) { fail(EINVAL, "getaddrinfo", "heartbeat: bad local address " + local); return; }
     int fd = socket(a.ss_family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) { fail(errno, "socket", "heartbeat: socket"); return; }
     int prio = 6;  // TC_PRIO_INTERACTIVE: heartbeats go ahead of bulk traffic in the interface queue
@@ -283,7 +272,7 @@ HeartbeatEngine::HeartbeatEngine(const Napi::CallbackInfo& info) : Napi::ObjectW
       if (link.network < 0 || size_t(link.network) >= s->sockets.size()) {
         { fail(EINVAL, "getaddrinfo", "heartbeat: peer address on unknown network"); return; }
       }
-      if (!Resolve(host, port, &link.address, &link.addressLength)) {
+      if (!ResolveNumeric(host, port, &link.address, &link.addressLength)) {
         { fail(EINVAL, "getaddrinfo", "heartbeat: bad peer address " + host); return; }
       }
       peer.links.push_back(link);

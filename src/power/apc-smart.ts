@@ -27,7 +27,7 @@
 // A port that cannot be opened, or goes away (a USB adapter unplugged), is reopened with backoff.
 import { SerialPort } from 'serialport';
 
-import { PowerTracker, backoffMs, type PowerEvent, type PowerSource, type PowerSourceStatus, type PowerState } from './source.js';
+import { PollPause, PowerTracker, backoffMs, type PowerEvent, type PowerSource, type PowerSourceStatus, type PowerState } from './source.js';
 
 export interface ApcSmartOptions {
   name?: string;
@@ -110,8 +110,7 @@ export class ApcSmartSource implements PowerSource {
   private pending: { resolve: (l: string) => void; reject: (e: Error) => void; timer: NodeJS.Timeout; cmd: string } | undefined;
   private running = false;
   private loop: Promise<void> | undefined;
-  private timer: NodeJS.Timeout | undefined;
-  private wake: (() => void) | undefined;
+  private readonly pause = new PollPause();
   private smart = false;
   private failedInARow = 0;
   private openAttempts = 0;
@@ -148,8 +147,7 @@ export class ApcSmartSource implements PowerSource {
 
   async stop(): Promise<void> {
     this.running = false;
-    clearTimeout(this.timer);
-    this.wake?.();
+    this.pause.wake();
     this.failPending(new Error('stopped'));
     await this.loop;
     await this.closePort();
@@ -161,7 +159,7 @@ export class ApcSmartSource implements PowerSource {
     this.lastAlertAt = performance.now();
     if (c === '*') { this.shutdownAlert = true; this.silentAsks = 0; }
     this.alertWaiting = c;
-    this.wake?.();
+    this.pause.wake();
   }
 
   private onLine(line: string): void {
@@ -205,7 +203,7 @@ export class ApcSmartSource implements PowerSource {
       port.on('data', (d: Buffer) => { this.rxBytes += d.length; this.parser.push(d); });
       port.on('error', () => undefined); // surfaced through close / failed commands
       port.on('close', () => {
-        if (this.port === port) { this.port = undefined; this.smart = false; this.failPending(new Error('port closed')); this.wake?.(); }
+        if (this.port === port) { this.port = undefined; this.smart = false; this.failPending(new Error('port closed')); this.pause.wake(); }
       });
       port.open((err) => {
         if (err) { reject(err); return; }
@@ -225,12 +223,7 @@ export class ApcSmartSource implements PowerSource {
 
   private sleep(ms: number): Promise<void> {
     if (this.alertWaiting) return Promise.resolve();
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => { this.wake = undefined; resolve(); }, ms);
-      this.timer = timer;
-      // Woken early (an alert, stop()): the timer goes too, or it would hold the process up to pollMs.
-      this.wake = () => { clearTimeout(timer); this.wake = undefined; resolve(); };
-    });
+    return this.pause.sleep(ms);
   }
 
   private async run(): Promise<void> {

@@ -24,7 +24,7 @@
 // retried with exponential backoff (backoffMs … backoffMaxMs); each failed attempt counts as a failed poll.
 import { Socket, connect } from 'node:net';
 
-import { PowerTracker, backoffMs, type PowerSource, type PowerSourceStatus, type PowerState, type PowerEvent } from './source.js';
+import { PollPause, PowerTracker, backoffMs, type PowerSource, type PowerSourceStatus, type PowerState, type PowerEvent } from './source.js';
 
 export const NUT_DEFAULT_PORT = 3493;
 
@@ -211,12 +211,11 @@ export class NutSource implements PowerSource {
   private readonly tracker: PowerTracker;
   private readonly opts: Required<Omit<NutOptions, 'name' | 'user' | 'password'>> & Pick<NutOptions, 'user' | 'password'>;
   private conn: NutConnection | undefined;
-  private timer: NodeJS.Timeout | undefined;
   private running = false;
   private failedInARow = 0;
   private connectAttempts = 0;
   private loop: Promise<void> | undefined;
-  private wake: (() => void) | undefined;
+  private readonly pause = new PollPause();
   /** Model and manufacturer from LIST VAR, for the log. */
   info: Record<string, string> = {};
 
@@ -252,8 +251,7 @@ export class NutSource implements PowerSource {
 
   async stop(): Promise<void> {
     this.running = false;
-    clearTimeout(this.timer);
-    this.wake?.();
+    this.pause.wake();
     const c = this.conn;
     this.conn = undefined;
     if (c && !c.isClosed) {
@@ -265,12 +263,7 @@ export class NutSource implements PowerSource {
   }
 
   private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => { this.wake = undefined; resolve(); }, ms);
-      this.timer = timer;
-      // Woken early (an alert, stop()): the timer goes too, or it would hold the process up to pollMs.
-      this.wake = () => { clearTimeout(timer); this.wake = undefined; resolve(); };
-    });
+    return this.pause.sleep(ms);
   }
 
   private async run(): Promise<void> {

@@ -138,6 +138,23 @@ export class PowerTracker extends EventEmitter {
 }
 
 /** Exponential backoff with a ceiling: initial, 2×, 4× … maxMs. */
+/** The pause between the polls of a source's loop, which an alert or stop() cuts short. */
+export class PollPause {
+  private wakeUp: (() => void) | undefined;
+
+  /** Resolves after `ms`, or at once when wake() is called meanwhile (the timer goes too). */
+  sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => { this.wakeUp = undefined; resolve(); }, ms);
+      this.wakeUp = () => { clearTimeout(timer); this.wakeUp = undefined; resolve(); };
+    });
+  }
+
+  wake(): void {
+    this.wakeUp?.();
+  }
+}
+
 export function backoffMs(attempt: number, initialMs: number, maxMs: number): number {
   return Math.min(maxMs, initialMs * 2 ** Math.min(attempt, 30));
 }
