@@ -41,7 +41,8 @@ async function startAlone(c: TestCluster, node: string): Promise<void> {
   }
 }
 
-t.test('shared disk: b restarted alone waits, a restarted alone starts; a forced start on b makes a\'s 1 stale, and the disk stops a', async (t) => {
+/** The cluster on a freshly made file system, a serving as master with b its slave in sync. */
+async function masterAndSlave(t: { teardown(fn: () => unknown): void }): Promise<TestCluster> {
   await prepareSharedUnit();
   const c = await createCluster(t, ['a', 'b'], [{ tag: 'web', primary: 'a', backup: 'b', vip: true, disk: true, mount: true, command: appCommand }],
     { timing: TIMING, disk: { identity: lab.sharedId, paths: { a: lab.a, b: lab.b } } });
@@ -49,6 +50,11 @@ t.test('shared disk: b restarted alone waits, a restarted alone starts; a forced
   c.start('b');
   await serving(c, 'a');
   await settled(c, ['a', 'b'], 120_000);
+  return c;
+}
+
+t.test('shared disk: b restarted alone waits, a restarted alone starts; a forced start on b makes a\'s 1 stale, and the disk stops a', async (t) => {
+  const c = await masterAndSlave(t);
   await c.powerOff('b');
   await until('a single master with a durable 1', async () => ((await pair(c, 'a')).priority === 1 ? true : undefined), 60_000, 500);
   await c.powerOff('a');
@@ -89,13 +95,7 @@ t.test('shared disk: b restarted alone waits, a restarted alone starts; a forced
 });
 
 t.test('shared disk, the reverse history: a stops, b takes over, b stops: a restarted alone waits, b restarted alone starts', async (t) => {
-  await prepareSharedUnit();
-  const c = await createCluster(t, ['a', 'b'], [{ tag: 'web', primary: 'a', backup: 'b', vip: true, disk: true, mount: true, command: appCommand }],
-    { timing: TIMING, disk: { identity: lab.sharedId, paths: { a: lab.a, b: lab.b } } });
-  c.start('a');
-  c.start('b');
-  await serving(c, 'a');
-  await settled(c, ['a', 'b'], 120_000);
+  const c = await masterAndSlave(t);
   await c.powerOff('a');
   await serving(c, 'b');
   t.match(await pair(c, 'b'), { state: 'SM', priority: 1 }, 'b took over with a durable 1');
