@@ -102,6 +102,14 @@ export interface PairStatus {
 
 const isSideA = (self: number, peer: number) => self < peer;
 
+/** For a pair that runs: what this node would decide if it restarted alone now (its record decides it). */
+function wouldDecide(p: Pair): string {
+  const priority = p.reading.kind === 'record' ? p.reading.record.priority : undefined;
+  const role = p.state === 'SL' ? `slave of ${p.peer}` : p.state === 'M' ? `master, ${p.peer} its slave in sync` : `single master (${p.peer} not a slave in sync)`;
+  const alone = priority === 1 ? 'it would start by itself' : `it would wait for ${p.peer} or a forced start`;
+  return `${role}; restarted alone after an outage now, ${alone} (priority ${priority ?? 'undeterminable'})`;
+}
+
 export class LastActive {
   private readonly pairs = new Map<string, Pair>();
 
@@ -252,7 +260,7 @@ export class LastActive {
       priority: p.reading.kind === 'record' ? p.reading.record.priority : null,
       sequence: p.reading.kind === 'record' ? String(p.reading.record.sequence) : null,
       record: p.reading.kind === 'record' ? `priority ${p.reading.record.priority}, written by ${p.reading.record.transition}${p.reading.record.forced ? ' (forced)' : ''}` : `undeterminable: ${p.reading.why}`,
-      decision: p.state === 'X' ? p.decision?.reason ?? 'deciding' : null,
+      decision: p.state === 'X' ? p.decision?.reason ?? 'deciding' : wouldDecide(p),
       peerState: p.peerReport?.report.state ?? null,
     }));
   }

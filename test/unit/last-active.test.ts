@@ -38,6 +38,8 @@ t.test('decisions: alone after the probe window only with 1; the comparison with
   t.same(await a.la.decideAll(1700, () => true, async () => undefined), [{ tag: 'web', open: true, alone: false }], 'the peer answers with 3: a becomes SM');
   const rec = await readPriorityStore(join(a.dir, 'web.priority'), a.identity);
   t.match(rec.kind === 'record' && rec.record, { priority: 1, state: 'SM', transition: '1-2-1' }, 'durable on disk');
+  t.equal(a.la.status()[0]?.decision, 'single master (b not a slave in sync); restarted alone after an outage now, it would start by itself (priority 1)',
+    'priority show says what a running node would decide');
 });
 
 t.test('a peer that already joined as slave by comparing with this node lets this node take SM (no wait on each other)', async (t) => {
