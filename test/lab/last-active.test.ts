@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import t from 'tap';
 
-import { createCluster, until, APP_PORT, type Status, type TestCluster, settled } from '../support/cluster.js';
+import { createCluster, logAndServe, until, type Status, type TestCluster, settled } from '../support/cluster.js';
 import { lab, prepareSharedUnit } from '../support/lab.js';
 
 const TIMING = { heartbeatIntervalMs: 200, failAfterMs: 2000, diskHeartbeatIntervalMs: 400, recoverAfterMs: 2000, failbackDwellMs: 60_000, peerProbeMs: 4000 };
@@ -16,10 +16,6 @@ const TIMING = { heartbeatIntervalMs: 200, failAfterMs: 2000, diskHeartbeatInter
 interface Pair { tag: string; state: string; priority: number | null; decision: string | null }
 interface DiskStatus { disk: string; holder: string | null }
 const disks = (s: Status) => (s as unknown as { disks: DiskStatus[] }).disks;
-
-const appCommand = (mnt: string) => ['/usr/bin/env', 'node', '-e',
-  `require('fs').appendFileSync('${mnt}/log', process.env.VIGIL_NODE + '\\n');`
-  + `require('net').createServer((s) => { s.on('error', () => {}); s.end(process.env.VIGIL_NODE + '\\n'); }).listen(${APP_PORT})`];
 
 async function pair(c: TestCluster, node: string): Promise<Pair> {
   return ((await c.request(node, 'priority.show')) as { pairs: Pair[] }).pairs.find((p) => p.tag === 'web')!;
@@ -44,7 +40,7 @@ async function startAlone(c: TestCluster, node: string): Promise<void> {
 /** The cluster on a freshly made file system, a serving as master with b its slave in sync. */
 async function masterAndSlave(t: { teardown(fn: () => unknown): void }): Promise<TestCluster> {
   await prepareSharedUnit();
-  const c = await createCluster(t, ['a', 'b'], [{ tag: 'web', primary: 'a', backup: 'b', vip: true, disk: true, mount: true, command: appCommand }],
+  const c = await createCluster(t, ['a', 'b'], [{ tag: 'web', primary: 'a', backup: 'b', vip: true, disk: true, mount: true, command: logAndServe }],
     { timing: TIMING, disk: { identity: lab.sharedId, paths: { a: lab.a, b: lab.b } } });
   c.start('a');
   c.start('b');

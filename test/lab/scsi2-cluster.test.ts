@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import t from 'tap';
 
 import { ReservationConflictError } from '../../src/scsi/errors.js';
-import { createCluster, until, APP_PORT, type Status, type TestCluster, settled, freezeUntilTakenOver } from '../support/cluster.js';
+import { createCluster, logAndServe, until, type Status, type TestCluster, settled, freezeUntilTakenOver } from '../support/cluster.js';
 import { lab, open, prepareSharedUnit } from '../support/lab.js';
 
 const run = promisify(execFile);
@@ -25,14 +25,9 @@ const peer = (s: Status, name: string) => s.peers.find((p) => p.peer === name);
 interface DiskStatus { disk: string; holder: string | null; type: string; heartbeat: boolean; fenced: boolean }
 const disks = (s: Status) => (s as unknown as { disks: DiskStatus[] }).disks;
 
-/** The app: appends its node's name to a log on the shared file system, then answers with that name. */
-const appCommand = (mnt: string) => ['/usr/bin/env', 'node', '-e',
-  `require('fs').appendFileSync('${mnt}/log', process.env.VIGIL_NODE + '\\n');`
-  + `require('net').createServer((s) => { s.on('error', () => {}); s.end(process.env.VIGIL_NODE + '\\n'); }).listen(${APP_PORT})`];
-
 async function start(t: { teardown(fn: () => unknown): void }): Promise<{ c: TestCluster; agents: Record<string, ChildProcess> }> {
   await prepareSharedUnit();
-  const c = await createCluster(t, ['a', 'b'], [{ tag: 'web', primary: 'a', backup: 'b', vip: true, disk: true, mount: true, command: appCommand }],
+  const c = await createCluster(t, ['a', 'b'], [{ tag: 'web', primary: 'a', backup: 'b', vip: true, disk: true, mount: true, command: logAndServe }],
     { timing: TIMING, disk: { identity: lab.sharedId, paths: { a: lab.a, b: lab.b }, scsi2: true } });
   const agents = { a: c.start('a'), b: c.start('b') };
   await until('a serves the VIP', async () => ((await c.probe(c.vip())) === 'a' ? true : undefined), 120_000, 500);

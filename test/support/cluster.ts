@@ -19,6 +19,13 @@ export const APP_PORT = 8080;
 export const NAME_SERVER = ['/usr/bin/env', 'node', '-e',
   `require('net').createServer((s) => { s.on('error', () => {}); s.end(process.env.VIGIL_NODE + '\\n'); }).listen(${APP_PORT})`];
 
+/** An app on the shared file system: appends its node's name to <mnt>/log, then answers with that name. */
+export function logAndServe(mnt: string): string[] {
+  return ['/usr/bin/env', 'node', '-e',
+    `require('fs').appendFileSync('${mnt}/log', process.env.VIGIL_NODE + '\\n');`
+    + `require('net').createServer((s) => { s.on('error', () => {}); s.end(process.env.VIGIL_NODE + '\\n'); }).listen(${APP_PORT})`];
+}
+
 /**
  * NAME_SERVER listening on one address only (the app's virtual IP), so that several apps on one node can
  * share APP_PORT: `command: (_mnt, vip) => nameServer(vip)`.
