@@ -98,7 +98,7 @@ export function parseConfig(text: string, sourceName: string, options: { baseDir
       if (issue.code !== 'unrecognized_keys') continue;
       const path = issue.path as FieldPath;
       for (const key of issue.keys) {
-        const { message, meant } = unknownKey(key, knownKeys(path));
+        const { message, meant } = unknownKey(key, knownKeys(path, raw));
         for (const m of meant) misspelt.add(formatPath([...path, m]));
         add(path, message, key);
       }

@@ -7,6 +7,10 @@ import { resolve } from 'node:path';
 
 import { z } from 'zod';
 
+import { GENERICUPS_TYPES, parseSignal } from '../power/contact-closure.js';
+import { NUT_DEFAULT_PORT } from '../power/nut.js';
+import type { SendMode } from '../power/policy.js';
+
 /** A path into the configuration: keys and list indexes, as zod reports them. */
 export type FieldPath = (string | number)[];
 
@@ -36,6 +40,11 @@ const port = z.int().min(1, 'expected a port from 1 to 65535').max(65535, 'expec
 function ms(min: number) {
   const rule = `expected a whole number of milliseconds, at least ${min}`;
   return z.int(wrongType(rule)).min(min, rule);
+}
+
+/** A whole number in [min, max], with one message for the type and the range. */
+function count(min: number, max: number, rule = `expected a whole number from ${min} to ${max}`) {
+  return z.int(wrongType(rule)).min(min, rule).max(max, rule);
 }
 
 const ipAddress = z.string().refine((s) => isIP(s) !== 0, 'expected an IPv4 or IPv6 address');
@@ -166,6 +175,8 @@ const diskSchema = z.strictObject({
   heartbeat: z.boolean().optional(),
   // scsi2 only: how a failed holder's reservation is broken at takeover (src/daemon/scsi2.ts).
   reset: z.enum(['lun', 'lun-then-target']).optional(),
+  // persistent only (crossCheck refuses it with scsi2); the default, true, is filled in by toConfig.
+  preemptAndAbort: z.boolean().optional(),
 });
 
 const timingSchema = z.strictObject({
@@ -231,6 +242,96 @@ const appSchema = z.strictObject({
   attributes: z.record(z.string().min(1, 'expected a non-empty name'), attributeValue).default({}),
 });
 
+// Power sources (docs/power.md). What spans fields (a password needs a user, the lines of a contact closure,
+// unique names) is checked in crossCheck, on the raw document, so it is reported next to the type errors.
+
+const upsName = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "expected a UPS name as in upsd's ups.conf, e.g. rack1");
+
+// upsd's own figures set the floor: its drivers read the UPS every 2 s, so polling faster than 200 ms
+// only loads upsd (docs/power.md, "Poll interval").
+const pollMs = ms(200).max(60_000, 'expected at most 60000 ms').default(1000);
+
+const nutSource = z.strictObject({
+  kind: z.literal('nut'),
+  name: name('a source name').optional(),
+  host: z.string().min(1, 'expected a host name or address'),
+  port: port.default(NUT_DEFAULT_PORT),
+  ups: upsName,
+  user: z.string().regex(/^\S{1,64}$/, 'expected a user name from upsd.users').optional(),
+  passwordFile: filePath.optional(),
+  pollMs,
+  timeoutMs: ms(100).default(2000),
+  commsLostAfter: count(1, 100).default(3),
+});
+
+const apcSmartSource = z.strictObject({
+  kind: z.literal('apc-smart'),
+  name: name('a source name').optional(),
+  device: absolutePath,
+  pollMs,
+  // apcupsd's TIMER_FAST: a Smart-UPS answers well within a second or not at all.
+  timeoutMs: ms(100).default(1000),
+  commsLostAfter: count(1, 100).default(3),
+});
+
+const MODEM_LINES = ['CTS', 'DCD', 'RI', 'DSR'] as const;
+const modemLine = z.enum(MODEM_LINES, wrongType('expected one of the input lines CTS, DCD, RI, DSR'));
+const polarity = z.enum(['active-high', 'active-low'], wrongType('expected active-high or active-low'));
+
+const contactClosureSource = z.strictObject({
+  kind: z.literal('contact-closure'),
+  name: name('a source name').optional(),
+  device: absolutePath,
+  // NUT genericups' cable table (GENERICUPS_TYPES in src/power/contact-closure.ts).
+  upstype: count(0, 22, 'expected a genericups upstype from 0 to 22').optional(),
+  lines: z.strictObject({ online: modemLine.optional(), lowBattery: modemLine.optional() }).prefault({}),
+  polarity: z.strictObject({ online: polarity.optional(), lowBattery: polarity.optional() }).prefault({}),
+  cablePower: z.array(z.enum(['DTR', 'RTS'], wrongType('expected DTR or RTS'))).max(2, 'expected DTR, RTS or both').optional(),
+  debounceMs: ms(0).max(10_000, 'expected at most 10000 ms').default(100),
+});
+
+const SOURCE_KINDS = ['nut', 'apc-smart', 'contact-closure'] as const;
+
+// zod's own message for a kind it does not know is "Invalid discriminator value"; say what kind takes.
+const powerSource = z.discriminatedUnion('kind', [nutSource, apcSmartSource, contactClosureSource], {
+  error: (iss) => {
+    if (iss.code !== 'invalid_union' || !isRaw(iss.input)) return undefined;
+    const kind = iss.input.kind;
+    return kind === undefined ? `required: one of ${SOURCE_KINDS.join(', ')}`
+      : `expected one of ${SOURCE_KINDS.join(', ')}; got ${typeof kind === 'string' ? JSON.stringify(kind) : String(kind)}`;
+  },
+});
+
+const sendMode = z.enum(['sync', 'async']);
+
+const powerSchema = z.strictObject({
+  sources: z.array(powerSource, wrongType('expected a list of power sources')).min(1, 'expected at least one source'),
+  onBattery: z.strictObject({ graceMs: ms(0).optional() }).prefault({}),
+  // Shorter than a few polls would take one slow answer for a dead UPS.
+  commsLostOnBatteryMs: ms(1000).optional(),
+  modes: z.strictObject({
+    onBatteryGrace: sendMode.optional(), commsLostOnBattery: sendMode.optional(),
+    lowBattery: sendMode.optional(), forcedShutdown: sendMode.optional(),
+  }).prefault({}),
+});
+
+export const DEFAULT_DISTRESS = {
+  priority: 20,
+  repeats: 3,
+  repeatGapUs: 1000,
+  fatalSignals: true,
+  lockMemory: true,
+} as const;
+
+// The ranges are the native sender's (src/native.ts DistressSenderOptions).
+const distressSchema = z.strictObject({
+  priority: count(0, 99, 'expected a SCHED_FIFO priority from 1 to 99, or 0 for normal scheduling').default(DEFAULT_DISTRESS.priority),
+  repeats: count(1, 16).default(DEFAULT_DISTRESS.repeats),
+  repeatGapUs: count(0, 100_000, 'expected a whole number of microseconds from 0 to 100000').default(DEFAULT_DISTRESS.repeatGapUs),
+  fatalSignals: z.boolean().default(DEFAULT_DISTRESS.fatalSignals),
+  lockMemory: z.boolean().default(DEFAULT_DISTRESS.lockMemory),
+});
+
 export const configSchema = z.strictObject({
   cluster: name('a cluster name'),
   keyFile: filePath,
@@ -247,6 +348,8 @@ export const configSchema = z.strictObject({
   disks: z.array(diskSchema).default([]),
   timing: timingSchema.prefault({}),
   apps: z.array(appSchema).default([]),
+  power: powerSchema.optional(),
+  distress: distressSchema.prefault({}),
 }, {
   error: (iss) => (iss.code === 'invalid_type' ? 'expected a mapping with cluster, keyFile, networks and nodes (see docs/config.md)' : undefined),
 });
@@ -255,29 +358,50 @@ type Parsed = z.output<typeof configSchema>;
 
 /**
  * The keys a mapping at `path` may hold (for "did you mean"), or [] if the schema has no mapping there.
- * Walks the schema's definitions, looking through optional, default and pipe wrappers.
+ * Walks the schema's definitions, looking through optional, default and pipe wrappers. A union of
+ * mappings (the power sources, told apart by `kind`) is resolved by the discriminator in `raw`, the
+ * document being checked; without one, every option's keys count.
  */
-export function knownKeys(path: FieldPath): string[] {
+export function knownKeys(path: FieldPath, raw?: unknown): string[] {
+  type Def = {
+    type: string; innerType?: z.core.$ZodType; in?: z.core.$ZodType; shape?: Record<string, z.core.$ZodType>;
+    element?: z.core.$ZodType; valueType?: z.core.$ZodType; options?: z.core.$ZodType[]; discriminator?: string;
+  };
+  const defOf = (s: z.core.$ZodType): Def => s._zod.def as unknown as Def;
   const unwrap = (s: z.core.$ZodType): z.core.$ZodType => {
     for (;;) {
-      const def = s._zod.def as unknown as { type: string; innerType?: z.core.$ZodType; in?: z.core.$ZodType };
+      const def = defOf(s);
       if ((def.type === 'optional' || def.type === 'default' || def.type === 'prefault' || def.type === 'nullable') && def.innerType) s = def.innerType;
       else if (def.type === 'pipe' && def.in) s = def.in;
       else return s;
     }
   };
-  let at: z.core.$ZodType | undefined = unwrap(configSchema);
+  // The object options of a union that fit `value`: the one its discriminator names, else all of them.
+  const mappings = (s: z.core.$ZodType, value: unknown): z.core.$ZodType[] => {
+    const def = defOf(s);
+    if (def.type !== 'union') return [s];
+    const options = (def.options ?? []).map(unwrap).filter((o) => defOf(o).type === 'object');
+    const tag = def.discriminator !== undefined && isRaw(value) ? value[def.discriminator] : undefined;
+    const chosen = options.filter((o) => {
+      const literal = defOf(o).shape?.[def.discriminator ?? ''];
+      return literal !== undefined && (literal._zod.def as unknown as { values?: unknown[] }).values?.includes(tag);
+    });
+    return chosen.length > 0 ? chosen : options;
+  };
+  let at: z.core.$ZodType[] = [unwrap(configSchema)];
+  let value: unknown = raw;
   for (const step of path) {
-    if (!at) return [];
-    const def = at._zod.def as unknown as {
-      type: string; shape?: Record<string, z.core.$ZodType>; element?: z.core.$ZodType; valueType?: z.core.$ZodType;
-    };
-    const next: z.core.$ZodType | undefined = def.type === 'object' ? def.shape?.[String(step)]
-      : def.type === 'array' ? def.element : def.type === 'record' ? def.valueType : undefined;
-    at = next ? unwrap(next) : undefined;
+    at = at.flatMap((s) => mappings(s, value)).flatMap((s) => {
+      const def = defOf(s);
+      const next = def.type === 'object' ? def.shape?.[String(step)]
+        : def.type === 'array' ? def.element : def.type === 'record' ? def.valueType : undefined;
+      return next ? [unwrap(next)] : [];
+    });
+    value = isRaw(value) || Array.isArray(value) ? (value as Record<string | number, unknown>)[step] : undefined;
+    if (at.length === 0) return [];
   }
-  const def = at?._zod.def as unknown as { type: string; shape?: Record<string, unknown> } | undefined;
-  return def?.type === 'object' && def.shape ? Object.keys(def.shape) : [];
+  const keys = at.flatMap((s) => mappings(s, value)).flatMap((s) => Object.keys(defOf(s).shape ?? {}));
+  return [...new Set(keys)];
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -340,6 +464,7 @@ export function crossCheck(raw: unknown): FieldIssue[] {
   apps.forEach((app, a) => {
     if (isRaw(app)) checkApp(app, a, known, diskOwner, issues);
   });
+  if (isRaw(raw.power)) checkPower(raw.power, issues);
   return issues;
 }
 
@@ -388,6 +513,94 @@ function checkDisk(d: Raw, i: number, issues: FieldIssue[]): void {
   }
   if (d.reset !== undefined && d.reservation !== 'scsi2') {
     issues.push({ path: ['disks', i, 'reset'], message: 'reset applies to reservation: scsi2 only (a persistent reservation is taken over by PREEMPT)' });
+  }
+  if (d.preemptAndAbort !== undefined && d.reservation === 'scsi2') {
+    issues.push({
+      path: ['disks', i, 'preemptAndAbort'],
+      message: 'preemptAndAbort applies to reservation: persistent only (a SCSI-2 reservation has no key to preempt)',
+    });
+  }
+}
+
+/**
+ * A power source's name in events and logs when the file gives none: NutSource's and the other sources'
+ * own defaults, so that a source named or not reads the same everywhere.
+ */
+export function defaultSourceName(s: { kind: string; host?: string; port?: number; ups?: string; device?: string }): string {
+  if (s.kind === 'nut') return `nut:${s.ups}@${s.host}${(s.port ?? NUT_DEFAULT_PORT) === NUT_DEFAULT_PORT ? '' : `:${s.port}`}`;
+  return `${s.kind}:${s.device}`;
+}
+
+/** The name a raw source would get, or undefined while the fields it derives from are malformed. */
+function rawSourceName(s: Raw): string | undefined {
+  if (s.name !== undefined) return str(s.name);
+  if (s.kind === 'nut') {
+    const host = str(s.host);
+    const ups = str(s.ups);
+    const p = s.port === undefined ? NUT_DEFAULT_PORT : num(s.port);
+    return host !== undefined && ups !== undefined && p !== undefined ? defaultSourceName({ kind: 'nut', host, ups, port: p }) : undefined;
+  }
+  const device = str(s.device);
+  return (s.kind === 'apc-smart' || s.kind === 'contact-closure') && device !== undefined ? defaultSourceName({ kind: s.kind, device }) : undefined;
+}
+
+/**
+ * Source names are unique (they key the policy's per-source state and `vigil power status`); NUT sends a
+ * password only after a user name; a contact closure knows which line says "on line", and puts the two
+ * conditions on two lines, its upstype's table lines included.
+ */
+function checkPower(power: Raw, issues: FieldIssue[]): void {
+  const at = (...path: FieldPath): FieldPath => ['power', ...path];
+  const seen = new Map<string, number>();
+  items(power.sources).forEach((s, i) => {
+    if (!isRaw(s)) return;
+    const n = rawSourceName(s);
+    if (n !== undefined) {
+      const first = seen.get(n);
+      if (first === undefined) seen.set(n, i);
+      else issues.push({ path: at('sources', i, 'name'), message: `two sources named ${n} (also ${formatRef(at('sources', first))}): give one a name` });
+    }
+    if (s.kind === 'nut' && s.passwordFile !== undefined && s.user === undefined) {
+      issues.push({ path: at('sources', i, 'passwordFile'), message: 'passwordFile needs user (upsd takes a password only after USERNAME)' });
+    }
+    if (s.kind === 'contact-closure') checkContactClosure(s, at('sources', i), issues);
+  });
+}
+
+function checkContactClosure(s: Raw, at: FieldPath, issues: FieldIssue[]): void {
+  const lines = isRaw(s.lines) ? s.lines : {};
+  const polarities = isRaw(s.polarity) ? s.polarity : {};
+  const upstype = num(s.upstype);
+  const row = GENERICUPS_TYPES.find((r) => r.type === upstype);
+  if (s.upstype === undefined && lines.online === undefined) {
+    issues.push({ path: [...at, 'lines', 'online'], message: 'expected the line that says "on line" (or an upstype, whose table names it)' });
+  }
+  if (s.upstype === undefined) {
+    for (const k of ['online', 'lowBattery'] as const) {
+      if (polarities[k] !== undefined && lines[k] === undefined) {
+        issues.push({ path: [...at, 'polarity', k], message: `polarity.${k} without lines.${k} (and no upstype to take the line from)` });
+      }
+    }
+  }
+  // The line each condition ends up on, as genericupsMapping will resolve it; undefined if not known here.
+  const lineOf = (k: 'online' | 'lowBattery'): string | undefined => {
+    const given = lines[k];
+    if (given !== undefined) return MODEM_LINES.find((l) => l === given);
+    const spec = row && (k === 'online' ? row.ol : row.lb);
+    return spec === undefined ? undefined : parseSignal(spec).line.toUpperCase();
+  };
+  const online = lineOf('online');
+  const lowBattery = lineOf('lowBattery');
+  if (online !== undefined && online === lowBattery) {
+    // Point at the line the file gives; the other one comes from the upstype's table when not given.
+    const field = lines.lowBattery !== undefined ? 'lowBattery' : 'online';
+    const other = field === 'online' ? 'low battery' : 'on line';
+    const fromTable = lines.online === undefined || lines.lowBattery === undefined ? ` (upstype ${upstype} has ${other} on ${online})` : '';
+    issues.push({ path: [...at, 'lines', field], message: `on line and low battery need two different lines, not both ${online}${fromTable}` });
+  }
+  const power = items(s.cablePower);
+  if (power.length === 2 && power[0] === power[1]) {
+    issues.push({ path: [...at, 'cablePower', 1], message: `${String(power[1])} twice` });
   }
 }
 
@@ -509,6 +722,11 @@ export interface DiskConfig {
   heartbeat: boolean;
   /** scsi2 only (absent otherwise): how a failed holder's reservation is broken, see docs/config.md. */
   reset?: 'lun' | 'lun-then-target';
+  /**
+   * Fencing a peer in distress: PREEMPT AND ABORT (its queued commands go too) rather than PREEMPT.
+   * Always false with scsi2, which has no key to preempt.
+   */
+  preemptAndAbort: boolean;
 }
 
 export type TimingConfig = { -readonly [K in keyof typeof DEFAULT_TIMING]: number };
@@ -547,6 +765,72 @@ export interface AppConfig {
   attributes: Record<string, string | number | boolean>;
 }
 
+export type ModemLine = (typeof MODEM_LINES)[number];
+export type LinePolarity = 'active-high' | 'active-low';
+
+export interface NutSourceConfig {
+  kind: 'nut';
+  /** As given, else `nut:<ups>@<host>` (with `:<port>` when not 3493): the source's name in events. */
+  name: string;
+  host: string;
+  port: number;
+  ups: string;
+  user: string | undefined;
+  /** Absolute; read when the source is built (src/power/from-config.ts), not when the file is checked. */
+  passwordFile: string | undefined;
+  pollMs: number;
+  timeoutMs: number;
+  commsLostAfter: number;
+}
+
+export interface ApcSmartSourceConfig {
+  kind: 'apc-smart';
+  /** As given, else `apc-smart:<device>`. */
+  name: string;
+  device: string;
+  pollMs: number;
+  timeoutMs: number;
+  commsLostAfter: number;
+}
+
+export interface ContactClosureSourceConfig {
+  kind: 'contact-closure';
+  /** As given, else `contact-closure:<device>`. */
+  name: string;
+  device: string;
+  /** A genericups cable; lines, polarity and cablePower then override its table row. */
+  upstype: number | undefined;
+  lines: { online: ModemLine | undefined; lowBattery: ModemLine | undefined };
+  polarity: { online: LinePolarity | undefined; lowBattery: LinePolarity | undefined };
+  /** The outputs held high (the others low); undefined: the upstype's, or none. */
+  cablePower: ('DTR' | 'RTS')[] | undefined;
+  debounceMs: number;
+}
+
+export type PowerSourceConfig = NutSourceConfig | ApcSmartSourceConfig | ContactClosureSourceConfig;
+
+export interface PowerConfig {
+  sources: PowerSourceConfig[];
+  /** graceMs undefined: on battery only warns. */
+  onBattery: { graceMs: number | undefined };
+  commsLostOnBatteryMs: number | undefined;
+  /** Send mode per distress reason; undefined: the policy's default (src/power/policy.ts DEFAULT_MODES). */
+  modes: { onBatteryGrace: SendMode | undefined; commsLostOnBattery: SendMode | undefined; lowBattery: SendMode | undefined; forcedShutdown: SendMode | undefined };
+}
+
+/** The armed distress sender (src/wire/distress-arming.ts distressArming) and the fatal-signal handlers. */
+export interface DistressConfig {
+  /** SCHED_FIFO priority of the sender's thread, 1..99; 0 normal scheduling. */
+  priority: number;
+  /** Copies of each distress event, 1..16. */
+  repeats: number;
+  /** Gap between copies, µs. */
+  repeatGapUs: number;
+  /** Whether SIGSEGV, SIGBUS, SIGABRT, SIGILL and SIGFPE in the agent send distress before it dies. */
+  fatalSignals: boolean;
+  lockMemory: boolean;
+}
+
 export interface Config {
   /** The configuration file, absolute. */
   source: string;
@@ -562,6 +846,9 @@ export interface Config {
   disks: DiskConfig[];
   timing: TimingConfig;
   apps: AppConfig[];
+  /** undefined: no `power:` section, no power sources. */
+  power: PowerConfig | undefined;
+  distress: DistressConfig;
 }
 
 /** The schema's output (which passed crossCheck) as a Config; relative paths resolve against `baseDir`. */
@@ -579,8 +866,9 @@ export function toConfig(p: Parsed, source: string, baseDir: string): Config {
     log: p.log,
     networks: p.networks,
     nodes: p.nodes.map((n) => ({ ...n, reservationKey: n.reservationKey })),
-    disks: p.disks.map(({ reset, ...d }): DiskConfig => ({
+    disks: p.disks.map(({ reset, preemptAndAbort, ...d }): DiskConfig => ({
       ...d, heartbeat: diskHeartbeat(d), ...(d.reservation === 'scsi2' ? { reset: reset ?? 'lun' } : {}),
+      preemptAndAbort: d.reservation === 'persistent' && (preemptAndAbort ?? true),
     })),
     timing: p.timing,
     apps: p.apps.map((app): AppConfig => ({
@@ -614,5 +902,38 @@ export function toConfig(p: Parsed, source: string, baseDir: string): Config {
       },
       attributes: app.attributes,
     })),
+    power: p.power && toPowerConfig(p.power, baseDir),
+    distress: p.distress,
+  };
+}
+
+function toPowerConfig(p: NonNullable<Parsed['power']>, baseDir: string): PowerConfig {
+  return {
+    sources: p.sources.map((s): PowerSourceConfig => {
+      const name = s.name ?? defaultSourceName(s);
+      switch (s.kind) {
+        case 'nut':
+          return {
+            kind: 'nut', name, host: s.host, port: s.port, ups: s.ups, user: s.user,
+            passwordFile: s.passwordFile === undefined ? undefined : resolve(baseDir, s.passwordFile),
+            pollMs: s.pollMs, timeoutMs: s.timeoutMs, commsLostAfter: s.commsLostAfter,
+          };
+        case 'apc-smart':
+          return { kind: 'apc-smart', name, device: s.device, pollMs: s.pollMs, timeoutMs: s.timeoutMs, commsLostAfter: s.commsLostAfter };
+        case 'contact-closure':
+          return {
+            kind: 'contact-closure', name, device: s.device, upstype: s.upstype,
+            lines: { online: s.lines.online, lowBattery: s.lines.lowBattery },
+            polarity: { online: s.polarity.online, lowBattery: s.polarity.lowBattery },
+            cablePower: s.cablePower, debounceMs: s.debounceMs,
+          };
+      }
+    }),
+    onBattery: { graceMs: p.onBattery.graceMs },
+    commsLostOnBatteryMs: p.commsLostOnBatteryMs,
+    modes: {
+      onBatteryGrace: p.modes.onBatteryGrace, commsLostOnBattery: p.modes.commsLostOnBattery,
+      lowBattery: p.modes.lowBattery, forcedShutdown: p.modes.forcedShutdown,
+    },
   };
 }

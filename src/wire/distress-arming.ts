@@ -2,7 +2,7 @@
 // node, built the way src/daemon/heartbeat.ts builds the heartbeat thread's. The agent creates the sender at
 // start with these, re-arms it (`rearm({ key, incarnation, peers })`) when the key or the membership changes,
 // and turns the snapshot's schedError / memoryLockError into warnings.
-import type { Config, NodeConfig } from '../config/schema.js';
+import type { Config, DistressConfig, NodeConfig } from '../config/schema.js';
 import type { DistressSenderOptions } from '../native.js';
 import { clusterTag } from './datagram.js';
 import { DISTRESS_REASONS, reasonCode } from './distress.js';
@@ -26,6 +26,15 @@ export interface DistressArming {
   repeatGapUs?: number;
   slots?: number;
   lockMemory?: boolean;
+}
+
+/**
+ * The configuration's `distress:` as the sender's arming. fatalSignals is not the sender's option: the agent
+ * installs the handlers (installFatalHandlers) after creating the sender, when it is set. nice and slots are
+ * not configurable; distressOptions' defaults stand.
+ */
+export function distressArming(d: DistressConfig): DistressArming {
+  return { priority: d.priority, repeats: d.repeats, repeatGapUs: d.repeatGapUs, lockMemory: d.lockMemory };
 }
 
 /** Every reason this build knows, armed in REASON_CODES order. */

@@ -68,7 +68,7 @@ t.test('the lab example parses, with relative paths resolved against its directo
     ['a', 1, { lan1: '10.1.0.1', lan2: '10.2.0.1' }, undefined],
     ['b', 2, { lan1: '10.1.0.2', lan2: '10.2.0.2' }, undefined],
   ]);
-  t.same(c.disks, [{ name: 'shared0', identity: 'naa.5001405aaaa00000', reservation: 'persistent', heartbeat: true }]);
+  t.same(c.disks, [{ name: 'shared0', identity: 'naa.5001405aaaa00000', reservation: 'persistent', heartbeat: true, preemptAndAbort: true }]);
   t.same(c.timing, {
     heartbeatIntervalMs: 100, failAfterMs: 400, recoverAfterMs: 1000, diskHeartbeatIntervalMs: 200, agentLeaseMs: 5000,
     failbackDwellMs: 10000, failbackPromptRepeatMs: 60000, peerProbeMs: 10000,
@@ -96,6 +96,8 @@ t.test('a minimal configuration gets every default', async (t) => {
   t.same(c.log, { level: 'info' });
   t.same(c.disks, []);
   t.same(c.apps, []);
+  t.equal(c.power, undefined);
+  t.same(c.distress, { priority: 20, repeats: 3, repeatGapUs: 1000, fatalSignals: true, lockMemory: true });
   t.equal(c.timing.failAfterMs, 400);
   t.equal(c.nodes[1]!.addresses.n1, '2001:db8::2');
 });
@@ -343,4 +345,164 @@ t.test('vigil config check: ok line and exit 0; problems on stderr and exit 1; -
   t.equal(missing.code, 1);
   t.equal(missing.stderr, `${join(dir, 'none.yaml')}: cannot read the configuration: no such file\n`);
   t.notMatch(missing.stderr, /\n\s+at /);
+});
+
+// The example of docs/power.md, so that the documentation cannot drift from what the schema takes.
+const POWER_EXAMPLE = /```yaml\n(power:\n[\s\S]*?)```/.exec(readFileSync(fileURLToPath(new URL('../../docs/power.md', import.meta.url)), 'utf8'))![1]!;
+
+t.test('power: the example of docs/power.md parses, each source with its name, the defaults filled in', async (t) => {
+  const c = parseConfig(MINIMAL + POWER_EXAMPLE, '/etc/vigil/cluster.yaml');
+  t.strictSame(c.power, {
+    sources: [
+      {
+        kind: 'nut', name: 'nut:rack1@ups-mgmt.example', host: 'ups-mgmt.example', port: 3493, ups: 'rack1', user: 'vigil',
+        passwordFile: '/etc/vigil/nut.password', pollMs: 1000, timeoutMs: 2000, commsLostAfter: 3,
+      },
+      {
+        kind: 'apc-smart', name: 'apc-smart:/dev/serial/by-id/usb-FTDI_…-if00-port0', device: '/dev/serial/by-id/usb-FTDI_…-if00-port0',
+        pollMs: 1000, timeoutMs: 1000, commsLostAfter: 3,
+      },
+      {
+        kind: 'contact-closure', name: 'relay-ups', device: '/dev/ttyS0', upstype: 2, lines: { online: 'CTS', lowBattery: 'DCD' },
+        polarity: { online: 'active-low', lowBattery: undefined }, cablePower: ['DTR', 'RTS'], debounceMs: 100,
+      },
+    ],
+    onBattery: { graceMs: 120000 },
+    commsLostOnBatteryMs: 15000,
+    modes: { onBatteryGrace: 'async', commsLostOnBattery: 'async', lowBattery: 'sync', forcedShutdown: 'sync' },
+  });
+});
+
+t.test('power: a NUT source on another port is named with it; a relative passwordFile resolves against the file', async (t) => {
+  const c = parseConfig(`${MINIMAL}power:
+  sources:
+    - { kind: nut, host: 10.0.0.5, port: 3494, ups: rack2, user: vigil, passwordFile: nut.password }
+    - { kind: contact-closure, device: /dev/ttyS1, lines: { online: DSR } }
+`, '/etc/vigil/cluster.yaml');
+  t.match(c.power!.sources, [
+    { kind: 'nut', name: 'nut:rack2@10.0.0.5:3494', port: 3494, passwordFile: '/etc/vigil/nut.password' },
+    { kind: 'contact-closure', name: 'contact-closure:/dev/ttyS1', upstype: undefined, lines: { online: 'DSR' }, cablePower: undefined, debounceMs: 100 },
+  ]);
+  t.strictSame(c.power!.onBattery, { graceMs: undefined });
+  t.equal(c.power!.commsLostOnBatteryMs, undefined);
+  t.strictSame(c.power!.modes, { onBatteryGrace: undefined, commsLostOnBattery: undefined, lowBattery: undefined, forcedShutdown: undefined });
+});
+
+t.test('power: a NUT source without ups, or with a passwordFile but no user, is refused at its line, with the other errors', async (t) => {
+  const noUps = `${MINIMAL}power:\n  sources:\n    - kind: nut\n      host: ups-mgmt\n`;
+  t.same(problems(noUps), [{ line: lineOf(noUps, '- kind: nut'), column: 7, path: 'power.sources[0].ups', message: 'required' }]);
+
+  // The password check reads the raw document, so a type error in another source does not hide it.
+  const password = `${MINIMAL}power:
+  sources:
+    - { kind: nut, host: ups-mgmt, ups: rack1, passwordFile: /etc/vigil/nut.password }
+    - { kind: nut, host: ups-mgmt, ups: rack2, port: "3493" }
+`;
+  t.same(problems(password), [
+    {
+      line: lineOf(password, 'nut.password'), column: columnOf(password, '/etc/vigil/nut.password'), path: 'power.sources[0].passwordFile',
+      message: 'passwordFile needs user (upsd takes a password only after USERNAME)',
+    },
+    { line: lineOf(password, 'rack2'), column: columnOf(password, '"3493"'), path: 'power.sources[1].port', message: 'expected a number, got "3493"' },
+  ]);
+});
+
+t.test('power: two sources with the same name, given or derived, are refused at the second', async (t) => {
+  const derived = `${MINIMAL}power:
+  sources:
+    - { kind: nut, host: ups-mgmt, ups: rack1 }
+    - { kind: nut, host: ups-mgmt, ups: rack1, port: 3493, pollMs: 500 }
+`;
+  t.same(problems(derived), [{
+    line: lineOf(derived, 'pollMs: 500'), column: 7, path: 'power.sources[1].name',
+    message: 'two sources named nut:rack1@ups-mgmt (also power.sources[0]): give one a name',
+  }]);
+  const given = `${MINIMAL}power:
+  sources:
+    - { kind: apc-smart, device: /dev/ttyS0 }
+    - { kind: contact-closure, name: ups, device: /dev/ttyS1, upstype: 9 }
+    - { kind: apc-smart, name: ups, device: /dev/ttyUSB0 }
+`;
+  t.same(problems(given), [{
+    line: lineOf(given, '/dev/ttyUSB0'), column: columnOf(given, 'ups, device: /dev/ttyUSB0'), path: 'power.sources[2].name',
+    message: 'two sources named ups (also power.sources[1]): give one a name',
+  }]);
+});
+
+t.test('power: a contact closure needs its on-line line (or an upstype), and two different lines', async (t) => {
+  const noLine = `${MINIMAL}power:\n  sources:\n    - { kind: contact-closure, device: /dev/ttyS0, lines: { lowBattery: DCD } }\n`;
+  t.same(problems(noLine), [{
+    line: lineOf(noLine, 'contact-closure'), column: columnOf(noLine, '{ lowBattery'), path: 'power.sources[0].lines.online',
+    message: 'expected the line that says "on line" (or an upstype, whose table names it)',
+  }]);
+  const bare = `${MINIMAL}power:\n  sources:\n    - kind: contact-closure\n      device: /dev/ttyS0\n      polarity: { online: active-low }\n`;
+  t.same(problems(bare).map((p) => [p.line, p.path]), [
+    [lineOf(bare, 'kind: contact-closure'), 'power.sources[0].lines.online'],
+    [lineOf(bare, 'polarity:'), 'power.sources[0].polarity.online'],
+  ]);
+
+  const twice = `${MINIMAL}power:\n  sources:\n    - { kind: contact-closure, device: /dev/ttyS0, lines: { online: CTS, lowBattery: CTS } }\n`;
+  t.same(problems(twice), [{
+    line: lineOf(twice, 'contact-closure'), column: columnOf(twice, 'CTS }'), path: 'power.sources[0].lines.lowBattery',
+    message: 'on line and low battery need two different lines, not both CTS',
+  }]);
+  // upstype 2 is genericups' "OL=-CTS LB=DCD": low battery moved onto CTS collides with the table's on line.
+  const table = `${MINIMAL}power:\n  sources:\n    - { kind: contact-closure, device: /dev/ttyS0, upstype: 2, lines: { lowBattery: CTS } }\n`;
+  t.same(problems(table), [{
+    line: lineOf(table, 'contact-closure'), column: columnOf(table, 'CTS }'), path: 'power.sources[0].lines.lowBattery',
+    message: 'on line and low battery need two different lines, not both CTS (upstype 2 has on line on CTS)',
+  }]);
+  t.match(problems(`${MINIMAL}power:\n  sources: [{ kind: contact-closure, device: /dev/ttyS0, upstype: 23 }]\n`),
+    [{ path: 'power.sources[0].upstype', message: 'expected a genericups upstype from 0 to 22' }]);
+  t.match(problems(`${MINIMAL}power:\n  sources: [{ kind: contact-closure, device: /dev/ttyS0, lines: { online: RTS } }]\n`),
+    [{ path: 'power.sources[0].lines.online', message: 'expected one of the input lines CTS, DCD, RI, DSR' }]);
+});
+
+t.test('power: an unknown key gets a suggestion from the keys of its own kind of source', async (t) => {
+  const text = `${MINIMAL}power:
+  sources:
+    - { kind: nut, host: ups-mgmt, ups: rack1, pollms: 500 }
+    - { kind: apc-smart, device: /dev/ttyS0, ups: rack1 }
+`;
+  t.same(problems(text), [
+    { line: lineOf(text, 'pollms'), column: columnOf(text, 'pollms'), path: 'power.sources[0].pollms', message: 'unknown key (did you mean "pollMs"?)' },
+    {
+      line: lineOf(text, 'apc-smart'), column: columnOf(text, 'ups: rack1 }'), path: 'power.sources[1].ups',
+      message: 'unknown key (expected one of: kind, name, device, pollMs, timeoutMs, commsLostAfter)',
+    },
+  ]);
+  const kind = `${MINIMAL}power:\n  sources:\n    - { kind: upsd, host: ups-mgmt, ups: rack1 }\n`;
+  t.same(problems(kind), [{
+    line: lineOf(kind, 'upsd'), column: columnOf(kind, 'upsd'), path: 'power.sources[0].kind',
+    message: 'expected one of nut, apc-smart, contact-closure; got "upsd"',
+  }]);
+  const top = `${MINIMAL}power:\n  sources: [{ kind: apc-smart, device: /dev/ttyS0 }]\n  onBatery: { graceMs: 1000 }\n`;
+  t.same(problems(top), [{ line: lineOf(top, 'onBatery'), column: 3, path: 'power.onBatery', message: 'unknown key (did you mean "onBattery"?)' }]);
+});
+
+t.test('distress: the values the file gives, and each out of range at its line', async (t) => {
+  const c = parseConfig(`${MINIMAL}distress: { priority: 0, repeats: 16, repeatGapUs: 0, fatalSignals: false, lockMemory: false }\n`, 'c.yaml');
+  t.strictSame(c.distress, { priority: 0, repeats: 16, repeatGapUs: 0, fatalSignals: false, lockMemory: false });
+  const text = `${MINIMAL}distress:\n  priority: 100\n  repeats: 0\n  repeatGapUs: 100001\n  lockMemory: yes\n`;
+  t.same(problems(text), [
+    { line: lineOf(text, 'priority: 100'), column: 13, path: 'distress.priority', message: 'expected a SCHED_FIFO priority from 1 to 99, or 0 for normal scheduling' },
+    { line: lineOf(text, 'repeats: 0'), column: 12, path: 'distress.repeats', message: 'expected a whole number from 1 to 16' },
+    { line: lineOf(text, 'repeatGapUs'), column: 16, path: 'distress.repeatGapUs', message: 'expected a whole number of microseconds from 0 to 100000' },
+    { line: lineOf(text, 'lockMemory'), column: 15, path: 'distress.lockMemory', message: 'expected true or false, got "yes"' },
+  ]);
+});
+
+t.test('disks: preemptAndAbort defaults to true with persistent reservations, is false with scsi2, and refused there', async (t) => {
+  const disks = (d: string) => `${MINIMAL}disks:\n  - ${d}\n`;
+  const off = parseConfig(disks('{ name: d0, identity: naa.5001405aaaa00000, preemptAndAbort: false }'), 'c.yaml');
+  t.equal(off.disks[0]!.preemptAndAbort, false);
+  t.equal(parseConfig(disks('{ name: d0, identity: naa.5001405aaaa00000 }'), 'c.yaml').disks[0]!.preemptAndAbort, true);
+  t.equal(parseConfig(disks('{ name: d0, identity: naa.5001405aaaa00000, reservation: scsi2 }'), 'c.yaml').disks[0]!.preemptAndAbort, false);
+  for (const given of ['true', 'false']) {
+    const text = disks(`{ name: d0, identity: naa.5001405aaaa00000, reservation: scsi2, preemptAndAbort: ${given} }`);
+    t.same(problems(text), [{
+      line: lineOf(text, 'preemptAndAbort'), column: columnOf(text, `${given} }`), path: 'disks[0].preemptAndAbort',
+      message: 'preemptAndAbort applies to reservation: persistent only (a SCSI-2 reservation has no key to preempt)',
+    }], given);
+  }
 });

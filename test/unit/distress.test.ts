@@ -14,7 +14,7 @@ import {
   DISTRESS_PAYLOAD_LENGTH, DISTRESS_REASONS, distressHeader, DistressDeduplicator, DistressReceiver, encodeDistressPayload,
   isActionable, REASON_CODES, reasonCode, reasonOfCode, type DistressPayload,
 } from '../../src/wire/distress.js';
-import { armedReasonCodes, distressOptions, distressPort, distressWarnings } from '../../src/wire/distress-arming.js';
+import { armedReasonCodes, distressArming, distressOptions, distressPort, distressWarnings } from '../../src/wire/distress-arming.js';
 import { prng } from '../support/prng.js';
 
 const KEY = randomBytes(32);
@@ -305,6 +305,15 @@ t.test('the sender is armed from the config: every peer on every network at port
   t.equal(o.key, KEY);
   t.equal(distressPort(7400), 7401);
   t.same(armedReasonCodes(), DISTRESS_REASONS.map(reasonCode));
+});
+
+t.test('the config\'s distress: section arms the sender: its defaults, or what the file gives', async (t) => {
+  const byDefault = parseConfig(CONFIG, '/etc/vigil/cluster.yaml');
+  t.strictSame(distressArming(byDefault.distress), { priority: 20, repeats: 3, repeatGapUs: 1000, lockMemory: true }, 'fatalSignals is the agent\'s, not the sender\'s');
+  const config = parseConfig(`${CONFIG}distress: { priority: 0, repeats: 5, repeatGapUs: 250, lockMemory: false, fatalSignals: false }\n`, '/etc/vigil/cluster.yaml');
+  t.match(distressOptions(config, config.nodes[0]!, KEY, INC, distressArming(config.distress)), {
+    priority: 0, repeats: 5, repeatGapUs: 250, lockMemory: false, nice: 0, slots: 4,
+  });
 });
 
 t.test('warnings: realtime refused, memory not locked; none when all is as asked or not asked', async (t) => {

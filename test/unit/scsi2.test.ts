@@ -170,11 +170,11 @@ function problems(text: string): Problem[] {
 
 t.test('a scsi2 disk: no disk heartbeat by default, a LUN reset by default', async (t) => {
   const c = parseConfig(CONFIG('{ name: d0, identity: naa.5001405aaaa00000, reservation: scsi2 }'), 'c.yaml', { baseDir: '/etc' });
-  t.same(c.disks, [{ name: 'd0', identity: 'naa.5001405aaaa00000', reservation: 'scsi2', heartbeat: false, reset: 'lun' }]);
+  t.same(c.disks, [{ name: 'd0', identity: 'naa.5001405aaaa00000', reservation: 'scsi2', heartbeat: false, reset: 'lun', preemptAndAbort: false }]);
   const escalating = parseConfig(CONFIG('{ name: d0, identity: naa.5001405aaaa00000, reservation: scsi2, reset: lun-then-target }'), 'c.yaml');
   t.equal(escalating.disks[0]!.reset, 'lun-then-target');
   const persistent = parseConfig(CONFIG('{ name: d0, identity: naa.5001405aaaa00000 }'), 'c.yaml');
-  t.same(persistent.disks, [{ name: 'd0', identity: 'naa.5001405aaaa00000', reservation: 'persistent', heartbeat: true }],
+  t.same(persistent.disks, [{ name: 'd0', identity: 'naa.5001405aaaa00000', reservation: 'persistent', heartbeat: true, preemptAndAbort: true }],
     'a persistent disk keeps its heartbeat and has no reset policy');
 });
 
