@@ -77,6 +77,8 @@ export type MembershipEvent =
     silentMs: number;
     /** Per channel, silence (null: never heard). */
     channels: Record<string, number | null>;
+    /** Set when the peer was declared failed by declareFailed (its distress), not by silence. */
+    declared?: string;
   }
   | { kind: 'channelDown'; peer: string; channel: string; silentMs: number; neverHeard: boolean }
   | { kind: 'channelUp'; peer: string; channel: string; silentMs: number };
@@ -206,6 +208,28 @@ export class Membership {
     this.lastTick = Math.max(this.lastTick, nowMs);
     for (const p of this.peers.values()) this.evaluate(p, events);
     return events;
+  }
+
+  /**
+   * The peer said it is going away (seed 002's distress): failed now, without waiting for silence. Every
+   * channel forgets what it heard, so the peer comes back only by being heard anew for recoverAfterMs
+   * (the caller stops observing the incarnation that sent distress). Returns the peerFailed event, or
+   * nothing for an unknown peer or one already failed.
+   */
+  declareFailed(peer: string, why: string): MembershipEvent | undefined {
+    const p = this.peers.get(peer);
+    if (!p || p.state === 'failed') return undefined;
+    const perChannel: Record<string, number | null> = {};
+    for (const c of p.channels.values()) {
+      perChannel[c.name] = c.lastHeard === undefined ? null : this.silence(p, c);
+      c.state = 'down';
+      c.lastHeard = undefined;
+    }
+    p.state = 'failed';
+    p.since = this.live;
+    p.baseline = this.live;
+    const heard = Object.values(perChannel).filter((v): v is number => v !== null);
+    return { kind: 'peerFailed', peer, silentMs: heard.length ? Math.min(...heard) : 0, channels: perChannel, declared: why };
   }
 
   private silence(p: Peer, c: Channel): number {

@@ -250,3 +250,31 @@ t.test('snapshot', async (t) => {
     }],
   });
 });
+
+t.test('a peer declared failed (its distress) is failed at once and comes back only when heard anew for recoverAfterMs', async (t) => {
+  const m = new Membership(BASE, 0);
+  let now = 0;
+  const beat = (until: number) => {
+    const events: MembershipEvent[] = [];
+    for (; now < until; now += 50) {
+      for (const c of CHANNELS) m.observe('b', c, now);
+      if (now % 100 === 0) events.push(...m.tick(now));
+    }
+    return events;
+  };
+  t.same(kinds(beat(3000).map((e) => ({ t: 0, e }))), ['peerAlive'], 'b alive after a long continuous run');
+  const e = m.declareFailed('b', 'distress: power-low-battery');
+  t.match(e, { kind: 'peerFailed', peer: 'b', declared: 'distress: power-low-battery' });
+  t.ok(e && e.kind === 'peerFailed' && e.silentMs < 100, 'silence at the declaration is how long ago b was last heard');
+  t.equal(m.snapshot(now).peers[0]!.state, 'failed');
+  t.equal(m.declareFailed('b', 'again'), undefined, 'a failed peer is not declared twice');
+  t.equal(m.declareFailed('nobody', 'x'), undefined, 'an unknown peer is ignored');
+  // The caller ignores the old incarnation: ticks alone never bring b back, the long run it had before counts for nothing.
+  const quiet: MembershipEvent[] = [];
+  for (let end = now + 1000; now < end; now += 100) quiet.push(...m.tick(now));
+  t.same(quiet, [], 'no event while b is not heard (no second peerFailed, no recovery from the old run)');
+  const back = beat(now + 1900);
+  t.same(back.filter((x) => x.kind === 'peerAlive'), [], 'heard again for less than recoverAfterMs: still failed');
+  const alive = beat(now + 300);
+  t.match(alive.filter((x) => x.kind === 'peerAlive'), [{ kind: 'peerAlive', peer: 'b', from: 'failed' }], 'back after a new run of recoverAfterMs');
+});
