@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <link.h>
 #include <netdb.h>
 #include <netinet/ip.h>
@@ -389,6 +390,29 @@ std::atomic<uint32_t> g_fatalActive{0};
 bool (*g_wasmTrap)(int, siginfo_t*, void*) = nullptr;
 thread_local bool t_altStack = false;
 
+// The agent's stay-out record (src/daemon/stay-out.ts), written by the handler after the send: the JS that
+// would write it never runs again, and a node that sent distress must not rejoin when it is restarted.
+// Path and bytes are fixed at install time; open/write/fsync/close are async-signal-safe.
+char g_stayOutPath[4096];
+char g_stayOutContent[1024];
+size_t g_stayOutLength = 0;
+std::atomic<bool> g_stayOutSet{false};
+
+void WriteStayOut() {
+  if (!g_stayOutSet.load()) return;
+  int fd = open(g_stayOutPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+  if (fd < 0) return;
+  size_t done = 0;
+  while (done < g_stayOutLength) {
+    ssize_t n = write(fd, g_stayOutContent + done, g_stayOutLength - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    done += size_t(n);
+  }
+  fsync(fd);
+  close(fd);
+}
+
 int FatalSlot(int sig) {
   for (size_t i = 0; i < kFatalCount; i++) if (kFatalSignals[i] == sig) return int(i);
   return -1;
@@ -409,6 +433,7 @@ void FatalHandler(int sig, siginfo_t* info, void* context) {
   DistressState* s = g_fatalState.load();
   int k = g_fatalReason.load();
   if (s != nullptr && k >= 0) DistressSendSync(*s, size_t(k));
+  if (s != nullptr) WriteStayOut();
   g_fatalActive.fetch_sub(1);
   int slot = FatalSlot(sig);
   if (slot >= 0) sigaction(sig, &g_previous[slot], nullptr);
@@ -446,6 +471,7 @@ void UninstallFatal(const DistressState* owner) {
   for (size_t i = 0; i < kFatalCount; i++) sigaction(kFatalSignals[i], &g_previous[i], nullptr);
   g_fatalState.store(nullptr);
   g_fatalReason.store(-1);
+  g_stayOutSet.store(false);
   // A handler that loaded the state before the store may still be sending with it.
   int64_t deadline = MonoNs() + 1000000000;
   while (g_fatalActive.load() != 0 && MonoNs() < deadline) sched_yield();
@@ -899,6 +925,21 @@ Napi::Value DistressSender::InstallFatalHandlers(const Napi::CallbackInfo& info)
   if (k < 0) {
     Napi::RangeError::New(env, "distress: reason code not armed").ThrowAsJavaScriptException();
     return env.Undefined();
+  }
+  // Optional second argument { path, content }: the record the handler writes after sending.
+  g_stayOutSet.store(false);
+  if (info.Length() > 1 && info[1].IsObject()) {
+    Napi::Object o = info[1].As<Napi::Object>();
+    std::string path = o.Get("path").IsString() ? o.Get("path").As<Napi::String>().Utf8Value() : "";
+    std::string content = o.Get("content").IsString() ? o.Get("content").As<Napi::String>().Utf8Value() : "";
+    if (path.empty() || path.size() >= sizeof g_stayOutPath || content.size() > sizeof g_stayOutContent) {
+      Napi::RangeError::New(env, "distress: stay-out path (1..4095 bytes) and content (at most 1024 bytes) expected").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    memcpy(g_stayOutPath, path.c_str(), path.size() + 1);
+    memcpy(g_stayOutContent, content.data(), content.size());
+    g_stayOutLength = content.size();
+    g_stayOutSet.store(true);
   }
   int err = EnsureAltStack(state_->lockMemory);
   if (err != 0) {

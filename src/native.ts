@@ -176,8 +176,11 @@ export interface NativeDistressSender {
   trigger(reason: number, mode: 'sync'): number;
   /** New key, incarnation or peers: built aside, published in one swap. Returns the new generation. */
   rearm(options: { key?: Buffer; incarnation?: bigint; peers?: DistressSenderOptions['peers'] }): number;
-  /** SIGSEGV, SIGBUS, SIGABRT, SIGILL, SIGFPE send `reason` synchronously from the handler, then die as before. */
-  installFatalHandlers(reason: number): void;
+  /**
+   * SIGSEGV, SIGBUS, SIGABRT, SIGILL, SIGFPE send `reason` synchronously from the handler, then die as before.
+   * With `stayOut`, the handler then writes `content` to `path` (the agent's stay-out record).
+   */
+  installFatalHandlers(reason: number, stayOut?: { path: string; content: string }): void;
   uninstallFatalHandlers(): void;
   snapshot(): DistressSnapshot;
   /** Uninstalls the fatal handlers if they are this sender's and joins the thread; idempotent. */

@@ -44,14 +44,14 @@ function options(cmd: Command): AgentOptions {
   return cmd.optsWithGlobals() as AgentOptions;
 }
 
-async function request(cmd: Command, method: string, params?: object, timeoutMs?: number): Promise<unknown> {
+export async function request(cmd: Command, method: string, params?: object, timeoutMs?: number): Promise<unknown> {
   const o = options(cmd);
   const socket = await resolveSocket(o);
   return controlRequest(socket, method, params, { timeoutMs: o.timeout ?? timeoutMs ?? TIMEOUT_MS });
 }
 
 /** The options to repeat in a suggested command: the same --socket or --config, if one was given. */
-function sameSocket(cmd: Command): string {
+export function sameSocket(cmd: Command): string {
   const o = options(cmd);
   const quote = (s: string) => (/^[A-Za-z0-9_./:=-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
   if (o.socket !== undefined) return ` --socket ${quote(o.socket)}`;
@@ -59,7 +59,7 @@ function sameSocket(cmd: Command): string {
   return '';
 }
 
-function field(result: unknown, name: string): unknown {
+export function field(result: unknown, name: string): unknown {
   return result !== null && typeof result === 'object' ? (result as Record<string, unknown>)[name] : undefined;
 }
 
@@ -146,8 +146,8 @@ async function forceStart(tag: string | undefined, o: { yes?: boolean }, cmd: Co
 }
 
 /** One line from the terminal; anything but y/yes is a no (and so is no terminal: use --yes in scripts). */
-async function confirm(question: string): Promise<boolean> {
-  if (!process.stdin.isTTY) usage('force-start asks for confirmation on a terminal; give --yes to confirm in a script');
+export async function confirm(question: string, command = 'force-start'): Promise<boolean> {
+  if (!process.stdin.isTTY) usage(`${command} asks for confirmation on a terminal; give --yes to confirm in a script`);
   const { createInterface } = await import('node:readline/promises');
   const rl = createInterface({ input: process.stdin, output: process.stderr });
   try {
@@ -158,7 +158,7 @@ async function confirm(question: string): Promise<boolean> {
 }
 
 /** The options every command to vigild takes (on the command or group, before or after the subcommand). */
-function agentCommand(name: string, description: string): Command {
+export function agentCommand(name: string, description: string): Command {
   return new Command(name).description(description)
     .addOption(new Option('--socket <path>', "vigild's control socket (default: $VIGIL_SOCKET, else " + DEFAULT_CONTROL_SOCKET + ')'))
     .addOption(new Option('--config <file>', 'take the socket from this cluster configuration (control.socket)'))

@@ -161,6 +161,13 @@ export function formatStatus(status: unknown, options: FormatOptions = {}): stri
     `cluster ${str(s.cluster) ?? '?'}, node ${str(s.node) ?? '?'}, incarnation ${str(s.incarnation) ?? '?'}` +
       (uptime === undefined ? '' : `, up ${formatDuration(uptime)}`),
   ];
+  if (s.out !== undefined && s.out !== null) {
+    const o = obj(s.out);
+    lines.push(`OUT OF THE CLUSTER since ${str(o.since) || 'an unknown time'}: sent distress (${str(o.reason) ?? '?'}${str(o.text) ? `: ${str(o.text)}` : ''})`,
+      `  no heartbeat, no apps; bring it back with: vigil rejoin${opts}`);
+  }
+  const distress = s.distress === undefined || s.distress === null ? undefined : obj(s.distress);
+  if (distress) lines.push(`distress sender: ${distress.armed === true ? 'armed' : 'NOT ARMED'}${distress.realtime === true ? ' (SCHED_FIFO)' : distress.realtime === false ? ' (normal priority)' : ''}`);
   const peers = list(s.peers);
   lines.push(peers.length ? 'peers' : 'peers: none configured');
   for (const p of peers) lines.push(peerLine(p));

@@ -4,6 +4,7 @@ import { Command } from 'commander';
 
 import { packageVersion } from '../util/package-root.js';
 import { clusterCommands } from './cluster-commands.js';
+import { distressCommands } from './distress-commands.js';
 import { configCommand } from './config-commands.js';
 import { linksCommand } from './links-commands.js';
 import { scsiCommand } from './scsi-commands.js';
@@ -18,5 +19,6 @@ const program = new Command('vigil')
   .addHelpText('after', '\nExit codes follow sg3_utils (24 reservation conflict, 6 unit attention, 2 not ready, 5 illegal request, 1 usage); see docs/cli.md.');
 
 for (const c of clusterCommands()) program.addCommand(c);
+for (const c of distressCommands()) program.addCommand(c);
 
 await program.parseAsync(process.argv);

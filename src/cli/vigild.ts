@@ -18,9 +18,22 @@ async function main(o: Options): Promise<void> {
   const config = await loadConfig(o.config);
   const self = resolveSelf(config, o.node);
   const log = pino({ level: config.log.level, base: { node: self.name, cluster: config.cluster } });
-  const agent = new Agent(config, self, log, { heartbeatPriority: Number(o.heartbeatPriority) });
   let metrics: MetricsServer | undefined;
   let stopping = false;
+  // `vigil rejoin` on a node that stays out after its distress: this agent stops and a new one starts, with
+  // a new incarnation, in the same process (its peers ignore the incarnation that sent distress).
+  const rejoin = () => {
+    if (stopping) return;
+    log.warn({}, 'rejoining: restarting the agent');
+    const old = agent;
+    agent = new Agent(config, self, log, agentOptions);
+    void old.stop().then(() => agent.start()).then(() => notifyReady(`${self.name}: running (rejoined)`), (e: unknown) => {
+      log.error({ err: e instanceof Error ? e.message : String(e) }, 'rejoin failed: exiting');
+      process.exit(1);
+    });
+  };
+  const agentOptions = { heartbeatPriority: Number(o.heartbeatPriority), onRejoin: rejoin };
+  let agent = new Agent(config, self, log, agentOptions);
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;

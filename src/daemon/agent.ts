@@ -17,8 +17,13 @@ import {
 import type { AppObject, ResourceSpec } from '../db/object.js';
 import { loadDatabase, saveDatabase } from '../db/store.js';
 import { Membership, type MembershipEvent } from '../membership/membership.js';
-import { nativeAddon, type NativeHeartbeatEngine } from '../native.js';
+import { nativeAddon, type NativeDistressSender, type NativeHeartbeatEngine } from '../native.js';
+import { createPowerSources, powerPolicyConfig } from '../power/from-config.js';
+import type { PowerDecision } from '../power/policy.js';
 import { AppProcess } from '../resources/app-process.js';
+import { clusterTag } from '../wire/datagram.js';
+import { DistressReceiver, reasonCode, reasonOfCode, defaultSendMode, type Distress, type DistressReason, type SendMode } from '../wire/distress.js';
+import { distressArming, distressOptions, distressWarnings } from '../wire/distress-arming.js';
 import { nextIncarnation } from '../wire/incarnation.js';
 import { loadClusterKey } from '../wire/key.js';
 import { heartbeatOptions, networkChannel, observeHeartbeats } from './heartbeat.js';
@@ -28,6 +33,8 @@ import { HealthMonitor } from './health.js';
 import type { DiskEvidence } from '../lastactive/decision.js';
 import { LastActive, parsePairReport } from './last-active.js';
 import { PidFiles } from './leftovers.js';
+import { PowerWatch } from './power-watch.js';
+import { clearStayOut, readStayOut, stayOutFile, writeStayOut, type StayOut } from './stay-out.js';
 import type { StatusLike } from './status.js';
 import { resourceName, Resources, type DiskOwnership } from './resources.js';
 
@@ -44,6 +51,11 @@ export interface AgentOptions {
   disks?: DiskOwnership;
   /** Where application output goes (tests: 'ignore'). */
   appOutput?: 'inherit' | 'ignore';
+  /**
+   * `vigil rejoin` on a node that stays out: called once the stay-out record is gone; vigild stops this
+   * agent and starts a new one (a new incarnation). Without it the operator is told to restart vigild.
+   */
+  onRejoin?: () => void;
 }
 
 interface Flow {
@@ -102,6 +114,15 @@ export class Agent {
   /** Cluster-aware apps' connections that asked for unload requests (app.watch), per tag. */
   private readonly watchers = new Map<string, Set<ControlConnection>>();
   private stopped = false;
+  /** Set once this node sent distress (or started with the record of one): it stays out until `vigil rejoin`. */
+  private out: StayOut | undefined;
+  private leaving: Promise<void> | undefined;
+  private distressSender: NativeDistressSender | undefined;
+  private distressReceiver: DistressReceiver | undefined;
+  /** Peers that sent distress, with the incarnation that sent it: its heartbeats and messages are ignored. */
+  private readonly distressed = new Map<string, bigint>();
+  private readonly distressReceived: { at: string; from: string; reason: string; incarnation: string; acted: boolean }[] = [];
+  private power: PowerWatch | undefined;
 
   constructor(readonly config: Config, readonly self: NodeConfig, private readonly log: AgentLog, private readonly options: AgentOptions = {}) {
     this.peers = config.nodes.filter((n) => n !== self);
@@ -164,9 +185,27 @@ export class Agent {
       tickMs: this.tickMs,
       stallSlackMs: this.tickMs,
     }, now);
-    this.messenger = new Messenger(this.config, this.self, key, this.incarnation, (r) => this.onMessage(r));
+    this.messenger = new Messenger(this.config, this.self, key, this.incarnation, (r) => this.onMessage(r), undefined, (buf) => this.onDistressDatagram(buf));
+    this.out = await readStayOut(this.config.stateDir);
+    await this.startPower();
+    if (this.out) {
+      // Seed 002 step 508: no heartbeat, no messages, no disks, no apps; only the control socket, to say why.
+      this.control = new ControlServer({ path: this.config.control.socket, gid: await groupId(this.config.control.group), log: this.log });
+      this.registerControl();
+      await this.control.start();
+      this.log.warn({ ...this.out }, 'this node sent distress and stays out of the cluster: run `vigil rejoin` to bring it back');
+      return;
+    }
     await this.messenger.start();
+    this.distressReceiver = new DistressReceiver({
+      key, clusterTag: clusterTag(this.config.cluster), selfId: this.self.id, peers: this.peers.map((p) => p.id),
+      currentIncarnation: (id) => {
+        const inc = this.engine?.snapshot().peers.find((p) => p.id === id)?.incarnation;
+        return inc ? inc : undefined;
+      },
+    });
     this.engine = new (nativeAddon().HeartbeatEngine)(heartbeatOptions(this.config, this.self, key, this.incarnation, this.options.heartbeatPriority ?? 0));
+    this.armDistress(key);
     const sched = this.engine.snapshot();
     if ((this.options.heartbeatPriority ?? 0) > 0 && !sched.realtime) {
       this.log.warn({ errno: sched.schedError }, 'heartbeat thread: SCHED_FIFO refused, running at normal priority');
@@ -174,7 +213,10 @@ export class Agent {
     if (this.config.disks.length > 0 && !this.options.disks) {
       this.disks = new Disks(this.config, this.self, key, this.incarnation, {
         isAlive: (node) => this.isAlive(node),
-        onPulse: (node, disk, at) => { this.membership.observe(node, diskChannel(disk), at); },
+        isDistressed: (node) => this.distressed.has(node),
+        onPulse: (node, disk, at, incarnation) => {
+          if (!this.ignoreIncarnation(node, incarnation)) this.membership.observe(node, diskChannel(disk), at);
+        },
         onFenced: (disk, detail) => {
           for (const flow of this.flows.values()) {
             if (usesDisk(flow.state.heldResources, disk)) this.post(flow, { type: 'fenced', detail: `disk ${disk}: ${detail}` });
@@ -197,26 +239,197 @@ export class Agent {
   async stop(leaveApps = false): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    await this.leaving?.catch(() => {});
     clearInterval(this.timer);
     this.engine?.stop();
     this.messenger?.close();
+    this.distressSender?.stop();
+    await this.power?.stop();
     await this.control?.close();
-    if (!leaveApps) {
-      // An orderly stop gives everything up, app first, then its resources in reverse, so the backup
-      // that declares this node failed finds the address free.
-      for (const flow of this.flows.values()) {
-        const tag = flow.state.tag;
-        flow.health?.stop();
-        await flow.process?.stop(stopTimeout(this.config, tag));
-        await this.pidFiles.forget(tag).catch(() => {});
-        if (flow.state.resources === 'down') continue;
+    if (!leaveApps) await this.stopAppsAndResources(false);
+    this.disks?.stop();
+    await this.saving;
+  }
+
+  /**
+   * Every app first, then its resources in reverse, so the node that takes over finds the address free.
+   * `handingOver`: the peers take the apps over (distress), so this node writes itself their slave (seed 003).
+   */
+  private async stopAppsAndResources(handingOver: boolean): Promise<void> {
+    for (const flow of this.flows.values()) {
+      const tag = flow.state.tag;
+      const wasProcessing = flow.state.app !== 'down' || flow.state.resources !== 'down';
+      flow.health?.stop();
+      if (flow.process?.running && handingOver) this.askToUnload(tag, flow.state, stopTimeout(this.config, tag));
+      await flow.process?.stop(stopTimeout(this.config, tag));
+      flow.process = undefined;
+      await this.pidFiles.forget(tag).catch(() => {});
+      if (flow.state.resources !== 'down') {
         for (const r of [...flow.state.heldResources].reverse()) {
           await this.resources.stop(r).catch((e: unknown) => this.log.error({ tag, resource: resourceName(r), err: String(e) }, 'stop failed'));
         }
       }
+      if (handingOver && wasProcessing) {
+        await this.lastActive.stoppedProcessing(tag, true).catch((e: unknown) => this.log.error({ tag, err: String(e) }, 'priority write failed'));
+      }
+      // The flows no longer run once the node is out: what they show is what was just done.
+      if (handingOver) flow.state = { ...flow.state, app: 'down', resources: 'down', heldResources: [] };
     }
-    this.disks?.stop();
-    await this.saving;
+  }
+
+  // ---- distress (seed 002): the armed sender, the receivers, leaving and staying out ----
+
+  /** The sender is armed before any fault can happen: everything a send needs is built now. */
+  private armDistress(key: Buffer): void {
+    const d = this.config.distress;
+    this.distressSender = new (nativeAddon().DistressSender)(distressOptions(this.config, this.self, key, this.incarnation, distressArming(d)));
+    const snap = this.distressSender.snapshot();
+    for (const w of distressWarnings(snap)) this.log.warn({}, w);
+    if (d.fatalSignals) {
+      // The handler writes the stay-out record itself: no JavaScript runs after a fatal signal.
+      const record: StayOut = {
+        since: '', reason: 'fatal-signal', source: 'fatal-signal', incarnation: String(this.incarnation),
+        text: 'the agent died of a fatal signal (SIGSEGV, SIGBUS, SIGABRT, SIGILL or SIGFPE) after sending distress',
+      };
+      this.distressSender.installFatalHandlers(reasonCode('fatal-signal'), { path: stayOutFile(this.config.stateDir), content: `${JSON.stringify(record)}\n` });
+    }
+    this.log.info({ priority: snap.priority, realtime: snap.realtime, destinations: snap.destinations, fatalSignals: d.fatalSignals }, 'distress sender armed');
+  }
+
+  private async startPower(): Promise<void> {
+    const power = this.config.power;
+    if (!power) return;
+    const sources = await createPowerSources(power);
+    this.power = new PowerWatch(sources, powerPolicyConfig(power), (d) => this.onPowerDecision(d));
+    this.power.start();
+    this.log.info({ sources: sources.map((s) => s.name) }, 'power sources started');
+  }
+
+  private onPowerDecision(d: PowerDecision): void {
+    switch (d.action) {
+      case 'warn':
+        this.log.warn({ source: d.source }, d.text);
+        this.notice('power', 'power-warning', d.text);
+        return;
+      case 'notice':
+      case 'cancel':
+        this.notice('power', d.action === 'cancel' ? 'power-cancel' : 'power-notice', d.text);
+        return;
+      case 'distress':
+        if (this.out) {
+          this.notice('power', 'power-notice', `${d.text}: this node is already out of the cluster`);
+          return;
+        }
+        void this.leave(d.reason, d.mode, d.source, d.text);
+    }
+  }
+
+  /**
+   * Sends distress and leaves: the message first (the node may have milliseconds), then the record that
+   * keeps it out, then every role it holds is given up (apps, addresses, reservations), heartbeats stop.
+   * The peers take its work over on the message, without waiting for silence.
+   */
+  leave(reason: DistressReason, mode: SendMode, source: string, text: string): Promise<void> {
+    if (this.out || this.leaving) return this.leaving ?? Promise.resolve();
+    const code = reasonCode(reason);
+    const sender = this.distressSender;
+    let sent: number | boolean = false;
+    try {
+      sent = sender ? (mode === 'sync' ? sender.trigger(code, 'sync') : sender.trigger(code, 'async')) : false;
+    } catch (e) {
+      this.log.error({ err: String(e) }, 'distress trigger failed');
+    }
+    this.out = { since: new Date().toISOString(), reason, source, incarnation: String(this.incarnation), text };
+    this.log.error({ reason, mode, source, sent }, `distress sent (${text}): leaving the cluster; this node stays out until \`vigil rejoin\``);
+    this.notice('distress', 'distress-sent', `distress sent (${reason}, ${mode}): ${text}; staying out until vigil rejoin`);
+    this.leaving = (async () => {
+      await writeStayOut(this.config.stateDir, this.out!).catch((e: unknown) => this.log.error({ err: String(e) }, 'cannot write the stay-out record'));
+      clearInterval(this.timer);
+      this.timer = undefined;
+      this.engine?.stop();
+      this.engine = undefined;
+      await this.stopAppsAndResources(true);
+      this.messenger.close();
+      this.disks?.stop();
+      this.disks = undefined;
+      this.log.warn({}, 'left the cluster: no heartbeat, no apps; `vigil rejoin` brings this node back');
+    })();
+    return this.leaving;
+  }
+
+  /** A datagram on stream 2: authenticated, deduplicated, acted on once per sender incarnation. */
+  private onDistressDatagram(buf: Buffer): void {
+    const r = this.distressReceiver?.receive(buf);
+    if (!r?.ok) return;
+    const node = this.config.nodes.find((n) => n.id === r.distress.sender);
+    if (!node) return;
+    this.recordDistress(node.name, r.distress, r.first);
+    if (!r.actionable) {
+      this.notice('distress', 'distress-test', `${node.name} sent a distress test (operator-test): logged, nothing done`);
+      return;
+    }
+    if (!r.first) return;
+    this.onPeerDistress(node, r.distress);
+  }
+
+  private recordDistress(from: string, d: Distress, acted: boolean): void {
+    this.distressReceived.unshift({ at: new Date().toISOString(), from, reason: d.reason, incarnation: String(d.incarnation), acted });
+    if (this.distressReceived.length > 20) this.distressReceived.pop();
+  }
+
+  /**
+   * Seed 002 on a receiver: the sender is failed now (no heartbeat timeout), its heartbeats and messages
+   * from that incarnation are ignored from here on, its key is fenced off the shared disks, and the flows
+   * take its apps over through the ordinary failure path (priority write first, seed 003).
+   */
+  private onPeerDistress(node: NodeConfig, d: Distress): void {
+    const now = performance.now();
+    this.distressed.set(node.name, d.incarnation);
+    this.notice('distress', 'peer-distress', `${node.name} sent distress (${d.reason}): failed now, its work is taken over without waiting for the heartbeat timeout`);
+    const e = this.membership.declareFailed(node.name, `distress: ${d.reason}`);
+    if (e) this.onMembership(e, now);
+    if (this.disks) {
+      const survivors = this.peers.filter((p) => p !== node && this.isAlive(p.name));
+      void this.disks.fenceNode(node, survivors.length === 0).then((results) => {
+        for (const f of results) this.log.warn({ peer: node.name, disk: f.disk, done: f.done }, 'distress: fencing the sender\'s key');
+      });
+    }
+  }
+
+  /** Drops what a peer says from the incarnation that sent distress; a newer one (it rejoined) is heard again. */
+  private ignoreIncarnation(node: string, incarnation: bigint): boolean {
+    const gone = this.distressed.get(node);
+    if (gone === undefined) return false;
+    if (incarnation > gone) {
+      this.distressed.delete(node);
+      this.log.info({ peer: node, incarnation: String(incarnation) }, 'a peer that sent distress is back with a new incarnation');
+      return false;
+    }
+    return true;
+  }
+
+  private distressStatus(): object {
+    const snap = this.distressSender?.snapshot();
+    return {
+      node: this.self.name,
+      out: this.out ?? null,
+      sender: snap ? {
+        armed: snap.armed, priority: snap.priority, realtime: snap.realtime, memoryLocked: snap.memoryLocked,
+        fatalHandlers: snap.fatalHandlers, destinations: snap.destinations, networks: snap.networks, repeats: snap.repeats,
+        sendErrors: snap.sendErrors, lastError: snap.lastError,
+        reasons: snap.reasons.filter((r) => r.triggers > 0).map((r) => ({ ...r, reason: reasonOfCode(r.code) })),
+        perNetwork: snap.perNetwork,
+      } : null,
+      received: this.distressReceived,
+      dropped: this.distressReceiver?.dropped ?? {},
+      distressedPeers: [...this.distressed].map(([peer, inc]) => ({ peer, incarnation: String(inc) })),
+    };
+  }
+
+  private assertMember(): void {
+    if (this.out) {
+      throw new ControlError('out', `${this.self.name} is out of the cluster since ${this.out.since || 'an unknown time'} (distress: ${this.out.reason}${this.out.text ? `, ${this.out.text}` : ''}); run \`vigil rejoin\` first`);
+    }
   }
 
   // ---- the tick: heartbeats in, membership out ----
@@ -226,7 +439,7 @@ export class Agent {
     const engine = this.engine!;
     engine.renewLease();
     engine.setDigest(this.db.digest());
-    this.peerDigests = observeHeartbeats(engine.snapshot(), this.config, this.membership, now);
+    this.peerDigests = observeHeartbeats(engine.snapshot(), this.config, this.membership, now, (node, inc) => this.ignoreIncarnation(node, inc));
     for (const e of this.membership.tick(now)) this.onMembership(e, now);
     // A peer never heard since we started is not failed by membership's rules (it may be booting): the
     // last-active decision (seed 003) says whether this node may start alone and treat it as failed.
@@ -316,7 +529,7 @@ export class Agent {
         });
         break;
       case 'peerFailed':
-        this.log.warn({ peer: e.peer, at: now }, 'peer failed: every channel silent');
+        this.log.warn({ peer: e.peer, at: now }, e.declared ? `peer failed: ${e.declared}` : 'peer failed: every channel silent');
         // The survivor's priority is durable before any flow acts on the failure (seed 003 write-ahead).
         this.membershipChain = this.membershipChain.then(async () => {
           const pairs = await this.lastActive.peerFailed(e.peer).catch((err: unknown) => {
@@ -410,7 +623,7 @@ export class Agent {
 
   /** Feeds queued events to the reducer one at a time; an event posted while an action runs waits its turn. */
   private drain(flow: Flow): void {
-    if (flow.draining || this.stopped) return;
+    if (flow.draining || this.stopped || this.out) return;
     flow.draining = true;
     try {
       for (let event = flow.queue.shift(); event; event = flow.queue.shift()) {
@@ -571,7 +784,8 @@ export class Agent {
     if (peer) this.messenger.send(peer, { kind: 'digest', versions: this.db.versionMap(), reply });
   }
 
-  private onMessage({ from, message }: Received): void {
+  private onMessage({ from, message, incarnation }: Received): void {
+    if (this.ignoreIncarnation(from.name, incarnation)) return;
     try {
       if (message.kind === 'update') {
         const snap = parseSnapshot({ apps: message.entries, markers: message.markers });
@@ -660,21 +874,24 @@ export class Agent {
       .handle('status', z.object({}), async () => ({ ...this.status(), disks: (await this.disks?.describe()) ?? [] }))
       .handle('db.show', z.object({}), () => ({ ...this.db.snapshot(), digest: this.db.digest() }))
       .handle('db.sync', z.object({}), async () => {
+        this.assertMember();
         await this.syncAll();
         return { digest: this.db.digest() };
       })
       .handle('app.load', tagParam, ({ tag }) => {
+        this.assertMember();
         existing(tag);
         this.post(this.flowFor(tag), { type: 'load' });
         return { tag };
       })
       .handle('app.unload', tagParam, ({ tag }) => {
+        this.assertMember();
         existing(tag);
         this.post(this.flowFor(tag), { type: 'unload' });
         return { tag };
       })
-      .handle('failback.approve', tagParam, ({ tag }) => this.answerFailback(existing(tag), 'approve'))
-      .handle('failback.deny', tagParam, ({ tag }) => this.answerFailback(existing(tag), 'deny'))
+      .handle('failback.approve', tagParam, ({ tag }) => (this.assertMember(), this.answerFailback(existing(tag), 'approve')))
+      .handle('failback.deny', tagParam, ({ tag }) => (this.assertMember(), this.answerFailback(existing(tag), 'deny')))
       .handle('attr.get', z.object({ tag: z.string(), name: z.string().optional() }), ({ tag, name }) => {
         const o = existing(tag);
         if (name === undefined) return { tag, attributes: o.attributes };
@@ -682,6 +899,7 @@ export class Agent {
         return { tag, name, value: o.attributes[name] };
       })
       .handle('attr.set', z.object({ tag: z.string(), name: z.string().min(1), value: z.union([z.string(), z.number(), z.boolean(), z.null()]) }), ({ tag, name, value }) => {
+        this.assertMember();
         existing(tag);
         const o = this.db.setAttributes(tag, { [name]: value }, this.self.name, Date.now());
         this.changed([tag]);
@@ -699,6 +917,7 @@ export class Agent {
       // Last-active server (seed 003): each app's priority, state and the decision while it waits.
       .handle('priority.show', z.object({}), () => ({ node: this.self.name, pairs: this.lastActive.status() }))
       .handle('priority.force-start', z.object({ tag: z.string().optional() }), ({ tag }) => {
+        this.assertMember();
         const waiting = this.lastActive.status().filter((s) => s.state === 'X' && (tag === undefined || s.tag === tag));
         if (waiting.length === 0) {
           throw new ControlError('not_found', tag === undefined ? 'no app is waiting for a decision on this node' : `${tag} is not waiting for a decision on this node`);
@@ -709,7 +928,7 @@ export class Agent {
       })
       // The cluster-aware application API (src/client/cluster-app.ts).
       .handle('app.ready', tagParam, ({ tag }, ctx) => this.ready(existing(tag), ctx.connection))
-      .handle('app.register', z.object({ spec: z.record(z.string(), z.unknown()) }), ({ spec }) => this.register(spec))
+      .handle('app.register', z.object({ spec: z.record(z.string(), z.unknown()) }), ({ spec }) => (this.assertMember(), this.register(spec)))
       .handle('app.watch', tagParam, ({ tag }, ctx) => {
         const o = existing(tag);
         let set = this.watchers.get(tag);
@@ -724,11 +943,53 @@ export class Agent {
         return { tag, pointer: m?.pointer ?? null, seq: m?.seq ?? 0, writtenBy: m?.writtenBy ?? null };
       })
       .handle('marker.set', z.object({ tag: z.string(), pointer: z.union([z.string().max(MAX_MARKER_TEXT), z.number(), z.null()]) }), ({ tag, pointer }) => {
+        this.assertMember();
         existing(tag);
         const m = this.db.writeMarker(tag, pointer, this.self.name);
         this.changed([], [tag]);
         return { tag, pointer: m.pointer, seq: m.seq };
+      })
+      // Distress (seed 002) and power (docs/power.md, docs/distress.md).
+      .handle('distress.status', z.object({}), () => this.distressStatus())
+      .handle('distress.test', z.object({}), () => {
+        this.assertMember();
+        const sender = this.armedSender();
+        // A fresh set first: a test never reuses the event of an earlier one, which receivers would drop as a copy.
+        sender.rearm({});
+        const woken = sender.trigger(reasonCode('operator-test'), 'async');
+        this.notice('distress', 'distress-test-sent', 'distress test sent (operator-test): peers log it and do nothing else');
+        return { node: this.self.name, sent: woken, destinations: sender.snapshot().destinations };
+      })
+      .handle('distress.send', z.object({ reason: z.enum(['hardware-fault', 'unknown']).default('hardware-fault') }), ({ reason }) => {
+        this.assertMember();
+        this.armedSender();
+        void this.leave(reason, defaultSendMode(reason), 'operator', 'sent by the operator (vigil distress send)');
+        return { node: this.self.name, reason, out: this.out };
+      })
+      .handle('power.status', z.object({}), () => ({ node: this.self.name, configured: this.power !== undefined, ...(this.power?.status() ?? {}), out: this.out ?? null }))
+      .handle('rejoin', z.object({}), async () => {
+        if (!this.out) throw new ControlError('not_out', `${this.self.name} is a member of the cluster: nothing to rejoin`);
+        await this.leaving?.catch(() => {});
+        await clearStayOut(this.config.stateDir);
+        const was = this.out;
+        const restart = this.options.onRejoin;
+        this.log.warn({ was }, 'rejoin asked by the operator: the stay-out record is removed');
+        if (restart) setTimeout(restart, 100); // after this answer is on its way: the restart closes the socket
+        return { node: this.self.name, was, restarting: restart !== undefined, ...(restart ? {} : { next: 'restart vigild to join the cluster' }) };
+      })
+      // Fault injection for tests and drills: the agent dies of this signal, and the armed sender's handler
+      // sends distress (fatal-signal) on the way. Only the control socket's authorised users can reach it.
+      .handle('debug.crash', z.object({ kind: z.enum(['segv', 'bus', 'abort', 'ill', 'fpe']) }), ({ kind }) => {
+        this.assertMember();
+        const sender = this.armedSender();
+        setTimeout(() => sender.crashForTest(kind), 50);
+        return { node: this.self.name, crashing: kind, fatalHandlers: sender.snapshot().fatalHandlers };
       });
+  }
+
+  private armedSender(): NativeDistressSender {
+    if (!this.distressSender) throw new ControlError('not_armed', 'the distress sender is not armed on this node');
+    return this.distressSender;
   }
 
   /**
@@ -812,6 +1073,8 @@ export class Agent {
         };
       }),
       notices: this.notices.slice(-20),
+      out: this.out ?? null,
+      distress: this.distressSender ? { armed: this.distressSender.snapshot().armed, realtime: this.distressSender.snapshot().realtime } : null,
     };
   }
 }

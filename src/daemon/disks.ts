@@ -10,8 +10,16 @@
 // whose holder's node is alive is refused: two owners are never made by this agent. A release is the
 // operator's "autotrespass": the owner gives the disk up and keeps its registration.
 //
-// PREEMPT AND ABORT is not used by default: through tcm_loop on Linux 6.1 it wedges the unit (docs/lab.md);
-// plain PREEMPT fences the victim's future commands, which is what the takeover needs.
+// PREEMPT AND ABORT is used only against a node that sent distress (seed 002: it may linger with commands
+// queued), on disks with `preemptAndAbort` (default): through tcm_loop on Linux 6.1 it wedges the unit
+// (docs/lab.md), so such disks turn it off. A takeover after silence uses plain PREEMPT, which fences the
+// victim's future commands, what that takeover needs.
+//
+// DISTRESS. When a peer sends distress, every survivor removes its key from every persistent unit
+// (fenceNode): a node about to die must not write a block more. A unit the distressed node holds is taken
+// by a survivor only when it is the sole one (no other survivor can then be the app's taker); otherwise
+// the app's takeover takes it, by PREEMPT AND ABORT since its holder is distressed. Operations on one unit
+// run one at a time (serial), so the fence and a takeover read each other's results.
 //
 // FENCED. A heartbeat write refused with RESERVATION CONFLICT, or a unit attention "registrations
 // preempted" (06/2a/05), means another node fenced this one: `onFenced` tells the agent, which stops the
@@ -55,8 +63,10 @@ export function reservationKey(config: Config, node: NodeConfig): bigint {
 export interface DisksHooks {
   /** Is this peer alive now (membership)? A disk held by a live node is never taken. */
   isAlive(node: string): boolean;
-  /** A sign of life of `node` on the disk's heartbeat channel, at performance.now() time. */
-  onPulse(node: string, disk: string, at: number): void;
+  /** A sign of life of `node` (that incarnation) on the disk's heartbeat channel, at performance.now() time. */
+  onPulse(node: string, disk: string, at: number, incarnation: bigint): void;
+  /** Did this node send distress (its key is fenced with PREEMPT AND ABORT where the disk allows)? */
+  isDistressed?(node: string): boolean;
   onFenced(disk: string, detail: string): void;
 }
 
@@ -74,7 +84,11 @@ interface Unit {
   holding: boolean;
   /** scsi2: the last reset unit attention (06/29/xx) seen while holding, for the fence's detail. */
   resetSense: Sense | undefined;
+  /** The end of the last ownership operation queued on this unit (serial). */
+  queue: Promise<unknown>;
 }
+
+export interface FenceResult { disk: string; done: string }
 
 const FENCED_ASC = 0x2a; // PARAMETERS CHANGED, with ASCQ 05: registrations preempted, 04: reservations preempted
 const RESET_ASC = 0x29; // POWER ON, RESET, OR BUS DEVICE RESET OCCURRED: a reset released any SCSI-2 reservation
@@ -107,7 +121,7 @@ export class Disks implements DiskOwnership {
     for (const d of this.config.disks) {
       const unit: Unit = {
         config: d, device: undefined, error: undefined, lastLba: 0n, blockSize: 512, counter: 0n,
-        fenced: false, busy: false, tracker: new PulseTracker(), holding: false, resetSense: undefined,
+        fenced: false, busy: false, tracker: new PulseTracker(), holding: false, resetSense: undefined, queue: Promise.resolve(),
       };
       this.units.set(d.name, unit);
       try {
@@ -173,8 +187,19 @@ export class Disks implements DiskOwnership {
     return undefined;
   }
 
-  async acquire(disk: string): Promise<void> {
+  /** Runs one ownership operation on a unit after the ones queued before it. */
+  private serial<T>(u: Unit, fn: () => Promise<T>): Promise<T> {
+    const run = u.queue.then(fn, fn);
+    u.queue = run.catch(() => {});
+    return run;
+  }
+
+  acquire(disk: string): Promise<void> {
     const u = this.unit(disk);
+    return this.serial(u, () => this.acquireNow(u, disk));
+  }
+
+  private async acquireNow(u: Unit, disk: string): Promise<void> {
     const dev = this.ready(disk);
     if (u.config.reservation === 'scsi2') {
       await this.acquireScsi2(u, dev);
@@ -190,8 +215,9 @@ export class Disks implements DiskOwnership {
       if (holder && this.hooks.isAlive(holder.name)) {
         throw new Error(`disk ${disk} is held by ${holder.name} (key ${formatKey(reservation.key)}), which is alive: not taking it`);
       }
-      this.log.warn({ disk, victim: holder?.name ?? formatKey(reservation.key) }, 'trespass: preempting the failed holder');
-      await dev.prPreempt(this.key, reservation.key, 'wero');
+      const abort = holder !== undefined && u.config.preemptAndAbort && this.hooks.isDistressed?.(holder.name) === true;
+      this.log.warn({ disk, victim: holder?.name ?? formatKey(reservation.key), abort }, 'trespass: preempting the failed holder');
+      await dev.prPreempt(this.key, reservation.key, 'wero', { abort });
     }
     const after = await dev.prReadReservation();
     if (after.reservation?.key !== this.key) {
@@ -217,8 +243,12 @@ export class Disks implements DiskOwnership {
     }
   }
 
-  async release(disk: string): Promise<void> {
+  release(disk: string): Promise<void> {
     const u = this.unit(disk);
+    return this.serial(u, () => this.releaseNow(u, disk));
+  }
+
+  private async releaseNow(u: Unit, disk: string): Promise<void> {
     const dev = this.ready(disk);
     if (u.config.reservation === 'scsi2') {
       u.holding = false; // first: the periodic check must not take it back while RELEASE is on its way
@@ -227,6 +257,45 @@ export class Disks implements DiskOwnership {
     }
     const { reservation } = await dev.prReadReservation();
     if (reservation?.key === this.key) await dev.prRelease(this.key, 'wero');
+  }
+
+  /**
+   * `node` sent distress: its key goes from every persistent unit it is registered on, by PREEMPT AND
+   * ABORT where the disk allows. A unit it holds is taken here only when `soleSurvivor` (see DISTRESS
+   * above). Never throws: one line per unit says what was done.
+   */
+  async fenceNode(node: NodeConfig, soleSurvivor: boolean): Promise<FenceResult[]> {
+    const victim = reservationKey(this.config, node);
+    const out: FenceResult[] = [];
+    for (const u of this.units.values()) {
+      const disk = u.config.name;
+      if (u.config.reservation === 'scsi2') {
+        out.push({ disk, done: 'SCSI-2 unit: nothing to fence by key (the takeover resets and reserves it)' });
+        continue;
+      }
+      const dev = u.device;
+      if (!dev) {
+        out.push({ disk, done: `not open: ${u.error ?? 'unknown error'}` });
+        continue;
+      }
+      const done = await this.serial(u, async () => {
+        const keys = await dev.prReadKeys();
+        if (!keys.keys.includes(victim)) return 'not registered';
+        if (!keys.keys.includes(this.key)) return 'this node is not registered (fenced itself): cannot preempt';
+        const { reservation } = await dev.prReadReservation();
+        const abort = u.config.preemptAndAbort;
+        const how = abort ? 'PREEMPT AND ABORT' : 'PREEMPT';
+        if (reservation?.key === victim) {
+          if (!soleSurvivor) return 'holds the reservation: left to the takeover of its app';
+          await dev.prPreempt(this.key, victim, reservation.type ?? 'wero', { abort });
+          return `${how}: its key removed, the reservation is this node's`;
+        }
+        await dev.prPreempt(this.key, victim, reservation?.type ?? 'wero', { abort });
+        return `${how}: its key removed`;
+      }).catch((e: unknown) => `failed: ${e instanceof Error ? e.message : String(e)}`);
+      out.push({ disk, done });
+    }
+    return out;
   }
 
   async blockDevice(disk: string): Promise<string> {
@@ -336,7 +405,7 @@ export class Disks implements DiskOwnership {
         if (peer === this.self) continue;
         const i = this.slot(peer);
         const r = decodeRecord(this.clusterKey, area.subarray(i * u.blockSize, (i + 1) * u.blockSize), this.tag);
-        if (r && r.node === peer.id && u.tracker.changed(r)) this.hooks.onPulse(peer.name, u.config.name, now);
+        if (r && r.node === peer.id && u.tracker.changed(r)) this.hooks.onPulse(peer.name, u.config.name, now, r.incarnation);
       }
     } catch (e) {
       this.log.warn({ disk: u.config.name, err: e instanceof Error ? e.message : String(e) }, 'disk heartbeat failed');

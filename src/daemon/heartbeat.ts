@@ -30,12 +30,16 @@ export function heartbeatOptions(config: Config, self: NodeConfig, key: Buffer, 
 /**
  * Records in `membership` every link the thread heard from, stamped `now - heardAgoMs` on the caller's
  * clock (the thread's ages need no shared clock). Returns the peers' database digests by node name.
+ * `ignore` drops a peer's heartbeats from a given incarnation (one that sent distress).
  */
-export function observeHeartbeats(snapshot: HeartbeatSnapshot, config: Config, membership: Membership, now: number): Map<string, number> {
+export function observeHeartbeats(
+  snapshot: HeartbeatSnapshot, config: Config, membership: Membership, now: number,
+  ignore: (node: string, incarnation: bigint) => boolean = () => false,
+): Map<string, number> {
   const digests = new Map<string, number>();
   for (const peer of snapshot.peers) {
     const node = config.nodes.find((n) => n.id === peer.id);
-    if (!node) continue;
+    if (!node || ignore(node.name, peer.incarnation)) continue;
     let heard = false;
     for (const link of peer.links) {
       const network = config.networks[link.network];

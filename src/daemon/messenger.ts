@@ -21,7 +21,7 @@ export type AgentMessage =
   /** This node's last-active reports for the apps it shares with the receiver (checked by the agent). */
   | { kind: 'pair'; reports: unknown[] };
 
-export interface Received { from: NodeConfig; message: AgentMessage }
+export interface Received { from: NodeConfig; message: AgentMessage; incarnation: bigint }
 
 interface Partial { parts: (string | undefined)[]; count: number; since: number }
 
@@ -48,6 +48,11 @@ export class Messenger {
     private readonly incarnation: bigint,
     private readonly onMessage: (r: Received) => void,
     private readonly fragmentTimeoutMs = 2000,
+    /**
+     * Distress datagrams (stream 2) arrive on this socket too (src/wire/distress-arming.ts): handed over
+     * as they came, for the agent's DistressReceiver to authenticate. Without it they are counted and dropped.
+     */
+    private readonly onDistress?: (buf: Buffer) => void,
   ) {
     this.tag = clusterTag(config.cluster);
     this.replay = new ReplayWindow(config.nodes.filter((n) => n !== self).map((n) => n.id));
@@ -120,6 +125,9 @@ export class Messenger {
 
   /** Exposed for tests: one datagram as it came off a socket. */
   receive(buf: Buffer, now = Date.now()): void {
+    // Routed on the unauthenticated stream byte: the distress receiver verifies everything itself, and a
+    // forged byte only moves a datagram to the checks that drop it.
+    if (this.onDistress && buf.length > 5 && buf[5] === Stream.DISTRESS) return this.onDistress(buf);
     const d = decodeDatagram(this.key, buf, this.tag);
     if (!d.ok) return this.count(d.reason);
     if (d.header.stream !== Stream.AGENT) return this.count('stream');
@@ -137,7 +145,7 @@ export class Messenger {
     if (message === undefined) return;
     if (!isAgentMessage(message)) return this.count('message');
     this.received++;
-    this.onMessage({ from, message });
+    this.onMessage({ from, message, incarnation: d.header.incarnation });
   }
 
   private unwrap(env: unknown, sender: number, now: number): unknown {

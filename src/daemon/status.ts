@@ -88,4 +88,8 @@ export interface StatusLike {
   ownStallMs?: number;
   /** Notices counted by kind since the agent started, never trimmed: the source of counters. Optional. */
   noticeCounts?: Record<string, number>;
+  /** Set when this node sent distress and stays out of the cluster until `vigil rejoin` (seed 002). */
+  out?: { since: string; reason: string; source: string; text: string } | null;
+  /** The armed distress sender; null when not armed (the node is out). */
+  distress?: { armed: boolean; realtime: boolean } | null;
 }

@@ -55,9 +55,17 @@ export interface AppDef {
  * A shared logical unit: its identity and, per node, the one path (I_T nexus) that node uses. scsi2: owned
  * by SCSI-2 reservation, without the disk heartbeat (default: persistent reservation, with it).
  */
-export interface SharedDisk { identity: string; paths: Record<string, string>; scsi2?: boolean }
+export interface SharedDisk {
+  identity: string; paths: Record<string, string>; scsi2?: boolean;
+  /** Fence a distressed node with PREEMPT AND ABORT (the default); false where it wedges the unit (tcm_loop on 6.1). */
+  preemptAndAbort?: boolean;
+}
 
-export interface ClusterOptions { timing?: Record<string, number>; disk?: SharedDisk }
+export interface ClusterOptions {
+  timing?: Record<string, number>; disk?: SharedDisk;
+  /** More top-level YAML per node (a `power:` or `distress:` section), given the node's directory. */
+  extra?: (node: string, nodeDir: string) => string[];
+}
 
 export interface StartOptions {
   /** --heartbeat-priority; default 0 (normal scheduling), null: the flag left out (vigild's default). */
@@ -148,7 +156,8 @@ export async function createCluster(t: { teardown(fn: () => unknown): void }, no
     `stateDir: ${join(dir, node)}`,
     `control: { socket: ${join(dir, node, 'ctl.sock')} }`,
     `linkTable: ${join(dir, node, 'links.json')}`,
-    ...(disk ? ['disks:', `  - { name: shared0, identity: ${disk.identity}, ${disk.scsi2 ? 'reservation: scsi2' : 'reservation: persistent, heartbeat: true'} }`] : []),
+    ...(disk ? ['disks:', `  - { name: shared0, identity: ${disk.identity}, ${disk.scsi2 ? 'reservation: scsi2' : `reservation: persistent, heartbeat: true${disk.preemptAndAbort === false ? ', preemptAndAbort: false' : ''}`} }`] : []),
+    ...(options.extra?.(node, join(dir, node)) ?? []),
     'log: { level: debug }',
     'networks:',
     ...NETWORKS.map((n, i) => `  - { name: ${n}, port: ${7400 + 10 * i} }`),

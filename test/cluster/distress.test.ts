@@ -1,0 +1,111 @@
+// Distress (seed 002) between two agents in network namespaces: a node that sends distress is failed over
+// by its peer at once, long before the heartbeat timeout, and stays out of the cluster until `vigil rejoin`.
+import type { ChildProcess } from 'node:child_process';
+import { performance } from 'node:perf_hooks';
+
+import t from 'tap';
+
+import { createCluster, until, type Status, type TestCluster, settled } from '../support/cluster.js';
+
+// A heartbeat timeout long enough that any takeover within it was the distress's doing.
+const TIMING = { failAfterMs: 5000, recoverAfterMs: 1000 };
+
+const host = (s: Status, tag: string) => s.apps.find((a) => a.tag === tag)?.host;
+const peer = (s: Status, name: string) => s.peers.find((p) => p.peer === name);
+
+interface Out { out: { reason: string } | null; incarnation: string }
+
+const agents = new WeakMap<TestCluster, Map<string, ChildProcess>>();
+
+function start(c: TestCluster, node: string): ChildProcess {
+  const child = c.start(node);
+  let m = agents.get(c);
+  if (!m) agents.set(c, (m = new Map()));
+  m.set(node, child);
+  return child;
+}
+
+function exited(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
+  return new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+}
+
+/** Starts the node's agent again (after it exited) and waits for its control socket. */
+async function startAgain(c: TestCluster, node: string): Promise<Status & Out> {
+  start(c, node);
+  return until(`${node}'s agent answers`, async () => (await c.status(node).catch(() => undefined)) as (Status & Out) | undefined, 15_000);
+}
+
+/** An orderly restart of the node's agent (SIGTERM, then start). */
+async function restartAgent(c: TestCluster, node: string): Promise<Status & Out> {
+  const child = agents.get(c)!.get(node)!;
+  child.kill('SIGTERM');
+  await exited(child);
+  return startAgain(c, node);
+}
+
+async function bothUp(c: TestCluster): Promise<void> {
+  start(c, 'a');
+  start(c, 'b');
+  await until('a and b alive to each other', async () => {
+    const [sa, sb] = [await c.status('a'), await c.status('b')];
+    return peer(sa, 'b')?.state === 'alive' && peer(sb, 'a')?.state === 'alive' ? true : undefined;
+  }, 20_000);
+  await settled(c, ['a', 'b']);
+  await until('a serves', async () => ((await c.probe(c.vip())) === 'a' ? true : undefined), 15_000);
+}
+
+t.test('distress sent from JS: the peer takes over at once; the sender stays out until vigil rejoin', async (t) => {
+  const c = await createCluster(t, ['a', 'b'], [{ tag: 'web', primary: 'a', backup: 'b', vip: true }], { timing: TIMING });
+  await bothUp(c);
+  const sent = performance.now();
+  await c.request('a', 'distress.send', { reason: 'hardware-fault' });
+  const served = await until('b serves the VIP', async () => ((await c.probe(c.vip())) === 'b' ? performance.now() : undefined), 15_000, 20);
+  t.comment(`distress → b serving: ${(served - sent).toFixed(0)} ms (heartbeat timeout ${TIMING.failAfterMs} ms)`);
+  t.ok(served - sent < TIMING.failAfterMs, 'taken over before the heartbeat timeout');
+  const sb = await c.status('b');
+  t.equal(host(sb, 'web'), 'b');
+  t.equal(sb.notices.filter((n) => n.notice === 'peer-distress').length, 1, 'one distress acted on');
+  const sa = (await c.status('a')) as Status & Out;
+  t.match(sa.out, { reason: 'hardware-fault' }, 'a says it is out');
+  t.equal(sa.apps.find((x) => x.tag === 'web')?.here?.app, 'down', 'a stopped its app');
+  await t.rejects(c.request('a', 'app.load', { tag: 'web' }), /out of the cluster/, 'a refuses cluster commands while out');
+});
+
+t.test('after distress the node stays out across a restart of its agent, and comes back only by vigil rejoin', async (t) => {
+  const c = await createCluster(t, ['a', 'b'], [{ tag: 'web', primary: 'a', backup: 'b', vip: true }], { timing: TIMING });
+  await bothUp(c);
+  await c.request('a', 'distress.send', { reason: 'unknown' });
+  await until('b hosts web', async () => (host(await c.status('b'), 'web') === 'b' ? true : undefined), 10_000);
+  // The agent restarted (as after a reboot once the power is back): still out, and silent.
+  const sa = await restartAgent(c, 'a');
+  t.match(sa.out, { reason: 'unknown' }, 'the restarted agent stays out');
+  t.equal(sa.heartbeat, undefined, 'no heartbeat thread while out');
+  await new Promise((r) => setTimeout(r, 3 * TIMING.recoverAfterMs));
+  t.equal(peer(await c.status('b'), 'a')?.state, 'failed', 'b never hears a again while it stays out');
+  t.equal(host(await c.status('b'), 'web'), 'b', 'web stays on b');
+  const r = (await c.request('a', 'rejoin')) as { restarting: boolean };
+  t.equal(r.restarting, true, 'rejoin restarts the agent');
+  await until('b hears a again', async () => (peer(await c.status('b'), 'a')?.state === 'alive' ? true : undefined), 15_000);
+  const back = (await c.status('a')) as Status & Out;
+  t.equal(back.out, null, 'a is a member again');
+  t.not(back.incarnation, sa.incarnation, 'with a new incarnation');
+  await settled(c, ['a', 'b']);
+  t.equal(host(await c.status('b'), 'web'), 'b', 'no failback without auto-recover: web stays on b');
+  await t.rejects(c.request('a', 'rejoin'), /nothing to rejoin/, 'a member cannot rejoin');
+});
+
+t.test('the agent dies of a fatal signal: its handler sends distress, the peer takes over at once, the node stays out', async (t) => {
+  const c = await createCluster(t, ['a', 'b'], [{ tag: 'web', primary: 'a', backup: 'b', vip: true }], { timing: TIMING });
+  await bothUp(c);
+  const crashed = performance.now();
+  await c.request('a', 'debug.crash', { kind: 'segv' });
+  const took = await until('b hosts web', async () => (host(await c.status('b'), 'web') === 'b' ? performance.now() : undefined), 10_000, 20);
+  t.comment(`SIGSEGV in a's agent → b hosting: ${(took - crashed).toFixed(0)} ms (heartbeat timeout ${TIMING.failAfterMs} ms)`);
+  t.ok(took - crashed < TIMING.failAfterMs, 'before the heartbeat timeout');
+  const sb = await c.status('b');
+  t.match(sb.notices.find((n) => n.notice === 'peer-distress')?.message, /fatal-signal/, 'the distress named the fatal signal');
+  t.same(await exited(agents.get(c)!.get('a')!), { code: null, signal: 'SIGSEGV' }, 'a\'s agent died of the signal');
+  const sa = await startAgain(c, 'a');
+  t.match(sa.out, { reason: 'fatal-signal' }, 'the record the signal handler wrote keeps the restarted agent out');
+});
