@@ -30,8 +30,9 @@ export function runVigilBatch(invocations: Invocation[]): Promise<Ran[]> {
 
 async function program(): Promise<Command> {
   const { clusterCommands } = await import('../../src/cli/cluster-commands.js');
+  const { distressCommands } = await import('../../src/cli/distress-commands.js');
   const p = new Command('vigil').option('--json', 'print one JSON document instead of text');
-  for (const c of clusterCommands()) p.addCommand(c);
+  for (const c of [...clusterCommands(), ...distressCommands()]) p.addCommand(c);
   const override = (c: Command): void => {
     c.exitOverride();
     c.commands.forEach(override);

@@ -70,3 +70,18 @@ t.test('authenticated garbage and forged datagrams are counted and dropped, neve
   t.equal(got.length, 1, 'only the one well-formed message came through');
   t.ok(Object.values(into.dropped).reduce((x, y) => x + y, 0) >= 2000, `drops: ${JSON.stringify(into.dropped)}`);
 });
+
+t.test('distress datagrams (stream 2) are handed over as they came; without a handler they are counted and dropped', async (t) => {
+  const header = { type: MessageType.DISTRESS, stream: Stream.DISTRESS, sender: a.id, clusterTag: clusterTag('unit'), incarnation: 100n, sequence: 1n };
+  const datagram = encodeDatagram(KEY, header, Buffer.alloc(32, 1));
+  const handed: Buffer[] = [];
+  const got: Received[] = [];
+  const m = new Messenger(config, b, KEY, 200n, (r) => got.push(r), 2000, (buf) => handed.push(buf));
+  m.receive(datagram);
+  t.equal(handed.length, 1, 'handed to the distress receiver');
+  t.equal(handed[0], datagram, 'the bytes as they came');
+  t.same(got, [], 'not an agent message');
+  const { m: plain } = receiver();
+  plain.receive(datagram);
+  t.same(plain.dropped, { stream: 1 }, 'no handler: dropped as another stream');
+});
