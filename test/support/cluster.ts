@@ -19,10 +19,13 @@ export const APP_PORT = 8080;
 export const NAME_SERVER = ['/usr/bin/env', 'node', '-e',
   `require('net').createServer((s) => { s.on('error', () => {}); s.end(process.env.VIGIL_NODE + '\\n'); }).listen(${APP_PORT})`];
 
-/** An app on the shared file system: appends its node's name to <mnt>/log, then answers with that name. */
+/**
+ * An app on the shared file system: appends its node's name to <mnt>/log and fsyncs it (as an app that
+ * needs its write to survive a failover must), then answers with that name.
+ */
 export function logAndServe(mnt: string): string[] {
   return ['/usr/bin/env', 'node', '-e',
-    `require('fs').appendFileSync('${mnt}/log', process.env.VIGIL_NODE + '\\n');`
+    `const fs=require('fs');const fd=fs.openSync('${mnt}/log','a');fs.writeSync(fd,process.env.VIGIL_NODE+'\\n');fs.fsyncSync(fd);fs.closeSync(fd);`
     + `require('net').createServer((s) => { s.on('error', () => {}); s.end(process.env.VIGIL_NODE + '\\n'); }).listen(${APP_PORT})`];
 }
 
