@@ -187,8 +187,8 @@ export class Agent {
     }, now);
     this.messenger = new Messenger(this.config, this.self, key, this.incarnation, (r) => this.onMessage(r), undefined, (buf) => this.onDistressDatagram(buf));
     this.out = await readStayOut(this.config.stateDir);
-    await this.startPower();
     if (this.out) {
+      await this.startPower();
       // Seed 002 step 508: no heartbeat, no messages, no disks, no apps; only the control socket, to say why.
       this.control = new ControlServer({ path: this.config.control.socket, gid: await groupId(this.config.control.group), log: this.log });
       this.registerControl();
@@ -232,6 +232,8 @@ export class Agent {
     this.registerControl();
     await this.control.start();
     this.timer = setInterval(() => this.tick(), this.tickMs);
+    // Last: a UPS already low at start leaves a fully started agent, never one half-way up.
+    await this.startPower();
     this.log.info({ node: this.self.name, incarnation: String(this.incarnation), apps: this.db.list().length }, 'vigild started');
   }
 

@@ -109,6 +109,14 @@ export function metricsRegistry(source: () => StatusLike): { registry: Registry;
   counter('vigil_failovers_total', 'Failovers completed by this node (as the backup taking over)', [], (st) => [smp({}, noticeCounts(st)['failover-complete'] ?? 0)]);
   counter('vigil_failbacks_total', 'Failbacks completed on this node (as the primary taking its app back)', [], (st) => [smp({}, noticeCounts(st)['failback-complete'] ?? 0)]);
 
+  // ---- distress (seed 002) ----
+  gauge('vigil_out_of_cluster', 'Whether this node sent distress and stays out of the cluster until vigil rejoin', [],
+    (st) => (st.out === undefined ? [] : [smp({}, st.out ? 1 : 0)]));
+  gauge('vigil_distress_armed', 'Whether the distress sender is armed (0 while the node is out: nothing to send)', [],
+    (st) => [smp({}, st.distress?.armed ? 1 : 0)]);
+  counter('vigil_distress_received_total', 'Distress messages from peers acted on (each failed its sender over at once)', [],
+    (st) => [smp({}, noticeCounts(st)['peer-distress'] ?? 0)]);
+
   // The process itself (process_*, nodejs_*: the names dashboards expect, hence no vigil_ prefix).
   collectDefaultMetrics({ register: registry });
 

@@ -109,8 +109,8 @@ export function decide(config: PowerPolicyConfig, state: PolicyState, input: Pol
       sources[name] = { ...v, grace: v.grace && v.grace.at <= input.now ? undefined : v.grace, dead: v.dead && v.dead.at <= input.now ? undefined : v.dead };
       const d = due[0]!;
       distress(name, d.reason, d.reason === 'power-on-battery-grace'
-        ? `on battery for ${input.now - d.since} ms (grace ${config.onBattery?.graceMs} ms)`
-        : `no answer for ${input.now - d.since} ms while last known on battery`, input.now);
+        ? `on battery for ${Math.round(input.now - d.since)} ms (grace ${config.onBattery?.graceMs} ms)`
+        : `no answer for ${Math.round(input.now - d.since)} ms while last known on battery`, input.now);
     }
     return finish(sources, distressed, decisions);
   }

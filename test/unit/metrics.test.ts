@@ -184,3 +184,20 @@ t.test('a port in use rejects', async (t) => {
   t.teardown(() => a.close());
   await t.rejects(startMetrics({ host: '127.0.0.1', port: a.port }, canned, log), { code: 'EADDRINUSE' });
 });
+
+t.test('distress: out of the cluster, the sender armed, distress acted on', async (t) => {
+  const member = canned();
+  member.out = null;
+  member.distress = { armed: true, realtime: true };
+  member.noticeCounts = { 'peer-distress': 2 };
+  let text = await metricsRegistry(() => member).scrape();
+  t.equal(value(text, 'vigil_out_of_cluster'), 0);
+  t.equal(value(text, 'vigil_distress_armed'), 1);
+  t.equal(value(text, 'vigil_distress_received_total'), 2);
+  const out = canned();
+  out.out = { since: '2026-11-24T06:00:00.000Z', reason: 'power-low-battery', source: 'ups', text: 'battery low' };
+  out.distress = null;
+  text = await metricsRegistry(() => out).scrape();
+  t.equal(value(text, 'vigil_out_of_cluster'), 1, 'out: 1');
+  t.equal(value(text, 'vigil_distress_armed'), 0, 'no sender while out');
+});
