@@ -19,7 +19,7 @@ import t, { type Test } from 'tap';
 
 import { ApcSimulator } from '../../hw-fixtures/apc-sim/apc-sim.mjs';
 import { PtyPair } from '../../hw-fixtures/apc-sim/pty-pair.mjs';
-import { createCluster, settled, until, type Status, type TestCluster } from '../support/cluster.js';
+import { createCluster, primaryServing, settled, until, type Status, type TestCluster } from '../support/cluster.js';
 import { NutServer, nutUnavailable, UPS_NAME } from '../support/nut-server.js';
 
 // A heartbeat timeout long enough that any takeover within it was the distress's doing.
@@ -96,16 +96,7 @@ async function relayIntoNode(c: TestCluster, node: string, socket: string): Prom
   }, 10_000, 100);
 }
 
-async function bothUp(c: TestCluster): Promise<void> {
-  c.start('a');
-  c.start('b');
-  await until('a and b alive to each other', async () => {
-    const [sa, sb] = [await c.status('a'), await c.status('b')];
-    return peer(sa, 'b')?.state === 'alive' && peer(sb, 'a')?.state === 'alive' ? true : undefined;
-  }, 20_000);
-  await settled(c, ['a', 'b']);
-  await until('a serves', async () => ((await c.probe(c.vip())) === 'a' ? true : undefined), 15_000);
-}
+const bothUp = (c: TestCluster) => primaryServing(c);
 
 /** Until a's power source reports this state over a live link. */
 async function sourceIs(c: TestCluster, source: string, state: string): Promise<PowerStatus> {

@@ -5,7 +5,7 @@ import { performance } from 'node:perf_hooks';
 
 import t from 'tap';
 
-import { createCluster, until, type Status, type TestCluster, settled } from '../support/cluster.js';
+import { createCluster, primaryServing, until, type Status, type TestCluster, settled } from '../support/cluster.js';
 
 // A heartbeat timeout long enough that any takeover within it was the distress's doing.
 const TIMING = { failAfterMs: 5000, recoverAfterMs: 1000 };
@@ -44,16 +44,7 @@ async function restartAgent(c: TestCluster, node: string): Promise<Status & Out>
   return startAgain(c, node);
 }
 
-async function bothUp(c: TestCluster): Promise<void> {
-  start(c, 'a');
-  start(c, 'b');
-  await until('a and b alive to each other', async () => {
-    const [sa, sb] = [await c.status('a'), await c.status('b')];
-    return peer(sa, 'b')?.state === 'alive' && peer(sb, 'a')?.state === 'alive' ? true : undefined;
-  }, 20_000);
-  await settled(c, ['a', 'b']);
-  await until('a serves', async () => ((await c.probe(c.vip())) === 'a' ? true : undefined), 15_000);
-}
+const bothUp = (c: TestCluster) => primaryServing(c, (n) => start(c, n));
 
 t.test('distress sent from JS: the peer takes over at once; the sender stays out until vigil rejoin', async (t) => {
   const c = await createCluster(t, ['a', 'b'], [{ tag: 'web', primary: 'a', backup: 'b', vip: true }], { timing: TIMING });

@@ -137,6 +137,22 @@ export async function settled(c: TestCluster, nodes: string[], ms = 20_000): Pro
   }, ms, 100);
 }
 
+/**
+ * Starts a and b (through `start`, default c.start), waits until they hear each other, have settled as
+ * master and slave, and a serves the first app's VIP: the starting point of a test that fails a over.
+ */
+export async function primaryServing(c: TestCluster, start: (node: string) => unknown = (n) => c.start(n)): Promise<void> {
+  start('a');
+  start('b');
+  await until('a and b alive to each other', async () => {
+    const [sa, sb] = [await c.status('a'), await c.status('b')];
+    const alive = (s: Status, name: string) => s.peers.find((p) => p.peer === name)?.state === 'alive';
+    return alive(sa, 'b') && alive(sb, 'a') ? true : undefined;
+  }, 20_000);
+  await settled(c, ['a', 'b']);
+  await until('a serves', async () => ((await c.probe(c.vip())) === 'a' ? true : undefined), 15_000);
+}
+
 export interface Status {
   node: string;
   peers: { peer: string; state: string; forMs: number; channels: { channel: string; state: string }[] }[];

@@ -16,15 +16,9 @@ import { ApcSmartSource } from '../../src/power/apc-smart.js';
 import { ContactClosureSource, type ModemLineWatcherFactory } from '../../src/power/contact-closure.js';
 import { contactClosureMapping, createPowerSources, powerPolicyConfig } from '../../src/power/from-config.js';
 import { NutSource } from '../../src/power/nut.js';
+import { MINIMAL_CONFIG } from '../support/minimal-config.js';
 
-const MINIMAL = `
-cluster: c1
-keyFile: /etc/vigil/key
-networks: [{ name: n1, port: 7400 }]
-nodes:
-  - { name: x, id: 1, addresses: { n1: 192.0.2.1 } }
-  - { name: y, id: 2, addresses: { n1: 192.0.2.2 } }
-`;
+const MINIMAL = MINIMAL_CONFIG;
 
 function power(yaml: string, baseDir = '/etc/vigil'): PowerConfig {
   return parseConfig(`${MINIMAL}${yaml}`, 'cluster.yaml', { baseDir }).power!;

@@ -10,6 +10,7 @@ import { ScsiDevice } from '../../src/scsi/device.js';
 import { ReservationConflictError, ScsiTimeoutError, TransportError } from '../../src/scsi/errors.js';
 import { RESET_NAMES, type CommandTiming, type ResetKind } from '../../src/scsi/transport.js';
 import { CONFLICT, FakeTransport, UA_RESET, type Answer } from '../support/fake-transport.js';
+import { MINIMAL_CONFIG } from '../support/minimal-config.js';
 
 const dead = (name: string): PeerLiveness => ({ name, alive: false });
 const alive = (name: string): PeerLiveness => ({ name, alive: true });
@@ -147,14 +148,7 @@ t.test('ScsiDevice.reset on a transport that cannot reset', async (t) => {
 
 // ---- configuration ----
 
-const CONFIG = (disk: string) => `
-cluster: c1
-keyFile: /etc/vigil/key
-networks: [{ name: n1, port: 7400 }]
-nodes:
-  - { name: x, id: 1, addresses: { n1: 192.0.2.1 } }
-  - { name: y, id: 2, addresses: { n1: 192.0.2.2 } }
-disks:
+const CONFIG = (disk: string) => `${MINIMAL_CONFIG}disks:
   - ${disk}
 `;
 
