@@ -1,7 +1,7 @@
 // The heartbeat thread's real-time scheduling, seen from the kernel: a vigild started with its default
 // --heartbeat-priority (10) has exactly one thread at SCHED_FIFO 10, the one blocked in ppoll (the native
-// heartbeat engine; Node's own threads wait in epoll_pwait or futex), and every other thread, and the app
-// it starts, at SCHED_OTHER. When the kernel refuses (RLIMIT_RTPRIO 0 and no CAP_SYS_NICE) the agent runs
+// heartbeat engine; Node's own threads wait in epoll_pwait or futex), the armed distress sender's thread at
+// SCHED_FIFO 20 (distress.priority), and every other thread, and the app it starts, at SCHED_OTHER. When the kernel refuses (RLIMIT_RTPRIO 0 and no CAP_SYS_NICE) the agent runs
 // on, logs the warning and says "normal priority" in its status. The other cluster tests run agents with
 // --heartbeat-priority 0; these two set it themselves.
 import { execFile } from 'node:child_process';
@@ -61,7 +61,7 @@ async function alive(c: TestCluster): Promise<Status> {
   });
 }
 
-t.test('the default priority: exactly the heartbeat thread runs SCHED_FIFO 10; the others and the app do not', async (t) => {
+t.test('the default priority: exactly the heartbeat thread runs SCHED_FIFO 10 and the distress sender 20; the others and the app do not', async (t) => {
   const c = await createCluster(t, ['a', 'b'], [{ tag: 'web', primary: 'a', backup: 'b', vip: true }]);
   const agent = c.start('a', { heartbeatPriority: null }); // no flag: vigild's default
   c.start('b');
@@ -76,7 +76,10 @@ t.test('the default priority: exactly the heartbeat thread runs SCHED_FIFO 10; t
   t.equal(hb.policy, SCHED_FIFO, `the heartbeat thread (${hb.tid}, in ppoll) has policy SCHED_FIFO`);
   t.equal(hb.rtPriority, 10, 'at rt_priority 10');
   t.not(hb.tid, pid, 'it is not the main thread');
-  const others = all.filter((x) => x.tid !== hb.tid);
+  // The armed distress sender (docs/distress.md) has its own thread, above the heartbeat's (distress.priority 20).
+  const distress = all.filter((x) => x.comm === 'vigil-distress');
+  t.match(distress, [{ policy: SCHED_FIFO, rtPriority: 20 }], 'the distress sender\'s thread runs SCHED_FIFO 20');
+  const others = all.filter((x) => x.tid !== hb.tid && x.comm !== 'vigil-distress');
   t.ok(others.length >= 2, `Node's own threads are there too (${others.length})`);
   t.same(others.filter((x) => x.policy !== SCHED_OTHER || x.rtPriority !== 0).map((x) => x.tid), [], 'every other thread is SCHED_OTHER, rt_priority 0');
 
@@ -116,7 +119,9 @@ t.test('refused by the kernel (RLIMIT_RTPRIO 0, no CAP_SYS_NICE): the agent runs
   const hb = await heartbeatThread(pid);
   const all = threads(pid);
   t.comment(`vigild ${pid}: ${describe(all)}`);
-  t.same(all.filter((x) => x.policy !== SCHED_OTHER || x.rtPriority !== 0).map((x) => x.tid), [], `every thread, the heartbeat thread (${hb.tid}) included, is SCHED_OTHER`);
+  t.same(all.filter((x) => x.policy !== SCHED_OTHER || x.rtPriority !== 0).map((x) => x.tid), [], `every thread, the heartbeat thread (${hb.tid}) and the distress sender's included, is SCHED_OTHER`);
+  t.ok(c.log('a').includes('distress thread: SCHED_FIFO 20 refused (errno 1)'), 'the distress sender warns too');
+  t.match((await c.request('a', 'distress.status')) as object, { sender: { armed: true, realtime: false } }, 'armed, at normal priority');
   t.ok((sa.heartbeat?.sent ?? 0) > 0 && (sa.heartbeat?.received ?? 0) > 0, 'and heartbeats flow both ways');
   await until('a runs web', async () => ((await c.probe(c.vip())) === 'a' ? true : undefined), 15_000);
   t.pass('the agent works: a serves web at the VIP');
