@@ -255,9 +255,12 @@ export class Agent {
 
   /**
    * Every app first, then its resources in reverse, so the node that takes over finds the address free.
-   * `handingOver`: the peers take the apps over (distress), so this node writes itself their slave (seed 003).
+   * `handingOver` (distress): where the peer is alive and may take the app over (this node was M, its
+   * slave in sync), this node writes itself the slave (seed 003); otherwise it keeps its 1, since nobody
+   * takes over and it stays the last to have processed (a lone survivor whose UPS runs out).
    */
   private async stopAppsAndResources(handingOver: boolean): Promise<void> {
+    const pairs = new Map(this.lastActive.status().map((p) => [p.tag, p]));
     for (const flow of this.flows.values()) {
       const tag = flow.state.tag;
       const wasProcessing = flow.state.app !== 'down' || flow.state.resources !== 'down';
@@ -271,7 +274,8 @@ export class Agent {
           await this.resources.stop(r).catch((e: unknown) => this.log.error({ tag, resource: resourceName(r), err: String(e) }, 'stop failed'));
         }
       }
-      if (handingOver && wasProcessing) {
+      const pair = pairs.get(tag);
+      if (handingOver && wasProcessing && pair?.state === 'M' && this.isAlive(pair.peer)) {
         await this.lastActive.stoppedProcessing(tag, true).catch((e: unknown) => this.log.error({ tag, err: String(e) }, 'priority write failed'));
       }
       // The flows no longer run once the node is out: what they show is what was just done.
@@ -679,9 +683,9 @@ export class Agent {
         case 'startResources': {
           // The disks first, then this node's durable 1 or 2 (seed 003: it processes from here on), then the rest.
           const isDisk = (r: ResourceSpec) => r.kind === 'disk';
-          for (const r of a.resources.filter(isDisk)) await this.timed(tag, 'resource started', resourceName(r), () => this.resources.start(r));
+          for (const r of a.resources.filter(isDisk)) await this.timed(tag, 'resource started', resourceName(r), () => this.startUnlessOut(r));
           await this.lastActive.beforeProcessing(tag);
-          for (const r of a.resources.filter((x) => !isDisk(x))) await this.timed(tag, 'resource started', resourceName(r), () => this.resources.start(r));
+          for (const r of a.resources.filter((x) => !isDisk(x))) await this.timed(tag, 'resource started', resourceName(r), () => this.startUnlessOut(r));
           break;
         }
         case 'stopResources': {
@@ -704,6 +708,11 @@ export class Agent {
             this.post(flow, { type: 'exited', detail: signal ? `signal ${signal}` : `exit ${code}` });
           };
           await p.start();
+          if (this.out) {
+            // Left the cluster while this app was being started: it must not stay up behind the stop.
+            await p.stop(stopTimeout(this.config, tag));
+            break;
+          }
           flow.process = p;
           await this.pidFiles.record(tag, p.pid!).catch((e: unknown) => this.log.error({ tag, err: String(e) }, 'cannot record the pid file'));
           this.log.info({ tag, pid: p.pid }, 'application started');
@@ -748,6 +757,12 @@ export class Agent {
       this.log.error({ tag, op: a.kind, err: error }, 'action failed');
       this.post(flow, { type: 'failed', op: a.kind, error });
     }
+  }
+
+  /** A start still under way when the node leaves goes no further: leave() has stopped the rest. */
+  private async startUnlessOut(r: ResourceSpec): Promise<void> {
+    if (this.out) throw new Error('this node left the cluster (distress)');
+    await this.resources.start(r);
   }
 
   /** Runs one resource step and logs how long it took: the failover timeline is read from these lines. */

@@ -100,3 +100,19 @@ t.test('the agent dies of a fatal signal: its handler sends distress, the peer t
   const sa = await startAgain(c, 'a');
   t.match(sa.out, { reason: 'fatal-signal' }, 'the record the signal handler wrote keeps the restarted agent out');
 });
+
+t.test('a lone survivor whose UPS runs out keeps its priority: after vigil rejoin it starts alone (seed 003)', async (t) => {
+  const c = await createCluster(t, ['a', 'b'], [{ tag: 'web', primary: 'a', backup: 'b', vip: true }], { timing: TIMING });
+  await bothUp(c);
+  await c.powerOff('b');
+  await until('a declares b failed', async () => (peer(await c.status('a'), 'b')?.state === 'failed' ? true : undefined), 15_000);
+  await c.request('a', 'distress.send', { reason: 'unknown' });
+  await until('a is out', async () => ((await c.status('a')) as Status & Out).out ? true : undefined, 10_000);
+  const pairs = (await c.request('a', 'priority.show')) as { pairs: { tag: string; priority: number }[] };
+  t.equal(pairs.pairs.find((p) => p.tag === 'web')?.priority, 1, 'nobody took over: a keeps priority 1 (it processed last)');
+  // The whole cluster is down now; power returns on a alone, and an operator brings it back.
+  await restartAgent(c, 'a');
+  await c.request('a', 'rejoin');
+  await until('a serves alone', async () => ((await c.probe(c.vip())) === 'a' ? true : undefined), 30_000, 200);
+  t.pass('the last processor starts alone after rejoin, without a forced start');
+});

@@ -11,9 +11,9 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 
-import t from 'tap';
+import t, { type Test } from 'tap';
 
-import { createCluster, logAndServe, until, settled, type Status } from '../support/cluster.js';
+import { createCluster, logAndServe, until, settled, type Status, type TestCluster } from '../support/cluster.js';
 import { startGadget, type Gadget } from '../support/ftdi-gadget.js';
 import { lab, open, resetUnit } from '../support/lab.js';
 
@@ -43,7 +43,8 @@ t.before(async () => {
 });
 t.teardown(() => gadget?.quit());
 
-t.test('battery low on a\'s relay UPS: a sends distress, b fences it by PREEMPT AND ABORT and serves before the heartbeat timeout; a stays out until rejoin', async (t) => {
+/** a (with its relay UPS on the emulated adapter) and b on the iSCSI unit, a serving and heard on the disk. */
+async function start(t: Test): Promise<{ c: TestCluster; agents: Record<string, ChildProcess> }> {
   await prepareIscsiUnit();
   // On line and battery fine: CTS high ("on line", active high), DCD high ("battery low", active low).
   await gadget.command('set cts=1 dcd=1');
@@ -63,6 +64,11 @@ t.test('battery low on a\'s relay UPS: a sends distress, b fences it by PREEMPT 
     return x?.state === 'up' ? true : undefined;
   }, 60_000, 500);
   await settled(c, ['a', 'b'], 120_000);
+  return { c, agents };
+}
+
+t.test('battery low on a\'s relay UPS: a sends distress, b fences it by PREEMPT AND ABORT and serves before the heartbeat timeout; a stays out until rejoin', async (t) => {
+  const { c, agents } = await start(t);
   const power = (await c.request('a', 'power.status')) as { sources: { source: string; state: string; connected: boolean }[] };
   t.match(power.sources, [{ source: 'relay-ups', state: 'online', connected: true }], 'a watches its UPS: on line');
   t.same([...disks(await c.status('b'))[0]!.registered].sort(), ['a', 'b'], 'both keys registered, a holds the unit');
@@ -111,4 +117,21 @@ t.test('battery low on a\'s relay UPS: a sends distress, b fences it by PREEMPT 
   await c.request('a', 'rejoin');
   await until('b hears a again after rejoin', async () => (peer(await c.status('b'), 'a')?.state === 'alive' ? true : undefined), 60_000, 500);
   t.equal(outOf(await c.status('a')), null, 'a is a member again');
+});
+
+t.test('a\'s agent dies of SIGSEGV: its handler\'s distress has b fence a\'s key and take the disk before the heartbeat timeout', async (t) => {
+  const { c, agents } = await start(t);
+  const crashed = performance.now();
+  await c.request('a', 'debug.crash', { kind: 'segv' });
+  const took = await until('b hosts web', async () => (host(await c.status('b'), 'web') === 'b' ? performance.now() : undefined), 60_000, 100);
+  t.comment(`SIGSEGV in a's agent → b hosting web: ${(took - crashed).toFixed(0)} ms (TCG guest; heartbeat timeout ${TIMING.failAfterMs} ms)`);
+  t.ok(took - crashed < TIMING.failAfterMs, 'before the heartbeat timeout');
+  const sb = await c.status('b');
+  t.match(sb.notices.find((n) => n.notice === 'peer-distress')?.message, /fatal-signal/, 'the distress named the fatal signal');
+  const d = disks(sb)[0]!;
+  t.equal(d.holder, 'b', 'b holds the reservation');
+  t.same(d.registered, ['b'], 'a\'s key is gone: its leftover app cannot write');
+  await until('b serves the VIP (its app started and wrote its line)', async () => ((await c.probe(c.vip())) === 'b' ? true : undefined), 60_000, 200);
+  const fsLog = (await run('nsenter', ['-t', String(agents.b!.pid), '-m', 'cat', `${c.dir}/mnt/log`])).stdout;
+  t.equal(fsLog, 'a\nb\n', 'the file system a wrote to is mounted on b');
 });
