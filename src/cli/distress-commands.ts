@@ -6,22 +6,13 @@ import { Option, type Command } from 'commander';
 import { agentCommand, confirm, field, request, sameSocket } from './cluster-commands.js';
 import type { Report } from './output.js';
 import { act } from './run.js';
-import { formatDuration, table } from './status-format.js';
+import { formatDuration, list, obj, outOfClusterLines, str, table } from './status-format.js';
 
-type Obj = Record<string, unknown>;
-const obj = (v: unknown): Obj => (v !== null && typeof v === 'object' ? (v as Obj) : {});
-const list = (v: unknown): Obj[] => (Array.isArray(v) ? v.map(obj) : []);
-const text = (v: unknown): string => (v === null || v === undefined ? '-' : String(v));
-
-function outLines(out: unknown, opts: string): string[] {
-  if (out === null || out === undefined) return [];
-  const o = obj(out);
-  return [`OUT OF THE CLUSTER since ${text(o.since)}: sent distress (${text(o.reason)}${o.text ? `: ${text(o.text)}` : ''}); bring it back with: vigil rejoin${opts}`];
-}
+const text = (v: unknown): string => str(v) ?? (typeof v === 'boolean' ? String(v) : '-');
 
 async function distressStatus(_o: unknown, cmd: Command): Promise<Report> {
   const r = obj(await request(cmd, 'distress.status'));
-  const lines = outLines(r.out, sameSocket(cmd));
+  const lines = outOfClusterLines(r.out, sameSocket(cmd));
   const s = r.sender === null || r.sender === undefined ? undefined : obj(r.sender);
   if (s) {
     lines.push(`sender: ${s.armed === true ? 'armed' : 'NOT ARMED'}, ${s.realtime === true ? `SCHED_FIFO ${text(s.priority)}` : 'normal priority'}` +
@@ -63,7 +54,7 @@ async function distressSend(o: { reason: string; yes?: boolean }, cmd: Command):
 
 async function powerStatus(_o: unknown, cmd: Command): Promise<Report> {
   const r = obj(await request(cmd, 'power.status'));
-  const lines = outLines(r.out, sameSocket(cmd));
+  const lines = outOfClusterLines(r.out, sameSocket(cmd));
   if (r.configured !== true) {
     lines.push('no power sources configured (power: in the configuration, docs/power.md)');
     return { json: r, human: lines.join('\n') };

@@ -2,18 +2,18 @@
 // Pure: the agent's JSON in, lines of text out. The input is read defensively (every field may be missing
 // or of another type in an agent of another version): what is not there is left out, never a crash.
 
-type Obj = Record<string, unknown>;
+export type Obj = Record<string, unknown>;
 
-function obj(v: unknown): Obj {
+export function obj(v: unknown): Obj {
   return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Obj) : {};
 }
-function list(v: unknown): Obj[] {
+export function list(v: unknown): Obj[] {
   return Array.isArray(v) ? v.map(obj) : [];
 }
-function num(v: unknown): number | undefined {
+export function num(v: unknown): number | undefined {
   return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
 }
-function str(v: unknown): string | undefined {
+export function str(v: unknown): string | undefined {
   return typeof v === 'string' ? v : typeof v === 'number' || typeof v === 'bigint' ? String(v) : undefined;
 }
 
@@ -152,6 +152,14 @@ function appLines(a: Obj, opts: string): string[] {
   return out;
 }
 
+/** A node that sent distress and stays out (seed 002): what happened and the command that brings it back. */
+export function outOfClusterLines(out: unknown, opts = ''): string[] {
+  if (out === undefined || out === null) return [];
+  const o = obj(out);
+  return [`OUT OF THE CLUSTER since ${str(o.since) || 'an unknown time'}: sent distress (${str(o.reason) ?? '?'}${str(o.text) ? `: ${str(o.text)}` : ''})`,
+    `  no heartbeat, no apps; bring it back with: vigil rejoin${opts}`];
+}
+
 /** `vigil status` for people: who is alive and how well heard, the counters, each app, the last notices. */
 export function formatStatus(status: unknown, options: FormatOptions = {}): string {
   const s = obj(status);
@@ -161,11 +169,7 @@ export function formatStatus(status: unknown, options: FormatOptions = {}): stri
     `cluster ${str(s.cluster) ?? '?'}, node ${str(s.node) ?? '?'}, incarnation ${str(s.incarnation) ?? '?'}` +
       (uptime === undefined ? '' : `, up ${formatDuration(uptime)}`),
   ];
-  if (s.out !== undefined && s.out !== null) {
-    const o = obj(s.out);
-    lines.push(`OUT OF THE CLUSTER since ${str(o.since) || 'an unknown time'}: sent distress (${str(o.reason) ?? '?'}${str(o.text) ? `: ${str(o.text)}` : ''})`,
-      `  no heartbeat, no apps; bring it back with: vigil rejoin${opts}`);
-  }
+  lines.push(...outOfClusterLines(s.out, opts));
   const distress = s.distress === undefined || s.distress === null ? undefined : obj(s.distress);
   if (distress) lines.push(`distress sender: ${distress.armed === true ? 'armed' : 'NOT ARMED'}${distress.realtime === true ? ' (SCHED_FIFO)' : distress.realtime === false ? ' (normal priority)' : ''}`);
   const peers = list(s.peers);

@@ -1060,6 +1060,7 @@ export class Agent {
     const now = performance.now();
     const m = this.membership.snapshot(now);
     const hb = this.engine?.snapshot();
+    const sender = this.distressSender?.snapshot() ?? null;
     const pairs = new Map(this.lastActive.status().map((p) => [p.tag, p]));
     return {
       cluster: this.config.cluster,
@@ -1091,7 +1092,7 @@ export class Agent {
       }),
       notices: this.notices.slice(-20),
       out: this.out ?? null,
-      distress: this.distressSender ? { armed: this.distressSender.snapshot().armed, realtime: this.distressSender.snapshot().realtime } : null,
+      distress: sender && { armed: sender.armed, realtime: sender.realtime },
     };
   }
 }

@@ -98,7 +98,7 @@ t.test('power status: each source, the decision, and that the node stays out', a
     { args: ['--json', 'power', 'status', '--socket', path] },
   ]);
   t.equal(power!.code, 0, power!.stderr);
-  t.match(power!.stdout, /^OUT OF THE CLUSTER since 2026-11-24T06:10:00.000Z: sent distress \(power-low-battery: ups.status "OB LB"\); bring it back with: vigil rejoin --socket /);
+  t.match(power!.stdout, /^OUT OF THE CLUSTER since 2026-11-24T06:10:00.000Z: sent distress \(power-low-battery: ups.status "OB LB"\)\n {2}no heartbeat, no apps; bring it back with: vigil rejoin --socket /);
   t.match(power!.stdout, /\nnut:rack1@ups \(nut\): connected, state online \(OL\)\n {2}last event: online at 2026-11-24T06:12:00.000Z: ups.status "OL"\n/);
   t.match(power!.stdout, /distress decided: power-low-battery from nut:rack1@ups, 2m 0s ago/);
   t.match(power!.stdout, /2026-11-24T06:10:00.000Z {2}distress: battery low/);
