@@ -466,16 +466,22 @@ int EnsureAltStack(bool lock) {
   return 0;
 }
 
+// An owner the handlers no longer load: freed once no handler that loaded it before the swap can still be
+// sending with it (a second at most); leaked if one is stuck inside.
+void ReleaseFatalOwner(std::shared_ptr<DistressState>* owner) {
+  if (owner == nullptr) return;
+  int64_t deadline = MonoNs() + 1000000000;
+  while (g_fatalActive.load() != 0 && MonoNs() < deadline) sched_yield();
+  if (g_fatalActive.load() == 0) delete owner;
+}
+
 void UninstallFatal(const DistressState* owner) {
   if (!g_installed || (owner != nullptr && g_fatalState.load() != owner)) return;
   for (size_t i = 0; i < kFatalCount; i++) sigaction(kFatalSignals[i], &g_previous[i], nullptr);
   g_fatalState.store(nullptr);
   g_fatalReason.store(-1);
   g_stayOutSet.store(false);
-  // A handler that loaded the state before the store may still be sending with it.
-  int64_t deadline = MonoNs() + 1000000000;
-  while (g_fatalActive.load() != 0 && MonoNs() < deadline) sched_yield();
-  if (g_fatalActive.load() == 0) delete g_fatalOwner;  // else leak it: a handler is stuck inside
+  ReleaseFatalOwner(g_fatalOwner);
   g_fatalOwner = nullptr;
   g_installed = false;
 }
@@ -845,19 +851,25 @@ Napi::Value DistressSender::Stop(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// The reason code in info[0] as an index into the armed set; -1 with a JS exception pending when the sender is
+// stopped or the code was not armed.
+int DistressSender::ArmedReasonArgument(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!state_ || state_->stopped.load()) {
+    Napi::Error::New(env, "distress: the sender is stopped").ThrowAsJavaScriptException();
+    return -1;
+  }
+  int k = info[0].IsNumber() ? DistressReasonIndex(*state_, info[0].As<Napi::Number>().Uint32Value()) : -1;
+  if (k < 0) Napi::RangeError::New(env, "distress: reason code not armed").ThrowAsJavaScriptException();
+  return k;
+}
+
 // trigger(code, 'async' | 'sync'): async → true when the thread was woken; sync → the number of datagrams the
 // kernel accepted, sent on this thread before returning.
 Napi::Value DistressSender::Trigger(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!state_ || state_->stopped.load()) {
-    Napi::Error::New(env, "distress: the sender is stopped").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  int k = info[0].IsNumber() ? DistressReasonIndex(*state_, info[0].As<Napi::Number>().Uint32Value()) : -1;
-  if (k < 0) {
-    Napi::RangeError::New(env, "distress: reason code not armed").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
+  int k = ArmedReasonArgument(info);
+  if (k < 0) return env.Undefined();
   std::string mode = info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
   if (mode == "sync") return Num(env, DistressSendSync(*state_, size_t(k)));
   if (mode == "async") return Napi::Boolean::New(env, DistressTriggerAsync(*state_, size_t(k)));
@@ -917,25 +929,23 @@ Napi::Value DistressSender::Rearm(const Napi::CallbackInfo& info) {
 // handler, then die as they would have. One sender per process holds them; a second install moves them.
 Napi::Value DistressSender::InstallFatalHandlers(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!state_ || state_->stopped.load()) {
-    Napi::Error::New(env, "distress: the sender is stopped").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  int k = info[0].IsNumber() ? DistressReasonIndex(*state_, info[0].As<Napi::Number>().Uint32Value()) : -1;
-  if (k < 0) {
-    Napi::RangeError::New(env, "distress: reason code not armed").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  // Optional second argument { path, content }: the record the handler writes after sending.
-  g_stayOutSet.store(false);
-  if (info.Length() > 1 && info[1].IsObject()) {
+  int k = ArmedReasonArgument(info);
+  if (k < 0) return env.Undefined();
+  // Optional second argument { path, content }: the record the handler writes after sending. Checked before
+  // anything changes; the buffers are rewritten only while the handlers ignore them (g_stayOutSet false).
+  bool stayOut = info.Length() > 1 && info[1].IsObject();
+  std::string path, content;
+  if (stayOut) {
     Napi::Object o = info[1].As<Napi::Object>();
-    std::string path = o.Get("path").IsString() ? o.Get("path").As<Napi::String>().Utf8Value() : "";
-    std::string content = o.Get("content").IsString() ? o.Get("content").As<Napi::String>().Utf8Value() : "";
+    path = o.Get("path").IsString() ? o.Get("path").As<Napi::String>().Utf8Value() : "";
+    content = o.Get("content").IsString() ? o.Get("content").As<Napi::String>().Utf8Value() : "";
     if (path.empty() || path.size() >= sizeof g_stayOutPath || content.size() > sizeof g_stayOutContent) {
       Napi::RangeError::New(env, "distress: stay-out path (1..4095 bytes) and content (at most 1024 bytes) expected").ThrowAsJavaScriptException();
       return env.Undefined();
     }
+  }
+  g_stayOutSet.store(false);
+  if (stayOut) {
     memcpy(g_stayOutPath, path.c_str(), path.size() + 1);
     memcpy(g_stayOutContent, content.data(), content.size());
     g_stayOutLength = content.size();
@@ -952,11 +962,7 @@ Napi::Value DistressSender::InstallFatalHandlers(const Napi::CallbackInfo& info)
   g_fatalReason.store(k);
   g_fatalState.store(state_.get());
   g_fatalOwner = owner;
-  if (previousOwner != nullptr) {
-    int64_t deadline = MonoNs() + 1000000000;
-    while (g_fatalActive.load() != 0 && MonoNs() < deadline) sched_yield();
-    if (g_fatalActive.load() == 0) delete previousOwner;
-  }
+  ReleaseFatalOwner(previousOwner);
   if (!g_installed) {
     memset(&g_ours, 0, sizeof g_ours);
     g_ours.sa_sigaction = FatalHandler;

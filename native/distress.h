@@ -133,6 +133,7 @@ class DistressSender : public Napi::ObjectWrap<DistressSender> {
   struct TestTrigger;  // triggerFromThread's thread and what it recorded
 
  private:
+  int ArmedReasonArgument(const Napi::CallbackInfo& info);
   Napi::Value Trigger(const Napi::CallbackInfo& info);
   Napi::Value Rearm(const Napi::CallbackInfo& info);
   Napi::Value InstallFatalHandlers(const Napi::CallbackInfo& info);
