@@ -5,7 +5,7 @@
 // which Node handles, sends nothing); a dead destination does not hold up the others.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createSocket, type Socket } from 'node:dgram';
+import { createSocket } from 'node:dgram';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -19,6 +19,7 @@ import {
   decodeDistressPayload, distressHeader, DistressReceiver, encodeDistressPayload, REASON_CODES, reasonCode, type DistressPayload,
 } from '../../src/wire/distress.js';
 import { armedReasonCodes, distressWarnings } from '../../src/wire/distress-arming.js';
+import { freeUdpPorts } from '../support/udp-ports.js';
 
 const KEY = randomBytes(32);
 const TAG = clusterTag('unit');
@@ -29,15 +30,6 @@ const BATTERY = reasonCode('power-on-battery-grace');
 const HW = reasonCode('hardware-fault');
 const FATAL = reasonCode('fatal-signal');
 
-async function freePorts(n: number): Promise<number[]> {
-  const sockets = await Promise.all(Array.from({ length: n }, () => new Promise<Socket>((resolve) => {
-    const s = createSocket('udp4');
-    s.bind(0, '127.0.0.1', () => resolve(s));
-  })));
-  const ports = sockets.map((s) => s.address().port);
-  await Promise.all(sockets.map((s) => new Promise<void>((r) => s.close(() => r()))));
-  return ports;
-}
 
 function arm(o: Partial<DistressSenderOptions> & Pick<DistressSenderOptions, 'networks' | 'peers'>): NativeDistressSender {
   const s = new D({ key: KEY, clusterTag: TAG, selfId: 1, incarnation: INC, reasons: armedReasonCodes(), ...o });
@@ -83,7 +75,7 @@ function realNowNs(): bigint {
 }
 
 t.test('async from JS: every peer on every network gets the 3 copies, bytes the TypeScript codec reads and writes alike', async (t) => {
-  const ports = await freePorts(4) as [number, number, number, number];
+  const ports = await freeUdpPorts(4) as [number, number, number, number];
   const inboxes = await Promise.all(ports.map(listener));
   const s = arm({
     networks: [{ bind: '127.0.0.1' }, { bind: '127.0.0.1' }],
@@ -119,7 +111,7 @@ t.test('async from JS: every peer on every network gets the 3 copies, bytes the 
 });
 
 t.test('sync: sent on the calling thread before trigger returns', async (t) => {
-  const [port] = await freePorts(1) as [number];
+  const [port] = await freeUdpPorts(1) as [number];
   const fd = nativeListener(port);
   const s = arm({ networks: [{ bind: '127.0.0.1' }], peers: [{ id: 2, addresses: [{ network: 0, host: '127.0.0.1', port }] }] });
   const sent = s.trigger(HW, 'sync');
@@ -136,7 +128,7 @@ t.test('sync: sent on the calling thread before trigger returns', async (t) => {
 });
 
 t.test('async copies are spaced by repeatGapUs; async trigger() returns in microseconds', async (t) => {
-  const [port] = await freePorts(1) as [number];
+  const [port] = await freeUdpPorts(1) as [number];
   const fd = nativeListener(port);
   const s = arm({ repeatGapUs: 2000, networks: [{ bind: '127.0.0.1' }], peers: [{ id: 2, addresses: [{ network: 0, host: '127.0.0.1', port }] }] });
   s.trigger(BATTERY, 'async');
@@ -157,7 +149,7 @@ t.test('async copies are spaced by repeatGapUs; async trigger() returns in micro
 });
 
 t.test('a trigger from another thread goes out while the event loop is blocked in a busy loop', async (t) => {
-  const [port] = await freePorts(1) as [number];
+  const [port] = await freeUdpPorts(1) as [number];
   const fd = nativeListener(port);
   // As the agent runs it: the thread at SCHED_FIFO (granted to root); the triggering thread too, since this
   // machine may be loaded and what is tested is the event loop being out of the path, not the scheduler.
@@ -176,7 +168,7 @@ t.test('a trigger from another thread goes out while the event loop is blocked i
 });
 
 t.test('the thread: named vigil-distress, blocked, at SCHED_FIFO when granted', async (t) => {
-  const [port] = await freePorts(1) as [number];
+  const [port] = await freeUdpPorts(1) as [number];
   const s = arm({ priority: 20, networks: [{ bind: '127.0.0.1' }], peers: [{ id: 2, addresses: [{ network: 0, host: '127.0.0.1', port }] }] });
   const snap = s.snapshot();
   const tids = readdirSync('/proc/self/task').filter((tid) => readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim() === 'vigil-distress');
@@ -198,7 +190,7 @@ t.test('the thread: named vigil-distress, blocked, at SCHED_FIFO when granted', 
 });
 
 t.test('without CAP_SYS_NICE and CAP_IPC_LOCK: normal priority, memory not locked, reported, still sending', { skip: process.getuid?.() !== 0 && 'needs root to drop capabilities' }, async (t) => {
-  const [port] = await freePorts(1) as [number];
+  const [port] = await freeUdpPorts(1) as [number];
   const inbox = await listener(port);
   const script = `
     import { createRequire } from 'node:module';
@@ -226,7 +218,7 @@ t.test('without CAP_SYS_NICE and CAP_IPC_LOCK: normal priority, memory not locke
 });
 
 t.test('slots: repeated triggers of one reason are distinct events until the slots run out', async (t) => {
-  const [port] = await freePorts(1) as [number];
+  const [port] = await freeUdpPorts(1) as [number];
   const fd = nativeListener(port);
   const s = arm({ slots: 2, repeats: 1, networks: [{ bind: '127.0.0.1' }], peers: [{ id: 2, addresses: [{ network: 0, host: '127.0.0.1', port }] }] });
   const test = REASON_CODES['operator-test'];
@@ -238,7 +230,7 @@ t.test('slots: repeated triggers of one reason are distinct events until the slo
 });
 
 t.test('re-arming with the same incarnation continues the sequence numbers: peers accept the new set', async (t) => {
-  const [port] = await freePorts(1) as [number];
+  const [port] = await freeUdpPorts(1) as [number];
   const fd = nativeListener(port);
   const s = arm({ networks: [{ bind: '127.0.0.1' }], peers: [{ id: 2, addresses: [{ network: 0, host: '127.0.0.1', port }] }] });
   const r = new DistressReceiver({ key: KEY, clusterTag: TAG, selfId: 2, peers: [1] });
@@ -260,7 +252,7 @@ t.test('re-arming with the same incarnation continues the sequence numbers: peer
 });
 
 t.test('re-arming under a storm of triggers never lets out a datagram that fails its HMAC', async (t) => {
-  const [port] = await freePorts(1) as [number];
+  const [port] = await freeUdpPorts(1) as [number];
   const inbox = await listener(port);
   const s = arm({ repeatGapUs: 0, networks: [{ bind: '127.0.0.1' }], peers: [{ id: 2, addresses: [{ network: 0, host: '127.0.0.1', port }] }] });
   /** Every (incarnation, key) the sender was armed with. */
@@ -301,7 +293,7 @@ t.test('re-arming under a storm of triggers never lets out a datagram that fails
 
 t.test('a fatal signal in a child agent: the distress reaches the peer before the child dies of it', async (t) => {
   for (const kind of ['segv', 'abort', 'ill', 'bus'] as const) {
-    const [port] = await freePorts(1) as [number];
+    const [port] = await freeUdpPorts(1) as [number];
     const fd = nativeListener(port);
     const crash = kind === 'abort' ? 'process.abort();' : `s.crashForTest('${kind}');`;
     const { code, signal, lines, exitedAtNs } = await runChild(port, `s.installFatalHandlers(${FATAL}); console.log('armed'); ${crash}`);
@@ -320,7 +312,7 @@ t.test('a WebAssembly bounds trap (a SIGSEGV Node handles) is not fatal and send
   const wasm = '[0,97,115,109,1,0,0,0,1,5,1,96,0,1,127,3,2,1,0,5,3,1,0,1,7,5,1,1,102,0,0,10,9,1,7,0,65,127,40,2,0,11]';
   const trap = `const m = new WebAssembly.Instance(new WebAssembly.Module(Uint8Array.from(${wasm})));
     for (let i = 0; i < 3; i++) { try { m.exports.f(); } catch (e) { console.log(e.constructor.name); } }`;
-  const [port] = await freePorts(1) as [number];
+  const [port] = await freeUdpPorts(1) as [number];
   const fd = nativeListener(port);
   const survived = await runChild(port, `s.installFatalHandlers(${FATAL}); ${trap}; console.log(s.snapshot().syncEvents);`);
   t.same([survived.code, survived.signal], [0, null], 'the child lived on');
@@ -332,7 +324,7 @@ t.test('a WebAssembly bounds trap (a SIGSEGV Node handles) is not fatal and send
 });
 
 t.test('a dead destination and a dead network do not hold up the others', async (t) => {
-  const ports = await freePorts(2) as [number, number];
+  const ports = await freeUdpPorts(2) as [number, number];
   const fds = ports.map(nativeListener);
   const s = arm({
     networks: [{ bind: '127.0.0.1' }, { bind: '0.0.0.0' }],
@@ -356,7 +348,7 @@ t.test('a dead destination and a dead network do not hold up the others', async 
 });
 
 t.test('errors: bad options, unarmed reasons, older incarnations, and use after stop', async (t) => {
-  const [port] = await freePorts(1) as [number];
+  const [port] = await freeUdpPorts(1) as [number];
   const base = { key: KEY, clusterTag: TAG, selfId: 1, incarnation: INC, reasons: [HW], networks: [{ bind: '127.0.0.1' }], peers: [{ id: 2, addresses: [{ network: 0, host: '127.0.0.1', port }] }] };
   t.throws(() => new D({ ...base, networks: [{ bind: '192.0.2.1' }] }), { code: 'EADDRNOTAVAIL', syscall: 'bind' });
   t.throws(() => new D({ ...base, networks: [{ bind: 'nowhere' }] }), /bad local address/);
@@ -380,7 +372,7 @@ t.test('errors: bad options, unarmed reasons, older incarnations, and use after 
 });
 
 t.test('fatal handlers: reported, moved by a second install, gone after stop', async (t) => {
-  const [port] = await freePorts(1) as [number];
+  const [port] = await freeUdpPorts(1) as [number];
   const opts = { networks: [{ bind: '127.0.0.1' }], peers: [{ id: 2, addresses: [{ network: 0, host: '127.0.0.1', port }] }] };
   const a = arm(opts);
   const b = arm(opts);

@@ -12,21 +12,13 @@ import {
   clusterTag, decodeDatagram, decodeHeartbeat, encodeDatagram, encodeHeartbeat, MessageType, Stream, type Heartbeat,
 } from '../../src/wire/datagram.js';
 import { prng } from '../support/prng.js';
+import { freeUdpPorts } from '../support/udp-ports.js';
 
 const KEY = randomBytes(32);
 const TAG = clusterTag('unit');
 const INC_A = 1_700_000_000_000n;
 const INC_B = 1_700_000_000_500n;
 
-async function freePorts(n: number): Promise<number[]> {
-  const sockets = await Promise.all(Array.from({ length: n }, () => new Promise<Socket>((resolve) => {
-    const s = createSocket('udp4');
-    s.bind(0, '127.0.0.1', () => resolve(s));
-  })));
-  const ports = sockets.map((s) => s.address().port);
-  await Promise.all(sockets.map((s) => new Promise<void>((r) => s.close(() => r()))));
-  return ports;
-}
 
 function engine(o: Partial<HeartbeatEngineOptions> & Pick<HeartbeatEngineOptions, 'networks' | 'peers'>): NativeHeartbeatEngine {
   const e = new (nativeAddon().HeartbeatEngine)({
@@ -69,7 +61,7 @@ function datagram(o: { sender?: number; incarnation?: bigint; sequence: bigint; 
 }
 
 t.test('two engines hear and acknowledge each other on both networks and carry the database digest', async (t) => {
-  const [a0, a1, b0, b1] = await freePorts(4) as [number, number, number, number];
+  const [a0, a1, b0, b1] = await freeUdpPorts(4) as [number, number, number, number];
   const a = engine({
     selfId: 1, incarnation: INC_A,
     networks: [{ bind: '127.0.0.1', port: a0 }, { bind: '127.0.0.1', port: a1 }],
@@ -98,7 +90,7 @@ t.test('two engines hear and acknowledge each other on both networks and carry t
 });
 
 t.test('the TypeScript codec reads what the thread sends', async (t) => {
-  const [a0, p0] = await freePorts(2) as [number, number];
+  const [a0, p0] = await freeUdpPorts(2) as [number, number];
   const peer = await listener(p0);
   const a = engine({ networks: [{ bind: '127.0.0.1', port: a0 }], peers: [{ id: 2, addresses: [{ network: 0, host: '127.0.0.1', port: p0 }] }] });
   a.setDigest(42);
@@ -122,7 +114,7 @@ t.test('the TypeScript codec reads what the thread sends', async (t) => {
 });
 
 t.test('the thread accepts a heartbeat built by the codec once, and drops forged, foreign, replayed and misdirected ones', async (t) => {
-  const [a0, a1, p0] = await freePorts(3) as [number, number, number];
+  const [a0, a1, p0] = await freeUdpPorts(3) as [number, number, number];
   const peer = await listener(p0);
   const a = engine({
     networks: [{ bind: '127.0.0.1', port: a0 }, { bind: '127.0.0.1', port: a1 }],
@@ -163,7 +155,7 @@ t.test('the thread accepts a heartbeat built by the codec once, and drops forged
 });
 
 t.test('heartbeats stop when the agent stops renewing its lease, and resume when it does', async (t) => {
-  const [a0, p0] = await freePorts(2) as [number, number];
+  const [a0, p0] = await freeUdpPorts(2) as [number, number];
   const peer = await listener(p0);
   const a = engine({ leaseMs: 150, networks: [{ bind: '127.0.0.1', port: a0 }], peers: [{ id: 2, addresses: [{ network: 0, host: '127.0.0.1', port: p0 }] }] });
   await sleep(400);
@@ -179,7 +171,7 @@ t.test('heartbeats stop when the agent stops renewing its lease, and resume when
 });
 
 t.test('a port already taken is a clear error naming the address', async (t) => {
-  const [p0] = await freePorts(1) as [number];
+  const [p0] = await freeUdpPorts(1) as [number];
   await listener(p0);
   t.throws(() => engine({ networks: [{ bind: '127.0.0.1', port: p0 }], peers: [] }),
     { code: 'EADDRINUSE', syscall: 'bind', message: new RegExp(`127\\.0\\.0\\.1 port ${p0}`) });
@@ -187,7 +179,7 @@ t.test('a port already taken is a clear error naming the address', async (t) => 
 });
 
 t.test('fuzz: thousands of random and mutated datagrams are counted and dropped; the thread keeps working', async (t) => {
-  const [a0, p0] = await freePorts(2) as [number, number];
+  const [a0, p0] = await freeUdpPorts(2) as [number, number];
   const peer = await listener(p0);
   const a = engine({ networks: [{ bind: '127.0.0.1', port: a0 }], peers: [{ id: 2, addresses: [{ network: 0, host: '127.0.0.1', port: p0 }] }] });
   const rand = prng(0x5eed);

@@ -14,6 +14,7 @@ import {
 import { nextIncarnation, INCARNATION_FILE } from '../../src/wire/incarnation.js';
 import { generateClusterKey, KeyFileError, loadClusterKey } from '../../src/wire/key.js';
 import { REPLAY_WINDOW, ReplayWindow } from '../../src/wire/replay.js';
+import { mutate, MUTATIONS } from '../support/datagram-fuzz.js';
 import { prng } from '../support/prng.js';
 
 const KEY = Buffer.from(Array.from({ length: 32 }, (_, i) => i));
@@ -189,38 +190,8 @@ t.test('fuzz: 20,000 random and mutated buffers never throw and never decode', a
   const reasons = new Map<string, number>();
   let accepted = 0;
   for (let n = 0; n < 20_000; n++) {
-    let b: Buffer;
     const base = seeds[int(seeds.length)]!;
-    switch (n % 5) {
-      case 0: { // random bytes, any length up to a bit over the maximum
-        b = Buffer.alloc(int(MAX_DATAGRAM + 100));
-        for (let i = 0; i < b.length; i++) b[i] = int(256);
-        break;
-      }
-      case 1: { // random bytes behind a valid magic, version and cluster tag: reach the later checks
-        b = Buffer.alloc(HEADER_LENGTH + MAC_LENGTH + int(200));
-        for (let i = 0; i < b.length; i++) b[i] = int(256);
-        base.copy(b, 0, 0, 4);
-        b.writeUInt32BE(TAG, 8);
-        if (rand() < 0.5) b.writeUInt16BE(b.length - HEADER_LENGTH - MAC_LENGTH, 28);
-        break;
-      }
-      case 2: { // 1 to 8 random byte changes
-        b = Buffer.from(base);
-        for (let k = 1 + int(8); k > 0; k--) b[int(b.length)] = int(256);
-        break;
-      }
-      case 3: { // truncated or extended
-        b = rand() < 0.5 ? Buffer.from(base.subarray(0, int(base.length))) : Buffer.concat([base, Buffer.alloc(1 + int(64), int(256))]);
-        break;
-      }
-      default: { // a bit flip plus a consistent length field, so only the HMAC can catch it
-        b = Buffer.from(base);
-        const i = HEADER_LENGTH + int(b.length - HEADER_LENGTH);
-        b[i] = b[i]! ^ (1 << int(8));
-        break;
-      }
-    }
+    const b = mutate(n % MUTATIONS, base, rand, { keepHeader: 4, payloadBelow: 200, flipFrom: HEADER_LENGTH, clusterTag: TAG });
     if (b.equals(base)) continue; // a mutation that changed nothing is not a forgery
     let r;
     try {
