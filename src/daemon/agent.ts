@@ -1,48 +1,46 @@
-// vigild's agent: wires the pure modules (membership, database, flows) to the real I/O (the native heartbeat
-// thread, agent messages, the control socket, resources, the application processes). Everything that
-// decides lives in those modules; this file only carries facts in and performs the actions that come out.
+// vigild's agent: composes the parts of one node's agent and drives them. Everything that decides lives in
+// the pure modules (membership, database, flows, last-active); the parts wire them to real I/O:
+//   replication.ts      the local replica, its file, the sync with the peers
+//   flow-runner.ts      the application flows and what their actions do (resources, processes)
+//   distress-link.ts    the armed distress sender and the distress receiver
+//   control-commands.ts the control socket's methods
+//   disks.ts            the shared units (reservations, fencing, the disk heartbeat)
+// This file holds the life cycle (start, stop, leave, rejoin), the tick that carries heartbeats into
+// membership and membership's events out, the last-active rounds, and status.
 import { access, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 
-import { z } from 'zod';
-
 import type { Config, NodeConfig } from '../config/schema.js';
 import { ControlError } from '../control/protocol.js';
-import { ControlServer, type ControlConnection } from '../control/server.js';
-import { ClusterDb, DbWriteError, parseSnapshot, parseVersionMap, syncPlan, type VersionMap } from '../db/database.js';
-import {
-  initialFlow, registrationCheck, step, type AsyncAction, type FlowAction, type FlowEvent, type FlowState,
-} from '../db/flows.js';
-import type { AppObject, ResourceSpec } from '../db/object.js';
-import { loadDatabase, saveDatabase } from '../db/store.js';
+import { ControlServer } from '../control/server.js';
+import { registrationCheck } from '../db/flows.js';
+import type { ResourceSpec } from '../db/object.js';
+import type { DiskEvidence } from '../lastactive/decision.js';
 import { Membership, type MembershipEvent } from '../membership/membership.js';
-import { nativeAddon, type NativeDistressSender, type NativeHeartbeatEngine } from '../native.js';
+import { nativeAddon, type NativeHeartbeatEngine } from '../native.js';
 import { createPowerSources, powerPolicyConfig } from '../power/from-config.js';
 import type { PowerDecision } from '../power/policy.js';
-import { AppProcess } from '../resources/app-process.js';
-import { clusterTag } from '../wire/datagram.js';
-import { DistressReceiver, reasonCode, reasonOfCode, defaultSendMode, type Distress, type DistressReason, type SendMode } from '../wire/distress.js';
-import { distressArming, distressOptions, distressWarnings } from '../wire/distress-arming.js';
+import type { Distress, DistressReason, SendMode } from '../wire/distress.js';
 import { nextIncarnation } from '../wire/incarnation.js';
 import { loadClusterKey } from '../wire/key.js';
-import { heartbeatOptions, networkChannel, observeHeartbeats } from './heartbeat.js';
-import { Messenger, type Received } from './messenger.js';
+import { registerControlCommands } from './control-commands.js';
 import { Disks } from './disks.js';
-import { HealthMonitor } from './health.js';
-import type { DiskEvidence } from '../lastactive/decision.js';
+import { DistressLink } from './distress-link.js';
+import { FlowRunner, stopTimeout } from './flow-runner.js';
+import { heartbeatOptions, networkChannel, observeHeartbeats } from './heartbeat.js';
 import { LastActive, parsePairReport } from './last-active.js';
 import { PidFiles } from './leftovers.js';
+import type { AgentLog } from './log.js';
+import { Messenger, type Received } from './messenger.js';
+import { Notices } from './notices.js';
 import { PowerWatch } from './power-watch.js';
-import { clearStayOut, readStayOut, stayOutFile, writeStayOut, type StayOut } from './stay-out.js';
-import type { StatusLike } from './status.js';
+import { Replication } from './replication.js';
 import { resourceName, Resources, type DiskOwnership } from './resources.js';
+import { clearStayOut, readStayOut, writeStayOut, type StayOut } from './stay-out.js';
+import type { StatusLike } from './status.js';
 
-export interface AgentLog {
-  info(fields: object, message: string): void;
-  warn(fields: object, message: string): void;
-  error(fields: object, message: string): void;
-}
+export type { AgentLog } from './log.js';
 
 export interface AgentOptions {
   /** SCHED_FIFO priority of the heartbeat thread (0: normal scheduling). */
@@ -58,18 +56,6 @@ export interface AgentOptions {
   onRejoin?: () => void;
 }
 
-interface Flow {
-  state: FlowState;
-  wakeAt: number | null;
-  queue: FlowEvent[];
-  draining: boolean;
-  process: AppProcess | undefined;
-  health: HealthMonitor | undefined;
-  readyWaiters: (() => void)[];
-}
-
-export interface Notice { at: string; tag: string; notice: string; message: string }
-
 const NO_DISKS: DiskOwnership = {
   check: async (disk) => `disk ${disk}: no SCSI support in this agent`,
   acquire: async (disk) => { throw new Error(`disk ${disk}: no SCSI support in this agent`); },
@@ -78,31 +64,24 @@ const NO_DISKS: DiskOwnership = {
 };
 
 export class Agent {
-  private db = new ClusterDb();
   private membership!: Membership;
   private engine: NativeHeartbeatEngine | undefined;
   private messenger!: Messenger;
   private control!: ControlServer;
   private resources: Resources;
   private disks: Disks | undefined;
-  private readonly flows = new Map<string, Flow>();
+  private readonly replication: Replication;
+  private readonly flows: FlowRunner;
+  private distress!: DistressLink;
+  private readonly notices: Notices;
   private readonly peers: NodeConfig[];
   private timer: NodeJS.Timeout | undefined;
   private incarnation = 0n;
   private readonly tickMs: number;
   private readonly startedAt = performance.now();
   private readonly startupGraceMs: number;
+  /** Peers never heard since start that the last-active decision treats as failed (this node started alone). */
   private readonly unknownDeclared = new Set<string>();
-  /** Peers not heard since start-up and not yet declared failed: the only ones the start-up grace concerns. */
-  private readonly neverHeard: Set<string>;
-  private saving: Promise<void> = Promise.resolve();
-  private syncWaiters: { peers: Set<string>; done: () => void }[] = [];
-  private peerDigests = new Map<string, number>();
-  private lastDigestRequest = new Map<string, number>();
-  private readonly peerVersions = new Map<string, VersionMap>();
-  readonly notices: Notice[] = [];
-  private readonly noticeCounts: Record<string, number> = {};
-  private readonly prompts = new Map<string, string>();
   private readonly pidFiles: PidFiles;
   private lastActive!: LastActive;
   /** Membership's failure/recovery events, in order: a failure waits for its priority write. */
@@ -111,26 +90,43 @@ export class Agent {
   private lastActiveAt = -Infinity;
   /** Tags whose operator asked for a forced start (vigil force-start), until the decision takes it. */
   private readonly forceStart = new Set<string>();
-  /** Cluster-aware apps' connections that asked for unload requests (app.watch), per tag. */
-  private readonly watchers = new Map<string, Set<ControlConnection>>();
   private stopped = false;
   /** Set once this node sent distress (or started with the record of one): it stays out until `vigil rejoin`. */
   private out: StayOut | undefined;
   private leaving: Promise<void> | undefined;
-  private distressSender: NativeDistressSender | undefined;
-  private distressReceiver: DistressReceiver | undefined;
-  /** Peers that sent distress, with the incarnation that sent it: its heartbeats and messages are ignored. */
-  private readonly distressed = new Map<string, bigint>();
-  private readonly distressReceived: { at: string; from: string; reason: string; incarnation: string; acted: boolean }[] = [];
   private power: PowerWatch | undefined;
 
   constructor(readonly config: Config, readonly self: NodeConfig, private readonly log: AgentLog, private readonly options: AgentOptions = {}) {
     this.peers = config.nodes.filter((n) => n !== self);
-    this.neverHeard = new Set(this.peers.map((p) => p.name));
     this.tickMs = Math.max(10, Math.min(50, Math.floor(config.timing.heartbeatIntervalMs / 2)));
     this.startupGraceMs = Math.max(2 * config.timing.failAfterMs, 2000);
     this.resources = new Resources(self.name, options.disks ?? NO_DISKS);
     this.pidFiles = new PidFiles(join(config.stateDir, 'apps'));
+    this.notices = new Notices(log);
+    this.replication = new Replication({
+      config, peers: this.peers, log, file: join(config.stateDir, 'db.json'),
+      send: (peer, message) => this.messenger.send(peer, message),
+      peerStates: () => this.membership.snapshot(performance.now()).peers,
+      declaredFailed: (peer) => this.unknownDeclared.has(peer),
+      startupGraceLeftMs: () => Math.max(0, this.startupGraceMs - (performance.now() - this.startedAt)),
+      onAppsChanged: (tags) => {
+        for (const tag of tags) this.flows.post(tag, { type: 'dbChanged', object: this.replication.db.get(tag) ?? null });
+      },
+    });
+    this.flows = new FlowRunner({
+      config, self, log, notices: this.notices, replication: this.replication, pidFiles: this.pidFiles, appOutput: options.appOutput,
+      resources: () => this.resources,
+      lastActive: () => this.lastActive,
+      peerStates: () => this.membership.snapshot(performance.now()).peers,
+      declaredFailed: (peer) => this.unknownDeclared.has(peer),
+      isAlive: (node) => this.isAlive(node),
+      isOut: () => this.out !== undefined,
+      isStopped: () => this.stopped,
+    });
+  }
+
+  private get db() {
+    return this.replication.db;
   }
 
   /**
@@ -153,18 +149,14 @@ export class Agent {
     }
   }
 
-  private get dbFile(): string {
-    return join(this.config.stateDir, 'db.json');
-  }
-
   async start(): Promise<void> {
     await mkdir(this.config.stateDir, { recursive: true, mode: 0o750 });
     const key = await loadClusterKey(this.config.keyFile);
     const inc = await nextIncarnation(this.config.stateDir, Date.now());
     if (inc.warning) this.log.warn({ warning: inc.warning }, 'incarnation');
     this.incarnation = inc.incarnation;
-    const firstStart = await access(this.dbFile).then(() => false, () => true);
-    this.db = await loadDatabase(this.dbFile);
+    const firstStart = await access(join(this.config.stateDir, 'db.json')).then(() => false, () => true);
+    await this.replication.load();
     await this.clearLeftovers();
     this.lastActive = new LastActive({
       dir: join(this.config.stateDir, 'priority'), cluster: this.config.cluster, self: this.self,
@@ -185,27 +177,33 @@ export class Agent {
       tickMs: this.tickMs,
       stallSlackMs: this.tickMs,
     }, now);
-    this.messenger = new Messenger(this.config, this.self, key, this.incarnation, (r) => this.onMessage(r), undefined, (buf) => this.onDistressDatagram(buf));
+    this.distress = new DistressLink({
+      config: this.config, self: this.self, peers: this.peers, key, incarnation: this.incarnation, log: this.log, notices: this.notices,
+      currentIncarnation: (id) => this.engine?.snapshot().peers.find((p) => p.id === id)?.incarnation,
+      onPeerDistress: (node, d) => this.onPeerDistress(node, d),
+    });
+    this.messenger = new Messenger(this.config, this.self, key, this.incarnation, (r) => this.onMessage(r), undefined, (buf) => this.distress.receive(buf));
+    this.control = new ControlServer({ path: this.config.control.socket, gid: await groupId(this.config.control.group), log: this.log });
+    registerControlCommands(this.control, {
+      self: this.self, log: this.log, replication: this.replication, flows: this.flows, distress: this.distress,
+      lastActive: () => this.lastActive, power: () => this.power, forceStart: this.forceStart,
+      status: async () => ({ ...this.status(), disks: (await this.disks?.describe()) ?? [] }),
+      isAlive: (node) => this.isAlive(node),
+      out: () => this.out,
+      leave: (reason, mode, source, text) => this.leave(reason, mode, source, text),
+      rejoin: () => this.rejoin(),
+    });
     this.out = await readStayOut(this.config.stateDir);
     if (this.out) {
       await this.startPower();
       // Seed 002 step 508: no heartbeat, no messages, no disks, no apps; only the control socket, to say why.
-      this.control = new ControlServer({ path: this.config.control.socket, gid: await groupId(this.config.control.group), log: this.log });
-      this.registerControl();
       await this.control.start();
       this.log.warn({ ...this.out }, 'this node sent distress and stays out of the cluster: run `vigil rejoin` to bring it back');
       return;
     }
     await this.messenger.start();
-    this.distressReceiver = new DistressReceiver({
-      key, clusterTag: clusterTag(this.config.cluster), selfId: this.self.id, peers: this.peers.map((p) => p.id),
-      currentIncarnation: (id) => {
-        const inc = this.engine?.snapshot().peers.find((p) => p.id === id)?.incarnation;
-        return inc ? inc : undefined;
-      },
-    });
     this.engine = new (nativeAddon().HeartbeatEngine)(heartbeatOptions(this.config, this.self, key, this.incarnation, this.options.heartbeatPriority ?? 0));
-    this.armDistress(key);
+    this.distress.arm();
     const sched = this.engine.snapshot();
     if ((this.options.heartbeatPriority ?? 0) > 0 && !sched.realtime) {
       this.log.warn({ errno: sched.schedError }, 'heartbeat thread: SCHED_FIFO refused, running at normal priority');
@@ -213,23 +211,17 @@ export class Agent {
     if (this.config.disks.length > 0 && !this.options.disks) {
       this.disks = new Disks(this.config, this.self, key, this.incarnation, {
         isAlive: (node) => this.isAlive(node),
-        isDistressed: (node) => this.distressed.has(node),
+        isDistressed: (node) => this.distress.isDistressed(node),
         onPulse: (node, disk, at, incarnation) => {
-          if (!this.ignoreIncarnation(node, incarnation)) this.membership.observe(node, diskChannel(disk), at);
+          if (!this.distress.ignores(node, incarnation)) this.membership.observe(node, diskChannel(disk), at);
         },
-        onFenced: (disk, detail) => {
-          for (const flow of this.flows.values()) {
-            if (usesDisk(flow.state.heldResources, disk)) this.post(flow, { type: 'fenced', detail: `disk ${disk}: ${detail}` });
-          }
-        },
+        onFenced: (disk, detail) => this.flows.fenced(disk, detail),
       }, this.log);
       await this.disks.start();
       this.resources = new Resources(this.self.name, this.disks);
     }
     this.registerConfiguredApps();
-    for (const obj of this.db.list()) this.flowFor(obj.tag);
-    this.control = new ControlServer({ path: this.config.control.socket, gid: await groupId(this.config.control.group), log: this.log });
-    this.registerControl();
+    for (const obj of this.db.list()) this.flows.flowFor(obj.tag);
     await this.control.start();
     this.timer = setInterval(() => this.tick(), this.tickMs);
     // Last: a UPS already low at start leaves a fully started agent, never one half-way up.
@@ -245,62 +237,15 @@ export class Agent {
     clearInterval(this.timer);
     this.engine?.stop();
     this.messenger?.close();
-    this.distressSender?.stop();
+    this.distress?.stop();
     await this.power?.stop();
     await this.control?.close();
-    if (!leaveApps) await this.stopAppsAndResources(false);
+    if (!leaveApps) await this.flows.stopAll(false);
     this.disks?.stop();
-    await this.saving;
+    await this.replication.flushed();
   }
 
-  /**
-   * Every app first, then its resources in reverse, so the node that takes over finds the address free.
-   * `handingOver` (distress): where the peer is alive and may take the app over (this node was M, its
-   * slave in sync), this node writes itself the slave (seed 003); otherwise it keeps its 1, since nobody
-   * takes over and it stays the last to have processed (a lone survivor whose UPS runs out).
-   */
-  private async stopAppsAndResources(handingOver: boolean): Promise<void> {
-    const pairs = new Map(this.lastActive.status().map((p) => [p.tag, p]));
-    for (const flow of this.flows.values()) {
-      const tag = flow.state.tag;
-      const wasProcessing = flow.state.app !== 'down' || flow.state.resources !== 'down';
-      flow.health?.stop();
-      if (flow.process?.running && handingOver) this.askToUnload(tag, flow.state, stopTimeout(this.config, tag));
-      await flow.process?.stop(stopTimeout(this.config, tag));
-      flow.process = undefined;
-      await this.pidFiles.forget(tag).catch(() => {});
-      if (flow.state.resources !== 'down') {
-        for (const r of [...flow.state.heldResources].reverse()) {
-          await this.resources.stop(r).catch((e: unknown) => this.log.error({ tag, resource: resourceName(r), err: String(e) }, 'stop failed'));
-        }
-      }
-      const pair = pairs.get(tag);
-      if (handingOver && wasProcessing && pair?.state === 'M' && this.isAlive(pair.peer)) {
-        await this.lastActive.stoppedProcessing(tag, true).catch((e: unknown) => this.log.error({ tag, err: String(e) }, 'priority write failed'));
-      }
-      // The flows no longer run once the node is out: what they show is what was just done.
-      if (handingOver) flow.state = { ...flow.state, app: 'down', resources: 'down', heldResources: [] };
-    }
-  }
-
-  // ---- distress (seed 002): the armed sender, the receivers, leaving and staying out ----
-
-  /** The sender is armed before any fault can happen: everything a send needs is built now. */
-  private armDistress(key: Buffer): void {
-    const d = this.config.distress;
-    this.distressSender = new (nativeAddon().DistressSender)(distressOptions(this.config, this.self, key, this.incarnation, distressArming(d)));
-    const snap = this.distressSender.snapshot();
-    for (const w of distressWarnings(snap)) this.log.warn({}, w);
-    if (d.fatalSignals) {
-      // The handler writes the stay-out record itself: no JavaScript runs after a fatal signal.
-      const record: StayOut = {
-        since: '', reason: 'fatal-signal', source: 'fatal-signal', incarnation: String(this.incarnation),
-        text: 'the agent died of a fatal signal (SIGSEGV, SIGBUS, SIGABRT, SIGILL or SIGFPE) after sending distress',
-      };
-      this.distressSender.installFatalHandlers(reasonCode('fatal-signal'), { path: stayOutFile(this.config.stateDir), content: `${JSON.stringify(record)}\n` });
-    }
-    this.log.info({ priority: snap.priority, realtime: snap.realtime, destinations: snap.destinations, fatalSignals: d.fatalSignals }, 'distress sender armed');
-  }
+  // ---- distress (seed 002): power, leaving and staying out, the peers' distress ----
 
   private async startPower(): Promise<void> {
     const power = this.config.power;
@@ -315,15 +260,15 @@ export class Agent {
     switch (d.action) {
       case 'warn':
         this.log.warn({ source: d.source }, d.text);
-        this.notice('power', 'power-warning', d.text);
+        this.notices.add('power', 'power-warning', d.text);
         return;
       case 'notice':
       case 'cancel':
-        this.notice('power', d.action === 'cancel' ? 'power-cancel' : 'power-notice', d.text);
+        this.notices.add('power', d.action === 'cancel' ? 'power-cancel' : 'power-notice', d.text);
         return;
       case 'distress':
         if (this.out) {
-          this.notice('power', 'power-notice', `${d.text}: this node is already out of the cluster`);
+          this.notices.add('power', 'power-notice', `${d.text}: this node is already out of the cluster`);
           return;
         }
         void this.leave(d.reason, d.mode, d.source, d.text);
@@ -337,24 +282,17 @@ export class Agent {
    */
   leave(reason: DistressReason, mode: SendMode, source: string, text: string): Promise<void> {
     if (this.out || this.leaving) return this.leaving ?? Promise.resolve();
-    const code = reasonCode(reason);
-    const sender = this.distressSender;
-    let sent: number | boolean = false;
-    try {
-      sent = sender ? (mode === 'sync' ? sender.trigger(code, 'sync') : sender.trigger(code, 'async')) : false;
-    } catch (e) {
-      this.log.error({ err: String(e) }, 'distress trigger failed');
-    }
+    const sent = this.distress.trigger(reason, mode);
     this.out = { since: new Date().toISOString(), reason, source, incarnation: String(this.incarnation), text };
     this.log.error({ reason, mode, source, sent }, `distress sent (${text}): leaving the cluster; this node stays out until \`vigil rejoin\``);
-    this.notice('distress', 'distress-sent', `distress sent (${reason}, ${mode}): ${text}; staying out until vigil rejoin`);
+    this.notices.add('distress', 'distress-sent', `distress sent (${reason}, ${mode}): ${text}; staying out until vigil rejoin`);
     this.leaving = (async () => {
       await writeStayOut(this.config.stateDir, this.out!).catch((e: unknown) => this.log.error({ err: String(e) }, 'cannot write the stay-out record'));
       clearInterval(this.timer);
       this.timer = undefined;
       this.engine?.stop();
       this.engine = undefined;
-      await this.stopAppsAndResources(true);
+      await this.flows.stopAll(true);
       this.messenger.close();
       this.disks?.stop();
       this.disks = undefined;
@@ -363,24 +301,16 @@ export class Agent {
     return this.leaving;
   }
 
-  /** A datagram on stream 2: authenticated, deduplicated, acted on once per sender incarnation. */
-  private onDistressDatagram(buf: Buffer): void {
-    const r = this.distressReceiver?.receive(buf);
-    if (!r?.ok) return;
-    const node = this.config.nodes.find((n) => n.id === r.distress.sender);
-    if (!node) return;
-    this.recordDistress(node.name, r.distress, r.first);
-    if (!r.actionable) {
-      this.notice('distress', 'distress-test', `${node.name} sent a distress test (operator-test): logged, nothing done`);
-      return;
-    }
-    if (!r.first) return;
-    this.onPeerDistress(node, r.distress);
-  }
-
-  private recordDistress(from: string, d: Distress, acted: boolean): void {
-    this.distressReceived.unshift({ at: new Date().toISOString(), from, reason: d.reason, incarnation: String(d.incarnation), acted });
-    if (this.distressReceived.length > 20) this.distressReceived.pop();
+  /** `vigil rejoin`: the stay-out record goes, and vigild restarts this agent (a new incarnation). */
+  private async rejoin(): Promise<object> {
+    if (!this.out) throw new ControlError('not_out', `${this.self.name} is a member of the cluster: nothing to rejoin`);
+    await this.leaving?.catch(() => {});
+    await clearStayOut(this.config.stateDir);
+    const was = this.out;
+    const restart = this.options.onRejoin;
+    this.log.warn({ was }, 'rejoin asked by the operator: the stay-out record is removed');
+    if (restart) setTimeout(restart, 100); // after this answer is on its way: the restart closes the socket
+    return { node: this.self.name, was, restarting: restart !== undefined, ...(restart ? {} : { next: 'restart vigild to join the cluster' }) };
   }
 
   /**
@@ -390,8 +320,7 @@ export class Agent {
    */
   private onPeerDistress(node: NodeConfig, d: Distress): void {
     const now = performance.now();
-    this.distressed.set(node.name, d.incarnation);
-    this.notice('distress', 'peer-distress', `${node.name} sent distress (${d.reason}): failed now, its work is taken over without waiting for the heartbeat timeout`);
+    this.notices.add('distress', 'peer-distress', `${node.name} sent distress (${d.reason}): failed now, its work is taken over without waiting for the heartbeat timeout`);
     const e = this.membership.declareFailed(node.name, `distress: ${d.reason}`);
     if (e) this.onMembership(e, now);
     if (this.disks) {
@@ -402,42 +331,6 @@ export class Agent {
     }
   }
 
-  /** Drops what a peer says from the incarnation that sent distress; a newer one (it rejoined) is heard again. */
-  private ignoreIncarnation(node: string, incarnation: bigint): boolean {
-    const gone = this.distressed.get(node);
-    if (gone === undefined) return false;
-    if (incarnation > gone) {
-      this.distressed.delete(node);
-      this.log.info({ peer: node, incarnation: String(incarnation) }, 'a peer that sent distress is back with a new incarnation');
-      return false;
-    }
-    return true;
-  }
-
-  private distressStatus(): object {
-    const snap = this.distressSender?.snapshot();
-    return {
-      node: this.self.name,
-      out: this.out ?? null,
-      sender: snap ? {
-        armed: snap.armed, priority: snap.priority, realtime: snap.realtime, memoryLocked: snap.memoryLocked,
-        fatalHandlers: snap.fatalHandlers, destinations: snap.destinations, networks: snap.networks, repeats: snap.repeats,
-        sendErrors: snap.sendErrors, lastError: snap.lastError,
-        reasons: snap.reasons.filter((r) => r.triggers > 0).map((r) => ({ ...r, reason: reasonOfCode(r.code) })),
-        perNetwork: snap.perNetwork,
-      } : null,
-      received: this.distressReceived,
-      dropped: this.distressReceiver?.dropped ?? {},
-      distressedPeers: [...this.distressed].map(([peer, inc]) => ({ peer, incarnation: String(inc) })),
-    };
-  }
-
-  private assertMember(): void {
-    if (this.out) {
-      throw new ControlError('out', `${this.self.name} is out of the cluster since ${this.out.since || 'an unknown time'} (distress: ${this.out.reason}${this.out.text ? `, ${this.out.text}` : ''}); run \`vigil rejoin\` first`);
-    }
-  }
-
   // ---- the tick: heartbeats in, membership out ----
 
   private tick(): void {
@@ -445,7 +338,7 @@ export class Agent {
     const engine = this.engine!;
     engine.renewLease();
     engine.setDigest(this.db.digest());
-    this.peerDigests = observeHeartbeats(engine.snapshot(), this.config, this.membership, now, (node, inc) => this.ignoreIncarnation(node, inc));
+    const digests = observeHeartbeats(engine.snapshot(), this.config, this.membership, now, (node, inc) => this.distress.ignores(node, inc));
     for (const e of this.membership.tick(now)) this.onMembership(e, now);
     // A peer never heard since we started is not failed by membership's rules (it may be booting): the
     // last-active decision (seed 003) says whether this node may start alone and treat it as failed.
@@ -455,17 +348,8 @@ export class Agent {
       void this.lastActiveRound(now).catch((e: unknown) => this.log.error({ err: String(e) }, 'last-active round failed'))
         .finally(() => { this.lastActiveBusy = false; });
     }
-    const digest = this.db.digest();
-    for (const [peer, theirs] of this.peerDigests) {
-      const last = this.lastDigestRequest.get(peer) ?? -Infinity;
-      if (theirs !== digest && now - last > 1000) {
-        this.lastDigestRequest.set(peer, now);
-        this.sendDigest(peer, true);
-      }
-    }
-    for (const [, flow] of this.flows) {
-      if (flow.wakeAt !== null && flow.wakeAt <= now) this.post(flow, { type: 'tick' });
-    }
+    this.replication.compareDigests(digests, now);
+    this.flows.wake(now);
   }
 
   private isAlive(node: string): boolean {
@@ -481,21 +365,20 @@ export class Agent {
     const disks = () => (evidence ??= this.diskEvidence());
     for (const r of await this.lastActive.decideAll(now, (peer) => this.isAlive(peer), disks, this.forceStart)) {
       this.forceStart.delete(r.tag);
-      this.post(this.flowFor(r.tag), { type: 'gate', open: true });
+      this.flows.post(r.tag, { type: 'gate', open: true });
       const o = this.db.get(r.tag);
       const peer = o && (o.primary === this.self.name ? o.backup : o.primary);
       if (r.alone && peer && !this.isAlive(peer) && !this.unknownDeclared.has(peer)) {
         // Started alone as the last processor: the silent peer is failed as far as the flows go.
         this.unknownDeclared.add(peer);
-        this.neverHeard.delete(peer);
         this.log.warn({ peer, tag: r.tag }, 'peer not heard: this node processed last and starts alone; the peer is treated as failed');
-        this.syncAnswered(peer);
-        this.broadcast({ type: 'peerFailed', node: peer });
+        this.replication.answered(peer);
+        this.flows.broadcast({ type: 'peerFailed', node: peer });
       }
     }
     const digest = this.db.digest();
     for (const s of this.lastActive.status()) {
-      if (s.state === 'SM' && this.isAlive(s.peer) && this.peerDigests.get(s.peer) === digest) await this.lastActive.slaveInSync(s.tag);
+      if (s.state === 'SM' && this.isAlive(s.peer) && this.replication.digestOf(s.peer) === digest) await this.lastActive.slaveInSync(s.tag);
     }
     for (const p of this.peers) this.sendPairReports(p.name);
   }
@@ -527,11 +410,10 @@ export class Agent {
       case 'peerAlive':
         this.log.info({ peer: e.peer }, 'peer alive');
         this.membershipChain = this.membershipChain.then(() => {
-          this.neverHeard.delete(e.peer);
           this.unknownDeclared.delete(e.peer);
-          this.sendDigest(e.peer, true);
+          this.replication.sendDigest(e.peer, true);
           this.sendPairReports(e.peer);
-          this.broadcast({ type: 'peerAlive', node: e.peer });
+          this.flows.broadcast({ type: 'peerAlive', node: e.peer });
         });
         break;
       case 'peerFailed':
@@ -542,9 +424,9 @@ export class Agent {
             this.log.error({ peer: e.peer, err: String(err) }, 'priority write on a peer failure failed: not taking over');
             return undefined;
           });
-          for (const p of pairs ?? []) if (!p.mayTakeOver) this.post(this.flowFor(p.tag), { type: 'gate', open: false });
-          this.syncAnswered(e.peer);
-          if (pairs) this.broadcast({ type: 'peerFailed', node: e.peer });
+          for (const p of pairs ?? []) if (!p.mayTakeOver) this.flows.post(p.tag, { type: 'gate', open: false });
+          this.replication.answered(e.peer);
+          if (pairs) this.flows.broadcast({ type: 'peerFailed', node: e.peer });
         });
         break;
       case 'channelDown':
@@ -559,11 +441,7 @@ export class Agent {
     }
   }
 
-  private broadcast(event: FlowEvent): void {
-    for (const flow of this.flows.values()) this.post(flow, event);
-  }
-
-  // ---- flows ----
+  // ---- the database ----
 
   private registerConfiguredApps(): void {
     for (const app of this.config.apps) {
@@ -589,485 +467,38 @@ export class Agent {
         this.db.update(app.tag, definition, this.self.name, Date.now());
       }
     }
-    this.persist();
-  }
-
-  private flowFor(tag: string): Flow {
-    let flow = this.flows.get(tag);
-    if (!flow) {
-      const t = this.config.timing;
-      const appConfig = this.config.apps.find((a) => a.tag === tag);
-      const peers: Record<string, number | null> = {};
-      flow = {
-        state: initialFlow(tag, this.self.name, {
-          obj: this.db.get(tag) ?? null, peers, gated: !this.lastActive.isOpen(tag),
-          config: {
-            failbackDwellMs: t.failbackDwellMs, promptRepeatMs: t.failbackPromptRepeatMs,
-            ...(appConfig && { localRestarts: appConfig.localRestarts, restartWindowMs: appConfig.restartWindowMs }),
-          },
-        }),
-        wakeAt: null, queue: [], draining: false, process: undefined, health: undefined, readyWaiters: [],
-      };
-      this.flows.set(tag, flow);
-      const o = this.db.get(tag);
-      if (o && !this.lastActive.has(tag)) void this.lastActive.open(tag, o.primary, o.backup, performance.now()).catch((e: unknown) => this.log.error({ tag, err: String(e) }, 'cannot open the priority store'));
-      const snap = this.membership.snapshot(performance.now());
-      for (const p of snap.peers) {
-        if (p.state === 'alive') flow.queue.push({ type: 'peerAlive', node: p.peer });
-        if (p.state === 'failed' || this.unknownDeclared.has(p.peer)) flow.queue.push({ type: 'peerFailed', node: p.peer });
-      }
-      flow.queue.push({ type: 'tick' });
-      this.drain(flow);
-    }
-    return flow;
-  }
-
-  private post(flow: Flow, event: FlowEvent): void {
-    flow.queue.push(event);
-    this.drain(flow);
-  }
-
-  /** Feeds queued events to the reducer one at a time; an event posted while an action runs waits its turn. */
-  private drain(flow: Flow): void {
-    if (flow.draining || this.stopped || this.out) return;
-    flow.draining = true;
-    try {
-      for (let event = flow.queue.shift(); event; event = flow.queue.shift()) {
-        const r = step(flow.state, event, performance.now());
-        flow.state = r.state;
-        flow.wakeAt = r.wakeAt;
-        for (const action of r.actions) this.perform(flow, action);
-      }
-    } finally {
-      flow.draining = false;
-    }
-  }
-
-  private perform(flow: Flow, a: FlowAction): void {
-    const tag = flow.state.tag;
-    switch (a.kind) {
-      case 'write': {
-        try {
-          const obj = this.db.update(tag, a.patch, this.self.name, Date.now(), { ifHost: a.ifHost });
-          this.changed([obj.tag]);
-        } catch (e) {
-          if (!(e instanceof DbWriteError)) throw e;
-          this.log.warn({ tag, patch: a.patch, err: e.message }, 'write refused');
-          flow.queue.push({ type: 'dbChanged', object: this.db.get(tag) ?? null });
-        }
-        return;
-      }
-      case 'notify':
-        this.notice(tag, a.notice, a.message);
-        return;
-      case 'prompt':
-        this.prompts.set(tag, a.message);
-        this.notice(tag, 'failback-prompt', `${a.message} (vigil failback approve|deny ${tag})`);
-        return;
-      case 'resumeApp':
-        for (const w of flow.readyWaiters.splice(0)) w();
-        return;
-      default:
-        void this.runAsync(flow, a);
-    }
-  }
-
-  private async runAsync(flow: Flow, a: AsyncAction): Promise<void> {
-    const tag = flow.state.tag;
-    try {
-      switch (a.kind) {
-        case 'checkResources': {
-          const missing = await this.resources.missing(a.resources, a.command);
-          return this.post(flow, { type: 'resourceCheck', ok: missing.length === 0, missing });
-        }
-        case 'startResources': {
-          // The disks first, then this node's durable 1 or 2 (seed 003: it processes from here on), then the rest.
-          const isDisk = (r: ResourceSpec) => r.kind === 'disk';
-          for (const r of a.resources.filter(isDisk)) await this.timed(tag, 'resource started', resourceName(r), () => this.startUnlessOut(r));
-          await this.lastActive.beforeProcessing(tag);
-          for (const r of a.resources.filter((x) => !isDisk(x))) await this.timed(tag, 'resource started', resourceName(r), () => this.startUnlessOut(r));
-          break;
-        }
-        case 'stopResources': {
-          for (const r of [...a.resources].reverse()) await this.timed(tag, 'resource stopped', resourceName(r), () => this.resources.stop(r));
-          // Handing over to a live peer (HOST moved to it, or a failback about to write HOST = primary):
-          // this node is its slave from now on, durable before the peer can start (seed 003).
-          const o = this.db.get(tag);
-          const peerHosts = o?.host != null && o.host !== this.self.name && this.isAlive(o.host);
-          const failingBack = o?.phase === 'failing-back' && o.backup === this.self.name && o.host === this.self.name && this.isAlive(o.primary);
-          await this.lastActive.stoppedProcessing(tag, peerHosts || failingBack);
-          break;
-        }
-        case 'startApp': {
-          if (a.paused) break; // a cluster-aware app is started by its own ready(); nothing to spawn here
-          const env = { ...a.command.env, VIGIL_NODE: this.self.name, VIGIL_SOCKET: this.config.control.socket };
-          const p = new AppProcess(tag, { argv: a.command.argv, cwd: a.command.cwd, env }, this.options.appOutput);
-          p.onUnexpectedExit = (code, signal) => {
-            flow.health?.stop();
-            void this.pidFiles.forget(tag).catch(() => {});
-            this.post(flow, { type: 'exited', detail: signal ? `signal ${signal}` : `exit ${code}` });
-          };
-          await p.start();
-          if (this.out) {
-            // Left the cluster while this app was being started: it must not stay up behind the stop.
-            await p.stop(stopTimeout(this.config, tag));
-            break;
-          }
-          flow.process = p;
-          await this.pidFiles.record(tag, p.pid!).catch((e: unknown) => this.log.error({ tag, err: String(e) }, 'cannot record the pid file'));
-          this.log.info({ tag, pid: p.pid }, 'application started');
-          const monitor = this.config.apps.find((x) => x.tag === tag)?.monitor;
-          if (monitor) {
-            const health = new HealthMonitor(monitor, (detail) => {
-              health.stop();
-              this.log.error({ tag, detail }, 'application failed its health probe');
-              this.post(flow, { type: 'fault', detail });
-            });
-            flow.health = health;
-            flow.health.start();
-          }
-          break;
-        }
-        case 'stopApp': {
-          flow.health?.stop();
-          flow.health = undefined;
-          const p = flow.process;
-          const timeoutMs = this.db.get(tag) ? stopTimeout(this.config, tag) : 5000;
-          // A cluster-aware app that watches for it is asked first, and given the stop timeout to finish
-          // its work and exit by itself; SIGTERM (then SIGKILL) only if it does not.
-          if (p?.running && this.askToUnload(tag, flow.state, timeoutMs) > 0) {
-            if (await p.awaitRequestedExit(timeoutMs)) this.log.info({ tag }, 'application exited on its unload request');
-            else this.log.warn({ tag, timeoutMs }, 'application did not exit on its unload request: signalling it');
-          }
-          const r = p ? await p.stop(timeoutMs) : { killed: false };
-          flow.process = undefined;
-          await this.pidFiles.forget(tag);
-          if (r.killed) this.notice(tag, 'stop-killed', `${tag} did not stop in time and was killed`);
-          break;
-        }
-        case 'syncAll':
-          await this.syncAll();
-          break;
-      }
-      this.post(flow, { type: 'done', op: a.kind });
-      // A cluster-aware app started unpaused may have called ready() before its start was recorded.
-      if (a.kind === 'startApp' && !a.paused && flow.state.app === 'up') for (const w of flow.readyWaiters.splice(0)) w();
-    } catch (e) {
-      const error = e instanceof Error ? e.message : String(e);
-      this.log.error({ tag, op: a.kind, err: error }, 'action failed');
-      this.post(flow, { type: 'failed', op: a.kind, error });
-    }
-  }
-
-  /** A start still under way when the node leaves goes no further: leave() has stopped the rest. */
-  private async startUnlessOut(r: ResourceSpec): Promise<void> {
-    if (this.out) throw new Error('this node left the cluster (distress)');
-    await this.resources.start(r);
-  }
-
-  /** Runs one resource step and logs how long it took: the failover timeline is read from these lines. */
-  private async timed(tag: string, message: string, resource: string, fn: () => Promise<void>): Promise<void> {
-    const start = performance.now();
-    await fn();
-    this.log.info({ tag, resource, ms: Math.round((performance.now() - start) * 10) / 10 }, message);
-  }
-
-  private notice(tag: string, notice: string, message: string): void {
-    this.notices.push({ at: new Date().toISOString(), tag, notice, message });
-    if (this.notices.length > 200) this.notices.shift();
-    this.noticeCounts[notice] = (this.noticeCounts[notice] ?? 0) + 1;
-    this.log.info({ tag, notice }, message);
-  }
-
-  // ---- the database: persistence and replication ----
-
-  /** After local writes: persist, replicate to every peer, tell the flows. */
-  private changed(tags: string[], markers: string[] = []): void {
-    this.persist();
-    const records = this.db.records({ apps: tags, markers });
-    for (const peer of this.peers) this.messenger.send(peer, { kind: 'update', entries: records.apps, markers: records.markers });
-    for (const tag of tags) this.post(this.flowFor(tag), { type: 'dbChanged', object: this.db.get(tag) ?? null });
-  }
-
-  private persist(): void {
-    const file = this.dbFile;
-    this.saving = this.saving.then(() => saveDatabase(file, this.db)).catch((e: unknown) => {
-      this.log.error({ err: e instanceof Error ? e.message : String(e), file }, 'cannot persist the database');
-    });
-  }
-
-  private sendDigest(peerName: string, reply: boolean): void {
-    const peer = this.peers.find((p) => p.name === peerName);
-    if (peer) this.messenger.send(peer, { kind: 'digest', versions: this.db.versionMap(), reply });
+    this.replication.persist();
   }
 
   private onMessage({ from, message, incarnation }: Received): void {
-    if (this.ignoreIncarnation(from.name, incarnation)) return;
+    if (this.distress.ignores(from.name, incarnation)) return;
     try {
-      if (message.kind === 'update') {
-        const snap = parseSnapshot({ apps: message.entries, markers: message.markers });
-        const applied: string[] = [];
-        for (const e of snap.apps) if (this.db.merge(e).applied) applied.push(e.tag);
-        let markers = 0;
-        for (const m of snap.markers) if (this.db.mergeMarker(m).applied) markers++;
-        if (applied.length || markers) {
-          this.persist();
-          for (const tag of applied) this.post(this.flowFor(tag), { type: 'dbChanged', object: this.db.get(tag) ?? null });
-        }
-      } else if (message.kind === 'pair') {
+      if (message.kind === 'pair') {
         for (const r of message.reports) {
           const report = parsePairReport(r);
           if (report) this.lastActive.onReport(report, performance.now());
         }
       } else {
-        const theirs = parseVersionMap(message.versions);
-        this.peerVersions.set(from.name, theirs);
-        const plan = syncPlan(this.db.versionMap(), theirs);
-        if (plan.send.apps.length || plan.send.markers.length) {
-          const records = this.db.records(plan.send);
-          this.messenger.send(from, { kind: 'update', entries: records.apps, markers: records.markers });
-        }
-        // Our map makes the peer send what it holds newer; ask for it whenever we lack something.
-        const lacking = plan.request.apps.length > 0 || plan.request.markers.length > 0;
-        if (message.reply || lacking) this.sendDigest(from.name, false);
+        this.replication.receive(from, message);
       }
-      this.checkSynced(from.name);
+      this.replication.checkSynced(from.name);
     } catch (e) {
       this.log.warn({ from: from.name, err: e instanceof Error ? e.message : String(e) }, 'agent message refused');
     }
-  }
-
-  /**
-   * FIG. 6 step 614: exchange version maps with every peer that is not known to have failed, and take what
-   * is newer. A peer not heard yet since start-up is waited for (up to the start-up grace): a node that
-   * restarts must learn that another took its apps over before it runs anything. Resolves when each has
-   * answered (its newer records travel before its answer), or when the rest are declared failed, or
-   * after a bound: an unreachable replica cannot hold a start hostage.
-   */
-  private syncAll(): Promise<void> {
-    const now = performance.now();
-    const targets = this.membership.snapshot(now).peers
-      .filter((p) => p.state === 'alive' || (p.state === 'unknown' && !this.unknownDeclared.has(p.peer)));
-    if (targets.length === 0) return Promise.resolve();
-    const waitUnknown = targets.some((p) => p.state === 'unknown');
-    const bound = Math.max(500, 5 * this.config.timing.heartbeatIntervalMs)
-      + (waitUnknown ? Math.max(0, this.startupGraceMs - (now - this.startedAt)) : 0);
-    return new Promise((resolve) => {
-      const waiter = { peers: new Set(targets.map((p) => p.peer)), done: resolve };
-      this.syncWaiters.push(waiter);
-      for (const p of targets) this.peerVersions.delete(p.peer); // only an answer to this sync counts
-      for (const p of targets) if (p.state === 'alive') this.sendDigest(p.peer, true);
-      setTimeout(() => {
-        this.syncWaiters = this.syncWaiters.filter((w) => w !== waiter);
-        resolve();
-      }, bound).unref();
-    });
-  }
-
-  /** A peer is synced with once we hold everything its last version map showed newer. */
-  private checkSynced(peer: string): void {
-    const theirs = this.peerVersions.get(peer);
-    if (!theirs) return;
-    const { request } = syncPlan(this.db.versionMap(), theirs);
-    if (request.apps.length === 0 && request.markers.length === 0) this.syncAnswered(peer);
-  }
-
-  /** A peer that answered a sync, or that will never answer it (failed). */
-  private syncAnswered(peer: string): void {
-    for (const w of this.syncWaiters) w.peers.delete(peer);
-    this.syncWaiters = this.syncWaiters.filter((w) => (w.peers.size ? true : (w.done(), false)));
-  }
-
-  // ---- the control socket ----
-
-  private registerControl(): void {
-    const tagParam = z.object({ tag: z.string() });
-    const existing = (tag: string): AppObject => {
-      const o = this.db.get(tag);
-      if (!o) throw new ControlError('not_found', `no application ${tag}`);
-      return o;
-    };
-    this.control
-      .handle('status', z.object({}), async () => ({ ...this.status(), disks: (await this.disks?.describe()) ?? [] }))
-      .handle('db.show', z.object({}), () => ({ ...this.db.snapshot(), digest: this.db.digest() }))
-      .handle('db.sync', z.object({}), async () => {
-        this.assertMember();
-        await this.syncAll();
-        return { digest: this.db.digest() };
-      })
-      .handle('app.load', tagParam, ({ tag }) => {
-        this.assertMember();
-        existing(tag);
-        this.post(this.flowFor(tag), { type: 'load' });
-        return { tag };
-      })
-      .handle('app.unload', tagParam, ({ tag }) => {
-        this.assertMember();
-        existing(tag);
-        this.post(this.flowFor(tag), { type: 'unload' });
-        return { tag };
-      })
-      .handle('failback.approve', tagParam, ({ tag }) => (this.assertMember(), this.answerFailback(existing(tag), 'approve')))
-      .handle('failback.deny', tagParam, ({ tag }) => (this.assertMember(), this.answerFailback(existing(tag), 'deny')))
-      .handle('attr.get', z.object({ tag: z.string(), name: z.string().optional() }), ({ tag, name }) => {
-        const o = existing(tag);
-        if (name === undefined) return { tag, attributes: o.attributes };
-        if (!(name in o.attributes)) throw new ControlError('not_found', `${tag} has no attribute ${name}`);
-        return { tag, name, value: o.attributes[name] };
-      })
-      .handle('attr.set', z.object({ tag: z.string(), name: z.string().min(1), value: z.union([z.string(), z.number(), z.boolean(), z.null()]) }), ({ tag, name, value }) => {
-        this.assertMember();
-        existing(tag);
-        const o = this.db.setAttributes(tag, { [name]: value }, this.self.name, Date.now());
-        this.changed([tag]);
-        return { tag, attributes: o.attributes };
-      })
-      // Fault injection for tests and drills: blocks this agent's event loop (as a long GC or a stuck
-      // synchronous call would). Only the control socket's authorised users can reach it.
-      .handle('debug.stall', z.object({ ms: z.number().int().min(0).max(30_000) }), ({ ms }) => {
-        setImmediate(() => {
-          const end = performance.now() + ms;
-          while (performance.now() < end) { /* blocked on purpose */ }
-        });
-        return { stallingMs: ms };
-      })
-      // Last-active server (seed 003): each app's priority, state and the decision while it waits.
-      .handle('priority.show', z.object({}), () => ({ node: this.self.name, pairs: this.lastActive.status() }))
-      .handle('priority.force-start', z.object({ tag: z.string().optional() }), ({ tag }) => {
-        this.assertMember();
-        const waiting = this.lastActive.status().filter((s) => s.state === 'X' && (tag === undefined || s.tag === tag));
-        if (waiting.length === 0) {
-          throw new ControlError('not_found', tag === undefined ? 'no app is waiting for a decision on this node' : `${tag} is not waiting for a decision on this node`);
-        }
-        const results = waiting.map((s) => ({ tag: s.tag, ...this.lastActive.checkForce(s.tag, performance.now(), this.isAlive(s.peer)) }));
-        for (const r of results) if (r.ok) this.forceStart.add(r.tag);
-        return { node: this.self.name, results };
-      })
-      // The cluster-aware application API (src/client/cluster-app.ts).
-      .handle('app.ready', tagParam, ({ tag }, ctx) => this.ready(existing(tag), ctx.connection))
-      .handle('app.register', z.object({ spec: z.record(z.string(), z.unknown()) }), ({ spec }) => (this.assertMember(), this.register(spec)))
-      .handle('app.watch', tagParam, ({ tag }, ctx) => {
-        const o = existing(tag);
-        let set = this.watchers.get(tag);
-        if (!set) this.watchers.set(tag, (set = new Set()));
-        set.add(ctx.connection);
-        ctx.connection.onClose(() => set.delete(ctx.connection));
-        return { tag, host: o.host };
-      })
-      .handle('marker.get', tagParam, ({ tag }) => {
-        existing(tag);
-        const m = this.db.marker(tag);
-        return { tag, pointer: m?.pointer ?? null, seq: m?.seq ?? 0, writtenBy: m?.writtenBy ?? null };
-      })
-      .handle('marker.set', z.object({ tag: z.string(), pointer: z.union([z.string().max(MAX_MARKER_TEXT), z.number(), z.null()]) }), ({ tag, pointer }) => {
-        this.assertMember();
-        existing(tag);
-        const m = this.db.writeMarker(tag, pointer, this.self.name);
-        this.changed([], [tag]);
-        return { tag, pointer: m.pointer, seq: m.seq };
-      })
-      // Distress (seed 002) and power (docs/power.md, docs/distress.md).
-      .handle('distress.status', z.object({}), () => this.distressStatus())
-      .handle('distress.test', z.object({}), () => {
-        this.assertMember();
-        const sender = this.armedSender();
-        // A fresh set first: a test never reuses the event of an earlier one, which receivers would drop as a copy.
-        sender.rearm({});
-        const woken = sender.trigger(reasonCode('operator-test'), 'async');
-        this.notice('distress', 'distress-test-sent', 'distress test sent (operator-test): peers log it and do nothing else');
-        return { node: this.self.name, sent: woken, destinations: sender.snapshot().destinations };
-      })
-      .handle('distress.send', z.object({ reason: z.enum(['hardware-fault', 'unknown']).default('hardware-fault') }), ({ reason }) => {
-        this.assertMember();
-        this.armedSender();
-        void this.leave(reason, defaultSendMode(reason), 'operator', 'sent by the operator (vigil distress send)');
-        return { node: this.self.name, reason, out: this.out };
-      })
-      .handle('power.status', z.object({}), () => ({ node: this.self.name, configured: this.power !== undefined, ...(this.power?.status() ?? {}), out: this.out ?? null }))
-      .handle('rejoin', z.object({}), async () => {
-        if (!this.out) throw new ControlError('not_out', `${this.self.name} is a member of the cluster: nothing to rejoin`);
-        await this.leaving?.catch(() => {});
-        await clearStayOut(this.config.stateDir);
-        const was = this.out;
-        const restart = this.options.onRejoin;
-        this.log.warn({ was }, 'rejoin asked by the operator: the stay-out record is removed');
-        if (restart) setTimeout(restart, 100); // after this answer is on its way: the restart closes the socket
-        return { node: this.self.name, was, restarting: restart !== undefined, ...(restart ? {} : { next: 'restart vigild to join the cluster' }) };
-      })
-      // Fault injection for tests and drills: the agent dies of this signal, and the armed sender's handler
-      // sends distress (fatal-signal) on the way. Only the control socket's authorised users can reach it.
-      .handle('debug.crash', z.object({ kind: z.enum(['segv', 'bus', 'abort', 'ill', 'fpe']) }), ({ kind }) => {
-        this.assertMember();
-        const sender = this.armedSender();
-        setTimeout(() => sender.crashForTest(kind), 50);
-        return { node: this.self.name, crashing: kind, fatalHandlers: sender.snapshot().fatalHandlers };
-      });
-  }
-
-  private armedSender(): NativeDistressSender {
-    if (!this.distressSender) throw new ControlError('not_armed', 'the distress sender is not armed on this node');
-    return this.distressSender;
-  }
-
-  /**
-   * FIG. 6 for an app that registers itself with its attribute values: a new TAG is stored (HOST = its
-   * primary) and replicated; an existing one is checked against them. The answer says what happens next.
-   */
-  private register(spec: Record<string, unknown>): object {
-    const tag = typeof spec.tag === 'string' ? spec.tag : '';
-    const decision = registrationCheck(this.db, tag, this.self.name, { spec });
-    switch (decision.kind) {
-      case 'reject':
-      case 'prompt-operator':
-        throw new ControlError('rejected', decision.reason);
-      case 'create':
-        this.db.upsert(decision.object, this.self.name, Date.now());
-        this.log.info({ tag }, 'registered by the application');
-        this.changed([tag]);
-        return { tag, decision: 'created', host: decision.object.host };
-      default:
-        return { tag, decision: decision.kind, host: this.db.get(tag)?.host ?? null };
-    }
-  }
-
-  /** Sends the unload request to the app's watchers; how many got it. */
-  private askToUnload(tag: string, state: FlowState, graceMs: number): number {
-    const o = state.obj;
-    const reason = state.halted ?? state.standDown
-      ?? (o?.phase === 'failing-back' ? `failback to ${o.primary}` : o && o.host !== this.self.name ? `HOST is ${o.host ?? 'none'}` : 'stop');
-    let n = 0;
-    for (const c of this.watchers.get(tag) ?? []) if (c.notify('unload', { tag, reason, graceMs })) n++;
-    return n;
-  }
-
-  private answerFailback(o: AppObject, answer: 'approve' | 'deny'): object {
-    if (o.host !== this.self.name || o.backup !== this.self.name) {
-      throw new ControlError('wrong_node', `${o.tag} is hosted on ${o.host ?? 'no node'}; answer on its backup ${o.backup} while it hosts`);
-    }
-    this.prompts.delete(o.tag);
-    this.post(this.flowFor(o.tag), { type: answer });
-    return { tag: o.tag, answer };
-  }
-
-  /** Cluster-aware apps: resolves once this node hosts the app and its flow let it run (claims 31/32). */
-  private ready(o: AppObject, _connection: ControlConnection): Promise<object> {
-    const flow = this.flowFor(o.tag);
-    if (o.host === this.self.name && flow.state.app === 'up') return Promise.resolve({ tag: o.tag, host: o.host });
-    return new Promise((resolve) => flow.readyWaiters.push(() => resolve({ tag: o.tag, host: this.self.name })));
   }
 
   status(): StatusLike {
     const now = performance.now();
     const m = this.membership.snapshot(now);
     const hb = this.engine?.snapshot();
-    const sender = this.distressSender?.snapshot() ?? null;
     const pairs = new Map(this.lastActive.status().map((p) => [p.tag, p]));
+    const sender = this.distress.senderSnapshot();
     return {
       cluster: this.config.cluster,
       node: this.self.name,
       incarnation: String(this.incarnation),
       uptimeMs: Math.round(now - this.startedAt),
-      ownStallMs: m.ownStallMs, noticeCounts: { ...this.noticeCounts },
+      ownStallMs: m.ownStallMs, noticeCounts: { ...this.notices.counts },
       peers: m.peers.map((p) => {
         const node = this.peers.find((n) => n.name === p.peer)!;
         const links = hb?.peers.find((x) => x.id === node.id)?.links ?? [];
@@ -1079,18 +510,17 @@ export class Agent {
       heartbeat: hb && { sent: hb.sent, received: hb.received, sendErrors: hb.sendErrors, dropped: hb.dropped, realtime: hb.realtime, leaseLapsed: hb.leaseLapsed },
       messages: { sent: this.messenger.sent, received: this.messenger.received, dropped: this.messenger.dropped },
       apps: this.db.list().map((o) => {
-        const f = this.flows.get(o.tag)?.state;
         const pair = pairs.get(o.tag);
         return {
           lastActive: pair && { state: pair.state, priority: pair.priority, decision: pair.decision },
           tag: o.tag, type: o.type, host: o.host, primary: o.primary, backup: o.backup, phase: o.phase, faults: o.faults, autoRecover: o.autoRecover,
           version: o.version,
-          here: f && { app: f.app, resources: f.resources, pending: f.pending?.kind ?? null, halted: f.halted, pid: this.flows.get(o.tag)?.process?.pid ?? null },
-          prompt: this.prompts.get(o.tag) ?? null,
+          here: this.flows.here(o.tag),
+          prompt: this.flows.prompt(o.tag),
           resources: o.resources.map(resourceName),
         };
       }),
-      notices: this.notices.slice(-20),
+      notices: this.notices.recent(),
       out: this.out ?? null,
       distress: sender && { armed: sender.armed, realtime: sender.realtime },
     };
@@ -1101,22 +531,9 @@ export function diskChannel(disk: string): string {
   return `disk:${disk}`;
 }
 
-/** Does a resource list use this disk (its ownership, or a mount on it)? */
-function usesDisk(resources: readonly ResourceSpec[], disk: string): boolean {
-  return resources.some((r) => (r.kind === 'disk' || r.kind === 'mount') && r.disk === disk);
-}
-
-/** A resume marker is a pointer (a position, a key), not a payload. */
-const MAX_MARKER_TEXT = 4096;
-
-function stopTimeout(config: Config, tag: string): number {
-  return config.apps.find((a) => a.tag === tag)?.stopTimeoutMs ?? 10_000;
-}
-
 async function groupId(name: string | undefined): Promise<number | undefined> {
   if (name === undefined) return undefined;
   const line = (await readFile('/etc/group', 'utf8')).split('\n').find((l) => l.split(':')[0] === name);
   if (!line) throw new Error(`control.group ${name}: no such group in /etc/group`);
   return Number(line.split(':')[2]);
 }
-

@@ -46,7 +46,7 @@ import type { Sense } from '../scsi/sense.js';
 import { RESET_NAMES } from '../scsi/transport.js';
 import { clusterTag } from '../wire/datagram.js';
 import { decodeRecord, encodeRecord, HEARTBEAT_AREA_BLOCKS, PulseTracker, slotLba } from './disk-heartbeat.js';
-import type { AgentLog } from './agent.js';
+import type { AgentLog } from './log.js';
 import type { DiskOwnership } from './resources.js';
 import { takeOverScsi2 } from './scsi2.js';
 

@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 
-import type { AgentLog } from './agent.js';
+import type { AgentLog } from './log.js';
 import type { NoticeStatus, StatusLike } from './status.js';
 
 export interface MetricsListen {

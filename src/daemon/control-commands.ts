@@ -1,0 +1,181 @@
+// The control socket's methods (docs/cli.md lists them): each checks its parameters with zod and acts
+// through the agent's parts. Who may connect is the ControlServer's business (SO_PEERCRED).
+import { performance } from 'node:perf_hooks';
+
+import { z } from 'zod';
+
+import type { NodeConfig } from '../config/schema.js';
+import { ControlError } from '../control/protocol.js';
+import type { ControlServer } from '../control/server.js';
+import { registrationCheck } from '../db/flows.js';
+import type { AppObject } from '../db/object.js';
+import { defaultSendMode, type DistressReason, type SendMode } from '../wire/distress.js';
+import type { DistressLink } from './distress-link.js';
+import type { FlowRunner } from './flow-runner.js';
+import type { LastActive } from './last-active.js';
+import type { AgentLog } from './log.js';
+import type { PowerWatch } from './power-watch.js';
+import type { Replication } from './replication.js';
+import type { StayOut } from './stay-out.js';
+
+/** A resume marker is a pointer (a position, a key), not a payload. */
+const MAX_MARKER_TEXT = 4096;
+
+export interface ControlDeps {
+  self: NodeConfig;
+  log: AgentLog;
+  replication: Replication;
+  flows: FlowRunner;
+  distress: DistressLink;
+  lastActive(): LastActive;
+  power(): PowerWatch | undefined;
+  /** Tags whose operator asked for a forced start (vigil force-start), until the decision takes it. */
+  forceStart: Set<string>;
+  /** `status` with the disks' reservations. */
+  status(): Promise<object>;
+  isAlive(node: string): boolean;
+  /** The stay-out record while this node is out of the cluster. */
+  out(): StayOut | undefined;
+  leave(reason: DistressReason, mode: SendMode, source: string, text: string): Promise<void>;
+  rejoin(): Promise<object>;
+}
+
+export function registerControlCommands(control: ControlServer, d: ControlDeps): void {
+  const db = () => d.replication.db;
+  const tagParam = z.object({ tag: z.string() });
+  const existing = (tag: string): AppObject => {
+    const o = db().get(tag);
+    if (!o) throw new ControlError('not_found', `no application ${tag}`);
+    return o;
+  };
+  const assertMember = (): void => {
+    const out = d.out();
+    if (out) {
+      throw new ControlError('out', `${d.self.name} is out of the cluster since ${out.since || 'an unknown time'} (distress: ${out.reason}${out.text ? `, ${out.text}` : ''}); run \`vigil rejoin\` first`);
+    }
+  };
+  control
+    .handle('status', z.object({}), () => d.status())
+    .handle('db.show', z.object({}), () => ({ ...db().snapshot(), digest: db().digest() }))
+    .handle('db.sync', z.object({}), async () => {
+      assertMember();
+      await d.replication.syncAll();
+      return { digest: db().digest() };
+    })
+    .handle('app.load', tagParam, ({ tag }) => {
+      assertMember();
+      existing(tag);
+      d.flows.post(tag, { type: 'load' });
+      return { tag };
+    })
+    .handle('app.unload', tagParam, ({ tag }) => {
+      assertMember();
+      existing(tag);
+      d.flows.post(tag, { type: 'unload' });
+      return { tag };
+    })
+    .handle('failback.approve', tagParam, ({ tag }) => (assertMember(), d.flows.answerFailback(existing(tag), 'approve')))
+    .handle('failback.deny', tagParam, ({ tag }) => (assertMember(), d.flows.answerFailback(existing(tag), 'deny')))
+    .handle('attr.get', z.object({ tag: z.string(), name: z.string().optional() }), ({ tag, name }) => {
+      const o = existing(tag);
+      if (name === undefined) return { tag, attributes: o.attributes };
+      if (!(name in o.attributes)) throw new ControlError('not_found', `${tag} has no attribute ${name}`);
+      return { tag, name, value: o.attributes[name] };
+    })
+    .handle('attr.set', z.object({ tag: z.string(), name: z.string().min(1), value: z.union([z.string(), z.number(), z.boolean(), z.null()]) }), ({ tag, name, value }) => {
+      assertMember();
+      existing(tag);
+      const o = db().setAttributes(tag, { [name]: value }, d.self.name, Date.now());
+      d.replication.changed([tag]);
+      return { tag, attributes: o.attributes };
+    })
+    // Fault injection for tests and drills: blocks this agent's event loop (as a long GC or a stuck
+    // synchronous call would). Only the control socket's authorised users can reach it.
+    .handle('debug.stall', z.object({ ms: z.number().int().min(0).max(30_000) }), ({ ms }) => {
+      setImmediate(() => {
+        const end = performance.now() + ms;
+        while (performance.now() < end) { /* blocked on purpose */ }
+      });
+      return { stallingMs: ms };
+    })
+    // Last-active server (seed 003): each app's priority, state and the decision while it waits.
+    .handle('priority.show', z.object({}), () => ({ node: d.self.name, pairs: d.lastActive().status() }))
+    .handle('priority.force-start', z.object({ tag: z.string().optional() }), ({ tag }) => {
+      assertMember();
+      const lastActive = d.lastActive();
+      const waiting = lastActive.status().filter((s) => s.state === 'X' && (tag === undefined || s.tag === tag));
+      if (waiting.length === 0) {
+        throw new ControlError('not_found', tag === undefined ? 'no app is waiting for a decision on this node' : `${tag} is not waiting for a decision on this node`);
+      }
+      const results = waiting.map((s) => ({ tag: s.tag, ...lastActive.checkForce(s.tag, performance.now(), d.isAlive(s.peer)) }));
+      for (const r of results) if (r.ok) d.forceStart.add(r.tag);
+      return { node: d.self.name, results };
+    })
+    // The cluster-aware application API (src/client/cluster-app.ts).
+    .handle('app.ready', tagParam, ({ tag }) => d.flows.ready(existing(tag)))
+    .handle('app.register', z.object({ spec: z.record(z.string(), z.unknown()) }), ({ spec }) => (assertMember(), register(d, spec)))
+    .handle('app.watch', tagParam, ({ tag }, ctx) => {
+      const o = existing(tag);
+      d.flows.watch(tag, ctx.connection);
+      return { tag, host: o.host };
+    })
+    .handle('marker.get', tagParam, ({ tag }) => {
+      existing(tag);
+      const m = db().marker(tag);
+      return { tag, pointer: m?.pointer ?? null, seq: m?.seq ?? 0, writtenBy: m?.writtenBy ?? null };
+    })
+    .handle('marker.set', z.object({ tag: z.string(), pointer: z.union([z.string().max(MAX_MARKER_TEXT), z.number(), z.null()]) }), ({ tag, pointer }) => {
+      assertMember();
+      existing(tag);
+      const m = db().writeMarker(tag, pointer, d.self.name);
+      d.replication.changed([], [tag]);
+      return { tag, pointer: m.pointer, seq: m.seq };
+    })
+    // Distress (seed 002) and power (docs/power.md, docs/distress.md).
+    .handle('distress.status', z.object({}), () => d.distress.status(d.out()))
+    .handle('distress.test', z.object({}), () => {
+      assertMember();
+      return d.distress.sendTest();
+    })
+    .handle('distress.send', z.object({ reason: z.enum(['hardware-fault', 'unknown']).default('hardware-fault') }), ({ reason }) => {
+      assertMember();
+      d.distress.armed();
+      void d.leave(reason, defaultSendMode(reason), 'operator', 'sent by the operator (vigil distress send)');
+      return { node: d.self.name, reason, out: d.out() };
+    })
+    .handle('power.status', z.object({}), () => {
+      const power = d.power();
+      return { node: d.self.name, configured: power !== undefined, ...(power?.status() ?? {}), out: d.out() ?? null };
+    })
+    .handle('rejoin', z.object({}), () => d.rejoin())
+    // Fault injection for tests and drills: the agent dies of this signal, and the armed sender's handler
+    // sends distress (fatal-signal) on the way. Only the control socket's authorised users can reach it.
+    .handle('debug.crash', z.object({ kind: z.enum(['segv', 'bus', 'abort', 'ill', 'fpe']) }), ({ kind }) => {
+      assertMember();
+      const sender = d.distress.armed();
+      setTimeout(() => sender.crashForTest(kind), 50);
+      return { node: d.self.name, crashing: kind, fatalHandlers: sender.snapshot().fatalHandlers };
+    });
+}
+
+/**
+ * FIG. 6 for an app that registers itself with its attribute values: a new TAG is stored (HOST = its
+ * primary) and replicated; an existing one is checked against them. The answer says what happens next.
+ */
+function register(d: ControlDeps, spec: Record<string, unknown>): object {
+  const db = d.replication.db;
+  const tag = typeof spec.tag === 'string' ? spec.tag : '';
+  const decision = registrationCheck(db, tag, d.self.name, { spec });
+  switch (decision.kind) {
+    case 'reject':
+    case 'prompt-operator':
+      throw new ControlError('rejected', decision.reason);
+    case 'create':
+      db.upsert(decision.object, d.self.name, Date.now());
+      d.log.info({ tag }, 'registered by the application');
+      d.replication.changed([tag]);
+      return { tag, decision: 'created', host: decision.object.host };
+    default:
+      return { tag, decision: decision.kind, host: db.get(tag)?.host ?? null };
+  }
+}

@@ -1,0 +1,373 @@
+// Runs the application flows (src/db/flows.ts) on this node: one reducer per app, fed one event at a time,
+// and the actions it returns performed for real (database writes, resources, the app's process, its
+// health probe, the cluster-aware app's unload requests and ready() waiters).
+import { performance } from 'node:perf_hooks';
+
+import type { Config, NodeConfig } from '../config/schema.js';
+import { ControlError } from '../control/protocol.js';
+import type { ControlConnection } from '../control/server.js';
+import { DbWriteError } from '../db/database.js';
+import { initialFlow, step, type AsyncAction, type FlowAction, type FlowEvent, type FlowState } from '../db/flows.js';
+import type { AppObject, ResourceSpec } from '../db/object.js';
+import type { PeerSnapshot } from '../membership/membership.js';
+import { AppProcess } from '../resources/app-process.js';
+import { HealthMonitor } from './health.js';
+import type { LastActive } from './last-active.js';
+import type { PidFiles } from './leftovers.js';
+import type { AgentLog } from './log.js';
+import type { Notices } from './notices.js';
+import type { Replication } from './replication.js';
+import { resourceName, type Resources } from './resources.js';
+import type { AppHereStatus } from './status.js';
+
+interface Flow {
+  state: FlowState;
+  wakeAt: number | null;
+  queue: FlowEvent[];
+  draining: boolean;
+  process: AppProcess | undefined;
+  health: HealthMonitor | undefined;
+  readyWaiters: (() => void)[];
+}
+
+export interface FlowRunnerDeps {
+  config: Config;
+  self: NodeConfig;
+  log: AgentLog;
+  notices: Notices;
+  replication: Replication;
+  pidFiles: PidFiles;
+  /** Where application output goes (tests: 'ignore'). */
+  appOutput: 'inherit' | 'ignore' | undefined;
+  resources(): Resources;
+  lastActive(): LastActive;
+  peerStates(): readonly PeerSnapshot[];
+  /** A peer never heard since start that the last-active decision treats as failed. */
+  declaredFailed(peer: string): boolean;
+  isAlive(node: string): boolean;
+  /** The node left the cluster (distress): nothing starts any more. */
+  isOut(): boolean;
+  isStopped(): boolean;
+}
+
+export class FlowRunner {
+  private readonly flows = new Map<string, Flow>();
+  /** Cluster-aware apps' connections that asked for unload requests (app.watch), per tag. */
+  private readonly watchers = new Map<string, Set<ControlConnection>>();
+  private readonly prompts = new Map<string, string>();
+
+  constructor(private readonly d: FlowRunnerDeps) {}
+
+  private get db() {
+    return this.d.replication.db;
+  }
+
+  /** The flow of an app, created (with what membership knows now) on first use. */
+  flowFor(tag: string): Flow {
+    let flow = this.flows.get(tag);
+    if (!flow) {
+      const t = this.d.config.timing;
+      const appConfig = this.d.config.apps.find((a) => a.tag === tag);
+      const peers: Record<string, number | null> = {};
+      flow = {
+        state: initialFlow(tag, this.d.self.name, {
+          obj: this.db.get(tag) ?? null, peers, gated: !this.d.lastActive().isOpen(tag),
+          config: {
+            failbackDwellMs: t.failbackDwellMs, promptRepeatMs: t.failbackPromptRepeatMs,
+            ...(appConfig && { localRestarts: appConfig.localRestarts, restartWindowMs: appConfig.restartWindowMs }),
+          },
+        }),
+        wakeAt: null, queue: [], draining: false, process: undefined, health: undefined, readyWaiters: [],
+      };
+      this.flows.set(tag, flow);
+      const o = this.db.get(tag);
+      const lastActive = this.d.lastActive();
+      if (o && !lastActive.has(tag)) void lastActive.open(tag, o.primary, o.backup, performance.now()).catch((e: unknown) => this.d.log.error({ tag, err: String(e) }, 'cannot open the priority store'));
+      for (const p of this.d.peerStates()) {
+        if (p.state === 'alive') flow.queue.push({ type: 'peerAlive', node: p.peer });
+        if (p.state === 'failed' || this.d.declaredFailed(p.peer)) flow.queue.push({ type: 'peerFailed', node: p.peer });
+      }
+      flow.queue.push({ type: 'tick' });
+      this.drain(flow);
+    }
+    return flow;
+  }
+
+  post(tag: string, event: FlowEvent): void {
+    this.postTo(this.flowFor(tag), event);
+  }
+
+  broadcast(event: FlowEvent): void {
+    for (const flow of this.flows.values()) this.postTo(flow, event);
+  }
+
+  /** Every flow whose held resources use this disk is told it was fenced off it. */
+  fenced(disk: string, detail: string): void {
+    for (const flow of this.flows.values()) {
+      if (usesDisk(flow.state.heldResources, disk)) this.postTo(flow, { type: 'fenced', detail: `disk ${disk}: ${detail}` });
+    }
+  }
+
+  /** Each tick: a flow whose deadline passed gets its 'tick'. */
+  wake(now: number): void {
+    for (const flow of this.flows.values()) {
+      if (flow.wakeAt !== null && flow.wakeAt <= now) this.postTo(flow, { type: 'tick' });
+    }
+  }
+
+  state(tag: string): FlowState | undefined {
+    return this.flows.get(tag)?.state;
+  }
+
+  here(tag: string): AppHereStatus | undefined {
+    const flow = this.flows.get(tag);
+    const f = flow?.state;
+    return f && { app: f.app, resources: f.resources, pending: f.pending?.kind ?? null, halted: f.halted, pid: flow.process?.pid ?? null };
+  }
+
+  prompt(tag: string): string | null {
+    return this.prompts.get(tag) ?? null;
+  }
+
+  // ---- what the control socket asks of the flows ----
+
+  answerFailback(o: AppObject, answer: 'approve' | 'deny'): object {
+    if (o.host !== this.d.self.name || o.backup !== this.d.self.name) {
+      throw new ControlError('wrong_node', `${o.tag} is hosted on ${o.host ?? 'no node'}; answer on its backup ${o.backup} while it hosts`);
+    }
+    this.prompts.delete(o.tag);
+    this.post(o.tag, { type: answer });
+    return { tag: o.tag, answer };
+  }
+
+  /** Cluster-aware apps: resolves once this node hosts the app and its flow let it run (claims 31/32). */
+  ready(o: AppObject): Promise<object> {
+    const flow = this.flowFor(o.tag);
+    if (o.host === this.d.self.name && flow.state.app === 'up') return Promise.resolve({ tag: o.tag, host: o.host });
+    return new Promise((resolve) => flow.readyWaiters.push(() => resolve({ tag: o.tag, host: this.d.self.name })));
+  }
+
+  /** A cluster-aware app's connection asks for its unload requests. */
+  watch(tag: string, connection: ControlConnection): void {
+    let set = this.watchers.get(tag);
+    if (!set) this.watchers.set(tag, (set = new Set()));
+    set.add(connection);
+    connection.onClose(() => set.delete(connection));
+  }
+
+  /**
+   * Every app first, then its resources in reverse, so the node that takes over finds the address free.
+   * `handingOver` (distress): where the peer is alive and may take the app over (this node was M, its
+   * slave in sync), this node writes itself the slave (seed 003); otherwise it keeps its 1, since nobody
+   * takes over and it stays the last to have processed (a lone survivor whose UPS runs out).
+   */
+  async stopAll(handingOver: boolean): Promise<void> {
+    const lastActive = this.d.lastActive();
+    const pairs = new Map(lastActive.status().map((p) => [p.tag, p]));
+    for (const flow of this.flows.values()) {
+      const tag = flow.state.tag;
+      const wasProcessing = flow.state.app !== 'down' || flow.state.resources !== 'down';
+      flow.health?.stop();
+      if (flow.process?.running && handingOver) this.askToUnload(tag, flow.state, this.stopTimeout(tag));
+      await flow.process?.stop(this.stopTimeout(tag));
+      flow.process = undefined;
+      await this.d.pidFiles.forget(tag).catch(() => {});
+      if (flow.state.resources !== 'down') {
+        for (const r of [...flow.state.heldResources].reverse()) {
+          await this.d.resources().stop(r).catch((e: unknown) => this.d.log.error({ tag, resource: resourceName(r), err: String(e) }, 'stop failed'));
+        }
+      }
+      const pair = pairs.get(tag);
+      if (handingOver && wasProcessing && pair?.state === 'M' && this.d.isAlive(pair.peer)) {
+        await lastActive.stoppedProcessing(tag, true).catch((e: unknown) => this.d.log.error({ tag, err: String(e) }, 'priority write failed'));
+      }
+      // The flows no longer run once the node is out: what they show is what was just done.
+      if (handingOver) flow.state = { ...flow.state, app: 'down', resources: 'down', heldResources: [] };
+    }
+  }
+
+  // ---- running the reducer ----
+
+  private postTo(flow: Flow, event: FlowEvent): void {
+    flow.queue.push(event);
+    this.drain(flow);
+  }
+
+  /** Feeds queued events to the reducer one at a time; an event posted while an action runs waits its turn. */
+  private drain(flow: Flow): void {
+    if (flow.draining || this.d.isStopped() || this.d.isOut()) return;
+    flow.draining = true;
+    try {
+      for (let event = flow.queue.shift(); event; event = flow.queue.shift()) {
+        const r = step(flow.state, event, performance.now());
+        flow.state = r.state;
+        flow.wakeAt = r.wakeAt;
+        for (const action of r.actions) this.perform(flow, action);
+      }
+    } finally {
+      flow.draining = false;
+    }
+  }
+
+  private perform(flow: Flow, a: FlowAction): void {
+    const tag = flow.state.tag;
+    switch (a.kind) {
+      case 'write': {
+        try {
+          const obj = this.db.update(tag, a.patch, this.d.self.name, Date.now(), { ifHost: a.ifHost });
+          this.d.replication.changed([obj.tag]);
+        } catch (e) {
+          if (!(e instanceof DbWriteError)) throw e;
+          this.d.log.warn({ tag, patch: a.patch, err: e.message }, 'write refused');
+          flow.queue.push({ type: 'dbChanged', object: this.db.get(tag) ?? null });
+        }
+        return;
+      }
+      case 'notify':
+        this.d.notices.add(tag, a.notice, a.message);
+        return;
+      case 'prompt':
+        this.prompts.set(tag, a.message);
+        this.d.notices.add(tag, 'failback-prompt', `${a.message} (vigil failback approve|deny ${tag})`);
+        return;
+      case 'resumeApp':
+        for (const w of flow.readyWaiters.splice(0)) w();
+        return;
+      default:
+        void this.runAsync(flow, a);
+    }
+  }
+
+  private async runAsync(flow: Flow, a: AsyncAction): Promise<void> {
+    const tag = flow.state.tag;
+    const resources = this.d.resources();
+    const lastActive = this.d.lastActive();
+    try {
+      switch (a.kind) {
+        case 'checkResources': {
+          const missing = await resources.missing(a.resources, a.command);
+          return this.postTo(flow, { type: 'resourceCheck', ok: missing.length === 0, missing });
+        }
+        case 'startResources': {
+          // The disks first, then this node's durable 1 or 2 (seed 003: it processes from here on), then the rest.
+          const isDisk = (r: ResourceSpec) => r.kind === 'disk';
+          for (const r of a.resources.filter(isDisk)) await this.timed(tag, 'resource started', resourceName(r), () => this.startUnlessOut(r));
+          await lastActive.beforeProcessing(tag);
+          for (const r of a.resources.filter((x) => !isDisk(x))) await this.timed(tag, 'resource started', resourceName(r), () => this.startUnlessOut(r));
+          break;
+        }
+        case 'stopResources': {
+          for (const r of [...a.resources].reverse()) await this.timed(tag, 'resource stopped', resourceName(r), () => resources.stop(r));
+          // Handing over to a live peer (HOST moved to it, or a failback about to write HOST = primary):
+          // this node is its slave from now on, durable before the peer can start (seed 003).
+          const o = this.db.get(tag);
+          const peerHosts = o?.host != null && o.host !== this.d.self.name && this.d.isAlive(o.host);
+          const failingBack = o?.phase === 'failing-back' && o.backup === this.d.self.name && o.host === this.d.self.name && this.d.isAlive(o.primary);
+          await lastActive.stoppedProcessing(tag, peerHosts || failingBack);
+          break;
+        }
+        case 'startApp':
+          await this.startApp(flow, a);
+          break;
+        case 'stopApp':
+          await this.stopApp(flow);
+          break;
+        case 'syncAll':
+          await this.d.replication.syncAll();
+          break;
+      }
+      this.postTo(flow, { type: 'done', op: a.kind });
+      // A cluster-aware app started unpaused may have called ready() before its start was recorded.
+      if (a.kind === 'startApp' && !a.paused && flow.state.app === 'up') for (const w of flow.readyWaiters.splice(0)) w();
+    } catch (e) {
+      const error = e instanceof Error ? e.message : String(e);
+      this.d.log.error({ tag, op: a.kind, err: error }, 'action failed');
+      this.postTo(flow, { type: 'failed', op: a.kind, error });
+    }
+  }
+
+  private async startApp(flow: Flow, a: Extract<AsyncAction, { kind: 'startApp' }>): Promise<void> {
+    const tag = flow.state.tag;
+    if (a.paused) return; // a cluster-aware app is started by its own ready(); nothing to spawn here
+    const env = { ...a.command.env, VIGIL_NODE: this.d.self.name, VIGIL_SOCKET: this.d.config.control.socket };
+    const p = new AppProcess(tag, { argv: a.command.argv, cwd: a.command.cwd, env }, this.d.appOutput);
+    p.onUnexpectedExit = (code, signal) => {
+      flow.health?.stop();
+      void this.d.pidFiles.forget(tag).catch(() => {});
+      this.postTo(flow, { type: 'exited', detail: signal ? `signal ${signal}` : `exit ${code}` });
+    };
+    await p.start();
+    if (this.d.isOut()) {
+      // Left the cluster while this app was being started: it must not stay up behind the stop.
+      await p.stop(this.stopTimeout(tag));
+      return;
+    }
+    flow.process = p;
+    await this.d.pidFiles.record(tag, p.pid!).catch((e: unknown) => this.d.log.error({ tag, err: String(e) }, 'cannot record the pid file'));
+    this.d.log.info({ tag, pid: p.pid }, 'application started');
+    const monitor = this.d.config.apps.find((x) => x.tag === tag)?.monitor;
+    if (monitor) {
+      const health = new HealthMonitor(monitor, (detail) => {
+        health.stop();
+        this.d.log.error({ tag, detail }, 'application failed its health probe');
+        this.postTo(flow, { type: 'fault', detail });
+      });
+      flow.health = health;
+      flow.health.start();
+    }
+  }
+
+  private async stopApp(flow: Flow): Promise<void> {
+    const tag = flow.state.tag;
+    flow.health?.stop();
+    flow.health = undefined;
+    const p = flow.process;
+    const timeoutMs = this.db.get(tag) ? this.stopTimeout(tag) : 5000;
+    // A cluster-aware app that watches for it is asked first, and given the stop timeout to finish
+    // its work and exit by itself; SIGTERM (then SIGKILL) only if it does not.
+    if (p?.running && this.askToUnload(tag, flow.state, timeoutMs) > 0) {
+      if (await p.awaitRequestedExit(timeoutMs)) this.d.log.info({ tag }, 'application exited on its unload request');
+      else this.d.log.warn({ tag, timeoutMs }, 'application did not exit on its unload request: signalling it');
+    }
+    const r = p ? await p.stop(timeoutMs) : { killed: false };
+    flow.process = undefined;
+    await this.d.pidFiles.forget(tag);
+    if (r.killed) this.d.notices.add(tag, 'stop-killed', `${tag} did not stop in time and was killed`);
+  }
+
+  /** Sends the unload request to the app's watchers; how many got it. */
+  private askToUnload(tag: string, state: FlowState, graceMs: number): number {
+    const o = state.obj;
+    const reason = state.halted ?? state.standDown
+      ?? (o?.phase === 'failing-back' ? `failback to ${o.primary}` : o && o.host !== this.d.self.name ? `HOST is ${o.host ?? 'none'}` : 'stop');
+    let n = 0;
+    for (const c of this.watchers.get(tag) ?? []) if (c.notify('unload', { tag, reason, graceMs })) n++;
+    return n;
+  }
+
+  /** A start still under way when the node leaves goes no further: leave() has stopped the rest. */
+  private async startUnlessOut(r: ResourceSpec): Promise<void> {
+    if (this.d.isOut()) throw new Error('this node left the cluster (distress)');
+    await this.d.resources().start(r);
+  }
+
+  /** Runs one resource step and logs how long it took: the failover timeline is read from these lines. */
+  private async timed(tag: string, message: string, resource: string, fn: () => Promise<void>): Promise<void> {
+    const start = performance.now();
+    await fn();
+    this.d.log.info({ tag, resource, ms: Math.round((performance.now() - start) * 10) / 10 }, message);
+  }
+
+  private stopTimeout(tag: string): number {
+    return stopTimeout(this.d.config, tag);
+  }
+}
+
+export function stopTimeout(config: Config, tag: string): number {
+  return config.apps.find((a) => a.tag === tag)?.stopTimeoutMs ?? 10_000;
+}
+
+/** Does a resource list use this disk (its ownership, or a mount on it)? */
+function usesDisk(resources: readonly ResourceSpec[], disk: string): boolean {
+  return resources.some((r) => (r.kind === 'disk' || r.kind === 'mount') && r.disk === disk);
+}
