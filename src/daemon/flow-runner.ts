@@ -168,6 +168,7 @@ export class FlowRunner {
       const tag = flow.state.tag;
       const wasProcessing = flow.state.app !== 'down' || flow.state.resources !== 'down';
       flow.health?.stop();
+      flow.health = undefined;
       if (flow.process?.running && handingOver) this.askToUnload(tag, flow.state, this.stopTimeout(tag));
       await flow.process?.stop(this.stopTimeout(tag));
       flow.process = undefined;
@@ -232,6 +233,7 @@ export class FlowRunner {
         return;
       case 'resumeApp':
         for (const w of flow.readyWaiters.splice(0)) w();
+        if (flow.process?.running) this.monitor(flow);
         return;
       default:
         void this.runAsync(flow, a);
@@ -288,11 +290,13 @@ export class FlowRunner {
 
   private async startApp(flow: Flow, a: Extract<AsyncAction, { kind: 'startApp' }>): Promise<void> {
     const tag = flow.state.tag;
-    if (a.paused) return; // a cluster-aware app is started by its own ready(); nothing to spawn here
+    // Paused (a cluster-aware app on its primary while the backup hosts it, seed 001 F0): the program is
+    // loaded all the same and waits in ready() until this node hosts it; resumeApp releases it.
     const env = { ...a.command.env, VIGIL_NODE: this.d.self.name, VIGIL_SOCKET: this.d.config.control.socket };
     const p = new AppProcess(tag, { argv: a.command.argv, cwd: a.command.cwd, env }, this.d.appOutput);
     p.onUnexpectedExit = (code, signal) => {
       flow.health?.stop();
+      flow.health = undefined;
       void this.d.pidFiles.forget(tag).catch(() => {});
       this.postTo(flow, { type: 'exited', detail: signal ? `signal ${signal}` : `exit ${code}` });
     };
@@ -304,17 +308,22 @@ export class FlowRunner {
     }
     flow.process = p;
     await this.d.pidFiles.record(tag, p.pid!).catch((e: unknown) => this.d.log.error({ tag, err: String(e) }, 'cannot record the pid file'));
-    this.d.log.info({ tag, pid: p.pid }, 'application started');
+    this.d.log.info({ tag, pid: p.pid, paused: a.paused }, a.paused ? 'application started in pause mode' : 'application started');
+    if (!a.paused) this.monitor(flow);
+  }
+
+  /** The app's health probe, from when it runs for real (not while it waits paused). */
+  private monitor(flow: Flow): void {
+    const tag = flow.state.tag;
     const monitor = this.d.config.apps.find((x) => x.tag === tag)?.monitor;
-    if (monitor) {
-      const health = new HealthMonitor(monitor, (detail) => {
-        health.stop();
-        this.d.log.error({ tag, detail }, 'application failed its health probe');
-        this.postTo(flow, { type: 'fault', detail });
-      });
-      flow.health = health;
-      flow.health.start();
-    }
+    if (!monitor || flow.health) return;
+    const health = new HealthMonitor(monitor, (detail) => {
+      health.stop();
+      this.d.log.error({ tag, detail }, 'application failed its health probe');
+      this.postTo(flow, { type: 'fault', detail });
+    });
+    flow.health = health;
+    health.start();
   }
 
   private async stopApp(flow: Flow): Promise<void> {

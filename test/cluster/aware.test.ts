@@ -62,6 +62,27 @@ t.test('a cluster-aware app: ready() on the host, the resume marker carried to t
   t.equal(await marker(c, 'b'), 'b resumed from "a resumed from \\"a unloaded (unloaded)\\""', 'after the failover b resumes from a\'s marker');
 });
 
+t.test('failback of a cluster-aware app: the primary loads it paused while the backup hosts, and it runs there once HOST is the primary', async (t) => {
+  const c = await createCluster(t, ['a', 'b'], [{ tag: 'web', primary: 'a', backup: 'b', vip: true, aware: true, autoRecover: true, command: APP }]);
+  c.start('a');
+  c.start('b');
+  await until('a serving', async () => ((await c.probe(c.vip())) === 'a' ? true : undefined), 20_000);
+  await settled(c, ['a', 'b']);
+  await c.powerOff('a');
+  await until('b serving', async () => ((await c.probe(c.vip())) === 'b' ? true : undefined), 20_000);
+  await c.powerOn('a');
+  c.start('a');
+  const paused = await until('a holds web paused, with a process waiting in ready()', async () => {
+    const here = (await c.status('a')).apps.find((x) => x.tag === 'web')?.here;
+    return here?.app === 'paused' || here?.app === 'up' ? here : undefined;
+  }, 20_000);
+  t.ok(paused.pid, `the paused copy on a is a process (pid ${paused.pid}), not only a state`);
+  await until('web failed back: a serving', async () => ((await c.probe(c.vip())) === 'a' ? true : undefined), 30_000);
+  const web = (await c.status('a')).apps.find((x) => x.tag === 'web');
+  t.match(web, { host: 'a', here: { app: 'up' } }, 'HOST is a and it runs there');
+  t.ok(web?.here?.pid, 'with a process');
+});
+
 t.test('register: a new tag is created from the app\'s own values; a clash of primary is refused with the reason', async (t) => {
   const c = await createCluster(t, ['a', 'b'], [{ tag: 'web', primary: 'a', backup: 'b', aware: true, command: ['/bin/sleep', '600'] }]);
   c.start('a');

@@ -2,7 +2,9 @@
 // reducer per app; writes replicate to the nodes it can reach; membership events are sent by the test
 // (fail, recover, partition); async actions complete at once unless the test says they fail. A trace
 // records every start, stop and write, and `executing` is checked after every step: two nodes executing
-// one app at once is recorded as an overlap.
+// one app at once is recorded as an overlap. What executes is the simulated process, as the agent runs
+// it (src/daemon/flow-runner.ts): startApp spawns one (paused or not), resumeApp lets a paused one run,
+// stopApp ends it. A flow that says 'up' where no process runs is recorded as a ghost.
 import { ClusterDb, syncPlan } from '../../src/db/database.js';
 import { type FlowAction, type FlowConfig, type FlowEvent, type FlowState, initialFlow, step } from '../../src/db/flows.js';
 import type { AppFields, AppObject } from '../../src/db/object.js';
@@ -13,6 +15,8 @@ export interface SimNode {
   up: boolean;
   flows: Map<string, FlowState>;
   wakeAt: Map<string, number | null>;
+  /** The app processes on this node: waiting paused in ready(), or running. */
+  procs: Map<string, 'paused' | 'running'>;
 }
 
 export interface SimOptions {
@@ -26,12 +30,14 @@ export class FlowSim {
   readonly trace: string[] = [];
   readonly actions: { node: string; tag: string; action: FlowAction }[] = [];
   readonly overlaps: string[] = [];
+  /** "tag on node at time": the flow says the app is up, and no process runs it. */
+  readonly ghosts: string[] = [];
   /** "node:tag" whose starts fail; "node:tag" → missing resources. */
   readonly failStarts = new Set<string>();
   readonly missing = new Map<string, string[]>();
   /** "node:op": such ops are not completed until release() (to stop the world in the middle of a flow). */
   readonly hold = new Set<string>();
-  private readonly held: { node: string; tag: string; op: 'startApp' | 'startResources' | 'stopApp' | 'stopResources' }[] = [];
+  private readonly held: { node: string; tag: string; op: 'startApp' | 'startResources' | 'stopApp' | 'stopResources'; paused: boolean }[] = [];
   /** Pairs that cannot reach each other ("a|b", sorted). */
   private readonly cut = new Set<string>();
   private readonly queue: { node: string; tag: string; event: FlowEvent }[] = [];
@@ -39,7 +45,7 @@ export class FlowSim {
 
   constructor(o: SimOptions) {
     this.config = o.config ?? {};
-    for (const name of o.nodes) this.nodes.set(name, { name, db: new ClusterDb(), up: true, flows: new Map(), wakeAt: new Map() });
+    for (const name of o.nodes) this.nodes.set(name, { name, db: new ClusterDb(), up: true, flows: new Map(), wakeAt: new Map(), procs: new Map() });
   }
 
   node(name: string): SimNode {
@@ -87,6 +93,7 @@ export class FlowSim {
       const n = this.node(node);
       const s = n.flows.get(tag);
       if (!n.up || !s) continue;
+      if (event.type === 'exited') n.procs.delete(tag); // the event says its process is gone
       const r = step(s, event, this.now);
       n.flows.set(tag, r.state);
       n.wakeAt.set(tag, r.wakeAt);
@@ -114,6 +121,7 @@ export class FlowSim {
     n.up = false;
     n.flows.clear();
     n.wakeAt.clear();
+    n.procs.clear();
     this.trace.push(`${name} crashed`);
     for (const other of this.nodes.values()) {
       if (!other.up) continue;
@@ -154,6 +162,9 @@ export class FlowSim {
   release(): void {
     for (const h of this.held.splice(0)) {
       this.trace.push(`${h.node} ${h.op} (released)`);
+      const procs = this.node(h.node).procs;
+      if (h.op === 'startApp') procs.set(h.tag, h.paused ? 'paused' : 'running');
+      if (h.op === 'stopApp') procs.delete(h.tag);
       this.send(h.node, h.tag, { type: 'done', op: h.op });
     }
     this.run();
@@ -165,9 +176,9 @@ export class FlowSim {
     return s;
   }
 
-  /** Nodes where the app executes (not paused). */
+  /** Nodes where a process of the app executes (not paused). */
   executing(tag: string): string[] {
-    return [...this.nodes.values()].filter((n) => n.up && n.flows.get(tag)?.app === 'up').map((n) => n.name);
+    return [...this.nodes.values()].filter((n) => n.up && n.procs.get(tag) === 'running').map((n) => n.name);
   }
 
   notices(node?: string): string[] {
@@ -178,6 +189,11 @@ export class FlowSim {
   private checkOverlap(tag: string): void {
     const ex = this.executing(tag);
     if (ex.length > 1) this.overlaps.push(`${tag} on ${ex.join(' and ')} at ${this.now}`);
+    for (const n of this.nodes.values()) {
+      if (n.up && n.flows.get(tag)?.app === 'up' && n.flows.get(tag)?.pending === null && n.procs.get(tag) !== 'running') {
+        this.ghosts.push(`${tag} on ${n.name} at ${this.now}`);
+      }
+    }
   }
 
   private perform(n: SimNode, tag: string, a: FlowAction): void {
@@ -207,7 +223,7 @@ export class FlowSim {
       case 'stopResources':
         if (this.hold.has(`${n.name}:${a.kind}`)) {
           this.trace.push(`${n.name} ${a.kind} (held)`);
-          this.held.push({ node: n.name, tag, op: a.kind });
+          this.held.push({ node: n.name, tag, op: a.kind, paused: a.kind === 'startApp' && a.paused });
           return;
         }
         break;
@@ -222,16 +238,19 @@ export class FlowSim {
           this.send(n.name, tag, { type: 'failed', op: a.kind, error: 'exit 1' });
         } else {
           this.trace.push(`${n.name} ${a.kind}${a.kind === 'startApp' && a.paused ? ' (paused)' : ''}`);
+          if (a.kind === 'startApp') n.procs.set(tag, a.paused ? 'paused' : 'running');
           this.send(n.name, tag, { type: 'done', op: a.kind });
         }
         return;
       case 'stopApp':
       case 'stopResources':
         this.trace.push(`${n.name} ${a.kind}`);
+        if (a.kind === 'stopApp') n.procs.delete(tag);
         this.send(n.name, tag, { type: 'done', op: a.kind });
         return;
       case 'resumeApp':
-        this.trace.push(`${n.name} resumeApp`);
+        this.trace.push(`${n.name} resumeApp${n.procs.has(tag) ? '' : ' (no process)'}`);
+        if (n.procs.has(tag)) n.procs.set(tag, 'running');
         return;
       case 'syncAll':
         for (const other of this.nodes.values()) if (this.reach(n.name, other.name)) this.syncPair(n.name, other.name);

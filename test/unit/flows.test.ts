@@ -153,6 +153,7 @@ t.test('behaviour 21 / 27: after P fails, B runs A from its own COMMAND and HOST
   t.same(started?.action, { kind: 'startApp', command: { argv: ['/usr/bin/app', 'CA-1'] }, type: 'cluster-capable', paused: false });
   t.notOk(sim.actions.some((a) => a.action.kind === 'prompt'), 'no prompt');
   t.same(sim.overlaps, []);
+  t.same(sim.ghosts, [], 'no flow says up where no process runs');
 });
 
 t.test('behaviour 22: failover candidates are HOST == failed and BACKUP == this node only', async (t) => {
@@ -329,6 +330,7 @@ t.test('behaviour 33 / 34 / 35 / 40: the failback order, and A never executes on
   for (const n of ['p', 'b']) t.match(sim.node(n).db.get('CA-1'), { host: 'p', primary: 'p', backup: 'b', phase: 'normal' }, `behaviour 40 on ${n}`);
   t.notOk(sim.actions.some((a) => a.action.kind === 'write' && ('primary' in a.action.patch || 'backup' in a.action.patch)));
   t.same(sim.overlaps, []);
+  t.same(sim.ghosts, [], 'no flow says up where no process runs');
   t.ok(sim.notices('p').includes('failback-complete'));
 });
 
@@ -342,7 +344,9 @@ t.test('behaviour 10 / 36: a cluster-aware app waits paused on P and executes on
   sim.trace.length = 0;
   sim.advance(CFG.failbackDwellMs);
   t.same(sim.trace, ['b wrote phase=failing-back', 'b stopApp', 'b stopResources', 'b wrote host=p', 'p startResources', 'p resumeApp', 'p wrote phase=normal']);
+  t.same(sim.executing('CA-1'), ['p'], 'the process loaded paused on p is the one that runs');
   t.same(sim.overlaps, []);
+  t.same(sim.ghosts, [], 'no flow says up where no process runs');
 });
 
 t.test('behaviour 47: P fails again after B wrote HOST = P, before P runs: B fails over again', async (t) => {
@@ -364,6 +368,7 @@ t.test('behaviour 47: P fails again after B wrote HOST = P, before P runs: B fai
   t.same(sim.executing('CA-1'), ['b']);
   t.match(sim.node('b').db.get('CA-1'), { host: 'b', phase: 'failed-over' });
   t.same(sim.overlaps, []);
+  t.same(sim.ghosts, [], 'no flow says up where no process runs');
 });
 
 t.test('P fails during the failback stop (before HOST = P): B keeps the app and runs it again', async (t) => {
@@ -395,6 +400,7 @@ t.test('behaviour 51: a flapping P does not cause repeated failback and failover
   t.equal(sim.notices('b').filter((n) => n === 'failback-started').length, 1, 'one failback once P stays up');
   t.same(sim.executing('CA-1'), ['p']);
   t.same(sim.overlaps, []);
+  t.same(sim.ghosts, [], 'no flow says up where no process runs');
 });
 
 // ---------------------------------------------------------------------------------------------------
@@ -443,6 +449,7 @@ t.test('behaviour 46: P and B both crash and restart with HOST == P: a sync, the
   t.same(sim.trace.filter((l) => l.startsWith('p')), ['p restarted', 'p syncAll', 'p startResources', 'p startApp']);
   t.ok(sim.notices('p').includes('db-sync'));
   t.same(sim.overlaps, []);
+  t.same(sim.ghosts, [], 'no flow says up where no process runs');
 });
 
 t.test('behaviour 48: B down when P fails: A starts nowhere and the object is reported unprotected', async (t) => {
@@ -505,6 +512,7 @@ t.test('behaviour 20: an app that exits by itself on its host is stopped there, 
   t.ok(sim.notices('p').includes('app-fault'), 'p says the app faulted');
   t.same(sim.notices('b').filter((n) => n === 'host-faulted' || n === 'failover-complete'), ['host-faulted', 'failover-complete']);
   t.same(sim.overlaps, []);
+  t.same(sim.ghosts, [], 'no flow says up where no process runs');
 });
 
 t.test('a failed health probe: the app is stopped, then its resources, and only then is the fault marked', async (t) => {
@@ -532,6 +540,7 @@ t.test('an app that keeps faulting does not ping-pong: no failback to a marked p
   sim.advance(CFG.failbackDwellMs + 1000);
   t.same(sim.executing('CA-1'), ['p'], 'auto-recover fails it back to p');
   t.same(sim.overlaps, []);
+  t.same(sim.ghosts, [], 'no flow says up where no process runs');
 });
 
 t.test('an app that faults on the backup after a failover goes back to the primary at once, without a failback approval', async (t) => {
@@ -545,6 +554,7 @@ t.test('an app that faults on the backup after a failover goes back to the prima
   t.match(sim.node('p').db.get('CA-1'), { host: 'p', phase: 'normal', faults: ['b'] });
   t.notOk(sim.actions.some((a) => a.action.kind === 'prompt'));
   t.same(sim.overlaps, []);
+  t.same(sim.ghosts, [], 'no flow says up where no process runs');
 });
 
 t.test('an app that faults on both nodes comes to rest: it runs nowhere, the operator is told, and a load runs it again', async (t) => {
@@ -562,6 +572,7 @@ t.test('an app that faults on both nodes comes to rest: it runs nowhere, the ope
   t.same(sim.executing('CA-1'), ['b'], 'a load on the host clears its mark and runs it there');
   t.same(sim.node('p').db.get('CA-1')?.faults, ['p']);
   t.same(sim.overlaps, []);
+  t.same(sim.ghosts, [], 'no flow says up where no process runs');
 });
 
 t.test('localRestarts: faults within the window restart the app in place; the next one fails it over; the window forgets old ones', async (t) => {
@@ -578,6 +589,7 @@ t.test('localRestarts: faults within the window restart the app in place; the ne
   sim.event('p', 'CA-1', { type: 'exited', detail: 'exit 3' });
   t.same(sim.executing('CA-1'), ['b'], 'a second fault within the window fails it over');
   t.same(sim.overlaps, []);
+  t.same(sim.ghosts, [], 'no flow says up where no process runs');
   // A health fault with a restart left: the running app is stopped and started again; resources stay up.
   const s = initialFlow('CA-1', 'p', { config, obj: object(), synced: true, app: 'up', resources: 'up', peers: { b: T0 - 3_600_000 } });
   const r = drive(s, [{ type: 'fault', detail: 'probe' }, done('stopApp')]);
