@@ -164,6 +164,7 @@ export class Agent {
       peerProbeMs: this.config.timing.peerProbeMs, firstStart, log: this.log,
       onChange: (peer) => this.sendPairReports(peer),
     });
+    const loaded = new Set(this.db.list().map((o) => o.tag));
     for (const o of this.db.list()) await this.lastActive.open(o.tag, o.primary, o.backup, performance.now());
     const now = performance.now();
     const channels = [
@@ -221,6 +222,9 @@ export class Agent {
       this.resources = new Resources(this.self.name, this.disks);
     }
     this.registerConfiguredApps();
+    // Every app's priority store before its flow: a flow never starts an app before the pair's decision,
+    // apps registered from the configuration just now included (seed 003).
+    for (const o of this.db.list()) if (!loaded.has(o.tag)) await this.lastActive.open(o.tag, o.primary, o.backup, performance.now(), { isNew: true });
     for (const obj of this.db.list()) this.flows.flowFor(obj.tag);
     await this.control.start();
     this.timer = setInterval(() => this.tick(), this.tickMs);

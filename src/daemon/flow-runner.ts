@@ -69,9 +69,11 @@ export class FlowRunner {
       const t = this.d.config.timing;
       const appConfig = this.d.config.apps.find((a) => a.tag === tag);
       const peers: Record<string, number | null> = {};
+      const o = this.db.get(tag);
+      const lastActive = this.d.lastActive();
       flow = {
         state: initialFlow(tag, this.d.self.name, {
-          obj: this.db.get(tag) ?? null, peers, gated: !this.d.lastActive().isOpen(tag),
+          obj: o ?? null, peers, gated: o !== undefined && !lastActive.isOpen(tag, o.primary, o.backup),
           config: {
             failbackDwellMs: t.failbackDwellMs, promptRepeatMs: t.failbackPromptRepeatMs,
             ...(appConfig && { localRestarts: appConfig.localRestarts, restartWindowMs: appConfig.restartWindowMs }),
@@ -80,9 +82,9 @@ export class FlowRunner {
         wakeAt: null, queue: [], draining: false, process: undefined, health: undefined, readyWaiters: [],
       };
       this.flows.set(tag, flow);
-      const o = this.db.get(tag);
-      const lastActive = this.d.lastActive();
-      if (o && !lastActive.has(tag)) void lastActive.open(tag, o.primary, o.backup, performance.now()).catch((e: unknown) => this.d.log.error({ tag, err: String(e) }, 'cannot open the priority store'));
+      // An app that reached this node after its start (replicated, registered): new here, so a missing
+      // store gets its initial value; the flow stays gated until the pair's decision (src/daemon/last-active.ts).
+      if (o && !lastActive.has(tag)) void lastActive.open(tag, o.primary, o.backup, performance.now(), { isNew: true }).catch((e: unknown) => this.d.log.error({ tag, err: String(e) }, 'cannot open the priority store'));
       for (const p of this.d.peerStates()) {
         if (p.state === 'alive') flow.queue.push({ type: 'peerAlive', node: p.peer });
         if (p.state === 'failed' || this.d.declaredFailed(p.peer)) flow.queue.push({ type: 'peerFailed', node: p.peer });

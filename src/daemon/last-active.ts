@@ -115,8 +115,12 @@ export class LastActive {
 
   constructor(private readonly o: LastActiveOptions) {}
 
-  /** Opens the store of an app this node is primary or backup of; the gate starts closed. */
-  async open(tag: string, primary: string, backup: string, now: number): Promise<void> {
+  /**
+   * Opens the store of an app this node is primary or backup of; the gate starts closed. A missing store
+   * gets its initial value (B.4) on this node's first start, or when the app is new to this node (it was
+   * not in the database this agent started with): otherwise it was lost, and the record is undeterminable.
+   */
+  async open(tag: string, primary: string, backup: string, now: number, o: { isNew: boolean } = { isNew: false }): Promise<void> {
     if (this.pairs.has(tag)) return;
     const self = this.o.self.name;
     if (self !== primary && self !== backup) return;
@@ -125,11 +129,11 @@ export class LastActive {
     await mkdir(this.o.dir, { recursive: true, mode: 0o750 });
     const file = join(this.o.dir, `${tag}.priority`);
     let reading = await readPriorityStore(file, identity);
-    if (reading.kind === 'undeterminable' && reading.slots.length === 0 && this.o.firstStart) {
+    if (reading.kind === 'undeterminable' && reading.slots.length === 0 && (this.o.firstStart || o.isNew)) {
       // B.4: the initial values, before automatic operation starts: the primary 2, the backup 3.
       await initPriorityStore(file, identity, { priority: self === primary ? 2 : 3, state: 'X', transition: 'init', forced: false });
       reading = await readPriorityStore(file, identity);
-      this.o.log.info({ tag, file }, 'priority store created with its initial value (first start of this node)');
+      this.o.log.info({ tag, file }, `priority store created with its initial value (${this.o.firstStart ? 'first start of this node' : 'an app new to this node'})`);
     }
     const entered = reading.kind === 'record' ? reading.record.transition : 'init';
     this.pairs.set(tag, {
@@ -142,10 +146,14 @@ export class LastActive {
     return this.pairs.has(tag);
   }
 
-  /** Decided: the gate is open (this node processes or is the slave). */
-  isOpen(tag: string): boolean {
+  /**
+   * Decided: the gate is open (this node processes or is the slave). Closed for a pair not opened yet:
+   * an app of this node's never runs before its decision.
+   */
+  isOpen(tag: string, primary: string, backup: string): boolean {
     const p = this.pairs.get(tag);
-    return p === undefined || p.state !== 'X';
+    if (p === undefined) return this.o.self.name !== primary && this.o.self.name !== backup;
+    return p.state !== 'X';
   }
 
   reports(peer?: string): PairReport[] {

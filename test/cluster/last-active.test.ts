@@ -1,6 +1,8 @@
 // Last-active server (seed 003) with real agents: after both nodes went down, a node restarted alone
 // starts its app only if it processed last (priority 1); otherwise it waits for its peer or for a forced
 // start. The reverse history gives the reverse outcome.
+import { appendFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import t from 'tap';
@@ -104,4 +106,49 @@ t.test('failback hands the roles back: the backup writes 3 before the primary ru
     return pa.state === 'M' && pa.priority === 2 && pb.state === 'SL' && pb.priority === 3 ? true : undefined;
   }, 30_000);
   t.pass('a M with 2, b SL with 3: after a double failure now, a would win the comparison and b alone would wait');
+});
+
+t.test('a node whose database was set aside still goes through the last-active decision: restarted alone with priority 2 after b took over, it waits', async (t) => {
+  const c = await createCluster(t, ['a', 'b'], [{ tag: 'web', primary: 'a', backup: 'b', vip: true }]);
+  await bothUpAsMasterAndSlave(c);
+  await c.powerOff('a');
+  await serving(c, 'b');
+  await c.powerOff('b');
+
+  await c.powerOn('a');
+  await writeFile(join(c.dir, 'a', 'db.json'), 'not a database\n');
+  const first = c.start('a');
+  const code = await new Promise<number | null>((resolve) => first.once('exit', resolve));
+  t.equal(code, 1, 'the first start refuses the corrupt database and sets it aside');
+  c.start('a');
+  await started(c, 'a');
+  await sleep(4000); // twice the probe window
+  const pa = await pair(c, 'a');
+  t.equal(pa.state, 'X', 'a waits: the app is registered anew from the configuration, but its priority record says 2');
+  t.equal(await c.probe(c.vip()), null, 'nobody serves: a does not start with data b may have updated after');
+  t.equal((await c.status('a')).apps[0]?.here?.app, 'down');
+});
+
+t.test('an app added to the configuration of nodes that ran before: both restarted, each gets its initial priority store and the pair decides (its primary master, the other its slave)', async (t) => {
+  const c = await createCluster(t, ['a', 'b'], [{ tag: 'web', primary: 'a', backup: 'b', vip: true }]);
+  const agents = { a: c.start('a'), b: c.start('b') };
+  await serving(c, 'a');
+  for (const node of ['a', 'b'] as const) {
+    const exited = new Promise((resolve) => agents[node].once('exit', resolve));
+    agents[node].kill('SIGTERM');
+    await exited;
+    // The apps list ends the file: one more app, primary b.
+    await appendFile(join(c.dir, `${node}.yaml`), [
+      '  - tag: api', '    type: cluster-capable', '    command: ["/bin/sleep", "600"]', '    primary: b', '    backup: a',
+      '    stopTimeoutMs: 2000', '    resources: []', '',
+    ].join('\n'));
+  }
+  c.start('a');
+  c.start('b');
+  const pairOf = async (node: string) => ((await c.request(node, 'priority.show')) as { pairs: Pair[] }).pairs.find((p) => p.tag === 'api');
+  await until('api: b master with 2, a its slave with 3', async () => {
+    const [pb, pa] = [await pairOf('b'), await pairOf('a')];
+    return pb?.state === 'M' && pb.priority === 2 && pa?.state === 'SL' && pa.priority === 3 ? true : undefined;
+  }, 20_000);
+  t.equal((await c.status('b')).apps.find((x) => x.tag === 'api')?.here?.app, 'up', 'api runs on b');
 });

@@ -28,6 +28,24 @@ t.test('a first start creates the store with the initial values: the primary 2, 
   t.match(later.la.status()[0], { priority: null, record: /undeterminable/ });
 });
 
+t.test('an app new to a node that ran before gets the initial values too; a store missing for a known app stays undeterminable', async (t) => {
+  const { la, dir } = await controller('b', false);
+  t.match(la.status()[0], { tag: 'web', priority: null, record: /undeterminable/ }, 'known app, store lost: undeterminable');
+  await la.open('api', 'b', 'a', 0, { isNew: true });
+  t.match(la.status().find((p) => p.tag === 'api'), { state: 'X', priority: 2 }, 'new app, primary here: 2');
+  const again = new LastActive({ dir, cluster: 'lab', self: { name: 'b', id: 2 }, nodeId: (n) => ids[n]!, peerProbeMs: 1000, firstStart: false, log });
+  await again.open('api', 'b', 'a', 0, { isNew: true });
+  t.match(again.status()[0], { priority: 2 }, 'an existing store is read, never initialised again');
+});
+
+t.test('the gate of an app of this node is closed until its pair is opened and decided; an app of other nodes has none', async (t) => {
+  const la = new LastActive({ dir: await mkdtemp(join(tmpdir(), 'vigil-la-')), cluster: 'lab', self: { name: 'a', id: 1 }, nodeId: (n) => ids[n]!, peerProbeMs: 1000, firstStart: true, log });
+  t.equal(la.isOpen('web', 'a', 'b'), false, 'not opened yet: closed');
+  t.equal(la.isOpen('other', 'b', 'c'), true, 'not this node\'s pair: nothing to wait for');
+  await la.open('web', 'a', 'b', 0);
+  t.equal(la.isOpen('web', 'a', 'b'), false, 'opened, not decided: closed');
+});
+
 t.test('decisions: alone after the probe window only with 1; the comparison with the peer\'s report otherwise', async (t) => {
   const a = await controller('a', true);
   const notAlive = () => false;
@@ -58,7 +76,7 @@ t.test('the slave takes over only from a master (M); from a single master it goe
   await b.la.decideAll(10, () => true, async () => undefined);
   t.equal(b.la.status()[0]?.state, 'SL');
   t.same(await b.la.peerFailed('a'), [{ tag: 'web', mayTakeOver: false }]);
-  t.equal(b.la.isOpen('web'), false);
+  t.equal(b.la.isOpen('web', 'a', 'b'), false);
 
   const b2 = await controller('b', true);
   b2.la.onReport({ tag: 'web', state: 'M', record: { known: true, priority: 2, state: 'M', transition: '1-2-2', forced: false } }, 0);
