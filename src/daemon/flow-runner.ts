@@ -255,7 +255,9 @@ export class FlowRunner {
         case 'startResources': {
           // The disks first, then this node's durable 1 or 2 (seed 003: it processes from here on), then the rest.
           const isDisk = (r: ResourceSpec) => r.kind === 'disk';
-          for (const r of a.resources.filter(isDisk)) await this.timed(tag, 'resource started', resourceName(r), () => this.startUnlessOut(r));
+          const disks = a.resources.filter(isDisk);
+          for (const r of disks) await this.timed(tag, 'resource started', resourceName(r), () => this.startUnlessOut(r));
+          if (disks.length > 0) this.postTo(flow, { type: 'disksTaken' }); // a failover past here completes (flows.ts rule 2)
           await lastActive.beforeProcessing(tag);
           for (const r of a.resources.filter((x) => !isDisk(x))) await this.timed(tag, 'resource started', resourceName(r), () => this.startUnlessOut(r));
           break;

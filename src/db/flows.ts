@@ -22,13 +22,15 @@
 //      stays P, no start); start the resources in order; start the app; then write HOST = B, phase
 //      failed-over. A failed start: stop what started, retry after retryMs, give up after maxAttempts
 //      (HOST never changed). P alive again (or HOST changed) before HOST = B is written: abort and stop
-//      what started. This also covers P failing mid-failback, after B wrote HOST = P (§5.2 item 8).
+//      what started, unless B has already taken the disks (preempted P: P is fenced and will stop), in
+//      which case the failover completes. This also covers P failing mid-failback, after B wrote HOST =
+//      P (§5.2 item 8).
 //   3. HOST is not this node: nothing may execute here. A running app is stopped at once ("split
 //      brain", §5.2 item 4, or an operator unload when HOST is null). The primary may hold a
 //      cluster-aware app loaded in pause mode while HOST is the backup (F0). When HOST's node and the
 //      backup have both failed, notify that the app is unprotected (behaviour 48).
 //   4a. HOST is this node and the app faulted here (exited by itself, or failed its health probe) beyond
-//      the local restart policy: stop it and its resources, then add this node to the object's fault
+//      the local restart policy, or this node was fenced off its disk: stop it and its resources, then add this node to the object's fault
 //      marks. The other node then takes this one object over as in 2 (behaviour 20); nothing fails over
 //      or back to a marked node until an operator load there clears its mark, so an app that faults
 //      everywhere comes to rest instead of being passed to and fro.
@@ -255,9 +257,17 @@ export type FlowEvent =
   | { type: 'gate'; open: boolean }
   /**
    * This node lost a resource of the app it cannot keep running without: its reservation was preempted
-   * (another node fenced it). Everything here stops at once and stays stopped until a load.
+   * (another node fenced it). Everything here stops at once. Where HOST still names this node (nobody
+   * took the app over, or this replica has not heard yet) the fence is a fault of this node: it is
+   * marked, so the other node takes the app over and nothing comes back here until a load. Where HOST
+   * names another node, the app simply runs there (rule 3); no mark, so failback may bring it back.
    */
   | { type: 'fenced'; detail: string }
+  /**
+   * The disks of the app are this node's now (reserved; a failed holder preempted, i.e. fenced): a
+   * failover past this point completes even if the old host is heard again, since it can no longer write.
+   */
+  | { type: 'disksTaken' }
   /** Operator load on this node (FIG. 6), also a restart after halted or a failover that gave up. */
   | { type: 'load' }
   /** Operator unload (any node): HOST = null. */
@@ -286,8 +296,12 @@ export interface FlowState {
   readonly halted: string | null;
   /** Membership: since when a node has been alive, null when failed; absent: not known yet. */
   readonly peers: Readonly<Record<string, number | null>>;
-  /** A failover by this node is under way; checked: resources found sufficient for this attempt. */
-  readonly failover: { checked: boolean } | null;
+  /**
+   * A failover by this node is under way, from the host `from`; checked: resources found sufficient for
+   * this attempt; committed: the disks are taken (the old host fenced), so it completes whatever happens
+   * to the old host's liveness.
+   */
+  readonly failover: { checked: boolean; from: string; committed: boolean } | null;
   /** Failover gave up (resources missing, every attempt failed) for this outage of the primary. */
   readonly failoverGaveUp: boolean;
   readonly attempts: number;
@@ -453,8 +467,15 @@ function apply(d: Draft, e: FlowEvent, now: number, out: FlowAction[]): void {
       return;
     case 'fenced':
       if (d.app === 'down' && d.resources === 'down') return;
-      d.halted = `fenced: ${e.detail}`;
       notify(out, 'fenced', `${d.tag}: ${e.detail}; stopping it on ${d.self} at once`);
+      if (d.failover) endFailover(d, out, `fenced: ${e.detail}`);
+      if (d.obj?.host === d.self) {
+        d.faulted = `fenced: ${e.detail}`;
+        d.restartApp = false;
+      }
+      return;
+    case 'disksTaken':
+      if (d.failover) d.failover.committed = true;
       return;
     case 'load':
       load(d, out);
@@ -628,7 +649,7 @@ function pass(d: Draft, now: number, out: FlowAction[]): Pass {
 
   // 2. Failover by this node.
   const from = takeoverFrom(d, o);
-  const wanted = from !== null;
+  const wanted = from !== null || (d.failover?.committed === true && o.host === d.failover.from);
   if (d.failover && !wanted) {
     d.failover = null;
     d.attempts = 0;
@@ -639,11 +660,11 @@ function pass(d: Draft, now: number, out: FlowAction[]): Pass {
     if (d.app !== 'down' || d.resources !== 'down') d.standDown = 'failover aborted';
     return 'again';
   }
-  if (!d.failover && wanted && !d.failoverGaveUp && !d.gated) {
-    d.failover = { checked: false };
+  if (!d.failover && from !== null && !d.failoverGaveUp && !d.gated) {
+    d.failover = { checked: false, from, committed: false };
     d.attempts = 0;
     d.retryAt = null;
-    if (o.faults.includes(from!)) notify(out, 'host-faulted', `${o.tag} faulted on ${from}; ${self} takes it over`);
+    if (o.faults.includes(from)) notify(out, 'host-faulted', `${o.tag} faulted on ${from}; ${self} takes it over`);
     else notify(out, 'primary-failed', `${from} failed; ${self} takes over ${o.tag}`);
     if (o.phase !== 'failing-over') write(d, out, { phase: 'failing-over' }, o.host);
     return 'again';

@@ -603,16 +603,55 @@ t.test('a paused cluster-aware copy on the primary that exits is not restarted u
   t.match(r.s.halted, /exited by itself/);
 });
 
-t.test('a node fenced off a disk of the app stops the app and its resources at once and stays stopped until loaded', async (t) => {
+t.test('a node fenced off a disk of the app it hosts stops the app and its resources at once, then marks the fault so that the backup takes it over', async (t) => {
   const s = flow('p', object(), { app: 'up', resources: 'up' });
   const r = drive(s, [{ type: 'fenced', detail: 'disk shared0: preempted' }]);
   t.same(r.acts, ['notify fenced', 'stopApp'], 'the app first');
   const stopped = drive(r.s, [done('stopApp'), done('stopResources'), { type: 'tick' }]);
-  t.same(stopped.acts, ['stopResources ip,disk'], 'then its resources, in reverse; nothing restarts');
-  t.match(stopped.s.halted, /fenced: disk shared0/);
+  t.same(stopped.acts, ['stopResources ip,disk', 'write faults=p if p'], 'then its resources, in reverse; then the mark; nothing restarts');
+  t.equal(stopped.s.app, 'down');
   const idle = drive(flow('b', object()), [{ type: 'fenced', detail: 'x' }]);
   t.same(idle.acts, [], 'a node running nothing has nothing to stop and says nothing');
   t.equal(idle.s.halted, null);
+});
+
+t.test('fenced while HOST is still this node and nobody took over: the app does not stop everywhere, the backup takes it over', async (t) => {
+  const sim = new FlowSim({ nodes: ['p', 'b'], config: CFG });
+  sim.register('p', app('CA-1', 'p', 'b'));
+  sim.event('p', 'CA-1', { type: 'fenced', detail: 'disk shared0: preempted' });
+  t.same(sim.executing('CA-1'), ['b'], 'it runs on b');
+  t.match(sim.node('b').db.get('CA-1'), { host: 'b', faults: ['p'] });
+  t.ok(sim.notices('b').includes('host-faulted'));
+});
+
+t.test('a primary fenced while its backup took the app over (a frozen primary thawing) gets it back by failback: the fence leaves nothing that keeps it from running there', async (t) => {
+  const sim = new FlowSim({ nodes: ['p', 'b'], config: CFG });
+  sim.register('p', app('CA-1', 'p', 'b', { autoRecover: true }));
+  sim.partition('p', 'b', true); // p frozen: b declares it failed and takes over, preempting p's key
+  t.match(sim.node('b').db.get('CA-1'), { host: 'b' });
+  // p wakes: the disk says it was preempted before p's replica hears that HOST moved.
+  sim.event('p', 'CA-1', { type: 'fenced', detail: 'disk shared0: preempted' });
+  t.same(sim.executing('CA-1'), ['b'], 'p stopped its copy');
+  sim.partition('p', 'b', false);
+  sim.advance(CFG.failbackDwellMs + 2000);
+  t.same(sim.executing('CA-1'), ['p'], 'after the dwell, failback (auto-recover) runs it on p again');
+  for (const n of ['p', 'b']) t.match(sim.node(n).db.get('CA-1'), { host: 'p', phase: 'normal', faults: [] }, `${n}'s replica`);
+  t.same(sim.ghosts, [], 'no flow says up where no process runs');
+});
+
+t.test('once the failover took the disks (the old host preempted, so fenced), the old host heard again does not abort it', async (t) => {
+  const sim = new FlowSim({ nodes: ['p', 'b'], config: CFG });
+  sim.register('p', app('CA-1', 'p', 'b'));
+  sim.hold.add('b:startResources');
+  sim.partition('p', 'b', true); // p frozen for a moment: b starts the failover
+  sim.event('b', 'CA-1', { type: 'disksTaken' } as FlowEvent); // b preempted p's key: p can no longer write
+  sim.event('p', 'CA-1', { type: 'fenced', detail: 'disk shared0: preempted' });
+  sim.partition('p', 'b', false); // p heard again before b wrote HOST = b (a slow mount)
+  sim.hold.clear();
+  sim.release();
+  t.same(sim.executing('CA-1'), ['b'], 'b completed the takeover instead of leaving the app nowhere');
+  for (const n of ['p', 'b']) t.match(sim.node(n).db.get('CA-1'), { host: 'b' }, `${n}'s replica: HOST b`);
+  t.notOk(sim.notices('b').includes('failover-aborted'));
 });
 
 t.test('§5.2 item 7: the backup hosting the app fails while the primary is up: the primary takes it back at once', async (t) => {
