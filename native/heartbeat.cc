@@ -128,7 +128,10 @@ void Receive(HeartbeatState& s, int network, const uint8_t* d, size_t n, int64_t
     link.peerSentUs = Get64(p + 24);
     uint64_t ackSeq = Get64(p + 4);
     uint64_t ackIncarnation = Get64(p + 12);
-    if (ackSeq != 0 && ackIncarnation == s.incarnation) {
+    // Only an ack of a heartbeat newer than the last one acknowledged is news: a peer that stopped hearing
+    // us repeats its last ack in every heartbeat it still sends, and that must not look fresh.
+    if (ackSeq > link.ackedSeq && ackIncarnation == s.incarnation) {
+      link.ackedSeq = ackSeq;
       link.ackedNs = now;
       uint64_t echoed = Get64(p + 32);
       uint32_t held = Get32(p + 40);

@@ -36,7 +36,8 @@ struct HeartbeatLink {  // what this node knows of one peer on one network
   uint64_t heardCount = 0;
   uint64_t lastSeq = 0;      // the peer's sequence number in that heartbeat (our ack to it)
   uint64_t peerSentUs = 0;   // the peer's send stamp in it, echoed back so it can measure the round trip
-  int64_t ackedNs = 0;       // last time the peer acknowledged one of ours on this network
+  int64_t ackedNs = 0;       // last time the peer acknowledged a newer heartbeat of ours on this network
+  uint64_t ackedSeq = 0;     // the newest of our sequence numbers it acknowledged (a repeated one is stale)
   int64_t rttUs = -1;
 };
 

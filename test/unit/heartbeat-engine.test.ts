@@ -210,3 +210,32 @@ t.test('fuzz: thousands of random and mutated datagrams are counted and dropped;
   await until('a valid heartbeat is still accepted', () => a.snapshot().received === 1);
   t.comment(`drops by reason: ${JSON.stringify(s.dropped)}`);
 });
+
+t.test('a peer that stops hearing us but keeps sending repeats its last ack: that ack is stale, so the link shows no fresh acknowledgement', async (t) => {
+  const [a0, p0] = await freeUdpPorts(2) as [number, number];
+  const peer = await listener(p0);
+  const a = engine({ networks: [{ bind: '127.0.0.1', port: a0 }], peers: [{ id: 2, addresses: [{ network: 0, host: '127.0.0.1', port: p0 }] }] });
+  await until('a heartbeat from the engine', () => peer.received.length >= 2);
+  const latest = () => {
+    const d = decodeDatagram(KEY, peer.received.at(-1)!, TAG);
+    if (!d.ok) throw new Error('undecodable heartbeat');
+    return d.header.sequence;
+  };
+  let seq = 0n;
+  const send = (ackSeq: bigint) => new Promise<void>((r) => peer.socket.send(
+    datagram({ sequence: ++seq, hb: { ackSeq, ackIncarnation: INC_A } }), a0, '127.0.0.1', () => r()));
+  await send(latest());
+  await until('the ack is taken', () => { const l = a.snapshot().peers[0]!.links[0]!; return l.ackedAgoMs >= 0 && l.ackedAgoMs < 100; });
+  const stale = latest();
+  // The peer goes on sending (it is heard) but acknowledges nothing newer: our heartbeats no longer reach it.
+  const end = Date.now() + 400;
+  while (Date.now() < end) {
+    await send(stale);
+    await sleep(20);
+  }
+  const link = a.snapshot().peers[0]!.links[0]!;
+  t.ok(link.heardAgoMs >= 0 && link.heardAgoMs < 100, `the peer is heard (${link.heardAgoMs.toFixed(0)} ms ago)`);
+  t.ok(link.ackedAgoMs >= 350, `but its last fresh acknowledgement is ${link.ackedAgoMs.toFixed(0)} ms old`);
+  await send(latest());
+  await until('a newer ack counts again', () => a.snapshot().peers[0]!.links[0]!.ackedAgoMs < 100);
+});
