@@ -57,7 +57,7 @@ async function main(): Promise<void> {
   say(`shared unit ${lab.sharedId}: ext4 made on ${lab.aSd} (the last MiB is the disk heartbeat area)`);
   const c = await createCluster({ teardown: (fn) => { teardowns.push(fn); } }, ['a', 'b'],
     [{ tag: 'web', primary: 'a', backup: 'b', vip: true, disk: true, mount: true }], {
-      timing: TIMING, disk: { identity: lab.sharedId, paths: { a: lab.a, b: lab.b } },
+      timing: TIMING, disk: { identity: lab.sharedId, paths: { a: lab.a, b: lab.b }, preemptAndAbort: false },
     });
   say(`node a uses ${lab.a}, node b uses ${lab.b}; app "web": disk shared0 → mount → ${c.vip()}/24 → service on :${APP_PORT}`);
   say(`timing: heartbeat ${TIMING.heartbeatIntervalMs} ms, failure after ${TIMING.failAfterMs} ms of silence on every channel (2 networks + disk)`);

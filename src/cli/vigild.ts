@@ -7,7 +7,7 @@ import { pino } from 'pino';
 import { ConfigError, loadConfig } from '../config/load.js';
 import { Agent } from '../daemon/agent.js';
 import { startMetrics, type MetricsServer } from '../daemon/metrics.js';
-import { notifyReady, notifyStopping, startWatchdog } from '../daemon/systemd.js';
+import { notifyReady, notifyStopping, startWatchdog, watchdogWarning } from '../daemon/systemd.js';
 import { resolveSelf, SelfError } from '../daemon/self.js';
 import { KeyFileError } from '../wire/key.js';
 import { packageVersion } from '../util/package-root.js';
@@ -47,6 +47,8 @@ async function main(o: Options): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  const wdWarning = watchdogWarning(config.timing.agentLeaseMs);
+  if (wdWarning) log.warn({}, wdWarning);
   startWatchdog(log);
   // Before the agent starts: a metrics port already taken stops vigild before any app runs.
   if (config.metrics) metrics = await startMetrics(config.metrics.listen, () => agent.status(), log);

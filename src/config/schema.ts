@@ -171,11 +171,12 @@ const diskSchema = z.strictObject({
   name: name('a disk name'),
   identity,
   reservation: z.enum(['persistent', 'scsi2']).default('persistent'),
-  // Default: on with persistent reservations, off with scsi2 (crossCheck refuses it there).
+  // The disk heartbeat through the reservation (src/daemon/disk-pulse.ts); default on.
   heartbeat: z.boolean().optional(),
   // scsi2 only: how a failed holder's reservation is broken at takeover (src/daemon/scsi2.ts).
   reset: z.enum(['lun', 'lun-then-target']).optional(),
-  // persistent only (crossCheck refuses it with scsi2); the default, true, is filled in by toConfig.
+  // persistent only (crossCheck refuses it with scsi2): every takeover preempts with PREEMPT AND ABORT
+  // unless false (tcm_loop on Linux 6.1 wedges on it); the default, true, is filled in by toConfig.
   preemptAndAbort: z.boolean().optional(),
 });
 
@@ -493,24 +494,13 @@ function checkAddresses(nodes: unknown[], networkNames: string[], issues: FieldI
   });
 }
 
-/** Whether a disk carries the disk heartbeat: as configured, else only with persistent reservations. */
-function diskHeartbeat(d: { reservation?: unknown; heartbeat?: unknown }): boolean {
-  return typeof d.heartbeat === 'boolean' ? d.heartbeat : d.reservation !== 'scsi2';
+/** Whether a disk carries the disk heartbeat: as configured, else on. */
+function diskHeartbeat(d: { heartbeat?: unknown }): boolean {
+  return typeof d.heartbeat === 'boolean' ? d.heartbeat : true;
 }
 
-/**
- * No disk heartbeat on a scsi2 disk: its SCSI-2 reservation refuses every other initiator's reads and
- * writes, so the peers could never read the holder's pulse (nor write their own) while it is held. The
- * reset policy is for scsi2 disks only: a persistent reservation is taken over by PREEMPT.
- */
+/** The reset policy is for scsi2 disks only, PREEMPT AND ABORT for persistent ones only. */
 function checkDisk(d: Raw, i: number, issues: FieldIssue[]): void {
-  if (d.reservation === 'scsi2' && d.heartbeat === true) {
-    issues.push({
-      path: ['disks', i, 'heartbeat'],
-      message: 'no disk heartbeat with reservation: scsi2 (a SCSI-2 reservation refuses the other nodes\' reads and writes, '
-        + 'so they could not see its pulse): remove heartbeat, or use reservation: persistent',
-    });
-  }
   if (d.reset !== undefined && d.reservation !== 'scsi2') {
     issues.push({ path: ['disks', i, 'reset'], message: 'reset applies to reservation: scsi2 only (a persistent reservation is taken over by PREEMPT)' });
   }

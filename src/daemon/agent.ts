@@ -14,6 +14,7 @@ import { performance } from 'node:perf_hooks';
 import type { Config, NodeConfig } from '../config/schema.js';
 import { ControlError } from '../control/protocol.js';
 import { ControlServer } from '../control/server.js';
+import { DbWriteError } from '../db/database.js';
 import { registrationCheck } from '../db/flows.js';
 import type { ResourceSpec } from '../db/object.js';
 import type { DiskEvidence } from '../lastactive/decision.js';
@@ -39,6 +40,11 @@ import { Replication } from './replication.js';
 import { resourceName, Resources, type DiskOwnership } from './resources.js';
 import { clearStayOut, readStayOut, writeStayOut, type StayOut } from './stay-out.js';
 import type { StatusLike } from './status.js';
+import { peerHearsUs, weHearPeer, type LinkView } from './disk-pulse.js';
+import { runCommand } from '../resources/run-command.js';
+
+/** How often a disk this node holds without using it is given up (Disks.relinquishUnused). */
+const RELINQUISH_EVERY_MS = 2000;
 
 export type { AgentLog } from './log.js';
 
@@ -76,6 +82,7 @@ export class Agent {
   private readonly notices: Notices;
   private readonly peers: NodeConfig[];
   private timer: NodeJS.Timeout | undefined;
+  private relinquishTimer: NodeJS.Timeout | undefined;
   private incarnation = 0n;
   private readonly tickMs: number;
   private readonly startedAt = performance.now();
@@ -121,6 +128,7 @@ export class Agent {
       declaredFailed: (peer) => this.unknownDeclared.has(peer),
       isAlive: (node) => this.isAlive(node),
       isOut: () => this.out !== undefined,
+      isDistressed: (node) => this.distress?.isDistressed(node) === true,
       isStopped: () => this.stopped,
     });
   }
@@ -210,16 +218,29 @@ export class Agent {
       this.log.warn({ errno: sched.schedError }, 'heartbeat thread: SCHED_FIFO refused, running at normal priority');
     }
     if (this.config.disks.length > 0 && !this.options.disks) {
-      this.disks = new Disks(this.config, this.self, key, this.incarnation, {
+      // Only a disk's holder pulses on it: the other peers' disk channels are idle until one holds it.
+      for (const d of this.config.disks) for (const p of this.peers) this.membership.expect(p.name, diskChannel(d.name), false);
+      this.disks = new Disks(this.config, this.self, {
         isAlive: (node) => this.isAlive(node),
         isDistressed: (node) => this.distress.isDistressed(node),
-        onPulse: (node, disk, at, incarnation) => {
-          if (!this.distress.ignores(node, incarnation)) this.membership.observe(node, diskChannel(disk), at);
+        onPulse: (node, disk, at) => {
+          if (!this.distress.isDistressed(node)) this.membership.observe(node, diskChannel(disk), at);
+        },
+        onHolder: (disk, holder) => {
+          const scsi2 = this.config.disks.find((d) => d.name === disk)?.reservation === 'scsi2';
+          for (const p of this.peers) this.membership.expect(p.name, diskChannel(disk), !scsi2 && p.name === holder);
         },
         onFenced: (disk, detail) => this.flows.fenced(disk, detail),
+        mustProveLife: () => this.peers.some((p) => !peerHearsUs(this.links(p), this.config.timing.failAfterMs / 2)),
+        silentHolder: (disk) => {
+          const host = this.db.list().find((o) => o.resources.some((r) => r.kind === 'disk' && r.disk === disk))?.host;
+          const peer = this.peers.find((p) => p.name === host);
+          return peer && !weHearPeer(this.links(peer), this.config.timing.failAfterMs / 2) ? peer.name : undefined;
+        },
       }, this.log);
       await this.disks.start();
       this.resources = new Resources(this.self.name, this.disks);
+      await this.unmountLeftovers();
     }
     this.registerConfiguredApps();
     // Every app's priority store before its flow: a flow never starts an app before the pair's decision,
@@ -228,6 +249,12 @@ export class Agent {
     for (const obj of this.db.list()) this.flows.flowFor(obj.tag);
     await this.control.start();
     this.timer = setInterval(() => this.tick(), this.tickMs);
+    if (this.disks) {
+      const disks = this.disks;
+      this.relinquishTimer = setInterval(() => {
+        if (performance.now() - this.startedAt > this.startupGraceMs) void disks.relinquishUnused((disk) => this.flows.usesDisk(disk));
+      }, RELINQUISH_EVERY_MS);
+    }
     // Last: a UPS already low at start leaves a fully started agent, never one half-way up.
     await this.startPower();
     this.log.info({ node: this.self.name, incarnation: String(this.incarnation), apps: this.db.list().length }, 'vigild started');
@@ -239,6 +266,7 @@ export class Agent {
     this.stopped = true;
     await this.leaving?.catch(() => {});
     clearInterval(this.timer);
+    clearInterval(this.relinquishTimer);
     this.engine?.stop();
     this.messenger?.close();
     this.distress?.stop();
@@ -294,6 +322,7 @@ export class Agent {
       await writeStayOut(this.config.stateDir, this.out!).catch((e: unknown) => this.log.error({ err: String(e) }, 'cannot write the stay-out record'));
       clearInterval(this.timer);
       this.timer = undefined;
+      clearInterval(this.relinquishTimer);
       this.engine?.stop();
       this.engine = undefined;
       await this.flows.stopAll(true);
@@ -354,6 +383,31 @@ export class Agent {
     }
     this.replication.compareDigests(digests, now);
     this.flows.wake(now);
+  }
+
+  /** One peer's networks as the heartbeat thread sees them (empty before it runs). */
+  private links(peer: NodeConfig): LinkView[] {
+    return this.engine?.snapshot().peers.find((x) => x.id === peer.id)?.links ?? [];
+  }
+
+  /**
+   * After a dead agent (its apps stopped by clearLeftovers): the shared file systems it left mounted are
+   * unmounted, so this node can take their disks again (it never registers while one is mounted). One
+   * that cannot be unmounted is named, and its disk stays refused until an operator unmounts it.
+   */
+  private async unmountLeftovers(): Promise<void> {
+    for (const o of this.db.list()) {
+      for (const r of o.resources) {
+        if (r.kind !== 'mount') continue;
+        const mounted = await runCommand(['mountpoint', '-q', String(r.path)]).then(() => true, () => false);
+        if (!mounted) continue;
+        await this.resources.stop(r).then(
+          () => this.log.warn({ tag: o.tag, resource: resourceName(r) }, 'file system left mounted by an earlier agent unmounted'),
+          (e: unknown) => this.log.error({ tag: o.tag, resource: resourceName(r), err: String(e) },
+            'file system left mounted by an earlier agent cannot be unmounted: this node will not take its disk until it is'),
+        );
+      }
+    }
   }
 
   private isAlive(node: string): boolean {
@@ -457,18 +511,23 @@ export class Agent {
         resources: app.resources as unknown as ResourceSpec[], autoRecover: app.autoRecover, attributes: app.attributes,
       };
       const existing = this.db.get(app.tag);
-      if (!existing) {
-        const decision = registrationCheck(this.db, app.tag, this.self.name, { spec });
-        if (decision.kind === 'create') {
-          this.db.upsert(decision.object, this.self.name, Date.now());
-          this.log.info({ tag: app.tag }, 'registered from the configuration');
+      try {
+        if (!existing) {
+          const decision = registrationCheck(this.db, app.tag, this.self.name, { spec });
+          if (decision.kind === 'create') {
+            this.db.upsert(decision.object, this.self.name, Date.now());
+            this.log.info({ tag: app.tag }, 'registered from the configuration');
+          } else {
+            this.log.error({ tag: app.tag, decision }, 'not registered');
+          }
         } else {
-          this.log.error({ tag: app.tag, decision }, 'not registered');
+          // The configuration owns the definition; the database owns HOST, phase and user attributes.
+          const { tag: _tag, attributes: _a, ...definition } = spec;
+          this.db.update(app.tag, definition, this.self.name, Date.now());
         }
-      } else {
-        // The configuration owns the definition; the database owns HOST, phase and user attributes.
-        const { tag: _tag, attributes: _a, ...definition } = spec;
-        this.db.update(app.tag, definition, this.self.name, Date.now());
+      } catch (e) {
+        if (!(e instanceof DbWriteError)) throw e;
+        this.log.error({ tag: app.tag, err: e.message }, 'not registered from the configuration');
       }
     }
     this.replication.persist();

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import type { NodeConfig } from '../config/schema.js';
 import { ControlError } from '../control/protocol.js';
 import type { ControlServer } from '../control/server.js';
+import { DbWriteError } from '../db/database.js';
 import { registrationCheck } from '../db/flows.js';
 import type { AppObject } from '../db/object.js';
 import { defaultSendMode, type DistressReason, type SendMode } from '../wire/distress.js';
@@ -85,7 +86,7 @@ export function registerControlCommands(control: ControlServer, d: ControlDeps):
     .handle('attr.set', z.object({ tag: z.string(), name: z.string().min(1), value: z.union([z.string(), z.number(), z.boolean(), z.null()]) }), ({ tag, name, value }) => {
       assertMember();
       existing(tag);
-      const o = db().setAttributes(tag, { [name]: value }, d.self.name, Date.now());
+      const o = refused(() => db().setAttributes(tag, { [name]: value }, d.self.name, Date.now()));
       d.replication.changed([tag]);
       return { tag, attributes: o.attributes };
     })
@@ -158,6 +159,16 @@ export function registerControlCommands(control: ControlServer, d: ControlDeps):
     });
 }
 
+/** A write the database refuses (too large, too many apps) is the caller's error, said as such. */
+function refused<T>(write: () => T): T {
+  try {
+    return write();
+  } catch (e) {
+    if (e instanceof DbWriteError) throw new ControlError('rejected', e.message);
+    throw e;
+  }
+}
+
 /**
  * FIG. 6 for an app that registers itself with its attribute values: a new TAG is stored (HOST = its
  * primary) and replicated; an existing one is checked against them. The answer says what happens next.
@@ -171,7 +182,7 @@ function register(d: ControlDeps, spec: Record<string, unknown>): object {
     case 'prompt-operator':
       throw new ControlError('rejected', decision.reason);
     case 'create':
-      db.upsert(decision.object, d.self.name, Date.now());
+      refused(() => db.upsert(decision.object, d.self.name, Date.now()));
       d.log.info({ tag }, 'registered by the application');
       d.replication.changed([tag]);
       return { tag, decision: 'created', host: decision.object.host };

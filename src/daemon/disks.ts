@@ -1,40 +1,45 @@
 // The SCSI side of the agent: each configured shared logical unit, found through the stored link table
-// (seed 004: no scan at takeover), its persistent reservation as the ownership arbiter, and its disk
-// heartbeat channel.
+// (seed 004: no scan at takeover), its reservation as the ownership arbiter, and its disk heartbeat.
 //
-// OWNERSHIP (issue 3 §7, "never two owners"). Every node registers its key on every shared unit at start.
-// The owner of an application's disk holds a WRITE EXCLUSIVE - REGISTRANTS ONLY reservation: registered
-// nodes may still write their heartbeat blocks, and everything else is refused. Taking over from a failed
-// owner is a PREEMPT of its key ("trespass", seed 004): its registration goes, so a node that was only
-// frozen finds its writes refused with RESERVATION CONFLICT when it wakes, and steps down. Taking a disk
-// whose holder's node is alive is refused: two owners are never made by this agent. A release is the
-// operator's "autotrespass": the owner gives the disk up and keeps its registration.
+// OWNERSHIP ("one writer per disk"). The owner of an application's disk holds a WRITE EXCLUSIVE -
+// REGISTRANTS ONLY reservation and is its only registrant: a node registers its key when it takes the
+// disk (acquire) and removes it when it gives the disk up (release), and never holds a registration
+// otherwise, since under WERO every registrant may write. Taking over from a failed owner is a PREEMPT
+// AND ABORT ("trespass", seed 004) of its key, then of every other key still registered: the failed
+// node's commands queued at the target are aborted with its registration, so nothing it sent lands after
+// the new owner mounts (fence_scsi does the same); a node that was only frozen finds its writes refused
+// with RESERVATION CONFLICT when it wakes, and steps down. Per disk, `preemptAndAbort: false` falls back
+// to plain PREEMPT, for the one place it is needed: tcm_loop on Linux 6.1, where PREEMPT AND ABORT wedges
+// the unit (docs/lab.md). Taking a disk whose holder's node is alive is refused: two owners are never
+// made by this agent.
 //
-// PREEMPT AND ABORT is used only against a node that sent distress (seed 002: it may linger with commands
-// queued), on disks with `preemptAndAbort` (default): through tcm_loop on Linux 6.1 it wedges the unit
-// (docs/lab.md), so such disks turn it off. A takeover after silence uses plain PREEMPT, which fences the
-// victim's future commands, what that takeover needs.
+// STALE MOUNTS. A file system the kernel still has mounted writes (journal, atime) whenever its node may
+// write, so: a node never takes a disk while one of its file systems is mounted here (the mount, left by
+// an earlier agent or by an unmount that failed, is named in the error), and never releases one while a
+// file system on it is mounted (it keeps the disk and says so: the peer then fences it by preemption,
+// which is safe, where a release would let the mount write beside the next owner). At start, the agent's
+// leftovers are unmounted if they can be (src/daemon/agent.ts); a registration this node holds without
+// owning the disk (an earlier agent's) is removed, and one it holds with the reservation is released
+// once no app of this node uses the disk (relinquishUnused).
 //
-// DISTRESS. When a peer sends distress, every survivor removes its key from every persistent unit
-// (fenceNode): a node about to die must not write a block more. A unit the distressed node holds is taken
-// by a survivor only when it is the sole one (no other survivor can then be the app's taker); otherwise
-// the app's takeover takes it, by PREEMPT AND ABORT since its holder is distressed. Operations on one unit
-// run one at a time (serial), so the fence and a takeover read each other's results.
+// THE DISK HEARTBEAT (src/daemon/disk-pulse.ts): the holder re-registers its own key every interval (the
+// unit's PR generation moves; refused once its key was preempted: fenced), and every node reads the
+// reservation every interval: a moved generation under the same holder is that holder's pulse. No data
+// block is ever written, so a file system may use the whole unit. SCSI-2 units toggle their reservation
+// instead, only while the holder has reason to prove it lives, sampled with TEST UNIT READY.
 //
-// FENCED. A heartbeat write refused with RESERVATION CONFLICT, or a unit attention "registrations
-// preempted" (06/2a/05), means another node fenced this one: `onFenced` tells the agent, which stops the
-// apps using the disk at once. A fenced node stays unregistered, as fence_scsi's nodes do until they are
-// unfenced at start-up: it writes no heartbeat and cannot write anything else. It registers again when the
-// agent restarts, or when the flows have it take an app over (acquire), i.e. once the cluster decided so.
+// DISTRESS. When a peer sends distress, a sole survivor fences the sender's key off every persistent unit
+// by PREEMPT AND ABORT (and so holds the units it held): a node about to die must not write a block more.
+// With other survivors, the app's takeover fences it. Operations on one unit run one at a time (serial).
 //
-// SCSI-2 MODE (`reservation: scsi2`, src/daemon/scsi2.ts). No keys are registered. The owner holds a
-// RESERVE(6) reservation; a takeover from a failed holder resets the unit and reserves it. The disk
-// heartbeat does not run on such a disk (the config refuses it: the reservation refuses the other nodes'
-// reads and writes); instead the holder sends RESERVE(6) every disk heartbeat interval, and is fenced when
-// it is refused with RESERVATION CONFLICT (after the unit attention 06/29/03 of the taker's reset).
+// FENCED. A pulse refused with RESERVATION CONFLICT, or a unit attention "registrations preempted"
+// (06/2a/05), means another node fenced this one: `onFenced` tells the agent, which stops the apps using
+// the disk at once. SCSI-2: the holder's RESERVE(6), sent every interval, refused with RESERVATION
+// CONFLICT after a taker's reset (src/daemon/scsi2.ts).
 import { createHash } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import { basename } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 import type { Config, DiskConfig, NodeConfig } from '../config/schema.js';
 import { defaultOpener, groupByIdentity, scanPaths } from '../links/scan.js';
@@ -44,9 +49,9 @@ import { ReservationConflictError } from '../scsi/errors.js';
 import { formatKey } from '../scsi/pr.js';
 import type { Sense } from '../scsi/sense.js';
 import { RESET_NAMES } from '../scsi/transport.js';
-import { clusterTag } from '../wire/datagram.js';
-import { decodeRecord, encodeRecord, HEARTBEAT_AREA_BLOCKS, PulseTracker, slotLba } from './disk-heartbeat.js';
+import { GenerationWatch, ToggleSampler, toggleTiming, type ToggleTiming } from './disk-pulse.js';
 import type { AgentLog } from './log.js';
+import { describeMounts, mountsOfDisk } from './mounts.js';
 import type { DiskOwnership } from './resources.js';
 import { takeOverScsi2 } from './scsi2.js';
 
@@ -63,27 +68,35 @@ export function reservationKey(config: Config, node: NodeConfig): bigint {
 export interface DisksHooks {
   /** Is this peer alive now (membership)? A disk held by a live node is never taken. */
   isAlive(node: string): boolean;
-  /** A sign of life of `node` (that incarnation) on the disk's heartbeat channel, at performance.now() time. */
-  onPulse(node: string, disk: string, at: number, incarnation: bigint): void;
-  /** Did this node send distress (its key is fenced with PREEMPT AND ABORT where the disk allows)? */
+  /** A sign of life of `node` on the disk's heartbeat channel, at performance.now() time. */
+  onPulse(node: string, disk: string, at: number): void;
+  /** The disk's holder as this node last read it (null: none, or not a node of the cluster). */
+  onHolder?(disk: string, node: string | null): void;
+  /** Did this node send distress? */
   isDistressed?(node: string): boolean;
   onFenced(disk: string, detail: string): void;
+  /** SCSI-2: should the holder prove it lives (a peer no longer acknowledges its heartbeats)? */
+  mustProveLife?(): boolean;
+  /** SCSI-2: the node presumed to hold this disk, while it is not heard on any network (sample then). */
+  silentHolder?(disk: string): string | undefined;
 }
 
 interface Unit {
   config: DiskConfig;
   device: ScsiDevice | undefined;
   error: string | undefined;
-  lastLba: bigint;
-  blockSize: number;
-  counter: bigint;
   fenced: boolean;
-  busy: boolean;
-  tracker: PulseTracker;
-  /** scsi2: this node reserved the unit and has not released it nor been fenced off it. */
+  /** This node took the unit (acquire) and has not released it nor been fenced off it. */
   holding: boolean;
+  /** A pulse or a check in flight (the next interval skips). */
+  busy: boolean;
+  watch: GenerationWatch;
+  sampler: ToggleSampler;
+  lastToggle: number;
   /** scsi2: the last reset unit attention (06/29/xx) seen while holding, for the fence's detail. */
   resetSense: Sense | undefined;
+  /** What was said last about a mount that keeps this node's registration (said once). */
+  keptFor: string | undefined;
   /** The end of the last ownership operation queued on this unit (serial). */
   queue: Promise<unknown>;
 }
@@ -92,99 +105,98 @@ export interface FenceResult { disk: string; done: string }
 
 const FENCED_ASC = 0x2a; // PARAMETERS CHANGED, with ASCQ 05: registrations preempted, 04: reservations preempted
 const RESET_ASC = 0x29; // POWER ON, RESET, OR BUS DEVICE RESET OCCURRED: a reset released any SCSI-2 reservation
+/** A disk not found through the link table is looked for by a scan at most this often. */
+const SCAN_EVERY_MS = 30_000;
 
 export class Disks implements DiskOwnership {
   private readonly units = new Map<string, Unit>();
   private readonly key: bigint;
-  private readonly tag: number;
-  private timer: NodeJS.Timeout | undefined;
+  private readonly toggle: ToggleTiming;
+  private timers: NodeJS.Timeout[] = [];
+  private lastScan = -Infinity;
 
   constructor(
     private readonly config: Config,
     private readonly self: NodeConfig,
-    private readonly clusterKey: Buffer,
-    private readonly incarnation: bigint,
     private readonly hooks: DisksHooks,
     private readonly log: AgentLog,
   ) {
     this.key = reservationKey(config, self);
-    this.tag = clusterTag(config.cluster);
+    this.toggle = toggleTiming(config.timing.diskHeartbeatIntervalMs, config.timing.failAfterMs);
   }
 
   get myKey(): bigint {
     return this.key;
   }
 
-  /** Opens every configured unit through the link table and registers this node's key on it. */
+  /**
+   * Opens every configured unit through the link table (a scan once if a unit has no working path) and
+   * removes a registration this node holds without holding the reservation (an earlier agent's): this
+   * node registers only when it takes a disk. Nothing is registered here.
+   */
   async start(): Promise<void> {
-    let table = await loadLinkTable(this.config.linkTable).catch(() => undefined);
     for (const d of this.config.disks) {
       const unit: Unit = {
-        config: d, device: undefined, error: undefined, lastLba: 0n, blockSize: 512, counter: 0n,
-        fenced: false, busy: false, tracker: new PulseTracker(), holding: false, resetSense: undefined, queue: Promise.resolve(),
+        config: d, device: undefined, error: undefined, fenced: false, holding: false, busy: false,
+        watch: new GenerationWatch(), sampler: new ToggleSampler(), lastToggle: -Infinity, resetSense: undefined, keptFor: undefined,
+        queue: Promise.resolve(),
       };
       this.units.set(d.name, unit);
-      try {
-        unit.device = await this.open(d, table).catch(async (e: unknown) => {
-          // The slow path once, at start-up only: rebuild the table so that takeovers stay fast.
-          this.log.warn({ disk: d.name, err: String(e) }, 'link table has no working path: scanning the SCSI devices once');
-          table = tableFromScan(groupByIdentity(await scanPaths()));
-          await saveLinkTable(this.config.linkTable, table);
-          return this.open(d, table);
-        });
-        unit.device.on('unitAttention', (sense) => this.onUnitAttention(unit, sense));
-        const cap = await unit.device.readCapacity();
-        unit.lastLba = cap.lastLba;
-        unit.blockSize = cap.blockSize;
-        if (d.reservation === 'scsi2') {
-          this.log.info({ disk: d.name, path: unit.device.path, reset: d.reset },
-            'disk opened: SCSI-2 reservation (RESERVE/RELEASE), no disk heartbeat on it (the reservation refuses the other nodes\' reads and writes)');
-          continue;
-        }
-        await unit.device.prRegister(this.key, { ignoreExisting: true });
-        this.log.info({ disk: d.name, path: unit.device.path, key: formatKey(this.key) }, 'disk registered');
-      } catch (e) {
-        unit.error = e instanceof Error ? e.message : String(e);
-        this.log.error({ disk: d.name, err: unit.error }, 'disk unavailable');
-      }
+      await this.ensureOpen(unit).catch(() => {});
+      if (unit.device && d.reservation === 'persistent') await this.dropStrayRegistration(unit).catch((e: unknown) => this.log.warn({ disk: d.name, err: String(e) }, 'cannot read the registrations'));
     }
-    const periodic = this.config.disks.some((d) => d.heartbeat || d.reservation === 'scsi2');
-    if (periodic) {
-      this.timer = setInterval(() => {
-        for (const u of this.units.values()) void (u.config.reservation === 'scsi2' ? this.checkScsi2(u) : this.beat(u));
-      }, this.config.timing.diskHeartbeatIntervalMs);
+    const interval = this.config.timing.diskHeartbeatIntervalMs;
+    if (this.config.disks.some((d) => d.heartbeat || d.reservation === 'scsi2')) {
+      this.timers.push(setInterval(() => {
+        for (const u of this.units.values()) void (u.config.reservation === 'scsi2' ? this.checkScsi2(u) : this.pulse(u));
+      }, interval));
+    }
+    if (this.config.disks.some((d) => d.heartbeat && d.reservation === 'scsi2')) {
+      this.timers.push(setInterval(() => { for (const u of this.units.values()) void this.sample(u); }, this.toggle.sampleMs));
     }
   }
 
   stop(): void {
-    clearInterval(this.timer);
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
     for (const u of this.units.values()) u.device?.close();
   }
 
-  private open(d: DiskConfig, table: LinkTable | undefined): Promise<ScsiDevice> {
-    if (!table) return Promise.reject(new Error(`no link table at ${this.config.linkTable}`));
-    return resolveLink(table, d.identity, defaultOpener({ unitAttentionRetries: 3 }));
+  /** The unit's device, opened through the link table now if it was not (a path that appeared late), else by one scan. */
+  private async ensureOpen(u: Unit): Promise<ScsiDevice> {
+    if (u.device) return u.device;
+    const d = u.config;
+    const open = (table: LinkTable) => resolveLink(table, d.identity, defaultOpener({ unitAttentionRetries: 3 }));
+    try {
+      try {
+        const table = await loadLinkTable(this.config.linkTable);
+        u.device = await open(table);
+      } catch (e) {
+        if (performance.now() - this.lastScan < SCAN_EVERY_MS) throw e;
+        // The slow path, at most every SCAN_EVERY_MS: rebuild the table so that takeovers stay fast.
+        this.lastScan = performance.now();
+        this.log.warn({ disk: d.name, err: String(e) }, 'link table has no working path: scanning the SCSI devices');
+        const table = tableFromScan(groupByIdentity(await scanPaths()));
+        await saveLinkTable(this.config.linkTable, table);
+        u.device = await open(table);
+      }
+      u.device.on('unitAttention', (sense) => this.onUnitAttention(u, sense));
+      if (u.error !== undefined) this.log.info({ disk: d.name, path: u.device.path }, 'disk found');
+      u.error = undefined;
+      this.log.info({ disk: d.name, path: u.device.path, reservation: d.reservation, heartbeat: d.heartbeat }, 'disk opened');
+      return u.device;
+    } catch (e) {
+      const error = e instanceof Error ? e.message : String(e);
+      if (error !== u.error) this.log.error({ disk: d.name, err: error }, 'disk unavailable');
+      u.error = error;
+      throw new Error(`disk ${d.name}: ${error}`);
+    }
   }
 
   private unit(disk: string): Unit {
     const u = this.units.get(disk);
     if (!u) throw new Error(`disk ${disk} is not configured`);
     return u;
-  }
-
-  private ready(disk: string): ScsiDevice {
-    const u = this.unit(disk);
-    if (!u.device) throw new Error(`disk ${disk}: ${u.error ?? 'not open'}`);
-    return u.device;
-  }
-
-  // ---- DiskOwnership ----
-
-  async check(disk: string): Promise<string | undefined> {
-    const u = this.units.get(disk);
-    if (!u) return 'not configured';
-    if (!u.device) return u.error ?? 'not open';
-    return undefined;
   }
 
   /** Runs one ownership operation on a unit after the ones queued before it. */
@@ -194,35 +206,83 @@ export class Disks implements DiskOwnership {
     return run;
   }
 
-  acquire(disk: string): Promise<void> {
-    const u = this.unit(disk);
-    return this.serial(u, () => this.acquireNow(u, disk));
+  // ---- DiskOwnership ----
+
+  async check(disk: string): Promise<string | undefined> {
+    const u = this.units.get(disk);
+    if (!u) return 'not configured';
+    try {
+      await this.ensureOpen(u);
+      return undefined;
+    } catch {
+      return u.error ?? 'not open';
+    }
   }
 
-  private async acquireNow(u: Unit, disk: string): Promise<void> {
-    const dev = this.ready(disk);
+  acquire(disk: string): Promise<number> {
+    const u = this.unit(disk);
+    return this.serial(u, () => this.acquireNow(u));
+  }
+
+  /** The block device (/dev/sdX) behind the unit's sg path; the path itself when it is one already. */
+  async blockDevice(disk: string): Promise<string> {
+    const dev = await this.ensureOpen(this.unit(disk));
+    const sg = basename(dev.path);
+    if (!sg.startsWith('sg')) return dev.path;
+    const names = await readdir(`/sys/class/scsi_generic/${sg}/device/block`).catch(() => []);
+    if (!names[0]) throw new Error(`disk ${disk}: no block device behind ${sg}`);
+    return `/dev/${names[0]}`;
+  }
+
+  /** Mounts of the unit on this node (described), or '' when there are none. */
+  private async mountedHere(disk: string): Promise<string> {
+    const mounts = await mountsOfDisk(await this.blockDevice(disk));
+    return describeMounts(mounts);
+  }
+
+  private async acquireNow(u: Unit): Promise<number> {
+    const disk = u.config.name;
+    const dev = await this.ensureOpen(u);
+    const mounted = await this.mountedHere(disk);
+    if (mounted) {
+      throw new Error(`disk ${disk} is still mounted on this node (${mounted}), by an earlier agent or an unmount that failed: `
+        + 'not registering here while that mount can write; unmount it');
+    }
     if (u.config.reservation === 'scsi2') {
       await this.acquireScsi2(u, dev);
-      return;
+      return 0;
     }
     await dev.prRegister(this.key, { ignoreExisting: true });
-    u.fenced = false;
+    const abort = u.config.preemptAndAbort;
+    const how = abort ? 'PREEMPT AND ABORT' : 'PREEMPT';
     const { reservation } = await dev.prReadReservation();
     if (reservation === null) {
       await dev.prReserve(this.key, 'wero');
     } else if (reservation.key !== this.key) {
-      const holder = this.config.nodes.find((n) => reservationKey(this.config, n) === reservation.key);
+      const holder = this.nodeOfKey(reservation.key);
       if (holder && this.hooks.isAlive(holder.name)) {
         throw new Error(`disk ${disk} is held by ${holder.name} (key ${formatKey(reservation.key)}), which is alive: not taking it`);
       }
-      const abort = holder !== undefined && u.config.preemptAndAbort && this.hooks.isDistressed?.(holder.name) === true;
-      this.log.warn({ disk, victim: holder?.name ?? formatKey(reservation.key), abort }, 'trespass: preempting the failed holder');
+      if (!holder) this.log.error({ disk, key: formatKey(reservation.key) }, `trespass: the reservation is held by key ${formatKey(reservation.key)}, which belongs to no node of this cluster: preempting it`);
+      this.log.warn({ disk, victim: holder?.name ?? formatKey(reservation.key), how }, 'trespass: preempting the failed holder');
       await dev.prPreempt(this.key, reservation.key, 'wero', { abort });
+    }
+    // Every other registration goes too: under WERO any registrant may write.
+    for (const k of (await dev.prReadKeys()).keys) {
+      if (k === this.key) continue;
+      const node = this.nodeOfKey(k);
+      if (node && this.hooks.isAlive(node.name)) this.log.warn({ disk, node: node.name }, `${node.name} is registered on a disk this node takes, while alive: removing its key (${how})`);
+      else if (!node) this.log.error({ disk, key: formatKey(k) }, `key ${formatKey(k)} belongs to no node of this cluster: removing it (${how})`);
+      await dev.prPreempt(this.key, k, 'wero', { abort });
     }
     const after = await dev.prReadReservation();
     if (after.reservation?.key !== this.key) {
       throw new Error(`disk ${disk}: reservation is ${after.reservation ? `held by ${formatKey(after.reservation.key)}` : 'absent'} after taking it`);
     }
+    u.holding = true;
+    u.fenced = false;
+    u.keptFor = undefined;
+    return after.generation;
   }
 
   /** RESERVE(6); a failed holder's reservation is broken by a reset first (src/daemon/scsi2.ts). */
@@ -245,24 +305,83 @@ export class Disks implements DiskOwnership {
 
   release(disk: string): Promise<void> {
     const u = this.unit(disk);
-    return this.serial(u, () => this.releaseNow(u, disk));
+    return this.serial(u, () => this.releaseNow(u));
   }
 
-  private async releaseNow(u: Unit, disk: string): Promise<void> {
-    const dev = this.ready(disk);
+  /** Gives the disk up: never while a file system on it is mounted here (the peer fences this node instead). */
+  private async releaseNow(u: Unit): Promise<void> {
+    const disk = u.config.name;
+    const dev = await this.ensureOpen(u);
+    const mounted = await this.mountedHere(disk);
+    if (mounted) {
+      throw new Error(`disk ${disk} is not released: ${mounted} is still mounted on this node. This node keeps the disk `
+        + '(a release would let that mount write beside the next owner); the node that takes over will fence it');
+    }
+    u.holding = false; // first: the periodic checks must not take it back while the release is on its way
     if (u.config.reservation === 'scsi2') {
-      u.holding = false; // first: the periodic check must not take it back while RELEASE is on its way
       await dev.release6(); // GOOD, and no effect, when another initiator holds it (after a takeover)
       return;
     }
+    await this.unregister(u, dev);
+  }
+
+  /** Releases this node's reservation and removes its key (a node registers only while it owns the disk). */
+  private async unregister(u: Unit, dev: ScsiDevice): Promise<void> {
     const { reservation } = await dev.prReadReservation();
     if (reservation?.key === this.key) await dev.prRelease(this.key, 'wero');
+    if ((await dev.prReadKeys()).keys.includes(this.key)) await dev.prUnregister(this.key);
+  }
+
+  /** At start: a key of this node registered without the reservation is an earlier agent's; it goes. */
+  private async dropStrayRegistration(u: Unit): Promise<void> {
+    const dev = u.device!;
+    if (!(await dev.prReadKeys()).keys.includes(this.key)) return;
+    const { reservation } = await dev.prReadReservation();
+    if (reservation?.key === this.key) {
+      // Still the holder (the earlier agent's app may be restarted here after the sync): kept until no
+      // app of this node uses it (relinquishUnused).
+      u.holding = true;
+      this.log.warn({ disk: u.config.name }, 'this node still holds the reservation from an earlier agent');
+      return;
+    }
+    await dev.prUnregister(this.key);
+    this.log.warn({ disk: u.config.name }, 'an earlier agent\'s registration removed: this node registers only when it takes the disk');
   }
 
   /**
-   * `node` sent distress: its key goes from every persistent unit it is registered on, by PREEMPT AND
-   * ABORT where the disk allows. A unit it holds is taken here only when `soleSurvivor` (see DISTRESS
-   * above). Never throws: one line per unit says what was done.
+   * A disk this node holds (or is registered on) while no app of this node uses it goes: released and
+   * unregistered, or, while a file system on it is still mounted here, kept and said once (releasing
+   * would let that mount write beside the next owner). `inUse` is asked inside the unit's serial queue,
+   * so an acquire queued before this sees its disk in use.
+   */
+  async relinquishUnused(inUse: (disk: string) => boolean): Promise<void> {
+    for (const u of this.units.values()) {
+      if (!u.device || u.config.reservation !== 'persistent') continue;
+      await this.serial(u, async () => {
+        if (inUse(u.config.name)) return;
+        const dev = u.device!;
+        if (!(await dev.prReadKeys()).keys.includes(this.key)) {
+          u.holding = false;
+          return;
+        }
+        const mounted = await this.mountedHere(u.config.name);
+        const { reservation } = await dev.prReadReservation();
+        if (mounted && reservation?.key === this.key) {
+          if (u.keptFor !== mounted) this.log.error({ disk: u.config.name, mounted }, 'disk kept: no app of this node uses it, but a file system on it is still mounted here; unmount it');
+          u.keptFor = mounted;
+          return;
+        }
+        u.holding = false;
+        await this.unregister(u, dev);
+        this.log.warn({ disk: u.config.name, mounted: mounted || undefined }, 'no app of this node uses the disk: its registration is removed');
+      }).catch((e: unknown) => this.log.warn({ disk: u.config.name, err: String(e) }, 'cannot check this node\'s registration'));
+    }
+  }
+
+  /**
+   * `node` sent distress: a sole survivor removes its key from every persistent unit it is registered
+   * on, by PREEMPT AND ABORT where the disk allows (taking the reservation of a unit it held). With other
+   * survivors, the takeover of its apps fences it. Never throws: one line per unit says what was done.
    */
   async fenceNode(node: NodeConfig, soleSurvivor: boolean): Promise<FenceResult[]> {
     const victim = reservationKey(this.config, node);
@@ -281,29 +400,27 @@ export class Disks implements DiskOwnership {
       const done = await this.serial(u, async () => {
         const keys = await dev.prReadKeys();
         if (!keys.keys.includes(victim)) return 'not registered';
-        if (!keys.keys.includes(this.key)) return 'this node is not registered (fenced itself): cannot preempt';
+        if (!soleSurvivor) return 'left to the takeover of its apps (other survivors)';
+        const mounted = await this.mountedHere(disk);
+        if (mounted) return `not fenced from here: ${mounted} is mounted on this node`;
+        await dev.prRegister(this.key, { ignoreExisting: true });
         const { reservation } = await dev.prReadReservation();
         const abort = u.config.preemptAndAbort;
         const how = abort ? 'PREEMPT AND ABORT' : 'PREEMPT';
+        await dev.prPreempt(this.key, victim, reservation?.type ?? 'wero', { abort });
         if (reservation?.key === victim) {
-          if (!soleSurvivor) return 'holds the reservation: left to the takeover of its app';
-          await dev.prPreempt(this.key, victim, reservation.type ?? 'wero', { abort });
+          u.holding = true;
+          u.fenced = false;
           return `${how}: its key removed, the reservation is this node's`;
         }
-        await dev.prPreempt(this.key, victim, reservation?.type ?? 'wero', { abort });
+        if (reservation === null) await dev.prReserve(this.key, 'wero');
+        u.holding = true;
+        u.fenced = false;
         return `${how}: its key removed`;
       }).catch((e: unknown) => `failed: ${e instanceof Error ? e.message : String(e)}`);
       out.push({ disk, done });
     }
     return out;
-  }
-
-  async blockDevice(disk: string): Promise<string> {
-    const sg = basename(this.ready(disk).path);
-    if (!sg.startsWith('sg')) return this.ready(disk).path;
-    const names = await readdir(`/sys/class/scsi_generic/${sg}/device/block`).catch(() => []);
-    if (!names[0]) throw new Error(`disk ${disk}: no block device behind ${sg}`);
-    return `/dev/${names[0]}`;
   }
 
   /** Reservation holder and registered keys of each disk, for status. */
@@ -320,10 +437,10 @@ export class Disks implements DiskOwnership {
       }
       try {
         const [r, k] = [await u.device.prReadReservation(), await u.device.prReadKeys()];
-        const owner = (key: bigint) => this.config.nodes.find((n) => reservationKey(this.config, n) === key)?.name ?? formatKey(key);
+        const owner = (key: bigint) => this.nodeOfKey(key)?.name ?? formatKey(key);
         out.push({
-          disk: name, path: u.device.path, myKey: formatKey(this.key), fenced: u.fenced,
-          holder: r.reservation && owner(r.reservation.key), type: r.reservation?.type ?? null,
+          disk: name, path: u.device.path, myKey: formatKey(this.key), fenced: u.fenced, holding: u.holding,
+          holder: r.reservation && owner(r.reservation.key), type: r.reservation?.type ?? null, generation: r.generation,
           registered: k.keys.map(owner),
         });
       } catch (e) {
@@ -338,7 +455,7 @@ export class Disks implements DiskOwnership {
    * TEST UNIT READY conflicts, else none.
    */
   private async describeScsi2(u: Unit, dev: ScsiDevice): Promise<object> {
-    const base = { disk: u.config.name, path: dev.path, type: 'scsi2', fenced: u.fenced, heartbeat: false };
+    const base = { disk: u.config.name, path: dev.path, type: 'scsi2', fenced: u.fenced, heartbeat: u.config.heartbeat };
     if (u.holding && !u.fenced) return { ...base, holder: this.self.name };
     try {
       await dev.testUnitReady();
@@ -349,17 +466,62 @@ export class Disks implements DiskOwnership {
     }
   }
 
-  // ---- the SCSI-2 holder's check ----
+  private nodeOfKey(key: bigint): NodeConfig | undefined {
+    return this.config.nodes.find((n) => reservationKey(this.config, n) === key);
+  }
+
+  // ---- the disk heartbeat ----
 
   /**
-   * The holder's RESERVE(6), every disk heartbeat interval: GOOD while it holds the unit (or takes it back
-   * after a reset nobody followed); RESERVATION CONFLICT once another node reset and reserved it: fenced.
-   * Why RESERVE and not TEST UNIT READY: src/daemon/scsi2.ts.
+   * PR units, every interval: the holder re-registers its key (its pulse; refused once preempted:
+   * fenced), and every node reads the reservation: the generation moved under the same holder is that
+   * holder's pulse.
+   */
+  private async pulse(u: Unit): Promise<void> {
+    if (!u.device || u.busy || (!u.config.heartbeat && !u.holding)) return;
+    u.busy = true;
+    try {
+      if (u.holding && !u.fenced) {
+        try {
+          await u.device.prRegister(this.key, { currentKey: this.key });
+        } catch (e) {
+          if (!(e instanceof ReservationConflictError)) throw e;
+          u.holding = false;
+          this.fence(u, 'the disk heartbeat\'s REGISTER was refused: RESERVATION CONFLICT (this node\'s key was preempted)');
+        }
+      }
+      if (!u.config.heartbeat) return;
+      const { generation, reservation } = await u.device.prReadReservation();
+      const holderKey = reservation?.key ?? null;
+      const before = u.watch.holder;
+      const seen = u.watch.observe(generation, holderKey);
+      const holder = holderKey === null ? undefined : this.nodeOfKey(holderKey);
+      if (before !== holderKey) this.hooks.onHolder?.(u.config.name, holder?.name ?? null);
+      if (seen !== 'none' && holder && holder !== this.self) this.hooks.onPulse(holder.name, u.config.name, performance.now());
+    } catch (e) {
+      this.log.warn({ disk: u.config.name, err: e instanceof Error ? e.message : String(e) }, 'disk heartbeat failed');
+    } finally {
+      u.busy = false;
+    }
+  }
+
+  /**
+   * SCSI-2, the holder every interval: RESERVE(6), GOOD while it holds the unit (or takes it back after
+   * a reset nobody followed), RESERVATION CONFLICT once another node reset and reserved it: fenced. Why
+   * RESERVE and not TEST UNIT READY: src/daemon/scsi2.ts. While a peer no longer acknowledges this node's
+   * heartbeats, the holder also toggles: RELEASE, a short window, RESERVE (src/daemon/disk-pulse.ts).
    */
   private async checkScsi2(u: Unit): Promise<void> {
     if (!u.device || !u.holding || u.fenced || u.busy) return;
     u.busy = true;
     try {
+      const now = performance.now();
+      if (u.config.heartbeat && now - u.lastToggle >= this.toggle.periodMs && this.hooks.mustProveLife?.()) {
+        u.lastToggle = now;
+        await u.device.release6();
+        await sleep(this.toggle.releaseMs);
+        if (!u.holding) return; // released meanwhile by this node: stays so
+      }
       await u.device.reserve6();
       // Released while this RESERVE was retried after a unit attention, i.e. sent after the RELEASE: undo it.
       if (!u.holding) await u.device.release6();
@@ -376,46 +538,36 @@ export class Disks implements DiskOwnership {
       if (!u.holding) return; // released while the check was on its way
       const after = u.resetSense ? ` after unit attention ${u.resetSense.code} (${u.resetSense.text})` : '';
       u.holding = false;
-      this.fence(u, `RESERVE(6) refused: RESERVATION CONFLICT${after}: another node reset the unit and reserved it`);
+      this.fence(u, `RESERVE(6) refused: RESERVATION CONFLICT${after}: another node reserved the unit`);
     } finally {
       u.busy = false;
     }
   }
 
-  // ---- the heartbeat ----
-
-  private async beat(u: Unit): Promise<void> {
-    if (!u.device || !u.config.heartbeat || u.busy) return;
+  /** SCSI-2, a node that does not hold the unit: TEST UNIT READY while its presumed holder is silent on every network. */
+  private async sample(u: Unit): Promise<void> {
+    if (!u.device || u.config.reservation !== 'scsi2' || !u.config.heartbeat || u.holding || u.busy) return;
+    const holder = this.hooks.silentHolder?.(u.config.name);
+    if (holder === undefined) {
+      u.sampler.reset();
+      return;
+    }
     u.busy = true;
     try {
-      // A fenced node writes nothing (it could not), but keeps reading: its peers' pulses still count.
-      if (!u.fenced) {
-        u.counter += 1n;
-        const record = encodeRecord(this.clusterKey, { node: this.self.id, clusterTag: this.tag, incarnation: this.incarnation, counter: u.counter }, u.blockSize);
-        try {
-          await u.device.write16(slotLba(u.lastLba, this.slot(this.self)), record, u.blockSize, { fua: true });
-        } catch (e) {
-          if (!(e instanceof ReservationConflictError)) throw e;
-          this.fence(u, 'heartbeat write refused: RESERVATION CONFLICT (this node was preempted)');
-        }
+      let reserved: boolean;
+      try {
+        await u.device.testUnitReady();
+        reserved = false;
+      } catch (e) {
+        if (!(e instanceof ReservationConflictError)) throw e;
+        reserved = true;
       }
-      const area = await u.device.read16(slotLba(u.lastLba, 0), HEARTBEAT_AREA_BLOCKS, u.blockSize);
-      const now = performance.now();
-      for (const peer of this.config.nodes) {
-        if (peer === this.self) continue;
-        const i = this.slot(peer);
-        const r = decodeRecord(this.clusterKey, area.subarray(i * u.blockSize, (i + 1) * u.blockSize), this.tag);
-        if (r && r.node === peer.id && u.tracker.changed(r)) this.hooks.onPulse(peer.name, u.config.name, now, r.incarnation);
-      }
+      if (u.sampler.observe(reserved)) this.hooks.onPulse(holder, u.config.name, performance.now());
     } catch (e) {
-      this.log.warn({ disk: u.config.name, err: e instanceof Error ? e.message : String(e) }, 'disk heartbeat failed');
+      this.log.warn({ disk: u.config.name, err: e instanceof Error ? e.message : String(e) }, 'SCSI-2 sample failed');
     } finally {
       u.busy = false;
     }
-  }
-
-  private slot(node: NodeConfig): number {
-    return [...this.config.nodes].sort((a, b) => a.id - b.id).indexOf(node);
   }
 
   private onUnitAttention(u: Unit, sense: Sense): void {
@@ -423,10 +575,13 @@ export class Disks implements DiskOwnership {
       if (sense.asc === RESET_ASC && u.holding) u.resetSense = sense;
       return;
     }
-    if (sense.asc === FENCED_ASC && (sense.ascq === 0x05 || sense.ascq === 0x04)) {
+    if (sense.asc === FENCED_ASC && (sense.ascq === 0x05 || sense.ascq === 0x04) && u.holding) {
       // Also reported to the node that preempts (its own I_T nexus sees no UA), so check our registration.
       void u.device?.prReadKeys().then((k) => {
-        if (!k.keys.includes(this.key)) this.fence(u, `unit attention ${sense.code} (${sense.text}) and our key is gone`);
+        if (!k.keys.includes(this.key) && u.holding) {
+          u.holding = false;
+          this.fence(u, `unit attention ${sense.code} (${sense.text}) and our key is gone`);
+        }
       }).catch(() => {});
     }
   }

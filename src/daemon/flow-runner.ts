@@ -7,7 +7,7 @@ import type { Config, NodeConfig } from '../config/schema.js';
 import { ControlError } from '../control/protocol.js';
 import type { ControlConnection } from '../control/server.js';
 import { DbWriteError } from '../db/database.js';
-import { initialFlow, step, type AsyncAction, type FlowAction, type FlowEvent, type FlowState } from '../db/flows.js';
+import { initialFlow, runEpoch, step, type AsyncAction, type FlowAction, type FlowEvent, type FlowState } from '../db/flows.js';
 import type { AppObject, ResourceSpec } from '../db/object.js';
 import type { PeerSnapshot } from '../membership/membership.js';
 import { AppProcess } from '../resources/app-process.js';
@@ -47,6 +47,8 @@ export interface FlowRunnerDeps {
   isAlive(node: string): boolean;
   /** The node left the cluster (distress): nothing starts any more. */
   isOut(): boolean;
+  /** Did this peer send distress (it cannot have removed its addresses if a fatal signal killed it)? */
+  isDistressed(node: string): boolean;
   isStopped(): boolean;
 }
 
@@ -103,10 +105,27 @@ export class FlowRunner {
     for (const flow of this.flows.values()) this.postTo(flow, event);
   }
 
-  /** Every flow whose held resources use this disk is told it was fenced off it. */
+  /**
+   * Every flow whose held resources use this disk is told it was fenced off it. Its service addresses go
+   * first, at once: the node that fenced this one is taking them over, and the app here can no longer
+   * write; clients must not keep reaching it while it stops (which may take its whole stop timeout).
+   */
   fenced(disk: string, detail: string): void {
     for (const flow of this.flows.values()) {
-      if (usesDisk(flow.state.heldResources, disk)) this.postTo(flow, { type: 'fenced', detail: `disk ${disk}: ${detail}` });
+      if (flow.state.resources === 'down' || !usesDisk(flow.state.heldResources, disk)) continue;
+      void this.dropAddresses(flow);
+      this.postTo(flow, { type: 'fenced', detail: `disk ${disk}: ${detail}` });
+    }
+  }
+
+  /** Removes the flow's service addresses now (the flow's own stop finds them gone). */
+  private async dropAddresses(flow: Flow): Promise<void> {
+    for (const r of flow.state.heldResources) {
+      if (r.kind !== 'ip') continue;
+      await this.d.resources().stop(r).then(
+        () => this.d.log.warn({ tag: flow.state.tag, resource: resourceName(r) }, 'address removed ahead of the app\'s stop'),
+        (e: unknown) => this.d.log.error({ tag: flow.state.tag, resource: resourceName(r), err: String(e) }, 'cannot remove the address'),
+      );
     }
   }
 
@@ -115,6 +134,15 @@ export class FlowRunner {
     for (const flow of this.flows.values()) {
       if (flow.wakeAt !== null && flow.wakeAt <= now) this.postTo(flow, { type: 'tick' });
     }
+  }
+
+  /** Does an app of this node hold this disk, or is one taking or giving it up now? */
+  usesDisk(disk: string): boolean {
+    for (const { state: s } of this.flows.values()) {
+      if (s.resources !== 'down' && usesDisk(s.heldResources, disk)) return true;
+      if ((s.pending?.kind === 'startResources' || s.pending?.kind === 'stopResources') && usesDisk(s.pending.resources, disk)) return true;
+    }
+    return false;
   }
 
   state(tag: string): FlowState | undefined {
@@ -166,6 +194,8 @@ export class FlowRunner {
   async stopAll(handingOver: boolean): Promise<void> {
     const lastActive = this.d.lastActive();
     const pairs = new Map(lastActive.status().map((p) => [p.tag, p]));
+    // Leaving (distress): the peers take the addresses over now, so they go before the apps stop.
+    if (handingOver) for (const flow of this.flows.values()) if (flow.state.resources !== 'down') await this.dropAddresses(flow);
     for (const flow of this.flows.values()) {
       const tag = flow.state.tag;
       const wasProcessing = flow.state.app !== 'down' || flow.state.resources !== 'down';
@@ -217,7 +247,7 @@ export class FlowRunner {
     switch (a.kind) {
       case 'write': {
         try {
-          const obj = this.db.update(tag, a.patch, this.d.self.name, Date.now(), { ifHost: a.ifHost });
+          const obj = this.db.update(tag, a.patch, this.d.self.name, Date.now(), { ifHost: a.ifHost, ...(a.token ? { token: a.token } : {}) });
           this.d.replication.changed([obj.tag]);
         } catch (e) {
           if (!(e instanceof DbWriteError)) throw e;
@@ -256,14 +286,22 @@ export class FlowRunner {
           // The disks first, then this node's durable 1 or 2 (seed 003: it processes from here on), then the rest.
           const isDisk = (r: ResourceSpec) => r.kind === 'disk';
           const disks = a.resources.filter(isDisk);
-          for (const r of disks) await this.timed(tag, 'resource started', resourceName(r), () => this.startUnlessOut(r));
-          if (disks.length > 0) this.postTo(flow, { type: 'disksTaken' }); // a failover past here completes (flows.ts rule 2)
+          let token = 0;
+          for (const r of disks) await this.timed(tag, 'resource started', resourceName(r), async () => { token = Math.max(token, await this.startUnlessOut(r)); });
+          // A failover past here completes (flows.ts rule 2); the token raises the object's epoch.
+          if (disks.length > 0) this.postTo(flow, { type: 'disksTaken', token });
           await lastActive.beforeProcessing(tag);
-          for (const r of a.resources.filter((x) => !isDisk(x))) await this.timed(tag, 'resource started', resourceName(r), () => this.startUnlessOut(r));
+          // A takeover from a host that was fenced here (its disks taken) or that sent distress takes its
+          // addresses even while that host still answers for them; otherwise it waits for them to be free.
+          const from = flow.state.failover?.from;
+          const takeOver = from !== undefined && (disks.length > 0 || this.d.isDistressed(from));
+          const log = (message: string) => this.d.log.warn({ tag }, message);
+          for (const r of a.resources.filter((x) => !isDisk(x))) await this.timed(tag, 'resource started', resourceName(r), async () => { await this.startUnlessOut(r, { takeOver, log }); });
           break;
         }
         case 'stopResources': {
-          for (const r of [...a.resources].reverse()) await this.timed(tag, 'resource stopped', resourceName(r), () => resources.stop(r));
+          // In the order given: the flows already reversed the start order (the address first, the disk last).
+          for (const r of a.resources) await this.timed(tag, 'resource stopped', resourceName(r), () => resources.stop(r));
           // Handing over to a live peer (HOST moved to it, or a failback about to write HOST = primary):
           // this node is its slave from now on, durable before the peer can start (seed 003).
           const o = this.db.get(tag);
@@ -296,7 +334,7 @@ export class FlowRunner {
     const tag = flow.state.tag;
     // Paused (a cluster-aware app on its primary while the backup hosts it, seed 001 F0): the program is
     // loaded all the same and waits in ready() until this node hosts it; resumeApp releases it.
-    const env = { ...a.command.env, VIGIL_NODE: this.d.self.name, VIGIL_SOCKET: this.d.config.control.socket };
+    const env = { ...a.command.env, VIGIL_NODE: this.d.self.name, VIGIL_SOCKET: this.d.config.control.socket, VIGIL_EPOCH: String(runEpoch(flow.state)) };
     const p = new AppProcess(tag, { argv: a.command.argv, cwd: a.command.cwd, env }, this.d.appOutput);
     p.onUnexpectedExit = (code, signal) => {
       flow.health?.stop();
@@ -359,9 +397,9 @@ export class FlowRunner {
   }
 
   /** A start still under way when the node leaves goes no further: leave() has stopped the rest. */
-  private async startUnlessOut(r: ResourceSpec): Promise<void> {
-    if (this.d.isOut()) throw new Error('this node left the cluster (distress)');
-    await this.d.resources().start(r);
+  private startUnlessOut(r: ResourceSpec, o: { takeOver?: boolean; log?: (message: string) => void } = {}): Promise<number> {
+    if (this.d.isOut()) return Promise.reject(new Error('this node left the cluster (distress)'));
+    return this.d.resources().start(r, o);
   }
 
   /** Runs one resource step and logs how long it took: the failover timeline is read from these lines. */

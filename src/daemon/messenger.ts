@@ -3,7 +3,9 @@
 //
 // - Every message is JSON, signed as a stream-1 datagram (src/wire). A message larger than one datagram is
 //   cut into fragments, each signed on its own, reassembled by the receiver (incomplete ones are dropped
-//   after `fragmentTimeoutMs`).
+//   after `fragmentTimeoutMs`). A message needs at most MAX_FRAGMENTS of them, which the receiver enforces
+//   too: send() refuses a larger one with MessageTooLargeError rather than sending what would be dropped
+//   (replication.ts cuts its updates to fit, messageFits()).
 // - The SAME bytes go out on every network. The receiver's replay window accepts whichever copy arrives
 //   first and drops the other as a replay: redundancy without double processing.
 // - Anything that fails to decode, verify or parse is counted by reason and dropped; never thrown.
@@ -29,6 +31,20 @@ interface Partial { parts: (string | undefined)[]; count: number; since: number 
 type Envelope = { m: AgentMessage } | { f: number; i: number; n: number; d: string };
 
 const OVERHEAD = 64; // the fragment envelope around its slice of text
+/** The most fragments one message may have, on either side. */
+export const MAX_FRAGMENTS = 64;
+/** Text of the message per fragment: JSON-escaping can at most double a slice. */
+const FRAGMENT_TEXT = Math.floor((MAX_PAYLOAD - OVERHEAD) / 2);
+
+/** A message that would need more than MAX_FRAGMENTS datagrams. */
+export class MessageTooLargeError extends Error {
+  override name = 'MessageTooLargeError';
+}
+
+/** Does a message of this many characters of JSON text (as send() measures it) fit the fragment limit? */
+export function messageFits(length: number): boolean {
+  return length <= MAX_FRAGMENTS * FRAGMENT_TEXT;
+}
 
 export class Messenger {
   private readonly sockets: Socket[] = [];
@@ -81,7 +97,10 @@ export class Messenger {
     this.sockets.length = 0;
   }
 
-  /** Sends to one peer on every network; fire and forget (callers retry through the sync protocol). */
+  /**
+   * Sends to one peer on every network; fire and forget (callers retry through the sync protocol). Throws
+   * MessageTooLargeError for a message over MAX_FRAGMENTS datagrams, before sending anything.
+   */
   send(to: NodeConfig, message: AgentMessage): void {
     for (const datagram of this.encode(message)) {
       this.config.networks.forEach((network, i) => {
@@ -100,8 +119,11 @@ export class Messenger {
     const type = message.kind === 'update' ? MessageType.DB_UPDATE : message.kind === 'pair' ? MessageType.PAIR_STATE : MessageType.DB_DIGEST;
     if (Buffer.byteLength(text) <= MAX_PAYLOAD) return [this.sign(type, Buffer.from(text))];
     const inner = JSON.stringify(message);
-    const size = Math.floor((MAX_PAYLOAD - OVERHEAD) / 2); // JSON-escaping can at most double a slice
+    const size = FRAGMENT_TEXT;
     const n = Math.ceil(inner.length / size);
+    if (n > MAX_FRAGMENTS) {
+      throw new MessageTooLargeError(`a ${message.kind} message of ${inner.length} characters needs ${n} datagrams; at most ${MAX_FRAGMENTS} are sent`);
+    }
     const f = this.nextFragmentId++;
     const out: Buffer[] = [];
     for (let i = 0; i < n; i++) {
@@ -154,7 +176,7 @@ export class Messenger {
     if ('m' in e) return e.m;
     const { f, i, n, d } = e;
     if (typeof f !== 'number' || typeof i !== 'number' || typeof n !== 'number' || typeof d !== 'string'
-      || !Number.isInteger(i) || !Number.isInteger(n) || n < 2 || n > 64 || i < 0 || i >= n) {
+      || !Number.isInteger(i) || !Number.isInteger(n) || n < 2 || n > MAX_FRAGMENTS || i < 0 || i >= n) {
       return this.count('envelope');
     }
     for (const [k, p] of this.partials) {

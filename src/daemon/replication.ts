@@ -3,12 +3,20 @@
 // carry each replica's digest, and a digest that differs starts an exchange of version maps, after which
 // each side sends what it holds newer. syncAll() is FIG. 6 step 614: before an app starts on this node,
 // every reachable replica has answered.
+//
+// SIZE. Records travel in as many update messages as it takes, each within the messenger's fragment limit
+// (a full sync of a node that lost its replica is many records); a single record must fit one message
+// (the database refuses larger ones, database.ts MAX_RECORD_BYTES).
 import type { Config, NodeConfig } from '../config/schema.js';
 import { ClusterDb, parseSnapshot, parseVersionMap, syncPlan, type VersionMap } from '../db/database.js';
 import { loadDatabase, saveDatabase } from '../db/store.js';
 import type { PeerSnapshot } from '../membership/membership.js';
 import type { AgentLog } from './log.js';
-import type { AgentMessage } from './messenger.js';
+import { messageFits, type AgentMessage } from './messenger.js';
+import type { AppEntry, Marker } from '../db/object.js';
+
+/** While a live peer has not answered a sync, the request goes again this often, and a warning every tenth time. */
+const SYNC_RETRY_MS = 1000;
 
 export interface ReplicationDeps {
   config: Config;
@@ -55,8 +63,19 @@ export class Replication {
   changed(tags: string[], markers: string[] = []): void {
     this.persist();
     const records = this.db.records({ apps: tags, markers });
-    for (const peer of this.d.peers) this.d.send(peer, { kind: 'update', entries: records.apps, markers: records.markers });
+    for (const peer of this.d.peers) this.sendRecords(peer, records.apps, records.markers);
     if (tags.length) this.d.onAppsChanged(tags);
+  }
+
+  /** Records to one peer, in as many update messages as the fragment limit needs. */
+  private sendRecords(peer: NodeConfig, apps: AppEntry[], markers: Marker[]): void {
+    for (const message of updates(apps, markers)) {
+      try {
+        this.d.send(peer, message);
+      } catch (e) {
+        this.d.log.error({ peer: peer.name, err: e instanceof Error ? e.message : String(e) }, 'a replication message could not be sent');
+      }
+    }
   }
 
   persist(): void {
@@ -102,7 +121,7 @@ export class Replication {
       const plan = syncPlan(this.db.versionMap(), theirs);
       if (plan.send.apps.length || plan.send.markers.length) {
         const records = this.db.records(plan.send);
-        this.d.send(from, { kind: 'update', entries: records.apps, markers: records.markers });
+        this.sendRecords(from, records.apps, records.markers);
       }
       // Our map makes the peer send what it holds newer; ask for it whenever we lack something.
       const lacking = plan.request.apps.length > 0 || plan.request.markers.length > 0;
@@ -112,26 +131,41 @@ export class Replication {
 
   /**
    * FIG. 6 step 614: exchange version maps with every peer that is not known to have failed, and take what
-   * is newer. A peer not heard yet since start-up is waited for (up to the start-up grace): a node that
-   * restarts must learn that another took its apps over before it runs anything. Resolves when each has
-   * answered (its newer records travel before its answer), or when the rest are declared failed, or
-   * after a bound: an unreachable replica cannot hold a start hostage.
+   * is newer: a node that restarts must learn that another took its apps over before it runs anything.
+   * Resolves when each has answered (its newer records travel before its answer) or failed. A live peer
+   * is waited for as long as it lives, asked again every second (and a warning says so): counting a live
+   * peer that did not answer as synced would let this node run on a stale replica. A peer not heard since
+   * start-up is waited for up to the start-up grace (it may be down; the last-active rule decides then).
    */
   syncAll(): Promise<void> {
     const targets = this.d.peerStates()
       .filter((p) => p.state === 'alive' || (p.state === 'unknown' && !this.d.declaredFailed(p.peer)));
     if (targets.length === 0) return Promise.resolve();
-    const waitUnknown = targets.some((p) => p.state === 'unknown');
-    const bound = Math.max(500, 5 * this.d.config.timing.heartbeatIntervalMs) + (waitUnknown ? this.d.startupGraceLeftMs() : 0);
     return new Promise((resolve) => {
-      const waiter = { peers: new Set(targets.map((p) => p.peer)), done: resolve };
+      const waiter = { peers: new Set(targets.map((p) => p.peer)), done: () => { clearInterval(timer); resolve(); } };
       this.syncWaiters.push(waiter);
       for (const p of targets) this.peerVersions.delete(p.peer); // only an answer to this sync counts
       for (const p of targets) if (p.state === 'alive') this.sendDigest(p.peer, true);
-      setTimeout(() => {
-        this.syncWaiters = this.syncWaiters.filter((w) => w !== waiter);
-        resolve();
-      }, bound).unref();
+      const graceEnds = performance.now() + Math.max(500, 5 * this.d.config.timing.heartbeatIntervalMs) + this.d.startupGraceLeftMs();
+      let round = 0;
+      const timer = setInterval(() => {
+        round++;
+        const states = new Map(this.d.peerStates().map((p) => [p.peer, p.state]));
+        for (const peer of [...waiter.peers]) {
+          const state = states.get(peer);
+          // Failed, or still not heard once the start-up grace is over: it will not answer, nor need to.
+          if (state === 'failed' || (state === 'unknown' && (this.d.declaredFailed(peer) || performance.now() >= graceEnds))) waiter.peers.delete(peer);
+          else if (state === 'alive') {
+            this.sendDigest(peer, true);
+            if (round % 10 === 0) this.d.log.warn({ peer, waitedMs: round * SYNC_RETRY_MS }, 'waiting for a live peer\'s replica before starting an app here (it has not answered the sync)');
+          }
+        }
+        if (waiter.peers.size === 0) {
+          this.syncWaiters = this.syncWaiters.filter((w) => w !== waiter);
+          waiter.done();
+        }
+      }, SYNC_RETRY_MS);
+      timer.unref();
     });
   }
 
@@ -148,4 +182,30 @@ export class Replication {
     for (const w of this.syncWaiters) w.peers.delete(peer);
     this.syncWaiters = this.syncWaiters.filter((w) => (w.peers.size ? true : (w.done(), false)));
   }
+}
+
+/**
+ * Update messages carrying these records, each within the messenger's limit: records are added to a
+ * message until the next would not fit. A record that fits no message alone cannot exist (the database
+ * refuses it); should one arrive here, it is sent alone and the messenger refuses it with a clear error.
+ */
+export function updates(apps: readonly AppEntry[], markers: readonly Marker[]): Extract<AgentMessage, { kind: 'update' }>[] {
+  const empty = (): Extract<AgentMessage, { kind: 'update' }> => ({ kind: 'update', entries: [], markers: [] });
+  const out = [empty()];
+  let size = JSON.stringify(out[0]).length;
+  const add = (kind: 'entries' | 'markers', record: AppEntry | Marker) => {
+    const current = out[out.length - 1]!;
+    const grows = JSON.stringify(record).length + (current[kind].length > 0 ? 1 : 0); // the record and its comma
+    const alone = current.entries.length === 0 && current.markers.length === 0;
+    if (!alone && !messageFits(size + grows)) {
+      out.push(empty());
+      size = JSON.stringify(out[out.length - 1]).length;
+      return add(kind, record);
+    }
+    current[kind].push(record);
+    size += grows;
+  };
+  for (const a of apps) add('entries', a);
+  for (const m of markers) add('markers', m);
+  return out;
 }

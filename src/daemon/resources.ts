@@ -13,7 +13,8 @@ import { runCommand } from '../resources/run-command.js';
 /** A disk ownership resource is started and stopped by whoever owns the SCSI side (src/daemon/disks.ts). */
 export interface DiskOwnership {
   check(disk: string): Promise<string | undefined>;
-  acquire(disk: string): Promise<void>;
+  /** Takes the disk; resolves with the reservation generation read after taking it (0: none, SCSI-2). */
+  acquire(disk: string): Promise<number>;
   release(disk: string): Promise<void>;
   /** The block device (/dev/sdX) of the disk on this node, found through the stored link table. */
   blockDevice(disk: string): Promise<string>;
@@ -72,16 +73,24 @@ export class Resources {
     return out;
   }
 
-  async start(spec: ResourceSpec): Promise<void> {
+  /**
+   * Starts a resource; a disk resolves with its fencing token (DiskOwnership.acquire), the rest with 0.
+   * takeOver: an address still answered by its former host is taken all the same (ip-address.ts).
+   */
+  async start(spec: ResourceSpec, o: { takeOver?: boolean; log?: (message: string) => void } = {}): Promise<number> {
     const r = asResource(spec);
     switch (r.kind) {
-      case 'ip': return addAddress(ipSpec(r, this.node));
+      case 'ip': {
+        const from = await addAddress(ipSpec(r, this.node), { takeOver: o.takeOver === true });
+        if (from) o.log?.(`${resourceName(spec)} taken over from ${from}, which still answered for it (it was fenced or sent distress)`);
+        return 0;
+      }
       case 'disk': return this.disks.acquire(r.disk);
       case 'mount': {
         const device = await this.disks.blockDevice(r.disk);
         const args = ['mount', '-t', r.fstype, ...(r.options.length ? ['-o', r.options.join(',')] : []), device, r.path];
         await runCommand(args, 60_000);
-        return;
+        return 0;
       }
       default: throw new ResourceError(`cannot start ${resourceName(spec)}`);
     }

@@ -1,9 +1,13 @@
 // One node's replica of the cluster database (seed 001 §2.1): app objects, tombstones and markers, kept in
 // memory. Pure: store.ts puts it on disk, the daemon carries it between nodes.
 //
-// ORDER. Every record has a stamp (version, writer, content hash). A local write takes the version of
-// the record it replaces plus one; a record from another replica replaces ours only if its stamp is
-// higher, comparing version, then writer name (code units, not locale), then content hash. Two writes
+// ORDER. Every record has a stamp (epoch, version, writer, content hash). A local write takes the version
+// of the record it replaces plus one; a record from another replica replaces ours only if its stamp is
+// higher, comparing epoch, then version, then writer name (code units, not locale), then content hash.
+// The epoch is the ownership era (object.ts): a change of HOST raises it, and so does a node that takes
+// the app's disks (a fencing token from the reservation generation), so a record written by a node that
+// was fenced meanwhile never beats the taker's, however many writes it made (the write count alone
+// would let the busier side of a partition win). Two writes
 // with the same version and writer but different content should not happen (a node that lost its disk
 // and reused a version could cause it); the hash still picks the same winner on every replica, and
 // merge() reports the collision. So any replicas that have seen the same set of writes, in any order,
@@ -24,14 +28,16 @@ import {
   RecordError, contentHash, isTombstone, parseAppEntry, parseAppObject, parseMarker,
 } from './object.js';
 
-/** A record's place in the newer-wins order. The hash breaks ties between equal (version, by). */
+/** A record's place in the newer-wins order. The hash breaks ties between equal (epoch, version, by). */
 export interface Stamp {
+  epoch: number;
   version: number;
   by: string;
   hash: string;
 }
 
 export function compareStamps(a: Stamp, b: Stamp): number {
+  if (a.epoch !== b.epoch) return a.epoch < b.epoch ? -1 : 1;
   if (a.version !== b.version) return a.version < b.version ? -1 : 1;
   if (a.by !== b.by) return a.by < b.by ? -1 : 1;
   if (a.hash !== b.hash) return a.hash < b.hash ? -1 : 1;
@@ -78,6 +84,34 @@ export type AppPatch = Partial<Omit<AppFields, 'tag'>>;
 export interface UpdateOptions {
   /** Refuse the write unless HOST is this now: a check-and-set against the local replica. */
   ifHost?: string | null;
+  /**
+   * The persistent-reservation generation this node read after taking the app's disks: the epoch is
+   * raised to the era it opens (epochFor), also when HOST does not change (the owner's own start).
+   */
+  token?: number;
+}
+
+/**
+ * The largest record, in characters of JSON: every record must travel in one agent message, which holds
+ * about 40 000 (src/daemon/messenger.ts, MAX_FRAGMENTS); the rest is room for the envelope.
+ */
+export const MAX_RECORD_CHARS = 32_768;
+/**
+ * The most app records (tombstones included) a cluster holds: the version map of every replica travels
+ * in one message, about 130 characters a tag for the app and its marker.
+ */
+export const MAX_APPS = 128;
+
+/** Eras of one token: room for this many HOST changes before the next disk takeover's token. */
+const ERA = 65_536;
+
+/**
+ * The epoch of a record after a write: one more where HOST changes, and at least the era of the disk
+ * token where the writer has just taken the app's disks. A reservation generation only grows (every
+ * PERSISTENT RESERVE OUT bumps it), so the era of a takeover is above every era its old owner had.
+ */
+export function epochFor(current: number, hostChanges: boolean, token?: number): number {
+  return Math.max(current + (hostChanges ? 1 : 0), token !== undefined && token > 0 ? token * ERA : 0);
 }
 
 interface Held<T> {
@@ -86,11 +120,11 @@ interface Held<T> {
 }
 
 function appStamp(e: AppEntry): Stamp {
-  return { version: e.version, by: e.updatedBy, hash: contentHash(e) };
+  return { epoch: e.epoch, version: e.version, by: e.updatedBy, hash: contentHash(e) };
 }
 
 function markerStamp(m: Marker): Stamp {
-  return { version: m.seq, by: m.writtenBy, hash: contentHash(m) };
+  return { epoch: 0, version: m.seq, by: m.writtenBy, hash: contentHash(m) };
 }
 
 function byTag(a: { tag: string }, b: { tag: string }): number {
@@ -148,10 +182,19 @@ export class ClusterDb {
    * idempotent writes (FIG. 7B 856, HOST already P) do not churn versions. Throws RecordError when the
    * result breaks an invariant (primary == backup, HOST not one of the two).
    */
-  upsert(fields: AppFields, by: string, now: number): AppObject {
+  upsert(fields: AppFields, by: string, now: number, epoch?: number): AppObject {
     const held = this.apps.get(fields.tag);
-    const next = parseAppObject({ ...fields, version: (held?.record.version ?? 0) + 1, updatedBy: by, updatedAt: Math.trunc(now) });
+    const next = parseAppObject({
+      ...fields, epoch: epoch ?? held?.record.epoch ?? 0, version: (held?.record.version ?? 0) + 1, updatedBy: by, updatedAt: Math.trunc(now),
+    });
     if (held && !isTombstone(held.record) && sameFields(held.record, next)) return held.record;
+    const chars = JSON.stringify(next).length;
+    if (chars > MAX_RECORD_CHARS) {
+      throw new DbWriteError(`app "${fields.tag}": its record would be ${chars} characters, more than the ${MAX_RECORD_CHARS} one replication message carries (a large env or attributes?); not written`);
+    }
+    if (!held && this.apps.size >= MAX_APPS) {
+      throw new DbWriteError(`app "${fields.tag}": the cluster database holds ${this.apps.size} apps (removed ones included), the most it replicates; not written`);
+    }
     this.put(next);
     return next;
   }
@@ -163,8 +206,9 @@ export class ClusterDb {
     if (options.ifHost !== undefined && current.host !== options.ifHost) {
       throw new DbWriteError(`app "${tag}": HOST is ${current.host ?? 'null'}, not ${options.ifHost ?? 'null'}; not written`);
     }
-    const { version: _v, updatedBy: _b, updatedAt: _a, ...fields } = current;
-    return this.upsert({ ...fields, ...patch, tag }, by, now);
+    const { epoch, version: _v, updatedBy: _b, updatedAt: _a, ...fields } = current;
+    const hostChanges = patch.host !== undefined && patch.host !== current.host;
+    return this.upsert({ ...fields, ...patch, tag }, by, now, epochFor(epoch, hostChanges, options.token));
   }
 
   /** Adds, changes (a value) or removes (null) additional attributes (behaviour 6). */
@@ -183,7 +227,7 @@ export class ClusterDb {
   remove(tag: string, by: string, now: number): Tombstone {
     const current = this.get(tag);
     if (!current) throw new DbWriteError(`no app "${tag}" in the database`);
-    const stone: Tombstone = { tag, deleted: true, version: current.version + 1, updatedBy: by, updatedAt: Math.trunc(now) };
+    const stone: Tombstone = { tag, deleted: true, epoch: epochFor(current.epoch, true), version: current.version + 1, updatedBy: by, updatedAt: Math.trunc(now) };
     this.put(stone);
     if (this.markers.has(tag)) this.writeMarker(tag, null, by);
     return stone;
@@ -277,7 +321,7 @@ function own(rec: Record<string, Stamp>, tag: string): Stamp | undefined {
   return Object.hasOwn(rec, tag) ? rec[tag] : undefined;
 }
 
-const stampSchema = z.strictObject({ version: z.int().min(0), by: z.string().min(1), hash: z.string().regex(/^[0-9a-f]{64}$/) });
+const stampSchema = z.strictObject({ epoch: z.int().min(0).default(0), version: z.int().min(0), by: z.string().min(1), hash: z.string().regex(/^[0-9a-f]{64}$/) });
 const versionMapSchema = z.strictObject({ apps: z.record(z.string(), stampSchema), markers: z.record(z.string(), stampSchema) });
 
 /** A peer's version map as it arrives from the network. */

@@ -44,6 +44,7 @@
 //      since this node started, sync all replicas (FIG. 6 step 614: the local replica may be stale,
 //      FIG. 4E). Start resources, then the app (or release its pause); on the primary, a phase left at
 //      failing-back becomes normal and failback is complete (F5-F7).
+import { epochFor } from './database.js';
 import type { AppCommand, AppFields, AppObject, AppType, Phase, ResourceSpec } from './object.js';
 import { RecordError, parseAppSpec } from './object.js';
 
@@ -227,8 +228,12 @@ export type FlowAction =
   | { kind: 'stopResources'; resources: ResourceSpec[] }
   /** Full sync with every reachable replica (may be answered by one done since this node started). */
   | { kind: 'syncAll' }
-  /** Immediate: write to the local replica (then persist and replicate), only while HOST is ifHost. */
-  | { kind: 'write'; patch: HostPatch; ifHost: string | null }
+  /**
+   * Immediate: write to the local replica (then persist and replicate), only while HOST is ifHost. token:
+   * the reservation generation read after taking the app's disks, which raises the record's epoch
+   * (database.ts, epochFor).
+   */
+  | { kind: 'write'; patch: HostPatch; ifHost: string | null; token?: number }
   /** Immediate: an event for the operator (journal, event stream, hooks). */
   | { kind: 'notify'; notice: Notice; message: string }
   /** Immediate: ask the operator to approve failback (approve / deny events answer). */
@@ -267,7 +272,7 @@ export type FlowEvent =
    * The disks of the app are this node's now (reserved; a failed holder preempted, i.e. fenced): a
    * failover past this point completes even if the old host is heard again, since it can no longer write.
    */
-  | { type: 'disksTaken' }
+  | { type: 'disksTaken'; token: number }
   /** Operator load on this node (FIG. 6), also a restart after halted or a failover that gave up. */
   | { type: 'load' }
   /** Operator unload (any node): HOST = null. */
@@ -301,7 +306,7 @@ export interface FlowState {
    * this attempt; committed: the disks are taken (the old host fenced), so it completes whatever happens
    * to the old host's liveness.
    */
-  readonly failover: { checked: boolean; from: string; committed: boolean } | null;
+  readonly failover: { checked: boolean; from: string; committed: boolean; token: number } | null;
   /** Failover gave up (resources missing, every attempt failed) for this outage of the primary. */
   readonly failoverGaveUp: boolean;
   readonly attempts: number;
@@ -475,7 +480,13 @@ function apply(d: Draft, e: FlowEvent, now: number, out: FlowAction[]): void {
       }
       return;
     case 'disksTaken':
-      if (d.failover) d.failover.committed = true;
+      if (d.failover) {
+        d.failover.committed = true;
+        d.failover.token = Math.max(d.failover.token, e.token);
+      } else if (d.obj?.host === d.self && e.token > 0) {
+        // The host's own start: its record's era is raised above the generation it just read.
+        write(d, out, {}, d.self, e.token);
+      }
       return;
     case 'load':
       load(d, out);
@@ -661,7 +672,7 @@ function pass(d: Draft, now: number, out: FlowAction[]): Pass {
     return 'again';
   }
   if (!d.failover && from !== null && !d.failoverGaveUp && !d.gated) {
-    d.failover = { checked: false, from, committed: false };
+    d.failover = { checked: false, from, committed: false, token: 0 };
     d.attempts = 0;
     d.retryAt = null;
     if (o.faults.includes(from)) notify(out, 'host-faulted', `${o.tag} faulted on ${from}; ${self} takes it over`);
@@ -759,7 +770,7 @@ function failoverPass(d: Draft, o: AppObject, now: number, out: FlowAction[]): P
   if (started !== undefined) return started;
   // Running: only now does HOST name this node (FIG. 9 1030 → 1040).
   const from = o.host;
-  write(d, out, { host: d.self, phase: restingPhase(o, d.self) }, from);
+  write(d, out, { host: d.self, phase: restingPhase(o, d.self) }, from, d.failover!.token);
   const what = from !== null && o.faults.includes(from) ? 'faulted there' : 'failed';
   notify(out, 'failover-complete', `${o.tag} runs on ${d.self} (${from === o.primary ? 'primary' : 'backup'} ${from} ${what})`);
   d.failover = null;
@@ -846,8 +857,8 @@ function issue(d: Draft, out: FlowAction[], a: AsyncAction): Pass {
   return 'waiting';
 }
 
-function write(d: Draft, out: FlowAction[], patch: HostPatch, ifHost: string | null): void {
-  out.push({ kind: 'write', patch, ifHost });
+function write(d: Draft, out: FlowAction[], patch: HostPatch, ifHost: string | null, token?: number): void {
+  out.push({ kind: 'write', patch, ifHost, ...(token ? { token } : {}) });
   if (d.obj && d.obj.host === ifHost) d.obj = { ...d.obj, ...patch };
 }
 
@@ -867,6 +878,16 @@ function takeoverFrom(d: Draft, o: AppObject): string | null {
   if (o.backup === d.self && o.host === o.primary && (faulted || isFailed(d, o.primary))) return o.primary;
   if (o.primary === d.self && o.host === o.backup && (faulted || (isFailed(d, o.backup) && d.hostSeenAlive === o.backup))) return o.backup;
   return null;
+}
+
+/**
+ * The epoch under which the app runs when started here now (an app that records its writes tags them
+ * with it, VIGIL_EPOCH): the object's, or during a failover the era its HOST write will open.
+ */
+export function runEpoch(s: FlowState): number {
+  const o = s.obj;
+  if (!o) return 0;
+  return s.failover ? epochFor(o.epoch, true, s.failover.token) : o.epoch;
 }
 
 /** The phase of an object at rest on `host`: at home on its primary, failed over on its backup. */

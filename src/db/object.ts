@@ -47,6 +47,13 @@ export interface AppSpec {
 
 /** Who wrote a record, and its place in the newer-wins order. */
 export interface Stamped {
+  /**
+   * The ownership era (a fencing token): it grows with every change of HOST, and a node that takes the
+   * app's disks raises it above the persistent-reservation generation it read after taking them
+   * (database.ts, epochFor). Records order by epoch before version, so after a partition the side that
+   * won the disk wins the object, however often the fenced side wrote it meanwhile.
+   */
+  epoch: number;
   version: number;
   updatedBy: string;
   /** Wall-clock milliseconds, for people; never used to order writes. */
@@ -149,7 +156,8 @@ export const appSpecSchema = z.strictObject({
   attributes: specShape.attributes.default({}),
 }).superRefine(checkRoles);
 
-const stampShape = { version: count, updatedBy: name('a node name'), updatedAt: count };
+// epoch: absent in a replica written before ownership epochs existed: 0.
+const stampShape = { epoch: count.default(0), version: count, updatedBy: name('a node name'), updatedAt: count };
 
 export const appObjectSchema = z.strictObject({
   ...specShape,

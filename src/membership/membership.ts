@@ -46,9 +46,14 @@
 //        (channelUp, with how long it had been silent); 'unknown' -> 'up' silently. When the peer fails
 //        every channel becomes 'down' without events (peerFailed says it); when it recovers, a channel
 //        still silent gets a channelDown of its own.
+//   EXPECTED channels. A channel can be marked not expected for a peer (expect()): the disk channel of a
+//        peer that does not hold the disk, since only a disk's holder pulses on it (src/daemon/disk-pulse.ts).
+//        Heard, it counts for liveness like any other; silent, it is 'idle', never 'down', and raises no
+//        channelDown. Expected again, its silence counts from that moment (a new holder is given
+//        failAfterMs to pulse before its channel is called down).
 
 export type PeerState = 'unknown' | 'alive' | 'failed';
-export type ChannelState = 'unknown' | 'up' | 'down';
+export type ChannelState = 'unknown' | 'up' | 'down' | 'idle';
 
 export interface MembershipOptions {
   peers: ReadonlyArray<{ name: string; channels: readonly string[] }>;
@@ -115,6 +120,8 @@ interface Channel {
   lastHeardReal: number | undefined;  // caller's real time
   runStart: number;                   // liveness time of the first observation of the current run
   gapBeforeRun: number;               // the silence that ended when the current run started
+  expected: boolean;                  // its silence is a fault (see EXPECTED channels)
+  expectedSince: number;              // liveness time it became expected
 }
 
 interface Peer {
@@ -158,7 +165,7 @@ export class Membership {
       const channels = new Map<string, Channel>();
       for (const c of p.channels) {
         if (channels.has(c)) throw new RangeError(`peer ${p.name}: channel ${c} is listed twice`);
-        channels.set(c, { name: c, state: 'unknown', lastHeard: undefined, lastHeardReal: undefined, runStart: 0, gapBeforeRun: 0 });
+        channels.set(c, { name: c, state: 'unknown', lastHeard: undefined, lastHeardReal: undefined, runStart: 0, gapBeforeRun: 0, expected: true, expectedSince: 0 });
       }
       this.peers.set(p.name, { name: p.name, state: 'unknown', since: 0, baseline: 0, channels });
     }
@@ -191,6 +198,21 @@ export class Membership {
       }
       c.lastHeard = at;
     }
+    return true;
+  }
+
+  /**
+   * Whether silence on this channel of this peer is a fault (default: yes). Returns false for a peer or
+   * channel not configured.
+   */
+  expect(peer: string, channel: string, expected: boolean): boolean {
+    const c = this.peers.get(peer)?.channels.get(channel);
+    if (!c) return false;
+    if (c.expected === expected) return true;
+    c.expected = expected;
+    c.expectedSince = this.live;
+    if (!expected && c.state === 'down') c.state = 'idle';
+    if (expected && c.state === 'idle') c.state = 'unknown';
     return true;
   }
 
@@ -271,12 +293,16 @@ export class Membership {
     }
     for (const c of channels) {
       const silentMs = this.silence(p, c);
-      if (silentMs >= this.failAfterMs) {
+      if (!c.expected) {
+        c.state = silentMs >= this.failAfterMs ? 'idle' : c.lastHeard !== undefined ? 'up' : 'idle';
+        continue;
+      }
+      if (silentMs >= this.failAfterMs && this.live - c.expectedSince >= this.failAfterMs) {
         if (c.state !== 'down') {
           c.state = 'down';
           events.push({ kind: 'channelDown', peer: p.name, channel: c.name, silentMs, neverHeard: c.lastHeard === undefined });
         }
-      } else if (c.lastHeard !== undefined && c.state !== 'up') {
+      } else if (silentMs < this.failAfterMs && c.lastHeard !== undefined && c.state !== 'up') {
         if (c.state === 'down') events.push({ kind: 'channelUp', peer: p.name, channel: c.name, silentMs: c.gapBeforeRun });
         c.state = 'up';
       }

@@ -2,6 +2,7 @@
 // announced with gratuitous ARP so that clients and switches forget the old owner's MAC at once instead of
 // after their neighbour-cache timeout; removed on stop.
 import { spawn } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 import { runCommand } from './run-command.js';
 
@@ -16,12 +17,84 @@ export async function hasAddress(spec: IpAddressSpec): Promise<boolean> {
   return stdout.split('\n').some((l) => l.includes(` ${cidr(spec)} `));
 }
 
-/** Adds the address (idempotent) and sends gratuitous ARP for it (IPv4). */
-export async function addAddress(spec: IpAddressSpec, announce = true): Promise<void> {
+/** Another host answered for the address: adding it here would make two hosts answer. */
+export class DuplicateAddressError extends Error {
+  override name = 'DuplicateAddressError';
+}
+
+export interface AddOptions {
+  /** Gratuitous ARP after adding (default true). */
+  announce?: boolean;
+  /** How long a host still answering for the address is waited for (default 2000 ms; 500 with takeOver). */
+  freeWithinMs?: number;
+  /**
+   * The host still answering cannot keep the address legitimately (its disk was taken from it, or it sent
+   * distress and died): take the address anyway after the wait, and announce it so clients move here.
+   */
+  takeOver?: boolean;
+}
+
+/**
+ * Adds the address (idempotent) and sends gratuitous ARP for it (IPv4). An IPv4 address this host does not
+ * hold yet is first probed for (ARP duplicate address detection). Another host that still answers for it
+ * is waited for up to `freeWithinMs` (a former owner letting it go as it leaves). One that keeps it makes
+ * the add fail with DuplicateAddressError and the flow try again later: a former owner cut off from the
+ * cluster's networks but still serving on this one must not be joined by a second server. With
+ * `takeOver`, it is taken all the same (the former owner was fenced, or died with the address up).
+ * Resolves with the MAC of a host it was taken from, if any.
+ */
+export async function addAddress(spec: IpAddressSpec, o: AddOptions = {}): Promise<string | undefined> {
+  let takenFrom: string | undefined;
   if (!(await hasAddress(spec))) {
+    if (!spec.address.includes(':')) {
+      // A former owner that was fenced or died with the address up is waited for briefly only.
+      const end = performance.now() + (o.freeWithinMs ?? (o.takeOver ? 500 : 2000));
+      for (let owner = await answeredBy(spec); owner; owner = await answeredBy(spec)) {
+        if (performance.now() >= end) {
+          if (o.takeOver) {
+            takenFrom = owner;
+            break;
+          }
+          throw new DuplicateAddressError(`${spec.address} is answered by another host (${owner}) on ${spec.interface}: not adding it here while it does`);
+        }
+        await sleep(100);
+      }
+    }
     await runCommand(['ip', 'addr', 'add', cidr(spec), 'dev', spec.interface]);
   }
-  if (announce && !spec.address.includes(':')) announce_(spec);
+  if ((o.announce ?? true) && !spec.address.includes(':')) announce_(spec);
+  return takenFrom;
+}
+
+/**
+ * How long a duplicate address probe waits for an answer. On a LAN an ARP reply comes within
+ * milliseconds; arping's own deadline is whole seconds, which a takeover cannot afford, so the probe is
+ * ended here.
+ */
+export const DUPLICATE_PROBE_MS = 100;
+
+/** The MAC of a host answering an ARP probe for the address (arping -D), or undefined when none did in time. */
+export function answeredBy(spec: IpAddressSpec, waitMs = DUPLICATE_PROBE_MS): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const child = spawn('arping', ['-D', '-c', '1', '-w', '1', '-I', spec.interface, spec.address], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let out = '';
+    const done = (mac: string | undefined) => {
+      clearTimeout(timer);
+      child.kill('SIGKILL');
+      resolve(mac);
+    };
+    const timer = setTimeout(() => done(undefined), waitMs);
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+      const m = /reply from \S+ \[([0-9A-Fa-f:]+)\]/.exec(out);
+      if (m) done(m[1]);
+    });
+    child.on('error', (e) => {
+      process.emitWarning(`duplicate address probe for ${spec.address}: ${e.message}`);
+      done(undefined);
+    });
+    child.on('exit', () => done(/reply from \S+ \[([0-9A-Fa-f:]+)\]/.exec(out)?.[1]));
+  });
 }
 
 /**
@@ -34,9 +107,12 @@ function announce_(spec: IpAddressSpec): void {
   child.unref();
 }
 
-/** Removes the address; absent already is success. */
+/** Removes the address; absent already is success, also when another removal took it meanwhile. */
 export async function removeAddress(spec: IpAddressSpec): Promise<void> {
-  if (await hasAddress(spec)) {
+  if (!(await hasAddress(spec))) return;
+  try {
     await runCommand(['ip', 'addr', 'del', cidr(spec), 'dev', spec.interface]);
+  } catch (e) {
+    if (await hasAddress(spec)) throw e;
   }
 }

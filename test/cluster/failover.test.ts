@@ -1,8 +1,10 @@
 // Two vigil agents in network namespaces on two cluster networks, serving a virtual IP that a client
 // namespace probes: the primary serves; a node that loses power is replaced by its backup, and the client
 // reaches the backup through the same address; one silent network is a channel fault and changes nothing;
-// both networks silent is a failover; when the partition heals the primary finds HOST moved and stops its
-// copy; failback with auto-recover hands the app back.
+// both networks silent while the primary still answers for the service address is no failover (the backup
+// will not add an address another host answers for); cut off everywhere, it is failed over, and when the
+// partition heals the primary finds HOST moved and stops its copy; failback with auto-recover hands the
+// app back.
 import type { ChildProcess } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -46,7 +48,7 @@ t.test('power loss of the primary: the backup takes the VIP over and the client 
   t.ok(detected - cut < 3000, 'detected within seconds, not a timeout of minutes');
 });
 
-t.test('one silent network is a channel fault: no failover; both silent is a failover; healing stops the old copy', async (t) => {
+t.test('one silent network is a channel fault: no failover; both silent while a still answers on the service network: no second server; a cut off everywhere is failed over; healing stops the old copy', async (t) => {
   const c = await createCluster(t, ['a', 'b'], [{ tag: 'web', primary: 'a', backup: 'b', vip: true }]);
   await bothUp(c);
   await serving(c, 'a');
@@ -64,12 +66,24 @@ t.test('one silent network is a channel fault: no failover; both silent is a fai
   t.equal(await c.probe(c.vip()), 'a', 'a still serves');
 
   await c.rig.cut('a', 'lan2', 'cable');
-  await until('b takes over', async () => (host(await c.status('b'), 'web') === 'b' ? true : undefined));
-  t.pass('both networks silent: b fails web over to itself');
+  // Both cluster networks silent: b declares a failed, but a still answers for the service address on
+  // the service network, so b does not add it (nor start the app): one server, not two.
+  await until('b finds the service address still answered by a', async () => {
+    const n = (await c.status('b')).notices.find((x) => x.notice === 'start-failed');
+    return n && /answered by another host/.test(n.message) ? true : undefined;
+  }, 15_000);
+  t.equal(await c.probe(c.vip()), 'a', 'a still serves, alone');
+  t.equal((await c.status('b')).apps.find((x) => x.tag === 'web')?.here?.app, 'down', 'b runs nothing');
+
+  // a loses the service network too: nothing answers for the address any more, and b's next attempt takes over.
+  await c.rig.cut('a', 'svc', 'cable');
+  await until('b takes over', async () => (host(await c.status('b'), 'web') === 'b' ? true : undefined), 15_000);
+  t.pass('a cut off everywhere: b fails web over to itself');
   t.equal(host(await c.status('a'), 'web'), 'a', 'a, cut off, still believes it hosts (no disk arbiter in this test)');
 
   await c.rig.restore('a', 'lan1');
   await c.rig.restore('a', 'lan2');
+  await c.rig.restore('a', 'svc');
   await until('a learns HOST is b and stops its copy', async () => {
     const w = (await c.status('a')).apps.find((x) => x.tag === 'web');
     return w?.host === 'b' && w.here?.app === 'down' ? true : undefined;

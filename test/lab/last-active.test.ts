@@ -41,7 +41,7 @@ async function startAlone(c: TestCluster, node: string): Promise<void> {
 async function masterAndSlave(t: { teardown(fn: () => unknown): void }): Promise<TestCluster> {
   await prepareSharedUnit();
   const c = await createCluster(t, ['a', 'b'], [{ tag: 'web', primary: 'a', backup: 'b', vip: true, disk: true, mount: true, command: logAndServe }],
-    { timing: TIMING, disk: { identity: lab.sharedId, paths: { a: lab.a, b: lab.b } } });
+    { timing: TIMING, disk: { identity: lab.sharedId, paths: { a: lab.a, b: lab.b }, preemptAndAbort: false } });
   c.start('a');
   c.start('b');
   await serving(c, 'a');

@@ -1,11 +1,16 @@
-// Two vigil agents on the shared unit in SCSI-2 mode (`reservation: scsi2`: RESERVE/RELEASE, no disk
-// heartbeat), each in its own network namespace and on its own tcm_loop nexus, with an app that owns the
-// disk, mounts its ext4 file system and serves a virtual IP (the rig of test/lab/cluster.test.ts):
+// Two vigil agents on the shared unit in SCSI-2 mode (`reservation: scsi2`: RESERVE/RELEASE, the disk
+// heartbeat by toggling the reservation), each in its own network namespace and on its own tcm_loop nexus,
+// with an app that owns the disk, mounts its ext4 file system and serves a virtual IP (the rig of
+// test/lab/cluster.test.ts):
 // - power loss (kill -9 of every process) of the primary: the backup breaks the dead node's reservation
 //   with a LUN reset, reserves, mounts and serves;
 // - the primary frozen (SIGSTOP) long enough to be failed over, then thawed: its reservation check is
-//   refused (RESERVATION CONFLICT after the reset's unit attention) and it stops its copy.
+//   refused (RESERVATION CONFLICT after the reset's unit attention) and it stops its copy;
+// - both networks cut: the holder, no longer acknowledged by its peer, toggles its reservation (RELEASE, a
+//   short window, RESERVE); the backup samples the unit with TEST UNIT READY, sees the toggles, and does not
+//   fail a healthy node over.
 import { execFile, type ChildProcess } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 
 import t from 'tap';
@@ -69,10 +74,9 @@ async function refusesWrites(path: string): Promise<boolean> {
 t.test('power loss of the primary: the backup resets the unit, reserves it, mounts the file system and serves', async (t) => {
   const { c, agents } = await start(t);
   const [sa, sb] = [await c.status('a'), await c.status('b')];
-  t.match(disks(sa)[0], { holder: 'a', type: 'scsi2', heartbeat: false }, 'a holds the SCSI-2 reservation; no disk heartbeat');
+  t.match(disks(sa)[0], { holder: 'a', type: 'scsi2', heartbeat: true }, 'a holds the SCSI-2 reservation');
   t.equal(disks(sb)[0]!.holder, 'another initiator', 'b sees the unit reserved by someone (SCSI-2 cannot say whom)');
-  t.same(peer(sb, 'a')?.channels.map((x) => x.channel).sort(), ['net:lan1', 'net:lan2'], 'membership has no disk channel');
-  t.ok(logLines(c, 'a', /no disk heartbeat on it/).length > 0, 'the log says the disk carries no heartbeat');
+  t.match(peer(sb, 'a')?.channels.find((x) => x.channel === 'disk:shared0'), { state: 'idle' }, 'while a is heard on the networks, it does not toggle: its disk channel is idle');
 
   const off = performance.now();
   await c.powerOff('a');
@@ -97,4 +101,28 @@ t.test('a frozen primary that wakes up finds its reservation taken by a reset an
   t.comment(`a's fence: ${fenced.map((f) => String(f.detail)).join('; ') || '(none: the database told it first)'}`);
   t.ok(await refusesWrites(lab.a), 'a write through a\'s nexus is refused');
   t.equal(await c.probe(c.vip()), 'b', 'the client is still served by b');
+});
+
+t.test('both networks cut: the holder toggles its reservation, the backup sees it by TEST UNIT READY, and a healthy node is not failed over', async (t) => {
+  const { c } = await start(t);
+  await c.rig.cut('a', 'lan1', 'cable');
+  await c.rig.cut('a', 'lan2', 'cable');
+  await until('b hears a through the unit alone', async () => {
+    const p = peer(await c.status('b'), 'a');
+    const nets = p?.channels.filter((x) => x.channel.startsWith('net:'));
+    return nets?.every((x) => x.state === 'down') && p?.channels.find((x) => x.channel === 'disk:shared0')?.state === 'up' ? true : undefined;
+  }, 60_000, 250);
+  await sleep(3 * TIMING.failAfterMs);
+  const sb = await c.status('b');
+  t.equal(peer(sb, 'a')?.state, 'alive', 'a is alive to b through its toggles');
+  t.equal(host(sb, 'web'), 'a', 'no failover');
+  t.notOk(logLines(c, 'b', /LOGICAL UNIT RESET sent/).length, 'b never reset the unit');
+  t.match(disks(await c.status('a'))[0], { holder: 'a', fenced: false }, 'a still holds the unit');
+  await c.rig.restore('a', 'lan1');
+  await c.rig.restore('a', 'lan2');
+  await until('a stops toggling once b hears it again: its disk channel idle again', async () => {
+    const ch = peer(await c.status('b'), 'a')?.channels.find((x) => x.channel === 'disk:shared0');
+    return ch?.state === 'idle' ? true : undefined;
+  }, 60_000, 500);
+  t.equal(await c.probe(c.vip()), 'a', 'a serves throughout');
 });

@@ -52,16 +52,20 @@ export interface AppDef {
   monitor?: boolean;
   /** type cluster-aware (default cluster-capable). */
   aware?: boolean;
+  /** Additional attributes (behaviour 6). */
+  attributes?: Record<string, string>;
 }
 
 /**
  * A shared logical unit: its identity and, per node, the one path (I_T nexus) that node uses. scsi2: owned
- * by SCSI-2 reservation, without the disk heartbeat (default: persistent reservation, with it).
+ * by SCSI-2 reservation (default: persistent reservation).
  */
 export interface SharedDisk {
   identity: string; paths: Record<string, string>; scsi2?: boolean;
-  /** Fence a distressed node with PREEMPT AND ABORT (the default); false where it wedges the unit (tcm_loop on 6.1). */
+  /** Take over with PREEMPT AND ABORT (the default); false where it wedges the unit (tcm_loop on 6.1). */
   preemptAndAbort?: boolean;
+  /** The disk heartbeat through the reservation (default on). */
+  heartbeat?: boolean;
 }
 
 export interface ClusterOptions {
@@ -75,6 +79,8 @@ export interface StartOptions {
   heartbeatPriority?: number | null;
   /** argv put before vigild's (each program must exec the next: prlimit, setpriv, …); the child's pid stays vigild's. */
   wrap?: string[];
+  /** More environment for vigild (NOTIFY_SOCKET, WATCHDOG_USEC: as systemd would set them). */
+  env?: Record<string, string>;
 }
 
 export interface TestCluster {
@@ -89,8 +95,8 @@ export interface TestCluster {
   powerOff(node: string): Promise<void>;
   /**
    * Plugs a powered-off node back in as the machine would come back from a reboot: without the service
-   * addresses its apps had added (the namespace keeps them, a rebooted machine would not). Start its agent
-   * with start().
+   * addresses its apps had added (the namespace keeps them, a rebooted machine would not), with a fresh
+   * mount namespace. Start its agent with start().
    */
   powerOn(node: string): Promise<void>;
   /** What the client gets from the VIP: the serving node's name, or null. */
@@ -175,7 +181,7 @@ export async function createCluster(t: { teardown(fn: () => unknown): void }, no
     `stateDir: ${join(dir, node)}`,
     `control: { socket: ${join(dir, node, 'ctl.sock')} }`,
     `linkTable: ${join(dir, node, 'links.json')}`,
-    ...(disk ? ['disks:', `  - { name: shared0, identity: ${disk.identity}, ${disk.scsi2 ? 'reservation: scsi2' : `reservation: persistent, heartbeat: true${disk.preemptAndAbort === false ? ', preemptAndAbort: false' : ''}`} }`] : []),
+    ...(disk ? ['disks:', `  - { name: shared0, identity: ${disk.identity}, ${disk.scsi2 ? 'reservation: scsi2' : `reservation: persistent${disk.preemptAndAbort === false ? ', preemptAndAbort: false' : ''}`}${disk.heartbeat === false ? ', heartbeat: false' : ''} }`] : []),
     ...(options.extra?.(node, join(dir, node)) ?? []),
     'log: { level: debug }',
     'networks:',
@@ -192,6 +198,7 @@ export async function createCluster(t: { teardown(fn: () => unknown): void }, no
       `    backup: ${a.backup}`,
       `    autoRecover: ${a.autoRecover ?? false}`,
       `    stopTimeoutMs: 2000`,
+      ...(a.attributes ? [`    attributes: ${JSON.stringify(a.attributes)}`] : []),
       ...(a.monitor ? [`    monitor: { tcp: "127.0.0.1:${APP_PORT}", intervalMs: 200, timeoutMs: 100, failures: 3 }`] : []),
       `    resources: [ ${[
         ...(a.disk ? ['{ disk: shared0 }'] : []),
@@ -221,7 +228,8 @@ export async function createCluster(t: { teardown(fn: () => unknown): void }, no
     start(node, o = {}) {
       const priority = o.heartbeatPriority === undefined ? 0 : o.heartbeatPriority;
       const child = rig.spawn(node, [...(o.wrap ?? []), process.execPath, join(packageRoot(), 'dist/src/cli/vigild.js'), '--config', join(dir, `${node}.yaml`),
-        '--node', node, ...(priority === null ? [] : ['--heartbeat-priority', String(priority)])], { stdio: ['ignore', 'pipe', 'pipe'] });
+        '--node', node, ...(priority === null ? [] : ['--heartbeat-priority', String(priority)])],
+      { stdio: ['ignore', 'pipe', 'pipe'], ...(o.env ? { env: { ...process.env, ...o.env } } : {}) });
       const log: string[] = [];
       const all = logs.get(node) ?? [];
       logs.set(node, all);
@@ -251,6 +259,7 @@ export async function createCluster(t: { teardown(fn: () => unknown): void }, no
         }
       }
       await rig.restoreAll(node);
+      await rig.boot(node);
     },
     async probe(vip) {
       const r = await rig.exec('client', [process.execPath, '-e',

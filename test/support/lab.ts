@@ -110,14 +110,12 @@ export async function exec(file: string, args: string[]): Promise<{ code: number
 }
 
 /**
- * The shared unit as the cluster lab test and the demo want it: no reservations or registrations, and an
- * ext4 file system one MiB short of the unit, leaving its end to the disk heartbeat area
- * (src/daemon/disk-heartbeat.ts). Returns the block device it was made on.
+ * The shared unit as the cluster lab tests and the demo want it: no reservations or registrations, and an
+ * ext4 file system over the whole unit (the disk heartbeat writes no data block, src/daemon/disk-pulse.ts).
+ * Returns the block device it was made on.
  */
 export async function prepareSharedUnit(): Promise<string> {
   await resetUnit(lab.a, lab.b);
-  const dev = await open(lab.a);
-  const cap = await dev.readCapacity().finally(() => dev.close());
-  await promisify(execFile)('mkfs.ext4', ['-q', '-F', '-b', '4096', lab.aSd, String((cap.bytes - 1024n * 1024n) / 4096n)]);
+  await promisify(execFile)('mkfs.ext4', ['-q', '-F', '-b', '4096', lab.aSd]);
   return lab.aSd;
 }

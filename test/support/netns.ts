@@ -7,6 +7,9 @@
 //     port vcl ──────────veth──▶     client namespace: interface svc
 //
 // Nothing touches the host's own (root) namespace networking: the bridges live in the switch namespace.
+// Each node also has a mount namespace of its own that outlives the processes started in it (held by an
+// "anchor" process), as a real machine's does: what an agent mounted is still mounted when the next agent
+// of the node starts, until the node loses power (powerOff kills the anchor; boot() makes a new one).
 // Addresses (all /24): network j (0-based) → 10.(201+j).<rig id>.<node index + 1>; service network →
 // <servicePrefix>.<node index + 1>, the client <servicePrefix>.254 (servicePrefix defaults to 10.200.<rig id>).
 // The segments of two rigs never meet, so equal addresses in parallel rigs would be harmless; the rig id
@@ -20,7 +23,7 @@
 // one where none exists (arp_accept 0). Without it a client keeps the old MAC until its entry ages out
 // (measured: 46 s).
 import { type ChildProcess, spawn, spawnSync, type SpawnOptions } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 
 export const PREFIX = 'vigilrig-';
 /** The name of the service network (and of the interface on it in every namespace). */
@@ -88,6 +91,8 @@ export interface Rig {
   restore(node: string, network: string): Promise<void>;
   /** Unplugs the node from every network, the service network included. */
   cutAll(node: string, mode?: CutMode): Promise<void>;
+  /** A fresh mount namespace for the node, as after a reboot (its processes must be gone). */
+  boot(node: string): Promise<void>;
   restoreAll(node: string): Promise<void>;
   /** Kills the rig's processes and deletes its namespaces; idempotent. */
   destroy(): Promise<void>;
@@ -130,6 +135,22 @@ async function must(argv: string[], opts: ExecOptions = {}): Promise<string> {
 }
 
 // ---- who made a namespace ----
+
+function procText(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+
+function procLink(path: string): string | undefined {
+  try {
+    return readlinkSync(path);
+  } catch {
+    return undefined;
+  }
+}
 
 /** Start time of a process in clock ticks since boot (field 22 of /proc/<pid>/stat), or null if none. */
 function startTime(pid: number): string | null {
@@ -217,6 +238,8 @@ class RigImpl implements Rig {
   readonly client: boolean;
   private readonly base: string;
   private readonly children = new Set<ChildProcess>();
+  /** Per node, the process that holds its mount namespace. */
+  private readonly anchors = new Map<string, number>();
   private destroyed: Promise<void> | null = null;
 
   constructor(o: RigOptions) {
@@ -300,10 +323,35 @@ class RigImpl implements Rig {
       for (const net of own) c.push(`addr add ${this.addr(node, net)}/24 dev ${net}`, `link set ${net} up`);
       return must(['ip', '-n', this.ns(node), '-batch', '-'], { input: c.map((x) => `${x}\n`).join('') });
     }));
+    await Promise.all(this.nodes.map((node) => this.boot(node)));
+  }
+
+  async boot(node: string): Promise<void> {
+    // ip netns exec gives its command a mount namespace of its own; a sleeping command keeps it.
+    const child = spawn('ip', ['netns', 'exec', this.ns(node), 'sleep', 'infinity'], { stdio: 'ignore' });
+    this.children.add(child);
+    child.on('exit', () => this.children.delete(child));
+    const own = readlinkSync('/proc/self/ns/mnt');
+    for (let i = 0; i < 200; i++) {
+      const pid = child.pid;
+      if (pid !== undefined && procText(`/proc/${pid}/comm`) === 'sleep' && procLink(`/proc/${pid}/ns/mnt`) !== own) {
+        this.anchors.set(node, pid);
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    throw new Error(`rig: ${node}'s mount namespace did not come up`);
+  }
+
+  /** The command that runs argv in the node's namespaces: its anchor's while that lives, else a fresh one. */
+  private inside(node: string, argv: string[]): string[] {
+    const pid = this.anchors.get(node);
+    if (pid !== undefined && procText(`/proc/${pid}/comm`) === 'sleep') return ['nsenter', '-t', String(pid), '-n', '-m', '--', ...argv];
+    return ['ip', 'netns', 'exec', this.ns(node), ...argv];
   }
 
   exec(node: string, argv: string[], opts: ExecOptions = {}): Promise<Ran> {
-    return sh(['ip', 'netns', 'exec', this.ns(node), ...argv], opts);
+    return sh(node === 'sw' || node === 'client' ? ['ip', 'netns', 'exec', this.ns(node), ...argv] : this.inside(node, argv), opts);
   }
 
   async run(node: string, argv: string[], opts: ExecOptions = {}): Promise<string> {
@@ -313,8 +361,9 @@ class RigImpl implements Rig {
   }
 
   spawn(node: string, argv: string[], opts: SpawnOptions = {}): ChildProcess {
-    // ip netns exec execs the command itself, so the child's pid is the command's.
-    const child = spawn('ip', ['netns', 'exec', this.ns(node), ...argv], opts);
+    // ip netns exec and nsenter exec the command themselves, so the child's pid is the command's.
+    const [cmd, ...args] = node === 'sw' || node === 'client' ? ['ip', 'netns', 'exec', this.ns(node), ...argv] : this.inside(node, argv);
+    const child = spawn(cmd!, args, opts);
     this.children.add(child);
     child.on('exit', () => this.children.delete(child));
     child.on('error', () => this.children.delete(child));

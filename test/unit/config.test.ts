@@ -506,3 +506,11 @@ t.test('disks: preemptAndAbort defaults to true with persistent reservations, is
     }], given);
   }
 });
+
+t.test('disks: the disk heartbeat is on by default with either reservation (the holder pulses through its reservation), and may be turned off', async (t) => {
+  const disks = (d: string) => `${MINIMAL}disks:\n  - ${d}\n`;
+  t.equal(parseConfig(disks('{ name: d0, identity: naa.5001405aaaa00000 }'), 'c.yaml').disks[0]!.heartbeat, true);
+  t.equal(parseConfig(disks('{ name: d0, identity: naa.5001405aaaa00000, reservation: scsi2 }'), 'c.yaml').disks[0]!.heartbeat, true);
+  t.equal(parseConfig(disks('{ name: d0, identity: naa.5001405aaaa00000, reservation: scsi2, heartbeat: true }'), 'c.yaml').disks[0]!.heartbeat, true);
+  t.equal(parseConfig(disks('{ name: d0, identity: naa.5001405aaaa00000, heartbeat: false }'), 'c.yaml').disks[0]!.heartbeat, false);
+});

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 
 import t from 'tap';
 
-import { ClusterDb, compareStamps, parseSnapshot, parseVersionMap, syncPlan } from '../../src/db/database.js';
+import { ClusterDb, compareStamps, epochFor, parseSnapshot, parseVersionMap, syncPlan } from '../../src/db/database.js';
 import { registrationCheck } from '../../src/db/flows.js';
 import {
   type AppEntry, type AppFields, type Marker, RecordError, canonicalJson, contentHash, isTombstone, parseAppEntry, parseAppSpec,
@@ -219,11 +219,51 @@ t.test('versions and writes', async (t) => {
     t.equal(x.digest(), y.digest());
   });
 
-  t.test('the stamp order: version, then writer, then content hash', async (t) => {
-    t.equal(compareStamps({ version: 2, by: 'a', hash: '0' }, { version: 1, by: 'z', hash: 'f' }), 1);
-    t.equal(compareStamps({ version: 2, by: 'a', hash: 'f' }, { version: 2, by: 'b', hash: '0' }), -1);
-    t.equal(compareStamps({ version: 2, by: 'B', hash: '0' }, { version: 2, by: 'a', hash: '0' }), -1, 'code units, not locale');
-    t.equal(compareStamps({ version: 2, by: 'a', hash: '1' }, { version: 2, by: 'a', hash: '0' }), 1);
+  t.test('the stamp order: epoch, then version, then writer, then content hash', async (t) => {
+    t.equal(compareStamps({ epoch: 1, version: 1, by: 'a', hash: '0' }, { epoch: 0, version: 9, by: 'z', hash: 'f' }), 1, 'a newer era beats more writes');
+    t.equal(compareStamps({ epoch: 0, version: 2, by: 'a', hash: '0' }, { epoch: 0, version: 1, by: 'z', hash: 'f' }), 1);
+    t.equal(compareStamps({ epoch: 0, version: 2, by: 'a', hash: 'f' }, { epoch: 0, version: 2, by: 'b', hash: '0' }), -1);
+    t.equal(compareStamps({ epoch: 0, version: 2, by: 'B', hash: '0' }, { epoch: 0, version: 2, by: 'a', hash: '0' }), -1, 'code units, not locale');
+    t.equal(compareStamps({ epoch: 0, version: 2, by: 'a', hash: '1' }, { epoch: 0, version: 2, by: 'a', hash: '0' }), 1);
+  });
+});
+
+t.test('ownership epochs', async (t) => {
+  t.test('after a partition, the taker of the disks wins the object however often the fenced side wrote it', async (t) => {
+    const p = new ClusterDb();
+    p.upsert(fields('web'), 'p', T0);
+    const b = new ClusterDb(p.snapshot());
+    // b preempted p's key (reservation generation 40 after it) and took web over.
+    b.update('web', { phase: 'failing-over' }, 'b', T0 + 1);
+    b.update('web', { host: 'b', phase: 'failed-over' }, 'b', T0 + 2, { ifHost: 'p', token: 40 });
+    // p, fenced but unaware, wrote the object five times meanwhile.
+    for (let i = 0; i < 5; i++) p.setAttributes('web', { round: i }, 'p', T0 + 3 + i);
+    t.ok(p.get('web')!.version > b.get('web')!.version, 'p wrote more often');
+    p.merge(b.entry('web')!);
+    b.merge(p.entry('web')!);
+    for (const [name, db] of [['p', p], ['b', b]] as const) t.match(db.get('web'), { host: 'b', phase: 'failed-over' }, `${name}: b's takeover wins`);
+    t.equal(p.digest(), b.digest());
+  });
+
+  t.test('every change of HOST opens a new era; a disk token raises it above the token\'s era; other writes keep it', async (t) => {
+    const db = new ClusterDb();
+    const o = db.upsert(fields('web'), 'p', T0);
+    t.equal(o.epoch, 0);
+    t.equal(db.setAttributes('web', { x: 1 }, 'p', T0).epoch, 0, 'an attribute write keeps the era');
+    t.equal(db.update('web', { host: null }, 'p', T0).epoch, 1, 'unload: a new era');
+    t.equal(db.update('web', { host: 'p' }, 'p', T0).epoch, 2, 'load: another');
+    const taken = db.update('web', {}, 'p', T0, { token: 7 });
+    t.equal(taken.epoch, epochFor(2, false, 7), 'the owner took its disks: the token\'s era');
+    t.ok(taken.epoch > 2);
+    t.equal(db.update('web', { host: 'b' }, 'b', T0, { token: 7 }).epoch, taken.epoch + 1, 'the same token again: one more');
+    t.equal(epochFor(5, true, 0), 6);
+  });
+
+  t.test('records of replicas written before epochs existed read as epoch 0', async (t) => {
+    const db = new ClusterDb();
+    const o = db.upsert(fields('web'), 'p', T0);
+    const { epoch: _e, ...old } = o;
+    t.equal(parseAppEntry(old).epoch, 0);
   });
 });
 
@@ -235,7 +275,7 @@ t.test('tombstones', async (t) => {
     const stale = new ClusterDb(p.snapshot());
     p.update('a', { host: null }, 'p', T0 + 1);
     const stone = p.remove('a', 'p', T0 + 2);
-    t.same(stone, { tag: 'a', deleted: true, version: 3, updatedBy: 'p', updatedAt: T0 + 2 });
+    t.same(stone, { tag: 'a', deleted: true, epoch: 2, version: 3, updatedBy: 'p', updatedAt: T0 + 2 }, 'unload and removal each open an era');
     t.equal(p.get('a'), undefined);
     t.same(p.list(), []);
     t.equal(p.marker('a')?.pointer, null, 'the marker is cleared with it');
@@ -414,4 +454,13 @@ t.test('store', async (t) => {
       await t.rejects(loadDatabase(f), { code: 'EACCES' });
     }
   });
+});
+
+t.test('size limits: a record too large for one replication message, or one app more than the cluster replicates, is refused with the reason', async (t) => {
+  const db = new ClusterDb();
+  t.throws(() => db.upsert(fields('big', { attributes: { blob: 'x'.repeat(40_000) } }), 'p', T0), /its record would be \d+ characters, more than the 32768/);
+  t.equal(db.get('big'), undefined, 'nothing written');
+  for (let i = 0; i < 128; i++) db.upsert(fields(`a${i}`), 'p', T0);
+  t.throws(() => db.upsert(fields('one-more'), 'p', T0), /holds 128 apps/);
+  t.doesNotThrow(() => db.update('a0', { autoRecover: true }, 'p', T0), 'an existing app may still be written');
 });

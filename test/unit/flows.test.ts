@@ -3,10 +3,10 @@
 // reducer directly; cluster tests use test/support/flow-sim.ts (replicas, replication, membership).
 import t from 'tap';
 
-import { ClusterDb } from '../../src/db/database.js';
+import { ClusterDb, epochFor } from '../../src/db/database.js';
 import {
   type FlowAction, type FlowEvent, type FlowState, failoverCandidates, initialFlow, operatorLoad, operatorUnload, registrationCheck,
-  step,
+  runEpoch, step,
 } from '../../src/db/flows.js';
 import type { AppFields, AppObject } from '../../src/db/object.js';
 import { FlowSim, app } from '../support/flow-sim.js';
@@ -759,4 +759,25 @@ t.test('the last-active gate: while closed, the host does not start the app and 
   t.same(open.acts.slice(0, 3), ['notify primary-failed', 'write phase=failing-over if p', 'checkResources']);
   const running = drive(flow('p', object(), { app: 'up', resources: 'up' }), [{ type: 'gate', open: false }, { type: 'tick' }]);
   t.same(running.acts, [], 'closing it stops nothing that runs');
+});
+
+t.test('epochs: the failover\'s HOST write carries the disk token it took; the host\'s own start raises the era too; the app runs under the era it opens', async (t) => {
+  const o = object({ autoRecover: false });
+  let s = flow('b', o);
+  const actions: FlowAction[] = [];
+  for (const e of [{ type: 'peerFailed', node: 'p' }, { type: 'resourceCheck', ok: true, missing: [] }, { type: 'disksTaken', token: 40 }] as FlowEvent[]) {
+    const r = step(s, e, T0);
+    s = r.state;
+    actions.push(...r.actions);
+  }
+  t.equal(runEpoch(s), epochFor(o.epoch, true, 40), 'started during the failover: the era its HOST write opens');
+  for (const e of [done('startResources'), done('startApp')]) {
+    const r = step(s, e, T0);
+    s = r.state;
+    actions.push(...r.actions);
+  }
+  t.match(actions.find((a) => a.kind === 'write' && a.patch.host === 'b'), { patch: { host: 'b' }, ifHost: 'p', token: 40 });
+  const home = drive(flow('p', object()), [{ type: 'load' }, done('syncAll'), { type: 'disksTaken', token: 7 }]);
+  t.ok(home.acts.includes('write  if p'), `the host's own start writes its token (${home.acts.join(', ')})`);
+  t.equal(runEpoch(flow('p', object())), object().epoch, 'at rest: the object\'s era');
 });

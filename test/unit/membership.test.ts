@@ -278,3 +278,42 @@ t.test('a peer declared failed (its distress) is failed at once and comes back o
   const alive = beat(now + 300);
   t.match(alive.filter((x) => x.kind === 'peerAlive'), [{ kind: 'peerAlive', peer: 'b', from: 'failed' }], 'back after a new run of recoverAfterMs');
 });
+
+t.test('a channel not expected of a peer (the disk of a peer that does not hold it): silent, it is idle and raises nothing; heard, it keeps the peer alive', async (t) => {
+  const m = new Membership(BASE, 0);
+  m.expect('b', 'disk:shared0', false);
+  const events: MembershipEvent[] = [];
+  let now = 0;
+  const run = (until: number, channels: string[]) => {
+    for (; now < until; now += 50) {
+      for (const c of channels) m.observe('b', c, now);
+      if (now % 100 === 0) events.push(...m.tick(now));
+    }
+  };
+  run(2000, ['net:lan1', 'net:lan2']);
+  t.same(events.map((e) => e.kind), ['peerAlive'], 'no channelDown for the silent disk channel');
+  t.equal(m.snapshot(now).peers[0]!.channels.find((c) => c.channel === 'disk:shared0')?.state, 'idle');
+  run(4000, ['disk:shared0']);
+  t.same(events.filter((e) => e.kind === 'peerFailed'), [], 'both networks silent, the disk heard: alive');
+  t.same(events.filter((e) => e.kind === 'channelDown').map((e) => 'channel' in e && e.channel).sort(), ['net:lan1', 'net:lan2']);
+  t.equal(m.expect('b', 'disk:nothing', true), false, 'an unknown channel is refused');
+});
+
+t.test('a channel expected again (a new holder) gets failAfterMs to be heard before it is called down', async (t) => {
+  const m = new Membership(BASE, 0);
+  m.expect('b', 'disk:shared0', false);
+  const events: MembershipEvent[] = [];
+  let now = 0;
+  const run = (until: number, channels: string[]) => {
+    for (; now < until; now += 50) {
+      for (const c of channels) m.observe('b', c, now);
+      if (now % 100 === 0) events.push(...m.tick(now));
+    }
+  };
+  run(2000, ['net:lan1', 'net:lan2']);
+  m.expect('b', 'disk:shared0', true);
+  run(2300, ['net:lan1', 'net:lan2']);
+  t.same(events.filter((e) => e.kind === 'channelDown'), [], 'not at once');
+  run(2600, ['net:lan1', 'net:lan2']);
+  t.match(events.filter((e) => e.kind === 'channelDown'), [{ channel: 'disk:shared0', neverHeard: true }], 'after failAfterMs of silence as expected');
+});

@@ -6,7 +6,8 @@ import { randomBytes } from 'node:crypto';
 import t from 'tap';
 
 import { parseConfig } from '../../src/config/load.js';
-import { Messenger, type Received } from '../../src/daemon/messenger.js';
+import { Messenger, MessageTooLargeError, type Received } from '../../src/daemon/messenger.js';
+import { updates } from '../../src/daemon/replication.js';
 import { clusterTag, encodeDatagram, MessageType, Stream } from '../../src/wire/datagram.js';
 import { prng } from '../support/prng.js';
 
@@ -84,4 +85,19 @@ t.test('distress datagrams (stream 2) are handed over as they came; without a ha
   const { m: plain } = receiver();
   plain.receive(datagram);
   t.same(plain.dropped, { stream: 1 }, 'no handler: dropped as another stream');
+});
+
+t.test('a message over the fragment limit is refused before anything is sent; updates() cuts records into messages that fit', async (t) => {
+  const { m, wire } = sender();
+  const big = Array.from({ length: 80 }, (_, i) => ({ tag: `t${i}`, note: 'x'.repeat(900) }));
+  t.throws(() => m.send(b, { kind: 'update', entries: big, markers: [] }), MessageTooLargeError);
+  t.equal(wire.length, 0, 'nothing on the wire');
+  const messages = updates(big as never[], []);
+  t.ok(messages.length >= 2, `${messages.length} messages`);
+  t.same(messages.flatMap((x) => x.entries), big, 'every record, once, in order');
+  const { m: r, got } = receiver();
+  for (const message of messages) m.send(b, message);
+  for (const d of wire) r.receive(d);
+  t.equal(got.length, messages.length, 'each arrives whole');
+  t.same(updates([], []), [{ kind: 'update', entries: [], markers: [] }], 'nothing to send: one empty update, as before');
 });

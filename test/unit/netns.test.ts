@@ -3,7 +3,7 @@
 // stale-rig cleaner and teardown. Needs root and `ip netns`: it fails (does not skip) without them, since
 // CI runs as root.
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readlinkSync } from 'node:fs';
 
 import t from 'tap';
 
@@ -138,6 +138,17 @@ t.test('the stale-rig cleaner removes namespaces of dead creators only', async (
   t.ok(ownNamespaces().includes(rig.ns('a')), 'the live rig is left alone');
 });
 
+t.test('a node\'s mount namespace outlives the processes started in it, until the node boots again', async (t) => {
+  const r = await createRig({ nodes: ['x'], networks: ['n1'], t });
+  const mnt = async () => (await r.run('x', ['readlink', '/proc/self/ns/mnt'])).trim();
+  const first = await mnt();
+  t.not(first, readlinkSync('/proc/self/ns/mnt'), 'not the host\'s');
+  t.equal(await mnt(), first, 'the next command of the node is in the same one');
+  for (const p of (await sh(['ip', 'netns', 'pids', r.ns('x')])).stdout.split(/\s+/).filter(Boolean)) process.kill(Number(p), 'SIGKILL');
+  await r.boot('x');
+  t.not(await mnt(), first, 'after a boot: a fresh one');
+});
+
 t.test('destroy kills the rig\'s processes and leaves no namespace behind', async (t) => {
   const r = await createRig({ nodes: ['x'], networks: ['n1'] });
   const names = [r.ns('sw'), r.ns('x')];
@@ -146,7 +157,7 @@ t.test('destroy kills the rig\'s processes and leaves no namespace behind', asyn
   // A process the rig did not start, left running inside the namespace.
   await r.run('x', ['sh', '-c', 'sleep 60 >/dev/null 2>&1 & echo $!']);
   const inside = (await sh(['ip', 'netns', 'pids', r.ns('x')])).stdout.split(/\s+/).filter(Boolean);
-  t.equal(inside.length, 2);
+  t.equal(inside.length, 3, 'the two sleeps and the process that holds the node\'s mount namespace');
   const exited = new Promise((resolve) => spawned.once('exit', resolve));
   await r.destroy();
   await exited;

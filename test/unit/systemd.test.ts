@@ -1,16 +1,18 @@
 // sd_notify over real unix datagram sockets. Node cannot bind one (dgram has no AF_UNIX), so a small python3
 // receiver binds it (a path, or an abstract name) and prints each datagram it gets as a JSON line.
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
 import t, { type Test } from 'tap';
 
+import { DEFAULT_TIMING } from '../../src/config/schema.js';
 import {
-  notifyReady, notifyStatus, notifyStopping, notifyWatchdog, startWatchdog, watchdogIntervalMs,
+  notifyReady, notifyStatus, notifyStopping, notifyWatchdog, startWatchdog, watchdogIntervalMs, watchdogToleratesMs, watchdogWarning,
 } from '../../src/daemon/systemd.js';
+import { packageRoot } from '../../src/util/package-root.js';
 import { sdNotify, type NativeSystemError } from '../../src/native.js';
 
 const RECEIVER = `
@@ -111,11 +113,13 @@ t.test('a failed send throws a SystemError', async (t) => {
   t.throws(() => (sdNotify as (m?: unknown) => boolean)(42), TypeError);
 });
 
-t.test('watchdogIntervalMs: half of WATCHDOG_USEC, only for this process', async (t) => {
+t.test('watchdogIntervalMs: a tenth of WATCHDOG_USEC, at most a second, only for this process', async (t) => {
   t.equal(watchdogIntervalMs({}, 100), undefined, 'no watchdog');
-  t.equal(watchdogIntervalMs({ WATCHDOG_USEC: '5000000' }, 100), 2500);
-  t.equal(watchdogIntervalMs({ WATCHDOG_USEC: '5000000', WATCHDOG_PID: '100' }, 100), 2500);
-  t.equal(watchdogIntervalMs({ WATCHDOG_USEC: '5000000', WATCHDOG_PID: '' }, 100), 2500);
+  t.equal(watchdogIntervalMs({ WATCHDOG_USEC: '5000000' }, 100), 500);
+  t.equal(watchdogIntervalMs({ WATCHDOG_USEC: '15000000' }, 100), 1000);
+  t.equal(watchdogIntervalMs({ WATCHDOG_USEC: '60000000' }, 100), 1000, 'at most a second');
+  t.equal(watchdogIntervalMs({ WATCHDOG_USEC: '5000000', WATCHDOG_PID: '100' }, 100), 500);
+  t.equal(watchdogIntervalMs({ WATCHDOG_USEC: '5000000', WATCHDOG_PID: '' }, 100), 500);
   t.equal(watchdogIntervalMs({ WATCHDOG_USEC: '5000000', WATCHDOG_PID: '101' }, 100), undefined, 'meant for another process');
   t.equal(watchdogIntervalMs({ WATCHDOG_USEC: '5000000', WATCHDOG_PID: 'x' }, 100), undefined);
   t.equal(watchdogIntervalMs({ WATCHDOG_USEC: '0' }, 100), undefined);
@@ -133,7 +137,7 @@ t.test('startWatchdog pings while healthy, logs a failed send once, stops', asyn
   withNotifySocket(t, name);
   const warnings: string[] = [];
   let healthy = true;
-  const wd = startWatchdog({ warn: (_f, m) => void warnings.push(m) }, () => healthy, { WATCHDOG_USEC: '40000' })!;
+  const wd = startWatchdog({ warn: (_f, m) => void warnings.push(m) }, () => healthy, { WATCHDOG_USEC: '200000' })!;
   t.teardown(() => wd.stop());
   t.equal(await r.next(), 'WATCHDOG=1');
   t.equal(await r.next(), 'WATCHDOG=1', 'every 20 ms');
@@ -146,4 +150,16 @@ t.test('startWatchdog pings while healthy, logs a failed send once, stops', asyn
   await new Promise((resolve) => setTimeout(resolve, 100));
   t.equal(warnings.length, 1, 'repeated ENOENT is logged once');
   wd.stop();
+});
+
+t.test('the shipped unit: its watchdog lets pass every stall the heartbeat lease rides out, and kills with SIGKILL (a restart, not distress)', async (t) => {
+  const unit = await readFile(join(packageRoot(), 'hw-fixtures/systemd/vigild.service'), 'utf8');
+  const sec = /^WatchdogSec=(\d+)s$/m.exec(unit)?.[1];
+  t.ok(sec, 'WatchdogSec in whole seconds');
+  const env = { WATCHDOG_USEC: String(Number(sec) * 1_000_000) };
+  const tolerates = watchdogToleratesMs(env)!;
+  t.ok(tolerates > DEFAULT_TIMING.agentLeaseMs, `a stall of ${tolerates} ms passes: more than the lease (${DEFAULT_TIMING.agentLeaseMs} ms), so the watchdog never kills what the cluster rides out`);
+  t.equal(watchdogWarning(DEFAULT_TIMING.agentLeaseMs, env), undefined, 'vigild would not warn about it');
+  t.equal(/^WatchdogSignal=(\S+)$/m.exec(unit)?.[1], 'SIGKILL', 'SIGABRT (the default) would run the fatal-signal handler: distress and a stay-out record');
+  t.match(watchdogWarning(5000, { WATCHDOG_USEC: '5000000' }), /kills a stall of 4500 ms, shorter than the heartbeat lease/, 'a unit with WatchdogSec=5s is warned about');
 });
