@@ -25,7 +25,8 @@ import {
   checkForcedStart, decide, type Decision, type DecisionInput, type DiskEvidence, type PeerProbe, type PriorityView, viewOf,
 } from '../lastactive/decision.js';
 import {
-  initPriorityStore, readPriorityStore, type RecordContent, type StoreIdentity, type StoreReading, writePriorityRecord,
+  initPriorityStore, readPriorityStore, type PriorityRecord, type RecordContent, type StoreIdentity, type StoreReading,
+  writePriorityRecord,
 } from '../lastactive/priority-store.js';
 
 /** What a node tells its peer about one app's pair: sent on every change, and every second while deciding. */
@@ -70,6 +71,12 @@ export interface LastActiveOptions {
   log: LastActiveLog;
   /** A pair's state changed (its record is durable): tell the peer now rather than at the next round. */
   onChange?(peer: string): void;
+  /**
+   * Test seam, not configuration: makes one record durable (default `writePriorityRecord`). The model
+   * test (test/unit/lastactive-model.test.ts) passes a writer that crashes the node before, in the middle
+   * of, or just after the durable write. vigild passes nothing, and nothing on the control socket does.
+   */
+  writeRecord?(path: string, identity: StoreIdentity, content: RecordContent): Promise<PriorityRecord>;
 }
 
 interface Pair {
@@ -233,7 +240,7 @@ export class LastActive {
    * The peer failed. The processor goes (back) to SM with a 1 (4-1/4-2). The slave may take over only if
    * the processor was M (its slave in sync); otherwise it goes to X and decides again (5-2/5-6): false.
    */
-  async peerFailed(peer: string): Promise<{ tag: string; mayTakeOver: boolean }[]> {
+  async peerFailed(peer: string, now = performance.now()): Promise<{ tag: string; mayTakeOver: boolean }[]> {
     const out: { tag: string; mayTakeOver: boolean }[] = [];
     for (const p of this.pairs.values()) {
       if (p.peer !== peer) continue;
@@ -243,7 +250,7 @@ export class LastActive {
         const peerState = p.peerReport?.report.state;
         if (peerState !== 'M') {
           p.state = 'X';
-          p.startedAt = performance.now();
+          p.startedAt = now;
           this.o.log.warn({ tag: p.tag, peer, peerState }, 'the processor failed before this slave was in sync: not taking over (5-2/5-6); deciding again');
           out.push({ tag: p.tag, mayTakeOver: false });
           continue;
@@ -268,7 +275,7 @@ export class LastActive {
   /** Write-ahead: the record is durable before the state changes; writes of one pair are serialised. */
   private async write(p: Pair, content: RecordContent): Promise<void> {
     const run = p.busy.then(async () => {
-      const rec = await writePriorityRecord(p.file, p.identity, content);
+      const rec = await (this.o.writeRecord ?? writePriorityRecord)(p.file, p.identity, content);
       p.reading = { kind: 'record', record: rec, slot: -1, slots: [] };
       p.state = content.state;
       p.entered = content.transition;
