@@ -158,8 +158,10 @@ export class FlowRunner {
   /**
    * Every app first, then its resources in reverse, so the node that takes over finds the address free.
    * `handingOver` (distress): where the peer is alive and may take the app over (this node was M, its
-   * slave in sync), this node writes itself the slave (seed 003); otherwise it keeps its 1, since nobody
-   * takes over and it stays the last to have processed (a lone survivor whose UPS runs out).
+   * slave in sync), this node hands it over (seed 003, LastActive.stoppedProcessing): it keeps its 2 and
+   * writes nothing, and the peer takes over on the distress as from a failed master (4-3/4-4), its 1
+   * then naming it the last to have processed. An SM keeps its 1: nobody takes over, and it stays the
+   * last to have processed (a lone survivor whose UPS runs out).
    */
   async stopAll(handingOver: boolean): Promise<void> {
     const lastActive = this.d.lastActive();

@@ -92,6 +92,11 @@ interface Pair {
   startedAt: number;
   peerReport: { report: PairReport; at: number } | undefined;
   decision: Decision | undefined;
+  /**
+   * Handed over (stoppedProcessing): this node stopped the app for the peer to run it, is its slave,
+   * and still holds its 2 until the peer reports processing (its 1 is durable); then it writes its 3.
+   */
+  handingOver: boolean;
   /** A write in progress: transitions queue behind it. */
   busy: Promise<void>;
 }
@@ -141,7 +146,7 @@ export class LastActive {
     const entered = reading.kind === 'record' ? reading.record.transition : 'init';
     this.pairs.set(tag, {
       tag, peer, primary: self === primary, file, identity, reading, state: 'X', entered, startedAt: now,
-      peerReport: undefined, decision: undefined, busy: Promise.resolve(),
+      peerReport: undefined, decision: undefined, handingOver: false, busy: Promise.resolve(),
     });
   }
 
@@ -174,6 +179,10 @@ export class LastActive {
     force = new Set<string>()): Promise<{ tag: string; open: boolean; alone: boolean }[]> {
     const out: { tag: string; open: boolean; alone: boolean }[] = [];
     for (const p of this.pairs.values()) {
+      if (p.handingOver) {
+        await this.joinAfterHandover(p);
+        continue;
+      }
       if (p.state !== 'X') continue;
       const d = decide({ ...this.input(p, now, peerAlive(p.peer)), forceStart: force.has(p.tag), disks: await disks() });
       p.decision = d;
@@ -218,20 +227,44 @@ export class LastActive {
     // From SL this is a takeover (4-3/4-4); from X a start the decision allowed (written there already).
     const label: Label = a ? '4-3' : '4-4';
     await this.write(p, { priority: 1, state: 'SM', transition: label, forced: false });
+    p.handingOver = false;
   }
 
-  /** The app and its resources are down here while the peer, alive, takes it: this node is the slave. */
+  /**
+   * The app and its resources are down here while the peer, alive, is to run it (failback, a stand-down):
+   * a handover, outside the chart. This node processed last until the peer's 1 is durable, so it keeps
+   * a 2 until then: an M has one; an SM writes one (the handover's HOST write, which the peer waits for
+   * before it starts, carries this node's data to it: the peer is in sync) without announcing M. It is
+   * the peer's slave from here on, and writes its 3 once the peer reports processing (decideAll). A crash
+   * of either node in between leaves [2 3] (this node starts it again) or [2 1] (the peer does); writing
+   * the 3 first left [3 3], which nothing but a forced start resolves.
+   */
   async stoppedProcessing(tag: string, peerTakesOver: boolean): Promise<void> {
     const p = this.pairs.get(tag);
-    if (!p || !peerTakesOver || p.state === 'SL' || p.state === 'X') return;
+    if (!p || !peerTakesOver || (p.state !== 'SM' && p.state !== 'M')) return;
     const a = isSideA(this.o.self.id, p.identity.peer);
-    await this.write(p, { priority: 3, state: 'SL', transition: a ? '3-1-1' : '3-2-1', forced: false });
+    if (p.state === 'SM') await this.write(p, { priority: 2, state: 'M', transition: a ? '1-2-2' : '1-1-2', forced: false }, 'SL');
+    p.state = 'SL';
+    p.handingOver = true;
+    // What the peer said before the handover (processing, say) says nothing about its start now.
+    p.peerReport = undefined;
   }
 
-  /** The processor's peer is alive, a slave, and in sync: SM → M. */
+  /** After a handover: the peer processes (its 1 is durable, it said so), so this node holds 3. */
+  private async joinAfterHandover(p: Pair): Promise<void> {
+    const peerState = p.peerReport?.report.state;
+    if (p.state !== 'SL' || (peerState !== 'SM' && peerState !== 'M')) return;
+    const a = isSideA(this.o.self.id, p.identity.peer);
+    await this.write(p, { priority: 3, state: 'SL', transition: a ? '3-1-1' : '3-2-1', forced: false });
+    p.handingOver = false;
+  }
+
+  /** The processor's peer is alive, a slave with its 3 durable, and in sync: SM → M. */
   async slaveInSync(tag: string): Promise<void> {
     const p = this.pairs.get(tag);
-    if (!p || p.state !== 'SM' || p.peerReport?.report.state !== 'SL') return;
+    const peer = p?.peerReport?.report;
+    // A slave that handed the app over reports SL while it still holds its 2: two 2s would tell nothing.
+    if (!p || p.state !== 'SM' || peer?.state !== 'SL' || !peer.record.known || peer.record.priority !== 3) return;
     const a = isSideA(this.o.self.id, p.identity.peer);
     await this.write(p, { priority: 2, state: 'M', transition: a ? '1-2-2' : '1-1-2', forced: false });
   }
@@ -250,6 +283,7 @@ export class LastActive {
         const peerState = p.peerReport?.report.state;
         if (peerState !== 'M') {
           p.state = 'X';
+          p.handingOver = false;
           p.startedAt = now;
           this.o.log.warn({ tag: p.tag, peer, peerState }, 'the processor failed before this slave was in sync: not taking over (5-2/5-6); deciding again');
           out.push({ tag: p.tag, mayTakeOver: false });
@@ -272,12 +306,15 @@ export class LastActive {
     }));
   }
 
-  /** Write-ahead: the record is durable before the state changes; writes of one pair are serialised. */
-  private async write(p: Pair, content: RecordContent): Promise<void> {
+  /**
+   * Write-ahead: the record is durable before the state changes (to `enter`, the record's state unless
+   * said otherwise); writes of one pair are serialised.
+   */
+  private async write(p: Pair, content: RecordContent, enter: State = content.state): Promise<void> {
     const run = p.busy.then(async () => {
       const rec = await (this.o.writeRecord ?? writePriorityRecord)(p.file, p.identity, content);
       p.reading = { kind: 'record', record: rec, slot: -1, slots: [] };
-      p.state = content.state;
+      p.state = enter;
       p.entered = content.transition;
       this.o.onChange?.(p.peer);
       this.o.log.info({ tag: p.tag, priority: content.priority, state: content.state, transition: content.transition }, 'priority written');
