@@ -278,9 +278,11 @@ export class LastActive {
     for (const p of this.pairs.values()) {
       if (p.peer !== peer) continue;
       const a = isSideA(this.o.self.id, p.identity.peer);
+      const peerState = p.peerReport?.report.state;
+      // What the peer said before it failed is no answer now: a decision waits for its next report.
+      p.peerReport = undefined;
       if (p.state === 'M') await this.write(p, { priority: 1, state: 'SM', transition: a ? '4-2' : '4-1', forced: false });
       if (p.state === 'SL') {
-        const peerState = p.peerReport?.report.state;
         if (peerState !== 'M') {
           p.state = 'X';
           p.handingOver = false;

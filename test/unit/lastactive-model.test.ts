@@ -742,3 +742,20 @@ t.test('distress: a master that leaves while its slave has failed unseen restart
   });
   expectRunning(t, r, 'a', 'a processed last and restarts it');
 });
+
+t.test('a peer seen failed is not joined on the strength of a report it sent before it failed', async (t) => {
+  // Found first as seed 390: b, deciding, had a's report "SM" from a moment before a failed; it joined a
+  // dead a as its slave, and once a was back (in X, deciding) each waited for the other for ever.
+  const r = await replay(async (w) => {
+    await heal(w);
+    crash(w, 'b');
+    await deliverAll(w);
+    await boot(w, 'b');
+    await deliverAll(w);
+    crash(w, 'a');
+    await deliverAll(w);
+    await round(w, 'b');
+    t.equal(stateOf(w, 'b'), 'X', 'b keeps deciding');
+  });
+  expectRunning(t, r, 'a', 'a, which processed last, runs it once both are back');
+});
