@@ -163,6 +163,7 @@ export class Agent {
       nodeId: (name) => this.config.nodes.find((n) => n.name === name)?.id ?? 0,
       peerProbeMs: this.config.timing.peerProbeMs, firstStart, log: this.log,
       onChange: (peer) => this.sendPairReports(peer),
+      claimDisks: (tag) => this.claimDisks(tag),
     });
     for (const o of this.db.list()) await this.lastActive.open(o.tag, o.primary, o.backup, performance.now());
     const now = performance.now();
@@ -381,6 +382,11 @@ export class Agent {
       if (s.state === 'SM' && this.isAlive(s.peer) && this.replication.digestOf(s.peer) === digest) await this.lastActive.slaveInSync(s.tag);
     }
     for (const p of this.peers) this.sendPairReports(p.name);
+  }
+
+  /** Before a decision to start writes its 1: the app's disks, as the flows' startResources claims them first. */
+  private async claimDisks(tag: string): Promise<void> {
+    for (const r of this.db.get(tag)?.resources ?? []) if (r.kind === 'disk') await this.resources.start(r);
   }
 
   private sendPairReports(peerName: string): void {

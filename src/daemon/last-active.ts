@@ -72,6 +72,11 @@ export interface LastActiveOptions {
   /** A pair's state changed (its record is durable): tell the peer now rather than at the next round. */
   onChange?(peer: string): void;
   /**
+   * Claims the app's shared disks (the agent: its disk resources, as the flows' startResources does
+   * first), before a decision to start writes its 1. A refusal leaves the pair deciding.
+   */
+  claimDisks?(tag: string): Promise<void>;
+  /**
    * Test seam, not configuration: makes one record durable (default `writePriorityRecord`). The model
    * test (test/unit/lastactive-model.test.ts) passes a writer that crashes the node before, in the middle
    * of, or just after the durable write. vigild passes nothing, and nothing on the control socket does.
@@ -189,6 +194,7 @@ export class LastActive {
       if (d.action === 'wait') continue;
       const a = isSideA(this.o.self.id, p.identity.peer);
       if (d.action === 'become-sm') {
+        if (!(await this.claim(p, d))) continue;
         const label: Label = d.basis === 'comparison' ? (a ? '1-2-1' : '1-1-1') : (a ? '2-2' : '2-1');
         await this.write(p, { priority: 1, state: 'SM', transition: label, forced: d.basis === 'forced' });
         out.push({ tag: p.tag, open: true, alone: d.basis !== 'comparison' });
@@ -200,6 +206,23 @@ export class LastActive {
       this.o.log.info({ tag: p.tag, state: p.state, reason: d.reason }, 'last-active decision');
     }
     return out;
+  }
+
+  /**
+   * The shared disks first: no 1 is durable without the reservation, which is what lets a node that
+   * recovers alone with a stale 1 see that this node processed after it (decision.ts, crossCheckDisks).
+   * A claim refused (the disk is held by a live node, say) leaves the pair deciding: false.
+   */
+  private async claim(p: Pair, d: Decision): Promise<boolean> {
+    try {
+      await this.o.claimDisks?.(p.tag);
+      return true;
+    } catch (e) {
+      const why = e instanceof Error ? e.message : String(e);
+      p.decision = { action: 'wait', forceAccepted: false, reason: `not starting: the shared disks cannot be claimed (${why}); it would have been ${d.reason}` };
+      this.o.log.warn({ tag: p.tag, err: why }, 'last-active decision to start: the shared disks cannot be claimed; deciding again');
+      return false;
+    }
   }
 
   /** Whether a forced start would be accepted for `tag` now, and why not. */

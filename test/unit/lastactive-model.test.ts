@@ -247,6 +247,9 @@ async function boot(w: World, x: Name): Promise<void> {
       if (node.la === la) send(w, x);
     },
     writeRecord: (path, identity, content) => writer(w, x, path, identity, content),
+    claimDisks: async () => {
+      if (w.opts.ordering !== 'claim-after-write') claim(w, x);
+    },
   });
   await la.open(TAG, w.primary, other(w.primary), w.now);
   node.created = true;
@@ -758,4 +761,45 @@ t.test('a peer seen failed is not joined on the strength of a report it sent bef
     t.equal(stateOf(w, 'b'), 'X', 'b keeps deciding');
   });
   expectRunning(t, r, 'a', 'a, which processed last, runs it once both are back');
+});
+
+/**
+ * a held a 1 (4-2) and the disk when both stopped; b, alone, is forced (its 1 durable) and crashes at
+ * `where`; then a comes up alone and, after the probe window, decides.
+ */
+async function staleOne(t: Test, w: World, where: RegExp | undefined): Promise<void> {
+  await heal(w);
+  crash(w, 'b');
+  await deliverAll(w); // a: 4-2, its 1
+  crash(w, 'a');
+  await boot(w, 'b');
+  w.crashAt = where;
+  t.ok(await force(w, 'b'), 'the operator forces b, alone with its 3');
+  crash(w, 'b');
+  await boot(w, 'a');
+  w.now += WINDOW_MS;
+  await round(w, 'a');
+}
+
+t.test('a forced start claims the shared disk before its 1 is durable, so a stale 1 recovering alone waits', async (t) => {
+  // Found first as seed 1359 (crash rate 0.15, forced starts 0.15): b's forced 1 was durable and b crashed
+  // before the flows claimed the disk; a, holding a 1 that was now stale and still the reservation, came
+  // up alone and started with older data (I2).
+  for (const [when, where] of [['with its forced 1 durable', /^b with its 1 \(forced\)/], ['after the decision', /^b after the decision/]] as const) {
+    const r = await replay(async (w) => {
+      await staleOne(t, w, where);
+      t.equal(w.n.a.running, false, `b crashed ${when}: a, with a stale 1, does not start alone`);
+    });
+    expectRunning(t, r, 'b', 'b, whose data the operator chose, runs it once both are back');
+  }
+});
+
+t.test('the same history with the disk claimed after the durable 1, or without the disk\'s evidence, starts the stale 1', async (t) => {
+  // The orderings the daemon must keep, broken on purpose: each fails I2.
+  const late = await replay((w) => staleOne(t, w, /^b with its priority durable, before it claims/), { ordering: 'claim-after-write' });
+  t.match(late.violation?.message, /^I2: a starts the app \(decided\) with data v\d+ while v\d+ exists/, 'claim-after-write: a starts with older data');
+  const blind = await replay((w) => staleOne(t, w, undefined), { diskEvidence: false });
+  t.match(blind.violation?.message, /^I2: a starts the app \(decided\) with data v\d+ while v\d+ exists/, 'no disk evidence: a starts with older data (B.10 #3)');
+  const clean = await runAll(seeds(300, 500_000), { ...DAEMON, diskEvidence: false, forceRate: 0 });
+  t.equal(clean.filter((r) => r.violation).length, 0, 'without forced starts there is nothing for the disk to catch: 300 runs without its evidence hold');
 });
