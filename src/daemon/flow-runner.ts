@@ -12,7 +12,7 @@ import type { AppObject, ResourceSpec } from '../db/object.js';
 import type { PeerSnapshot } from '../membership/membership.js';
 import { AppProcess } from '../resources/app-process.js';
 import { HealthMonitor } from './health.js';
-import type { LastActive } from './last-active.js';
+import { handsOver, type LastActive } from './last-active.js';
 import type { PidFiles } from './leftovers.js';
 import type { AgentLog } from './log.js';
 import type { Notices } from './notices.js';
@@ -260,12 +260,9 @@ export class FlowRunner {
         }
         case 'stopResources': {
           for (const r of [...a.resources].reverse()) await this.timed(tag, 'resource stopped', resourceName(r), () => resources.stop(r));
-          // Handing over to a live peer (HOST moved to it, or a failback about to write HOST = primary):
-          // this node is its slave from now on, durable before the peer can start (seed 003).
-          const o = this.db.get(tag);
-          const peerHosts = o?.host != null && o.host !== this.d.self.name && this.d.isAlive(o.host);
-          const failingBack = o?.phase === 'failing-back' && o.backup === this.d.self.name && o.host === this.d.self.name && this.d.isAlive(o.primary);
-          await lastActive.stoppedProcessing(tag, peerHosts || failingBack);
+          // Handing the app over to a live peer (HOST moved to it, a failback about to write HOST = primary,
+          // or a fault here that the peer takes over from): this node is its slave from now on (seed 003).
+          await lastActive.stoppedProcessing(tag, handsOver(this.db.get(tag), this.d.self.name, flow.state.faulted !== null, (n) => this.d.isAlive(n)));
           break;
         }
         case 'startApp':

@@ -20,6 +20,7 @@ import { join } from 'node:path';
 
 import { z } from 'zod';
 
+import type { AppObject } from '../db/object.js';
 import { LABELS, STATES, type Label, type Priority, type State } from '../lastactive/chart.js';
 import {
   checkForcedStart, decide, type Decision, type DecisionInput, type DiskEvidence, type PeerProbe, type PriorityView, viewOf,
@@ -52,6 +53,24 @@ const pairReportSchema = z.object({
 export function parsePairReport(value: unknown): PairReport | undefined {
   const r = pairReportSchema.safeParse(value);
   return r.success ? r.data : undefined;
+}
+
+/**
+ * Whether the app, stopped here, goes to the live peer (stoppedProcessing's `peerTakesOver`): HOST moved
+ * to it, a failback about to write HOST = primary, or a fault here beyond the app's local restarts that
+ * the peer, carrying no fault mark, takes over (behaviour 20). `faultedHere`: the flow's fault, not yet
+ * marked in the object.
+ */
+export function handsOver(
+  o: Pick<AppObject, 'host' | 'primary' | 'backup' | 'phase' | 'faults'> | undefined, self: string, faultedHere: boolean,
+  isAlive: (node: string) => boolean,
+): boolean {
+  if (!o) return false;
+  const peerHosts = o.host !== null && o.host !== self && isAlive(o.host);
+  const failingBack = o.phase === 'failing-back' && o.backup === self && o.host === self && isAlive(o.primary);
+  const other = o.primary === self ? o.backup : o.primary;
+  const peerTakesFault = o.host === self && (faultedHere || o.faults.includes(self)) && !o.faults.includes(other) && isAlive(other);
+  return peerHosts || failingBack || peerTakesFault;
 }
 
 export interface LastActiveLog {

@@ -51,7 +51,7 @@ import { join } from 'node:path';
 
 import t, { type Test } from 'tap';
 
-import { LastActive, parsePairReport, type LastActiveLog } from '../../src/daemon/last-active.js';
+import { handsOver, LastActive, parsePairReport, type LastActiveLog } from '../../src/daemon/last-active.js';
 import type { State } from '../../src/lastactive/chart.js';
 import type { DiskEvidence } from '../../src/lastactive/decision.js';
 import {
@@ -453,6 +453,31 @@ async function handover(w: World): Promise<void> {
 }
 
 /**
+ * Behaviour 20: the app faults on its host beyond its local restarts; the host stops it and its resources
+ * (stopResources: stoppedProcessing), marks the fault, and the peer, its slave, takes it over with the
+ * host's last data (the fault mark's write carries it).
+ */
+async function fault(w: World): Promise<void> {
+  // Without a slave to take it over, the app runs nowhere until an operator loads it: not modelled.
+  const to = handoverTo(w);
+  if (!to) return;
+  const { h, p } = to;
+  w.trace.push(`the app faults on ${h}`);
+  await guarded(w, async () => {
+    w.n[h].running = false;
+    if (w.holder === h) w.holder = null;
+    crashPoint(w, h, 'with the app stopped and the disk released, before stoppedProcessing');
+    // The flows' stopResources asks handsOver: the object names h the host, its fault not yet marked.
+    const o = { host: h, primary: w.primary, backup: other(w.primary), phase: h === w.primary ? 'normal' as const : 'failed-over' as const, faults: [] };
+    await w.n[h].la!.stoppedProcessing(TAG, handsOver(o, h, true, (n) => n === p && w.n[h].seen === 'alive'));
+    crashPoint(w, h, 'after stoppedProcessing, before it marks the fault');
+  });
+  if (!w.n[h].la || !w.n[p].la || stateOf(w, p) !== 'SL' || w.n[p].seen !== 'alive') return;
+  w.n[p].version = w.n[h].version;
+  await guarded(w, () => startApp(w, p, 'takeover'));
+}
+
+/**
  * Distress (seed 002, the flows' stopAll(true)): the node stops what it runs, hands an M over to the
  * peer it hears (stoppedProcessing), and is out.
  */
@@ -521,7 +546,8 @@ async function step(w: World): Promise<void> {
   } else if (r < 0.58) deliver(w, x, 1 + Math.floor(w.rand() * 3));
   else if (r < 0.74) await guarded(w, () => round(w, x));
   else if (r < 0.79) sync(w);
-  else if (r < 0.83) await handover(w);
+  else if (r < 0.82) await handover(w);
+  else if (r < 0.84) await fault(w);
   else if (r < 1 - w.opts.forceRate) work(w);
   else await force(w, x);
   checkInvariants(w);
@@ -802,4 +828,19 @@ t.test('the same history with the disk claimed after the durable 1, or without t
   t.match(blind.violation?.message, /^I2: a starts the app \(decided\) with data v\d+ while v\d+ exists/, 'no disk evidence: a starts with older data (B.10 #3)');
   const clean = await runAll(seeds(300, 500_000), { ...DAEMON, diskEvidence: false, forceRate: 0 });
   t.equal(clean.filter((r) => r.violation).length, 0, 'without forced starts there is nothing for the disk to catch: 300 runs without its evidence hold');
+});
+
+t.test('an app that faults on its host is taken over by the slave: the host is the slave then, not a second SM or M', async (t) => {
+  // Found first as seed 2: the host stopped the app for a fault (behaviour 20) without a word to
+  // LastActive, so it stayed M while its slave took over as SM: two processors by their records, [2 1]
+  // or, from an SM, [1 1].
+  for (const [history, setup] of [['from M', heal], ['from SM', singleMaster]] as const) {
+    const r = await replay(async (w) => {
+      await setup(w);
+      await fault(w);
+      t.equal(w.n.b.running, true, `${history}: b takes it over`);
+      checkInvariants(w);
+    });
+    expectRunning(t, r, 'b', `${history}: b runs it after healing`);
+  }
 });
