@@ -391,7 +391,7 @@ export class Agent {
 
   private sendPairReports(peerName: string): void {
     const peer = this.peers.find((p) => p.name === peerName);
-    const reports = this.lastActive.reports(peerName);
+    const reports = this.lastActive.reports(peerName, performance.now());
     if (peer && reports.length > 0) this.messenger.send(peer, { kind: 'pair', reports });
   }
 

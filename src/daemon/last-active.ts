@@ -30,12 +30,20 @@ import {
   writePriorityRecord,
 } from '../lastactive/priority-store.js';
 
-/** What a node tells its peer about one app's pair: sent on every change, and every second while deciding. */
+/** What a node tells its peer about one app's pair: sent on every change, and every round (500 ms). */
 export interface PairReport {
   tag: string;
   state: State;
   record: PriorityView;
+  /**
+   * The sender has a fresh report of the receiver: it compares priorities too, rather than deciding
+   * alone (a lone or forced start that this report may not show yet). Absent from an older agent: true.
+   */
+  hears?: boolean;
 }
+
+/** A peer's report answers for this long after it arrived. */
+const FRESH_MS = 3000;
 
 const pairReportSchema = z.object({
   tag: z.string().min(1).max(64),
@@ -47,6 +55,7 @@ const pairReportSchema = z.object({
     }),
     z.object({ known: z.literal(false), why: z.string().max(1000) }),
   ]),
+  hears: z.boolean().optional(),
 });
 
 /** A report from the network, checked; undefined when it is not one (counted by the caller's log). */
@@ -184,9 +193,14 @@ export class LastActive {
     return p === undefined || p.state !== 'X';
   }
 
-  reports(peer?: string): PairReport[] {
+  reports(peer?: string, now = performance.now()): PairReport[] {
     return [...this.pairs.values()].filter((p) => peer === undefined || p.peer === peer)
-      .map((p) => ({ tag: p.tag, state: p.state, record: viewOf(p.reading) }));
+      .map((p) => ({ tag: p.tag, state: p.state, record: viewOf(p.reading), hears: this.fresh(p, now) !== undefined }));
+  }
+
+  /** The peer's last report, if it still answers for the peer now. */
+  private fresh(p: Pair, now: number): PairReport | undefined {
+    return p.peerReport && now - p.peerReport.at < FRESH_MS ? p.peerReport.report : undefined;
   }
 
   onReport(report: PairReport, now: number): void {
@@ -254,9 +268,9 @@ export class LastActive {
 
   /** The decision's view of a pair now: the peer answers when its last report is fresh (3 s). */
   private input(p: Pair, now: number, peerAlive: boolean): DecisionInput {
-    const fresh = p.peerReport && now - p.peerReport.at < 3000 ? p.peerReport.report : undefined;
+    const fresh = this.fresh(p, now);
     const probe: PeerProbe = fresh
-      ? { reachable: true, state: fresh.state, record: fresh.record }
+      ? { reachable: true, state: fresh.state, record: fresh.record, hearsUs: fresh.hears ?? true }
       : { reachable: false, silentForMs: now - p.startedAt, ...(peerAlive ? { signsOfLife: ['heard over another channel (its heartbeats)'] } : {}) };
     return { self: this.o.self.name, peer: p.peer, own: viewOf(p.reading), probe, probedForMs: now - p.startedAt, probeWindowMs: this.o.peerProbeMs };
   }

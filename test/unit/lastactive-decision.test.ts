@@ -65,6 +65,16 @@ t.test('both up: the lower number starts, the other joins, and the peer\'s value
   t.match(decide(withPeer(v(3, '3-1-1'), v(3, '1-2-1'))), { action: 'wait', reason: /never produces: a store was restored or edited/ });
 });
 
+t.test('both up: the comparison waits for a peer that does not hear this node yet (it may be starting alone)', async (t) => {
+  const deaf = (own: DecisionInput['own'], peer: DecisionInput['own']): DecisionInput =>
+    ({ ...withPeer(own, peer), probe: { reachable: true, state: 'X', record: peer, hearsUs: false } });
+  t.match(decide(deaf(v(1, '4-2'), v(3, '3-1-1'))), { action: 'wait', forceAccepted: false, reason: /^waiting: peer b answers but does not hear this node yet/ });
+  t.match(checkForcedStart(deaf(v(3, '3-1-1'), v(2, '1-2-2')), 'X'), { ok: false, reason: /does not hear this node yet/ });
+  t.match(decide({ ...deaf(v(3, '3-1-1'), v(1, '4-4')), probe: { reachable: true, state: 'SM', record: v(1, '4-4'), hearsUs: false } }),
+    { action: 'join-sl', basis: 'peer-processing' }, 'a processing peer is joined whether it hears us or not');
+  t.match(decide(withPeer(v(1, '4-2'), v(3, '3-1-1'))), { action: 'become-sm' }, 'a report without the field (an older agent) counts as hearing');
+});
+
 t.test('both up in X, the two decisions always agree: one starts and the other joins, or both wait', async (t) => {
   const views: Array<DecisionInput['own']> = [LOST];
   for (const tr of ['init', '1-1-1', '2-1', '4-4'] as const) for (const p of [1, 2, 3] as const) views.push(v(p, tr));

@@ -304,7 +304,7 @@ function send(w: World, x: Name): void {
   const la = w.n[x].la;
   const y = other(x);
   if (!la || !w.n[y].la) return;
-  for (const r of la.reports(y)) w.inbox[y].push(JSON.stringify(r));
+  for (const r of la.reports(y, w.now)) w.inbox[y].push(JSON.stringify(r));
 }
 
 function deliver(w: World, y: Name, count = Infinity): void {
@@ -842,5 +842,32 @@ t.test('an app that faults on its host is taken over by the slave: the host is t
       checkInvariants(w);
     });
     expectRunning(t, r, 'b', `${history}: b runs it after healing`);
+  }
+});
+
+t.test('a node compares priorities only with a peer that hears it, not with one that may be starting alone', async (t) => {
+  // Found first as seed 11374 (crash rate 0.15, forced starts 0.15): b, not yet hearing a that had just
+  // come up, was forced and wrote its 1; a compared its 1 with b's report from before (X, 3) and
+  // started as well, with older data than the operator chose (I2), and, unless b crashed after its
+  // durable 1, beside b (I1).
+  for (const crashB of [false, true]) {
+    const r = await replay(async (w) => {
+      await heal(w); // a M (2), b SL (3)
+      crash(w, 'b');
+      await deliverAll(w); // a: 4-2, its 1
+      crash(w, 'a');
+      await boot(w, 'b');
+      await boot(w, 'a');
+      crash(w, 'a');
+      await deliverAll(w); // b saw a fail: it hears a again only after a while
+      await boot(w, 'a'); // a's first report to b is still in flight
+      await round(w, 'b'); // b, deciding alone, reports X with its 3
+      if (crashB) w.crashAt = /^b with its 1 \(forced\)/;
+      t.ok(await force(w, 'b'), 'the operator forces b, which does not hear a');
+      deliver(w, 'a', 1); // b's report from before the forced start
+      await round(w, 'a');
+      t.equal(w.n.a.running, false, `b ${crashB ? 'crashed after its forced 1' : 'runs the app'}: a does not start it too`);
+    });
+    expectRunning(t, r, 'b', 'b, forced, runs it');
   }
 });
