@@ -1,20 +1,29 @@
 // The last-active server rule (seed 003) in the agent: one priority store and one chart position per
-// application object (its primary and backup are the pair), kept in step with where the app runs.
+// application object (its primary and backup are the pair), kept in step with where the app runs. This
+// is the code vigild runs, and the code test/unit/lastactive-model.test.ts drives, two instances against
+// an oracle, with failures and crashes injected mid-transition. The chart is in docs/last-active.md.
 //
-// In vigil the pair's processor is the app's host. The priorities the chart writes follow from that:
-//   - a node about to run the app (a start on its host, a takeover, a lone start after an outage) holds
-//     1 (SM) or 2 (M) first: it writes 1, durable, after it has claimed the app's disks and before the
-//     rest of its resources and the app start (chart.ts, "the shared disk first");
-//   - the processor writes 2 (M) once the peer is alive, reports SL, and its database replica equals
-//     this node's (the slave is in sync, B.10 #8), and 1 again when the peer fails (4-1/4-2);
-//   - a node that stops running the app while the peer takes it (failback, a stand-down) writes 3 (SL)
-//     once the app and its resources are down, before the peer can start it;
+// In vigil the pair's processor is the app's host. The priorities follow from that (write-ahead: a record
+// is durable before the state it names takes effect or is reported):
+//   - a node about to run the app holds 1 (SM) or 2 (M) first, and claims the app's shared disks before
+//     it writes that 1: a decision to start (comparison, lone or forced) through `claimDisks`, then its 1,
+//     then the flows start it; a takeover or a handed-over start through the flows' startResources, which
+//     claims the disks, then calls beforeProcessing (the 1), then starts the rest and the app. No 1 is
+//     durable without the reservation that lets a stale 1 see it was overtaken (decision.ts);
+//   - the processor writes 2 (M) once the peer is alive, reports SL with its 3 durable, and its database
+//     replica equals this node's (the slave is in sync, B.10 #8), and 1 again when the peer fails (4-1/4-2);
+//   - a node that stops running the app for its live peer to run it (failback, a stand-down, a fault the
+//     peer takes over) keeps a 2 (an SM writes one) and is the peer's slave; it writes its 3 only once the
+//     peer reports processing, so a crash in between leaves [2 3] or [2 1], never [3 3];
+//   - a node that leaves by distress writes nothing: for the pair it fails;
 //   - the slave keeps 3; when its processor fails it takes over only if the processor had reached M
-//     (4-3/4-4); a processor that was still SM (the slave not yet in sync) leaves it in X (5-2/5-6).
+//     (4-3/4-4); a processor that was still SM (the slave not yet in sync) leaves it in X (5-2/5-6). What a
+//     failed peer reported last is forgotten with its failure.
 // After the agent starts, every app's gate is closed (flows.ts 'gate') until the recovery decision
-// (decision.ts): the peer answers → compare or join; the peer is silent for `peerProbeMs` → start alone
-// only with priority 1 (then the peer is treated as failed, and the flows take over), else wait for the
-// peer or `vigil force-start`. The shared disks' holders are cross-checked before a start.
+// (decision.ts): the peer answers and hears this node → compare or join; the peer is silent for
+// `peerProbeMs` → start alone only with priority 1 (then the peer is treated as failed, and the flows
+// take over), else wait for the peer or `vigil force-start`. The shared disks' holders are cross-checked
+// before a start.
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 
