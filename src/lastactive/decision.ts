@@ -243,10 +243,10 @@ function holderName(h: Exclude<Holder, null>): string {
  * Does the shared disks' ownership evidence contradict a decision to start? Only a start is checked
  * (joining as slave or waiting claims nothing). A holder outside the pair always contradicts. The peer
  * as holder contradicts a lone start (rule 3): the peer took the disk after this node's record was
- * written, by a forced start or a takeover the record does not show (the stale 1). After a comparison
- * it does not: the peer, answering now, holds a lower priority by its own record, and a reservation
- * can be older than a durable 1 (the takeover commits with the write, then preempts). A forced start
- * takes the disk over knowingly.
+ * written, by a forced start or a takeover the record does not show (the stale 1: LastActive claims the
+ * disks before it writes any 1). After a comparison it does not: the peer, answering now and hearing
+ * this node, holds a lower priority by its own record, and a reservation without a 1 is left by a node
+ * that crashed between its claim and its write. A forced start takes the disk over knowingly.
  */
 export function crossCheckDisks(decision: Decision, self: string, peer: string, evidence: DiskEvidence[]): CrossCheck {
   if (decision.action !== 'become-sm') return { ok: true, notes: [] };
