@@ -171,6 +171,7 @@ export class Agent {
       nodeId: (name) => this.config.nodes.find((n) => n.name === name)?.id ?? 0,
       peerProbeMs: this.config.timing.peerProbeMs, firstStart, log: this.log,
       onChange: (peer) => this.sendPairReports(peer),
+      claimDisks: (tag) => this.claimDisks(tag),
     });
     const loaded = new Set(this.db.list().map((o) => o.tag));
     for (const o of this.db.list()) await this.lastActive.open(o.tag, o.primary, o.backup, performance.now());
@@ -441,9 +442,14 @@ export class Agent {
     for (const p of this.peers) this.sendPairReports(p.name);
   }
 
+  /** Before a decision to start writes its 1: the app's disks, as the flows' startResources claims them first. */
+  private async claimDisks(tag: string): Promise<void> {
+    for (const r of this.db.get(tag)?.resources ?? []) if (r.kind === 'disk') await this.resources.start(r);
+  }
+
   private sendPairReports(peerName: string): void {
     const peer = this.peers.find((p) => p.name === peerName);
-    const reports = this.lastActive.reports(peerName);
+    const reports = this.lastActive.reports(peerName, performance.now());
     if (peer && reports.length > 0) this.messenger.send(peer, { kind: 'pair', reports });
   }
 

@@ -12,7 +12,7 @@ import type { AppObject, ResourceSpec } from '../db/object.js';
 import type { PeerSnapshot } from '../membership/membership.js';
 import { AppProcess } from '../resources/app-process.js';
 import { HealthMonitor } from './health.js';
-import type { LastActive } from './last-active.js';
+import { handsOver, type LastActive } from './last-active.js';
 import type { PidFiles } from './leftovers.js';
 import type { AgentLog } from './log.js';
 import type { Notices } from './notices.js';
@@ -136,8 +136,12 @@ export class FlowRunner {
     }
   }
 
-  /** Does an app of this node hold this disk, or is one taking or giving it up now? */
+  /**
+   * Does an app of this node hold this disk, or is one taking or giving it up now, or is an app using it
+   * hosted here (its last-active decision may have claimed the disk before its flow starts it)?
+   */
   usesDisk(disk: string): boolean {
+    if (this.db.list().some((o) => o.host === this.d.self.name && usesDisk(o.resources, disk))) return true;
     for (const { state: s } of this.flows.values()) {
       if (s.resources !== 'down' && usesDisk(s.heldResources, disk)) return true;
       if ((s.pending?.kind === 'startResources' || s.pending?.kind === 'stopResources') && usesDisk(s.pending.resources, disk)) return true;
@@ -188,8 +192,10 @@ export class FlowRunner {
   /**
    * Every app first, then its resources in reverse, so the node that takes over finds the address free.
    * `handingOver` (distress): where the peer is alive and may take the app over (this node was M, its
-   * slave in sync), this node writes itself the slave (seed 003); otherwise it keeps its 1, since nobody
-   * takes over and it stays the last to have processed (a lone survivor whose UPS runs out).
+   * slave in sync), this node hands it over (seed 003, LastActive.stoppedProcessing): it keeps its 2 and
+   * writes nothing, and the peer takes over on the distress as from a failed master (4-3/4-4), its 1
+   * then naming it the last to have processed. An SM keeps its 1: nobody takes over, and it stays the
+   * last to have processed (a lone survivor whose UPS runs out).
    */
   async stopAll(handingOver: boolean): Promise<void> {
     const lastActive = this.d.lastActive();
@@ -302,12 +308,9 @@ export class FlowRunner {
         case 'stopResources': {
           // In the order given: the flows already reversed the start order (the address first, the disk last).
           for (const r of a.resources) await this.timed(tag, 'resource stopped', resourceName(r), () => resources.stop(r));
-          // Handing over to a live peer (HOST moved to it, or a failback about to write HOST = primary):
-          // this node is its slave from now on, durable before the peer can start (seed 003).
-          const o = this.db.get(tag);
-          const peerHosts = o?.host != null && o.host !== this.d.self.name && this.d.isAlive(o.host);
-          const failingBack = o?.phase === 'failing-back' && o.backup === this.d.self.name && o.host === this.d.self.name && this.d.isAlive(o.primary);
-          await lastActive.stoppedProcessing(tag, peerHosts || failingBack);
+          // Handing the app over to a live peer (HOST moved to it, a failback about to write HOST = primary,
+          // or a fault here that the peer takes over from): this node is its slave from now on (seed 003).
+          await lastActive.stoppedProcessing(tag, handsOver(this.db.get(tag), this.d.self.name, flow.state.faulted !== null, (n) => this.d.isAlive(n)));
           break;
         }
         case 'startApp':

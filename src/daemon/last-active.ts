@@ -1,39 +1,58 @@
 // The last-active server rule (seed 003) in the agent: one priority store and one chart position per
-// application object (its primary and backup are the pair), kept in step with where the app runs.
+// application object (its primary and backup are the pair), kept in step with where the app runs. This
+// is the code vigild runs, and the code test/unit/lastactive-model.test.ts drives, two instances against
+// an oracle, with failures and crashes injected mid-transition. The chart is in docs/last-active.md.
 //
-// In vigil the pair's processor is the app's host. The priorities the chart writes follow from that:
-//   - a node about to run the app (a start on its host, a takeover, a lone start after an outage) holds
-//     1 (SM) or 2 (M) first: it writes 1, durable, after it has claimed the app's disks and before the
-//     rest of its resources and the app start (chart.ts, "the shared disk first");
-//   - the processor writes 2 (M) once the peer is alive, reports SL, and its database replica equals
-//     this node's (the slave is in sync, B.10 #8), and 1 again when the peer fails (4-1/4-2);
-//   - a node that stops running the app while the peer takes it (failback, a stand-down) writes 3 (SL)
-//     once the app and its resources are down, before the peer can start it;
+// In vigil the pair's processor is the app's host. The priorities follow from that (write-ahead: a record
+// is durable before the state it names takes effect or is reported):
+//   - a node about to run the app holds 1 (SM) or 2 (M) first, and claims the app's shared disks before
+//     it writes that 1: a decision to start (comparison, lone or forced) through `claimDisks`, then its 1,
+//     then the flows start it; a takeover or a handed-over start through the flows' startResources, which
+//     claims the disks, then calls beforeProcessing (the 1), then starts the rest and the app. No 1 is
+//     durable without the reservation that lets a stale 1 see it was overtaken (decision.ts);
+//   - the processor writes 2 (M) once the peer is alive, reports SL with its 3 durable, and its database
+//     replica equals this node's (the slave is in sync, B.10 #8), and 1 again when the peer fails (4-1/4-2);
+//   - a node that stops running the app for its live peer to run it (failback, a stand-down, a fault the
+//     peer takes over) keeps a 2 (an SM writes one) and is the peer's slave; it writes its 3 only once the
+//     peer reports processing, so a crash in between leaves [2 3] or [2 1], never [3 3];
+//   - a node that leaves by distress writes nothing: for the pair it fails;
 //   - the slave keeps 3; when its processor fails it takes over only if the processor had reached M
-//     (4-3/4-4); a processor that was still SM (the slave not yet in sync) leaves it in X (5-2/5-6).
+//     (4-3/4-4); a processor that was still SM (the slave not yet in sync) leaves it in X (5-2/5-6). What a
+//     failed peer reported last is forgotten with its failure.
 // After the agent starts, every app's gate is closed (flows.ts 'gate') until the recovery decision
-// (decision.ts): the peer answers → compare or join; the peer is silent for `peerProbeMs` → start alone
-// only with priority 1 (then the peer is treated as failed, and the flows take over), else wait for the
-// peer or `vigil force-start`. The shared disks' holders are cross-checked before a start.
+// (decision.ts): the peer answers and hears this node → compare or join; the peer is silent for
+// `peerProbeMs` → start alone only with priority 1 (then the peer is treated as failed, and the flows
+// take over), else wait for the peer or `vigil force-start`. The shared disks' holders are cross-checked
+// before a start.
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { z } from 'zod';
 
+import type { AppObject } from '../db/object.js';
 import { LABELS, STATES, type Label, type Priority, type State } from '../lastactive/chart.js';
 import {
   checkForcedStart, decide, type Decision, type DecisionInput, type DiskEvidence, type PeerProbe, type PriorityView, viewOf,
 } from '../lastactive/decision.js';
 import {
-  initPriorityStore, readPriorityStore, type RecordContent, type StoreIdentity, type StoreReading, writePriorityRecord,
+  initPriorityStore, readPriorityStore, type PriorityRecord, type RecordContent, type StoreIdentity, type StoreReading,
+  writePriorityRecord,
 } from '../lastactive/priority-store.js';
 
-/** What a node tells its peer about one app's pair: sent on every change, and every second while deciding. */
+/** What a node tells its peer about one app's pair: sent on every change, and every round (500 ms). */
 export interface PairReport {
   tag: string;
   state: State;
   record: PriorityView;
+  /**
+   * The sender has a fresh report of the receiver: it compares priorities too, rather than deciding
+   * alone (a lone or forced start that this report may not show yet). Absent from an older agent: true.
+   */
+  hears?: boolean;
 }
+
+/** A peer's report answers for this long after it arrived. */
+const FRESH_MS = 3000;
 
 const pairReportSchema = z.object({
   tag: z.string().min(1).max(64),
@@ -45,12 +64,31 @@ const pairReportSchema = z.object({
     }),
     z.object({ known: z.literal(false), why: z.string().max(1000) }),
   ]),
+  hears: z.boolean().optional(),
 });
 
 /** A report from the network, checked; undefined when it is not one (counted by the caller's log). */
 export function parsePairReport(value: unknown): PairReport | undefined {
   const r = pairReportSchema.safeParse(value);
   return r.success ? r.data : undefined;
+}
+
+/**
+ * Whether the app, stopped here, goes to the live peer (stoppedProcessing's `peerTakesOver`): HOST moved
+ * to it, a failback about to write HOST = primary, or a fault here beyond the app's local restarts that
+ * the peer, carrying no fault mark, takes over (behaviour 20). `faultedHere`: the flow's fault, not yet
+ * marked in the object.
+ */
+export function handsOver(
+  o: Pick<AppObject, 'host' | 'primary' | 'backup' | 'phase' | 'faults'> | undefined, self: string, faultedHere: boolean,
+  isAlive: (node: string) => boolean,
+): boolean {
+  if (!o) return false;
+  const peerHosts = o.host !== null && o.host !== self && isAlive(o.host);
+  const failingBack = o.phase === 'failing-back' && o.backup === self && o.host === self && isAlive(o.primary);
+  const other = o.primary === self ? o.backup : o.primary;
+  const peerTakesFault = o.host === self && (faultedHere || o.faults.includes(self)) && !o.faults.includes(other) && isAlive(other);
+  return peerHosts || failingBack || peerTakesFault;
 }
 
 export interface LastActiveLog {
@@ -70,6 +108,17 @@ export interface LastActiveOptions {
   log: LastActiveLog;
   /** A pair's state changed (its record is durable): tell the peer now rather than at the next round. */
   onChange?(peer: string): void;
+  /**
+   * Claims the app's shared disks (the agent: its disk resources, as the flows' startResources does
+   * first), before a decision to start writes its 1. A refusal leaves the pair deciding.
+   */
+  claimDisks?(tag: string): Promise<void>;
+  /**
+   * Test seam, not configuration: makes one record durable (default `writePriorityRecord`). The model
+   * test (test/unit/lastactive-model.test.ts) passes a writer that crashes the node before, in the middle
+   * of, or just after the durable write. vigild passes nothing, and nothing on the control socket does.
+   */
+  writeRecord?(path: string, identity: StoreIdentity, content: RecordContent): Promise<PriorityRecord>;
 }
 
 interface Pair {
@@ -85,6 +134,11 @@ interface Pair {
   startedAt: number;
   peerReport: { report: PairReport; at: number } | undefined;
   decision: Decision | undefined;
+  /**
+   * Handed over (stoppedProcessing): this node stopped the app for the peer to run it, is its slave,
+   * and still holds its 2 until the peer reports processing (its 1 is durable); then it writes its 3.
+   */
+  handingOver: boolean;
   /** A write in progress: transitions queue behind it. */
   busy: Promise<void>;
 }
@@ -138,7 +192,7 @@ export class LastActive {
     const entered = reading.kind === 'record' ? reading.record.transition : 'init';
     this.pairs.set(tag, {
       tag, peer, primary: self === primary, file, identity, reading, state: 'X', entered, startedAt: now,
-      peerReport: undefined, decision: undefined, busy: Promise.resolve(),
+      peerReport: undefined, decision: undefined, handingOver: false, busy: Promise.resolve(),
     });
   }
 
@@ -156,9 +210,14 @@ export class LastActive {
     return p.state !== 'X';
   }
 
-  reports(peer?: string): PairReport[] {
+  reports(peer?: string, now = performance.now()): PairReport[] {
     return [...this.pairs.values()].filter((p) => peer === undefined || p.peer === peer)
-      .map((p) => ({ tag: p.tag, state: p.state, record: viewOf(p.reading) }));
+      .map((p) => ({ tag: p.tag, state: p.state, record: viewOf(p.reading), hears: this.fresh(p, now) !== undefined }));
+  }
+
+  /** The peer's last report, if it still answers for the peer now. */
+  private fresh(p: Pair, now: number): PairReport | undefined {
+    return p.peerReport && now - p.peerReport.at < FRESH_MS ? p.peerReport.report : undefined;
   }
 
   onReport(report: PairReport, now: number): void {
@@ -175,12 +234,17 @@ export class LastActive {
     force = new Set<string>()): Promise<{ tag: string; open: boolean; alone: boolean }[]> {
     const out: { tag: string; open: boolean; alone: boolean }[] = [];
     for (const p of this.pairs.values()) {
+      if (p.handingOver) {
+        await this.joinAfterHandover(p);
+        continue;
+      }
       if (p.state !== 'X') continue;
       const d = decide({ ...this.input(p, now, peerAlive(p.peer)), forceStart: force.has(p.tag), disks: await disks() });
       p.decision = d;
       if (d.action === 'wait') continue;
       const a = isSideA(this.o.self.id, p.identity.peer);
       if (d.action === 'become-sm') {
+        if (!(await this.claim(p, d))) continue;
         const label: Label = d.basis === 'comparison' ? (a ? '1-2-1' : '1-1-1') : (a ? '2-2' : '2-1');
         await this.write(p, { priority: 1, state: 'SM', transition: label, forced: d.basis === 'forced' });
         out.push({ tag: p.tag, open: true, alone: d.basis !== 'comparison' });
@@ -194,6 +258,23 @@ export class LastActive {
     return out;
   }
 
+  /**
+   * The shared disks first: no 1 is durable without the reservation, which is what lets a node that
+   * recovers alone with a stale 1 see that this node processed after it (decision.ts, crossCheckDisks).
+   * A claim refused (the disk is held by a live node, say) leaves the pair deciding: false.
+   */
+  private async claim(p: Pair, d: Decision): Promise<boolean> {
+    try {
+      await this.o.claimDisks?.(p.tag);
+      return true;
+    } catch (e) {
+      const why = e instanceof Error ? e.message : String(e);
+      p.decision = { action: 'wait', forceAccepted: false, reason: `not starting: the shared disks cannot be claimed (${why}); it would have been ${d.reason}` };
+      this.o.log.warn({ tag: p.tag, err: why }, 'last-active decision to start: the shared disks cannot be claimed; deciding again');
+      return false;
+    }
+  }
+
   /** Whether a forced start would be accepted for `tag` now, and why not. */
   checkForce(tag: string, now: number, peerAlive: boolean): { ok: boolean; reason: string } {
     const p = this.pairs.get(tag);
@@ -204,9 +285,9 @@ export class LastActive {
 
   /** The decision's view of a pair now: the peer answers when its last report is fresh (3 s). */
   private input(p: Pair, now: number, peerAlive: boolean): DecisionInput {
-    const fresh = p.peerReport && now - p.peerReport.at < 3000 ? p.peerReport.report : undefined;
+    const fresh = this.fresh(p, now);
     const probe: PeerProbe = fresh
-      ? { reachable: true, state: fresh.state, record: fresh.record }
+      ? { reachable: true, state: fresh.state, record: fresh.record, hearsUs: fresh.hears ?? true }
       : { reachable: false, silentForMs: now - p.startedAt, ...(peerAlive ? { signsOfLife: ['heard over another channel (its heartbeats)'] } : {}) };
     return { self: this.o.self.name, peer: p.peer, own: viewOf(p.reading), probe, probedForMs: now - p.startedAt, probeWindowMs: this.o.peerProbeMs };
   }
@@ -219,20 +300,44 @@ export class LastActive {
     // From SL this is a takeover (4-3/4-4); from X a start the decision allowed (written there already).
     const label: Label = a ? '4-3' : '4-4';
     await this.write(p, { priority: 1, state: 'SM', transition: label, forced: false });
+    p.handingOver = false;
   }
 
-  /** The app and its resources are down here while the peer, alive, takes it: this node is the slave. */
+  /**
+   * The app and its resources are down here while the peer, alive, is to run it (failback, a stand-down):
+   * a handover, outside the chart. This node processed last until the peer's 1 is durable, so it keeps
+   * a 2 until then: an M has one; an SM writes one (the handover's HOST write, which the peer waits for
+   * before it starts, carries this node's data to it: the peer is in sync) without announcing M. It is
+   * the peer's slave from here on, and writes its 3 once the peer reports processing (decideAll). A crash
+   * of either node in between leaves [2 3] (this node starts it again) or [2 1] (the peer does); writing
+   * the 3 first left [3 3], which nothing but a forced start resolves.
+   */
   async stoppedProcessing(tag: string, peerTakesOver: boolean): Promise<void> {
     const p = this.pairs.get(tag);
-    if (!p || !peerTakesOver || p.state === 'SL' || p.state === 'X') return;
+    if (!p || !peerTakesOver || (p.state !== 'SM' && p.state !== 'M')) return;
     const a = isSideA(this.o.self.id, p.identity.peer);
-    await this.write(p, { priority: 3, state: 'SL', transition: a ? '3-1-1' : '3-2-1', forced: false });
+    if (p.state === 'SM') await this.write(p, { priority: 2, state: 'M', transition: a ? '1-2-2' : '1-1-2', forced: false }, 'SL');
+    p.state = 'SL';
+    p.handingOver = true;
+    // What the peer said before the handover (processing, say) says nothing about its start now.
+    p.peerReport = undefined;
   }
 
-  /** The processor's peer is alive, a slave, and in sync: SM → M. */
+  /** After a handover: the peer processes (its 1 is durable, it said so), so this node holds 3. */
+  private async joinAfterHandover(p: Pair): Promise<void> {
+    const peerState = p.peerReport?.report.state;
+    if (p.state !== 'SL' || (peerState !== 'SM' && peerState !== 'M')) return;
+    const a = isSideA(this.o.self.id, p.identity.peer);
+    await this.write(p, { priority: 3, state: 'SL', transition: a ? '3-1-1' : '3-2-1', forced: false });
+    p.handingOver = false;
+  }
+
+  /** The processor's peer is alive, a slave with its 3 durable, and in sync: SM → M. */
   async slaveInSync(tag: string): Promise<void> {
     const p = this.pairs.get(tag);
-    if (!p || p.state !== 'SM' || p.peerReport?.report.state !== 'SL') return;
+    const peer = p?.peerReport?.report;
+    // A slave that handed the app over reports SL while it still holds its 2: two 2s would tell nothing.
+    if (!p || p.state !== 'SM' || peer?.state !== 'SL' || !peer.record.known || peer.record.priority !== 3) return;
     const a = isSideA(this.o.self.id, p.identity.peer);
     await this.write(p, { priority: 2, state: 'M', transition: a ? '1-2-2' : '1-1-2', forced: false });
   }
@@ -241,17 +346,20 @@ export class LastActive {
    * The peer failed. The processor goes (back) to SM with a 1 (4-1/4-2). The slave may take over only if
    * the processor was M (its slave in sync); otherwise it goes to X and decides again (5-2/5-6): false.
    */
-  async peerFailed(peer: string): Promise<{ tag: string; mayTakeOver: boolean }[]> {
+  async peerFailed(peer: string, now = performance.now()): Promise<{ tag: string; mayTakeOver: boolean }[]> {
     const out: { tag: string; mayTakeOver: boolean }[] = [];
     for (const p of this.pairs.values()) {
       if (p.peer !== peer) continue;
       const a = isSideA(this.o.self.id, p.identity.peer);
+      const peerState = p.peerReport?.report.state;
+      // What the peer said before it failed is no answer now: a decision waits for its next report.
+      p.peerReport = undefined;
       if (p.state === 'M') await this.write(p, { priority: 1, state: 'SM', transition: a ? '4-2' : '4-1', forced: false });
       if (p.state === 'SL') {
-        const peerState = p.peerReport?.report.state;
         if (peerState !== 'M') {
           p.state = 'X';
-          p.startedAt = performance.now();
+          p.handingOver = false;
+          p.startedAt = now;
           this.o.log.warn({ tag: p.tag, peer, peerState }, 'the processor failed before this slave was in sync: not taking over (5-2/5-6); deciding again');
           out.push({ tag: p.tag, mayTakeOver: false });
           continue;
@@ -273,12 +381,15 @@ export class LastActive {
     }));
   }
 
-  /** Write-ahead: the record is durable before the state changes; writes of one pair are serialised. */
-  private async write(p: Pair, content: RecordContent): Promise<void> {
+  /**
+   * Write-ahead: the record is durable before the state changes (to `enter`, the record's state unless
+   * said otherwise); writes of one pair are serialised.
+   */
+  private async write(p: Pair, content: RecordContent, enter: State = content.state): Promise<void> {
     const run = p.busy.then(async () => {
-      const rec = await writePriorityRecord(p.file, p.identity, content);
+      const rec = await (this.o.writeRecord ?? writePriorityRecord)(p.file, p.identity, content);
       p.reading = { kind: 'record', record: rec, slot: -1, slots: [] };
-      p.state = content.state;
+      p.state = enter;
       p.entered = content.transition;
       this.o.onChange?.(p.peer);
       this.o.log.info({ tag: p.tag, priority: content.priority, state: content.state, transition: content.transition }, 'priority written');

@@ -7,8 +7,11 @@
 // THE RULES, in order:
 //   1. The peer answers and processes (SM or M): join it as slave (3-x-1), whatever the own record
 //      says, even a stale 1 or an undeterminable one.
-//   2. The peer answers and is in X too: compare. The lower number processed last and becomes SM, the
-//      other SL (1-x-1). The peer's priority is fetched even when ours is 1, so a tie is seen (B.10 #3).
+//   2. The peer answers and is in X too: compare, once its report says it hears this node (the exchange
+//      of B.5 is mutual: a peer that does not hear this node yet decides alone meanwhile, and may start
+//      alone or be forced on a record newer than the one it reported). The lower number processed last
+//      and becomes SM, the other SL (1-x-1). The peer's priority is fetched even when ours is 1, so a tie
+//      is seen (B.10 #3).
 //      An undeterminable record loses to a 1 (a holder of 1 processed last, Prop. 2) and decides
 //      nothing against a 2 or a 3. A tie of 1s is settled only when exactly one of the two 1s was
 //      written by a forced start and the other one by an edge with the peer present or just failed
@@ -54,7 +57,11 @@ export function originOf(v: { transition: Label | 'init'; forced: boolean }): Or
 }
 
 export type PeerProbe =
-  | { reachable: true; state: State; record: PriorityView }
+  /**
+   * `hearsUs`: the peer's report says it hears this node, so it compares too; a peer that does not may
+   * be starting alone (by its 1, or forced) on a record newer than the one it reported. Default true.
+   */
+  | { reachable: true; state: State; record: PriorityView; hearsUs?: boolean }
   /** `signsOfLife`: what says the peer is up although the network is silent (its disk heartbeat, say). */
   | { reachable: false; silentForMs: number; signsOfLife?: string[] };
 
@@ -160,6 +167,10 @@ function rules(input: DecisionInput): Decision {
     if (probe.state === 'SL' && !comparedNow) {
       return { action: 'wait', forceAccepted: false, reason: `waiting: peer ${peer} still reports SL (it has not yet seen this node stop); ${mine}` };
     }
+    // The comparison is mutual: a peer that does not hear this node yet decides alone meanwhile.
+    if (probe.state === 'X' && probe.hearsUs === false) {
+      return { action: 'wait', forceAccepted: false, reason: `waiting: peer ${peer} answers but does not hear this node yet (it may be starting alone); ${mine}` };
+    }
     const c = compare(own, probe.record, self, peer);
     if (c.winner === 'self') return { action: 'become-sm', basis: 'comparison', tieBrokenByForcedStart: c.tieBroken, reason: `starting as single master: ${c.why}`, notes: [] };
     if (c.winner === 'peer') return { action: 'join-sl', basis: 'comparison', reason: `joining as slave: ${c.why}` };
@@ -232,10 +243,10 @@ function holderName(h: Exclude<Holder, null>): string {
  * Does the shared disks' ownership evidence contradict a decision to start? Only a start is checked
  * (joining as slave or waiting claims nothing). A holder outside the pair always contradicts. The peer
  * as holder contradicts a lone start (rule 3): the peer took the disk after this node's record was
- * written, by a forced start or a takeover the record does not show (the stale 1). After a comparison
- * it does not: the peer, answering now, holds a lower priority by its own record, and a reservation
- * can be older than a durable 1 (the takeover commits with the write, then preempts). A forced start
- * takes the disk over knowingly.
+ * written, by a forced start or a takeover the record does not show (the stale 1: LastActive claims the
+ * disks before it writes any 1). After a comparison it does not: the peer, answering now and hearing
+ * this node, holds a lower priority by its own record, and a reservation without a 1 is left by a node
+ * that crashed between its claim and its write. A forced start takes the disk over knowingly.
  */
 export function crossCheckDisks(decision: Decision, self: string, peer: string, evidence: DiskEvidence[]): CrossCheck {
   if (decision.action !== 'become-sm') return { ok: true, notes: [] };

@@ -231,7 +231,7 @@ export async function readPriorityStore(path: string, identity: StoreIdentity): 
 
 /**
  * Writes the next record in place: pwrite of the other slot, then fsync, before returning. Only after
- * it returns may the state the record describes take effect (chart.ts, settle). The file's size and
+ * it returns may the state the record describes take effect (LastActive's write-ahead). The file's size and
  * name do not change, so the directory needs no fsync. A missing file is an error: creating the store
  * is `initPriorityStore`'s job, done once by an operator who knows which node processed last.
  */

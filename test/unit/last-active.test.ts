@@ -87,6 +87,16 @@ t.test('the slave takes over only from a master (M); from a single master it goe
   t.match(rec.kind === 'record' && rec.record, { priority: 1, state: 'SM', transition: '4-4' }, 'the takeover\'s 1 is durable before it processes');
 });
 
+t.test('a report says whether its sender hears the peer: a fresh report of it arrived less than 3 s ago', async (t) => {
+  const a = await controller('a', true);
+  t.match(a.la.reports('b', 0), [{ tag: 'web', state: 'X', hears: false }], 'nothing heard yet');
+  a.la.onReport({ tag: 'web', state: 'X', record: { known: true, priority: 3, state: 'X', transition: 'init', forced: false }, hears: false }, 1000);
+  t.match(a.la.reports('b', 3999), [{ hears: true }]);
+  t.match(a.la.reports('b', 4000), [{ hears: false }], 'stale');
+  t.same(await a.la.decideAll(2000, () => true, async () => undefined), [], 'b does not hear a: a waits rather than compare');
+  t.match(a.la.status()[0]?.decision, /does not hear this node yet/);
+});
+
 t.test('a pair report from the network is checked: junk is refused, not trusted', async (t) => {
   t.ok(parsePairReport({ tag: 'web', state: 'SL', record: { known: true, priority: 3, state: 'SL', transition: '1-1-1', forced: false } }));
   t.ok(parsePairReport({ tag: 'web', state: 'X', record: { known: false, why: 'no file' } }));
