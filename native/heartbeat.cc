@@ -187,10 +187,23 @@ void Run(std::shared_ptr<HeartbeatState> s) {
     int64_t now = MonoNs();
     if (now >= next) {
       if (now < s->leaseUntilNs.load()) {
+        s->lapsed = false;
         SendRound(*s, now);
       } else {
-        std::lock_guard<std::mutex> lock(s->mutex);
-        s->leaseLapsed++;
+        std::vector<ServiceAddress> drop;
+        {
+          std::lock_guard<std::mutex> lock(s->mutex);
+          s->leaseLapsed++;
+          if (!s->lapsed) drop = s->addresses;
+        }
+        if (!s->lapsed) {
+          s->lapsed = true;
+          // Silent from now on: the node stops presenting its services too (service_addresses.h).
+          int rc = RemoveServiceAddresses(drop);
+          std::lock_guard<std::mutex> lock(s->mutex);
+          if (!drop.empty()) s->addressDrops++;
+          if (rc != 0) s->addressDropError = rc;
+        }
       }
       next += s->intervalNs;
       if (next <= now) next = now + s->intervalNs;  // after a long descheduling: no burst of rounds
@@ -218,6 +231,7 @@ Napi::Function HeartbeatEngine::Init(Napi::Env env) {
   return DefineClass(env, "HeartbeatEngine",
                      {InstanceMethod("renewLease", &HeartbeatEngine::RenewLease),
                       InstanceMethod("setDigest", &HeartbeatEngine::SetDigest),
+                      InstanceMethod("setAddresses", &HeartbeatEngine::SetAddresses),
                       InstanceMethod("snapshot", &HeartbeatEngine::Snapshot),
                       InstanceMethod("stop", &HeartbeatEngine::Stop)});
 }
@@ -320,6 +334,34 @@ Napi::Value HeartbeatEngine::SetDigest(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// setAddresses([{ interface, address, prefixLength }]): the node's service addresses now (replaces the list).
+// Throws a TypeError naming the first entry that does not parse.
+Napi::Value HeartbeatEngine::SetAddresses(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsArray()) {
+    Napi::TypeError::New(env, "setAddresses: expected an array").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Array list = info[0].As<Napi::Array>();
+  std::vector<ServiceAddress> parsed;
+  for (uint32_t i = 0; i < list.Length(); i++) {
+    Napi::Object o = list.Get(i).As<Napi::Object>();
+    ServiceAddress a;
+    std::string why;
+    std::string address = o.Get("address").ToString().Utf8Value();
+    if (!ParseServiceAddress(o.Get("interface").ToString().Utf8Value(), address, o.Get("prefixLength").ToNumber().Int32Value(), &a, &why)) {
+      Napi::TypeError::New(env, "setAddresses: " + address + ": " + why).ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    parsed.push_back(a);
+  }
+  if (state_) {
+    std::lock_guard<std::mutex> lock(state_->mutex);
+    state_->addresses = std::move(parsed);
+  }
+  return env.Undefined();
+}
+
 // Ages are in milliseconds as seen now by this thread's clock (-1: never), so the caller needs no clock of ours.
 Napi::Value HeartbeatEngine::Snapshot(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -334,6 +376,8 @@ Napi::Value HeartbeatEngine::Snapshot(const Napi::CallbackInfo& info) {
   out.Set("sendErrors", Napi::Number::New(env, double(s.sendErrors)));
   out.Set("received", Napi::Number::New(env, double(s.received)));
   out.Set("leaseLapsed", Napi::Number::New(env, double(s.leaseLapsed)));
+  out.Set("addressDrops", Napi::Number::New(env, double(s.addressDrops)));
+  out.Set("addressDropError", Napi::Number::New(env, s.addressDropError));
   out.Set("realtime", Napi::Boolean::New(env, s.realtime));
   out.Set("schedError", Napi::Number::New(env, s.schedError));
   Napi::Object dropped = Napi::Object::New(env);

@@ -6,7 +6,8 @@
 // with one owned thread that signs and sends a heartbeat to every peer on every network each interval,
 // verifies and timestamps what arrives, and keeps the result in a table JavaScript reads with
 // `snapshot()`. The agent renews a lease every tick; when the lease runs out (the agent is hung, not
-// just slow) the thread stops sending, so a hung agent is detected like a dead one.
+// just slow) the thread stops sending, so a hung agent is detected like a dead one, and it removes the
+// node's service addresses (native/service_addresses.h), so that a peer can take them over.
 //
 // The datagram layout is the one in docs/cluster.md ("Wire format") and src/wire/datagram.ts; the unit
 // tests check that both sides read each other's bytes.
@@ -24,6 +25,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "service_addresses.h"
 
 namespace vigil {
 
@@ -67,8 +70,13 @@ struct HeartbeatState {
   std::atomic<int64_t> leaseUntilNs{0};
   std::atomic<uint32_t> digest{0};
   std::atomic<bool> stopping{false};
+  // Guarded by mutex: the node's service addresses, removed when the lease lapses (once per lapse).
+  std::vector<ServiceAddress> addresses;
+  bool lapsed = false;                     // thread only: the lease ran out and has not been renewed since
   // Counters, guarded by mutex.
   uint64_t sent = 0, sendErrors = 0, received = 0, leaseLapsed = 0;
+  uint64_t addressDrops = 0;               // lapses on which addresses were removed
+  int addressDropError = 0;                // errno of the last removal that failed (0: none)
   uint64_t dropped[10] = {0};
   bool realtime = false;
   int schedError = 0;
@@ -83,6 +91,7 @@ class HeartbeatEngine : public Napi::ObjectWrap<HeartbeatEngine> {
  private:
   Napi::Value RenewLease(const Napi::CallbackInfo& info);
   Napi::Value SetDigest(const Napi::CallbackInfo& info);
+  Napi::Value SetAddresses(const Napi::CallbackInfo& info);
   Napi::Value Snapshot(const Napi::CallbackInfo& info);
   Napi::Value Stop(const Napi::CallbackInfo& info);
   void StopThread();

@@ -75,6 +75,10 @@ export interface HeartbeatSnapshot {
   received: number;
   /** Send rounds skipped because the agent's lease had run out. */
   leaseLapsed: number;
+  /** Lapses on which the thread removed the node's service addresses (setAddresses). */
+  addressDrops: number;
+  /** errno of the last removal that failed; 0 none. */
+  addressDropError: number;
   realtime: boolean;
   /** pthread_setschedparam's error when SCHED_FIFO was asked for and refused (EPERM without CAP_SYS_NICE). */
   schedError: number;
@@ -86,6 +90,8 @@ export interface HeartbeatSnapshot {
 export interface NativeHeartbeatEngine {
   renewLease(): void;
   setDigest(digest: number): void;
+  /** The node's service addresses now: the thread removes them when the lease lapses. */
+  setAddresses(addresses: { interface: string; address: string; prefixLength: number }[]): void;
   snapshot(): HeartbeatSnapshot;
   /** Stops the thread and closes its sockets; idempotent. */
   stop(): void;

@@ -83,6 +83,9 @@ export class Agent {
   private readonly peers: NodeConfig[];
   private timer: NodeJS.Timeout | undefined;
   private relinquishTimer: NodeJS.Timeout | undefined;
+  /** What the heartbeat thread was last given (followAddresses), and how many lapses it reported. */
+  private addressesGiven = '';
+  private addressDrops = 0;
   private incarnation = 0n;
   private readonly tickMs: number;
   private readonly startedAt = performance.now();
@@ -372,7 +375,9 @@ export class Agent {
     const engine = this.engine!;
     engine.renewLease();
     engine.setDigest(this.db.digest());
-    const digests = observeHeartbeats(engine.snapshot(), this.config, this.membership, now, (node, inc) => this.distress.ignores(node, inc));
+    const snapshot = engine.snapshot();
+    this.followAddresses(engine, snapshot.addressDrops);
+    const digests = observeHeartbeats(snapshot, this.config, this.membership, now, (node, inc) => this.distress.ignores(node, inc));
     for (const e of this.membership.tick(now)) this.onMembership(e, now);
     // A peer never heard since we started is not failed by membership's rules (it may be booting): the
     // last-active decision (seed 003) says whether this node may start alone and treat it as failed.
@@ -384,6 +389,28 @@ export class Agent {
     }
     this.replication.compareDigests(digests, now);
     this.flows.wake(now);
+  }
+
+  /**
+   * The heartbeat thread holds the list of the node's service addresses, to remove them if the lease lapses
+   * (native/service_addresses.h); after it did, the apps still hosted here get them back.
+   */
+  private followAddresses(engine: NativeHeartbeatEngine, drops: number): void {
+    const held = this.flows.heldAddresses();
+    const key = JSON.stringify(held);
+    if (key !== this.addressesGiven) {
+      this.addressesGiven = key;
+      try {
+        engine.setAddresses(held);
+      } catch (e) {
+        this.log.error({ err: String(e) }, 'cannot give the heartbeat thread the service addresses');
+      }
+    }
+    if (drops > this.addressDrops) {
+      this.addressDrops = drops;
+      this.log.warn({}, 'this agent was hung past its lease: the heartbeat thread removed the service addresses; those of apps still hosted here are added back');
+      void this.flows.restoreAddresses();
+    }
   }
 
   /** One peer's networks as the heartbeat thread sees them (empty before it runs). */

@@ -11,6 +11,7 @@ import { initialFlow, runEpoch, step, type AsyncAction, type FlowAction, type Fl
 import type { AppObject, ResourceSpec } from '../db/object.js';
 import type { PeerSnapshot } from '../membership/membership.js';
 import { AppProcess } from '../resources/app-process.js';
+import type { IpAddressSpec } from '../resources/ip-address.js';
 import { HealthMonitor } from './health.js';
 import { handsOver, type LastActive } from './last-active.js';
 import type { PidFiles } from './leftovers.js';
@@ -133,6 +134,37 @@ export class FlowRunner {
   wake(now: number): void {
     for (const flow of this.flows.values()) {
       if (flow.wakeAt !== null && flow.wakeAt <= now) this.postTo(flow, { type: 'tick' });
+    }
+  }
+
+  /** The service addresses this node holds now: those of every app whose resources are up here. */
+  heldAddresses(): IpAddressSpec[] {
+    const out: IpAddressSpec[] = [];
+    for (const { state: s } of this.flows.values()) {
+      if (s.resources === 'down') continue;
+      for (const r of s.heldResources) {
+        const a = this.d.resources().address(r);
+        if (a) out.push(a);
+      }
+    }
+    return out;
+  }
+
+  /**
+   * After the heartbeat thread removed the node's addresses (the agent's lease lapsed: it was hung), the
+   * apps still hosted here get theirs back, probed first: a peer that took one over meanwhile keeps it.
+   */
+  async restoreAddresses(): Promise<void> {
+    for (const flow of this.flows.values()) {
+      const s = flow.state;
+      if (s.resources !== 'up' || s.obj?.host !== this.d.self.name) continue;
+      for (const r of s.heldResources) {
+        if (r.kind !== 'ip') continue;
+        await this.d.resources().start(r).then(
+          () => this.d.log.warn({ tag: s.tag, resource: resourceName(r) }, 'address added back after the lease lapse'),
+          (e: unknown) => this.d.log.error({ tag: s.tag, resource: resourceName(r), err: String(e) }, 'address not added back after the lease lapse'),
+        );
+      }
     }
   }
 

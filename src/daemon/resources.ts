@@ -96,6 +96,12 @@ export class Resources {
     }
   }
 
+  /** The address this node adds for an ip resource (undefined: not an address, or none for this node). */
+  address(spec: ResourceSpec): IpAddressSpec | undefined {
+    const r = asResource(spec);
+    return r.kind === 'ip' && r.interface[this.node] !== undefined ? ipSpec(r, this.node) : undefined;
+  }
+
   /**
    * Removes this node's copy of the resource's service address, if it is an address and present: one left
    * by an agent that died while its app was hosted elsewhere. True if there was one.

@@ -1,7 +1,8 @@
 // What must not cause a failover, and what must: a 3 s stall of the primary agent's event loop (a long GC,
 // a stuck synchronous call) and a CPU saturated by other processes are survived without a false failover,
 // because heartbeats come from the native thread and our own stalls are not counted against peers; an
-// agent hung longer than its heartbeat lease falls silent and is failed over like a dead one.
+// agent hung longer than its heartbeat lease falls silent, its heartbeat thread drops its service
+// addresses, and it is failed over like a dead one.
 import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -103,6 +104,7 @@ t.test('an agent hung longer than its lease is failed over like a dead node', as
     return w?.host === 'b' && w.here?.app === 'down' ? true : undefined;
   }, 10_000);
   t.pass('a found HOST moved and stopped its copy');
+  t.match(c.log('a'), /hung past its lease: the heartbeat thread removed the service addresses/, 'a\'s heartbeat thread had dropped its address, so b could take it');
 });
 
 t.test('CPU saturated on the primary by other processes: no false failover', async (t) => {

@@ -239,3 +239,13 @@ t.test('a peer that stops hearing us but keeps sending repeats its last ack: tha
   await send(latest());
   await until('a newer ack counts again', () => a.snapshot().peers[0]!.links[0]!.ackedAgoMs < 100);
 });
+
+t.test('setAddresses takes the node\'s service addresses and refuses one that does not parse, naming it', async (t) => {
+  const [a0] = await freeUdpPorts(1) as [number];
+  const a = engine({ networks: [{ bind: '127.0.0.1', port: a0 }], peers: [] });
+  t.doesNotThrow(() => a.setAddresses([{ interface: 'lo', address: '127.0.0.1', prefixLength: 8 }, { interface: 'lo', address: '::1', prefixLength: 128 }]));
+  t.throws(() => a.setAddresses([{ interface: 'lo', address: 'not-an-address', prefixLength: 24 }]), { name: 'TypeError', message: /not-an-address: not an IP address/ });
+  t.throws(() => a.setAddresses([{ interface: 'nosuchif0', address: '10.0.0.1', prefixLength: 24 }]), /no interface nosuchif0/);
+  t.throws(() => a.setAddresses([{ interface: 'lo', address: '10.0.0.1', prefixLength: 33 }]), /bad prefix length/);
+  t.equal(a.snapshot().addressDrops, 0, 'nothing removed while the lease is fresh');
+});
