@@ -162,9 +162,9 @@ function problems(text: string): Problem[] {
   return [];
 }
 
-t.test('a scsi2 disk: no disk heartbeat by default, a LUN reset by default', async (t) => {
+t.test('a scsi2 disk: the disk heartbeat (the holder\'s toggle) by default, a LUN reset by default', async (t) => {
   const c = parseConfig(CONFIG('{ name: d0, identity: naa.5001405aaaa00000, reservation: scsi2 }'), 'c.yaml', { baseDir: '/etc' });
-  t.same(c.disks, [{ name: 'd0', identity: 'naa.5001405aaaa00000', reservation: 'scsi2', heartbeat: false, reset: 'lun', preemptAndAbort: false }]);
+  t.same(c.disks, [{ name: 'd0', identity: 'naa.5001405aaaa00000', reservation: 'scsi2', heartbeat: true, reset: 'lun', preemptAndAbort: false }]);
   const escalating = parseConfig(CONFIG('{ name: d0, identity: naa.5001405aaaa00000, reservation: scsi2, reset: lun-then-target }'), 'c.yaml');
   t.equal(escalating.disks[0]!.reset, 'lun-then-target');
   const persistent = parseConfig(CONFIG('{ name: d0, identity: naa.5001405aaaa00000 }'), 'c.yaml');
@@ -172,16 +172,15 @@ t.test('a scsi2 disk: no disk heartbeat by default, a LUN reset by default', asy
     'a persistent disk keeps its heartbeat and has no reset policy');
 });
 
-t.test('a scsi2 disk with heartbeat: true, or a reset policy on a persistent disk, is refused by line', async (t) => {
-  const beat = problems(CONFIG('{ name: d0, identity: naa.5001405aaaa00000, reservation: scsi2, heartbeat: true }'));
-  t.match(beat, [{ line: 9, path: 'disks[0].heartbeat', message: /^no disk heartbeat with reservation: scsi2 .*refuses the other nodes' reads and writes/ }]);
+t.test('a reset policy on a persistent disk is refused by line', async (t) => {
   const reset = problems(CONFIG('{ name: d0, identity: naa.5001405aaaa00000, reset: lun }'));
   t.match(reset, [{ line: 9, path: 'disks[0].reset', message: /^reset applies to reservation: scsi2 only/ }]);
   t.match(problems(CONFIG('{ name: d0, identity: naa.5001405aaaa00000, reservation: scsi2, reset: bus }')), [{ path: 'disks[0].reset' }]);
 });
 
-t.test('a scsi2 disk carries no heartbeat, so its interval does not bound failAfterMs', async (t) => {
+t.test('a disk that carries the heartbeat, scsi2 or not, bounds failAfterMs by its interval; one that does not, does not', async (t) => {
   const timing = 'timing: { failAfterMs: 300, diskHeartbeatIntervalMs: 1000 }\n';
-  t.same(problems(CONFIG('{ name: d0, identity: naa.5001405aaaa00000, reservation: scsi2 }') + timing), []);
+  t.match(problems(CONFIG('{ name: d0, identity: naa.5001405aaaa00000, reservation: scsi2 }') + timing), [{ message: /while a disk carries heartbeats/ }]);
   t.match(problems(CONFIG('{ name: d0, identity: naa.5001405aaaa00000 }') + timing), [{ message: /while a disk carries heartbeats/ }]);
+  t.same(problems(CONFIG('{ name: d0, identity: naa.5001405aaaa00000, reservation: scsi2, heartbeat: false }') + timing), []);
 });
