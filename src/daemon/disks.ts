@@ -42,7 +42,7 @@ import { basename } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import type { Config, DiskConfig, NodeConfig } from '../config/schema.js';
-import { defaultOpener, groupByIdentity, scanPaths } from '../links/scan.js';
+import { defaultOpener, groupByIdentity, scanPaths, type OpenDevice } from '../links/scan.js';
 import { loadLinkTable, resolveLink, saveLinkTable, tableFromScan, type LinkTable } from '../links/table.js';
 import type { ScsiDevice } from '../scsi/device.js';
 import { ReservationConflictError } from '../scsi/errors.js';
@@ -103,6 +103,18 @@ interface Unit {
 
 export interface FenceResult { disk: string; done: string }
 
+/** How units are found: the real SCSI layer by default; tests give a world of their own. */
+export interface DisksIo {
+  open: OpenDevice;
+  /** A link table built from a scan of every SCSI path. */
+  scan(): Promise<LinkTable>;
+}
+
+const SCSI_IO: DisksIo = {
+  open: defaultOpener({ unitAttentionRetries: 3 }),
+  scan: async () => tableFromScan(groupByIdentity(await scanPaths())),
+};
+
 const FENCED_ASC = 0x2a; // PARAMETERS CHANGED, with ASCQ 05: registrations preempted, 04: reservations preempted
 const RESET_ASC = 0x29; // POWER ON, RESET, OR BUS DEVICE RESET OCCURRED: a reset released any SCSI-2 reservation
 /** A disk not found through the link table is looked for by a scan at most this often. */
@@ -120,6 +132,7 @@ export class Disks implements DiskOwnership {
     private readonly self: NodeConfig,
     private readonly hooks: DisksHooks,
     private readonly log: AgentLog,
+    private readonly io: DisksIo = SCSI_IO,
   ) {
     this.key = reservationKey(config, self);
     this.toggle = toggleTiming(config.timing.diskHeartbeatIntervalMs, config.timing.failAfterMs);
@@ -166,7 +179,7 @@ export class Disks implements DiskOwnership {
   private async ensureOpen(u: Unit): Promise<ScsiDevice> {
     if (u.device) return u.device;
     const d = u.config;
-    const open = (table: LinkTable) => resolveLink(table, d.identity, defaultOpener({ unitAttentionRetries: 3 }));
+    const open = (table: LinkTable) => resolveLink(table, d.identity, this.io.open);
     try {
       try {
         const table = await loadLinkTable(this.config.linkTable);
@@ -176,7 +189,7 @@ export class Disks implements DiskOwnership {
         // The slow path, at most every SCAN_EVERY_MS: rebuild the table so that takeovers stay fast.
         this.lastScan = performance.now();
         this.log.warn({ disk: d.name, err: String(e) }, 'link table has no working path: scanning the SCSI devices');
-        const table = tableFromScan(groupByIdentity(await scanPaths()));
+        const table = await this.io.scan();
         await saveLinkTable(this.config.linkTable, table);
         u.device = await open(table);
       }
