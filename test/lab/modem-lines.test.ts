@@ -193,7 +193,11 @@ t.test('ContactClosureSource: online, a short pulse, on battery, low battery, ba
     for (;;) {
       const e = events.slice(from).find((x) => x.kind === kind);
       if (e) return e;
-      if (Date.now() > end) throw new Error(`no ${kind} event; events: ${events.map((x) => x.kind).join(', ')}`);
+      // What the source knew, for a failure that cannot be replayed (once, in a CI run, not a single event).
+      if (Date.now() > end) {
+        throw new Error(`no ${kind} event; events: ${events.map((x) => x.kind).join(', ') || 'none'}; `
+          + `status ${JSON.stringify(src.status())}; lines ${JSON.stringify(src.lines(), (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v))}`);
+      }
       await new Promise((r) => setTimeout(r, 5));
     }
   };
@@ -258,7 +262,11 @@ t.test('the adapter vanishes (EIO in TIOCMIWAIT) and comes back: comms-lost, reo
     for (;;) {
       const e = events.find((x) => x.kind === kind);
       if (e) return e;
-      if (Date.now() > end) throw new Error(`no ${kind} event; events: ${events.map((x) => x.kind).join(', ')}`);
+      // What the source knew, for a failure that cannot be replayed (once, in a CI run, not a single event).
+      if (Date.now() > end) {
+        throw new Error(`no ${kind} event; events: ${events.map((x) => x.kind).join(', ') || 'none'}; `
+          + `status ${JSON.stringify(src.status())}; lines ${JSON.stringify(src.lines(), (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v))}`);
+      }
       await new Promise((r) => setTimeout(r, 5));
     }
   };
