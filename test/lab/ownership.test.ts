@@ -11,9 +11,8 @@ import { promisify } from 'node:util';
 
 import t from 'tap';
 
-import { ReservationConflictError } from '../../src/scsi/errors.js';
 import { createCluster, logAndServe, until, type SharedDisk, type Status, type TestCluster, settled } from '../support/cluster.js';
-import { lab, open, prepareSharedUnit, resetUnit } from '../support/lab.js';
+import { lab, prepareSharedUnit, refusesWrites, resetUnit } from '../support/lab.js';
 
 // Under TCG the agents' JavaScript runs ~30× slower than on hardware: wider margins than the defaults.
 const TIMING = { heartbeatIntervalMs: 200, failAfterMs: 2000, diskHeartbeatIntervalMs: 400, recoverAfterMs: 2000, failbackDwellMs: 60_000 };
@@ -38,18 +37,6 @@ function busy(c: TestCluster, node: string): ChildProcess {
   return c.rig.spawn(node, ['sh', '-c', `cd ${c.dir}/mnt && exec sleep 600`], { stdio: 'ignore' });
 }
 
-async function refusesWrites(path: string): Promise<boolean> {
-  const dev = await open(path, 3);
-  try {
-    await dev.write16(0n, Buffer.alloc(512), 512);
-    return false;
-  } catch (e) {
-    if (e instanceof ReservationConflictError) return true;
-    throw e;
-  } finally {
-    dev.close();
-  }
-}
 
 function logged(c: TestCluster, node: string, msg: RegExp): Record<string, unknown>[] {
   return c.log(node).split('\n').flatMap((l) => {

@@ -15,9 +15,8 @@ import { promisify } from 'node:util';
 
 import t from 'tap';
 
-import { ReservationConflictError } from '../../src/scsi/errors.js';
 import { createCluster, logAndServe, until, type Status, type TestCluster, settled, freezeUntilTakenOver } from '../support/cluster.js';
-import { lab, open, prepareSharedUnit } from '../support/lab.js';
+import { lab, prepareSharedUnit, refusesWrites } from '../support/lab.js';
 
 const run = promisify(execFile);
 // Under TCG the agents' JavaScript runs ~30× slower than on hardware: wider margins than the defaults. The
@@ -58,18 +57,6 @@ function logLines(c: TestCluster, node: string, msg: RegExp): Record<string, unk
   });
 }
 
-async function refusesWrites(path: string): Promise<boolean> {
-  const dev = await open(path, 3);
-  try {
-    await dev.write16(0n, Buffer.alloc(512), 512);
-    return false;
-  } catch (e) {
-    if (e instanceof ReservationConflictError) return true;
-    throw e;
-  } finally {
-    dev.close();
-  }
-}
 
 t.test('power loss of the primary: the backup resets the unit, reserves it, mounts the file system and serves', async (t) => {
   const { c, agents } = await start(t);

@@ -78,6 +78,20 @@ export async function resetUnit(pathA: string, pathB: string): Promise<void> {
   }
 }
 
+/** True when a WRITE through this path is refused with RESERVATION CONFLICT (its node is fenced off the unit). */
+export async function refusesWrites(path: string): Promise<boolean> {
+  const dev = await open(path, 3);
+  try {
+    await dev.write16(0n, Buffer.alloc(512), 512);
+    return false;
+  } catch (e) {
+    if (e instanceof ReservationConflictError) return true;
+    throw e;
+  } finally {
+    dev.close();
+  }
+}
+
 const run = promisify(execFile);
 
 /** Runs the built CLI (dist/src/cli/vigil.js); never throws on a non-zero exit. */

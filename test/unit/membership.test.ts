@@ -279,7 +279,8 @@ t.test('a peer declared failed (its distress) is failed at once and comes back o
   t.match(alive.filter((x) => x.kind === 'peerAlive'), [{ kind: 'peerAlive', peer: 'b', from: 'failed' }], 'back after a new run of recoverAfterMs');
 });
 
-t.test('a channel not expected of a peer (the disk of a peer that does not hold it): silent, it is idle and raises nothing; heard, it keeps the peer alive', async (t) => {
+/** Membership of b with its disk channel not expected, and a driver: b heard on these channels until then. */
+function heardOn(): { m: Membership; events: MembershipEvent[]; run: (until: number, channels: string[]) => void } {
   const m = new Membership(BASE, 0);
   m.expect('b', 'disk:shared0', false);
   const events: MembershipEvent[] = [];
@@ -290,9 +291,14 @@ t.test('a channel not expected of a peer (the disk of a peer that does not hold 
       if (now % 100 === 0) events.push(...m.tick(now));
     }
   };
+  return { m, events, run };
+}
+
+t.test('a channel not expected of a peer (the disk of a peer that does not hold it): silent, it is idle and raises nothing; heard, it keeps the peer alive', async (t) => {
+  const { m, events, run } = heardOn();
   run(2000, ['net:lan1', 'net:lan2']);
   t.same(events.map((e) => e.kind), ['peerAlive'], 'no channelDown for the silent disk channel');
-  t.equal(m.snapshot(now).peers[0]!.channels.find((c) => c.channel === 'disk:shared0')?.state, 'idle');
+  t.equal(m.snapshot(2000).peers[0]!.channels.find((c) => c.channel === 'disk:shared0')?.state, 'idle');
   run(4000, ['disk:shared0']);
   t.same(events.filter((e) => e.kind === 'peerFailed'), [], 'both networks silent, the disk heard: alive');
   t.same(events.filter((e) => e.kind === 'channelDown').map((e) => 'channel' in e && e.channel).sort(), ['net:lan1', 'net:lan2']);
@@ -300,16 +306,7 @@ t.test('a channel not expected of a peer (the disk of a peer that does not hold 
 });
 
 t.test('a channel expected again (a new holder) gets failAfterMs to be heard before it is called down', async (t) => {
-  const m = new Membership(BASE, 0);
-  m.expect('b', 'disk:shared0', false);
-  const events: MembershipEvent[] = [];
-  let now = 0;
-  const run = (until: number, channels: string[]) => {
-    for (; now < until; now += 50) {
-      for (const c of channels) m.observe('b', c, now);
-      if (now % 100 === 0) events.push(...m.tick(now));
-    }
-  };
+  const { m, events, run } = heardOn();
   run(2000, ['net:lan1', 'net:lan2']);
   m.expect('b', 'disk:shared0', true);
   run(2300, ['net:lan1', 'net:lan2']);
