@@ -697,6 +697,14 @@ function pass(d: Draft, now: number, out: FlowAction[]): Pass {
       return stopAll(d, now, out);
     }
     d.standDown = null;
+    // A failover this node began and no longer runs (its agent restarted half-way): the phase it wrote
+    // would keep the host waiting for it for good. The host is alive, so there is nothing to take over.
+    const taker = o.host === o.primary ? o.backup : o.primary;
+    if (o.phase === 'failing-over' && o.host !== null && taker === self && from === null) {
+      write(d, out, { phase: restingPhase(o, o.host) }, o.host);
+      notify(out, 'failover-aborted', `${o.tag}: the failover to ${self} left unfinished is abandoned: ${o.host} is alive`);
+      return 'again';
+    }
     // Unprotected: HOST's node has failed and the node that would take over (the backup from the primary,
     // the primary from the backup) is down too.
     const rescuer = o.host === o.primary ? o.backup : o.primary;

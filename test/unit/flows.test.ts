@@ -781,3 +781,26 @@ t.test('epochs: the failover\'s HOST write carries the disk token it took; the h
   t.ok(home.acts.includes('write  if p'), `the host's own start writes its token (${home.acts.join(', ')})`);
   t.equal(runEpoch(flow('p', object())), object().epoch, 'at rest: the object\'s era');
 });
+
+t.test('a failover left unfinished by a restarted backup (phase failing-over, the primary alive) is abandoned, so the primary does not wait for it for good', async (t) => {
+  const o = object({ phase: 'failing-over' });
+  const b = drive(flow('b', o), [{ type: 'tick' }]);
+  t.same(b.acts, ['write phase=normal if p', 'notify failover-aborted'], 'the restarted backup puts the phase back');
+  const sim = new FlowSim({ nodes: ['p', 'b'], config: CFG });
+  sim.register('p', app('CA-1', 'p', 'b'));
+  sim.crash('p');
+  t.match(sim.node('b').db.get('CA-1'), { host: 'b' });
+  // A second case in the simulator: b dies half-way through a failover from p, which was only cut off.
+  const sim2 = new FlowSim({ nodes: ['p', 'b'], config: CFG });
+  sim2.register('p', app('CA-1', 'p', 'b'));
+  sim2.hold.add('b:startResources');
+  sim2.partition('p', 'b', true);
+  t.match(sim2.node('b').db.get('CA-1'), { host: 'p', phase: 'failing-over' }, 'b began its failover');
+  sim2.crash('b');
+  sim2.hold.clear();
+  sim2.partition('p', 'b', false);
+  sim2.restart('b');
+  sim2.advance(1000);
+  for (const n of ['p', 'b']) t.match(sim2.node(n).db.get('CA-1'), { host: 'p', phase: 'normal' }, `${n}'s replica: back to normal`);
+  t.same(sim2.executing('CA-1'), ['p'], 'p runs it');
+});
