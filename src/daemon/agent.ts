@@ -43,6 +43,11 @@ import type { StatusLike } from './status.js';
 import { peerHearsUs, weHearPeer, type LinkView } from './disk-pulse.js';
 import { runCommand } from '../resources/run-command.js';
 
+/**
+ * How often the addresses of the apps this node hosts are announced again (gratuitous ARP): after a split
+ * brain that ended in this node's favour the clients may still hold the other node's link-layer address.
+ */
+const ANNOUNCE_EVERY_MS = 5000;
 /** How often a disk this node holds without using it is given up (Disks.relinquishUnused). */
 const RELINQUISH_EVERY_MS = 2000;
 
@@ -86,6 +91,7 @@ export class Agent {
   /** What the heartbeat thread was last given (followAddresses), and how many lapses it reported. */
   private addressesGiven = '';
   private addressDrops = 0;
+  private announcedAt = performance.now();
   private incarnation = 0n;
   private readonly tickMs: number;
   private readonly startedAt = performance.now();
@@ -389,6 +395,10 @@ export class Agent {
     }
     this.replication.compareDigests(digests, now);
     this.flows.wake(now);
+    if (now - this.announcedAt >= ANNOUNCE_EVERY_MS) {
+      this.announcedAt = now;
+      this.flows.announceAddresses();
+    }
   }
 
   /**

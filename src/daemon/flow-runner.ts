@@ -11,7 +11,7 @@ import { initialFlow, runEpoch, step, type AsyncAction, type FlowAction, type Fl
 import type { AppObject, ResourceSpec } from '../db/object.js';
 import type { PeerSnapshot } from '../membership/membership.js';
 import { AppProcess } from '../resources/app-process.js';
-import type { IpAddressSpec } from '../resources/ip-address.js';
+import { announce, type IpAddressSpec } from '../resources/ip-address.js';
 import { HealthMonitor } from './health.js';
 import { handsOver, type LastActive } from './last-active.js';
 import type { PidFiles } from './leftovers.js';
@@ -148,6 +148,22 @@ export class FlowRunner {
       }
     }
     return out;
+  }
+
+  /**
+   * The addresses of the apps this node hosts and runs are announced again (gratuitous ARP), every few
+   * seconds (agent.ts): during a partition the peer may have announced them (a split brain it then
+   * resolved by standing down), and clients would keep its link-layer address until their neighbour
+   * entries age out (measured: 15 to 45 s), unanswered.
+   */
+  announceAddresses(): void {
+    for (const { state: s } of this.flows.values()) {
+      if (s.resources !== 'up' || s.app !== 'up' || s.pending !== null || s.obj?.host !== this.d.self.name) continue;
+      for (const r of s.heldResources) {
+        const a = this.d.resources().address(r);
+        if (a) announce(a);
+      }
+    }
   }
 
   /**

@@ -24,7 +24,7 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 
 import {
-  type AppEntry, type AppFields, type AppObject, type AttributeValue, type Marker, type Tombstone,
+  type AppEntry, type AppFields, type AppObject, type AttributeStamp, type AttributeValue, type Marker, type Tombstone,
   RecordError, contentHash, isTombstone, parseAppEntry, parseAppObject, parseMarker,
 } from './object.js';
 
@@ -184,8 +184,11 @@ export class ClusterDb {
    */
   upsert(fields: AppFields, by: string, now: number, epoch?: number): AppObject {
     const held = this.apps.get(fields.tag);
+    // A registration (no stamps given) writes its attributes now, over what a removed app's tombstone keeps.
+    const attrs = fields.attributeStamps !== undefined ? { attributes: fields.attributes, attributeStamps: fields.attributeStamps }
+      : registered(held?.record, fields.attributes, by, now);
     const next = parseAppObject({
-      ...fields, epoch: epoch ?? held?.record.epoch ?? 0, version: (held?.record.version ?? 0) + 1, updatedBy: by, updatedAt: Math.trunc(now),
+      ...fields, ...attrs, epoch: epoch ?? held?.record.epoch ?? 0, version: (held?.record.version ?? 0) + 1, updatedBy: by, updatedAt: Math.trunc(now),
     });
     if (held && !isTombstone(held.record) && sameFields(held.record, next)) return held.record;
     const chars = JSON.stringify(next).length;
@@ -211,37 +214,56 @@ export class ClusterDb {
     return this.upsert({ ...fields, ...patch, tag }, by, now, epochFor(epoch, hostChanges, options.token));
   }
 
-  /** Adds, changes (a value) or removes (null) additional attributes (behaviour 6). */
+  /**
+   * Adds, changes (a value) or removes (null) additional attributes (behaviour 6). Each gets a stamp
+   * (`now`, wall-clock ms, kept above its previous stamp), by which replicas merge attributes key by key.
+   */
   setAttributes(tag: string, changes: Record<string, AttributeValue | null>, by: string, now: number): AppObject {
     const current = this.get(tag);
     if (!current) throw new DbWriteError(`no app "${tag}" in the database`);
     const attributes = { ...current.attributes };
+    const attributeStamps = { ...current.attributeStamps };
     for (const [k, v] of Object.entries(changes)) {
       if (v === null) delete attributes[k];
       else attributes[k] = v;
+      attributeStamps[k] = { at: Math.max(Math.trunc(now), (current.attributeStamps[k]?.at ?? 0) + 1), by };
     }
-    return this.update(tag, { attributes }, by, now);
+    return this.update(tag, { attributes, attributeStamps }, by, now);
   }
 
   /** Removes an app: a tombstone replaces it, and its marker is cleared the same way. */
   remove(tag: string, by: string, now: number): Tombstone {
     const current = this.get(tag);
     if (!current) throw new DbWriteError(`no app "${tag}" in the database`);
-    const stone: Tombstone = { tag, deleted: true, epoch: epochFor(current.epoch, true), version: current.version + 1, updatedBy: by, updatedAt: Math.trunc(now) };
+    const attributeStamps = { ...current.attributeStamps };
+    for (const k of new Set([...Object.keys(current.attributes), ...Object.keys(current.attributeStamps)])) {
+      attributeStamps[k] = { at: Math.max(Math.trunc(now), (current.attributeStamps[k]?.at ?? 0) + 1), by };
+    }
+    const stone: Tombstone = {
+      tag, deleted: true, epoch: epochFor(current.epoch, true), version: current.version + 1, updatedBy: by, updatedAt: Math.trunc(now),
+      attributes: {}, attributeStamps,
+    };
     this.put(stone);
     if (this.markers.has(tag)) this.writeMarker(tag, null, by);
     return stone;
   }
 
-  /** Takes a record from another replica if it is newer than ours. */
+  /**
+   * Takes a record from another replica: the newer by stamp, with the attributes of both merged key by key
+   * (mergeAttributes). Applied when that changes what this replica holds.
+   */
   merge(incoming: AppEntry): MergeResult {
     const stamp = appStamp(incoming);
     const held = this.apps.get(incoming.tag);
-    const conflict = held !== undefined && held.stamp.version === stamp.version && held.stamp.by === stamp.by
+    const conflict = held !== undefined && held.stamp.epoch === stamp.epoch && held.stamp.version === stamp.version && held.stamp.by === stamp.by
       && held.stamp.hash !== stamp.hash;
-    if (held && compareStamps(stamp, held.stamp) <= 0) return { applied: false, conflict };
-    this.apps.set(incoming.tag, { record: incoming, stamp });
-    this.cachedDigest = undefined;
+    if (!held) {
+      this.put(incoming);
+      return { applied: true, conflict };
+    }
+    const result = mergeEntries(held.record, incoming);
+    if (contentHash(result) === held.stamp.hash) return { applied: false, conflict };
+    this.put(result);
     return { applied: true, conflict };
   }
 
@@ -249,9 +271,12 @@ export class ClusterDb {
     return this.markers.get(tag)?.record;
   }
 
-  /** Writes a marker one seq above the replica's. */
-  writeMarker(tag: string, pointer: string | number | null, by: string): Marker {
-    const m: Marker = { tag, pointer, seq: (this.markers.get(tag)?.record.seq ?? 0) + 1, writtenBy: by };
+  /**
+   * Writes a marker: its seq is the wall-clock time in ms, kept above the replica's seq, so a later write
+   * wins over an earlier one made elsewhere, also on a replica that had not heard of that one yet.
+   */
+  writeMarker(tag: string, pointer: string | number | null, by: string, now = Date.now()): Marker {
+    const m: Marker = { tag, pointer, seq: Math.max(Math.trunc(now), (this.markers.get(tag)?.record.seq ?? 0) + 1), writtenBy: by };
     this.markers.set(tag, { record: m, stamp: markerStamp(m) });
     this.cachedDigest = undefined;
     return m;
@@ -315,10 +340,10 @@ export class ClusterDb {
   }
 }
 
-// A map parsed from the network is a plain object: "constructor" is a valid tag, and must not find
-// Object.prototype's.
-function own(rec: Record<string, Stamp>, tag: string): Stamp | undefined {
-  return Object.hasOwn(rec, tag) ? rec[tag] : undefined;
+// A map parsed from the network is a plain object: "constructor" is a valid tag or attribute, and must not
+// find Object.prototype's.
+function own<T>(rec: Record<string, T>, key: string): T | undefined {
+  return Object.hasOwn(rec, key) ? rec[key] : undefined;
 }
 
 const stampSchema = z.strictObject({ epoch: z.int().min(0).default(0), version: z.int().min(0), by: z.string().min(1), hash: z.string().regex(/^[0-9a-f]{64}$/) });
@@ -363,7 +388,11 @@ export function parseSnapshot(value: unknown, what = 'bad database snapshot'): D
   return { apps, markers };
 }
 
-/** What to send and what to request, given my version map and a peer's (full sync on join, FIG. 4). */
+/**
+ * What to send and what to request, given my version map and a peer's (full sync on join, FIG. 4). Two
+ * app records that differ only in content under the same (epoch, version, writer) are both sent: each
+ * may hold attributes the other lacks, and the merge of both is what both replicas end with.
+ */
 export function syncPlan(mine: VersionMap, theirs: VersionMap): SyncPlan {
   const plan: SyncPlan = { send: { apps: [], markers: [] }, request: { apps: [], markers: [] } };
   for (const kind of ['apps', 'markers'] as const) {
@@ -372,9 +401,62 @@ export function syncPlan(mine: VersionMap, theirs: VersionMap): SyncPlan {
       const a = own(mine[kind], tag);
       const b = own(theirs[kind], tag);
       const c = a === undefined ? -1 : b === undefined ? 1 : compareStamps(a, b);
-      if (c > 0) plan.send[kind].push(tag);
-      else if (c < 0) plan.request[kind].push(tag);
+      const exchange = kind === 'apps' && a !== undefined && b !== undefined && c !== 0
+        && a.epoch === b.epoch && a.version === b.version && a.by === b.by;
+      if (c > 0 || exchange) plan.send[kind].push(tag);
+      if (c < 0 || exchange) plan.request[kind].push(tag);
     }
   }
   return plan;
+}
+
+/**
+ * Two records of one app: the newer by stamp, with attributes merged key by key. A stamped attribute
+ * (written through attr.set, or removed) beats an unstamped one (from a registration) and the older stamp;
+ * unstamped ones come from the newer record. Commutative, associative and idempotent, so replicas that
+ * have seen the same records hold the same result whatever the order. A tombstone is taken whole.
+ */
+export function mergeEntries(a: AppEntry, b: AppEntry): AppEntry {
+  const [newer, older] = compareStamps(appStamp(a), appStamp(b)) >= 0 ? [a, b] : [b, a];
+  const n = { attributes: newer.attributes ?? {}, attributeStamps: newer.attributeStamps ?? {} };
+  const o = { attributes: older.attributes ?? {}, attributeStamps: older.attributeStamps ?? {} };
+  const attributes: Record<string, AttributeValue> = {};
+  const attributeStamps: Record<string, AttributeStamp> = {};
+  const keys = new Set([...Object.keys(n.attributes), ...Object.keys(n.attributeStamps), ...Object.keys(o.attributes), ...Object.keys(o.attributeStamps)]);
+  for (const k of [...keys].sort()) {
+    const sn = own(n.attributeStamps, k);
+    const so = own(o.attributeStamps, k);
+    const from = sn === undefined && so === undefined ? n
+      : so === undefined || (sn !== undefined && compareAttributeStamps(sn, so) >= 0) ? n : o;
+    const value = own(from.attributes, k);
+    const stamp = own(from.attributeStamps, k);
+    if (value !== undefined) attributes[k] = value;
+    if (stamp !== undefined) attributeStamps[k] = stamp;
+  }
+  if (isTombstone(newer) && Object.keys(attributes).length === 0 && Object.keys(attributeStamps).length === 0
+    && newer.attributes === undefined && newer.attributeStamps === undefined) {
+    return newer; // a tombstone from before attribute stamps, with nothing to keep: as it came
+  }
+  return { ...newer, attributes, attributeStamps };
+}
+
+/**
+ * The attributes of an app registered now (a new tag, or one registered again after its removal): each
+ * given attribute stamped now, above what the removed app's tombstone kept for it; the tombstone's other
+ * stamps kept, so a replica still holding the removed app merges to the same result.
+ */
+function registered(held: AppEntry | undefined, given: Record<string, AttributeValue>, by: string, now: number)
+  : { attributes: Record<string, AttributeValue>; attributeStamps: Record<string, AttributeStamp> } {
+  const attributes: Record<string, AttributeValue> = { ...(held && isTombstone(held) ? held.attributes : {}) };
+  const attributeStamps: Record<string, AttributeStamp> = { ...(held && isTombstone(held) ? held.attributeStamps : {}) };
+  for (const [k, v] of Object.entries(given)) {
+    attributes[k] = v;
+    attributeStamps[k] = { at: Math.max(Math.trunc(now), (own(attributeStamps, k)?.at ?? 0) + 1), by };
+  }
+  return { attributes, attributeStamps };
+}
+
+function compareAttributeStamps(a: AttributeStamp, b: AttributeStamp): number {
+  if (a.at !== b.at) return a.at < b.at ? -1 : 1;
+  return a.by < b.by ? -1 : a.by > b.by ? 1 : 0;
 }

@@ -60,7 +60,16 @@ export interface Stamped {
   updatedAt: number;
 }
 
+/** When an attribute was last written with attr.set (or removed): wall-clock ms, kept growing, and by whom. */
+export interface AttributeStamp { at: number; by: string }
+
 export interface AppObject extends AppSpec, Stamped {
+  /**
+   * Per attribute written through attr.set (a removed one keeps its stamp): replicas merge attributes by
+   * these, key by key, so two writes to different attributes on two nodes, or one on a replica not synced
+   * yet, both survive (database.ts, mergeAttributes). Attributes from a registration have none.
+   */
+  attributeStamps: Record<string, AttributeStamp>;
   /** The node running the app now; null after an operator unload. */
   host: string | null;
   phase: Phase;
@@ -73,12 +82,19 @@ export interface AppObject extends AppSpec, Stamped {
 }
 
 /** The fields of an object that a write sets; version, updatedBy and updatedAt are the database's. */
-export type AppFields = Omit<AppObject, keyof Stamped>;
+export type AppFields = Omit<AppObject, keyof Stamped | 'attributeStamps'> & { attributeStamps?: Record<string, AttributeStamp> };
 
-/** A removed app. It outranks every older copy of the object, so a stale replica cannot bring it back. */
+/**
+ * A removed app. It outranks every older copy of the object, so a stale replica cannot bring it back. It
+ * keeps the attributes' merge state (every attribute removed, with a stamp; one set elsewhere later stays
+ * hidden in it), so that merging attributes key by key gives every replica the same result whatever the
+ * order it heard of the removal in.
+ */
 export interface Tombstone extends Stamped {
   tag: string;
   deleted: true;
+  attributes?: Record<string, AttributeValue>;
+  attributeStamps?: Record<string, AttributeStamp>;
 }
 
 export type AppEntry = AppObject | Tombstone;
@@ -166,9 +182,15 @@ export const appObjectSchema = z.strictObject({
   phase: z.enum(PHASES),
   // Absent in a replica written before fault marks existed: none.
   faults: z.array(name('a node name')).default([]),
+  // Absent in a replica written before per-attribute stamps existed: none.
+  attributeStamps: z.record(z.string().min(1), z.strictObject({ at: count, by: name('a node name') })).default({}),
 }).superRefine(checkRoles);
 
-export const tombstoneSchema = z.strictObject({ tag: name('an app tag'), deleted: z.literal(true), ...stampShape });
+export const tombstoneSchema = z.strictObject({
+  tag: name('an app tag'), deleted: z.literal(true), ...stampShape,
+  attributes: specShape.attributes.optional(),
+  attributeStamps: z.record(z.string().min(1), z.strictObject({ at: count, by: name('a node name') })).optional(),
+});
 
 export const appEntrySchema = z.union([tombstoneSchema, appObjectSchema]);
 

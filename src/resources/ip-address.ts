@@ -62,7 +62,7 @@ export async function addAddress(spec: IpAddressSpec, o: AddOptions = {}): Promi
     }
     await runCommand(['ip', 'addr', 'add', cidr(spec), 'dev', spec.interface]);
   }
-  if ((o.announce ?? true) && !spec.address.includes(':')) announce_(spec);
+  if (o.announce ?? true) announce(spec);
   return takenFrom;
 }
 
@@ -98,10 +98,12 @@ export function answeredBy(spec: IpAddressSpec, waitMs = DUPLICATE_PROBE_MS): Pr
 }
 
 /**
- * Gratuitous ARP (-U: unsolicited), two announcements a second apart in case one is lost. Not awaited:
- * the first leaves at once, but arping itself lasts the whole interval, and the failover must not.
+ * Gratuitous ARP (-U: unsolicited) for an IPv4 address, two announcements a second apart in case one is
+ * lost. Not awaited: the first leaves at once, but arping itself lasts the whole interval, and the
+ * failover must not.
  */
-function announce_(spec: IpAddressSpec): void {
+export function announce(spec: IpAddressSpec): void {
+  if (spec.address.includes(':')) return;
   const child = spawn('arping', ['-q', '-U', '-c', '2', '-I', spec.interface, spec.address], { stdio: 'ignore' });
   child.on('error', (e) => process.emitWarning(`gratuitous ARP for ${spec.address}: ${e.message}`));
   child.unref();

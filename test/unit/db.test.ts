@@ -209,7 +209,7 @@ t.test('versions and writes', async (t) => {
     const y = new ClusterDb(base.snapshot());
     // A node that lost its disk and wrote version 2 twice, differently.
     const ox = x.update('a', { autoRecover: true }, 'p', T0 + 1);
-    const oy = y.update('a', { host: null }, 'p', T0 + 1);
+    const oy = y.update('a', { faults: ['b'] }, 'p', T0 + 1);
     t.equal(ox.version, oy.version);
     const rx = x.merge(oy);
     const ry = y.merge(ox);
@@ -275,7 +275,7 @@ t.test('tombstones', async (t) => {
     const stale = new ClusterDb(p.snapshot());
     p.update('a', { host: null }, 'p', T0 + 1);
     const stone = p.remove('a', 'p', T0 + 2);
-    t.same(stone, { tag: 'a', deleted: true, epoch: 2, version: 3, updatedBy: 'p', updatedAt: T0 + 2 }, 'unload and removal each open an era');
+    t.same(stone, { tag: 'a', deleted: true, epoch: 2, version: 3, updatedBy: 'p', updatedAt: T0 + 2, attributes: {}, attributeStamps: {} }, 'unload and removal each open an era');
     t.equal(p.get('a'), undefined);
     t.same(p.list(), []);
     t.equal(p.marker('a')?.pointer, null, 'the marker is cleared with it');
@@ -301,23 +301,52 @@ t.test('tombstones', async (t) => {
   });
 });
 
-t.test('markers: newer seq wins, whoever wrote it', async (t) => {
+t.test('markers: newer seq wins, whoever wrote it; the seq is the write\'s time, kept growing', async (t) => {
   const p = new ClusterDb();
   const b = new ClusterDb();
-  const m1 = p.writeMarker('a', 'L10', 'p');
-  const m2 = p.writeMarker('a', 'L20', 'p');
-  t.same([m1.seq, m2.seq], [1, 2]);
+  const m1 = p.writeMarker('a', 'L10', 'p', 100);
+  const m2 = p.writeMarker('a', 'L20', 'p', 100);
+  t.same([m1.seq, m2.seq], [100, 101], 'two writes in one millisecond still grow');
   t.equal(b.mergeMarker(m2).applied, true);
   t.equal(b.mergeMarker(m1).applied, false);
-  const m3 = b.writeMarker('a', 'L30', 'b'); // after failover, B carries on from P's pointer
-  t.equal(m3.seq, 3);
+  const m3 = b.writeMarker('a', 'L30', 'b', 50); // after failover, B carries on from P's pointer (its clock behind)
+  t.equal(m3.seq, 102);
   p.mergeMarker(m3);
   t.equal(p.marker('a')?.pointer, 'L30');
   t.equal(p.digest(), b.digest());
+  // A write on a replica that had not heard of the last ones, made later: it is the one kept.
+  const stale = new ClusterDb();
+  stale.mergeMarker(m1);
+  const late = stale.writeMarker('a', 'L40', 'c', 200);
+  p.mergeMarker(late);
+  stale.mergeMarker(m3);
+  t.equal(p.marker('a')?.pointer, 'L40', 'the later write, though its replica was stale');
+  t.equal(stale.marker('a')?.pointer, 'L40');
+});
+
+t.test('attributes merge key by key: writes to two attributes on two replicas both survive, also on a replica not synced yet', async (t) => {
+  const p = new ClusterDb();
+  p.upsert(fields('web', { attributes: { owner: 'ops' } }), 'p', T0);
+  const b = new ClusterDb(p.snapshot());
+  const stale = new ClusterDb(p.snapshot());
+  p.setAttributes('web', { k0: 'from p' }, 'p', T0 + 10);
+  b.setAttributes('web', { k1: 'from b' }, 'b', T0 + 11);
+  p.update('web', { autoRecover: true }, 'p', T0 + 12); // p also wrote the record more often
+  stale.setAttributes('web', { k0: 'later, on a stale replica', owner: null }, 'c', T0 + 20);
+  for (const [x, y] of [[p, b], [b, stale], [stale, p], [p, b]] as const) {
+    for (const e of x.snapshot().apps) y.merge(e);
+    for (const e of y.snapshot().apps) x.merge(e);
+  }
+  for (const [name, db] of [['p', p], ['b', b], ['stale', stale]] as const) {
+    t.same(db.get('web')?.attributes, { k0: 'later, on a stale replica', k1: 'from b' }, `${name}: both keys, the later k0, owner removed`);
+    t.equal(db.get('web')?.autoRecover, true, `${name}: the record's other fields from its newest write`);
+  }
+  t.equal(p.digest(), b.digest());
+  t.equal(b.digest(), stale.digest());
 });
 
 t.test('merge convergence: the same writes applied in random orders give identical replicas', async (t) => {
-  for (const seed of [1, 2, 3, 42, 1234]) {
+  for (const seed of [1, 2, 3, 42, 1234, ...Array.from({ length: 40 }, (_, i) => 5000 + i)]) {
     const rand = prng(seed);
     // Writers on three nodes, each from its own view, some concurrent (same version, different writer).
     const source = [new ClusterDb(), new ClusterDb(), new ClusterDb()];
@@ -334,7 +363,7 @@ t.test('merge convergence: the same writes applied in random orders give identic
       if (!cur) updates.push(db.upsert(fields(tag, { attributes: { n: i } }), by, T0 + i));
       else if (r < 0.1) updates.push(db.remove(tag, by, T0 + i));
       else if (r < 0.55) updates.push(db.update(tag, { host: rand() < 0.5 ? 'p' : 'b' }, by, T0 + i));
-      else if (r < 0.8) updates.push(db.setAttributes(tag, { n: i }, by, T0 + i));
+      else if (r < 0.8) updates.push(db.setAttributes(tag, { [`k${Math.floor(rand() * 3)}`]: rand() < 0.2 ? null : i }, by, T0 + Math.floor(rand() * 60)));
       else markers.push(db.writeMarker(tag, i, by));
       // Sometimes a writer hears what another wrote before its next write.
       if (rand() < 0.3) {
