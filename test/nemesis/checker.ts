@@ -1,0 +1,155 @@
+// The continuous invariants, checked on every sample of the ground truth (docs/nemesis.md has the exact
+// definitions):
+//   INV-RUN  at most one running copy of each app. Two copies overlap legitimately only while the node
+//            of the older copy is frozen or cut off from the newer copy's node on every cluster network
+//            (in that direction at least), and then until T_resolve after that ends.
+//   INV-VIP  at most one node has an app's VIP, and the client is answered by at most one node; the same
+//            allowance, plus any overlap no longer than the hand-over window H.
+// Every overlap episode is also recorded with its length and how it ended, for the figures.
+import type { Sample } from './ground.js';
+import type { World } from './world.js';
+
+export type Invariant = 'INV-RUN' | 'INV-VIP' | 'INV-LIVE' | 'INV-CONVERGE' | 'INV-ACK' | 'AGENT-EXIT' | 'HARNESS';
+
+export interface Violation {
+  inv: Invariant;
+  /** ms since t0. */
+  at: number;
+  text: string;
+}
+
+export interface Limits {
+  /** The VIP hand-over window: an overlap this short is no violation. */
+  hMs: number;
+  /** After the fault that excused an overlap ends, the overlap must be over within this. */
+  resolveMs: number;
+}
+
+/** One overlap, from the first sample that saw it to the first that did not. */
+export interface Episode {
+  inv: 'INV-RUN' | 'INV-VIP';
+  tag: string;
+  nodes: string[];
+  start: number;
+  end: number | undefined;
+  /** The excusing fault's end, if the overlap was excused at some point. */
+  excusedUntil: number | undefined;
+  violated: boolean;
+}
+
+interface Holder { node: string; since: number }
+
+export class Checker {
+  readonly episodes: Episode[] = [];
+  private readonly open = new Map<string, Episode>();
+  /** Per tag and node: since when the node has held the VIP without a break (sampled). */
+  private readonly vipSince = new Map<string, number>();
+  /** Per tag: the client's recent answers (node, time), for the alternation check. */
+  private readonly answers = new Map<string, { node: string; at: number }[]>();
+  private readonly reported = new Set<string>();
+
+  constructor(private readonly world: World, private readonly tags: string[], private readonly limits: Limits) {}
+
+  observe(s: Sample): Violation[] {
+    const out: Violation[] = [];
+    for (const tag of this.tags) {
+      const copies = [...(s.copies[tag] ?? [])].sort((a, b) => a.start - b.start || a.pid - b.pid);
+      this.track('INV-RUN', tag, copies.map((c) => ({ node: c.node, since: c.start })), s.at, 0, out,
+        copies.map((c) => `${c.node}:${c.pid}`).join(' '));
+      const holders = this.vipHolders(tag, s.vips[tag] ?? [], s.at);
+      this.track('INV-VIP', tag, holders, s.at, this.limits.hMs, out, `VIP on ${holders.map((h) => h.node).join(' and ')}`);
+      this.clientCheck(tag, s, out);
+    }
+    return out;
+  }
+
+  /** Overlaps still open at the end count until then. */
+  close(at: number): void {
+    for (const e of this.open.values()) e.end = at;
+    this.open.clear();
+  }
+
+  private vipHolders(tag: string, nodes: string[], at: number): Holder[] {
+    for (const key of [...this.vipSince.keys()]) {
+      const [t, n] = key.split('\0') as [string, string];
+      if (t === tag && !nodes.includes(n)) this.vipSince.delete(key);
+    }
+    return nodes.map((node) => {
+      const key = `${tag}\0${node}`;
+      if (!this.vipSince.has(key)) this.vipSince.set(key, at);
+      return { node, since: this.vipSince.get(key)! };
+    }).sort((a, b) => a.since - b.since);
+  }
+
+  /**
+   * One invariant for one app: `holders` oldest first. Two or more open an episode (or continue it); at
+   * each sample every newer holder is weighed against the oldest: allowed while the overlap is shorter
+   * than `graceMs`, or until T_resolve after the last moment the World excused it.
+   */
+  private track(inv: 'INV-RUN' | 'INV-VIP', tag: string, holders: Holder[], at: number, graceMs: number, out: Violation[], what: string): void {
+    const key = `${inv}\0${tag}`;
+    let e = this.open.get(key);
+    if (holders.length < 2) {
+      if (e) {
+        e.end = at;
+        this.open.delete(key);
+      }
+      return;
+    }
+    if (!e) {
+      e = { inv, tag, nodes: [], start: at, end: undefined, excusedUntil: undefined, violated: false };
+      this.open.set(key, e);
+      this.episodes.push(e);
+    }
+    const old = holders[0]!;
+    for (const h of holders) if (!e.nodes.includes(h.node)) e.nodes.push(h.node);
+    for (const h of holders.slice(1)) {
+      let allowed = e.start + graceMs;
+      let why = graceMs > 0 ? `longer than H ${graceMs} ms` : 'no excusing fault';
+      if (h.node === old.node) why = `two copies on ${old.node}`;
+      else {
+        const last = this.world.lastExcused(old.node, h.node, at);
+        if (last !== undefined && last + this.limits.resolveMs > allowed) {
+          e.excusedUntil = Math.max(e.excusedUntil ?? -Infinity, last);
+          allowed = last + this.limits.resolveMs;
+          why = last === at ? '' : `not resolved within T_resolve ${this.limits.resolveMs} ms of the excusing fault's end at ${(last / 1000).toFixed(3)}s`;
+        }
+      }
+      if (at > allowed && !e.violated) {
+        e.violated = true;
+        out.push({ inv, at, text: `${tag}: ${what} since ${(e.start / 1000).toFixed(3)}s (older on ${old.node}); ${why}` });
+      }
+    }
+  }
+
+  /**
+   * The client's side of INV-VIP. One probe is answered by one node, so two answering nodes show only as
+   * answers that alternate between them within a second (X, Y, X, faster than any two hand-overs): both
+   * answered from Y's first answer on, an overlap judged like one of configured VIPs.
+   */
+  private clientCheck(tag: string, s: Sample, out: Violation[]): void {
+    const a = s.answer[tag];
+    if (!a || a.node === null) return;
+    const list = this.answers.get(tag) ?? [];
+    this.answers.set(tag, list);
+    const last = list[list.length - 1];
+    if (last && last.at === a.at) return; // the same probe as last sample
+    list.push({ node: a.node, at: a.at });
+    while (list.length > 0 && list[0]!.at < a.at - 1000) list.shift();
+    const distinct: { node: string; at: number }[] = [];
+    for (const x of list) if (distinct[distinct.length - 1]?.node !== x.node) distinct.push(x);
+    const n = distinct.length;
+    if (n >= 3 && distinct[n - 1]!.node === distinct[n - 3]!.node) {
+      const x = distinct[n - 3]!.node;
+      const y = distinct[n - 2]!.node;
+      const since = distinct[n - 2]!.at;
+      const last = this.world.lastExcused(x, y, a.at);
+      const allowed = Math.max(since + this.limits.hMs, last === undefined ? -Infinity : last + this.limits.resolveMs);
+      const key = `${tag}@${since}`;
+      if (a.at - since > this.limits.hMs && a.at > allowed && !this.reported.has(key)) {
+        this.reported.add(key);
+        out.push({ inv: 'INV-VIP', at: a.at, text: `${tag}: the client was answered by ${x}, then ${y} at ${(since / 1000).toFixed(3)}s, then ${x} again: both answered` });
+      }
+    }
+  }
+}

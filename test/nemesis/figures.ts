@@ -1,0 +1,32 @@
+// The campaign's figures over many runs: time per schedule, how long each kind of overlap lasted, how
+// long convergence took, and the distinct violations (by invariant and by the kinds of fault in the run).
+import type { RunResult } from './runner.js';
+
+export function quantiles(xs: number[]): string {
+  if (xs.length === 0) return 'none';
+  const s = [...xs].sort((a, b) => a - b);
+  const q = (p: number) => s[Math.min(s.length - 1, Math.floor(p * s.length))]!;
+  return `n=${s.length} min ${s[0]} median ${q(0.5)} p90 ${q(0.9)} max ${s[s.length - 1]}`;
+}
+
+export function summary(results: RunResult[]): string {
+  const lines: string[] = [];
+  const failed = results.filter((r) => r.violations.length > 0);
+  lines.push(`schedules: ${results.length} (${results.filter((r) => r.nodes === 2).length} of 2 nodes, ${results.filter((r) => r.nodes === 3).length} of 3), failed: ${failed.length}`);
+  lines.push(`time per schedule (s): ${quantiles(results.map((r) => Math.round(r.ms.total / 100) / 10))}`);
+  lines.push(`  start-up (ms): ${quantiles(results.map((r) => r.ms.startup))}`);
+  lines.push(`  convergence after the last heal (ms): ${quantiles(results.flatMap((r) => (r.ms.converge === undefined ? [] : [r.ms.converge])))}`);
+  const eps = results.flatMap((r) => r.episodes.filter((e) => e.end !== undefined));
+  for (const inv of ['INV-VIP', 'INV-RUN'] as const) {
+    const mine = eps.filter((e) => e.inv === inv);
+    const plain = mine.filter((e) => e.excusedUntil === undefined && !e.violated).map((e) => e.end! - e.start);
+    const excused = mine.filter((e) => e.excusedUntil !== undefined);
+    lines.push(`${inv} overlaps (sampled): ${mine.length}; not excused and within the limit (ms): ${quantiles(plain)}`);
+    lines.push(`  excused: resolved after the excusing fault ended (ms): ${quantiles(excused.map((e) => Math.max(0, e.end! - e.excusedUntil!)))}`);
+    lines.push(`  violations: ${mine.filter((e) => e.violated).length}; their length (ms): ${quantiles(mine.filter((e) => e.violated).map((e) => e.end! - e.start))}`);
+  }
+  const byInv = new Map<string, number[]>();
+  for (const r of failed) for (const inv of new Set(r.violations.map((v) => v.inv))) byInv.set(inv, [...(byInv.get(inv) ?? []), r.seed]);
+  for (const [inv, seeds] of byInv) lines.push(`${inv}: ${seeds.length} schedule(s): seeds ${seeds.join(' ')}`);
+  return lines.join('\n');
+}
