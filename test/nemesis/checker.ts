@@ -108,8 +108,10 @@ export class Checker {
       let why = graceMs > 0 ? `longer than H ${graceMs} ms` : 'no excusing fault';
       if (h.node === old.node) why = `two copies on ${old.node}`;
       else {
-        const last = this.world.lastExcused(old.node, h.node, at);
-        if (last !== undefined && last + this.limits.resolveMs > allowed) {
+        // Holders first seen in the same sample: which is older is unknown, so either may be excused.
+        const tie = h.since === old.since;
+        const last = Math.max(this.world.lastExcused(old.node, h.node, at) ?? -Infinity, tie ? this.world.lastExcused(h.node, old.node, at) ?? -Infinity : -Infinity);
+        if (last > -Infinity && last + this.limits.resolveMs > allowed) {
           e.excusedUntil = Math.max(e.excusedUntil ?? -Infinity, last);
           allowed = last + this.limits.resolveMs;
           why = last === at ? '' : `not resolved within T_resolve ${this.limits.resolveMs} ms of the excusing fault's end at ${(last / 1000).toFixed(3)}s`;
@@ -117,7 +119,7 @@ export class Checker {
       }
       if (at > allowed && !e.violated) {
         e.violated = true;
-        out.push({ inv, at, text: `${tag}: ${what} since ${(e.start / 1000).toFixed(3)}s (older on ${old.node}); ${why}` });
+        out.push({ inv, at, text: `${tag}: ${what} since ${(e.start / 1000).toFixed(3)}s (older on ${old.node}); ${why} [${this.world.describe(old.node)}; ${this.world.describe(h.node)}]` });
       }
     }
   }

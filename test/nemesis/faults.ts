@@ -32,6 +32,7 @@ export class Injector {
   }
 
   startAgent(node: string): void {
+    this.world.did(node, 'agent started');
     const child = this.c.start(node);
     this.world.agents.set(node, child);
     child.on('exit', (code, signal) => {
@@ -47,10 +48,12 @@ export class Injector {
     const child = this.world.agents.get(node);
     if (!child || !this.world.agentRunning(node) || child.pid === undefined) return;
     if (signal === 'SIGSTOP' || signal === 'SIGCONT') {
+      this.world.did(node, signal === 'SIGSTOP' ? 'agent frozen' : 'agent thawed');
       process.kill(child.pid, signal);
       return;
     }
     this.expected.add(child);
+    this.world.did(node, signal === 'SIGKILL' ? 'agent killed (-9)' : `agent stopped (${signal})`);
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     process.kill(child.pid, signal);
     await exited;
@@ -78,6 +81,7 @@ export class Injector {
         return this.signalAgent(f.node, 'SIGSTOP');
       case 'power': {
         this.world.setPowered(f.node, false);
+        this.world.did(f.node, 'power off');
         const child = this.world.agents.get(f.node);
         if (child) this.expected.add(child);
         await this.c.powerOff(f.node);
@@ -125,6 +129,7 @@ export class Injector {
       case 'power':
         await this.c.powerOn(f.node);
         this.world.setPowered(f.node, true);
+        this.world.did(f.node, 'power on');
         this.startAgent(f.node);
         return;
       case 'cut':

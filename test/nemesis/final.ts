@@ -36,13 +36,24 @@ export interface WriteRecord {
 
 /** A replica's content as `db.show` answers it. */
 export interface DbShow {
-  apps: { tag: string; attributes?: Record<string, unknown>; deleted?: boolean }[];
-  markers: { tag: string; pointer: unknown }[];
+  apps: { tag: string; attributes?: Record<string, unknown>; deleted?: boolean; version: number; updatedBy: string }[];
+  markers: { tag: string; pointer: unknown; seq: number; writtenBy: string }[];
   digest: number;
 }
 
 function fieldOf(w: Write): string {
   return w.kind === 'attr' ? `${w.tag}.${w.name}` : `marker(${w.tag})`;
+}
+
+/** The record that holds the field on a replica: its version and writer, for the report. */
+function stampOf(db: DbShow, field: string): string {
+  const m = /^marker\((.*)\)$/.exec(field);
+  if (m) {
+    const r = db.markers.find((x) => x.tag === m[1]);
+    return r ? `marker seq ${r.seq} by ${r.writtenBy}` : 'no marker';
+  }
+  const r = db.apps.find((a) => a.tag === field.slice(0, field.indexOf('.')));
+  return r ? `record v${r.version} by ${r.updatedBy}` : 'no record';
 }
 
 function valueIn(db: DbShow, field: string): unknown {
@@ -74,7 +85,7 @@ export function ackViolations(records: WriteRecord[], dbs: Record<string, DbShow
       if (typeof v === 'string' && allowed.has(v)) continue;
       const who = rs.find((r) => r.w.value === v);
       const lost = latest.map((r) => `w${r.w.id} ${r.w.value} (on ${r.w.node}, acked at ${(r.doneAt / 1000).toFixed(3)}s)`).join(' or ');
-      out.push(`${field} on ${node} is ${v === undefined ? 'absent' : JSON.stringify(v)}${who ? ` (w${who.w.id}, ${who.outcome.kind})` : ''}: acknowledged ${lost} lost`);
+      out.push(`${field} on ${node} is ${v === undefined ? 'absent' : JSON.stringify(v)}${who ? ` (w${who.w.id}, ${who.outcome.kind})` : ''} in its ${stampOf(db, field)}: acknowledged ${lost} lost`);
     }
   }
   return out;

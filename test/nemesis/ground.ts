@@ -11,7 +11,7 @@ import { createInterface } from 'node:readline';
 
 import type { TestCluster } from '../support/cluster.js';
 import { APP_PORT } from '../support/cluster.js';
-import { SERVICE } from '../support/netns.js';
+import { SERVICE, sh } from '../support/netns.js';
 import { packageRoot } from '../../src/util/package-root.js';
 import { MARKER } from './layout.js';
 
@@ -65,7 +65,8 @@ export function scanCopies(namespaces: Map<string, string>): Record<string, Copy
 
 /** The addresses on a node's service interface. */
 async function serviceAddresses(c: TestCluster, node: string): Promise<string[]> {
-  const r = await c.rig.exec(node, ['ip', '-j', 'addr', 'show', 'dev', SERVICE], { timeout: 2000 });
+  // `ip -n` rather than `ip netns exec`: one exec and no mount namespace per sample.
+  const r = await sh(['ip', '-n', c.rig.ns(node), '-j', 'addr', 'show', 'dev', SERVICE], { timeout: 2000 });
   if (r.code !== 0) return [];
   try {
     const links = JSON.parse(r.stdout || '[]') as { addr_info?: { family: string; local: string }[] }[];

@@ -10,6 +10,7 @@ import { Checker, type Episode, type Violation } from './checker.js';
 import { Injector } from './faults.js';
 import { ackViolations, liveProblems, type DbShow, type WriteRecord } from './final.js';
 import { Ground, type Sample } from './ground.js';
+import { mac, neighbour, SERVICE } from '../support/netns.js';
 import { appDefs } from './layout.js';
 import { LinkRules } from './netfilter.js';
 import { describeFault, describeWrite, type Fault, type Schedule } from './schedule.js';
@@ -49,11 +50,12 @@ export interface RunResult {
 }
 
 /** status, with each app's pending failback prompt (null when none). */
-type PromptStatus = Omit<Status, 'apps'> & { apps: (Status['apps'][number] & { prompt?: string | null })[] };
+type PromptStatus = Omit<Status, 'apps'> & { apps: (Status['apps'][number] & { prompt?: string | null; version?: number })[] };
 
 function appSummary(s: Status): string {
   const peers = s.peers.map((p) => `${p.peer}:${p.state}`).join(',');
-  const apps = s.apps.map((a) => `${a.tag}@${a.host ?? '-'}/${a.phase}${a.faults.length ? `!${a.faults.join('')}` : ''}${a.here?.app === 'up' ? '*' : ''}`).join(' ');
+  // tag@HOST/phase, v<version>, !<fault marks>, * where this node runs it.
+  const apps = (s as PromptStatus).apps.map((a) => `${a.tag}@${a.host ?? '-'}/${a.phase} v${a.version ?? '?'}${a.faults.length ? `!${a.faults.join('')}` : ''}${a.here?.app === 'up' ? '*' : ''}`).join(' ');
   return `${apps} peers ${peers}`;
 }
 
@@ -105,6 +107,18 @@ export async function runSchedule(sched: Schedule, limits: Limits = DEFAULT_LIMI
     tl.add('note', `cluster up, every app serving; the fault window opens (schedule times are relative to ${fmt(windowAt)})`);
 
     // ---- sampling and the agents' view, until the end of the run ----
+    // A VIP held by one node that the client cannot reach: what the client's neighbour table says
+    // (a stale MAC is the usual reason), at most once a second per app.
+    const macs = new Map(await Promise.all(sched.layout.nodes.map(async (n) => [await mac(cluster.rig, n, SERVICE), n] as const)));
+    const diagnosed = new Map<string, number>();
+    const diagnoseClient = async (s: Sample) => {
+      for (const tag of tags) {
+        if ((s.vips[tag] ?? []).length !== 1 || s.answer[tag]?.node !== null || s.at - (diagnosed.get(tag) ?? -Infinity) < 1000) continue;
+        diagnosed.set(tag, s.at);
+        const n = await neighbour(cluster.rig, 'client', vips[tag]!).catch(() => null);
+        tl.add('note', `client unanswered on ${tag}'s VIP held by ${s.vips[tag]![0]}: client's neighbour entry ${n ? `${n.mac} (${macs.get(n.mac) ?? 'no node'}) ${n.state}` : 'none'}`, s.at);
+      }
+    };
     let sampling = true;
     let latest: Sample | undefined;
     let lastGround = '';
@@ -116,6 +130,7 @@ export async function runSchedule(sched: Schedule, limits: Limits = DEFAULT_LIMI
         const g = groundSummary(s, tags);
         if (g !== lastGround) tl.add('view', `ground ${g}`, s.at);
         lastGround = g;
+        void diagnoseClient(s);
         for (const v of check.observe(s)) {
           violations.push(v);
           tl.add('violation', `${v.inv} ${v.text}`, v.at);

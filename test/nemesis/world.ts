@@ -23,6 +23,8 @@ export class World {
   private readonly off = new Set<string>();
   private readonly frozen = new Map<string, Interval[]>();
   private readonly impairments: Impairment[] = [];
+  /** Per node, the last thing the harness did to its agent or power, for the reports. */
+  private readonly lastDone = new Map<string, { what: string; at: number }>();
 
   constructor(readonly nodes: string[], private readonly t0: number) {}
 
@@ -31,6 +33,18 @@ export class World {
   }
 
   // ---- power and agents ----
+
+  /** Records what was done to a node's agent or power (killed, stopped, started, frozen, ...). */
+  did(node: string, what: string): void {
+    this.lastDone.set(node, { what, at: this.now() });
+  }
+
+  /** The node's agent and power as a phrase for a report: "agent killed at 8.136s". */
+  describe(node: string): string {
+    const d = this.lastDone.get(node);
+    const state = this.off.has(node) ? 'powered off' : this.isFrozen(node) ? 'agent frozen' : this.agentRunning(node) ? 'agent running' : 'agent not running';
+    return `${node}: ${state}${d ? `, last ${d.what} at ${(d.at / 1000).toFixed(3)}s` : ''}`;
+  }
 
   setPowered(node: string, on: boolean): void {
     if (on) this.off.delete(node);
