@@ -192,11 +192,17 @@ export async function runSchedule(sched: Schedule, limits: Limits = DEFAULT_LIMI
     tl.add('note', 'every fault healed: clean-up (app.load on each primary, failback.approve where a prompt waits)');
 
     // ---- clean-up and convergence ----
-    // A restarted agent takes a moment to open its control socket: the loads wait for every agent.
-    await until('every agent answers', async () => {
-      const up = await Promise.all(sched.layout.nodes.map((n) => controlRequest(cluster.socket(n), 'status', {}, { timeoutMs: 1000 }).then(() => true, () => false)));
-      return up.every(Boolean) ? true : undefined;
-    }, 5000, 100).catch(() => tl.add('note', 'not every agent answers 5 s after the last heal'));
+    // The loads wait until the cluster has formed again (every agent answers, hears every peer, and the
+    // replicas agree), as an operator would: a load on a replica that has not synced yet is a write on
+    // stale data, which INV-ACK covers; the clean-up is there to show liveness.
+    await until('the cluster formed again', async () => {
+      const all = await Promise.all(sched.layout.nodes.map(async (n) => {
+        const st = await controlRequest(cluster.socket(n), 'status', {}, { timeoutMs: 1000 }).catch(() => undefined) as Status | undefined;
+        const db = await controlRequest(cluster.socket(n), 'db.show', {}, { timeoutMs: 1000 }).catch(() => undefined) as DbShow | undefined;
+        return st?.peers.every((p) => p.state === 'alive') ? db?.digest : undefined;
+      }));
+      return all.every((d) => d !== undefined && d === all[0]) ? true : undefined;
+    }, 6000, 100).catch(() => tl.add('note', 'the cluster has not formed again 6 s after the last heal: loading anyway'));
     await Promise.all(sched.layout.apps.map((a) => injector.request(a.primary, 'app.load', { tag: a.tag })));
     const deadline = healedAt + limits.convergeMs;
     let stableSince: number | undefined;
