@@ -2,7 +2,8 @@
 // definitions):
 //   INV-RUN  at most one running copy of each app. Two copies overlap legitimately only while the node
 //            of the older copy is frozen or cut off from the newer copy's node on every cluster network
-//            (in that direction at least), and then until T_resolve after that ends.
+//            (in that direction at least), and then until T_resolve after that ends; the newer copy must
+//            have appeared while that held, or at most T_start after it ended.
 //   INV-VIP  at most one node has an app's VIP, and the client is answered by at most one node; the same
 //            allowance, plus any overlap no longer than the hand-over window H.
 // Every overlap episode is also recorded with its length and how it ended, for the figures.
@@ -23,6 +24,11 @@ export interface Limits {
   hMs: number;
   /** After the fault that excused an overlap ends, the overlap must be over within this. */
   resolveMs: number;
+  /**
+   * A takeover decided during the fault may put its copy up this long after the fault ended (sync,
+   * address, start); a copy that appears later was decided on a healed cluster and is not excused.
+   */
+  startMs: number;
 }
 
 /** One overlap, from the first sample that saw it to the first that did not. */
@@ -37,13 +43,19 @@ export interface Episode {
   violated: boolean;
 }
 
-interface Holder { node: string; since: number }
+interface Holder {
+  node: string;
+  /** When this holder was first sampled (ms since t0). */
+  seen: number;
+  /** Orders holders by age: a copy's process start time, a VIP's `seen`. */
+  rank: number;
+}
 
 export class Checker {
   readonly episodes: Episode[] = [];
   private readonly open = new Map<string, Episode>();
-  /** Per tag and node: since when the node has held the VIP without a break (sampled). */
-  private readonly vipSince = new Map<string, number>();
+  /** Per invariant, tag and holder (a copy's pid, a VIP's node): when it was first sampled. */
+  private readonly seen = new Map<string, number>();
   /** Per tag: the client's recent answers (node, time), for the alternation check. */
   private readonly answers = new Map<string, { node: string; at: number }[]>();
   private readonly reported = new Set<string>();
@@ -53,11 +65,11 @@ export class Checker {
   observe(s: Sample): Violation[] {
     const out: Violation[] = [];
     for (const tag of this.tags) {
-      const copies = [...(s.copies[tag] ?? [])].sort((a, b) => a.start - b.start || a.pid - b.pid);
-      this.track('INV-RUN', tag, copies.map((c) => ({ node: c.node, since: c.start })), s.at, 0, out,
-        copies.map((c) => `${c.node}:${c.pid}`).join(' '));
-      const holders = this.vipHolders(tag, s.vips[tag] ?? [], s.at);
-      this.track('INV-VIP', tag, holders, s.at, this.limits.hMs, out, `VIP on ${holders.map((h) => h.node).join(' and ')}`);
+      const copies = s.copies[tag] ?? [];
+      const running = this.holders('INV-RUN', tag, copies.map((c) => ({ id: String(c.pid), node: c.node, rank: c.start })), s.at);
+      this.track('INV-RUN', tag, running, s.at, 0, out, copies.map((c) => `${c.node}:${c.pid}`).join(' '));
+      const vip = this.holders('INV-VIP', tag, (s.vips[tag] ?? []).map((node) => ({ id: node, node, rank: undefined })), s.at);
+      this.track('INV-VIP', tag, vip, s.at, this.limits.hMs, out, `VIP on ${vip.map((h) => h.node).join(' and ')}`);
       this.clientCheck(tag, s, out);
     }
     return out;
@@ -69,16 +81,20 @@ export class Checker {
     this.open.clear();
   }
 
-  private vipHolders(tag: string, nodes: string[], at: number): Holder[] {
-    for (const key of [...this.vipSince.keys()]) {
-      const [t, n] = key.split('\0') as [string, string];
-      if (t === tag && !nodes.includes(n)) this.vipSince.delete(key);
-    }
-    return nodes.map((node) => {
-      const key = `${tag}\0${node}`;
-      if (!this.vipSince.has(key)) this.vipSince.set(key, at);
-      return { node, since: this.vipSince.get(key)! };
-    }).sort((a, b) => a.since - b.since);
+  /**
+   * The holders (copies or VIPs) of one app, oldest first, each with the time it was first sampled. A
+   * copy's age is its process start time; a VIP's is when it was first seen.
+   */
+  private holders(inv: string, tag: string, now: { id: string; node: string; rank: number | undefined }[], at: number): Holder[] {
+    const prefix = `${inv}\0${tag}\0`;
+    const ids = new Set(now.map((h) => prefix + h.id));
+    for (const key of [...this.seen.keys()]) if (key.startsWith(prefix) && !ids.has(key)) this.seen.delete(key);
+    return now.map((h) => {
+      const key = prefix + h.id;
+      if (!this.seen.has(key)) this.seen.set(key, at);
+      const seen = this.seen.get(key)!;
+      return { node: h.node, seen, rank: h.rank ?? seen };
+    }).sort((a, b) => a.rank - b.rank);
   }
 
   /**
@@ -108,10 +124,12 @@ export class Checker {
       let why = graceMs > 0 ? `longer than H ${graceMs} ms` : 'no excusing fault';
       if (h.node === old.node) why = `two copies on ${old.node}`;
       else {
-        // Holders first seen in the same sample: which is older is unknown, so either may be excused.
-        const tie = h.since === old.since;
+        // Holders with the same age: which is older is unknown, so either may be excused.
+        const tie = h.rank === old.rank;
         const last = Math.max(this.world.lastExcused(old.node, h.node, at) ?? -Infinity, tie ? this.world.lastExcused(h.node, old.node, at) ?? -Infinity : -Infinity);
-        if (last > -Infinity && last + this.limits.resolveMs > allowed) {
+        if (last > -Infinity && h.seen > last + this.limits.startMs) {
+          why = `the newer one on ${h.node} appeared ${h.seen - last} ms after the excusing fault ended at ${(last / 1000).toFixed(3)}s (allowance T_start ${this.limits.startMs} ms)`;
+        } else if (last > -Infinity && last + this.limits.resolveMs > allowed) {
           e.excusedUntil = Math.max(e.excusedUntil ?? -Infinity, last);
           allowed = last + this.limits.resolveMs;
           why = last === at ? '' : `not resolved within T_resolve ${this.limits.resolveMs} ms of the excusing fault's end at ${(last / 1000).toFixed(3)}s`;

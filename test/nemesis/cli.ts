@@ -6,10 +6,10 @@ import { randomInt } from 'node:crypto';
 import { Command, InvalidArgumentError } from 'commander';
 
 import { summary } from './figures.js';
-import { DEFAULT_LIMITS, replayCommand, runSchedule, type RunResult } from './runner.js';
+import { replayCommand, runSchedule, type RunResult } from './runner.js';
 import { makeSchedule, type FaultKind } from './schedule.js';
 
-interface Options { seed?: number; runs?: number; nodes?: 2 | 3; verbose?: boolean; without?: FaultKind[] }
+interface Options { seed?: number; runs?: number; nodes?: 2 | 3; verbose?: boolean; logs?: boolean; without?: FaultKind[] }
 
 const int = (v: string) => {
   const n = Number(v);
@@ -24,11 +24,11 @@ async function main(o: Options): Promise<void> {
   const results: RunResult[] = [];
   for (let i = 0; i < runs; i++) {
     const sched = makeSchedule(base + i, { nodes: o.nodes, without: o.without });
-    const r = await runSchedule(sched, DEFAULT_LIMITS, o.verbose);
+    const r = await runSchedule(sched, { verbose: o.verbose, logs: o.logs });
     results.push(r);
     const invs = [...new Set(r.violations.map((v) => v.inv))];
     process.stdout.write(`seed ${r.seed} (${r.nodes} nodes, ${sched.faults.map((f) => f.kind).join(' ')}): ${invs.length ? `FAILED ${invs.join(', ')}` : 'passed'} in ${(r.ms.total / 1000).toFixed(1)} s (start-up ${(r.ms.startup / 1000).toFixed(1)}, faults ${(r.ms.faults / 1000).toFixed(1)}, convergence ${r.ms.converge === undefined ? '-' : (r.ms.converge / 1000).toFixed(1)})\n`);
-    if (invs.length || o.verbose) process.stdout.write(`${r.report}\nreplay: ${replayCommand(sched, o.without)}\n\n`);
+    if (invs.length || o.verbose || o.logs) process.stdout.write(`${r.report}\nreplay: ${replayCommand(sched, o.without)}\n\n`);
   }
   process.stdout.write(`\n${summary(results)}\n`);
   process.exitCode = results.some((r) => r.violations.length) ? 1 : 0;
@@ -44,5 +44,6 @@ await new Command('nemesis')
   })
   .option('--without <kinds>', 'fault kinds never to draw, comma-separated', (v) => v.split(',') as FaultKind[])
   .option('--verbose', 'echo the timeline as it happens and print every report')
+  .option('--logs', 'print every agent log line (info and above) in the reports')
   .action(main)
   .parseAsync(process.argv);

@@ -20,6 +20,7 @@ import { World } from './world.js';
 export interface Limits {
   hMs: number;
   resolveMs: number;
+  startMs: number;
   convergeMs: number;
 }
 
@@ -33,7 +34,7 @@ export interface Limits {
  * failback dwell (1000) and prompt, one start retry (retryMs 5000): 12 s.
  * See docs/nemesis.md for the measured figures.
  */
-export const DEFAULT_LIMITS: Limits = { hMs: 250, resolveMs: 4000, convergeMs: 12_000 };
+export const DEFAULT_LIMITS: Limits = { hMs: 250, resolveMs: 4000, startMs: 1000, convergeMs: 12_000 };
 
 const SAMPLE_MS = 150;
 /** INV-LIVE must hold this long without a break (longer than failbackDwellMs, so a due failback shows). */
@@ -63,7 +64,17 @@ function groundSummary(s: Sample, tags: string[]): string {
   return tags.map((t) => `${t}: run ${(s.copies[t] ?? []).map((c) => c.node).join('+') || '-'} vip ${(s.vips[t] ?? []).join('+') || '-'} client ${s.answer[t]?.node ?? '-'}`).join(' | ');
 }
 
-export async function runSchedule(sched: Schedule, limits: Limits = DEFAULT_LIMITS, verbose = false): Promise<RunResult> {
+export interface RunOptions {
+  limits?: Limits;
+  /** Echo the timeline as it happens. */
+  verbose?: boolean;
+  /** Append every agent log line (info and above) of the run to its report. */
+  logs?: boolean;
+}
+
+export async function runSchedule(sched: Schedule, o: RunOptions = {}): Promise<RunResult> {
+  const limits = o.limits ?? DEFAULT_LIMITS;
+  const verbose = o.verbose ?? false;
   const teardowns: (() => unknown)[] = [];
   const began = Date.now();
   const tags = sched.layout.apps.map((a) => a.tag);
@@ -76,6 +87,8 @@ export async function runSchedule(sched: Schedule, limits: Limits = DEFAULT_LIMI
   let windowAt = 0;
   let t0 = began;
   let inj: Injector | undefined;
+  /** Set when INV-LIVE failed: the report prints the agents' log from then on. */
+  let liveFailedAt: number | undefined;
   try {
     c = await createCluster({ teardown: (fn) => teardowns.push(fn) }, sched.layout.nodes, appDefs(sched.layout));
     t0 = Date.now();
@@ -232,7 +245,17 @@ export async function runSchedule(sched: Schedule, limits: Limits = DEFAULT_LIMI
     } else {
       const live = problems.filter((p) => !p.startsWith('digests differ'));
       const conv = problems.filter((p) => p.startsWith('digests differ'));
-      if (live.length) violations.push({ inv: 'INV-LIVE', at: world.now(), text: `not converged ${limits.convergeMs} ms after the last heal: ${live.join('; ')}` });
+      if (live.length) {
+        violations.push({ inv: 'INV-LIVE', at: world.now(), text: `not converged ${limits.convergeMs} ms after the last heal: ${live.join('; ')}` });
+        // What each agent says of the apps that did not come back: HOST, phase, marks, its flow here, the
+        // last-active state (a closed gate is the usual reason an app waits), any prompt.
+        for (const n of sched.layout.nodes) {
+          const st = await controlRequest(cluster.socket(n), 'status', {}, { timeoutMs: 1000 }).catch((e: unknown) => String(e)) as PromptStatus | string;
+          if (typeof st === 'string') tl.add('note', `final state on ${n}: no status (${st})`);
+          else for (const a of st.apps) tl.add('note', `final state on ${n}: ${JSON.stringify(a)}`);
+        }
+        liveFailedAt = healedAt;
+      }
       if (conv.length) violations.push({ inv: 'INV-CONVERGE', at: world.now(), text: conv.join('; ') });
     }
     for (const text of ackViolations(records, Object.fromEntries(Object.entries(dbs).filter(([, d]) => d !== undefined)))) {
@@ -246,7 +269,7 @@ export async function runSchedule(sched: Schedule, limits: Limits = DEFAULT_LIMI
     ms.total = Date.now() - began;
     inj?.shutdown();
     const logs = c ? Object.fromEntries(sched.layout.nodes.map((n) => [n, c!.log(n)])) : {};
-    const report = formatReport(sched, violations, tl, logs, windowAt, t0);
+    const report = formatReport(sched, violations, tl, logs, windowAt, t0, o.logs ? 0 : liveFailedAt);
     for (const fn of teardowns.reverse()) {
       try { await fn(); } catch { /* best effort */ }
     }
@@ -258,7 +281,7 @@ export function replayCommand(sched: Schedule, without: string[] = []): string {
   return `npm run nemesis -- --seed ${sched.seed} --nodes ${sched.layout.nodes.length}${without.length ? ` --without ${without.join(',')}` : ''}`;
 }
 
-function formatReport(sched: Schedule, violations: Violation[], tl: Timeline, logs: Record<string, string>, windowAt: number, t0: number): string {
+function formatReport(sched: Schedule, violations: Violation[], tl: Timeline, logs: Record<string, string>, windowAt: number, t0: number, liveFailedAt?: number): string {
   const lines: string[] = [];
   const invs = [...new Set(violations.map((v) => v.inv))];
   lines.push(`seed ${sched.seed} (${sched.layout.nodes.length} nodes): ${invs.length ? `FAILED ${invs.join(', ')}` : 'passed'}`);
@@ -276,6 +299,10 @@ function formatReport(sched: Schedule, violations: Violation[], tl: Timeline, lo
   for (const v of around.slice(0, 4)) {
     lines.push(`agents' log around ${fmt(v.at).trim()} (${v.inv}):`);
     for (const l of logsAround(logs, t0, v.at - 2500, v.at + 500)) lines.push(`  ${l}`);
+  }
+  if (liveFailedAt !== undefined) {
+    lines.push(liveFailedAt === 0 ? 'agents\' log:' : `agents' log from 1 s before the last heal (INV-LIVE):`);
+    for (const l of logsAround(logs, t0, liveFailedAt === 0 ? -Infinity : liveFailedAt - 1000, Infinity)) lines.push(`  ${l}`);
   }
   return lines.join('\n');
 }
