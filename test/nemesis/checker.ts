@@ -17,6 +17,8 @@ export interface Violation {
   /** ms since t0. */
   at: number;
   text: string;
+  /** The older copy (or VIP) is a leftover of an agent killed with -9 (vigild relies on systemd's KillMode for those). */
+  leftover?: boolean;
 }
 
 export interface Limits {
@@ -45,6 +47,8 @@ export interface Episode {
 
 interface Holder {
   node: string;
+  /** ms since t0 from which this holder certainly existed (a copy's process start, a VIP's first sample). */
+  from: number;
   /** When this holder was first sampled (ms since t0). */
   seen: number;
   /** Orders holders by age: a copy's process start time, a VIP's `seen`. */
@@ -60,15 +64,15 @@ export class Checker {
   private readonly answers = new Map<string, { node: string; at: number }[]>();
   private readonly reported = new Set<string>();
 
-  constructor(private readonly world: World, private readonly tags: string[], private readonly limits: Limits) {}
+  constructor(private readonly world: World, private readonly tags: string[], private readonly limits: Limits, private readonly t0: number) {}
 
   observe(s: Sample): Violation[] {
     const out: Violation[] = [];
     for (const tag of this.tags) {
       const copies = s.copies[tag] ?? [];
-      const running = this.holders('INV-RUN', tag, copies.map((c) => ({ id: String(c.pid), node: c.node, rank: c.start })), s.at);
+      const running = this.holders('INV-RUN', tag, copies.map((c) => ({ id: String(c.pid), node: c.node, rank: c.start, from: c.startedAtMs - this.t0 })), s.at);
       this.track('INV-RUN', tag, running, s.at, 0, out, copies.map((c) => `${c.node}:${c.pid}`).join(' '));
-      const vip = this.holders('INV-VIP', tag, (s.vips[tag] ?? []).map((node) => ({ id: node, node, rank: undefined })), s.at);
+      const vip = this.holders('INV-VIP', tag, (s.vips[tag] ?? []).map((node) => ({ id: node, node, rank: undefined, from: undefined })), s.at);
       this.track('INV-VIP', tag, vip, s.at, this.limits.hMs, out, `VIP on ${vip.map((h) => h.node).join(' and ')}`);
       this.clientCheck(tag, s, out);
     }
@@ -85,7 +89,7 @@ export class Checker {
    * The holders (copies or VIPs) of one app, oldest first, each with the time it was first sampled. A
    * copy's age is its process start time; a VIP's is when it was first seen.
    */
-  private holders(inv: string, tag: string, now: { id: string; node: string; rank: number | undefined }[], at: number): Holder[] {
+  private holders(inv: string, tag: string, now: { id: string; node: string; rank: number | undefined; from: number | undefined }[], at: number): Holder[] {
     const prefix = `${inv}\0${tag}\0`;
     const ids = new Set(now.map((h) => prefix + h.id));
     for (const key of [...this.seen.keys()]) if (key.startsWith(prefix) && !ids.has(key)) this.seen.delete(key);
@@ -93,7 +97,7 @@ export class Checker {
       const key = prefix + h.id;
       if (!this.seen.has(key)) this.seen.set(key, at);
       const seen = this.seen.get(key)!;
-      return { node: h.node, seen, rank: h.rank ?? seen };
+      return { node: h.node, seen, rank: h.rank ?? seen, from: h.from ?? seen };
     }).sort((a, b) => a.rank - b.rank);
   }
 
@@ -137,7 +141,9 @@ export class Checker {
       }
       if (at > allowed && !e.violated) {
         e.violated = true;
-        out.push({ inv, at, text: `${tag}: ${what} since ${(e.start / 1000).toFixed(3)}s (older on ${old.node}); ${why} [${this.world.describe(old.node)}; ${this.world.describe(h.node)}]` });
+        const killed = this.world.killedAfter(old.node, old.from);
+        const left = killed === undefined ? '' : `; the older one is a leftover of ${old.node}'s agent, killed with -9 at ${(killed / 1000).toFixed(3)}s`;
+        out.push({ inv, at, leftover: killed !== undefined, text: `${tag}: ${what} since ${(e.start / 1000).toFixed(3)}s (older on ${old.node}); ${why}${left} [${this.world.describe(old.node)}; ${this.world.describe(h.node)}]` });
       }
     }
   }

@@ -25,8 +25,17 @@ export function summary(results: RunResult[]): string {
     lines.push(`  excused: resolved after the excusing fault ended (ms): ${quantiles(excused.map((e) => Math.max(0, e.end! - e.excusedUntil!)))}`);
     lines.push(`  violations: ${mine.filter((e) => e.violated).length}; their length (ms): ${quantiles(mine.filter((e) => e.violated).map((e) => e.end! - e.start))}`);
   }
+  // Every overlap that was neither excused nor a violation, with where to find it: these are what H is for.
+  for (const r of results) {
+    for (const e of r.episodes.filter((x) => x.end !== undefined && x.excusedUntil === undefined && !x.violated)) {
+      lines.push(`  short ${e.inv} overlap: seed ${r.seed} ${e.tag} on ${e.nodes.join('+')} at ${(e.start / 1000).toFixed(3)}s for ${e.end! - e.start} ms (sampled)`);
+    }
+  }
+  // By invariant; overlaps whose older side is a killed agent's leftover are counted apart, being one
+  // known cause (vigild leaves its apps to systemd's KillMode when it dies).
   const byInv = new Map<string, number[]>();
-  for (const r of failed) for (const inv of new Set(r.violations.map((v) => v.inv))) byInv.set(inv, [...(byInv.get(inv) ?? []), r.seed]);
+  const label = (v: RunResult['violations'][number]) => (v.leftover ? `${v.inv} (leftover of an agent killed with -9)` : v.inv);
+  for (const r of failed) for (const inv of new Set(r.violations.map(label))) byInv.set(inv, [...(byInv.get(inv) ?? []), r.seed]);
   for (const [inv, seeds] of byInv) lines.push(`${inv}: ${seeds.length} schedule(s): seeds ${seeds.join(' ')}`);
   return lines.join('\n');
 }

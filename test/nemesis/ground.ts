@@ -20,7 +20,14 @@ export interface Copy {
   pid: number;
   /** Start time in clock ticks since boot (/proc/<pid>/stat field 22): which copy is older. */
   start: number;
+  /** The same as ms since the epoch (10 ms ticks; the boot time is known to ~10 ms). */
+  startedAtMs: number;
 }
+
+/** The epoch ms of boot, from /proc/uptime: converts a process's start ticks to wall-clock time. */
+const BOOT_MS = Date.now() - Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]) * 1000;
+/** USER_HZ: 100 on every Linux architecture this runs on. */
+const TICK_MS = 10;
 
 export interface Sample {
   /** ms since the schedule's t0 (wall clock, the same clock as the agents' log lines). */
@@ -57,7 +64,8 @@ export function scanCopies(namespaces: Map<string, string>): Record<string, Copy
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       if (fields[0] === 'Z' || fields[0] === 'X') continue; // exited, not yet reaped: not a running copy
       const tag = argv[i + 1] ?? '?';
-      (out[tag] ??= []).push({ node, pid: Number(name), start: Number(fields[19]) });
+      const start = Number(fields[19]);
+      (out[tag] ??= []).push({ node, pid: Number(name), start, startedAtMs: BOOT_MS + start * TICK_MS });
     } catch { /* exited during the scan */ }
   }
   return out;

@@ -38,7 +38,7 @@ export const DEFAULT_LIMITS: Limits = { hMs: 250, resolveMs: 4000, startMs: 1000
 
 const SAMPLE_MS = 150;
 /** INV-LIVE must hold this long without a break (longer than failbackDwellMs, so a due failback shows). */
-const STABLE_MS = 1500;
+const STABLE_MS = 1200;
 
 export interface RunResult {
   seed: number;
@@ -100,7 +100,7 @@ export async function runSchedule(sched: Schedule, o: RunOptions = {}): Promise<
     const vips = Object.fromEntries(tags.map((t, i) => [t, cluster.vip(i)]));
     const ground = new Ground({ c: cluster, nodes: sched.layout.nodes, vips, t0, poweredOff: (n) => world.poweredOff(n) });
     teardowns.push(() => ground.stopProber());
-    checker = new Checker(world, tags, limits);
+    checker = new Checker(world, tags, limits, t0);
     const check = checker;
 
     // ---- start: every agent at once, then wait until each app runs once and answers ----
@@ -268,6 +268,9 @@ export async function runSchedule(sched: Schedule, o: RunOptions = {}): Promise<
   } finally {
     ms.total = Date.now() - began;
     inj?.shutdown();
+    // Power every node off at once: the rig's own teardown would SIGTERM each agent and wait for it
+    // to stop its apps, seconds a run does not need.
+    if (c) await Promise.all(sched.layout.nodes.map((n) => c!.powerOff(n).catch(() => {})));
     const logs = c ? Object.fromEntries(sched.layout.nodes.map((n) => [n, c!.log(n)])) : {};
     const report = formatReport(sched, violations, tl, logs, windowAt, t0, o.logs ? 0 : liveFailedAt);
     for (const fn of teardowns.reverse()) {

@@ -34,9 +34,18 @@ export class World {
 
   // ---- power and agents ----
 
+  /** When each node's agent was killed with -9 (ms since t0). */
+  private readonly kills = new Map<string, number[]>();
+
   /** Records what was done to a node's agent or power (killed, stopped, started, frozen, ...). */
   did(node: string, what: string): void {
     this.lastDone.set(node, { what, at: this.now() });
+    if (what.startsWith('agent killed')) this.kills.set(node, [...(this.kills.get(node) ?? []), this.now()]);
+  }
+
+  /** The last kill -9 of the node's agent after `since` (ms since t0), if any: what left a copy behind. */
+  killedAfter(node: string, since: number): number | undefined {
+    return (this.kills.get(node) ?? []).filter((k) => k >= since).pop();
   }
 
   /** The node's agent and power as a phrase for a report: "agent killed at 8.136s". */
