@@ -8,6 +8,7 @@
 //            allowance, plus any overlap no longer than the hand-over window H.
 // Every overlap episode is also recorded with its length and how it ended, for the figures.
 import type { Sample } from './ground.js';
+import type { Held } from './vipwatch.js';
 import type { World } from './world.js';
 
 export type Invariant = 'INV-RUN' | 'INV-VIP' | 'INV-LIVE' | 'INV-CONVERGE' | 'INV-ACK' | 'AGENT-EXIT' | 'HARNESS';
@@ -141,8 +142,10 @@ export class Checker {
       }
       if (at > allowed && !e.violated) {
         e.violated = true;
-        const killed = this.world.killedAfter(old.node, old.from);
-        const left = killed === undefined ? '' : `; the older one is a leftover of ${old.node}'s agent, killed with -9 at ${(killed / 1000).toFixed(3)}s`;
+        // Either side may be what a killed agent left behind (a takeover's copy, killed with its agent's
+        // -9 before the overlap ended, is a leftover too).
+        const [who, killed] = ([old, h] as const).map((x) => [x.node, this.world.killedAfter(x.node, x.from, at)] as const).find(([, k]) => k !== undefined) ?? [undefined, undefined];
+        const left = killed === undefined ? '' : `; the copy on ${who} is a leftover of its agent, killed with -9 at ${(killed / 1000).toFixed(3)}s`;
         out.push({ inv, at, leftover: killed !== undefined, text: `${tag}: ${what} since ${(e.start / 1000).toFixed(3)}s (older on ${old.node}); ${why}${left} [${this.world.describe(old.node)}; ${this.world.describe(h.node)}]` });
       }
     }
@@ -178,4 +181,35 @@ export class Checker {
       }
     }
   }
+}
+
+/**
+ * INV-VIP from the exact VIP history (vipwatch.ts), at the end of the run: every time two nodes held one
+ * VIP, for longer than H, judged like a sampled overlap (excused by a fault, then T_start and T_resolve).
+ * Catches overlaps too short for the sampling to see twice; those the sampling reported are left out.
+ */
+export function exactVipViolations(held: readonly Held[], world: World, limits: Limits, sampled: readonly Violation[]): Violation[] {
+  const out: Violation[] = [];
+  const byTag = new Map<string, Held[]>();
+  for (const h of held) byTag.set(h.tag, [...(byTag.get(h.tag) ?? []), h]);
+  for (const [tag, list] of byTag) {
+    for (let i = 0; i < list.length; i++) {
+      for (let j = 0; j < list.length; j++) {
+        const [old, neu] = [list[i]!, list[j]!];
+        if (old.node === neu.node || !(old.from < neu.from || (old.from === neu.from && i < j))) continue;
+        const end = Math.min(old.to, neu.to);
+        const length = end - neu.from;
+        if (length <= limits.hMs) continue;
+        if (sampled.some((v) => v.inv === 'INV-VIP' && v.text.startsWith(`${tag}:`) && v.at >= neu.from && v.at <= end + 1000)) continue;
+        const last = world.lastExcused(old.node, neu.node, end);
+        if (last !== undefined && neu.from <= last + limits.startMs && end <= last + limits.resolveMs) continue;
+        const killed = world.killedAfter(old.node, old.from, end) ?? world.killedAfter(neu.node, neu.from, end);
+        out.push({
+          inv: 'INV-VIP', at: end, leftover: killed !== undefined,
+          text: `${tag}: VIP on ${old.node} and ${neu.node} for ${Math.round(length)} ms from ${(neu.from / 1000).toFixed(3)}s (exact, ip monitor), longer than H ${limits.hMs} ms${last === undefined ? '' : `; excusing fault ended at ${(last / 1000).toFixed(3)}s`}`,
+        });
+      }
+    }
+  }
+  return out;
 }

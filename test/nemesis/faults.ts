@@ -11,6 +11,7 @@ import { scanCopies } from './ground.js';
 import type { LinkRules } from './netfilter.js';
 import type { Fault } from './schedule.js';
 import type { Timeline } from './timeline.js';
+import type { VipWatch } from './vipwatch.js';
 import type { World } from './world.js';
 
 /** How a control request ended: answered (ack), refused for sure (nothing written), or unknown. */
@@ -24,7 +25,8 @@ export class Injector {
   /** Agents that exited by themselves (a crash): reported by the runner. */
   readonly crashes: string[] = [];
 
-  constructor(private readonly c: TestCluster, private readonly world: World, private readonly tl: Timeline, private readonly rules: LinkRules) {}
+  constructor(private readonly c: TestCluster, private readonly world: World, private readonly tl: Timeline, private readonly rules: LinkRules,
+    private readonly watch: VipWatch) {}
 
   /** The run is over: the rig's teardown stops every agent, which is no finding either. */
   shutdown(): void {
@@ -82,6 +84,7 @@ export class Injector {
       case 'power': {
         this.world.setPowered(f.node, false);
         this.world.did(f.node, 'power off');
+        this.watch.poweredOff(f.node, this.world.now());
         const child = this.world.agents.get(f.node);
         if (child) this.expected.add(child);
         await this.c.powerOff(f.node);
@@ -130,6 +133,7 @@ export class Injector {
         await this.c.powerOn(f.node);
         this.world.setPowered(f.node, true);
         this.world.did(f.node, 'power on');
+        await this.watch.start(f.node);
         this.startAgent(f.node);
         return;
       case 'cut':

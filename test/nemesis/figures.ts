@@ -20,10 +20,19 @@ export function summary(results: RunResult[]): string {
   for (const inv of ['INV-VIP', 'INV-RUN'] as const) {
     const mine = eps.filter((e) => e.inv === inv);
     const plain = mine.filter((e) => e.excusedUntil === undefined && !e.violated).map((e) => e.end! - e.start);
-    const excused = mine.filter((e) => e.excusedUntil !== undefined);
+    const excused = mine.filter((e) => e.excusedUntil !== undefined && !e.violated);
     lines.push(`${inv} overlaps (sampled): ${mine.length}; not excused and within the limit (ms): ${quantiles(plain)}`);
     lines.push(`  excused: resolved after the excusing fault ended (ms): ${quantiles(excused.map((e) => Math.max(0, e.end! - e.excusedUntil!)))}`);
     lines.push(`  violations: ${mine.filter((e) => e.violated).length}; their length (ms): ${quantiles(mine.filter((e) => e.violated).map((e) => e.end! - e.start))}`);
+  }
+  // The exact hand-overs of VIPs (ip monitor): overlap > 0 means two nodes held it, ≤ 0 a gap with none.
+  const hos = results.flatMap((r) => r.handOvers);
+  const plainHo = hos.filter((h) => !h.excused && !h.leftover);
+  lines.push(`VIP hand-overs (exact): ${hos.length}; excused by a fault ${hos.filter((h) => h.excused).length}, a killed agent's leftover ${hos.filter((h) => h.leftover).length}`);
+  lines.push(`  the others: overlap (ms, > 0 both held it): ${quantiles(plainHo.filter((h) => h.overlapMs > 0).map((h) => h.overlapMs))}`);
+  lines.push(`  the others: gap (ms, nobody held it): ${quantiles(plainHo.filter((h) => h.overlapMs <= 0).map((h) => -h.overlapMs))}`);
+  for (const r of results) for (const h of r.handOvers.filter((x) => !x.excused && !x.leftover && x.overlapMs > 0)) {
+    lines.push(`  overlapping hand-over: seed ${r.seed} ${h.tag} ${h.from}→${h.to} at ${(h.at / 1000).toFixed(3)}s: ${h.overlapMs} ms`);
   }
   // Every overlap that was neither excused nor a violation, with where to find it: these are what H is for.
   for (const r of results) {

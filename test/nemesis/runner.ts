@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import { controlRequest } from '../../src/control/client.js';
 import { createCluster, settled, until, type Status, type TestCluster } from '../support/cluster.js';
-import { Checker, type Episode, type Violation } from './checker.js';
+import { Checker, exactVipViolations, type Episode, type Violation } from './checker.js';
 import { Injector } from './faults.js';
 import { ackViolations, liveProblems, type DbShow, type WriteRecord } from './final.js';
 import { Ground, type Sample } from './ground.js';
@@ -15,6 +15,7 @@ import { appDefs } from './layout.js';
 import { LinkRules } from './netfilter.js';
 import { describeFault, describeWrite, type Fault, type Schedule } from './schedule.js';
 import { fmt, logsAround, Timeline } from './timeline.js';
+import { handOvers, type HandOver, VipWatch } from './vipwatch.js';
 import { World } from './world.js';
 
 export interface Limits {
@@ -48,6 +49,8 @@ export interface RunResult {
   report: string;
   ms: { total: number; startup: number; faults: number; converge: number | undefined };
   episodes: Episode[];
+  /** Every change of holder of a VIP, measured exactly, with whether a fault excused an overlap. */
+  handOvers: (HandOver & { excused: boolean; leftover: boolean })[];
 }
 
 /** status, with each app's pending failback prompt (null when none). */
@@ -87,6 +90,8 @@ export async function runSchedule(sched: Schedule, o: RunOptions = {}): Promise<
   let windowAt = 0;
   let t0 = began;
   let inj: Injector | undefined;
+  let watching: VipWatch | undefined;
+  let worldRef: World | undefined;
   /** Set when INV-LIVE failed: the report prints the agents' log from then on. */
   let liveFailedAt: number | undefined;
   try {
@@ -95,9 +100,13 @@ export async function runSchedule(sched: Schedule, o: RunOptions = {}): Promise<
     tl = new Timeline(t0, verbose);
     const cluster = c;
     const world = new World(sched.layout.nodes, t0);
-    inj = new Injector(cluster, world, tl, new LinkRules(cluster.rig));
-    const injector = inj;
+    worldRef = world;
     const vips = Object.fromEntries(tags.map((t, i) => [t, cluster.vip(i)]));
+    const watch = new VipWatch(cluster, vips, t0);
+    watching = watch;
+    await Promise.all(sched.layout.nodes.map((n) => watch.start(n)));
+    inj = new Injector(cluster, world, tl, new LinkRules(cluster.rig), watch);
+    const injector = inj;
     const ground = new Ground({ c: cluster, nodes: sched.layout.nodes, vips, t0, poweredOff: (n) => world.poweredOff(n) });
     teardowns.push(() => ground.stopProber());
     checker = new Checker(world, tags, limits, t0);
@@ -239,6 +248,11 @@ export async function runSchedule(sched: Schedule, o: RunOptions = {}): Promise<
     sampling = false;
     await Promise.all([sampler, viewer]);
     check.close(world.now());
+    watch.stop(world.now());
+    for (const v of exactVipViolations(watch.held, world, limits, violations)) {
+      violations.push(v);
+      tl.add('violation', `${v.inv} ${v.text}`, v.at);
+    }
     if (stableSince !== undefined && world.now() - stableSince >= STABLE_MS) {
       ms.converge = stableSince - healedAt;
       tl.add('note', `converged ${ms.converge} ms after the last heal`);
@@ -267,6 +281,7 @@ export async function runSchedule(sched: Schedule, o: RunOptions = {}): Promise<
     violations.push({ inv: 'HARNESS', at: Date.now() - began, text: `run aborted: ${e instanceof Error ? e.stack ?? e.message : String(e)}` });
   } finally {
     ms.total = Date.now() - began;
+    const classified = worldRef && watching ? handOvers(watching.held).map((h) => classify(h, worldRef!, limits)) : [];
     inj?.shutdown();
     // Power every node off at once: the rig's own teardown would SIGTERM each agent and wait for it
     // to stop its apps, seconds a run does not need.
@@ -276,8 +291,17 @@ export async function runSchedule(sched: Schedule, o: RunOptions = {}): Promise<
     for (const fn of teardowns.reverse()) {
       try { await fn(); } catch { /* best effort */ }
     }
-    return { seed: sched.seed, nodes: sched.layout.nodes.length, violations, report, ms, episodes: checker?.episodes ?? [] };
+    return { seed: sched.seed, nodes: sched.layout.nodes.length, violations, report, ms, episodes: checker?.episodes ?? [], handOvers: classified };
   }
+}
+
+/** Whether a fault excused a hand-over's overlap, and whether a killed agent's leftover was one side. */
+function classify(h: HandOver, world: World, limits: Limits): HandOver & { excused: boolean; leftover: boolean } {
+  const end = h.at + Math.max(0, h.overlapMs);
+  const last = world.lastExcused(h.from, h.to, end);
+  const excused = last !== undefined && h.at <= last + limits.startMs && end <= last + limits.resolveMs;
+  const leftover = h.overlapMs > 0 && !excused && (world.killedAfter(h.from, h.since, end) ?? world.killedAfter(h.to, h.at, end)) !== undefined;
+  return { ...h, excused, leftover };
 }
 
 export function replayCommand(sched: Schedule, without: string[] = []): string {

@@ -43,9 +43,9 @@ export class World {
     if (what.startsWith('agent killed')) this.kills.set(node, [...(this.kills.get(node) ?? []), this.now()]);
   }
 
-  /** The last kill -9 of the node's agent after `since` (ms since t0), if any: what left a copy behind. */
-  killedAfter(node: string, since: number): number | undefined {
-    return (this.kills.get(node) ?? []).filter((k) => k >= since).pop();
+  /** The last kill -9 of the node's agent between `since` and `until` (ms since t0): what left a copy behind. */
+  killedAfter(node: string, since: number, until = Infinity): number | undefined {
+    return (this.kills.get(node) ?? []).filter((k) => k >= since && k <= until).pop();
   }
 
   /** The node's agent and power as a phrase for a report: "agent killed at 8.136s". */
