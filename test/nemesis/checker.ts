@@ -1,9 +1,10 @@
 // The continuous invariants, checked on every sample of the ground truth (docs/nemesis.md has the exact
 // definitions):
-//   INV-RUN  at most one running copy of each app. Two copies overlap legitimately only while the node
-//            of the older copy is frozen or cut off from the newer copy's node on every cluster network
-//            (in that direction at least), and then until T_resolve after that ends; the newer copy must
-//            have appeared while that held, or at most T_start after it ended.
+//   INV-RUN  at most one running copy of each app. A second copy is excused only if it appeared while the
+//            older copy's node was frozen or cut off from it (every cluster network dropping what the
+//            older node sends it), or at most T_start after that ended; it may then last while the two
+//            cannot learn of each other (either agent frozen, or every network dropping one direction),
+//            and at most T_resolve after that ends.
 //   INV-VIP  at most one node has an app's VIP, and the client is answered by at most one node; the same
 //            allowance, plus any overlap no longer than the hand-over window H.
 // Every overlap episode is also recorded with its length and how it ended, for the figures.
@@ -105,7 +106,8 @@ export class Checker {
   /**
    * One invariant for one app: `holders` oldest first. Two or more open an episode (or continue it); at
    * each sample every newer holder is weighed against the oldest: allowed while the overlap is shorter
-   * than `graceMs`, or until T_resolve after the last moment the World excused it.
+   * than `graceMs`, or, if a fault explains how it began, until T_resolve after the last moment a fault
+   * kept the two nodes from resolving it.
    */
   private track(inv: 'INV-RUN' | 'INV-VIP', tag: string, holders: Holder[], at: number, graceMs: number, out: Violation[], what: string): void {
     const key = `${inv}\0${tag}`;
@@ -129,15 +131,18 @@ export class Checker {
       let why = graceMs > 0 ? `longer than H ${graceMs} ms` : 'no excusing fault';
       if (h.node === old.node) why = `two copies on ${old.node}`;
       else {
-        // Holders with the same age: which is older is unknown, so either may be excused.
+        // Holders with the same age: which is older is unknown, so either may be the one excused.
         const tie = h.rank === old.rank;
-        const last = Math.max(this.world.lastExcused(old.node, h.node, at) ?? -Infinity, tie ? this.world.lastExcused(h.node, old.node, at) ?? -Infinity : -Infinity);
-        if (last > -Infinity && h.seen > last + this.limits.startMs) {
-          why = `the newer one on ${h.node} appeared ${h.seen - last} ms after the excusing fault ended at ${(last / 1000).toFixed(3)}s (allowance T_start ${this.limits.startMs} ms)`;
-        } else if (last > -Infinity && last + this.limits.resolveMs > allowed) {
+        const latest = (cond: 'mayStart' | 'mayLast', at_: number) => Math.max(this.world.lastHeld(cond, old.node, h.node, at_) ?? -Infinity,
+          tie ? this.world.lastHeld(cond, h.node, old.node, at_) ?? -Infinity : -Infinity);
+        const began = latest('mayStart', h.seen);
+        const last = latest('mayLast', at);
+        if (began > -Infinity && h.seen > began + this.limits.startMs) {
+          why = `the newer one on ${h.node} appeared ${h.seen - began} ms after the fault that could excuse it ended at ${(began / 1000).toFixed(3)}s (allowance T_start ${this.limits.startMs} ms)`;
+        } else if (began > -Infinity && last + this.limits.resolveMs > allowed) {
           e.excusedUntil = Math.max(e.excusedUntil ?? -Infinity, last);
           allowed = last + this.limits.resolveMs;
-          why = last === at ? '' : `not resolved within T_resolve ${this.limits.resolveMs} ms of the excusing fault's end at ${(last / 1000).toFixed(3)}s`;
+          why = last === at ? '' : `not resolved within T_resolve ${this.limits.resolveMs} ms of the end of the fault that excused it, at ${(last / 1000).toFixed(3)}s`;
         }
       }
       if (at > allowed && !e.violated) {
@@ -172,7 +177,7 @@ export class Checker {
       const x = distinct[n - 3]!.node;
       const y = distinct[n - 2]!.node;
       const since = distinct[n - 2]!.at;
-      const last = this.world.lastExcused(x, y, a.at);
+      const last = this.world.lastHeld('mayLast', x, y, a.at);
       const allowed = Math.max(since + this.limits.hMs, last === undefined ? -Infinity : last + this.limits.resolveMs);
       const key = `${tag}@${since}`;
       if (a.at - since > this.limits.hMs && a.at > allowed && !this.reported.has(key)) {
@@ -201,15 +206,30 @@ export function exactVipViolations(held: readonly Held[], world: World, limits: 
         const length = end - neu.from;
         if (length <= limits.hMs) continue;
         if (sampled.some((v) => v.inv === 'INV-VIP' && v.text.startsWith(`${tag}:`) && v.at >= neu.from && v.at <= end + 1000)) continue;
-        const last = world.lastExcused(old.node, neu.node, end);
-        if (last !== undefined && neu.from <= last + limits.startMs && end <= last + limits.resolveMs) continue;
+        if (excusedOverlap(world, limits, old.node, neu.node, neu.from, end)) continue;
         const killed = world.killedAfter(old.node, old.from, end) ?? world.killedAfter(neu.node, neu.from, end);
         out.push({
           inv: 'INV-VIP', at: end, leftover: killed !== undefined,
-          text: `${tag}: VIP on ${old.node} and ${neu.node} for ${Math.round(length)} ms from ${(neu.from / 1000).toFixed(3)}s (exact, ip monitor), longer than H ${limits.hMs} ms${last === undefined ? '' : `; excusing fault ended at ${(last / 1000).toFixed(3)}s`}`,
+          text: `${tag}: VIP on ${old.node} and ${neu.node} for ${Math.round(length)} ms from ${(neu.from / 1000).toFixed(3)}s (exact, ip monitor), longer than H ${limits.hMs} ms and not excused${killed === undefined ? '' : `; a leftover of an agent killed with -9 at ${(killed / 1000).toFixed(3)}s`}`,
         });
       }
     }
   }
   return out;
+}
+
+/**
+ * An overlap of a holder on `old` with a newer one on `taker` from `from` to `end` (ms since t0), judged as
+ * a whole: the newer one began while a fault could explain it (or T_start after), and every moment of it
+ * lies within T_resolve of a moment where a fault kept the two from resolving it.
+ */
+export function excusedOverlap(world: World, limits: Limits, old: string, taker: string, from: number, end: number): boolean {
+  const began = world.lastHeld('mayStart', old, taker, from);
+  if (began === undefined || from > began + limits.startMs) return false;
+  // Walk the overlap in steps shorter than T_resolve: each must be covered.
+  for (let t = from; ; t = Math.min(end, t + limits.resolveMs / 4)) {
+    const last = world.lastHeld('mayLast', old, taker, t);
+    if (last === undefined || t > last + limits.resolveMs) return false;
+    if (t >= end) return true;
+  }
 }

@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import { controlRequest } from '../../src/control/client.js';
 import { createCluster, settled, until, type Status, type TestCluster } from '../support/cluster.js';
-import { Checker, exactVipViolations, type Episode, type Violation } from './checker.js';
+import { Checker, exactVipViolations, excusedOverlap, type Episode, type Violation } from './checker.js';
 import { Injector } from './faults.js';
 import { ackViolations, liveProblems, type DbShow, type WriteRecord } from './final.js';
 import { Ground, type Sample } from './ground.js';
@@ -298,8 +298,7 @@ export async function runSchedule(sched: Schedule, o: RunOptions = {}): Promise<
 /** Whether a fault excused a hand-over's overlap, and whether a killed agent's leftover was one side. */
 function classify(h: HandOver, world: World, limits: Limits): HandOver & { excused: boolean; leftover: boolean } {
   const end = h.at + Math.max(0, h.overlapMs);
-  const last = world.lastExcused(h.from, h.to, end);
-  const excused = last !== undefined && h.at <= last + limits.startMs && end <= last + limits.resolveMs;
+  const excused = h.overlapMs > 0 && excusedOverlap(world, limits, h.from, h.to, h.at, end);
   const leftover = h.overlapMs > 0 && !excused && (world.killedAfter(h.from, h.since, end) ?? world.killedAfter(h.to, h.at, end)) !== undefined;
   return { ...h, excused, leftover };
 }

@@ -111,22 +111,33 @@ export class World {
   }
 
   /**
-   * The overlap of an older copy on `old` with a newer one on `taker` cannot be prevented at `at`: `old`'s
-   * agent is frozen, or every cluster network drops (some or all of) what `old` sends to `taker`.
+   * How a second copy on `taker` may have begun while `old` ran one, without the cluster being at fault:
+   * `old`'s agent is frozen, or every cluster network drops (some or all of) what `old` sends to `taker`.
    */
-  excused(old: string, taker: string, at: number): boolean {
+  mayStart(old: string, taker: string, at: number): boolean {
     return this.isFrozen(old, at) || NETS.every((net) => this.impaired(old, taker, net, at));
   }
 
-  /** The latest time ≤ `at` at which `excused(old, taker)` held, or undefined if never. */
-  lastExcused(old: string, taker: string, at: number): number | undefined {
-    if (this.excused(old, taker, at)) return at;
+  /**
+   * Why two copies on `old` and `taker` may go on: neither can learn of the other, because either agent is
+   * frozen, or every network drops what one of them sends to the other (the older node learns that HOST
+   * moved only from the taker, and the taker that the old one still runs only from it).
+   */
+  mayLast(old: string, taker: string, at: number): boolean {
+    return this.isFrozen(old, at) || this.isFrozen(taker, at)
+      || NETS.every((net) => this.impaired(old, taker, net, at)) || NETS.every((net) => this.impaired(taker, old, net, at));
+  }
+
+  /** The latest time ≤ `at` at which `cond(old, taker)` held, or undefined if never. */
+  lastHeld(cond: 'mayStart' | 'mayLast', old: string, taker: string, at: number): number | undefined {
+    const test = (t: number) => (cond === 'mayStart' ? this.mayStart(old, taker, t) : this.mayLast(old, taker, t));
+    if (test(at)) return at;
     // The condition can only stop holding at the end of an interval: test just before each end.
     const ends = [
-      ...(this.frozen.get(old) ?? []).map((i) => i.until),
+      ...[...this.frozen.values()].flat().map((i) => i.until),
       ...this.impairments.map((i) => i.until),
     ].filter((e) => e <= at).sort((a, b) => b - a);
-    for (const e of ends) if (this.excused(old, taker, e - 0.001)) return e;
+    for (const e of ends) if (test(e - 0.001)) return e;
     return undefined;
   }
 }
