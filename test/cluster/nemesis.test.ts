@@ -10,7 +10,8 @@ import { summary } from '../nemesis/figures.js';
 import { replayCommand, runSchedule, type RunResult } from '../nemesis/runner.js';
 import { makeSchedule } from '../nemesis/schedule.js';
 
-const RUNS = 30;
+/** 30; VIGIL_NEMESIS_RUNS=K runs fewer (or more), e.g. to try the test itself. */
+const RUNS = Number(process.env.VIGIL_NEMESIS_RUNS || 30);
 const fixed = process.env.VIGIL_NEMESIS_SEED;
 const base = fixed === undefined || fixed === '' ? randomInt(1, 2 ** 31) : Number(fixed);
 if (!Number.isSafeInteger(base)) throw new Error(`VIGIL_NEMESIS_SEED: not a whole number: ${fixed}`);

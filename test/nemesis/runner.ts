@@ -15,7 +15,7 @@ import { appDefs } from './layout.js';
 import { LinkRules } from './netfilter.js';
 import { describeFault, describeWrite, type Fault, type Schedule } from './schedule.js';
 import { fmt, logsAround, Timeline } from './timeline.js';
-import { handOvers, type HandOver, VipWatch } from './vipwatch.js';
+import { handOvers, type HandOver, type Held, VipWatch } from './vipwatch.js';
 import { World } from './world.js';
 
 export interface Limits {
@@ -291,7 +291,7 @@ export async function runSchedule(sched: Schedule, o: RunOptions = {}): Promise<
     // to stop its apps, seconds a run does not need.
     if (c) await Promise.all(sched.layout.nodes.map((n) => c!.powerOff(n).catch(() => {})));
     const logs = c ? Object.fromEntries(sched.layout.nodes.map((n) => [n, c!.log(n)])) : {};
-    const report = formatReport(sched, violations, tl, logs, windowAt, t0, o.logs ? 0 : liveFailedAt);
+    const report = formatReport(sched, violations, tl, logs, windowAt, t0, o.logs ? 0 : liveFailedAt, watching?.held ?? []);
     for (const fn of teardowns.reverse()) {
       try { await fn(); } catch { /* best effort */ }
     }
@@ -311,7 +311,7 @@ export function replayCommand(sched: Schedule, without: string[] = []): string {
   return `npm run nemesis -- --seed ${sched.seed} --nodes ${sched.layout.nodes.length}${without.length ? ` --without ${without.join(',')}` : ''}`;
 }
 
-function formatReport(sched: Schedule, violations: Violation[], tl: Timeline, logs: Record<string, string>, windowAt: number, t0: number, liveFailedAt?: number): string {
+function formatReport(sched: Schedule, violations: Violation[], tl: Timeline, logs: Record<string, string>, windowAt: number, t0: number, liveFailedAt: number | undefined, held: readonly Held[]): string {
   const lines: string[] = [];
   const invs = [...new Set(violations.map((v) => v.inv))];
   lines.push(`seed ${sched.seed} (${sched.layout.nodes.length} nodes): ${invs.length ? `FAILED ${invs.join(', ')}` : 'passed'}`);
@@ -322,6 +322,11 @@ function formatReport(sched: Schedule, violations: Violation[], tl: Timeline, lo
   if (violations.length) {
     lines.push('violations:');
     for (const v of violations) lines.push(`  ${fmt(v.at)} ${v.inv} ${v.text}`);
+  }
+  lines.push('VIP history (exact, ip monitor; node from–to):');
+  for (const tag of sched.layout.apps.map((a) => a.tag)) {
+    const spans = held.filter((h) => h.tag === tag).sort((a, b) => a.from - b.from);
+    lines.push(`  ${tag}: ${spans.map((h) => `${h.node} ${fmt(h.from).trim()}–${h.to === Infinity ? '' : fmt(h.to).trim()}`).join(', ')}`);
   }
   lines.push('timeline:');
   lines.push(tl.format().split('\n').map((l) => `  ${l}`).join('\n'));
