@@ -17,8 +17,8 @@ const base = fixed === undefined || fixed === '' ? randomInt(1, 2 ** 31) : Numbe
 if (!Number.isSafeInteger(base)) throw new Error(`VIGIL_NEMESIS_SEED: not a whole number: ${fixed}`);
 
 t.comment(`nemesis base seed ${base}: schedules ${base} to ${base + RUNS - 1} (VIGIL_NEMESIS_SEED=${base} runs them again)`);
-// About 15 s a schedule: well past the cluster stage's 300 s per file.
-t.setTimeout(10 * 60_000);
+// About 15 s a schedule, 8 minutes in all on a quiet machine: well past the cluster stage's 300 s per file.
+t.setTimeout(12 * 60_000);
 
 const results: RunResult[] = [];
 for (let i = 0; i < RUNS; i++) {

@@ -43,7 +43,7 @@ export const DEFAULT_LIMITS: Limits = { hMs: 100, resolveMs: 5000, startMs: 1000
 
 const SAMPLE_MS = 150;
 /** INV-LIVE must hold this long without a break (longer than failbackDwellMs, so a due failback shows). */
-const STABLE_MS = 1200;
+const STABLE_MS = 1100;
 
 export interface RunResult {
   seed: number;

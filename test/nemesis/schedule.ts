@@ -66,8 +66,8 @@ export interface ScheduleOptions {
 }
 
 /** Faults start within this window; every one of them is healed at most HEAL_BY ms after it opened. */
-export const WINDOW_MS = 4500;
-export const HEAL_BY_MS = WINDOW_MS + 2000;
+export const WINDOW_MS = 3500;
+export const HEAL_BY_MS = WINDOW_MS + 1500;
 
 const WEIGHTS: [FaultKind, number][] = [
   ['agent-kill', 2], ['agent-restart', 1], ['freeze', 2], ['power', 2], ['cut', 3], ['oneway', 2], ['lossy', 1],
