@@ -145,7 +145,9 @@ export class Checker {
           why = last === at ? '' : `not resolved within T_resolve ${this.limits.resolveMs} ms of the end of the fault that excused it, at ${(last / 1000).toFixed(3)}s`;
         }
       }
-      if (at > allowed && !e.violated) {
+      // Without a grace (INV-RUN), one sample that shows an unexcused overlap is enough.
+      const over = graceMs === 0 ? at >= allowed : at > allowed;
+      if (over && !e.violated) {
         e.violated = true;
         // Either side may be what a killed agent left behind (a takeover's copy, killed with its agent's
         // -9 before the overlap ended, is a leftover too).
