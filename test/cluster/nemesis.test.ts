@@ -1,0 +1,41 @@
+// The bounded nemesis campaign (docs/nemesis.md): 30 schedules of random faults against vigild agents in
+// network namespaces, each its own subtest named after its seed, one after the other. The base seed is
+// random and printed first; VIGIL_NEMESIS_SEED=N fixes it. A failing schedule prints its report
+// (schedule, timeline, the agents' log around the violation) and the command that replays it alone.
+import { randomInt } from 'node:crypto';
+
+import t from 'tap';
+
+import { summary } from '../nemesis/figures.js';
+import { replayCommand, runSchedule, type RunResult } from '../nemesis/runner.js';
+import { makeSchedule } from '../nemesis/schedule.js';
+
+/** 30; VIGIL_NEMESIS_RUNS=K runs fewer (or more), e.g. to try the test itself. */
+const RUNS = Number(process.env.VIGIL_NEMESIS_RUNS || 30);
+const fixed = process.env.VIGIL_NEMESIS_SEED;
+const base = fixed === undefined || fixed === '' ? randomInt(1, 2 ** 31) : Number(fixed);
+if (!Number.isSafeInteger(base)) throw new Error(`VIGIL_NEMESIS_SEED: not a whole number: ${fixed}`);
+
+t.comment(`nemesis base seed ${base}: schedules ${base} to ${base + RUNS - 1} (VIGIL_NEMESIS_SEED=${base} runs them again)`);
+// About 15 s a schedule, 8 minutes in all on a quiet machine: well past the cluster stage's 300 s per file.
+t.setTimeout(12 * 60_000);
+
+const results: RunResult[] = [];
+for (let i = 0; i < RUNS; i++) {
+  const sched = makeSchedule(base + i);
+  t.test(`seed ${sched.seed} (${sched.layout.nodes.length} nodes: ${sched.faults.map((f) => f.kind).join(' ')})`, async (t) => {
+    const r = await runSchedule(sched);
+    results.push(r);
+    const broken = [...new Set(r.violations.map((v) => v.inv))];
+    if (broken.length === 0) {
+      t.pass(`no invariant broken (${(r.ms.total / 1000).toFixed(1)} s)`);
+      return;
+    }
+    t.comment(r.report);
+    t.fail(`${broken.join(', ')} broken; replay: ${replayCommand(sched)}`);
+  });
+}
+
+t.teardown(() => {
+  if (results.length > 0) t.comment(summary(results));
+});

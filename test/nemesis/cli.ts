@@ -1,0 +1,49 @@
+// `npm run nemesis -- [--seed N] [--runs K] [--nodes 2|3] [--verbose] [--without KIND,...]`: runs K
+// schedules, seeds N, N+1, ... (N random unless given, and printed first), one after the other, and prints
+// a line per schedule, the report of every failing one, and the figures. Exit status 1 if any failed.
+import { randomInt } from 'node:crypto';
+
+import { Command, InvalidArgumentError } from 'commander';
+
+import { summary } from './figures.js';
+import { replayCommand, runSchedule, type RunResult } from './runner.js';
+import { makeSchedule, type FaultKind } from './schedule.js';
+
+interface Options { seed?: number; runs?: number; nodes?: 2 | 3; verbose?: boolean; logs?: boolean; without?: FaultKind[] }
+
+const int = (v: string) => {
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError('expected a whole number');
+  return n;
+};
+
+async function main(o: Options): Promise<void> {
+  const base = o.seed ?? randomInt(1, 2 ** 31);
+  const runs = o.runs ?? (o.seed === undefined ? 10 : 1);
+  process.stdout.write(`nemesis: base seed ${base}, ${runs} schedule(s)${o.nodes ? `, ${o.nodes} nodes` : ''}${o.without?.length ? `, without ${o.without.join(',')}` : ''}\n`);
+  const results: RunResult[] = [];
+  for (let i = 0; i < runs; i++) {
+    const sched = makeSchedule(base + i, { nodes: o.nodes, without: o.without });
+    const r = await runSchedule(sched, { verbose: o.verbose, logs: o.logs });
+    results.push(r);
+    const invs = [...new Set(r.violations.map((v) => v.inv))];
+    process.stdout.write(`seed ${r.seed} (${r.nodes} nodes, ${sched.faults.map((f) => f.kind).join(' ')}): ${invs.length ? `FAILED ${invs.join(', ')}` : 'passed'} in ${(r.ms.total / 1000).toFixed(1)} s (start-up ${(r.ms.startup / 1000).toFixed(1)}, faults ${(r.ms.faults / 1000).toFixed(1)}, convergence ${r.ms.converge === undefined ? '-' : (r.ms.converge / 1000).toFixed(1)})\n`);
+    if (invs.length || o.verbose || o.logs) process.stdout.write(`${r.report}\nreplay: ${replayCommand(sched, o.without)}\n\n`);
+  }
+  process.stdout.write(`\n${summary(results)}\n`);
+  process.exitCode = results.some((r) => r.violations.length) ? 1 : 0;
+}
+
+await new Command('nemesis')
+  .description('randomized fault injection against vigild in network namespaces (docs/nemesis.md)')
+  .option('--seed <n>', 'the first schedule\'s seed (default: random, printed)', int)
+  .option('--runs <k>', 'schedules to run (default 10, or 1 with --seed)', int)
+  .option('--nodes <n>', '2 or 3 nodes (default: drawn from each seed)', (v) => {
+    if (v !== '2' && v !== '3') throw new InvalidArgumentError('2 or 3');
+    return Number(v) as 2 | 3;
+  })
+  .option('--without <kinds>', 'fault kinds never to draw, comma-separated', (v) => v.split(',') as FaultKind[])
+  .option('--verbose', 'echo the timeline as it happens and print every report')
+  .option('--logs', 'print every agent log line (info and above) in the reports')
+  .action(main)
+  .parseAsync(process.argv);
