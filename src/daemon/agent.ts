@@ -31,7 +31,7 @@ import { DistressLink } from './distress-link.js';
 import { FlowRunner, stopTimeout } from './flow-runner.js';
 import { heartbeatOptions, networkChannel, observeHeartbeats } from './heartbeat.js';
 import { LastActive, parsePairReport } from './last-active.js';
-import { PidFiles } from './leftovers.js';
+import { PidFiles, stopMarkedLeftovers } from './leftovers.js';
 import type { AgentLog } from './log.js';
 import { Messenger, type Received } from './messenger.js';
 import { Notices } from './notices.js';
@@ -155,6 +155,7 @@ export class Agent {
    */
   private async clearLeftovers(): Promise<void> {
     await this.pidFiles.stopLeftovers((tag) => stopTimeout(this.config, tag), this.log);
+    await stopMarkedLeftovers(this.config.control.socket, (tag) => stopTimeout(this.config, tag), this.log);
     for (const o of this.db.list()) {
       for (const r of o.resources) {
         const removed = await this.resources.removeStaleAddress(r).catch((e: unknown) => {

@@ -2,7 +2,10 @@
 // started keep running in their own process groups, and their service addresses stay on the interfaces.
 // Meanwhile the backup has taken the apps over, so a restarted agent that left them would have two copies
 // answering. Each app's process is recorded in a pid file (pid and the kernel's start time, so a reused
-// pid is never mistaken for it); the next agent stops every recorded group before its flows start.
+// pid is never mistaken for it); the next agent stops every recorded group before its flows start. An
+// agent killed between spawning an app and recording it leaves a copy no pid file names: every app vigild
+// starts carries its agent's control socket in its environment (VIGIL_SOCKET, with VIGIL_APP), and the
+// next agent also stops every process that carries this node's (markedLeftovers).
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -61,6 +64,38 @@ export class PidFiles {
     }));
     return stopped;
   }
+}
+
+/**
+ * Processes whose environment says an agent of this node started them (VIGIL_SOCKET is this node's control
+ * socket, VIGIL_APP the app): pid, start time and tag. Read from /proc (root reads every environment); a
+ * process that cannot be read is skipped. Called before this agent starts any app, so every one found is a
+ * leftover; the socket tells this node's apps from other nodes' on a machine running several.
+ */
+export async function markedLeftovers(socket: string, proc = '/proc'): Promise<{ pid: number; start: string; tag: string }[]> {
+  const mark = `VIGIL_SOCKET=${socket}`;
+  const out: { pid: number; start: string; tag: string }[] = [];
+  for (const entry of await readdir(proc).catch(() => [] as string[])) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    const env = await readFile(join(proc, entry, 'environ'), 'latin1').catch(() => '');
+    if (!env) continue;
+    const vars = env.split('\0');
+    const tag = vars.find((v) => v.startsWith('VIGIL_APP='))?.slice('VIGIL_APP='.length);
+    if (tag === undefined || !vars.includes(mark)) continue;
+    const start = await processStartTime(Number(entry));
+    if (start !== undefined) out.push({ pid: Number(entry), start, tag });
+  }
+  return out;
+}
+
+/** Stops every process markedLeftovers finds (its group, as stopLeftovers does); the tags found. */
+export async function stopMarkedLeftovers(socket: string, graceMs: (tag: string) => number, log: LeftoverLog): Promise<string[]> {
+  const found = await markedLeftovers(socket);
+  await Promise.all(found.map(async (p) => {
+    log.warn({ tag: p.tag, pid: p.pid }, 'application left running by an earlier agent (no pid file): stopping it');
+    await stopGroup(p.pid, p.start, graceMs(p.tag));
+  }));
+  return found.map((p) => p.tag);
 }
 
 async function stopGroup(pid: number, start: string, graceMs: number): Promise<void> {

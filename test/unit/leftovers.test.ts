@@ -7,7 +7,7 @@ import { join } from 'node:path';
 
 import t from 'tap';
 
-import { PidFiles, processStartTime } from '../../src/daemon/leftovers.js';
+import { markedLeftovers, PidFiles, processStartTime, stopMarkedLeftovers } from '../../src/daemon/leftovers.js';
 
 const log = { lines: [] as string[], warn(_f: object, m: string) { this.lines.push(m); } };
 
@@ -73,4 +73,21 @@ t.test('a pid now used by another process is not touched; unreadable files are d
   t.doesNotThrow(() => process.kill(other.pid, 0), 'the process with the reused pid still runs');
   t.same(await readdir(dir), []);
   t.same(await new PidFiles(join(dir, 'absent')).stopLeftovers(() => 2000, log), [], 'no directory: nothing left over');
+});
+
+t.test('an app left by an agent killed before it recorded the pid is found by its environment: this node\'s socket only', async (t) => {
+  const ours = '/run/vigil-test-ours/ctl.sock';
+  const mine = spawn('/bin/sh', ['-c', 'sleep 60 & sleep 60; wait'], { detached: true, stdio: 'ignore', env: { ...process.env, VIGIL_APP: 'web', VIGIL_SOCKET: ours } });
+  const other = spawn('/bin/sleep', ['60'], { detached: true, stdio: 'ignore', env: { ...process.env, VIGIL_APP: 'web', VIGIL_SOCKET: '/run/another-node/ctl.sock' } });
+  t.teardown(() => { for (const p of [mine, other]) { try { process.kill(-p.pid!, 'SIGKILL'); } catch { /* gone */ } } });
+  const exited = new Promise((r) => mine.once('exit', r));
+  await new Promise((r) => setTimeout(r, 100)); // the shell has execed its children
+  const found = await markedLeftovers(ours);
+  t.ok(found.some((p) => p.pid === mine.pid && p.tag === 'web'), 'the leader found, with its tag');
+  t.notOk(found.some((p) => p.pid === other.pid), 'another node\'s app is not');
+  const lines: string[] = [];
+  t.ok((await stopMarkedLeftovers(ours, () => 2000, { warn: (_f, m) => void lines.push(m) })).includes('web'));
+  await exited;
+  t.match(lines[0], /no pid file/);
+  t.equal(other.exitCode, null, 'the other node\'s app still runs');
 });
