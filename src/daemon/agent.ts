@@ -92,6 +92,8 @@ export class Agent {
   private addressesGiven = '';
   private addressDrops = 0;
   private announcedAt = performance.now();
+  /** Each peer's incarnation as the heartbeat thread last reported it (followIncarnations). */
+  private readonly peerIncarnations = new Map<string, bigint>();
   private incarnation = 0n;
   private readonly tickMs: number;
   private readonly startedAt = performance.now();
@@ -384,6 +386,7 @@ export class Agent {
     engine.setDigest(this.db.digest());
     const snapshot = engine.snapshot();
     this.followAddresses(engine, snapshot.addressDrops);
+    this.followIncarnations(snapshot.peers);
     const digests = observeHeartbeats(snapshot, this.config, this.membership, now, (node, inc) => this.distress.ignores(node, inc));
     for (const e of this.membership.tick(now)) this.onMembership(e, now);
     // A peer never heard since we started is not failed by membership's rules (it may be booting): the
@@ -421,6 +424,21 @@ export class Agent {
       this.addressDrops = drops;
       this.log.warn({}, 'this agent was hung past its lease: the heartbeat thread removed the service addresses; those of apps still hosted here are added back');
       void this.flows.restoreAddresses();
+    }
+  }
+
+  /**
+   * A peer heard with a new incarnation restarted, whether or not membership saw it fail: the slaves of its
+   * earlier life decide again (LastActive.peerRestarted), and their flows wait for that decision.
+   */
+  private followIncarnations(peers: readonly { id: number; incarnation: bigint }[]): void {
+    for (const p of peers) {
+      const node = this.peers.find((n) => n.id === p.id);
+      if (!node || p.incarnation === 0n) continue;
+      const before = this.peerIncarnations.get(node.name);
+      this.peerIncarnations.set(node.name, p.incarnation);
+      if (before === undefined || p.incarnation <= before) continue;
+      for (const tag of this.lastActive.peerRestarted(node.name)) this.flows.post(tag, { type: 'gate', open: false });
     }
   }
 

@@ -74,17 +74,19 @@ export function parsePairReport(value: unknown): PairReport | undefined {
 }
 
 /**
- * Whether the app, stopped here, goes to the live peer (stoppedProcessing's `peerTakesOver`): HOST moved
- * to it, a failback about to write HOST = primary, or a fault here beyond the app's local restarts that
- * the peer, carrying no fault mark, takes over (behaviour 20). `faultedHere`: the flow's fault, not yet
- * marked in the object.
+ * Whether the app, stopped here, goes to the peer (stoppedProcessing's `peerTakesOver`): HOST moved to it,
+ * a failback about to write HOST = primary, or a fault here beyond the app's local restarts that the live
+ * peer, carrying no fault mark, takes over (behaviour 20). `faultedHere`: the flow's fault, not yet marked
+ * in the object. HOST names the peer only because the peer wrote it as it took the app over (after its 1
+ * was durable), so this node is its slave whether or not it counts the peer alive yet: a split brain's
+ * loser stands down during the peer's recovery hysteresis, and must not keep a 1 beside the winner's.
  */
 export function handsOver(
   o: Pick<AppObject, 'host' | 'primary' | 'backup' | 'phase' | 'faults'> | undefined, self: string, faultedHere: boolean,
   isAlive: (node: string) => boolean,
 ): boolean {
   if (!o) return false;
-  const peerHosts = o.host !== null && o.host !== self && isAlive(o.host);
+  const peerHosts = o.host !== null && o.host !== self;
   const failingBack = o.phase === 'failing-back' && o.backup === self && o.host === self && isAlive(o.primary);
   const other = o.primary === self ? o.backup : o.primary;
   const peerTakesFault = o.host === self && (faultedHere || o.faults.includes(self)) && !o.faults.includes(other) && isAlive(other);
@@ -368,6 +370,27 @@ export class LastActive {
       out.push({ tag: p.tag, mayTakeOver: true });
     }
     return out;
+  }
+
+  /**
+   * The peer restarted (a new incarnation), whether or not this node saw it fail (it may have been frozen
+   * meanwhile, or the restart was quicker than failure detection). A slave of its earlier life that did
+   * not take over (nothing to take: the app was unloaded) decides again with the new one: left in SL, it
+   * would report SL to a peer that waits, in X, to see it stop being the slave of its earlier life, and
+   * neither would ever move. A processor keeps processing: the peer joins it.
+   */
+  peerRestarted(peer: string, now = performance.now()): string[] {
+    const again: string[] = [];
+    for (const p of this.pairs.values()) {
+      if (p.peer !== peer || p.state !== 'SL') continue;
+      p.state = 'X';
+      p.handingOver = false;
+      p.startedAt = now;
+      p.peerReport = undefined;
+      again.push(p.tag);
+      this.o.log.warn({ tag: p.tag, peer }, 'the peer restarted: this slave of its earlier life decides again');
+    }
+    return again;
   }
 
   status(): PairStatus[] {

@@ -106,3 +106,22 @@ t.test('a pair report from the network is checked: junk is refused, not trusted'
     t.equal(parsePairReport(bad), undefined, JSON.stringify(bad));
   }
 });
+
+t.test('a slave whose processor restarted (a new incarnation) decides again instead of waiting for ever for the other to move', async (t) => {
+  const b = await controller('b', true);
+  b.la.onReport({ tag: 'web', state: 'SM', record: { known: true, priority: 1, state: 'SM', transition: '1-2-1', forced: false }, hears: true }, 0);
+  await b.la.decideAll(10, () => true, async () => undefined);
+  t.equal(b.la.status()[0]?.state, 'SL', 'b joined a as its slave');
+  t.same(b.la.peerRestarted('a', 20), ['web']);
+  t.equal(b.la.status()[0]?.state, 'X', 'deciding again');
+  t.equal(b.la.isOpen('web', 'a', 'b'), false, 'its gate closed meanwhile');
+  // The restarted a is deciding too, with the 2 it held as master: the comparison settles it.
+  b.la.onReport({ tag: 'web', state: 'X', record: { known: true, priority: 2, state: 'M', transition: '1-2-2', forced: false }, hears: true }, 30);
+  await b.la.decideAll(40, () => true, async () => undefined);
+  t.equal(b.la.status()[0]?.state, 'SL', 'b the slave again, by comparison: a (2) processed after b (3)');
+  t.same(b.la.peerRestarted('a', 50).length, 1);
+  const processor = await controller('a', true);
+  processor.la.onReport({ tag: 'web', state: 'SL', record: { known: true, priority: 3, state: 'SL', transition: '1-2-1', forced: false }, hears: true }, 0);
+  await processor.la.decideAll(10, () => true, async () => undefined);
+  t.same(processor.la.peerRestarted('b', 20), [], 'a processor keeps processing: the restarted peer joins it');
+});
