@@ -439,6 +439,11 @@ export class Agent {
       this.peerIncarnations.set(node.name, p.incarnation);
       if (before === undefined || p.incarnation <= before) continue;
       for (const tag of this.lastActive.peerRestarted(node.name)) this.flows.post(tag, { type: 'gate', open: false });
+      // Its failure is over: the node restarted and goes through its own start-up rules (sync, last-active),
+      // possibly starting the apps it hosts. It counts alive now, not after membership's recovery
+      // hysteresis, or this node would take over an app its restarted host is starting (two copies).
+      const back = this.membership.restarted(node.name);
+      if (back) this.onMembership(back, performance.now());
     }
   }
 

@@ -333,7 +333,12 @@ export class FlowRunner {
     try {
       switch (a.kind) {
         case 'checkResources': {
-          const missing = await resources.missing(a.resources, a.command);
+          // A takeover from a host nothing fences (no disk here, no distress) first asks the service network
+          // whether that host still answers for the app's addresses: cut off from the cluster but serving,
+          // it keeps the app, and this node writes no 1 and starts nothing.
+          const from = flow.state.failover?.from;
+          const probeAddresses = from !== undefined && !this.d.isDistressed(from) && !a.resources.some((r) => r.kind === 'disk');
+          const missing = await resources.missing(a.resources, a.command, { probeAddresses });
           return this.postTo(flow, { type: 'resourceCheck', ok: missing.length === 0, missing });
         }
         case 'startResources': {

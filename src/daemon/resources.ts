@@ -7,7 +7,7 @@ import { networkInterfaces } from 'node:os';
 
 import type { ResourceConfig } from '../config/schema.js';
 import type { AppCommand, ResourceSpec } from '../db/object.js';
-import { addAddress, hasAddress, removeAddress, type IpAddressSpec } from '../resources/ip-address.js';
+import { addAddress, answeredBy, hasAddress, removeAddress, type IpAddressSpec } from '../resources/ip-address.js';
 import { runCommand } from '../resources/run-command.js';
 
 /** A disk ownership resource is started and stopped by whoever owns the SCSI side (src/daemon/disks.ts). */
@@ -45,8 +45,12 @@ export function resourceName(spec: ResourceSpec): string {
 export class Resources {
   constructor(private readonly node: string, private readonly disks: DiskOwnership) {}
 
-  /** What is missing on this node for these resources and this command (seed 001 §3.5 step 4); [] = sufficient. */
-  async missing(resources: ResourceSpec[], command: AppCommand): Promise<string[]> {
+  /**
+   * What is missing on this node for these resources and this command (seed 001 §3.5 step 4); [] =
+   * sufficient. `probeAddresses`: an address another host still answers for counts as missing (a takeover
+   * from a host that nothing fenced: it may be alive, cut off from the cluster but serving).
+   */
+  async missing(resources: ResourceSpec[], command: AppCommand, o: { probeAddresses?: boolean } = {}): Promise<string[]> {
     const out: string[] = [];
     const program = command.argv[0];
     if (program === undefined) out.push('command: empty');
@@ -60,6 +64,11 @@ export class Resources {
         const iface = r.interface[this.node];
         if (iface === undefined) out.push(`${resourceName(spec)}: no interface configured for ${this.node}`);
         else if (!(iface in interfaces)) out.push(`${resourceName(spec)}: interface ${iface} is not up here`);
+        else if (o.probeAddresses) {
+          const ip = ipSpec(r, this.node);
+          const owner = (await hasAddress(ip).catch(() => false)) ? undefined : await answeredBy(ip);
+          if (owner) out.push(`${resourceName(spec)}: still answered by another host (${owner}): its former host may be alive, cut off from the cluster but serving`);
+        }
       } else if (r.kind === 'mount') {
         const s = await stat(r.path).catch(() => undefined);
         if (!s?.isDirectory()) out.push(`${resourceName(spec)}: no directory ${r.path} here`);

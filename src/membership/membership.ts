@@ -254,6 +254,20 @@ export class Membership {
     return { kind: 'peerFailed', peer, silentMs: heard.length ? Math.min(...heard) : 0, channels: perChannel, declared: why };
   }
 
+  /**
+   * The peer restarted (the caller heard a new incarnation of it): a failed peer heard now is alive at
+   * once, without the recovery hysteresis, which is there for a peer heard in bursts, not for one that
+   * came back as a new process. Returns the peerAlive event, or nothing (not failed, or not heard now).
+   */
+  restarted(peer: string): MembershipEvent | undefined {
+    const p = this.peers.get(peer);
+    if (!p || p.state !== 'failed') return undefined;
+    if (![...p.channels.values()].some((c) => this.heardNow(p, c))) return undefined;
+    const events: MembershipEvent[] = [];
+    this.becomeAlive(p, 'failed', 0, events);
+    return events[0];
+  }
+
   private silence(p: Peer, c: Channel): number {
     return Math.max(0, this.live - (c.lastHeard ?? p.baseline));
   }

@@ -314,3 +314,25 @@ t.test('a channel expected again (a new holder) gets failAfterMs to be heard bef
   run(2600, ['net:lan1', 'net:lan2']);
   t.match(events.filter((e) => e.kind === 'channelDown'), [{ channel: 'disk:shared0', neverHeard: true }], 'after failAfterMs of silence as expected');
 });
+
+t.test('a failed peer heard as a new incarnation (restarted) is alive at once; one not heard stays failed; a live one is unchanged', async (t) => {
+  const m = new Membership(BASE, 0);
+  let now = 0;
+  const beat = (until: number) => {
+    for (; now < until; now += 50) {
+      for (const c of CHANNELS) m.observe('b', c, now);
+      if (now % 100 === 0) m.tick(now);
+    }
+  };
+  beat(2000);
+  t.equal(m.restarted('b'), undefined, 'alive: nothing to do');
+  for (let end = now + 1000; now < end; now += 100) m.tick(now);
+  t.equal(m.snapshot(now).peers[0]!.state, 'failed');
+  t.equal(m.restarted('b'), undefined, 'failed and silent: stays failed');
+  m.observe('b', 'net:lan1', now);
+  m.tick(now);
+  t.match(m.restarted('b'), { kind: 'peerAlive', peer: 'b', from: 'failed' }, 'heard once, as a new process: alive at once');
+  t.equal(m.snapshot(now).peers[0]!.state, 'alive');
+  for (let end = now + 1000; now < end; now += 100) m.tick(now);
+  t.equal(m.snapshot(now).peers[0]!.state, 'failed', 'and failed again by silence, by the usual rule');
+});
