@@ -87,7 +87,13 @@ export class Replication {
 
   sendDigest(peerName: string, reply: boolean): void {
     const peer = this.d.peers.find((p) => p.name === peerName);
-    if (peer) this.d.send(peer, { kind: 'digest', versions: this.db.versionMap(), reply });
+    if (!peer) return;
+    try {
+      this.d.send(peer, { kind: 'digest', versions: this.db.versionMap(), reply });
+    } catch (e) {
+      // Cannot happen within the database's limits (MAX_APPS); said rather than thrown into the tick.
+      this.d.log.error({ peer: peerName, err: e instanceof Error ? e.message : String(e) }, 'the version map could not be sent');
+    }
   }
 
   /** The heartbeats' digests, each tick: a peer whose replica differs is asked for its version map (at most every second). */
