@@ -339,7 +339,8 @@ export class FlowRunner {
           const from = flow.state.failover?.from;
           const probeAddresses = from !== undefined && !this.d.isDistressed(from) && !a.resources.some((r) => r.kind === 'disk');
           const missing = await resources.missing(a.resources, a.command, { probeAddresses });
-          return this.postTo(flow, { type: 'resourceCheck', ok: missing.length === 0, missing });
+          const busy = missing.length > 0 && missing.every((m) => ANSWERED.test(m));
+          return this.postTo(flow, { type: 'resourceCheck', ok: missing.length === 0, missing, ...(busy ? { busy } : {}) });
         }
         case 'startResources': {
           // The disks first, then this node's durable 1 or 2 (seed 003: it processes from here on), then the rest.
@@ -473,6 +474,9 @@ export class FlowRunner {
 export function stopTimeout(config: Config, tag: string): number {
   return config.apps.find((a) => a.tag === tag)?.stopTimeoutMs ?? 10_000;
 }
+
+/** A missing resource that is an address another host still answers for (Resources.missing). */
+const ANSWERED = /: still answered by another host /;
 
 /** Does a resource list use this disk (its ownership, or a mount on it)? */
 function usesDisk(resources: readonly ResourceSpec[], disk: string): boolean {

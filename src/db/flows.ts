@@ -247,7 +247,12 @@ export type FlowEvent =
   /** Membership: the peer is alive (after its own recovery hysteresis) / has failed. */
   | { type: 'peerAlive'; node: string }
   | { type: 'peerFailed'; node: string }
-  | { type: 'resourceCheck'; ok: boolean; missing: string[] }
+  /**
+   * busy: nothing is missing but the old host may still be serving (another host answers for an address
+   * of the app): the failover waits and checks again every retryMs, for as long as that host counts as
+   * failed, instead of giving up.
+   */
+  | { type: 'resourceCheck'; ok: boolean; missing: string[]; busy?: boolean }
   | { type: 'done'; op: AsyncOp }
   | { type: 'failed'; op: AsyncOp; error: string }
   /** The program exited without being asked to. */
@@ -306,7 +311,7 @@ export interface FlowState {
    * this attempt; committed: the disks are taken (the old host fenced), so it completes whatever happens
    * to the old host's liveness.
    */
-  readonly failover: { checked: boolean; from: string; committed: boolean; token: number } | null;
+  readonly failover: { checked: boolean; from: string; committed: boolean; token: number; waitedBusy?: boolean } | null;
   /** Failover gave up (resources missing, every attempt failed) for this outage of the primary. */
   readonly failoverGaveUp: boolean;
   readonly attempts: number;
@@ -444,6 +449,12 @@ function apply(d: Draft, e: FlowEvent, now: number, out: FlowAction[]): void {
         return;
       }
       const o = d.obj!;
+      if (e.busy) {
+        if (d.failover.waitedBusy !== true) notify(out, 'resource-error', `${o.tag}: not started on ${d.self}: ${e.missing.join(', ')}; HOST stays ${o.host}, checked again every ${d.config.retryMs} ms`);
+        d.failover.waitedBusy = true;
+        d.retryAt = now + d.config.retryMs;
+        return;
+      }
       notify(out, 'resource-error', `${o.tag}: not started on ${d.self}, missing resources: ${e.missing.join(', ') || '(unspecified)'}; HOST stays ${o.host}`);
       endFailover(d, out, 'failover gave up: resources missing');
       return;

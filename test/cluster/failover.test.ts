@@ -69,8 +69,8 @@ t.test('one silent network is a channel fault: no failover; both silent while a 
   // Both cluster networks silent: b declares a failed, but a still answers for the service address on
   // the service network, so b does not add it (nor start the app): one server, not two.
   await until('b finds the service address still answered by a', async () => {
-    const n = (await c.status('b')).notices.find((x) => x.notice === 'start-failed');
-    return n && /answered by another host/.test(n.message) ? true : undefined;
+    const n = (await c.status('b')).notices.find((x) => x.notice === 'resource-error');
+    return n && /still answered by another host/.test(n.message) ? true : undefined;
   }, 15_000);
   t.equal(await c.probe(c.vip()), 'a', 'a still serves, alone');
   t.equal((await c.status('b')).apps.find((x) => x.tag === 'web')?.here?.app, 'down', 'b runs nothing');

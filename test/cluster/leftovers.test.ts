@@ -28,8 +28,8 @@ t.test('a dead agent\'s app keeps its address, so the backup starts no second co
   await settled(c, ['a', 'b']);
   agentA.kill('SIGKILL');
   await until('b finds the address still answered by a', async () => {
-    const n = (await c.status('b')).notices.find((x) => x.notice === 'start-failed');
-    return n && /answered by another host/.test(n.message) ? true : undefined;
+    const n = (await c.status('b')).notices.find((x) => x.notice === 'resource-error');
+    return n && /still answered by another host/.test(n.message) ? true : undefined;
   }, 15_000);
   t.ok(alive(pid!), 'the old copy still runs on a: its agent died, not the machine');
   const vipOnA = async () => (await c.rig.exec('a', ['ip', '-o', 'addr', 'show', 'dev', 'svc'])).stdout.includes(`${c.vip()}/24`);

@@ -804,3 +804,16 @@ t.test('a failover left unfinished by a restarted backup (phase failing-over, th
   for (const n of ['p', 'b']) t.match(sim2.node(n).db.get('CA-1'), { host: 'p', phase: 'normal' }, `${n}'s replica: back to normal`);
   t.same(sim2.executing('CA-1'), ['p'], 'p runs it');
 });
+
+t.test('a takeover whose address is still answered by its old host (busy) waits and checks again every retryMs, as long as that host counts as failed', async (t) => {
+  const o = object({ autoRecover: false });
+  const busy: FlowEvent = { type: 'resourceCheck', ok: false, missing: ['ip 10.0.0.10/24: still answered by another host (aa:bb)'], busy: true };
+  const first = drive(flow('b', o), [{ type: 'peerFailed', node: 'p' }, busy]);
+  t.same(first.acts, ['notify primary-failed', 'write phase=failing-over if p', 'checkResources', 'notify resource-error'], 'said once');
+  t.equal(first.wakeAt, T0 + CFG.retryMs, 'checked again after retryMs');
+  t.ok(first.s.failover, 'the failover goes on');
+  const again = drive(first.s, [[{ type: 'tick' }, T0 + CFG.retryMs], [busy, T0 + CFG.retryMs]]);
+  t.same(again.acts, ['checkResources'], 'no second notice');
+  const free = drive(again.s, [[{ type: 'tick' }, T0 + 2 * CFG.retryMs], [{ type: 'resourceCheck', ok: true, missing: [] }, T0 + 2 * CFG.retryMs]]);
+  t.same(free.acts, ['checkResources', 'startResources disk,ip'], 'the address free at last: the takeover proceeds');
+});
