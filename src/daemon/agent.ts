@@ -606,7 +606,7 @@ export class Agent {
       if (message.kind === 'pair') {
         for (const r of message.reports) {
           const report = parsePairReport(r);
-          if (report) this.lastActive.onReport(report, performance.now());
+          if (report && this.lastActive.onReport(report, performance.now())) this.flows.post(report.tag, { type: 'gate', open: false });
         }
       } else {
         this.replication.receive(from, message);

@@ -222,9 +222,22 @@ export class LastActive {
     return p.peerReport && now - p.peerReport.at < FRESH_MS ? p.peerReport.report : undefined;
   }
 
-  onReport(report: PairReport, now: number): void {
+  /**
+   * A peer's report. A slave whose processor reports X has no processor any more, whether the peer
+   * restarted or, a slave itself after handing the app over, lost this node for a while (X by peerFailed):
+   * it decides again with it (true: the caller closes the app's gate). Left in SL, it would wait for nothing,
+   * and the peer would wait for it to stop being a slave (decision.ts): the app would run nowhere.
+   */
+  onReport(report: PairReport, now: number): boolean {
     const p = this.pairs.get(report.tag);
-    if (p) p.peerReport = { report, at: now };
+    if (!p) return false;
+    p.peerReport = { report, at: now };
+    if (p.state !== 'SL' || report.state !== 'X') return false;
+    p.state = 'X';
+    p.handingOver = false;
+    p.startedAt = now;
+    this.o.log.warn({ tag: p.tag, peer: p.peer }, 'the processor reports X (not processing, deciding): this slave decides again');
+    return true;
   }
 
   /**

@@ -17,6 +17,7 @@ import t from 'tap';
 
 import { createCluster, logAndServe, until, type Status, type TestCluster, settled, freezeUntilTakenOver } from '../support/cluster.js';
 import { lab, prepareSharedUnit, refusesWrites } from '../support/lab.js';
+import { neighbour } from '../support/netns.js';
 
 const run = promisify(execFile);
 // Under TCG the agents' JavaScript runs ~30× slower than on hardware: wider margins than the defaults. The
@@ -57,6 +58,17 @@ function logLines(c: TestCluster, node: string, msg: RegExp): Record<string, unk
   });
 }
 
+/** What a failed VIP probe needs explained: who has the address, where the client sends it, what each agent did. */
+async function addressStory(c: TestCluster): Promise<string> {
+  const lines = [`client's neighbour entry for the VIP: ${JSON.stringify(await neighbour(c.rig, 'client', c.vip()))}`];
+  for (const n of ['a', 'b']) {
+    lines.push(`${n} svc: ${await c.rig.run(n, ['ip', '-o', 'addr', 'show', 'svc']).catch((e: unknown) => String(e))}`);
+    for (const o of logLines(c, n, /address|announc|fenced|stopp|started|takes over|stand|resource/i)) {
+      lines.push(`${n} ${String(o.time)} ${String(o.msg)} ${JSON.stringify({ ...o, msg: undefined, time: undefined, level: undefined, pid: undefined, hostname: undefined })}`);
+    }
+  }
+  return lines.join('\n');
+}
 
 t.test('power loss of the primary: the backup resets the unit, reserves it, mounts the file system and serves', async (t) => {
   const { c, agents } = await start(t);
@@ -87,7 +99,9 @@ t.test('a frozen primary that wakes up finds its reservation taken by a reset an
   const fenced = logLines(c, 'a', /^fenced$/);
   t.comment(`a's fence: ${fenced.map((f) => String(f.detail)).join('; ') || '(none: the database told it first)'}`);
   t.ok(await refusesWrites(lab.a), 'a write through a\'s nexus is refused');
-  t.equal(await c.probe(c.vip()), 'b', 'the client is still served by b');
+  const served = await c.probe(c.vip());
+  if (served !== 'b') t.comment(await addressStory(c));
+  t.equal(served, 'b', 'the client is still served by b');
 });
 
 t.test('both networks cut: the holder toggles its reservation, the backup sees it by TEST UNIT READY, and a healthy node is not failed over', async (t) => {

@@ -125,3 +125,35 @@ t.test('a slave whose processor restarted (a new incarnation) decides again inst
   await processor.la.decideAll(10, () => true, async () => undefined);
   t.same(processor.la.peerRestarted('b', 20), [], 'a processor keeps processing: the restarted peer joins it');
 });
+
+t.test('a slave whose processor reports X without restarting (it handed the app over, then lost this node for a while) decides again, and the pair converges', async (t) => {
+  // Nemesis seed 1739547702: the processor (M) faults its app and hands it over (SL with its 2); its
+  // slave is frozen meanwhile, so the processor counts it failed and goes to X (a slave whose processor
+  // was not M). The slave never took over and the processor never restarted: left in SL, the slave
+  // waited for nothing, and the processor, seeing an SL it took for a slave of its earlier life, waited
+  // for it for ever. The app ran nowhere.
+  const a = await controller('a', true);
+  const b = await controller('b', true);
+  const report = (c: Awaited<ReturnType<typeof controller>>, now = 0) => c.la.reports(undefined, now)[0]!;
+  b.la.onReport(report(a), 0);
+  a.la.onReport(report(b), 0);
+  await a.la.decideAll(10, () => true, async () => undefined);
+  b.la.onReport(report(a, 10), 10);
+  await b.la.decideAll(20, () => true, async () => undefined);
+  a.la.onReport(report(b, 20), 20);
+  await a.la.slaveInSync('web');
+  t.match([a.la.status()[0], b.la.status()[0]], [{ state: 'M', priority: 2 }, { state: 'SL', priority: 3 }], 'a processes (M), b its slave');
+  await a.la.stoppedProcessing('web', true);
+  t.same((await a.la.peerFailed('b', 40)).map((x) => x.mayTakeOver), [false], 'a, handing over, counts b failed: X');
+  t.equal(a.la.status()[0]?.state, 'X');
+  t.same(b.la.onReport(report(a, 50), 50), true, 'b hears a in X: its slave position is void');
+  t.equal(b.la.status()[0]?.state, 'X', 'b decides again');
+  t.equal(b.la.isOpen('web', 'a', 'b'), false, 'its gate closed meanwhile');
+  a.la.onReport(report(b, 60), 60);
+  b.la.onReport(report(a, 60), 60);
+  await a.la.decideAll(70, () => true, async () => undefined);
+  await b.la.decideAll(70, () => true, async () => undefined);
+  t.match([a.la.status()[0], b.la.status()[0]], [{ state: 'SM', priority: 1 }, { state: 'SL', priority: 3 }],
+    'by comparison: a (2) processed after b (3), so a runs it and b is its slave');
+  t.same(b.la.onReport(report(a, 80), 80), false, 'a report of a processor changes nothing');
+});
