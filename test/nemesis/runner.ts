@@ -2,6 +2,7 @@
 // parallel), the ground truth sampled every ~150 ms and checked as it comes, the faults and writes carried
 // out at their times, every fault healed, the clean-up (app.load on each primary, failback.approve where a
 // prompt waits), then the end-of-run invariants. Returns the findings with a printable report.
+import { readdirSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { controlRequest } from '../../src/control/client.js';
@@ -311,12 +312,15 @@ export async function runSchedule(sched: Schedule, o: RunOptions = {}): Promise<
         // last-active state (a closed gate is the usual reason an app waits), any prompt.
         for (const n of sched.layout.nodes) {
           const st = await controlRequest(cluster.socket(n), 'status', {}, { timeoutMs: p.requestMs }).catch((e: unknown) => String(e)) as PromptStatus | string;
-          if (typeof st === 'string') tl.add('note', `final state on ${n}: no status (${st})`);
+          if (typeof st === 'string') tl.add('note', `final state on ${n}: no status (${st}); its agent process: ${processState(world.agents.get(n)?.pid)}`);
           else for (const a of st.apps) tl.add('note', `final state on ${n}: ${JSON.stringify(a)}`);
         }
         liveFailedAt = healedAt;
       }
-      if (conv.length) violations.push({ inv: 'INV-CONVERGE', at: world.now(), text: conv.join('; ') });
+      if (conv.length) {
+        violations.push({ inv: 'INV-CONVERGE', at: world.now(), text: conv.join('; ') });
+        liveFailedAt = healedAt;
+      }
     }
     for (const text of ackViolations(records, Object.fromEntries(Object.entries(dbs).filter(([, d]) => d !== undefined)))) {
       violations.push({ inv: 'INV-ACK', at: world.now(), text });
@@ -353,6 +357,19 @@ export async function runSchedule(sched: Schedule, o: RunOptions = {}): Promise<
     }
     return { seed: sched.seed, nodes: sched.layout.nodes.length, violations, report, ms, episodes: checker?.episodes ?? [], handOvers: classified };
   }
+}
+
+/** A process as the kernel sees it: each thread's state and wait channel, the main thread's kernel stack. */
+function processState(pid: number | undefined): string {
+  if (pid === undefined) return 'none';
+  const read = (p: string) => { try { return readFileSync(p, 'utf8').trim(); } catch { return '?'; } };
+  let tasks: string[];
+  try { tasks = readdirSync(`/proc/${pid}/task`); } catch { return `pid ${pid} gone`; }
+  const threads = tasks.map((t) => {
+    const stat = read(`/proc/${pid}/task/${t}/stat`);
+    return `${read(`/proc/${pid}/task/${t}/comm`)}:${stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0]}/${read(`/proc/${pid}/task/${t}/wchan`)}`;
+  });
+  return `pid ${pid}, threads ${threads.join(' ')}; stack ${read(`/proc/${pid}/stack`).split('\n').map((l) => l.replace(/^\[<0>\] /, '')).join(' < ')}`;
 }
 
 /** Whether a fault excused a hand-over's overlap, and whether a killed agent's leftover was one side. */
@@ -392,7 +409,7 @@ function formatReport(sched: Schedule, violations: Violation[], tl: Timeline, lo
     for (const l of logsAround(logs, t0, v.at - 2500, v.at + 500)) lines.push(`  ${l}`);
   }
   if (liveFailedAt !== undefined) {
-    lines.push(liveFailedAt === 0 ? 'agents\' log:' : `agents' log from 1 s before the last heal (INV-LIVE):`);
+    lines.push(liveFailedAt === 0 ? 'agents\' log:' : `agents' log from 1 s before the last heal (INV-LIVE, INV-CONVERGE):`);
     for (const l of logsAround(logs, t0, liveFailedAt === 0 ? -Infinity : liveFailedAt - 1000, Infinity)) lines.push(`  ${l}`);
   }
   return lines.join('\n');

@@ -63,8 +63,9 @@ export class LabInjector extends Injector {
       }
       case 'path-loss': {
         this.world.did(f.node, 'path lost');
+        const began = Date.now();
         const port = await this.paths.cut(f.node);
-        this.tl.add('step', `${f.node}'s iSCSI session (local port ${port}) dropped`);
+        this.tl.add('step', `${f.node}'s iSCSI session (local port ${port}) dropped (nft took ${Date.now() - began} ms)`);
         return;
       }
       default: return super.begin(f);
@@ -78,10 +79,13 @@ export class LabInjector extends Injector {
         this.busy.get(f.id)?.kill('SIGKILL');
         this.busy.delete(f.id);
         return;
-      case 'path-loss':
+      case 'path-loss': {
+        const began = Date.now();
         await this.paths.restore(f.node);
         this.world.did(f.node, 'path back');
+        this.tl.add('step', `${f.node}'s iSCSI session let through again (nft took ${Date.now() - began} ms)`);
         return;
+      }
       default: return super.end(f, primaryOf);
     }
   }

@@ -30,11 +30,12 @@ export const WRITE_INTERVAL_MS = 80;
  * the address, the spawn, in the guest.
  * T_resolve 12 000 ms: failAfterMs 2000 + recoverAfterMs 2000 + stopTimeoutMs 2000 + the fenced node's
  * next disk heartbeat (400) + margin for the guest.
- * T_converge 45 000 ms: restarted agents start in several seconds in the guest; then recoverAfterMs, a
- * last-active decision (peerProbeMs 4000), the failback dwell (2000), the prompt and its hand-over (a
- * disk takeover and a mount on each side).
+ * T_converge 90 000 ms: an agent started again takes 15-60 s in the guest before it answers (loading its
+ * modules over 9p under TCG, beside a busy peer: `vigil --version` alone takes 9 s there), the cluster
+ * then forms again (recoverAfterMs), a last-active decision (peerProbeMs 4000), the failback dwell (2000),
+ * the prompt and its hand-over (a disk takeover and a mount on each side).
  */
-export const LAB_LIMITS: Limits = { hMs: 300, resolveMs: 12_000, startMs: 3000, convergeMs: 45_000 };
+export const LAB_LIMITS: Limits = { hMs: 300, resolveMs: 12_000, startMs: 3000, convergeMs: 90_000 };
 
 export function labProfile(): Profile {
   const unit = labUnit();
@@ -43,10 +44,10 @@ export function labProfile(): Profile {
   let acks = '';
   return {
     limits: LAB_LIMITS,
-    sampleMs: 300,
+    sampleMs: 500,
     stableMs: 2500,
     startupMs: 120_000,
-    formMs: 20_000,
+    formMs: 60_000,
     requestMs: 3000,
     async cluster(teardown, sched) {
       await sh(['modprobe', 'nf_tables']);
