@@ -12,7 +12,9 @@ import type { Sample } from './ground.js';
 import type { Held } from './vipwatch.js';
 import type { World } from './world.js';
 
-export type Invariant = 'INV-RUN' | 'INV-VIP' | 'INV-LIVE' | 'INV-CONVERGE' | 'INV-ACK' | 'AGENT-EXIT' | 'HARNESS';
+export type Invariant = 'INV-RUN' | 'INV-VIP' | 'INV-LIVE' | 'INV-CONVERGE' | 'INV-ACK' | 'AGENT-EXIT' | 'HARNESS'
+  // The lab rig's records (lab/records.ts).
+  | 'INV-REC-ORDER' | 'INV-REC-EPOCH' | 'INV-REC-STALE' | 'INV-REC-ACK' | 'INV-REC-TORN' | 'INV-REC-LIVE';
 
 export interface Violation {
   inv: Invariant;

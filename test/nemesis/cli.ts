@@ -1,15 +1,18 @@
-// `npm run nemesis -- [--seed N] [--runs K] [--nodes 2|3] [--verbose] [--without KIND,...]`: runs K
+// `npm run nemesis -- [--seed N] [--runs K] [--nodes 2|3] [--verbose] [--without KIND,...] [--lab]`: runs K
 // schedules, seeds N, N+1, ... (N random unless given, and printed first), one after the other, and prints
 // a line per schedule, the report of every failing one, and the figures. Exit status 1 if any failed.
+// --lab: the lab rig (inside the lab guest: scripts/nemesis --lab boots it).
 import { randomInt } from 'node:crypto';
 
 import { Command, InvalidArgumentError } from 'commander';
 
 import { summary } from './figures.js';
+import { labProfile } from './lab/profile.js';
+import { makeLabSchedule } from './lab/schedule.js';
 import { replayCommand, runSchedule, type RunResult } from './runner.js';
 import { makeSchedule, type FaultKind } from './schedule.js';
 
-interface Options { seed?: number; runs?: number; nodes?: 2 | 3; verbose?: boolean; logs?: boolean; without?: FaultKind[] }
+interface Options { seed?: number; runs?: number; nodes?: 2 | 3; verbose?: boolean; logs?: boolean; without?: FaultKind[]; lab?: boolean }
 
 const int = (v: string) => {
   const n = Number(v);
@@ -20,15 +23,17 @@ const int = (v: string) => {
 async function main(o: Options): Promise<void> {
   const base = o.seed ?? randomInt(1, 2 ** 31);
   const runs = o.runs ?? (o.seed === undefined ? 10 : 1);
-  process.stdout.write(`nemesis: base seed ${base}, ${runs} schedule(s)${o.nodes ? `, ${o.nodes} nodes` : ''}${o.without?.length ? `, without ${o.without.join(',')}` : ''}\n`);
+  if (o.lab && !process.env.VIGIL_LAB) throw new Error('--lab runs inside the lab guest: scripts/nemesis --lab boots it');
+  const profile = o.lab ? labProfile() : undefined;
+  process.stdout.write(`nemesis${o.lab ? ' (lab)' : ''}: base seed ${base}, ${runs} schedule(s)${o.nodes ? `, ${o.nodes} nodes` : ''}${o.without?.length ? `, without ${o.without.join(',')}` : ''}\n`);
   const results: RunResult[] = [];
   for (let i = 0; i < runs; i++) {
-    const sched = makeSchedule(base + i, { nodes: o.nodes, without: o.without });
-    const r = await runSchedule(sched, { verbose: o.verbose, logs: o.logs });
+    const sched = o.lab ? makeLabSchedule(base + i, { without: o.without }) : makeSchedule(base + i, { nodes: o.nodes, without: o.without });
+    const r = await runSchedule(sched, { verbose: o.verbose, logs: o.logs, profile });
     results.push(r);
     const invs = [...new Set(r.violations.map((v) => v.inv))];
     process.stdout.write(`seed ${r.seed} (${r.nodes} nodes, ${sched.faults.map((f) => f.kind).join(' ')}): ${invs.length ? `FAILED ${invs.join(', ')}` : 'passed'} in ${(r.ms.total / 1000).toFixed(1)} s (start-up ${(r.ms.startup / 1000).toFixed(1)}, faults ${(r.ms.faults / 1000).toFixed(1)}, convergence ${r.ms.converge === undefined ? '-' : (r.ms.converge / 1000).toFixed(1)})\n`);
-    if (invs.length || o.verbose || o.logs) process.stdout.write(`${r.report}\nreplay: ${replayCommand(sched, o.without)}\n\n`);
+    if (invs.length || o.verbose || o.logs) process.stdout.write(`${r.report}\nreplay: ${replayCommand(sched, o.without, profile)}\n\n`);
   }
   process.stdout.write(`\n${summary(results)}\n`);
   process.exitCode = results.some((r) => r.violations.length) ? 1 : 0;
@@ -45,5 +50,6 @@ await new Command('nemesis')
   .option('--without <kinds>', 'fault kinds never to draw, comma-separated', (v) => v.split(',') as FaultKind[])
   .option('--verbose', 'echo the timeline as it happens and print every report')
   .option('--logs', 'print every agent log line (info and above) in the reports')
+  .option('--lab', 'the lab rig: a shared disk, real fencing, the records checks (inside the lab guest)')
   .action(main)
   .parseAsync(process.argv);

@@ -25,7 +25,7 @@ export class Injector {
   /** Agents that exited by themselves (a crash): reported by the runner. */
   readonly crashes: string[] = [];
 
-  constructor(private readonly c: TestCluster, private readonly world: World, private readonly tl: Timeline, private readonly rules: LinkRules,
+  constructor(protected readonly c: TestCluster, protected readonly world: World, protected readonly tl: Timeline, private readonly rules: LinkRules,
     private readonly watch: VipWatch) {}
 
   /** The run is over: the rig's teardown stops every agent, which is no finding either. */

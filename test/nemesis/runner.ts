@@ -2,6 +2,7 @@
 // parallel), the ground truth sampled every ~150 ms and checked as it comes, the faults and writes carried
 // out at their times, every fault healed, the clean-up (app.load on each primary, failback.approve where a
 // prompt waits), then the end-of-run invariants. Returns the findings with a printable report.
+import { readdirSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { controlRequest } from '../../src/control/client.js';
@@ -41,9 +42,45 @@ export interface Limits {
  */
 export const DEFAULT_LIMITS: Limits = { hMs: 100, resolveMs: 5000, startMs: 1000, convergeMs: 15_000 };
 
-const SAMPLE_MS = 150;
-/** INV-LIVE must hold this long without a break (longer than failbackDwellMs, so a due failback shows). */
-const STABLE_MS = 1100;
+/**
+ * What differs between the namespace rig and the lab guest: the cluster, the injector, the limits and the
+ * harness's own pace, and the lab's end-of-run checks (the records on the shared disk).
+ */
+export interface Profile {
+  limits: Limits;
+  /** The ground truth is sampled this often. */
+  sampleMs: number;
+  /** INV-LIVE must hold this long without a break (longer than failbackDwellMs, so a due failback shows). */
+  stableMs: number;
+  /** Start-up waits (every agent hears every peer, settled, every app serving) give up after this. */
+  startupMs: number;
+  /** After the last heal, how long the clean-up waits for the cluster to form again before loading. */
+  formMs: number;
+  /** Timeout of the harness's own status and db.show requests. */
+  requestMs: number;
+  cluster(teardown: (fn: () => unknown) => void, sched: Schedule): Promise<TestCluster>;
+  injector(c: TestCluster, world: World, tl: Timeline, rules: LinkRules, watch: VipWatch): Injector;
+  /**
+   * Every node has been powered off (the rig and its directory are still there): the rig's own end-of-run
+   * checks. `converged`: the stable period at the end (ms since t0), if INV-LIVE held; `host`: the node
+   * that ran each app then.
+   */
+  finish?(x: { c: TestCluster; t0: number; tl: Timeline; converged: { from: number; to: number } | undefined; host: Record<string, string> }): Promise<Violation[]>;
+  replay(sched: Schedule, without: string[]): string;
+}
+
+/** The namespace rig on the host: default vigild timing, no shared disk. */
+export const NETNS: Profile = {
+  limits: DEFAULT_LIMITS,
+  sampleMs: 150,
+  stableMs: 1100,
+  startupMs: 20_000,
+  formMs: 6000,
+  requestMs: 1000,
+  cluster: (teardown, sched) => createCluster({ teardown }, sched.layout.nodes, appDefs(sched.layout)),
+  injector: (c, world, tl, rules, watch) => new Injector(c, world, tl, rules, watch),
+  replay: (sched, without) => `npm run nemesis -- --seed ${sched.seed} --nodes ${sched.layout.nodes.length}${without.length ? ` --without ${without.join(',')}` : ''}`,
+};
 
 export interface RunResult {
   seed: number;
@@ -77,10 +114,13 @@ export interface RunOptions {
   verbose?: boolean;
   /** Append every agent log line (info and above) of the run to its report. */
   logs?: boolean;
+  /** The rig: the namespaces (default) or the lab guest (lab/profile.ts). */
+  profile?: Profile;
 }
 
 export async function runSchedule(sched: Schedule, o: RunOptions = {}): Promise<RunResult> {
-  const limits = o.limits ?? DEFAULT_LIMITS;
+  const p = o.profile ?? NETNS;
+  const limits = o.limits ?? p.limits;
   const verbose = o.verbose ?? false;
   const teardowns: (() => unknown)[] = [];
   const began = Date.now();
@@ -98,8 +138,10 @@ export async function runSchedule(sched: Schedule, o: RunOptions = {}): Promise<
   let worldRef: World | undefined;
   /** Set when INV-LIVE failed: the report prints the agents' log from then on. */
   let liveFailedAt: number | undefined;
+  let converged: { from: number; to: number } | undefined;
+  const finalHost: Record<string, string> = {};
   try {
-    c = await createCluster({ teardown: (fn) => teardowns.push(fn) }, sched.layout.nodes, appDefs(sched.layout));
+    c = await p.cluster((fn) => teardowns.push(fn), sched);
     t0 = Date.now();
     tl = new Timeline(t0, verbose);
     const cluster = c;
@@ -109,7 +151,7 @@ export async function runSchedule(sched: Schedule, o: RunOptions = {}): Promise<
     const watch = new VipWatch(cluster, vips, t0);
     watching = watch;
     await Promise.all(sched.layout.nodes.map((n) => watch.start(n)));
-    inj = new Injector(cluster, world, tl, new LinkRules(cluster.rig), watch);
+    inj = p.injector(cluster, world, tl, new LinkRules(cluster.rig), watch);
     const injector = inj;
     const ground = new Ground({ c: cluster, nodes: sched.layout.nodes, vips, t0, poweredOff: (n) => world.poweredOff(n) });
     teardowns.push(() => ground.stopProber());
@@ -125,9 +167,9 @@ export async function runSchedule(sched: Schedule, o: RunOptions = {}): Promise<
         if (!s.peers.every((p) => p.state === 'alive')) return undefined;
       }
       return true;
-    }, 20_000, 100);
-    await settled(cluster, sched.layout.nodes);
-    await until('every app runs once and answers', async () => (liveProblems(await ground.sample(), tags).length === 0 ? true : undefined), 20_000, 100);
+    }, p.startupMs, 100);
+    await settled(cluster, sched.layout.nodes, p.startupMs);
+    await until('every app runs once and answers', async () => (liveProblems(await ground.sample(), tags).length === 0 ? true : undefined), p.startupMs, 100);
     windowAt = world.now();
     ms.startup = windowAt;
     tl.add('note', `cluster up, every app serving; the fault window opens (schedule times are relative to ${fmt(windowAt)})`);
@@ -161,7 +203,7 @@ export async function runSchedule(sched: Schedule, o: RunOptions = {}): Promise<
           violations.push(v);
           tl.add('violation', `${v.inv} ${v.text}`, v.at);
         }
-        await sleep(Math.max(10, SAMPLE_MS - (Date.now() - started)));
+        await sleep(Math.max(10, p.sampleMs - (Date.now() - started)));
       }
     })();
     const lastView = new Map<string, string>();
@@ -169,7 +211,7 @@ export async function runSchedule(sched: Schedule, o: RunOptions = {}): Promise<
       while (sampling) {
         await Promise.all(sched.layout.nodes.map(async (n) => {
           if (!world.agentRunning(n) || world.isFrozen(n)) return;
-          const s = await controlRequest(cluster.socket(n), 'status', {}, { timeoutMs: 800 }).catch(() => undefined) as Status | undefined;
+          const s = await controlRequest(cluster.socket(n), 'status', {}, { timeoutMs: p.requestMs }).catch(() => undefined) as Status | undefined;
           if (!s) return;
           const v = appSummary(s);
           if (lastView.get(n) !== v) tl.add('agent', `${n} sees ${v}`);
@@ -223,12 +265,12 @@ export async function runSchedule(sched: Schedule, o: RunOptions = {}): Promise<
     // stale data, which INV-ACK covers; the clean-up is there to show liveness.
     await until('the cluster formed again', async () => {
       const all = await Promise.all(sched.layout.nodes.map(async (n) => {
-        const st = await controlRequest(cluster.socket(n), 'status', {}, { timeoutMs: 1000 }).catch(() => undefined) as Status | undefined;
-        const db = await controlRequest(cluster.socket(n), 'db.show', {}, { timeoutMs: 1000 }).catch(() => undefined) as DbShow | undefined;
+        const st = await controlRequest(cluster.socket(n), 'status', {}, { timeoutMs: p.requestMs }).catch(() => undefined) as Status | undefined;
+        const db = await controlRequest(cluster.socket(n), 'db.show', {}, { timeoutMs: p.requestMs }).catch(() => undefined) as DbShow | undefined;
         return st?.peers.every((p) => p.state === 'alive') ? db?.digest : undefined;
       }));
       return all.every((d) => d !== undefined && d === all[0]) ? true : undefined;
-    }, 6000, 100).catch(() => tl.add('note', 'the cluster has not formed again 6 s after the last heal: loading anyway'));
+    }, p.formMs, 100).catch(() => tl.add('note', `the cluster has not formed again ${p.formMs / 1000} s after the last heal: loading anyway`));
     await Promise.all(sched.layout.apps.map((a) => injector.request(a.primary, 'app.load', { tag: a.tag })));
     const deadline = healedAt + limits.convergeMs;
     let stableSince: number | undefined;
@@ -236,18 +278,18 @@ export async function runSchedule(sched: Schedule, o: RunOptions = {}): Promise<
     let dbs: Record<string, DbShow> = {};
     while (world.now() < deadline) {
       await sleep(250);
-      const statuses = await Promise.all(sched.layout.nodes.map(async (n) => [n, await controlRequest(cluster.socket(n), 'status', {}, { timeoutMs: 1000 }).catch(() => undefined) as PromptStatus | undefined] as const));
+      const statuses = await Promise.all(sched.layout.nodes.map(async (n) => [n, await controlRequest(cluster.socket(n), 'status', {}, { timeoutMs: p.requestMs }).catch(() => undefined) as PromptStatus | undefined] as const));
       for (const [n, s] of statuses) {
         for (const a of s?.apps ?? []) if (a.prompt && a.host === n) await injector.request(n, 'failback.approve', { tag: a.tag });
       }
-      dbs = Object.fromEntries(await Promise.all(sched.layout.nodes.map(async (n) => [n, await controlRequest(cluster.socket(n), 'db.show', {}, { timeoutMs: 1000 }).catch(() => undefined)] as const))) as Record<string, DbShow>;
+      dbs = Object.fromEntries(await Promise.all(sched.layout.nodes.map(async (n) => [n, await controlRequest(cluster.socket(n), 'db.show', {}, { timeoutMs: p.requestMs }).catch(() => undefined)] as const))) as Record<string, DbShow>;
       const digests = new Set(Object.values(dbs).map((d) => d?.digest));
       problems = latest ? liveProblems(latest, tags) : ['no sample'];
       if (digests.size !== 1 || digests.has(undefined as unknown as number)) problems.push(`digests differ: ${Object.entries(dbs).map(([n, d]) => `${n} ${d?.digest ?? 'no answer'}`).join(', ')}`);
       if (statuses.some(([, s]) => s?.apps.some((a) => a.prompt))) problems.push('a failback prompt waits');
       if (problems.length) stableSince = undefined;
       else if (stableSince === undefined) stableSince = world.now();
-      else if (world.now() - stableSince >= STABLE_MS) break;
+      else if (world.now() - stableSince >= p.stableMs) break;
     }
     sampling = false;
     await Promise.all([sampler, viewer]);
@@ -257,8 +299,9 @@ export async function runSchedule(sched: Schedule, o: RunOptions = {}): Promise<
       violations.push(v);
       tl.add('violation', `${v.inv} ${v.text}`, v.at);
     }
-    if (stableSince !== undefined && world.now() - stableSince >= STABLE_MS) {
+    if (stableSince !== undefined && world.now() - stableSince >= p.stableMs) {
       ms.converge = stableSince - healedAt;
+      converged = { from: stableSince, to: world.now() };
       tl.add('note', `converged ${ms.converge} ms after the last heal`);
     } else {
       const live = problems.filter((p) => !p.startsWith('digests differ'));
@@ -268,19 +311,26 @@ export async function runSchedule(sched: Schedule, o: RunOptions = {}): Promise<
         // What each agent says of the apps that did not come back: HOST, phase, marks, its flow here, the
         // last-active state (a closed gate is the usual reason an app waits), any prompt.
         for (const n of sched.layout.nodes) {
-          const st = await controlRequest(cluster.socket(n), 'status', {}, { timeoutMs: 1000 }).catch((e: unknown) => String(e)) as PromptStatus | string;
-          if (typeof st === 'string') tl.add('note', `final state on ${n}: no status (${st})`);
+          const st = await controlRequest(cluster.socket(n), 'status', {}, { timeoutMs: p.requestMs }).catch((e: unknown) => String(e)) as PromptStatus | string;
+          if (typeof st === 'string') tl.add('note', `final state on ${n}: no status (${st}); its agent process: ${processState(world.agents.get(n)?.pid)}`);
           else for (const a of st.apps) tl.add('note', `final state on ${n}: ${JSON.stringify(a)}`);
         }
         liveFailedAt = healedAt;
       }
-      if (conv.length) violations.push({ inv: 'INV-CONVERGE', at: world.now(), text: conv.join('; ') });
+      if (conv.length) {
+        violations.push({ inv: 'INV-CONVERGE', at: world.now(), text: conv.join('; ') });
+        liveFailedAt = healedAt;
+      }
     }
     for (const text of ackViolations(records, Object.fromEntries(Object.entries(dbs).filter(([, d]) => d !== undefined)))) {
       violations.push({ inv: 'INV-ACK', at: world.now(), text });
     }
     for (const v of violations.filter((x) => x.inv !== 'INV-RUN' && x.inv !== 'INV-VIP' && x.inv !== 'AGENT-EXIT')) tl.add('violation', `${v.inv} ${v.text}`, v.at);
     for (const crash of injector.crashes) violations.push({ inv: 'AGENT-EXIT', at: world.now(), text: crash });
+    for (const tag of tags) {
+      const copies = latest?.copies[tag] ?? [];
+      if (copies.length === 1) finalHost[tag] = copies[0]!.node;
+    }
   } catch (e) {
     violations.push({ inv: 'HARNESS', at: Date.now() - began, text: `run aborted: ${e instanceof Error ? e.stack ?? e.message : String(e)}` });
   } finally {
@@ -290,6 +340,16 @@ export async function runSchedule(sched: Schedule, o: RunOptions = {}): Promise<
     // Power every node off at once: the rig's own teardown would SIGTERM each agent and wait for it
     // to stop its apps, seconds a run does not need.
     if (c) await Promise.all(sched.layout.nodes.map((n) => c!.powerOff(n).catch(() => {})));
+    if (c && p.finish) {
+      try {
+        for (const v of await p.finish({ c, t0, tl, converged, host: finalHost })) {
+          violations.push(v);
+          tl.add('violation', `${v.inv} ${v.text}`, v.at);
+        }
+      } catch (e) {
+        violations.push({ inv: 'HARNESS', at: Date.now() - t0, text: `end-of-run checks failed: ${e instanceof Error ? e.stack ?? e.message : String(e)}` });
+      }
+    }
     const logs = c ? Object.fromEntries(sched.layout.nodes.map((n) => [n, c!.log(n)])) : {};
     const report = formatReport(sched, violations, tl, logs, windowAt, t0, o.logs ? 0 : liveFailedAt, watching?.held ?? []);
     for (const fn of teardowns.reverse()) {
@@ -297,6 +357,19 @@ export async function runSchedule(sched: Schedule, o: RunOptions = {}): Promise<
     }
     return { seed: sched.seed, nodes: sched.layout.nodes.length, violations, report, ms, episodes: checker?.episodes ?? [], handOvers: classified };
   }
+}
+
+/** A process as the kernel sees it: each thread's state and wait channel, the main thread's kernel stack. */
+function processState(pid: number | undefined): string {
+  if (pid === undefined) return 'none';
+  const read = (p: string) => { try { return readFileSync(p, 'utf8').trim(); } catch { return '?'; } };
+  let tasks: string[];
+  try { tasks = readdirSync(`/proc/${pid}/task`); } catch { return `pid ${pid} gone`; }
+  const threads = tasks.map((t) => {
+    const stat = read(`/proc/${pid}/task/${t}/stat`);
+    return `${read(`/proc/${pid}/task/${t}/comm`)}:${stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0]}/${read(`/proc/${pid}/task/${t}/wchan`)}`;
+  });
+  return `pid ${pid}, threads ${threads.join(' ')}; stack ${read(`/proc/${pid}/stack`).split('\n').map((l) => l.replace(/^\[<0>\] /, '')).join(' < ')}`;
 }
 
 /** Whether a fault excused a hand-over's overlap, and whether a killed agent's leftover was one side. */
@@ -307,8 +380,8 @@ function classify(h: HandOver, world: World, limits: Limits): HandOver & { excus
   return { ...h, excused, leftover };
 }
 
-export function replayCommand(sched: Schedule, without: string[] = []): string {
-  return `npm run nemesis -- --seed ${sched.seed} --nodes ${sched.layout.nodes.length}${without.length ? ` --without ${without.join(',')}` : ''}`;
+export function replayCommand(sched: Schedule, without: string[] = [], profile: Profile = NETNS): string {
+  return profile.replay(sched, without);
 }
 
 function formatReport(sched: Schedule, violations: Violation[], tl: Timeline, logs: Record<string, string>, windowAt: number, t0: number, liveFailedAt: number | undefined, held: readonly Held[]): string {
@@ -330,13 +403,13 @@ function formatReport(sched: Schedule, violations: Violation[], tl: Timeline, lo
   }
   lines.push('timeline:');
   lines.push(tl.format().split('\n').map((l) => `  ${l}`).join('\n'));
-  const around = violations.filter((v) => v.inv === 'INV-RUN' || v.inv === 'INV-VIP');
+  const around = violations.filter((v) => v.inv === 'INV-RUN' || v.inv === 'INV-VIP' || (v.inv.startsWith('INV-REC-') && Number.isFinite(v.at)));
   for (const v of around.slice(0, 4)) {
     lines.push(`agents' log around ${fmt(v.at).trim()} (${v.inv}):`);
     for (const l of logsAround(logs, t0, v.at - 2500, v.at + 500)) lines.push(`  ${l}`);
   }
   if (liveFailedAt !== undefined) {
-    lines.push(liveFailedAt === 0 ? 'agents\' log:' : `agents' log from 1 s before the last heal (INV-LIVE):`);
+    lines.push(liveFailedAt === 0 ? 'agents\' log:' : `agents' log from 1 s before the last heal (INV-LIVE, INV-CONVERGE):`);
     for (const l of logsAround(logs, t0, liveFailedAt === 0 ? -Infinity : liveFailedAt - 1000, Infinity)) lines.push(`  ${l}`);
   }
   return lines.join('\n');

@@ -21,7 +21,11 @@ export type FaultKind =
   | 'unload-load'     // app.unload on the node; app.load on the app's primary after `ms`
   | 'load'            // app.load on the node (clears a fault mark there)
   | 'approve'         // failback.approve on the node
-  | 'deny';           // failback.deny on the node
+  | 'deny'            // failback.deny on the node
+  // The lab rig only (lab/schedule.ts): the shared disk.
+  | 'crash-mounted'   // kill -9 of the agent of the node running the app (its file system mounted); started again after `ms`
+  | 'busy-mount'      // a process with its cwd in the shared file system on the node that has it mounted, for `ms`
+  | 'path-loss';      // the node's path to the shared unit (its iSCSI session's TCP traffic) dropped, for `ms`
 
 export interface Fault {
   id: number;

@@ -1,0 +1,92 @@
+// The lab rig's injector: the namespace campaign's faults (faults.ts) plus the shared disk's own. Faults
+// aimed at "host" pick their node when they begin: the node running the app's copy then (the newest, if
+// two run), else the app's primary.
+//   crash-mounted  kill -9 of that node's agent while its app runs with the file system mounted; the agent
+//                  is started again after `ms`, as systemd would;
+//   busy-mount     a shell's `sleep` with its cwd in the file system, on the node that has it mounted, in
+//                  the node's namespaces (so an unmount there fails with EBUSY), killed after `ms`;
+//   path-loss      the node's iSCSI session dropped for `ms` (pathloss.ts);
+//   app-kill       kill -9 of the copy on that node.
+import type { ChildProcess } from 'node:child_process';
+
+import type { TestCluster } from '../../support/cluster.js';
+import { Injector } from '../faults.js';
+import { scanCopies } from '../ground.js';
+import type { LinkRules } from '../netfilter.js';
+import type { Fault } from '../schedule.js';
+import type { Timeline } from '../timeline.js';
+import type { VipWatch } from '../vipwatch.js';
+import type { World } from '../world.js';
+import type { PathLoss } from './pathloss.js';
+
+export class LabInjector extends Injector {
+  /** The node each "host" fault was aimed at when it began. */
+  private readonly aimed = new Map<number, string>();
+  private readonly busy = new Map<number, ChildProcess>();
+
+  constructor(c: TestCluster, world: World, tl: Timeline, rules: LinkRules, watch: VipWatch, private readonly paths: PathLoss,
+    private readonly mnt: string, private readonly primary: string) {
+    super(c, world, tl, rules, watch);
+  }
+
+  /** The node running the app now (the newest copy), else the primary. */
+  private host(): string {
+    const on = this.world.nodes.filter((n) => !this.world.poweredOff(n));
+    const copies = Object.values(scanCopies(new Map(on.map((n) => [n, this.c.rig.ns(n)])))).flat().sort((a, b) => b.start - a.start);
+    return copies[0]?.node ?? this.primary;
+  }
+
+  /** Of the nodes with the file system mounted, the one running the app if it is one of them. */
+  private async mounted(): Promise<string> {
+    const host = this.host();
+    const on = this.world.nodes.filter((n) => !this.world.poweredOff(n));
+    const have = [];
+    for (const n of on) if ((await this.c.rig.exec(n, ['mountpoint', '-q', this.mnt])).code === 0) have.push(n);
+    return have.includes(host) || have.length === 0 ? host : have[0]!;
+  }
+
+  private aim(f: Fault, node: string): Fault {
+    this.aimed.set(f.id, node);
+    this.tl.add('step', `#${f.id} ${f.kind} aimed at ${node}`);
+    return { ...f, node };
+  }
+
+  override async begin(f: Fault): Promise<void> {
+    switch (f.kind) {
+      case 'crash-mounted': return super.begin({ ...this.aim(f, this.host()), kind: 'agent-kill' });
+      case 'app-kill': return super.begin(f.node === 'host' ? this.aim(f, this.host()) : f);
+      case 'busy-mount': {
+        const node = this.aim(f, await this.mounted()).node;
+        this.world.did(node, 'busy mount');
+        this.busy.set(f.id, this.c.rig.spawn(node, ['sh', '-c', `cd ${this.mnt} && exec sleep 600`], { stdio: 'ignore' }));
+        return;
+      }
+      case 'path-loss': {
+        this.world.did(f.node, 'path lost');
+        const began = Date.now();
+        const port = await this.paths.cut(f.node);
+        this.tl.add('step', `${f.node}'s iSCSI session (local port ${port}) dropped (nft took ${Date.now() - began} ms)`);
+        return;
+      }
+      default: return super.begin(f);
+    }
+  }
+
+  override async end(f: Fault, primaryOf: (tag: string) => string): Promise<void> {
+    switch (f.kind) {
+      case 'crash-mounted': return super.end({ ...f, kind: 'agent-kill', node: this.aimed.get(f.id)! }, primaryOf);
+      case 'busy-mount':
+        this.busy.get(f.id)?.kill('SIGKILL');
+        this.busy.delete(f.id);
+        return;
+      case 'path-loss': {
+        const began = Date.now();
+        await this.paths.restore(f.node);
+        this.world.did(f.node, 'path back');
+        this.tl.add('step', `${f.node}'s iSCSI session let through again (nft took ${Date.now() - began} ms)`);
+        return;
+      }
+      default: return super.end(f, primaryOf);
+    }
+  }
+}
