@@ -99,9 +99,11 @@ t.test('a frozen primary that wakes up finds its reservation taken by a reset an
   const fenced = logLines(c, 'a', /^fenced$/);
   t.comment(`a's fence: ${fenced.map((f) => String(f.detail)).join('; ') || '(none: the database told it first)'}`);
   t.ok(await refusesWrites(lab.a), 'a write through a\'s nexus is refused');
-  const served = await c.probe(c.vip());
+  // b's app may still be starting (a node process under TCG takes seconds before it listens): the first
+  // answer counts, and it must be b's.
+  const served = await until('the VIP answers', async () => (await c.probe(c.vip())) ?? undefined, 60_000, 250);
   if (served !== 'b') t.comment(await addressStory(c));
-  t.equal(served, 'b', 'the client is still served by b');
+  t.equal(served, 'b', 'the client is served by b, not by the woken a');
 });
 
 t.test('both networks cut: the holder toggles its reservation, the backup sees it by TEST UNIT READY, and a healthy node is not failed over', async (t) => {
