@@ -244,7 +244,7 @@ export class Agent {
           for (const p of this.peers) this.membership.expect(p.name, diskChannel(disk), !scsi2 && p.name === holder);
         },
         onFenced: (disk, detail) => this.flows.fenced(disk, detail),
-        mustProveLife: () => this.peers.some((p) => !peerHearsUs(this.links(p), this.config.timing.failAfterMs / 2)),
+        mustProveLife: (except) => this.peers.some((p) => !except.has(p.name) && !peerHearsUs(this.links(p), this.config.timing.failAfterMs / 2)),
         silentHolder: (disk) => {
           const host = this.db.list().find((o) => o.resources.some((r) => r.kind === 'disk' && r.disk === disk))?.host;
           const peer = this.peers.find((p) => p.name === host);

@@ -26,7 +26,9 @@
 // unit's PR generation moves; refused once its key was preempted: fenced), and every node reads the
 // reservation every interval: a moved generation under the same holder is that holder's pulse. No data
 // block is ever written, so a file system may use the whole unit. SCSI-2 units toggle their reservation
-// instead, only while the holder has reason to prove it lives, sampled with TEST UNIT READY.
+// instead, only while the holder has reason to prove it lives, sampled with TEST UNIT READY, and never
+// toward a node whose reservation it broke by a reset until that node is heard again: the unit is
+// unreserved while toggled, and such a node (frozen, say, not dead) may still write, or RESERVE again.
 //
 // DISTRESS. When a peer sends distress, a sole survivor fences the sender's key off every persistent unit
 // by PREEMPT AND ABORT (and so holds the units it held): a node about to die must not write a block more.
@@ -75,8 +77,11 @@ export interface DisksHooks {
   /** Did this node send distress? */
   isDistressed?(node: string): boolean;
   onFenced(disk: string, detail: string): void;
-  /** SCSI-2: should the holder prove it lives (a peer no longer acknowledges its heartbeats)? */
-  mustProveLife?(): boolean;
+  /**
+   * SCSI-2: should the holder prove it lives (a peer no longer acknowledges its heartbeats)? Peers in
+   * `except` do not count (the nodes whose reservation this one broke and has not heard since).
+   */
+  mustProveLife?(except: ReadonlySet<string>): boolean;
   /** SCSI-2: the node presumed to hold this disk, while it is not heard on any network (sample then). */
   silentHolder?(disk: string): string | undefined;
 }
@@ -93,6 +98,13 @@ interface Unit {
   watch: GenerationWatch;
   sampler: ToggleSampler;
   lastToggle: number;
+  /**
+   * scsi2: the nodes whose reservation this node broke by a reset to take the unit, not heard since. One
+   * may be alive (it was frozen, or cut off) and still write: no toggle window is opened for it, so every
+   * write of its lands on a reserved unit and is refused, and its own RESERVE is refused (it is fenced)
+   * instead of taking the unit back in a window.
+   */
+  brokeFrom: Set<string>;
   /** scsi2: the last reset unit attention (06/29/xx) seen while holding, for the fence's detail. */
   resetSense: Sense | undefined;
   /** What was said last about a mount that keeps this node's registration (said once). */
@@ -151,7 +163,7 @@ export class Disks implements DiskOwnership {
     for (const d of this.config.disks) {
       const unit: Unit = {
         config: d, device: undefined, error: undefined, fenced: false, holding: false, busy: false,
-        watch: new GenerationWatch(), sampler: new ToggleSampler(), lastToggle: -Infinity, resetSense: undefined, keptFor: undefined,
+        watch: new GenerationWatch(), sampler: new ToggleSampler(), lastToggle: -Infinity, brokeFrom: new Set(), resetSense: undefined, keptFor: undefined,
         queue: Promise.resolve(),
       };
       this.units.set(d.name, unit);
@@ -311,6 +323,8 @@ export class Disks implements DiskOwnership {
     u.holding = true;
     u.fenced = false;
     u.resetSense = undefined; // our own reset's unit attention, if any, is not news
+    // A reset is sent only when every other node counts failed (scsi2.ts): any of them may have held it.
+    u.brokeFrom = new Set(resets.length > 0 ? this.config.nodes.filter((n) => n !== this.self).map((n) => n.name) : []);
     if (resets.length > 0) {
       this.log.warn({ disk, resets: resets.length, ms: Number((performance.now() - started).toFixed(1)) }, 'trespass: SCSI-2 reservation taken after reset');
     }
@@ -529,7 +543,8 @@ export class Disks implements DiskOwnership {
     u.busy = true;
     try {
       const now = performance.now();
-      if (u.config.heartbeat && now - u.lastToggle >= this.toggle.periodMs && this.hooks.mustProveLife?.()) {
+      for (const n of u.brokeFrom) if (this.hooks.isAlive(n)) u.brokeFrom.delete(n);
+      if (u.config.heartbeat && now - u.lastToggle >= this.toggle.periodMs && this.hooks.mustProveLife?.(u.brokeFrom)) {
         u.lastToggle = now;
         await u.device.release6();
         await sleep(this.toggle.releaseMs);
