@@ -189,7 +189,11 @@ export class FlowRunner {
    * hosted here (its last-active decision may have claimed the disk before its flow starts it)?
    */
   usesDisk(disk: string): boolean {
-    if (this.db.list().some((o) => o.host === this.d.self.name && usesDisk(o.resources, disk))) return true;
+    // An app hosted here counts unless it is marked faulted here: then this node will not run it, and the
+    // disk it kept (a last-active claim before the start, say) must go, or the backup could never take it
+    // from a live node (nemesis lab seed 2044464527: x ran nowhere).
+    const self = this.d.self.name;
+    if (this.db.list().some((o) => o.host === self && !o.faults.includes(self) && usesDisk(o.resources, disk))) return true;
     for (const { state: s } of this.flows.values()) {
       if (s.resources !== 'down' && usesDisk(s.heldResources, disk)) return true;
       if ((s.pending?.kind === 'startResources' || s.pending?.kind === 'stopResources') && usesDisk(s.pending.resources, disk)) return true;

@@ -211,7 +211,8 @@ export class ClusterDb {
     }
     const { epoch, version: _v, updatedBy: _b, updatedAt: _a, ...fields } = current;
     const hostChanges = patch.host !== undefined && patch.host !== current.host;
-    return this.upsert({ ...fields, ...patch, tag }, by, now, epochFor(epoch, hostChanges, options.token));
+    const faultStamps = patch.faults === undefined ? current.faultStamps : stampFaults(current, patch.faults, by, now);
+    return this.upsert({ ...fields, ...patch, faultStamps, tag }, by, now, epochFor(epoch, hostChanges, options.token));
   }
 
   /**
@@ -410,8 +411,38 @@ export function syncPlan(mine: VersionMap, theirs: VersionMap): SyncPlan {
   return plan;
 }
 
+/** The fault stamps after a write of `faults`: each node whose mark is set or cleared by it stamped now. */
+function stampFaults(current: AppObject, faults: readonly string[], by: string, now: number): Record<string, AttributeStamp> {
+  const stamps = { ...current.faultStamps };
+  for (const node of new Set([...current.faults, ...faults])) {
+    if (current.faults.includes(node) === faults.includes(node)) continue;
+    stamps[node] = { at: Math.max(Math.trunc(now), (own(current.faultStamps, node)?.at ?? 0) + 1), by };
+  }
+  return stamps;
+}
+
 /**
- * Two records of one app: the newer by stamp, with attributes merged key by key. A stamped attribute
+ * The fault marks of two live records of one app, node by node: the later stamped set or clear of each
+ * node's mark wins; a mark neither record stamped is the newer record's. In the newer record's order,
+ * then the older's.
+ */
+function mergeFaults(newer: AppObject, older: AppObject): Pick<AppObject, 'faults' | 'faultStamps'> {
+  const faults: string[] = [];
+  const faultStamps: Record<string, AttributeStamp> = {};
+  for (const node of new Set([...newer.faults, ...older.faults, ...Object.keys(newer.faultStamps), ...Object.keys(older.faultStamps)])) {
+    const sn = own(newer.faultStamps, node);
+    const so = own(older.faultStamps, node);
+    const from = so === undefined || (sn !== undefined && compareAttributeStamps(sn, so) >= 0) ? newer : older;
+    if (from.faults.includes(node)) faults.push(node);
+    const stamp = own(from.faultStamps, node);
+    if (stamp !== undefined) faultStamps[node] = stamp;
+  }
+  return { faults, faultStamps };
+}
+
+/**
+ * Two records of one app: the newer by stamp, with attributes merged key by key, and, between two live
+ * records of one epoch, fault marks node by node (mergeFaults). A stamped attribute
  * (written through attr.set, or removed) beats an unstamped one (from a registration) and the older stamp;
  * unstamped ones come from the newer record. Commutative, associative and idempotent, so replicas that
  * have seen the same records hold the same result whatever the order. A tombstone is taken whole.
@@ -437,7 +468,10 @@ export function mergeEntries(a: AppEntry, b: AppEntry): AppEntry {
     && newer.attributes === undefined && newer.attributeStamps === undefined) {
     return newer; // a tombstone from before attribute stamps, with nothing to keep: as it came
   }
-  return { ...newer, attributes, attributeStamps };
+  // Node by node only within one ownership epoch: a record of a later epoch (a takeover, a removal and
+  // what was registered after it) is taken whole, which keeps the merge associative across tombstones.
+  const marks = !isTombstone(newer) && !isTombstone(older) && newer.epoch === older.epoch ? mergeFaults(newer, older) : {};
+  return { ...newer, ...marks, attributes, attributeStamps };
 }
 
 /**

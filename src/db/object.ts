@@ -79,10 +79,19 @@ export interface AppObject extends AppSpec, Stamped {
    * without the mark an app that faults on both nodes would be passed to and fro for ever.
    */
   faults: string[];
+  /**
+   * Per node, when its fault mark was last set or cleared (wall-clock ms, kept growing) and by whom:
+   * replicas merge the marks node by node by these, so an operator's load that clears a mark is not lost
+   * to a concurrent write of another field made from a view that still had it (the newer record by version
+   * is otherwise taken whole; nemesis lab seed 2044464527: a backup's failover write undid the load, and
+   * the app ran nowhere).
+   */
+  faultStamps: Record<string, AttributeStamp>;
 }
 
 /** The fields of an object that a write sets; version, updatedBy and updatedAt are the database's. */
-export type AppFields = Omit<AppObject, keyof Stamped | 'attributeStamps'> & { attributeStamps?: Record<string, AttributeStamp> };
+export type AppFields = Omit<AppObject, keyof Stamped | 'attributeStamps' | 'faultStamps'>
+  & { attributeStamps?: Record<string, AttributeStamp>; faultStamps?: Record<string, AttributeStamp> };
 
 /**
  * A removed app. It outranks every older copy of the object, so a stale replica cannot bring it back. It
@@ -182,6 +191,8 @@ export const appObjectSchema = z.strictObject({
   phase: z.enum(PHASES),
   // Absent in a replica written before fault marks existed: none.
   faults: z.array(name('a node name')).default([]),
+  // Absent in a replica written before per-node fault stamps existed: none.
+  faultStamps: z.record(name('a node name'), z.strictObject({ at: count, by: name('a node name') })).default({}),
   // Absent in a replica written before per-attribute stamps existed: none.
   attributeStamps: z.record(z.string().min(1), z.strictObject({ at: count, by: name('a node name') })).default({}),
 }).superRefine(checkRoles);

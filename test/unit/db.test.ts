@@ -345,6 +345,36 @@ t.test('attributes merge key by key: writes to two attributes on two replicas bo
   t.equal(b.digest(), stale.digest());
 });
 
+t.test('fault marks merge node by node: an operator\'s load that clears a mark survives a concurrent write of another field made from a view that still had it', async (t) => {
+  // Nemesis lab seed 2044464527: the app faulted on its host (here b, marked), the other node, just
+  // restarted, began a takeover and wrote the phase while the host's operator load cleared the mark; both
+  // wrote the same version. Taken whole, the taker's record (it won the tie) brought the mark back, the
+  // host never started the app, and it ran nowhere.
+  const p = new ClusterDb();
+  p.upsert(fields('web', { host: 'b' }), 'p', T0);
+  p.update('web', { faults: ['b'] }, 'b', T0 + 1);
+  const b = new ClusterDb(p.snapshot());
+  const cleared = b.update('web', { faults: [] }, 'b', T0 + 10);
+  const phase = p.update('web', { phase: 'failing-over' }, 'p', T0 + 11);
+  t.equal(cleared.version, phase.version, 'the same version: concurrent');
+  t.ok(compareStamps({ epoch: phase.epoch, version: phase.version, by: 'p', hash: '' }, { epoch: cleared.epoch, version: cleared.version, by: 'b', hash: '' }) > 0, 'the taker\'s record wins the tie');
+  b.merge(phase);
+  p.merge(cleared);
+  for (const [name, db] of [['p', p], ['b', b]] as const) t.same(db.get('web')?.faults, [], `${name}: the mark stays cleared`);
+  t.equal(p.digest(), b.digest(), 'the replicas agree');
+  // A mark set later than a clear elsewhere wins, whatever the records' versions, within one epoch; a
+  // record of a later epoch (a takeover) is taken whole.
+  const late = b.update('web', { faults: ['b'] }, 'b', T0 + 20);
+  p.update('web', { autoRecover: true }, 'p', T0 + 21);
+  p.update('web', { command: { argv: ['/usr/bin/app', '-v'] } }, 'p', T0 + 22);
+  p.merge(late);
+  t.same(p.get('web')?.faults, ['b'], 'b\'s newer mark kept beside p\'s newer record');
+  const moved = b.update('web', { host: 'p', faults: [] }, 'b', T0 + 30);
+  p.update('web', { faults: ['b'] }, 'p', T0 + 31);
+  p.merge(moved);
+  t.same(p.get('web')?.faults, [], 'the takeover\'s record, of a later epoch, whole');
+});
+
 t.test('merge convergence: the same writes applied in random orders give identical replicas', async (t) => {
   for (const seed of [1, 2, 3, 42, 1234, ...Array.from({ length: 40 }, (_, i) => 5000 + i)]) {
     const rand = prng(seed);
@@ -362,7 +392,12 @@ t.test('merge convergence: the same writes applied in random orders give identic
       const cur = db.get(tag);
       if (!cur) updates.push(db.upsert(fields(tag, { attributes: { n: i } }), by, T0 + i));
       else if (r < 0.1) updates.push(db.remove(tag, by, T0 + i));
-      else if (r < 0.55) updates.push(db.update(tag, { host: rand() < 0.5 ? 'p' : 'b' }, by, T0 + i));
+      else if (r < 0.45) updates.push(db.update(tag, { host: rand() < 0.5 ? 'p' : 'b' }, by, T0 + i));
+      else if (r < 0.55) {
+        const node = rand() < 0.5 ? 'p' : 'b';
+        const faults = cur.faults.includes(node) ? cur.faults.filter((n) => n !== node) : [...cur.faults, node];
+        updates.push(db.update(tag, { faults }, by, T0 + Math.floor(rand() * 60)));
+      }
       else if (r < 0.8) updates.push(db.setAttributes(tag, { [`k${Math.floor(rand() * 3)}`]: rand() < 0.2 ? null : i }, by, T0 + Math.floor(rand() * 60)));
       else markers.push(db.writeMarker(tag, i, by));
       // Sometimes a writer hears what another wrote before its next write.
