@@ -1,10 +1,18 @@
 #!/usr/bin/env node
 // vigild: the agent. One per node: `vigild --config FILE [--node NAME]`. Logs are JSON lines on stdout
 // (journald keeps them); SIGTERM stops the applications it runs and exits 0.
+import { join } from 'node:path';
+
 import { Command } from 'commander';
 import { pino } from 'pino';
 
 import { ConfigError, loadConfig } from '../config/load.js';
+import type { Config, NodeConfig } from '../config/schema.js';
+import type { AppObject } from '../db/object.js';
+import { loadDatabase } from '../db/store.js';
+import { clearLeftovers, type ClearLeftoversLog } from '../daemon/clear-leftovers.js';
+import { PidFiles } from '../daemon/leftovers.js';
+import { NO_DISKS, Resources } from '../daemon/resources.js';
 import { Agent } from '../daemon/agent.js';
 import { startMetrics, type MetricsServer } from '../daemon/metrics.js';
 import { notifyReady, notifyStopping, startWatchdog, watchdogWarning } from '../daemon/systemd.js';
@@ -12,12 +20,30 @@ import { resolveSelf, SelfError } from '../daemon/self.js';
 import { KeyFileError } from '../wire/key.js';
 import { packageVersion } from '../util/package-root.js';
 
-interface Options { config: string; node?: string; heartbeatPriority: string; leaveApps?: boolean }
+interface Options { config: string; node?: string; heartbeatPriority: string; leaveApps?: boolean; clearLeftovers?: boolean }
+
+/**
+ * `--clear-leftovers`: what a dead agent left (its apps, their addresses), cleared now, as the next agent
+ * would before it starts; systemd runs it after vigild's process is gone (the unit's ExecStopPost).
+ */
+async function clearNow(config: Config, self: NodeConfig, log: ClearLeftoversLog): Promise<void> {
+  let apps: AppObject[] = [];
+  try {
+    apps = (await loadDatabase(join(config.stateDir, 'db.json'))).list();
+  } catch (e) {
+    log.error({ err: e instanceof Error ? e.message : String(e) }, 'the local replica cannot be read: the apps\' addresses are not known, only processes are cleared');
+  }
+  await clearLeftovers({ config, pidFiles: new PidFiles(join(config.stateDir, 'apps')), apps, resources: new Resources(self.name, NO_DISKS), log });
+}
 
 async function main(o: Options): Promise<void> {
   const config = await loadConfig(o.config);
   const self = resolveSelf(config, o.node);
   const log = pino({ level: config.log.level, base: { node: self.name, cluster: config.cluster } });
+  if (o.clearLeftovers) {
+    await clearNow(config, self, log);
+    return;
+  }
   let metrics: MetricsServer | undefined;
   let stopping = false;
   // `vigil rejoin` on a node that stays out after its distress: this agent stops and a new one starts, with
@@ -62,6 +88,7 @@ new Command('vigild')
   .requiredOption('--config <file>', 'cluster configuration (see docs/config.md; check it with `vigil config check`)')
   .option('--node <name>', 'which configured node this is (default: the host name, else the node whose address is configured here)')
   .option('--heartbeat-priority <n>', 'SCHED_FIFO priority of the heartbeat thread, 0 for normal scheduling', '10')
+  .option('--clear-leftovers', 'do not start: stop the apps a dead agent of this node left running and remove their service addresses, then exit (the systemd unit\'s ExecStopPost)')
   .option('--leave-apps', 'on SIGTERM, leave the applications running (agent upgrade); default stops them. The next vigild stops what it finds left before it starts them again: never two copies')
   .action(async (o: Options) => {
     try {

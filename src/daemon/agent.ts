@@ -28,16 +28,17 @@ import { loadClusterKey } from '../wire/key.js';
 import { registerControlCommands } from './control-commands.js';
 import { Disks } from './disks.js';
 import { DistressLink } from './distress-link.js';
-import { FlowRunner, stopTimeout } from './flow-runner.js';
+import { clearLeftovers } from './clear-leftovers.js';
+import { FlowRunner } from './flow-runner.js';
 import { heartbeatOptions, networkChannel, observeHeartbeats } from './heartbeat.js';
 import { LastActive, parsePairReport } from './last-active.js';
-import { PidFiles, stopMarkedLeftovers } from './leftovers.js';
+import { PidFiles } from './leftovers.js';
 import type { AgentLog } from './log.js';
 import { Messenger, type Received } from './messenger.js';
 import { Notices } from './notices.js';
 import { PowerWatch } from './power-watch.js';
 import { Replication } from './replication.js';
-import { resourceName, Resources, type DiskOwnership } from './resources.js';
+import { NO_DISKS, resourceName, Resources, type DiskOwnership } from './resources.js';
 import { clearStayOut, readStayOut, writeStayOut, type StayOut } from './stay-out.js';
 import type { StatusLike } from './status.js';
 import { peerHearsUs, weHearPeer, type LinkView } from './disk-pulse.js';
@@ -66,13 +67,6 @@ export interface AgentOptions {
    */
   onRejoin?: () => void;
 }
-
-const NO_DISKS: DiskOwnership = {
-  check: async (disk) => `disk ${disk}: no SCSI support in this agent`,
-  acquire: async (disk) => { throw new Error(`disk ${disk}: no SCSI support in this agent`); },
-  release: async () => {},
-  blockDevice: async (disk) => { throw new Error(`disk ${disk}: no SCSI support in this agent`); },
-};
 
 export class Agent {
   private membership!: Membership;
@@ -155,18 +149,8 @@ export class Agent {
    * stale (it says HOST is this node when the backup took over while this agent was dead), and an app
    * hosted here is started again, address included, only after the first sync.
    */
-  private async clearLeftovers(): Promise<void> {
-    await this.pidFiles.stopLeftovers((tag) => stopTimeout(this.config, tag), this.log);
-    await stopMarkedLeftovers(this.config.control.socket, (tag) => stopTimeout(this.config, tag), this.log);
-    for (const o of this.db.list()) {
-      for (const r of o.resources) {
-        const removed = await this.resources.removeStaleAddress(r).catch((e: unknown) => {
-          this.log.error({ tag: o.tag, resource: resourceName(r), err: String(e) }, 'cannot remove a leftover address');
-          return false;
-        });
-        if (removed) this.log.warn({ tag: o.tag, resource: resourceName(r) }, 'address left by an earlier agent removed');
-      }
-    }
+  private clearLeftovers(): Promise<void> {
+    return clearLeftovers({ config: this.config, pidFiles: this.pidFiles, apps: this.db.list(), resources: this.resources, log: this.log });
   }
 
   async start(): Promise<void> {

@@ -22,6 +22,14 @@ export interface DiskOwnership {
 
 export class ResourceError extends Error {}
 
+/** The disks of an agent without SCSI (tests, and `vigild --clear-leftovers`, which touches addresses only). */
+export const NO_DISKS: DiskOwnership = {
+  check: async (disk) => `disk ${disk}: no SCSI support in this agent`,
+  acquire: async (disk) => { throw new Error(`disk ${disk}: no SCSI support in this agent`); },
+  release: async () => {},
+  blockDevice: async (disk) => { throw new Error(`disk ${disk}: no SCSI support in this agent`); },
+};
+
 function ipSpec(r: Extract<ResourceConfig, { kind: 'ip' }>, node: string): IpAddressSpec {
   const iface = r.interface[node];
   if (iface === undefined) throw new ResourceError(`ip ${r.address}: no interface configured for node ${node}`);

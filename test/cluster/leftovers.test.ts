@@ -1,9 +1,13 @@
 // An agent that dies without its machine (kill -9 of vigild alone) leaves its app running and its virtual
 // IP on the interface. The backup declares the node failed, but the address is still answered there, so it
 // does not add it (nor start a second copy): the orphan serves alone. When the agent is started again it
-// stops that copy and drops the address before anything else, and one node serves again.
+// stops that copy and drops the address before anything else, and one node serves again. Under systemd the
+// unit's ExecStopPost (`vigild --clear-leftovers`) does that clearing as soon as the agent is gone.
+import { join } from 'node:path';
+
 import t from 'tap';
 
+import { packageRoot } from '../../src/util/package-root.js';
 import { createCluster, until, settled, type TestCluster } from '../support/cluster.js';
 
 function alive(pid: number): boolean {
@@ -47,4 +51,24 @@ t.test('a dead agent\'s app keeps its address, so the backup starts no second co
   }, 30_000, 200);
   const other = server === 'a' ? 'b' : 'a';
   t.notOk(await running(c, other), `${server} serves and ${other} runs nothing`);
+});
+
+t.test('after a crash, `vigild --clear-leftovers` (the systemd unit\'s ExecStopPost) stops the orphan and removes its address at once; the backup then takes over and serves alone', async (t) => {
+  const c = await createCluster(t, ['a', 'b'], [{ tag: 'web', primary: 'a', backup: 'b', vip: true }]);
+  const agentA = c.start('a');
+  c.start('b');
+  await until('a serving', async () => ((await c.probe(c.vip())) === 'a' ? true : undefined), 20_000);
+  const pid = (await c.status('a')).apps[0]?.here?.pid;
+  t.ok(pid, 'web runs on a');
+  await settled(c, ['a', 'b']);
+  agentA.kill('SIGKILL');
+  const r = await c.rig.exec('a', [process.execPath, join(packageRoot(), 'dist/src/cli/vigild.js'), '--config', join(c.dir, 'a.yaml'), '--node', 'a', '--clear-leftovers']);
+  t.equal(r.code, 0, `vigild --clear-leftovers exits 0${r.code === 0 ? '' : `: ${r.stderr}`}`);
+  t.notOk(alive(pid!), 'the orphan is stopped');
+  const vipOnA = async () => (await c.rig.exec('a', ['ip', '-o', 'addr', 'show', 'dev', 'svc'])).stdout.includes(`${c.vip()}/24`);
+  t.notOk(await vipOnA(), 'its address is gone from a');
+  t.match(r.stdout, /address left by an earlier agent removed/, 'and it says so');
+  const server = await until('b serves', async () => ((await c.probe(c.vip())) === 'b' ? 'b' : undefined), 30_000, 200);
+  t.equal(server, 'b', 'b took the app over: nothing answered for its address any more');
+  t.notOk(await vipOnA(), 'a holds no address meanwhile');
 });

@@ -3,11 +3,17 @@
 // two run), else the app's primary.
 //   crash-mounted  kill -9 of that node's agent while its app runs with the file system mounted; the agent
 //                  is started again after `ms`, as systemd would;
+// A killed agent (crash-mounted, agent-kill) is followed by what systemd does when vigild's process dies
+// (hw-fixtures/systemd/vigild.service): KillMode=mixed SIGKILLs what is left of the unit's cgroup (the
+// apps), then ExecStopPost runs `vigild --clear-leftovers` (addresses). The file system stays mounted.
 //   busy-mount     a shell's `sleep` with its cwd in the file system, on the node that has it mounted, in
 //                  the node's namespaces (so an unmount there fails with EBUSY), killed after `ms`;
 //   path-loss      the node's iSCSI session dropped for `ms` (pathloss.ts);
 //   app-kill       kill -9 of the copy on that node.
 import type { ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+
+import { packageRoot } from '../../../src/util/package-root.js';
 
 import type { TestCluster } from '../../support/cluster.js';
 import { Injector } from '../faults.js';
@@ -53,7 +59,14 @@ export class LabInjector extends Injector {
 
   override async begin(f: Fault): Promise<void> {
     switch (f.kind) {
-      case 'crash-mounted': return super.begin({ ...this.aim(f, this.host()), kind: 'agent-kill' });
+      case 'crash-mounted': {
+        const node = this.aim(f, this.host()).node;
+        await super.begin({ ...f, node, kind: 'agent-kill' });
+        return this.asSystemd(node);
+      }
+      case 'agent-kill':
+        await super.begin(f);
+        return this.asSystemd(f.node);
       case 'app-kill': return super.begin(f.node === 'host' ? this.aim(f, this.host()) : f);
       case 'busy-mount': {
         const node = this.aim(f, await this.mounted()).node;
@@ -70,6 +83,17 @@ export class LabInjector extends Injector {
       }
       default: return super.begin(f);
     }
+  }
+
+  /** After vigild's process died: the unit's cgroup kill (the apps), then its ExecStopPost. */
+  private async asSystemd(node: string): Promise<void> {
+    const copies = Object.values(scanCopies(new Map([[node, this.c.rig.ns(node)]]))).flat();
+    for (const p of copies) {
+      try { process.kill(p.pid, 'SIGKILL'); } catch { /* gone */ }
+    }
+    const r = await this.c.rig.exec(node, [process.execPath, join(packageRoot(), 'dist/src/cli/vigild.js'), '--config', join(this.c.dir, `${node}.yaml`),
+      '--node', node, '--clear-leftovers']);
+    this.tl.add('step', `as systemd on ${node}: ${copies.length ? `killed the apps left in the unit (pid ${copies.map((p) => p.pid).join(',')})` : 'no app left in the unit'}; ExecStopPost \`vigild --clear-leftovers\` exit ${r.code}${r.code === 0 ? '' : `: ${r.stderr.trim()}`}`);
   }
 
   override async end(f: Fault, primaryOf: (tag: string) => string): Promise<void> {
