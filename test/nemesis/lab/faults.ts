@@ -29,6 +29,8 @@ export class LabInjector extends Injector {
   /** The node each "host" fault was aimed at when it began. */
   private readonly aimed = new Map<number, string>();
   private readonly busy = new Map<number, ChildProcess>();
+  /** A killed agent's ExecStopPost, by node, until it is done. */
+  private readonly clearing = new Map<string, Promise<void>>();
 
   constructor(c: TestCluster, world: World, tl: Timeline, rules: LinkRules, watch: VipWatch, private readonly paths: PathLoss,
     private readonly mnt: string, private readonly primary: string) {
@@ -85,20 +87,36 @@ export class LabInjector extends Injector {
     }
   }
 
-  /** After vigild's process died: the unit's cgroup kill (the apps), then its ExecStopPost. */
-  private async asSystemd(node: string): Promise<void> {
+  /**
+   * After vigild's process died: the unit's cgroup kill (the apps), then its ExecStopPost, which the agent's
+   * restart waits for (end), as systemd's does. Until it is done, what the dead agent left (its address)
+   * counts as a frozen agent's would: the node cannot act, and on hardware this lasts the ExecStopPost's
+   * few hundred ms, under TCG ~10 s (loading vigild over 9p).
+   */
+  private asSystemd(node: string): void {
+    this.world.setFrozen(node, true);
     const copies = Object.values(scanCopies(new Map([[node, this.c.rig.ns(node)]]))).flat();
     for (const p of copies) {
       try { process.kill(p.pid, 'SIGKILL'); } catch { /* gone */ }
     }
-    const r = await this.c.rig.exec(node, [process.execPath, join(packageRoot(), 'dist/src/cli/vigild.js'), '--config', join(this.c.dir, `${node}.yaml`),
-      '--node', node, '--clear-leftovers']);
-    this.tl.add('step', `as systemd on ${node}: ${copies.length ? `killed the apps left in the unit (pid ${copies.map((p) => p.pid).join(',')})` : 'no app left in the unit'}; ExecStopPost \`vigild --clear-leftovers\` exit ${r.code}${r.code === 0 ? '' : `: ${r.stderr.trim()}`}`);
+    this.tl.add('step', `as systemd on ${node}: ${copies.length ? `killed the apps left in the unit (pid ${copies.map((p) => p.pid).join(',')})` : 'no app left in the unit'}; ExecStopPost \`vigild --clear-leftovers\``);
+    const cleared = this.c.rig.exec(node, [process.execPath, join(packageRoot(), 'dist/src/cli/vigild.js'), '--config', join(this.c.dir, `${node}.yaml`),
+      '--node', node, '--clear-leftovers'], { timeout: 120_000 }).then((r) => {
+      this.tl.add('step', `as systemd on ${node}: ExecStopPost exit ${r.code}${r.code === 0 ? '' : `: ${r.stderr.trim()}`}`);
+    }).finally(() => this.world.setFrozen(node, false));
+    this.clearing.set(node, cleared);
   }
 
   override async end(f: Fault, primaryOf: (tag: string) => string): Promise<void> {
     switch (f.kind) {
-      case 'crash-mounted': return super.end({ ...f, kind: 'agent-kill', node: this.aimed.get(f.id)! }, primaryOf);
+      case 'crash-mounted': {
+        const node = this.aimed.get(f.id)!;
+        await this.clearing.get(node);
+        return super.end({ ...f, kind: 'agent-kill', node }, primaryOf);
+      }
+      case 'agent-kill':
+        await this.clearing.get(f.node);
+        return super.end(f, primaryOf);
       case 'busy-mount':
         this.busy.get(f.id)?.kill('SIGKILL');
         this.busy.delete(f.id);
