@@ -7,7 +7,7 @@ import { randomInt } from 'node:crypto';
 import t from 'tap';
 
 import { summary } from '../nemesis/figures.js';
-import { replayCommand, runSchedule, type RunResult } from '../nemesis/runner.js';
+import { checkSchedule, type RunResult } from '../nemesis/runner.js';
 import { makeSchedule } from '../nemesis/schedule.js';
 
 /** 30; VIGIL_NEMESIS_RUNS=K runs fewer (or more), e.g. to try the test itself. */
@@ -23,17 +23,7 @@ t.setTimeout(12 * 60_000);
 const results: RunResult[] = [];
 for (let i = 0; i < RUNS; i++) {
   const sched = makeSchedule(base + i);
-  t.test(`seed ${sched.seed} (${sched.layout.nodes.length} nodes: ${sched.faults.map((f) => f.kind).join(' ')})`, async (t) => {
-    const r = await runSchedule(sched);
-    results.push(r);
-    const broken = [...new Set(r.violations.map((v) => v.inv))];
-    if (broken.length === 0) {
-      t.pass(`no invariant broken (${(r.ms.total / 1000).toFixed(1)} s)`);
-      return;
-    }
-    t.comment(r.report);
-    t.fail(`${broken.join(', ')} broken; replay: ${replayCommand(sched)}`);
-  });
+  t.test(`seed ${sched.seed} (${sched.layout.nodes.length} nodes: ${sched.faults.map((f) => f.kind).join(' ')})`, (t) => checkSchedule(t, sched, results));
 }
 
 t.teardown(() => {

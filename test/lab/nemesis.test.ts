@@ -10,7 +10,7 @@ import t from 'tap';
 import { summary } from '../nemesis/figures.js';
 import { labProfile } from '../nemesis/lab/profile.js';
 import { makeLabSchedule } from '../nemesis/lab/schedule.js';
-import { replayCommand, runSchedule, type RunResult } from '../nemesis/runner.js';
+import { checkSchedule, type RunResult } from '../nemesis/runner.js';
 
 /** 5; VIGIL_NEMESIS_LAB_RUNS=K runs fewer (or more). */
 const RUNS = Number(process.env.VIGIL_NEMESIS_LAB_RUNS || 5);
@@ -26,17 +26,7 @@ const profile = labProfile();
 const results: RunResult[] = [];
 for (let i = 0; i < RUNS; i++) {
   const sched = makeLabSchedule(base + i);
-  t.test(`seed ${sched.seed} (${sched.faults.map((f) => f.kind).join(' ')})`, async (t) => {
-    const r = await runSchedule(sched, { profile });
-    results.push(r);
-    const broken = [...new Set(r.violations.map((v) => v.inv))];
-    if (broken.length === 0) {
-      t.pass(`no invariant broken (${(r.ms.total / 1000).toFixed(1)} s)`);
-      return;
-    }
-    t.comment(r.report);
-    t.fail(`${broken.join(', ')} broken; replay: ${replayCommand(sched, [], profile)}`);
-  });
+  t.test(`seed ${sched.seed} (${sched.faults.map((f) => f.kind).join(' ')})`, (t) => checkSchedule(t, sched, results, { profile }));
 }
 
 t.teardown(() => {

@@ -414,3 +414,26 @@ function formatReport(sched: Schedule, violations: Violation[], tl: Timeline, lo
   }
   return lines.join('\n');
 }
+
+/** What checkSchedule needs of a tap test. */
+export interface Verdict {
+  pass(message: string): void;
+  fail(message: string): void;
+  comment(message: string): void;
+}
+
+/**
+ * One schedule as a test (the CI tests of both rigs): it passes, or its report is printed and it fails
+ * naming what broke and the command that replays it. The result joins `results` for the figures.
+ */
+export async function checkSchedule(t: Verdict, sched: Schedule, results: RunResult[], o: RunOptions = {}): Promise<void> {
+  const r = await runSchedule(sched, o);
+  results.push(r);
+  const broken = [...new Set(r.violations.map((v) => v.inv))];
+  if (broken.length === 0) {
+    t.pass(`no invariant broken (${(r.ms.total / 1000).toFixed(1)} s)`);
+    return;
+  }
+  t.comment(r.report);
+  t.fail(`${broken.join(', ')} broken; replay: ${replayCommand(sched, [], o.profile)}`);
+}

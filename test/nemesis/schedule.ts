@@ -78,25 +78,40 @@ const WEIGHTS: [FaultKind, number][] = [
   ['app-kill', 2], ['app-hang', 1], ['unload-load', 1], ['load', 1], ['approve', 1], ['deny', 0.5],
 ];
 
-export function makeSchedule(seed: number, o: ScheduleOptions = {}): Schedule {
-  const rand = prng(seed);
+/**
+ * The draws both rigs' schedules make from one seeded stream (making them draws nothing, so the order of
+ * draws, and so every seed's schedule, is the caller's): whole numbers, picks, a fault kind by weight, and
+ * the resources a fault holds until it is healed (`proc:N` a node's agent or power, `net:N:lan` one link,
+ * and whatever else a rig names), so two faults never hold one at once.
+ */
+export function scheduleDraws(rand: () => number, healByMs: number) {
   const int = (lo: number, hi: number) => lo + Math.floor(rand() * (hi - lo + 1));
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
+  const busy = new Map<string, number>();
+  return {
+    int,
+    pick,
+    kindBy(kinds: readonly [FaultKind, number][]): () => FaultKind {
+      const total = kinds.reduce((s, [, w]) => s + w, 0);
+      return () => {
+        let r = rand() * total;
+        for (const [k, w] of kinds) if ((r -= w) < 0) return k;
+        return kinds[kinds.length - 1]![0];
+      };
+    },
+    free: (keys: string[], at: number) => keys.every((k) => (busy.get(k) ?? -1) < at),
+    take: (keys: string[], until: number) => { for (const k of keys) busy.set(k, until + 50); },
+    /** A fault's length: drawn in [lo, hi], cut to end by healByMs, never below lo. */
+    span: (at: number, lo: number, hi: number) => Math.max(lo, Math.min(int(lo, hi), healByMs - at)),
+  };
+}
+
+export function makeSchedule(seed: number, o: ScheduleOptions = {}): Schedule {
+  const rand = prng(seed);
+  const { int, pick, kindBy, free, take, span } = scheduleDraws(rand, HEAL_BY_MS);
   const drawnNodes = rand() < 1 / 3 ? 3 : 2; // drawn even when overridden, so the rest of the draws stay put
   const l = layout(o.nodes ?? drawnNodes, rand);
-  const kinds = WEIGHTS.filter(([k]) => !(o.without ?? []).includes(k) && (k !== 'app-hang' || l.apps.some((a) => a.monitor)));
-  const total = kinds.reduce((s, [, w]) => s + w, 0);
-  const drawKind = (): FaultKind => {
-    let r = rand() * total;
-    for (const [k, w] of kinds) if ((r -= w) < 0) return k;
-    return kinds[kinds.length - 1]![0];
-  };
-
-  // A resource is busy until its fault is healed: `proc:N` (power, agent), `net:N:lan` (one link).
-  const busy = new Map<string, number>();
-  const free = (keys: string[], at: number) => keys.every((k) => (busy.get(k) ?? -1) < at);
-  const take = (keys: string[], until: number) => { for (const k of keys) busy.set(k, until + 50); };
-  const span = (at: number, lo: number, hi: number) => Math.max(lo, Math.min(int(lo, hi), HEAL_BY_MS - at));
+  const drawKind = kindBy(WEIGHTS.filter(([k]) => !(o.without ?? []).includes(k) && (k !== 'app-hang' || l.apps.some((a) => a.monitor))));
 
   const times = Array.from({ length: int(3, 6) }, () => int(0, WINDOW_MS)).sort((a, b) => a - b);
   const faults: Fault[] = [];

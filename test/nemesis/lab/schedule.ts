@@ -4,7 +4,7 @@
 // unit, mounts its ext4 file system and has a VIP; no control-socket writes (the records are the writes).
 import { prng } from '../../support/prng.js';
 import type { Layout } from '../layout.js';
-import { NETS, type Fault, type FaultKind, type Schedule } from '../schedule.js';
+import { NETS, scheduleDraws, type Fault, type FaultKind, type Schedule } from '../schedule.js';
 
 /** Faults start within this window; every one is healed at most LAB_HEAL_BY_MS after it opened. */
 export const LAB_WINDOW_MS = 8000;
@@ -21,22 +21,11 @@ export function labLayout(autoRecover: boolean): Layout {
 
 export function makeLabSchedule(seed: number, o: { without?: FaultKind[] } = {}): Schedule {
   const rand = prng(seed);
-  const int = (lo: number, hi: number) => lo + Math.floor(rand() * (hi - lo + 1));
-  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
+  const { int, pick, kindBy, free, take, span } = scheduleDraws(rand, LAB_HEAL_BY_MS);
   const l = labLayout(rand() < 0.5);
-  const kinds = WEIGHTS.filter(([k]) => !(o.without ?? []).includes(k));
-  const total = kinds.reduce((s, [, w]) => s + w, 0);
-  const drawKind = (): FaultKind => {
-    let r = rand() * total;
-    for (const [k, w] of kinds) if ((r -= w) < 0) return k;
-    return kinds[kinds.length - 1]![0];
-  };
+  const drawKind = kindBy(WEIGHTS.filter(([k]) => !(o.without ?? []).includes(k)));
   // Resources as in the namespace schedule (proc:N, net:N:lan), plus path:N (a node's path to the unit) and
   // busy (the busy mount). crash-mounted picks its node when it begins (where the app runs): it holds both.
-  const busy = new Map<string, number>();
-  const free = (keys: string[], at: number) => keys.every((k) => (busy.get(k) ?? -1) < at);
-  const take = (keys: string[], until: number) => { for (const k of keys) busy.set(k, until + 50); };
-  const span = (at: number, lo: number, hi: number) => Math.max(lo, Math.min(int(lo, hi), LAB_HEAL_BY_MS - at));
 
   const times = Array.from({ length: int(3, 5) }, () => int(0, LAB_WINDOW_MS)).sort((a, b) => a - b);
   const faults: Fault[] = [];
