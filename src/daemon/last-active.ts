@@ -30,7 +30,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 
 import type { AppObject } from '../db/object.js';
-import { LABELS, STATES, type Label, type Priority, type State } from '../lastactive/chart.js';
+import { isProcessing, LABELS, STATES, type Label, type Priority, type State } from '../lastactive/chart.js';
 import {
   checkForcedStart, decide, type Decision, type DecisionInput, type DiskEvidence, type PeerProbe, type PriorityView, viewOf,
 } from '../lastactive/decision.js';
@@ -141,6 +141,12 @@ interface Pair {
    * and still holds its 2 until the peer reports processing (its 1 is durable); then it writes its 3.
    */
   handingOver: boolean;
+  /**
+   * As a slave, the peer has reported processing (SM or M) since this node became its slave. Until then
+   * a report of X from it is its side of a comparison not decided yet (this node decided first), not a
+   * stop (onReport).
+   */
+  peerProcessed: boolean;
   /** A write in progress: transitions queue behind it. */
   busy: Promise<void>;
 }
@@ -194,7 +200,7 @@ export class LastActive {
     const entered = reading.kind === 'record' ? reading.record.transition : 'init';
     this.pairs.set(tag, {
       tag, peer, primary: self === primary, file, identity, reading, state: 'X', entered, startedAt: now,
-      peerReport: undefined, decision: undefined, handingOver: false, busy: Promise.resolve(),
+      peerReport: undefined, decision: undefined, handingOver: false, peerProcessed: false, busy: Promise.resolve(),
     });
   }
 
@@ -223,16 +229,18 @@ export class LastActive {
   }
 
   /**
-   * A peer's report. A slave whose processor reports X has no processor any more, whether the peer
-   * restarted or, a slave itself after handing the app over, lost this node for a while (X by peerFailed):
-   * it decides again with it (true: the caller closes the app's gate). Left in SL, it would wait for nothing,
-   * and the peer would wait for it to stop being a slave (decision.ts): the app would run nowhere.
+   * A peer's report. A slave whose processor, having processed since, reports X has no processor any more,
+   * whether the peer restarted or, a slave itself after handing the app over, lost this node for a while (X
+   * by peerFailed): it decides again with it (true: the caller closes the app's gate). Left in SL, it would
+   * wait for nothing, and the peer would wait for it to stop being a slave (decision.ts): the app would run
+   * nowhere. A peer that has not processed since is still deciding the comparison this node decided first.
    */
   onReport(report: PairReport, now: number): boolean {
     const p = this.pairs.get(report.tag);
     if (!p) return false;
     p.peerReport = { report, at: now };
-    if (p.state !== 'SL' || report.state !== 'X') return false;
+    if (p.state === 'SL' && isProcessing(report.state)) p.peerProcessed = true;
+    if (p.state !== 'SL' || report.state !== 'X' || !p.peerProcessed) return false;
     p.state = 'X';
     p.handingOver = false;
     p.startedAt = now;
@@ -332,6 +340,7 @@ export class LastActive {
     if (!p || !peerTakesOver || (p.state !== 'SM' && p.state !== 'M')) return;
     const a = isSideA(this.o.self.id, p.identity.peer);
     if (p.state === 'SM') await this.write(p, { priority: 2, state: 'M', transition: a ? '1-2-2' : '1-1-2', forced: false }, 'SL');
+    p.peerProcessed = false; // it processed until now: the peer has not, since
     p.state = 'SL';
     p.handingOver = true;
     // What the peer said before the handover (processing, say) says nothing about its start now.
@@ -425,6 +434,7 @@ export class LastActive {
     const run = p.busy.then(async () => {
       const rec = await (this.o.writeRecord ?? writePriorityRecord)(p.file, p.identity, content);
       p.reading = { kind: 'record', record: rec, slot: -1, slots: [] };
+      if (enter === 'SL' && p.state !== 'SL') p.peerProcessed = false;
       p.state = enter;
       p.entered = content.transition;
       this.o.onChange?.(p.peer);

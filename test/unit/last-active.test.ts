@@ -143,6 +143,7 @@ t.test('a slave whose processor reports X without restarting (it handed the app 
   a.la.onReport(report(b, 20), 20);
   await a.la.slaveInSync('web');
   t.match([a.la.status()[0], b.la.status()[0]], [{ state: 'M', priority: 2 }, { state: 'SL', priority: 3 }], 'a processes (M), b its slave');
+  t.same(b.la.onReport(report(a, 30), 30), false, 'b hears a processing');
   await a.la.stoppedProcessing('web', true);
   t.same((await a.la.peerFailed('b', 40)).map((x) => x.mayTakeOver), [false], 'a, handing over, counts b failed: X');
   t.equal(a.la.status()[0]?.state, 'X');
@@ -156,4 +157,20 @@ t.test('a slave whose processor reports X without restarting (it handed the app 
   t.match([a.la.status()[0], b.la.status()[0]], [{ state: 'SM', priority: 1 }, { state: 'SL', priority: 3 }],
     'by comparison: a (2) processed after b (3), so a runs it and b is its slave');
   t.same(b.la.onReport(report(a, 80), 80), false, 'a report of a processor changes nothing');
+});
+
+t.test('a slave that joined by comparison before its peer decided is not moved by the peer\'s X: that is the same comparison, pending', async (t) => {
+  const a = await controller('a', true);
+  const b = await controller('b', true);
+  const report = (c: Awaited<ReturnType<typeof controller>>, now = 0) => c.la.reports(undefined, now)[0]!;
+  b.la.onReport(report(a), 0);
+  a.la.onReport(report(b), 0);
+  b.la.onReport(report(a, 5), 5);
+  await b.la.decideAll(10, () => true, async () => undefined);
+  t.equal(b.la.status()[0]?.state, 'SL', 'b decided first: a (2) processed last, b joins as its slave');
+  t.same(b.la.onReport(report(a, 20), 20), false, 'a, still X (deciding), does not send b back to X');
+  t.equal(b.la.status()[0]?.state, 'SL');
+  a.la.onReport(report(b, 20), 20);
+  await a.la.decideAll(30, () => true, async () => undefined);
+  t.equal(a.la.status()[0]?.state, 'SM', 'a decides its side of the same comparison');
 });
