@@ -4,9 +4,8 @@
 // other vigil error (exit-codes.ts).
 import { Command, Option } from 'commander';
 
-import { ConfigError, loadConfig } from '../config/load.js';
-import { DEFAULT_CONTROL_SOCKET } from '../config/schema.js';
-import { controlRequest } from '../control/client.js';
+import { DEFAULT_CONTROL_SOCKET } from '../config/defaults.js';
+import { ConfigError } from '../config/errors.js';
 import type { Report } from './output.js';
 import { act, intOption, usage } from './run.js';
 import { formatAttributes, formatDb, formatStatus, formatValue } from './status-format.js';
@@ -27,6 +26,8 @@ export async function resolveSocket(o: AgentOptions, env: NodeJS.ProcessEnv = pr
   if (o.socket !== undefined) return o.socket;
   if (o.config !== undefined) {
     try {
+      // Loaded when needed: the parser and the schema (yaml, zod) cost every other command its start-up.
+      const { loadConfig } = await import('../config/load.js');
       return (await loadConfig(o.config)).control.socket;
     } catch (e) {
       if (!(e instanceof ConfigError)) throw e;
@@ -47,6 +48,7 @@ function options(cmd: Command): AgentOptions {
 export async function request(cmd: Command, method: string, params?: object, timeoutMs?: number): Promise<unknown> {
   const o = options(cmd);
   const socket = await resolveSocket(o);
+  const { controlRequest } = await import('../control/client.js');
   return controlRequest(socket, method, params, { timeoutMs: o.timeout ?? timeoutMs ?? TIMEOUT_MS });
 }
 

@@ -1,7 +1,8 @@
 // `vigil config …`: the cluster configuration of vigild, checked before it is installed on the nodes.
 import { Command } from 'commander';
 
-import { ConfigError, formatProblem, loadConfig, type Config } from '../config/load.js';
+import { ConfigError, formatProblem } from '../config/errors.js';
+import type { Config } from '../config/schema.js';
 import { formatKey } from '../scsi/pr.js';
 import { Exit } from './exit-codes.js';
 import { toJson } from './output.js';
@@ -23,6 +24,7 @@ async function check(file: string, _o: unknown, cmd: Command): Promise<void> {
   const json = (cmd.optsWithGlobals() as GlobalOptions).json === true;
   let config: Config;
   try {
+    const { loadConfig } = await import('../config/load.js');
     config = await loadConfig(file);
   } catch (e) {
     if (!(e instanceof ConfigError)) return act(() => Promise.reject(e))(cmd); // rendered as every other error

@@ -1,6 +1,6 @@
 // Exit codes of `vigil`, the sg3_utils categories (sg_lib.h) wherever one applies, so scripts written
 // around sg_turs and sg_persist keep working. docs/cli.md lists them.
-import { ConfigError } from '../config/load.js';
+import { ConfigError } from '../config/errors.js';
 import { ControlConnectionError, ControlError, ControlRemoteError, ControlTimeoutError, VigildNotRunningError } from '../control/client.js';
 import { LinkTableError, StaleLinkError } from '../links/table.js';
 import {

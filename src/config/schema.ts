@@ -11,6 +11,10 @@ import { GENERICUPS_TYPES, parseSignal } from '../power/contact-closure.js';
 import { NUT_DEFAULT_PORT } from '../power/nut.js';
 import type { SendMode } from '../power/policy.js';
 
+import { DEFAULT_CONTROL_SOCKET } from './defaults.js';
+
+export { DEFAULT_CONTROL_SOCKET };
+
 /** A path into the configuration: keys and list indexes, as zod reports them. */
 export type FieldPath = (string | number)[];
 
@@ -139,7 +143,6 @@ function oneOf(keys: string[], what: string) {
 // The file
 
 export const DEFAULT_STATE_DIR = '/var/lib/vigil';
-export const DEFAULT_CONTROL_SOCKET = '/run/vigil/ctl.sock';
 
 export const DEFAULT_TIMING = {
   heartbeatIntervalMs: 100,

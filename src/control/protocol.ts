@@ -1,12 +1,12 @@
-// The control socket's wire format, shared by server and client: newline-delimited JSON.
+// The control socket's wire format, shared by server and client: newline-delimited JSON. No schema library
+// here: the client (every `vigil` command that asks vigild) loads this; the server's checks are in
+// request-schema.ts.
 //
 //   request        {"id": 1, "method": "status", "params": {...}}      id: string or number; params optional
 //   response       {"id": 1, "result": ...}
 //                  {"id": 1, "error": {"code": "unknown_method", "message": "..."}}
 //                  (id null when the error cannot be tied to a request: an unparsable or oversized line)
 //   notification   {"event": "unload", "data": ...}                    server to client, on a kept connection
-import { z } from 'zod';
-
 /** Longest line the server accepts (bytes, without the newline); longer: error response, connection closed. */
 export const MAX_REQUEST_LINE = 64 * 1024;
 /** Longest line the client accepts from the server (a status snapshot can be large). */
@@ -23,12 +23,6 @@ export const ERROR_CODES = [
 ] as const;
 
 export type RequestId = string | number;
-
-export const requestSchema = z.object({
-  id: z.union([z.string().max(256), z.number()]),
-  method: z.string().min(1).max(256),
-  params: z.unknown().optional(),
-});
 
 export interface WireError {
   code: string;
@@ -51,11 +45,6 @@ export class ControlError extends Error {
     super(message);
     this.code = code;
   }
-}
-
-/** Zod issues as one line: "name: expected string, received number; count: too small". */
-export function describeIssues(error: z.ZodError): string {
-  return error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(params)'}: ${i.message}`).join('; ');
 }
 
 /**

@@ -17,8 +17,9 @@ import type { z } from 'zod';
 
 import { getPeerCred, type PeerCred } from '../native.js';
 import {
-  ControlError, describeIssues, LineSplitter, MAX_REQUEST_LINE, requestSchema, type RequestId, type ServerLine,
+  ControlError, LineSplitter, MAX_REQUEST_LINE, type RequestId, type ServerLine,
 } from './protocol.js';
+import { describeIssues, requestSchema } from './request-schema.js';
 
 export type { PeerCred };
 

@@ -4,31 +4,15 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 
-import { z } from 'zod';
-
 import { DeviceOpenError } from '../scsi/errors.js';
 import type { ScsiDevice } from '../scsi/device.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
 import type { OpenDevice, ScannedUnit } from './scan.js';
+import type { LinkEntry, LinkTable } from './table-schema.js';
 
 export const DEFAULT_LINK_TABLE = '/var/lib/vigil/links.json';
 
-const entrySchema = z.object({
-  identity: z.string().min(1),
-  paths: z.array(z.string().startsWith('/')).min(1),
-  vendor: z.string().optional(),
-  product: z.string().optional(),
-});
-
-const tableSchema = z.object({
-  version: z.literal(1),
-  savedAt: z.string(),
-  host: z.string(),
-  entries: z.array(entrySchema),
-});
-
-export type LinkEntry = z.infer<typeof entrySchema>;
-export type LinkTable = z.infer<typeof tableSchema>;
+export type { LinkEntry, LinkTable };
 
 export class LinkTableError extends Error {
   override name = 'LinkTableError';
@@ -70,6 +54,8 @@ export async function loadLinkTable(file: string): Promise<LinkTable> {
   } catch (e) {
     throw new LinkTableError(`${file}: not valid JSON: ${(e as Error).message}`);
   }
+  // Loaded when needed: the schema library costs every `vigil` command its start-up.
+  const { tableSchema } = await import('./table-schema.js');
   const parsed = tableSchema.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
