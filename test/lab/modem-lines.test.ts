@@ -7,6 +7,8 @@
 // Run alone (after npm run build): scripts/lab --env=TAP_TIMEOUT=600 -- node dist/test/lab/modem-lines.test.js
 // (tap's default 30 s per file is too short under TCG; scripts/test-lab-guest sets the same.)
 
+import { readdir, readFile } from 'node:fs/promises';
+
 import t from 'tap';
 
 import {
@@ -15,8 +17,40 @@ import {
 } from '../../src/power/contact-closure.js';
 import type { PowerEvent } from '../../src/power/source.js';
 import { startGadget, type Gadget } from '../support/ftdi-gadget.js';
+import { exec } from '../support/lab.js';
 
 const nowNs = () => process.hrtime.bigint();
+
+/**
+ * The first `kind` event at or after index `from`. Past `timeoutMs`, fails with what the source knew and
+ * where this process's threads wait in the kernel: for a watcher that delivered nothing at all (twice in
+ * CI, in "the adapter vanishes…", never here), the open or the ioctl it is stuck in.
+ */
+async function waitForEvent<E extends PowerEvent>(src: ContactClosureSource, events: E[], kind: string, from: number, timeoutMs: number): Promise<E> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const e = events.slice(from).find((x) => x.kind === kind);
+    if (e) return e;
+    if (Date.now() > end) {
+      throw new Error(`no ${kind} event; events: ${events.map((x) => x.kind).join(', ') || 'none'}; `
+        + `status ${JSON.stringify(src.status())}; lines ${JSON.stringify(src.lines(), (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v))}\n`
+        + await whereThreadsWait());
+    }
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** Where this process's threads wait in the kernel, and the kernel's last messages (the USB side). */
+async function whereThreadsWait(): Promise<string> {
+  const lines: string[] = [];
+  for (const tid of await readdir('/proc/self/task').catch(() => [] as string[])) {
+    const read = (f: string) => readFile(`/proc/self/task/${tid}/${f}`, 'utf8').then((x) => x.trim(), (e: unknown) => `(${String(e)})`);
+    const stack = (await read('stack')).split('\n').slice(0, 8).join(' < ');
+    lines.push(`thread ${tid} ${await read('comm')}: wchan ${await read('wchan')}; ${stack}`);
+  }
+  const kmsg = await exec('dmesg', ['--notime']).then((r) => r.stdout.trim().split('\n').slice(-15).join('\n'), (e: unknown) => String(e));
+  return `${lines.join('\n')}\nkernel, last messages:\n${kmsg}`;
+}
 const ms = (ns: bigint) => Number(ns) / 1e6;
 
 /** A native watcher whose events a test can wait for. */
@@ -188,19 +222,7 @@ t.test('ContactClosureSource: online, a short pulse, on battery, low battery, ba
   src.on('event', (e: PowerEvent) => events.push({ ...e, ns: nowNs() }));
   src.on('pulse', (p: ContactClosureOutput) => pulses.push(p));
   t.teardown(() => src.stop());
-  const waitFor = async (kind: string, from: number, timeoutMs = 10_000) => {
-    const end = Date.now() + timeoutMs;
-    for (;;) {
-      const e = events.slice(from).find((x) => x.kind === kind);
-      if (e) return e;
-      // What the source knew, for a failure that cannot be replayed (once, in a CI run, not a single event).
-      if (Date.now() > end) {
-        throw new Error(`no ${kind} event; events: ${events.map((x) => x.kind).join(', ') || 'none'}; `
-          + `status ${JSON.stringify(src.status())}; lines ${JSON.stringify(src.lines(), (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v))}`);
-      }
-      await new Promise((r) => setTimeout(r, 5));
-    }
-  };
+  const waitFor = (kind: string, from: number) => waitForEvent(src, events, kind, from, 10_000);
   src.start();  // the lines are all low after the tests above
   const first = await waitFor('low-battery', 0);
   t.match(first.detail, { raw: 'OB LB', initial: true }, 'CTS low and DCD low at the start: on battery, battery low');
@@ -257,19 +279,7 @@ t.test('the adapter vanishes (EIO in TIOCMIWAIT) and comes back: comms-lost, reo
   });
   src.on('event', (e: PowerEvent) => events.push({ ...e, ns: nowNs() }));
   t.teardown(() => src.stop());
-  const waitFor = async (kind: string, timeoutMs = 15_000) => {
-    const end = Date.now() + timeoutMs;
-    for (;;) {
-      const e = events.find((x) => x.kind === kind);
-      if (e) return e;
-      // What the source knew, for a failure that cannot be replayed (once, in a CI run, not a single event).
-      if (Date.now() > end) {
-        throw new Error(`no ${kind} event; events: ${events.map((x) => x.kind).join(', ') || 'none'}; `
-          + `status ${JSON.stringify(src.status())}; lines ${JSON.stringify(src.lines(), (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v))}`);
-      }
-      await new Promise((r) => setTimeout(r, 5));
-    }
-  };
+  const waitFor = (kind: string) => waitForEvent(src, events, kind, 0, 15_000);
   src.start();
   await waitFor('online');
   const unplugged = await gadget.command('unplug');

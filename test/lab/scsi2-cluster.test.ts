@@ -16,7 +16,7 @@ import { promisify } from 'node:util';
 
 import t from 'tap';
 
-import { createCluster, logAndServe, until, type Status, type TestCluster, settled, freezeUntilTakenOver } from '../support/cluster.js';
+import { createCluster, firstAnswer, logAndServe, until, type Status, type TestCluster, settled, freezeUntilTakenOver } from '../support/cluster.js';
 import { lab, prepareSharedUnit, refusesWrites } from '../support/lab.js';
 import { neighbour } from '../support/netns.js';
 
@@ -107,9 +107,7 @@ t.test('a frozen primary that wakes up finds its reservation taken by a reset an
   const fenced = logLines(c, 'a', /^fenced$/);
   t.comment(`a's fence: ${fenced.map((f) => String(f.detail)).join('; ') || '(none: the database told it first)'}`);
   t.ok(await refusesWrites(lab.a), 'a write through a\'s nexus is refused');
-  // b's app may still be starting (a node process under TCG takes seconds before it listens): the first
-  // answer counts, and it must be b's.
-  const served = await until('the VIP answers', async () => (await c.probe(c.vip())) ?? undefined, 60_000, 250);
+  const served = await firstAnswer(c);
   if (served !== 'b') t.comment(await addressStory(c));
   t.equal(served, 'b', 'the client is served by b, not by the woken a');
 });

@@ -269,6 +269,15 @@ export async function createCluster(t: { teardown(fn: () => unknown): void }, no
   };
 }
 
+/**
+ * Who answers the VIP first, within `ms`. After a takeover the new host's app may still be starting (a node
+ * process under the lab's TCG takes seconds before it listens), and the client's neighbour entry may still
+ * name the old host until the new one's announcement: the first answer is the one to judge.
+ */
+export function firstAnswer(c: TestCluster, ms = 60_000): Promise<string> {
+  return until('the VIP answers', async () => (await c.probe(c.vip())) ?? undefined, ms, 250);
+}
+
 /** Polls `fn` until it returns a value other than undefined; throws after `ms` naming `what`. */
 export async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 10_000, every = 50): Promise<T> {
   const end = performance.now() + ms;
