@@ -278,9 +278,19 @@ int main(void) {
   if (write(ep0, &strings, sizeof strings) < 0) die("write strings");
   if ((ep_in = open(FFS "/ep1", O_RDWR)) < 0) die("open ep1");
   if ((ep_out = open(FFS "/ep2", O_RDWR)) < 0) die("open ep2");
+  // SIGALRM bounds this (main) thread's status write; it is process-directed, so the kernel may hand it to
+  // any thread that does not block it. Delivered to ep0_loop it can cut a control request's data stage
+  // (the host's request then times out after 5 s: the one failure's kernel log shows "ftdi_set_termios
+  // FAILED" during an open that delivered nothing for 15 s), and the main thread's write is left
+  // unbounded. The threads inherit the blocked mask; main unblocks it.
+  sigset_t alarm_only;
+  sigemptyset(&alarm_only);
+  sigaddset(&alarm_only, SIGALRM);
+  pthread_sigmask(SIG_BLOCK, &alarm_only, NULL);
   pthread_t t0, t1;
   pthread_create(&t0, NULL, ep0_loop, NULL);
   pthread_create(&t1, NULL, drain_out, NULL);
+  pthread_sigmask(SIG_UNBLOCK, &alarm_only, NULL);
 
   DIR *d = opendir("/sys/class/udc");
   struct dirent *e;
