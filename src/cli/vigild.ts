@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // vigild: the agent. One per node: `vigild --config FILE [--node NAME]`. Logs are JSON lines on stdout
 // (journald keeps them); SIGTERM stops the applications it runs and exits 0.
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { Command } from 'commander';
@@ -9,7 +10,7 @@ import { pino } from 'pino';
 import { ConfigError, loadConfig } from '../config/load.js';
 import type { Config, NodeConfig } from '../config/schema.js';
 import type { AppObject } from '../db/object.js';
-import { loadDatabase } from '../db/store.js';
+import { parseDatabase } from '../db/store.js';
 import { clearLeftovers, type ClearLeftoversLog } from '../daemon/clear-leftovers.js';
 import { PidFiles } from '../daemon/leftovers.js';
 import { NO_DISKS, Resources } from '../daemon/resources.js';
@@ -29,9 +30,12 @@ interface Options { config: string; node?: string; heartbeatPriority: string; le
 async function clearNow(config: Config, self: NodeConfig, log: ClearLeftoversLog): Promise<void> {
   let apps: AppObject[] = [];
   try {
-    apps = (await loadDatabase(join(config.stateDir, 'db.json'))).list();
+    // Read only: a corrupt replica is left for the next agent to set aside and say so.
+    apps = parseDatabase(await readFile(join(config.stateDir, 'db.json'), 'utf8')).list();
   } catch (e) {
-    log.error({ err: e instanceof Error ? e.message : String(e) }, 'the local replica cannot be read: the apps\' addresses are not known, only processes are cleared');
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
+      log.error({ err: e instanceof Error ? e.message : String(e) }, 'the local replica cannot be read: the apps\' addresses are not known, only processes are cleared');
+    }
   }
   await clearLeftovers({ config, pidFiles: new PidFiles(join(config.stateDir, 'apps')), apps, resources: new Resources(self.name, NO_DISKS), log });
 }
