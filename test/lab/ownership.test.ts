@@ -27,8 +27,14 @@ async function start(t: { teardown(fn: () => unknown): void }, disk: SharedDisk)
   const c = await createCluster(t, ['a', 'b'], [{ tag: 'web', primary: 'a', backup: 'b', vip: true, disk: true, mount: true, command: logAndServe }],
     { timing: TIMING, disk });
   const agents = { a: c.start('a'), b: c.start('b') };
-  await until('a serves the VIP', async () => ((await c.probe(c.vip())) === 'a' ? true : undefined), 120_000, 500);
-  await settled(c, ['a', 'b'], 120_000);
+  try {
+    await until('a serves the VIP', async () => ((await c.probe(c.vip())) === 'a' ? true : undefined), 120_000, 500);
+    await settled(c, ['a', 'b'], 120_000);
+  } catch (e) {
+    // Once (a fresh-clone run, the iSCSI test): a never served within 120 s, and nothing said why.
+    const tail = (node: string) => c.log(node).trim().split('\n').filter((l) => !l.includes('"level":20')).slice(-40).join('\n');
+    throw new Error(`${e instanceof Error ? e.message : String(e)}\na's log, last lines:\n${tail('a')}\nb's log, last lines:\n${tail('b')}`);
+  }
   return { c, agents };
 }
 
