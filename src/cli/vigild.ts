@@ -1,19 +1,11 @@
 #!/usr/bin/env node
 // vigild: the agent. One per node: `vigild --config FILE [--node NAME]`. Logs are JSON lines on stdout
 // (journald keeps them); SIGTERM stops the applications it runs and exits 0.
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
-
 import { Command } from 'commander';
 import { pino } from 'pino';
 
 import { ConfigError, loadConfig } from '../config/load.js';
-import type { Config, NodeConfig } from '../config/schema.js';
-import type { AppObject } from '../db/object.js';
-import { parseDatabase } from '../db/store.js';
-import { clearLeftovers, type ClearLeftoversLog } from '../daemon/clear-leftovers.js';
-import { PidFiles } from '../daemon/leftovers.js';
-import { NO_DISKS, Resources } from '../daemon/resources.js';
+import { clearLeftoversNow } from '../daemon/clear-leftovers.js';
 import { Agent } from '../daemon/agent.js';
 import { startMetrics, type MetricsServer } from '../daemon/metrics.js';
 import { notifyReady, notifyStopping, startWatchdog, watchdogWarning } from '../daemon/systemd.js';
@@ -23,29 +15,12 @@ import { packageVersion } from '../util/package-root.js';
 
 interface Options { config: string; node?: string; heartbeatPriority: string; leaveApps?: boolean; clearLeftovers?: boolean }
 
-/**
- * `--clear-leftovers`: what a dead agent left (its apps, their addresses), cleared now, as the next agent
- * would before it starts; systemd runs it after vigild's process is gone (the unit's ExecStopPost).
- */
-async function clearNow(config: Config, self: NodeConfig, log: ClearLeftoversLog): Promise<void> {
-  let apps: AppObject[] = [];
-  try {
-    // Read only: a corrupt replica is left for the next agent to set aside and say so.
-    apps = parseDatabase(await readFile(join(config.stateDir, 'db.json'), 'utf8')).list();
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
-      log.error({ err: e instanceof Error ? e.message : String(e) }, 'the local replica cannot be read: the apps\' addresses are not known, only processes are cleared');
-    }
-  }
-  await clearLeftovers({ config, pidFiles: new PidFiles(join(config.stateDir, 'apps')), apps, resources: new Resources(self.name, NO_DISKS), log });
-}
-
 async function main(o: Options): Promise<void> {
   const config = await loadConfig(o.config);
   const self = resolveSelf(config, o.node);
   const log = pino({ level: config.log.level, base: { node: self.name, cluster: config.cluster } });
   if (o.clearLeftovers) {
-    await clearNow(config, self, log);
+    await clearLeftoversNow(config, self, log);
     return;
   }
   let metrics: MetricsServer | undefined;

@@ -28,11 +28,11 @@ import { loadClusterKey } from '../wire/key.js';
 import { registerControlCommands } from './control-commands.js';
 import { Disks } from './disks.js';
 import { DistressLink } from './distress-link.js';
-import { clearLeftovers } from './clear-leftovers.js';
+import { clearLeftovers, pidFilesOf, replicaFile } from './clear-leftovers.js';
 import { FlowRunner } from './flow-runner.js';
 import { heartbeatOptions, networkChannel, observeHeartbeats } from './heartbeat.js';
 import { LastActive, parsePairReport } from './last-active.js';
-import { PidFiles } from './leftovers.js';
+import type { PidFiles } from './leftovers.js';
 import type { AgentLog } from './log.js';
 import { Messenger, type Received } from './messenger.js';
 import { Notices } from './notices.js';
@@ -113,10 +113,10 @@ export class Agent {
     this.tickMs = Math.max(10, Math.min(50, Math.floor(config.timing.heartbeatIntervalMs / 2)));
     this.startupGraceMs = Math.max(2 * config.timing.failAfterMs, 2000);
     this.resources = new Resources(self.name, options.disks ?? NO_DISKS);
-    this.pidFiles = new PidFiles(join(config.stateDir, 'apps'));
+    this.pidFiles = pidFilesOf(config);
     this.notices = new Notices(log);
     this.replication = new Replication({
-      config, peers: this.peers, log, file: join(config.stateDir, 'db.json'),
+      config, peers: this.peers, log, file: replicaFile(config),
       send: (peer, message) => this.messenger.send(peer, message),
       peerStates: () => this.membership.snapshot(performance.now()).peers,
       declaredFailed: (peer) => this.unknownDeclared.has(peer),
@@ -159,7 +159,7 @@ export class Agent {
     const inc = await nextIncarnation(this.config.stateDir, Date.now());
     if (inc.warning) this.log.warn({ warning: inc.warning }, 'incarnation');
     this.incarnation = inc.incarnation;
-    const firstStart = await access(join(this.config.stateDir, 'db.json')).then(() => false, () => true);
+    const firstStart = await access(replicaFile(this.config)).then(() => false, () => true);
     await this.replication.load();
     await this.clearLeftovers();
     this.lastActive = new LastActive({

@@ -2,11 +2,19 @@
 // removed. The next agent does this before anything starts; `vigild --clear-leftovers` does it at once,
 // run by systemd after the agent's process is gone (ExecStopPost), so a crashed agent's addresses do not
 // stay on the interfaces, answering for apps the backup now runs, until the agent is back.
-import type { Config } from '../config/schema.js';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import type { Config, NodeConfig } from '../config/schema.js';
 import type { AppObject } from '../db/object.js';
+import { parseDatabase } from '../db/store.js';
 import { stopTimeout } from './flow-runner.js';
-import { stopMarkedLeftovers, type PidFiles } from './leftovers.js';
-import { resourceName, type Resources } from './resources.js';
+import { PidFiles, stopMarkedLeftovers } from './leftovers.js';
+import { NO_DISKS, resourceName, Resources } from './resources.js';
+
+/** Where an agent keeps its replica and its apps' pid files, under the state directory. */
+export const replicaFile = (config: Config) => join(config.stateDir, 'db.json');
+export const pidFilesOf = (config: Config) => new PidFiles(join(config.stateDir, 'apps'));
 
 export interface ClearLeftoversLog {
   warn(fields: object, message: string): void;
@@ -32,4 +40,20 @@ export async function clearLeftovers(o: {
       if (removed) o.log.warn({ tag: app.tag, resource: resourceName(r) }, 'address left by an earlier agent removed');
     }
   }
+}
+
+/**
+ * `vigild --clear-leftovers`: the clearing without an agent, from the replica on disk, read only (a corrupt
+ * one is left for the next agent to set aside and say so).
+ */
+export async function clearLeftoversNow(config: Config, self: NodeConfig, log: ClearLeftoversLog): Promise<void> {
+  let apps: AppObject[] = [];
+  try {
+    apps = parseDatabase(await readFile(replicaFile(config), 'utf8')).list();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
+      log.error({ err: e instanceof Error ? e.message : String(e) }, 'the local replica cannot be read: the apps\' addresses are not known, only processes are cleared');
+    }
+  }
+  await clearLeftovers({ config, pidFiles: pidFilesOf(config), apps, resources: new Resources(self.name, NO_DISKS), log });
 }
