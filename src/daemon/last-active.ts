@@ -151,6 +151,13 @@ interface Pair {
   busy: Promise<void>;
 }
 
+/** Back to X: the pair decides again (decideAll), its gate closed meanwhile; the probe window starts now. */
+function decideAgain(p: Pair, now: number): void {
+  p.state = 'X';
+  p.handingOver = false;
+  p.startedAt = now;
+}
+
 export interface PairStatus {
   tag: string;
   peer: string;
@@ -241,9 +248,7 @@ export class LastActive {
     p.peerReport = { report, at: now };
     if (p.state === 'SL' && isProcessing(report.state)) p.peerProcessed = true;
     if (p.state !== 'SL' || report.state !== 'X' || !p.peerProcessed) return false;
-    p.state = 'X';
-    p.handingOver = false;
-    p.startedAt = now;
+    decideAgain(p, now);
     this.o.log.warn({ tag: p.tag, peer: p.peer }, 'the processor reports X (not processing, deciding): this slave decides again');
     return true;
   }
@@ -381,9 +386,7 @@ export class LastActive {
       if (p.state === 'M') await this.write(p, { priority: 1, state: 'SM', transition: a ? '4-2' : '4-1', forced: false });
       if (p.state === 'SL') {
         if (peerState !== 'M') {
-          p.state = 'X';
-          p.handingOver = false;
-          p.startedAt = now;
+          decideAgain(p, now);
           this.o.log.warn({ tag: p.tag, peer, peerState }, 'the processor failed before this slave was in sync: not taking over (5-2/5-6); deciding again');
           out.push({ tag: p.tag, mayTakeOver: false });
           continue;
@@ -405,9 +408,7 @@ export class LastActive {
     const again: string[] = [];
     for (const p of this.pairs.values()) {
       if (p.peer !== peer || p.state !== 'SL') continue;
-      p.state = 'X';
-      p.handingOver = false;
-      p.startedAt = now;
+      decideAgain(p, now);
       p.peerReport = undefined;
       again.push(p.tag);
       this.o.log.warn({ tag: p.tag, peer }, 'the peer restarted: this slave of its earlier life decides again');
