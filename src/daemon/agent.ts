@@ -36,6 +36,7 @@ import type { PidFiles } from './leftovers.js';
 import type { AgentLog } from './log.js';
 import { Messenger, type Received } from './messenger.js';
 import { Notices } from './notices.js';
+import { PeerIncarnations } from './peer-incarnations.js';
 import { PowerWatch } from './power-watch.js';
 import { Replication } from './replication.js';
 import { NO_DISKS, resourceName, Resources, type DiskOwnership } from './resources.js';
@@ -88,6 +89,8 @@ export class Agent {
   private announcedAt = performance.now();
   /** Each peer's incarnation as the heartbeat thread last reported it (followIncarnations). */
   private readonly peerIncarnations = new Map<string, bigint>();
+  /** The same, kept across this agent's restarts: the floor below which a peer's datagrams are stale. */
+  private peerFloors: PeerIncarnations | undefined;
   private incarnation = 0n;
   private readonly tickMs: number;
   private readonly startedAt = performance.now();
@@ -183,9 +186,13 @@ export class Agent {
       tickMs: this.tickMs,
       stallSlackMs: this.tickMs,
     }, now);
+    this.peerFloors = await PeerIncarnations.load(this.config.stateDir, this.log);
+    const floors = this.peerFloors;
     this.distress = new DistressLink({
       config: this.config, self: this.self, peers: this.peers, key, incarnation: this.incarnation, log: this.log, notices: this.notices,
       currentIncarnation: (id) => this.engine?.snapshot().peers.find((p) => p.id === id)?.incarnation,
+      floor: (node) => floors.floor(node),
+      failAfterMs: this.config.timing.failAfterMs,
       onPeerDistress: (node, d) => this.onPeerDistress(node, d),
     });
     this.messenger = new Messenger(this.config, this.self, key, this.incarnation, (r) => this.onMessage(r), undefined, (buf) => this.distress.receive(buf));
@@ -272,6 +279,7 @@ export class Agent {
     if (!leaveApps) await this.flows.stopAll(false);
     this.disks?.stop();
     await this.replication.flushed();
+    await this.peerFloors?.flushed();
   }
 
   // ---- distress (seed 002): power, leaving and staying out, the peers' distress ----
@@ -371,6 +379,7 @@ export class Agent {
     const snapshot = engine.snapshot();
     this.followAddresses(engine, snapshot.addressDrops);
     this.followIncarnations(snapshot.peers);
+    this.distress.tick(now);
     const digests = observeHeartbeats(snapshot, this.config, this.membership, now, (node, inc) => this.distress.ignores(node, inc));
     for (const e of this.membership.tick(now)) this.onMembership(e, now);
     // A peer never heard since we started is not failed by membership's rules (it may be booting): the
@@ -421,6 +430,7 @@ export class Agent {
       if (!node || p.incarnation === 0n) continue;
       const before = this.peerIncarnations.get(node.name);
       this.peerIncarnations.set(node.name, p.incarnation);
+      this.peerFloors?.heard(node.name, p.incarnation);
       if (before === undefined || p.incarnation <= before) continue;
       for (const tag of this.lastActive.peerRestarted(node.name)) this.flows.post(tag, { type: 'gate', open: false });
       // Its failure is over: the node restarted and goes through its own start-up rules (sync, last-active),

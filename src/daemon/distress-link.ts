@@ -2,6 +2,15 @@
 // (authenticated, deduplicated distress from the peers, and the incarnations whose heartbeats and messages
 // are ignored after they sent it). What a distress makes the agent do is the agent's: leave (sender), or
 // fail the sender over and fence it (receiver).
+//
+// A distress is signed once, when the sender arms, and stays valid for that sender's whole life, so a
+// captured copy can be replayed. A receiver refuses one older than the sender's newest life it knows (the
+// heartbeats, and the floor kept across its own restarts: peer-incarnations.ts). A receiver that has not
+// heard the sender since it started cannot tell a replay from the real thing: it holds the distress until
+// the sender's heartbeats say which life is current (a newer one: dropped) or the sender stays silent for
+// the failure timeout (acted on, as its silence would be). Once the sender is heard, distress acts at once.
+import { performance } from 'node:perf_hooks';
+
 import type { Config, NodeConfig } from '../config/schema.js';
 import { ControlError } from '../control/protocol.js';
 import { nativeAddon, type NativeDistressSender } from '../native.js';
@@ -20,8 +29,12 @@ export interface DistressLinkDeps {
   incarnation: bigint;
   log: AgentLog;
   notices: Notices;
-  /** The peer's incarnation the heartbeat thread knows now, if any (the receiver's freshness check). */
+  /** The peer's incarnation the heartbeat thread knows now, if any (heard since this agent started). */
   currentIncarnation(id: number): bigint | undefined;
+  /** The newest incarnation of the peer heard before, this life or an earlier one (PeerIncarnations). */
+  floor(node: string): bigint | undefined;
+  /** How long a held distress waits for its unheard sender: the heartbeat failure timeout. */
+  failAfterMs: number;
   /** A peer's first actionable distress of an incarnation. */
   onPeerDistress(node: NodeConfig, d: Distress): void;
 }
@@ -32,11 +45,21 @@ export class DistressLink {
   /** Peers that sent distress, with the incarnation that sent it: its heartbeats and messages are ignored. */
   private readonly distressed = new Map<string, bigint>();
   private readonly received: { at: string; from: string; reason: string; incarnation: string; acted: boolean }[] = [];
+  /** Distress from a peer not heard since this agent started, per peer, with when it came (performance.now()). */
+  private readonly held = new Map<string, { node: NodeConfig; distress: Distress; since: number }>();
+  /** Held distress dropped because the sender's heartbeats came from a newer life (a replay). */
+  superseded = 0;
 
   constructor(private readonly d: DistressLinkDeps) {
     this.receiver = new DistressReceiver({
       key: d.key, clusterTag: clusterTag(d.config.cluster), selfId: d.self.id, peers: d.peers.map((p) => p.id),
-      currentIncarnation: (id) => d.currentIncarnation(id) || undefined,
+      currentIncarnation: (id) => {
+        const heard = this.heard(id);
+        const name = d.peers.find((p) => p.id === id)?.name;
+        const floor = name === undefined ? undefined : d.floor(name);
+        if (heard === undefined || (floor !== undefined && floor > heard)) return floor;
+        return heard;
+      },
     });
   }
 
@@ -106,8 +129,38 @@ export class DistressLink {
       return;
     }
     if (!r.first) return;
-    this.distressed.set(node.name, r.distress.incarnation);
-    this.d.onPeerDistress(node, r.distress);
+    if (this.heard(node.id) === undefined) {
+      const held = this.held.get(node.name);
+      if (!held || r.distress.incarnation > held.distress.incarnation) this.held.set(node.name, { node, distress: r.distress, since: performance.now() });
+      this.d.log.warn({ peer: node.name, incarnation: String(r.distress.incarnation), reason: r.distress.reason }, 'distress from a peer not heard since this agent started: held until its heartbeats say which life is current, or it stays silent');
+      return;
+    }
+    this.act(node, r.distress);
+  }
+
+  /** Decides on held distress: called on every agent tick. */
+  tick(now: number): void {
+    for (const [name, h] of this.held) {
+      const heard = this.heard(h.node.id);
+      if (heard !== undefined && heard > h.distress.incarnation) {
+        this.held.delete(name);
+        this.superseded++;
+        this.d.notices.add('distress', 'distress-superseded', `a distress from an earlier life of ${name} (incarnation ${h.distress.incarnation}) was dropped: ${name} is alive with a newer one (a replayed datagram?)`);
+      } else if (heard !== undefined || now - h.since >= this.d.failAfterMs) {
+        this.held.delete(name);
+        this.act(h.node, h.distress);
+      }
+    }
+  }
+
+  private act(node: NodeConfig, distress: Distress): void {
+    this.distressed.set(node.name, distress.incarnation);
+    this.d.onPeerDistress(node, distress);
+  }
+
+  /** The peer's incarnation as heard since this agent started; undefined before (0 means none on the wire). */
+  private heard(id: number): bigint | undefined {
+    return this.d.currentIncarnation(id) || undefined;
   }
 
   isDistressed(node: string): boolean {
@@ -139,7 +192,8 @@ export class DistressLink {
         perNetwork: snap.perNetwork,
       } : null,
       received: this.received,
-      dropped: this.receiver.dropped,
+      dropped: this.superseded > 0 ? { ...this.receiver.dropped, superseded: this.superseded } : this.receiver.dropped,
+      held: [...this.held.values()].map((h) => ({ peer: h.node.name, incarnation: String(h.distress.incarnation), reason: h.distress.reason })),
       distressedPeers: [...this.distressed].map(([peer, inc]) => ({ peer, incarnation: String(inc) })),
     };
   }

@@ -1,11 +1,18 @@
 // Distress (seed 002) between two agents in network namespaces: a node that sends distress is failed over
 // by its peer at once, long before the heartbeat timeout, and stays out of the cluster until `vigil rejoin`.
 import type { ChildProcess } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 
 import t from 'tap';
 
+import { parseConfig } from '../../src/config/load.js';
+import { clusterTag, encodeDatagram } from '../../src/wire/datagram.js';
+import { distressOptions } from '../../src/wire/distress-arming.js';
+import { distressHeader, encodeDistressPayload, REASON_CODES, type DistressPayload } from '../../src/wire/distress.js';
 import { createCluster, primaryServing, until, type Status, type TestCluster, settled } from '../support/cluster.js';
+import { sh } from '../support/netns.js';
 
 // A heartbeat timeout long enough that any takeover within it was the distress's doing.
 const TIMING = { failAfterMs: 5000, recoverAfterMs: 1000 };
@@ -118,6 +125,65 @@ t.test('a lone survivor whose UPS runs out keeps its priority: after vigil rejoi
   // The whole cluster is down now; power returns on a alone, and an operator brings it back.
   await restartAgent(c, 'a');
   await c.request('a', 'rejoin');
-  await until('a serves alone', async () => ((await c.probe(c.vip())) === 'a' ? true : undefined), 30_000, 200);
+  await until('a serves alone', async () => ((await c.probe(c.vip())) === 'a' ? true : undefined), 30_000, 200).catch(async (e) => {
+    t.comment(JSON.stringify(await c.status('a'), null, 1));
+    t.comment(JSON.stringify(await c.request('a', 'priority.show')));
+    t.comment(c.log('a').split('\n').slice(-60).join('\n'));
+    throw e;
+  });
   t.pass('the last processor starts alone after rejoin, without a forced start');
+});
+
+/**
+ * Signs a distress of `node`'s from its life `incarnation`, as its armed sender would have (what a capture
+ * on the wire holds), and sends it from inside `from`'s namespace to every address of `to` every 50 ms for
+ * `ms`: a replay by someone on the cluster's networks.
+ */
+async function replayDistress(c: TestCluster, o: { node: string; incarnation: bigint; from: string; to: string; ms: number }): Promise<void> {
+  const config = parseConfig(await readFile(join(c.dir, `${o.to}.yaml`), 'utf8'), join(c.dir, `${o.to}.yaml`));
+  const key = Buffer.from((await readFile(join(c.dir, 'cluster.key'), 'utf8')).trim(), 'hex');
+  const sender = config.nodes.find((n) => n.name === o.node)!;
+  const p: DistressPayload = {
+    reasonCode: REASON_CODES['hardware-fault'], node: sender.id, incarnation: o.incarnation, event: 1n, repeat: 0, repeats: 1, armedAtMs: 0n,
+  };
+  const datagram = encodeDatagram(key, distressHeader(clusterTag(config.cluster), p), encodeDistressPayload(p)).toString('base64');
+  const to = distressOptions(config, sender, key, o.incarnation, {}).peers.find((x) => x.id === config.nodes.find((n) => n.name === o.to)!.id)!;
+  const script = `
+    const s = require('node:dgram').createSocket('udp4');
+    const b = Buffer.from(${JSON.stringify(datagram)}, 'base64');
+    const to = ${JSON.stringify(to.addresses.map((a) => [a.host, a.port]))};
+    const end = Date.now() + ${o.ms};
+    const once = () => { for (const [h, p] of to) s.send(b, p, h, () => {}); if (Date.now() < end) setTimeout(once, 50); else setTimeout(() => s.close(), 100); };
+    once();`;
+  await c.rig.run(o.from, [process.execPath, '-e', script]);
+}
+
+t.test('a distress captured from an earlier life of a peer, replayed while this node starts, fences nobody', async (t) => {
+  const c = await createCluster(t, ['a', 'b'], [{ tag: 'web', primary: 'a', backup: 'b', vip: true }], { timing: TIMING });
+  await bothUp(c);
+  const earlier = BigInt(((await c.status('a')) as Status & Out).incarnation);
+  // b stops; a starts a new life while b is down, so the newest life of a that b knows is the earlier one.
+  const b = agents.get(c)!.get('b')!;
+  b.kill('SIGTERM');
+  await exited(b);
+  // Once a has counted b failed, it processed last and starts alone after its restart (seed 003).
+  await until('a declares b failed', async () => (peer(await c.status('a'), 'b')?.state === 'failed' ? true : undefined), 15_000);
+  await restartAgent(c, 'a');
+  await until('a serves alone', async () => ((await c.probe(c.vip())) === 'a' ? true : undefined), 30_000, 200);
+  // a is silent (frozen) while b starts, and the capture arrives meanwhile: b cannot yet tell it is stale.
+  const frozen = (await sh(['ip', 'netns', 'pids', c.rig.ns('a')])).stdout.split('\n').filter(Boolean).map(Number);
+  for (const pid of frozen) process.kill(pid, 'SIGSTOP');
+  try {
+    start(c, 'b');
+    await replayDistress(c, { node: 'a', incarnation: earlier, from: 'a', to: 'b', ms: 3000 });
+  } finally {
+    for (const pid of frozen) process.kill(pid, 'SIGCONT');
+  }
+  await until('b hears a', async () => (peer(await c.status('b'), 'a')?.state === 'alive' ? true : undefined), 15_000);
+  await settled(c, ['a', 'b']);
+  const sb = await c.status('b');
+  t.same(sb.notices.filter((n) => n.notice === 'peer-distress'), [], 'b never acted on the replay');
+  t.match(await c.request('b', 'distress.status'), { dropped: { superseded: 1 }, held: [] }, 'b held it, then dropped it once a\'s heartbeats came from a newer life');
+  t.equal(host(sb, 'web'), 'a', 'web stays on a');
+  t.equal(await c.probe(c.vip()), 'a');
 });
