@@ -196,6 +196,10 @@ export class Agent {
       onPeerDistress: (node, d) => this.onPeerDistress(node, d),
     });
     this.messenger = new Messenger(this.config, this.self, key, this.incarnation, (r) => this.onMessage(r), undefined, (buf) => this.distress.receive(buf));
+    for (const p of this.peers) {
+      const floor = floors.floor(p.name);
+      if (floor !== undefined) this.messenger.refuseBelow(p, floor);
+    }
     this.control = new ControlServer({ path: this.config.control.socket, gid: await groupId(this.config.control.group), log: this.log });
     registerControlCommands(this.control, {
       self: this.self, log: this.log, replication: this.replication, flows: this.flows, distress: this.distress,
