@@ -436,6 +436,8 @@ export class Agent {
       this.peerIncarnations.set(node.name, p.incarnation);
       this.peerFloors?.heard(node.name, p.incarnation);
       if (before === undefined || p.incarnation <= before) continue;
+      // Before the alive event below: a takeover from it that is processing here completes (flows.ts).
+      this.flows.broadcast({ type: 'peerRestarted', node: node.name });
       for (const tag of this.lastActive.peerRestarted(node.name)) this.flows.post(tag, { type: 'gate', open: false });
       // Its failure is over: the node restarted and goes through its own start-up rules (sync, last-active),
       // possibly starting the apps it hosts. It counts alive now, not after membership's recovery

@@ -24,13 +24,13 @@ export interface ClearLeftoversLog {
 /**
  * Every app's address goes, HOST here or not: the local replica may be stale (it says HOST is this node
  * when the backup took over while this agent was dead), and an app hosted here is started again, address
- * included, only after the first sync.
+ * included, only after the first sync. The addresses go first: the backup is taking the apps over now, and
+ * stopping a leftover app can take its whole stop timeout (one that ignores SIGTERM, or is stuck in I/O on
+ * a disk the backup just took).
  */
 export async function clearLeftovers(o: {
   config: Config; pidFiles: PidFiles; apps: readonly AppObject[]; resources: Pick<Resources, 'removeStaleAddress'>; log: ClearLeftoversLog;
 }): Promise<void> {
-  await o.pidFiles.stopLeftovers((tag) => stopTimeout(o.config, tag), o.log);
-  await stopMarkedLeftovers(o.config.control.socket, (tag) => stopTimeout(o.config, tag), o.log);
   for (const app of o.apps) {
     for (const r of app.resources) {
       const removed = await o.resources.removeStaleAddress(r).catch((e: unknown) => {
@@ -40,6 +40,8 @@ export async function clearLeftovers(o: {
       if (removed) o.log.warn({ tag: app.tag, resource: resourceName(r) }, 'address left by an earlier agent removed');
     }
   }
+  await o.pidFiles.stopLeftovers((tag) => stopTimeout(o.config, tag), o.log);
+  await stopMarkedLeftovers(o.config.control.socket, (tag) => stopTimeout(o.config, tag), o.log);
 }
 
 /**

@@ -368,7 +368,8 @@ export class FlowRunner {
           for (const r of a.resources) await this.timed(tag, 'resource stopped', resourceName(r), () => resources.stop(r));
           // Handing the app over to a live peer (HOST moved to it, a failback about to write HOST = primary,
           // or a fault here that the peer takes over from): this node is its slave from now on (seed 003).
-          await lastActive.stoppedProcessing(tag, handsOver(this.db.get(tag), this.d.self.name, flow.state.faulted !== null, (n) => this.d.isAlive(n)));
+          // Not between the attempts of this node's own takeover.
+          await lastActive.stoppedProcessing(tag, handsOver(this.db.get(tag), this.d.self.name, flow.state.faulted !== null, (n) => this.d.isAlive(n), flow.state.failover !== null));
           break;
         }
         case 'startApp':

@@ -80,12 +80,15 @@ export function parsePairReport(value: unknown): PairReport | undefined {
  * in the object. HOST names the peer only because the peer wrote it as it took the app over (after its 1
  * was durable), so this node is its slave whether or not it counts the peer alive yet: a split brain's
  * loser stands down during the peer's recovery hysteresis, and must not keep a 1 beside the winner's.
+ * `takingOver`: this node's failover of the app is under way (the flow's failover): never a handover.
  */
 export function handsOver(
   o: Pick<AppObject, 'host' | 'primary' | 'backup' | 'phase' | 'faults'> | undefined, self: string, faultedHere: boolean,
-  isAlive: (node: string) => boolean,
+  isAlive: (node: string) => boolean, takingOver = false,
 ): boolean {
-  if (!o) return false;
+  // Stopped between attempts of this node's own takeover: HOST still names the node it takes over from,
+  // which runs nothing; this node keeps its 1 and tries again.
+  if (!o || takingOver) return false;
   const peerHosts = o.host !== null && o.host !== self;
   const failingBack = o.phase === 'failing-back' && o.backup === self && o.host === self && isAlive(o.primary);
   const other = o.primary === self ? o.backup : o.primary;

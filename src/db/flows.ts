@@ -192,6 +192,7 @@ export type Notice =
   | 'failover-complete'
   | 'failover-failed'      // every attempt failed; HOST unchanged
   | 'failover-aborted'     // the primary came back (or HOST changed) before HOST was written
+  | 'failover-continues'   // the old host restarted after this node began running the app: the takeover completes
   | 'recovery-detected'    // the primary is alive again while the backup hosts
   | 'failback-started'
   | 'failback-aborted'     // the primary failed again before the hand-over
@@ -278,6 +279,13 @@ export type FlowEvent =
    * failover past this point completes even if the old host is heard again, since it can no longer write.
    */
   | { type: 'disksTaken'; token: number }
+  /**
+   * The node was heard in a new life (its agent restarted; at start it stopped whatever it ran). A
+   * takeover from it that has begun processing here completes: aborted, it would hand the app to a node
+   * that is deciding from its old priority record, which this node's takeover has outranked, and the pair
+   * would wait for each other (both records 2).
+   */
+  | { type: 'peerRestarted'; node: string }
   /** Operator load on this node (FIG. 6), also a restart after halted or a failover that gave up. */
   | { type: 'load' }
   /** Operator unload (any node): HOST = null. */
@@ -308,10 +316,11 @@ export interface FlowState {
   readonly peers: Readonly<Record<string, number | null>>;
   /**
    * A failover by this node is under way, from the host `from`; checked: resources found sufficient for
-   * this attempt; committed: the disks are taken (the old host fenced), so it completes whatever happens
-   * to the old host's liveness.
+   * this attempt; committed: the disks are taken (the old host fenced), or the old host restarted after
+   * this node began processing, so it completes whatever happens to the old host's liveness; processed:
+   * an attempt got its resources started (its priority 1 is durable: seed 003).
    */
-  readonly failover: { checked: boolean; from: string; committed: boolean; token: number; waitedBusy?: boolean } | null;
+  readonly failover: { checked: boolean; from: string; committed: boolean; token: number; waitedBusy?: boolean; processed?: boolean } | null;
   /** Failover gave up (resources missing, every attempt failed) for this outage of the primary. */
   readonly failoverGaveUp: boolean;
   readonly attempts: number;
@@ -490,6 +499,12 @@ function apply(d: Draft, e: FlowEvent, now: number, out: FlowAction[]): void {
         d.restartApp = false;
       }
       return;
+    case 'peerRestarted':
+      if (d.failover?.from === e.node && d.failover.processed && !d.failover.committed) {
+        d.failover.committed = true;
+        notify(out, 'failover-continues', `${d.tag}: ${e.node} restarted while ${d.self} was taking ${d.tag} over from it, after ${d.self} began running it: the takeover completes`);
+      }
+      return;
     case 'disksTaken':
       if (d.failover) {
         d.failover.committed = true;
@@ -594,7 +609,11 @@ function fault(d: Draft, detail: string, now: number, out: FlowAction[]): void {
 function done(d: Draft, a: AsyncAction): void {
   d.pending = null;
   switch (a.kind) {
-    case 'startResources': d.resources = 'up'; d.heldResources = a.resources; return;
+    case 'startResources':
+      d.resources = 'up';
+      d.heldResources = a.resources;
+      if (d.failover) d.failover.processed = true;
+      return;
     case 'startApp': d.app = a.paused ? 'paused' : 'up'; return;
     case 'stopApp': d.app = 'down'; d.restartApp = false; d.stopFailures = 0; d.stopRetryAt = null; return;
     case 'stopResources': d.resources = 'down'; d.stopFailures = 0; d.stopRetryAt = null; return;

@@ -67,33 +67,50 @@ export async function addAddress(spec: IpAddressSpec, o: AddOptions = {}): Promi
 }
 
 /**
- * How long a duplicate address probe waits for an answer. On a LAN an ARP reply comes within
- * milliseconds; arping's own deadline is whole seconds, which a takeover cannot afford, so the probe is
- * ended here.
+ * How long a duplicate address probe waits for an answer once arping has sent it. On a LAN an ARP reply
+ * comes within milliseconds; arping's own deadline is whole seconds, which a takeover cannot afford, so the
+ * probe is ended here. The wait starts when arping says it is probing (its first line, unbuffered through
+ * stdbuf), not when it is spawned: on a loaded machine starting arping alone can take longer than the
+ * wait, and a probe that never went out must not count as "nobody answered".
  */
 export const DUPLICATE_PROBE_MS = 100;
+/** How long arping may take to start probing at all; past it the address counts as free (with a warning). */
+export const DUPLICATE_PROBE_START_MS = 3000;
+
+const REPLY = /reply from \S+ \[([0-9A-Fa-f:]+)\]/;
 
 /** The MAC of a host answering an ARP probe for the address (arping -D), or undefined when none did in time. */
-export function answeredBy(spec: IpAddressSpec, waitMs = DUPLICATE_PROBE_MS): Promise<string | undefined> {
+export function answeredBy(spec: IpAddressSpec, waitMs = DUPLICATE_PROBE_MS, startMs = DUPLICATE_PROBE_START_MS): Promise<string | undefined> {
   return new Promise((resolve) => {
-    const child = spawn('arping', ['-D', '-c', '1', '-w', '1', '-I', spec.interface, spec.address], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const child = spawn('stdbuf', ['-oL', 'arping', '-D', '-c', '1', '-w', '1', '-I', spec.interface, spec.address], { stdio: ['ignore', 'pipe', 'ignore'] });
     let out = '';
+    let settled = false;
     const done = (mac: string | undefined) => {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
       child.kill('SIGKILL');
       resolve(mac);
     };
-    const timer = setTimeout(() => done(undefined), waitMs);
+    let timer = setTimeout(() => {
+      process.emitWarning(`duplicate address probe for ${spec.address}: arping did not start probing within ${startMs} ms; counting the address as free`);
+      done(undefined);
+    }, startMs);
     child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      const probing = out.includes('\n');
       out += d;
-      const m = /reply from \S+ \[([0-9A-Fa-f:]+)\]/.exec(out);
-      if (m) done(m[1]);
+      const m = REPLY.exec(out);
+      if (m) return done(m[1]);
+      if (!probing && out.includes('\n')) {
+        clearTimeout(timer);
+        timer = setTimeout(() => done(undefined), waitMs);
+      }
     });
     child.on('error', (e) => {
       process.emitWarning(`duplicate address probe for ${spec.address}: ${e.message}`);
       done(undefined);
     });
-    child.on('exit', () => done(/reply from \S+ \[([0-9A-Fa-f:]+)\]/.exec(out)?.[1]));
+    child.on('exit', () => done(REPLY.exec(out)?.[1]));
   });
 }
 

@@ -359,17 +359,20 @@ export async function runSchedule(sched: Schedule, o: RunOptions = {}): Promise<
   }
 }
 
-/** A process as the kernel sees it: each thread's state and wait channel, the main thread's kernel stack. */
-function processState(pid: number | undefined): string {
+/**
+ * A process as the kernel sees it: each thread's state and wait channel, the main thread's kernel stack,
+ * and the stack of every other thread in uninterruptible sleep (where a process hangs, often a worker's).
+ */
+export function processState(pid: number | undefined): string {
   if (pid === undefined) return 'none';
   const read = (p: string) => { try { return readFileSync(p, 'utf8').trim(); } catch { return '?'; } };
+  const state = (t: string) => { const stat = read(`/proc/${pid}/task/${t}/stat`); return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0]; };
+  const stack = (t: string) => read(`/proc/${pid}/task/${t}/stack`).split('\n').map((l) => l.replace(/^\[<0>\] /, '')).join(' < ');
   let tasks: string[];
   try { tasks = readdirSync(`/proc/${pid}/task`); } catch { return `pid ${pid} gone`; }
-  const threads = tasks.map((t) => {
-    const stat = read(`/proc/${pid}/task/${t}/stat`);
-    return `${read(`/proc/${pid}/task/${t}/comm`)}:${stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0]}/${read(`/proc/${pid}/task/${t}/wchan`)}`;
-  });
-  return `pid ${pid}, threads ${threads.join(' ')}; stack ${read(`/proc/${pid}/stack`).split('\n').map((l) => l.replace(/^\[<0>\] /, '')).join(' < ')}`;
+  const threads = tasks.map((t) => `${read(`/proc/${pid}/task/${t}/comm`)}:${state(t)}/${read(`/proc/${pid}/task/${t}/wchan`)}`);
+  const waiting = tasks.filter((t) => t !== String(pid) && state(t) === 'D').map((t) => `; thread ${t} (D) stack ${stack(t)}`);
+  return `pid ${pid}, threads ${threads.join(' ')}; stack ${stack(String(pid))}${waiting.join('')}`;
 }
 
 /** Whether a fault excused a hand-over's overlap, and whether a killed agent's leftover was one side. */

@@ -257,6 +257,21 @@ t.test('failover aborted: P alive again before HOST = B is written', async (t) =
   t.notOk(acts.includes('notify split-brain'));
 });
 
+t.test('the old host restarts during a takeover that already runs here: the takeover completes; one not yet processing is aborted', async (t) => {
+  const processing = drive(flow('b', object()), [
+    { type: 'peerFailed', node: 'p' }, { type: 'resourceCheck', ok: true, missing: [] }, done('startResources'),
+    { type: 'peerRestarted', node: 'p' }, { type: 'peerAlive', node: 'p' }, // p's new life, while startApp is outstanding
+    done('startApp'),
+  ]);
+  t.same(processing.acts.slice(4), ['startApp', 'notify failover-continues', 'write host=b,phase=failed-over if p', 'notify failover-complete']);
+  t.notOk(processing.acts.includes('notify failover-aborted'));
+  const checking = drive(flow('b', object()), [
+    { type: 'peerFailed', node: 'p' }, { type: 'peerRestarted', node: 'p' }, { type: 'peerAlive', node: 'p' }, { type: 'resourceCheck', ok: true, missing: [] },
+  ]);
+  t.ok(checking.acts.includes('notify failover-aborted'), 'nothing started here yet: p\'s new life decides with its peer');
+  t.notOk(checking.acts.includes('notify failover-continues'));
+});
+
 t.test('stale and unexpected outcomes are ignored', async (t) => {
   const s = flow('b', object());
   for (const e of [done('startApp'), { type: 'failed', op: 'stopApp', error: 'x' }, { type: 'resourceCheck', ok: true, missing: [] }] as FlowEvent[]) {

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 
 import t from 'tap';
 
-import { LastActive, parsePairReport } from '../../src/daemon/last-active.js';
+import { handsOver, LastActive, parsePairReport } from '../../src/daemon/last-active.js';
 import { readPriorityStore } from '../../src/lastactive/priority-store.js';
 
 const log = { info() {}, warn() {}, error() {} };
@@ -173,4 +173,26 @@ t.test('a slave that joined by comparison before its peer decided is not moved b
   a.la.onReport(report(b, 20), 20);
   await a.la.decideAll(30, () => true, async () => undefined);
   t.equal(a.la.status()[0]?.state, 'SM', 'a decides its side of the same comparison');
+});
+
+t.test('a taker that stops between attempts of its takeover keeps its 1: the restarted old master then joins it, instead of both waiting on a 2', async (t) => {
+  // Nemesis seed 1604970798: b, slave of a master a (2), took over when a lost power (its 1), stopped
+  // after a failed start attempt and, HOST still naming a, took that for a handover: it wrote 2 and became
+  // a's slave. a restarted with its 2, b decided again with its 2, and neither would ever start the app.
+  const b = await controller('b', true);
+  b.la.onReport({ tag: 'web', state: 'M', record: { known: true, priority: 2, state: 'M', transition: '1-2-2', forced: false }, hears: true }, 0);
+  await b.la.decideAll(10, () => true, async () => undefined);
+  t.same(await b.la.peerFailed('a', 20), [{ tag: 'web', mayTakeOver: true }]);
+  await b.la.beforeProcessing('web');
+  const object = { host: 'a', primary: 'a', backup: 'b', phase: 'failing-over' as const, faults: [] };
+  t.equal(handsOver(object, 'b', false, () => false, true), false, 'stopped by its own takeover: no handover');
+  await b.la.stoppedProcessing('web', handsOver(object, 'b', false, () => false, true));
+  t.match(b.la.status()[0], { state: 'SM', priority: 1 }, 'b keeps its 1');
+  t.same(b.la.peerRestarted('a', 30), [], 'a processor keeps processing: the restarted a joins it');
+  // a's new life reports its old 2 and asks: b's 1 outranks it.
+  b.la.onReport({ tag: 'web', state: 'X', record: { known: true, priority: 2, state: 'M', transition: '1-2-2', forced: false }, hears: true }, 40);
+  const a = await controller('a', true);
+  a.la.onReport({ tag: 'web', state: 'SM', record: { known: true, priority: 1, state: 'SM', transition: '4-4', forced: false }, hears: true }, 40);
+  await a.la.decideAll(50, () => true, async () => undefined);
+  t.equal(a.la.status()[0]?.state, 'SL', 'a joins b as its slave');
 });

@@ -7,7 +7,10 @@ import { join } from 'node:path';
 
 import t from 'tap';
 
+import { parseConfig } from '../../src/config/load.js';
+import { clearLeftovers, pidFilesOf } from '../../src/daemon/clear-leftovers.js';
 import { markedLeftovers, PidFiles, processStartTime, stopMarkedLeftovers } from '../../src/daemon/leftovers.js';
+import type { AppObject, ResourceSpec } from '../../src/db/object.js';
 
 const log = { lines: [] as string[], warn(_f: object, m: string) { this.lines.push(m); } };
 
@@ -90,4 +93,37 @@ t.test('an app left by an agent killed before it recorded the pid is found by it
   await exited;
   t.match(lines[0], /no pid file/);
   t.equal(other.exitCode, null, 'the other node\'s app still runs');
+});
+
+t.test('clearing a dead agent\'s leftovers removes the addresses before it stops the apps (which can take their whole stop timeout)', async (t) => {
+  const state = await mkdtemp(join(tmpdir(), 'vigil-state-'));
+  const config = parseConfig(`
+cluster: unit
+keyFile: /etc/vigil/cluster.key
+stateDir: ${state}
+control: { socket: ${join(state, 'ctl.sock')} }
+networks: [ { name: lan1, port: 7400 } ]
+nodes:
+  - { name: a, id: 1, addresses: { lan1: 10.1.0.1 } }
+  - { name: b, id: 2, addresses: { lan1: 10.1.0.2 } }
+apps:
+  - { tag: web, type: cluster-capable, primary: a, backup: b, command: [/bin/true], stopTimeoutMs: 1000, resources: [ { ip: { address: 10.9.0.1/24, interface: svc } } ] }
+`, '/etc/vigil/cluster.yaml');
+  // An app that ignores SIGTERM: stopping it takes the stop timeout.
+  const child = spawn('/bin/sh', ['-c', 'trap "" TERM; sleep 60 & wait'], { detached: true, stdio: 'ignore' });
+  t.teardown(() => { try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* gone */ } });
+  await new Promise((r) => child.once('spawn', r));
+  const pidFiles = pidFilesOf(config);
+  await pidFiles.record('web', child.pid!);
+  const removedWhile: boolean[] = [];
+  const resources = {
+    removeStaleAddress: async (r: ResourceSpec) => {
+      if (r.kind === 'ip') removedWhile.push(await processStartTime(child.pid!) !== undefined);
+      return true;
+    },
+  };
+  const apps = [{ tag: 'web', resources: config.apps[0]!.resources }] as unknown as AppObject[];
+  await clearLeftovers({ config, pidFiles, apps, resources, log: { warn() {}, error() {} } });
+  t.same(removedWhile, [true], 'the address went while the app was still being stopped');
+  t.equal(await processStartTime(child.pid!), undefined, 'and the app was stopped');
 });

@@ -11,6 +11,7 @@
 //   path-loss      the node's iSCSI session dropped for `ms` (pathloss.ts);
 //   app-kill       kill -9 of the copy on that node.
 import type { ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { packageRoot } from '../../../src/util/package-root.js';
@@ -18,6 +19,7 @@ import { packageRoot } from '../../../src/util/package-root.js';
 import type { TestCluster } from '../../support/cluster.js';
 import { Injector } from '../faults.js';
 import { scanCopies } from '../ground.js';
+import { processState } from '../runner.js';
 import type { LinkRules } from '../netfilter.js';
 import type { Fault } from '../schedule.js';
 import type { Timeline } from '../timeline.js';
@@ -100,10 +102,16 @@ export class LabInjector extends Injector {
       try { process.kill(p.pid, 'SIGKILL'); } catch { /* gone */ }
     }
     this.tl.add('step', `as systemd on ${node}: ${copies.length ? `killed the apps left in the unit (pid ${copies.map((p) => p.pid).join(',')})` : 'no app left in the unit'}; ExecStopPost \`vigild --clear-leftovers\``);
-    const cleared = this.c.rig.exec(node, [process.execPath, join(packageRoot(), 'dist/src/cli/vigild.js'), '--config', join(this.c.dir, `${node}.yaml`),
+    const config = join(this.c.dir, `${node}.yaml`);
+    // A clearing that takes far longer than its few seconds under TCG says where it waits.
+    const slow = setTimeout(() => this.tl.add('note', `ExecStopPost on ${node} still running after 20 s: ${stuck(config)}`), 20_000);
+    const cleared = this.c.rig.exec(node, [process.execPath, join(packageRoot(), 'dist/src/cli/vigild.js'), '--config', config,
       '--node', node, '--clear-leftovers'], { timeout: 120_000 }).then((r) => {
       this.tl.add('step', `as systemd on ${node}: ExecStopPost exit ${r.code}${r.code === 0 ? '' : `: ${r.stderr.trim()}`}`);
-    }).finally(() => this.world.setFrozen(node, false));
+    }).finally(() => {
+      clearTimeout(slow);
+      this.world.setFrozen(node, false);
+    });
     this.clearing.set(node, cleared);
   }
 
@@ -131,4 +139,18 @@ export class LabInjector extends Injector {
       default: return super.end(f, primaryOf);
     }
   }
+}
+
+/** The clearing process run with `config` and every process in uninterruptible sleep (D), as the kernel sees them. */
+function stuck(config: string): string {
+  const read = (p: string) => { try { return readFileSync(p, 'utf8'); } catch { return ''; } };
+  const out: string[] = [];
+  for (const entry of readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
+    const cmd = read(`/proc/${entry}/cmdline`).split('\0').join(' ').trim();
+    const stat = read(`/proc/${entry}/stat`);
+    const state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
+    const clearing = cmd.includes('--clear-leftovers') && cmd.includes(config);
+    if (clearing || state === 'D') out.push(`${clearing ? 'the clearing' : 'in D'} [${cmd.slice(0, 80)}] ${processState(Number(entry))}`);
+  }
+  return out.join(' | ') || 'no such process';
 }
