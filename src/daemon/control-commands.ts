@@ -113,7 +113,7 @@ export function registerControlCommands(control: ControlServer, d: ControlDeps):
       return { node: d.self.name, results };
     })
     // The cluster-aware application API (src/client/cluster-app.ts).
-    .handle('app.ready', tagParam, ({ tag }) => d.flows.ready(existing(tag)))
+    .handle('app.ready', tagParam, ({ tag }, ctx) => d.flows.ready(existing(tag), ctx.connection))
     .handle('app.register', z.object({ spec: z.record(z.string(), z.unknown()) }), ({ spec }) => (assertMember(), register(d, spec)))
     .handle('app.watch', tagParam, ({ tag }, ctx) => {
       const o = existing(tag);

@@ -21,6 +21,9 @@ import type { Replication } from './replication.js';
 import { resourceName, type Resources } from './resources.js';
 import type { AppHereStatus } from './status.js';
 
+/** app.ready requests waiting at once per app (ready()). */
+export const MAX_READY_WAITERS = 64;
+
 interface Flow {
   state: FlowState;
   wakeAt: number | null;
@@ -227,10 +230,24 @@ export class FlowRunner {
   }
 
   /** Cluster-aware apps: resolves once this node hosts the app and its flow let it run (claims 31/32). */
-  ready(o: AppObject): Promise<object> {
+  /**
+   * Resolves once the app runs here (app.ready). A waiter leaves with its connection, and an app has at
+   * most MAX_READY_WAITERS: its own processes need one each, not thousands.
+   */
+  ready(o: AppObject, connection?: ControlConnection): Promise<object> {
     const flow = this.flowFor(o.tag);
     if (o.host === this.d.self.name && flow.state.app === 'up') return Promise.resolve({ tag: o.tag, host: o.host });
-    return new Promise((resolve) => flow.readyWaiters.push(() => resolve({ tag: o.tag, host: this.d.self.name })));
+    if (flow.readyWaiters.length >= MAX_READY_WAITERS) {
+      return Promise.reject(new ControlError('busy', `${o.tag} already has ${MAX_READY_WAITERS} app.ready requests waiting on ${this.d.self.name}`));
+    }
+    return new Promise((resolve) => {
+      const waiter = () => resolve({ tag: o.tag, host: this.d.self.name });
+      flow.readyWaiters.push(waiter);
+      connection?.onClose(() => {
+        const i = flow.readyWaiters.indexOf(waiter);
+        if (i >= 0) flow.readyWaiters.splice(i, 1);
+      });
+    });
   }
 
   /** A cluster-aware app's connection asks for its unload requests. */

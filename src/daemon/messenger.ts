@@ -3,9 +3,12 @@
 //
 // - Every message is JSON, signed as a stream-1 datagram (src/wire). A message larger than one datagram is
 //   cut into fragments, each signed on its own, reassembled by the receiver (incomplete ones are dropped
-//   after `fragmentTimeoutMs`). A message needs at most MAX_FRAGMENTS of them, which the receiver enforces
-//   too: send() refuses a larger one with MessageTooLargeError rather than sending what would be dropped
-//   (replication.ts cuts its updates to fit, messageFits()).
+//   after `fragmentTimeoutMs` on the monotonic clock). A message needs at most MAX_FRAGMENTS of them, which
+//   the receiver enforces too: send() refuses a larger one with MessageTooLargeError rather than sending
+//   what would be dropped (replication.ts cuts its updates to fit, messageFits()). Reassembly is kept per
+//   sender and incarnation (a restarted sender numbers its messages from 1 again), at most
+//   MAX_PARTIALS_PER_PEER messages of a sender at a time: the oldest goes first, so no peer, however
+//   faulty, can make this node hold more than that many messages' fragments.
 // - The SAME bytes go out on every network. The receiver's replay window accepts whichever copy arrives
 //   first and drops the other as a replay: redundancy without double processing.
 // - Anything that fails to decode, verify or parse is counted by reason and dropped; never thrown.
@@ -25,7 +28,7 @@ export type AgentMessage =
 
 export interface Received { from: NodeConfig; message: AgentMessage; incarnation: bigint }
 
-interface Partial { parts: (string | undefined)[]; count: number; since: number }
+interface Partial { sender: number; parts: (string | undefined)[]; count: number; since: number }
 
 /** Envelope of one datagram: the whole message, or fragment i of n of message id. */
 type Envelope = { m: AgentMessage } | { f: number; i: number; n: number; d: string };
@@ -33,6 +36,8 @@ type Envelope = { m: AgentMessage } | { f: number; i: number; n: number; d: stri
 const OVERHEAD = 64; // the fragment envelope around its slice of text
 /** The most fragments one message may have, on either side. */
 export const MAX_FRAGMENTS = 64;
+/** Messages of one sender reassembled at once (replication sends a few at a time). */
+export const MAX_PARTIALS_PER_PEER = 8;
 /** Text of the message per fragment: JSON-escaping can at most double a slice. */
 const FRAGMENT_TEXT = Math.floor((MAX_PAYLOAD - OVERHEAD) / 2);
 
@@ -151,7 +156,7 @@ export class Messenger {
   }
 
   /** Exposed for tests: one datagram as it came off a socket. */
-  receive(buf: Buffer, now = Date.now()): void {
+  receive(buf: Buffer, now = performance.now()): void {
     // Routed on the unauthenticated stream byte: the distress receiver verifies everything itself, and a
     // forged byte only moves a datagram to the checks that drop it.
     if (this.onDistress && buf.length > 5 && buf[5] === Stream.DISTRESS) return this.onDistress(buf);
@@ -168,14 +173,14 @@ export class Messenger {
     } catch {
       return this.count('json');
     }
-    const message = this.unwrap(env, d.header.sender, now);
+    const message = this.unwrap(env, d.header.sender, d.header.incarnation, now);
     if (message === undefined) return;
     if (!isAgentMessage(message)) return this.count('message');
     this.received++;
     this.onMessage({ from, message, incarnation: d.header.incarnation });
   }
 
-  private unwrap(env: unknown, sender: number, now: number): unknown {
+  private unwrap(env: unknown, sender: number, incarnation: bigint, now: number): unknown {
     if (typeof env !== 'object' || env === null) return this.count('envelope');
     const e = env as Record<string, unknown>;
     if ('m' in e) return e.m;
@@ -190,8 +195,17 @@ export class Messenger {
         this.count('fragment-timeout');
       }
     }
-    const key = `${sender}:${f}`;
-    const p = this.partials.get(key) ?? { parts: new Array<string | undefined>(n), count: 0, since: now };
+    const key = `${sender}:${incarnation}:${f}`;
+    let p = this.partials.get(key);
+    if (!p) {
+      // Map order is insertion order: the first of this sender's is its oldest.
+      const mine = [...this.partials].filter(([, x]) => x.sender === sender);
+      if (mine.length >= MAX_PARTIALS_PER_PEER) {
+        this.partials.delete(mine[0]![0]);
+        this.count('fragment-evicted');
+      }
+      p = { sender, parts: new Array<string | undefined>(n), count: 0, since: now };
+    }
     if (p.parts.length !== n) return this.count('envelope');
     if (p.parts[i] === undefined) { p.parts[i] = d; p.count++; }
     this.partials.set(key, p);

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import t from 'tap';
 
 import { parseConfig } from '../../src/config/load.js';
-import { Messenger, MessageTooLargeError, type Received } from '../../src/daemon/messenger.js';
+import { MAX_PARTIALS_PER_PEER, Messenger, MessageTooLargeError, type Received } from '../../src/daemon/messenger.js';
 import { updates } from '../../src/daemon/replication.js';
 import { clusterTag, encodeDatagram, MessageType, Stream } from '../../src/wire/datagram.js';
 import { prng } from '../support/prng.js';
@@ -23,8 +23,8 @@ nodes:
 const [a, b] = config.nodes as [typeof config.nodes[0], typeof config.nodes[0]];
 
 /** Captures what `from` would put on the wire instead of sending it. */
-function sender(): { m: Messenger; wire: Buffer[] } {
-  const m = new Messenger(config, a, KEY, 100n, () => {});
+function sender(incarnation = 100n): { m: Messenger; wire: Buffer[] } {
+  const m = new Messenger(config, a, KEY, incarnation, () => {});
   const wire: Buffer[] = [];
   (m as unknown as { sockets: { send: (d: Buffer) => void }[] }).sockets.push({ send: (d: Buffer) => wire.push(Buffer.from(d)) });
   return { m, wire };
@@ -112,4 +112,46 @@ t.test('a message from a life of the sender older than the floor stored before t
   for (const d of wire) into.receive(d);
   t.equal(got.length, 0, 'a capture from life 50 is refused once life 100 was heard');
   t.equal(into.dropped['stale-incarnation'], wire.length);
+});
+
+/** A message that needs several fragments; `mark` tells two of the same size apart. */
+const large = (mark: string) => ({ kind: 'update' as const, entries: Array.from({ length: 40 }, (_, i) => ({ tag: `app-${i}`, blob: mark.repeat(100) })), markers: [] });
+
+t.test('fragments of a sender\'s earlier life never complete a message of its new one', async (t) => {
+  const { m: before, wire: old } = sender(100n);
+  before.send(b, large('o'));
+  const { m: after, wire: fresh } = sender(101n);
+  after.send(b, large('n'));
+  t.equal(old.length, fresh.length, 'the same number of fragments, and both messages are the restarted sender\'s first');
+  const { m: into, got } = receiver();
+  into.receive(old[0]!);
+  for (const d of fresh) into.receive(d);
+  t.equal(got.length, 1);
+  t.same(got[0]?.message, large('n'), 'the new life\'s message, whole');
+});
+
+t.test('a sender\'s incomplete messages are held at most MAX_PARTIALS_PER_PEER at a time: the oldest is dropped first', async (t) => {
+  const { m: out, wire } = sender();
+  const per: Buffer[][] = [];
+  for (let i = 0; i <= MAX_PARTIALS_PER_PEER; i++) {
+    const from = wire.length;
+    out.send(b, large(String.fromCharCode(97 + i)));
+    per.push(wire.slice(from));
+  }
+  const { m: into, got } = receiver();
+  for (const message of per) into.receive(message[0]!); // the first fragment of each only
+  t.equal(into.dropped['fragment-evicted'], 1, 'one more than the bound: the oldest went');
+  for (const message of per.slice(1)) for (const d of message.slice(1)) into.receive(d);
+  t.equal(got.length, MAX_PARTIALS_PER_PEER, 'the others complete');
+  t.same(got.map((r) => (r.message as { entries: { blob: string }[] }).entries[0]!.blob[0]), per.slice(1).map((_, i) => String.fromCharCode(98 + i)));
+});
+
+t.test('an incomplete message expires after fragmentTimeoutMs on the monotonic clock given to receive', async (t) => {
+  const { m: out, wire } = sender();
+  out.send(b, large('x'));
+  const { m: into, got } = receiver();
+  into.receive(wire[0]!, 1000);
+  for (const d of wire.slice(1)) into.receive(d, 1000 + 2001);
+  t.equal(got.length, 0);
+  t.equal(into.dropped['fragment-timeout'], 1);
 });
