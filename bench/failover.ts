@@ -254,7 +254,7 @@ interface VigilUp {
 
 /** A fresh two-node cluster with default timing; resolves when the client is served by a and b sees a alive. */
 async function vigilUp(scope: Scope, proberMs = 10): Promise<VigilUp> {
-  const c = await createCluster(scope, ['a', 'b'], APPS);
+  const c = await createCluster(scope, ['a', 'b'], APPS, { debug: true }); // debug.stall
   const a = c.start('a');
   const b = c.start('b');
   const failedAt: number[] = [];

@@ -108,7 +108,7 @@ export function exitForError(e: unknown): number {
 /** The control socket's failures: the client's own (connection) and the agent's answers (remote codes). */
 export function exitForControlError(e: ControlError): number {
   if (e instanceof VigildNotRunningError || e instanceof ControlTimeoutError) return Exit.AGENT_UNREACHABLE;
-  if (e.code === 'EACCES' || e.code === 'unauthorized') return Exit.OS_ERROR_BASE + 13; // as a device open: 50 + EACCES
+  if (e.code === 'EACCES' || e.code === 'unauthorized' || e.code === 'forbidden') return Exit.OS_ERROR_BASE + 13; // as a device open: 50 + EACCES
   if (e instanceof ControlConnectionError) return Exit.AGENT_UNREACHABLE;
   if (e instanceof ControlRemoteError) {
     switch (e.code) {

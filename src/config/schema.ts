@@ -55,6 +55,7 @@ const ipAddress = z.string().refine((s) => isIP(s) !== 0, 'expected an IPv4 or I
 
 /** A file or directory; a relative one resolves against the configuration file's directory. */
 const filePath = z.string().min(1, 'expected a path').refine((s) => !s.includes('\0'), 'a path cannot hold a NUL');
+const groupName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_.-]{0,31}$/, 'expected a group name');
 
 const absolutePath = z.string().startsWith('/', 'expected an absolute path (starting with /)');
 
@@ -343,7 +344,9 @@ export const configSchema = z.strictObject({
   linkTable: filePath.optional(),
   control: z.strictObject({
     socket: filePath.default(DEFAULT_CONTROL_SOCKET),
-    group: z.string().regex(/^[A-Za-z_][A-Za-z0-9_.-]{0,31}$/, 'expected a group name').optional(),
+    group: groupName.optional(),
+    adminGroup: groupName.optional(),
+    debug: z.boolean().default(false),
   }).prefault({}),
   metrics: z.strictObject({ listen: endpoint }).optional(),
   log: z.strictObject({ level: z.enum(LOG_LEVELS).default('info') }).prefault({}),
@@ -831,7 +834,7 @@ export interface Config {
   keyFile: string;
   stateDir: string;
   linkTable: string;
-  control: { socket: string; group: string | undefined };
+  control: { socket: string; group: string | undefined; adminGroup: string | undefined; debug: boolean };
   metrics: { listen: Endpoint } | undefined;
   log: { level: (typeof LOG_LEVELS)[number] };
   networks: NetworkConfig[];
@@ -854,7 +857,7 @@ export function toConfig(p: Parsed, source: string, baseDir: string): Config {
     keyFile: resolve(baseDir, p.keyFile),
     stateDir,
     linkTable: p.linkTable === undefined ? resolve(stateDir, 'links.json') : resolve(baseDir, p.linkTable),
-    control: { socket: resolve(baseDir, p.control.socket), group: p.control.group },
+    control: { socket: resolve(baseDir, p.control.socket), group: p.control.group, adminGroup: p.control.adminGroup, debug: p.control.debug },
     metrics: p.metrics,
     log: p.log,
     networks: p.networks,

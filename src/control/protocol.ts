@@ -14,6 +14,7 @@ export const MAX_RESPONSE_LINE = 16 * 1024 * 1024;
 
 export const ERROR_CODES = [
   'unauthorized',   // the peer's credentials are not allowed (connection closed)
+  'forbidden',      // this peer may not call this method (a reader and a mutation, debug off, not the app's process)
   'line_too_long',  // a line over MAX_REQUEST_LINE (connection closed)
   'parse_error',    // not JSON
   'invalid_request',// JSON, but not {id, method, params}

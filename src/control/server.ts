@@ -2,8 +2,11 @@
 //
 // A unix stream socket, mode 0660 (group: the configured control group), in a directory created 0750.
 // The mode is defence in depth; the real check is SO_PEERCRED, taken from the kernel for each accepted
-// connection: root, the agent's own uid, or a member of the control group (primary gid, or supplementary
-// through /proc/<pid>/status). A refused peer gets one error line and the connection is closed.
+// connection, which gives the peer a role: admin (root, the agent's own uid, a member of the admin group)
+// or reader (a member of the control group; primary gid, or supplementary through /proc/<pid>/status).
+// Anyone else gets one error line and the connection is closed. Each method says who may call it
+// (Access): a reader only the read-only ones; `app` methods an admin or the app's own processes; `debug`
+// methods an admin, and only where the config enables them. A refused call is answered `forbidden`.
 //
 // Protocol (protocol.ts): newline-delimited JSON requests {id, method, params}, answered {id, result} or
 // {id, error:{code, message}}; requests on one connection run concurrently, so answers can come out of
@@ -23,8 +26,18 @@ import { describeIssues, requestSchema } from './request-schema.js';
 
 export type { PeerCred };
 
-/** Decides whether a connected peer may use the socket. Throwing counts as a refusal. */
-export type Authorizer = (peer: PeerCred) => boolean | Promise<boolean>;
+/** What a connected peer may do: every method (admin), or the read-only ones (reader). */
+export type Role = 'admin' | 'reader';
+
+/** The role of a connected peer; undefined (or false): it may not use the socket. Throwing counts as a refusal. */
+export type Authorizer = (peer: PeerCred) => Role | boolean | undefined | Promise<Role | boolean | undefined>;
+
+/**
+ * Who may call a method: `read` any peer; `admin` an admin; `app` an admin, or a process of the app the
+ * request names (params.tag; ControlServerOptions.isAppProcess); `debug` an admin where debug methods are
+ * enabled (ControlServerOptions.debug).
+ */
+export type Access = 'read' | 'admin' | 'app' | 'debug';
 
 /** pino-compatible subset. */
 export interface ControlLog {
@@ -35,8 +48,14 @@ export interface ControlServerOptions {
   path: string;
   /** The control group: the socket's group, and its members are allowed. */
   gid?: number | undefined;
-  /** Default: makeAuthorizer({ uids: [0, own uid], gid }). */
+  /** Members of this group are admins. */
+  adminGid?: number | undefined;
+  /** Default: makeAuthorizer({ uids: [0, own uid], gid, adminGid }). */
   authorize?: Authorizer | undefined;
+  /** `debug` methods answer (default: refused). */
+  debug?: boolean | undefined;
+  /** Whether process `pid` is one of the app `tag`'s (for `app` methods); default: none is. */
+  isAppProcess?: ((tag: string, pid: number) => boolean | Promise<boolean>) | undefined;
   /** Connections beyond this are closed at once by Node (default 64). */
   maxConnections?: number | undefined;
   /** A connection whose unread output exceeds this is dropped (a client that stopped reading). */
@@ -48,6 +67,7 @@ export interface RequestContext {
   id: RequestId;
   method: string;
   peer: PeerCred;
+  role: Role;
   /** Keep it to push notifications on this connection later. */
   connection: ControlConnection;
 }
@@ -79,23 +99,26 @@ export async function supplementaryGroups(pid: number): Promise<number[]> {
 }
 
 /**
- * Allows the listed uids and, when gid is given, members of that group: the peer's primary gid, else its
- * supplementary groups read from /proc. The pid is the one the kernel recorded at connect time; the
- * connecting process normally still holds the connection while we read its /proc entry. (As with any
- * SO_PEERCRED check, a socket handed on to another process keeps the credentials of the one that
- * connected.)
+ * Admins: the listed uids and members of `adminGid`; readers: members of `gid`. Membership is the peer's
+ * primary gid, else its supplementary groups read from /proc. The pid is the one the kernel recorded at
+ * connect time; the connecting process normally still holds the connection while we read its /proc
+ * entry. (As with any SO_PEERCRED check, a socket handed on to another process keeps the credentials of
+ * the one that connected.)
  */
 export function makeAuthorizer(options: {
   uids: readonly number[];
   gid?: number | undefined;
+  adminGid?: number | undefined;
   groupsOf?: (pid: number) => Promise<number[]>;
-}): Authorizer {
+}): (peer: PeerCred) => Promise<Role | undefined> {
   const groupsOf = options.groupsOf ?? supplementaryGroups;
   return async (peer) => {
-    if (options.uids.includes(peer.uid)) return true;
-    if (options.gid === undefined) return false;
-    if (peer.gid === options.gid) return true;
-    return (await groupsOf(peer.pid)).includes(options.gid);
+    if (options.uids.includes(peer.uid)) return 'admin';
+    if (options.gid === undefined && options.adminGid === undefined) return undefined;
+    const groups = [peer.gid, ...(await groupsOf(peer.pid))];
+    if (options.adminGid !== undefined && groups.includes(options.adminGid)) return 'admin';
+    if (options.gid !== undefined && groups.includes(options.gid)) return 'reader';
+    return undefined;
   };
 }
 
@@ -117,6 +140,7 @@ export class ControlConnection {
   constructor(
     readonly id: number,
     readonly peer: PeerCred,
+    readonly role: Role,
     private readonly socket: Socket,
     private readonly maxBufferedBytes: number,
     private readonly log: ControlLog,
@@ -182,6 +206,7 @@ export class ControlConnection {
 interface Registered {
   schema: z.ZodType;
   handler: (params: unknown, ctx: RequestContext) => unknown;
+  access: Access;
 }
 
 const NO_LOG: ControlLog = { warn: () => {} };
@@ -199,14 +224,22 @@ export class ControlServer {
   constructor(private readonly options: ControlServerOptions) {
     this.path = options.path;
     this.log = options.log ?? NO_LOG;
-    this.authorize = options.authorize ?? makeAuthorizer({ uids: [0, process.getuid!()], gid: options.gid });
+    this.authorize = options.authorize ?? makeAuthorizer({ uids: [0, process.getuid!()], gid: options.gid, adminGid: options.adminGid });
   }
 
-  /** Registers `method`; params are validated with `schema` (absent params are validated as {}). */
-  handle<S extends z.ZodType>(method: string, schema: S, handler: Handler<S>): this {
+  /**
+   * Registers `method`, callable as `access` says (default admin: a method is a mutation unless said
+   * otherwise); params are validated with `schema` (absent params are validated as {}).
+   */
+  handle<S extends z.ZodType>(method: string, schema: S, handler: Handler<S>, access: Access = 'admin'): this {
     if (this.handlers.has(method)) throw new Error(`control method ${method} is registered twice`);
-    this.handlers.set(method, { schema, handler: handler as Registered['handler'] });
+    this.handlers.set(method, { schema, handler: handler as Registered['handler'], access });
     return this;
+  }
+
+  /** Who may call each method, for documentation and `vigil --help`-style listings. */
+  methods(): { method: string; access: Access }[] {
+    return [...this.handlers].map(([method, r]) => ({ method, access: r.access }));
   }
 
   /** Authorised connections now open. */
@@ -280,14 +313,15 @@ export class ControlServer {
       socket.destroy();
       return;
     }
-    const connection = new ControlConnection(id, peer, socket, this.options.maxBufferedBytes ?? 1024 * 1024, this.log);
-    let allowed = false;
+    let role: Role | undefined;
     try {
-      allowed = await this.authorize(peer);
+      const r = await this.authorize(peer);
+      role = r === true ? 'admin' : r === false ? undefined : r;
     } catch (e) {
       this.log.warn({ err: e, peer }, 'control: the authoriser threw; refusing');
     }
-    if (!allowed) {
+    const connection = new ControlConnection(id, peer, role ?? 'reader', socket, this.options.maxBufferedBytes ?? 1024 * 1024, this.log);
+    if (role === undefined) {
       this.log.warn({ peer }, 'control: peer refused');
       connection.sendAndEnd({ id: null, error: { code: 'unauthorized', message: `uid ${peer.uid} (pid ${peer.pid}) may not use ${this.path}` } });
       return;
@@ -336,8 +370,14 @@ export class ControlServer {
       connection.send({ id, error: { code: 'invalid_params', message: `${method}: ${describeIssues(params.error)}` } });
       return;
     }
+    const refusal = await this.refusal(registered.access, method, params.data, connection);
+    if (refusal !== undefined) {
+      this.log.warn({ method, peer: connection.peer, role: connection.role }, 'control: call refused');
+      connection.send({ id, error: { code: 'forbidden', message: refusal } });
+      return;
+    }
     try {
-      const result = await registered.handler(params.data, { id, method, peer: connection.peer, connection });
+      const result = await registered.handler(params.data, { id, method, peer: connection.peer, role: connection.role, connection });
       connection.send({ id, result: result ?? null });
     } catch (e) {
       if (e instanceof ControlError) {
@@ -346,6 +386,26 @@ export class ControlServer {
         this.log.warn({ err: e, method }, 'control: handler failed');
         connection.send({ id, error: { code: 'internal', message: e instanceof Error ? e.message : String(e) } });
       }
+    }
+  }
+
+  /** Why this connection may not call `method`; undefined: it may. */
+  private async refusal(access: Access, method: string, params: unknown, connection: ControlConnection): Promise<string | undefined> {
+    const who = `uid ${connection.peer.uid} (pid ${connection.peer.pid})`;
+    switch (access) {
+      case 'read':
+        return undefined;
+      case 'debug':
+        if (!this.options.debug) return `${method} is a debug method, off unless the config sets control.debug: true`;
+        return connection.role === 'admin' ? undefined : `${method} is for root or the admin group (control.adminGroup); ${who} is a reader`;
+      case 'app': {
+        if (connection.role === 'admin') return undefined;
+        const tag = (params as { tag?: unknown }).tag;
+        const own = typeof tag === 'string' && (await Promise.resolve(this.options.isAppProcess?.(tag, connection.peer.pid)).catch(() => false));
+        return own ? undefined : `${method} acts for ${typeof tag === 'string' ? tag : 'an app'}: for root, the admin group or that app's own processes; ${who} is none of them`;
+      }
+      case 'admin':
+        return connection.role === 'admin' ? undefined : `${method} changes the cluster: for root or the admin group (control.adminGroup); ${who} is a reader`;
     }
   }
 }

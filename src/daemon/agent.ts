@@ -200,7 +200,10 @@ export class Agent {
       const floor = floors.floor(p.name);
       if (floor !== undefined) this.messenger.refuseBelow(p, floor);
     }
-    this.control = new ControlServer({ path: this.config.control.socket, gid: await groupId(this.config.control.group), log: this.log });
+    this.control = new ControlServer({
+      path: this.config.control.socket, gid: await groupId(this.config.control.group), adminGid: await groupId(this.config.control.adminGroup),
+      debug: this.config.control.debug, isAppProcess: (tag, pid) => this.flows.isAppProcess(tag, pid), log: this.log,
+    });
     registerControlCommands(this.control, {
       self: this.self, log: this.log, replication: this.replication, flows: this.flows, distress: this.distress,
       lastActive: () => this.lastActive, power: () => this.power, forceStart: this.forceStart,
@@ -664,6 +667,6 @@ export function diskChannel(disk: string): string {
 async function groupId(name: string | undefined): Promise<number | undefined> {
   if (name === undefined) return undefined;
   const line = (await readFile('/etc/group', 'utf8')).split('\n').find((l) => l.split(':')[0] === name);
-  if (!line) throw new Error(`control.group ${name}: no such group in /etc/group`);
+  if (!line) throw new Error(`control group ${name}: no such group in /etc/group`);
   return Number(line.split(':')[2]);
 }

@@ -1,5 +1,6 @@
 // The control socket's methods (docs/cli.md lists them): each checks its parameters with zod and acts
-// through the agent's parts. Who may connect is the ControlServer's business (SO_PEERCRED).
+// through the agent's parts, and says who may call it (the last argument of handle: read, app or debug;
+// none: admin). Who connects, with which role, is the ControlServer's business (SO_PEERCRED).
 import { performance } from 'node:perf_hooks';
 
 import { z } from 'zod';
@@ -56,8 +57,8 @@ export function registerControlCommands(control: ControlServer, d: ControlDeps):
     }
   };
   control
-    .handle('status', z.object({}), () => d.status())
-    .handle('db.show', z.object({}), () => ({ ...db().snapshot(), digest: db().digest() }))
+    .handle('status', z.object({}), () => d.status(), 'read')
+    .handle('db.show', z.object({}), () => ({ ...db().snapshot(), digest: db().digest() }), 'read')
     .handle('db.sync', z.object({}), async () => {
       assertMember();
       await d.replication.syncAll();
@@ -82,7 +83,7 @@ export function registerControlCommands(control: ControlServer, d: ControlDeps):
       if (name === undefined) return { tag, attributes: o.attributes };
       if (!(name in o.attributes)) throw new ControlError('not_found', `${tag} has no attribute ${name}`);
       return { tag, name, value: o.attributes[name] };
-    })
+    }, 'read')
     .handle('attr.set', z.object({ tag: z.string(), name: z.string().min(1), value: z.union([z.string(), z.number(), z.boolean(), z.null()]) }), ({ tag, name, value }) => {
       assertMember();
       existing(tag);
@@ -91,16 +92,16 @@ export function registerControlCommands(control: ControlServer, d: ControlDeps):
       return { tag, attributes: o.attributes };
     })
     // Fault injection for tests and drills: blocks this agent's event loop (as a long GC or a stuck
-    // synchronous call would). Only the control socket's authorised users can reach it.
+    // synchronous call would). Only with control.debug, for admins.
     .handle('debug.stall', z.object({ ms: z.number().int().min(0).max(30_000) }), ({ ms }) => {
       setImmediate(() => {
         const end = performance.now() + ms;
         while (performance.now() < end) { /* blocked on purpose */ }
       });
       return { stallingMs: ms };
-    })
+    }, 'debug')
     // Last-active server (seed 003): each app's priority, state and the decision while it waits.
-    .handle('priority.show', z.object({}), () => ({ node: d.self.name, pairs: d.lastActive().status() }))
+    .handle('priority.show', z.object({}), () => ({ node: d.self.name, pairs: d.lastActive().status() }), 'read')
     .handle('priority.force-start', z.object({ tag: z.string().optional() }), ({ tag }) => {
       assertMember();
       const lastActive = d.lastActive();
@@ -113,27 +114,27 @@ export function registerControlCommands(control: ControlServer, d: ControlDeps):
       return { node: d.self.name, results };
     })
     // The cluster-aware application API (src/client/cluster-app.ts).
-    .handle('app.ready', tagParam, ({ tag }, ctx) => d.flows.ready(existing(tag), ctx.connection))
+    .handle('app.ready', tagParam, ({ tag }, ctx) => d.flows.ready(existing(tag), ctx.connection), 'app')
     .handle('app.register', z.object({ spec: z.record(z.string(), z.unknown()) }), ({ spec }) => (assertMember(), register(d, spec)))
     .handle('app.watch', tagParam, ({ tag }, ctx) => {
       const o = existing(tag);
       d.flows.watch(tag, ctx.connection);
       return { tag, host: o.host };
-    })
+    }, 'app')
     .handle('marker.get', tagParam, ({ tag }) => {
       existing(tag);
       const m = db().marker(tag);
       return { tag, pointer: m?.pointer ?? null, seq: m?.seq ?? 0, writtenBy: m?.writtenBy ?? null };
-    })
+    }, 'read')
     .handle('marker.set', z.object({ tag: z.string(), pointer: z.union([z.string().max(MAX_MARKER_TEXT), z.number(), z.null()]) }), ({ tag, pointer }) => {
       assertMember();
       existing(tag);
       const m = db().writeMarker(tag, pointer, d.self.name);
       d.replication.changed([], [tag]);
       return { tag, pointer: m.pointer, seq: m.seq };
-    })
+    }, 'app')
     // Distress (seed 002) and power (docs/power.md, docs/distress.md).
-    .handle('distress.status', z.object({}), () => d.distress.status(d.out()))
+    .handle('distress.status', z.object({}), () => d.distress.status(d.out()), 'read')
     .handle('distress.test', z.object({}), () => {
       assertMember();
       return d.distress.sendTest();
@@ -147,16 +148,16 @@ export function registerControlCommands(control: ControlServer, d: ControlDeps):
     .handle('power.status', z.object({}), () => {
       const power = d.power();
       return { node: d.self.name, configured: power !== undefined, ...(power?.status() ?? {}), out: d.out() ?? null };
-    })
+    }, 'read')
     .handle('rejoin', z.object({}), () => d.rejoin())
     // Fault injection for tests and drills: the agent dies of this signal, and the armed sender's handler
-    // sends distress (fatal-signal) on the way. Only the control socket's authorised users can reach it.
+    // sends distress (fatal-signal) on the way. Only with control.debug, for admins.
     .handle('debug.crash', z.object({ kind: z.enum(['segv', 'bus', 'abort', 'ill', 'fpe']) }), ({ kind }) => {
       assertMember();
       const sender = d.distress.armed();
       setTimeout(() => sender.crashForTest(kind), 50);
       return { node: d.self.name, crashing: kind, fatalHandlers: sender.snapshot().fatalHandlers };
-    });
+    }, 'debug');
 }
 
 /** A write the database refuses (too large, too many apps) is the caller's error, said as such. */

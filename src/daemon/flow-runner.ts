@@ -1,6 +1,7 @@
 // Runs the application flows (src/db/flows.ts) on this node: one reducer per app, fed one event at a time,
 // and the actions it returns performed for real (database writes, resources, the app's process, its
 // health probe, the cluster-aware app's unload requests and ready() waiters).
+import { readFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 
 import type { Config, NodeConfig } from '../config/schema.js';
@@ -248,6 +249,18 @@ export class FlowRunner {
         if (i >= 0) flow.readyWaiters.splice(i, 1);
       });
     });
+  }
+
+  /**
+   * Whether process `pid` belongs to the app's copy running here: the app is started in its own process
+   * group (detached), and its children stay in it unless they leave on purpose.
+   */
+  async isAppProcess(tag: string, pid: number): Promise<boolean> {
+    const leader = this.flows.get(tag)?.process?.pid;
+    if (leader === undefined) return false;
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+    // Fields after the command name (in parentheses, which may hold anything): state, ppid, pgrp.
+    return stat !== '' && Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]) === leader;
   }
 
   /** A cluster-aware app's connection asks for its unload requests. */

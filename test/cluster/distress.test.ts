@@ -94,7 +94,7 @@ t.test('after distress the node stays out across a restart of its agent, and com
 });
 
 t.test('the agent dies of a fatal signal: its handler sends distress, the peer takes over at once, the node stays out', async (t) => {
-  const c = await createCluster(t, ['a', 'b'], [{ tag: 'web', primary: 'a', backup: 'b', vip: true }], { timing: TIMING });
+  const c = await createCluster(t, ['a', 'b'], [{ tag: 'web', primary: 'a', backup: 'b', vip: true }], { timing: TIMING, debug: true });
   await bothUp(c);
   const crashed = performance.now();
   await c.request('a', 'debug.crash', { kind: 'segv' });

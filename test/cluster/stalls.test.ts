@@ -47,7 +47,7 @@ function noFailureNotices(s: Status): boolean {
 }
 
 t.test('a 3 s event-loop stall of the primary agent causes no failover on either side', async (t) => {
-  const c = await createCluster(t, ['a', 'b'], [{ tag: 'web', primary: 'a', backup: 'b', vip: true }]);
+  const c = await createCluster(t, ['a', 'b'], [{ tag: 'web', primary: 'a', backup: 'b', vip: true }], { debug: true });
   await upAndServing(c);
   await sleep(2500); // so that "alive since" tells an unbroken run from a failure and a recovery
   await c.request('a', 'debug.stall', { ms: 3000 });
@@ -66,7 +66,7 @@ t.test('under the shipped unit\'s watchdog a 3 s stall is far from a kill; a wat
   const unit = await readFile(join(packageRoot(), 'hw-fixtures/systemd/vigild.service'), 'utf8');
   const watchdogSec = Number(/^WatchdogSec=(\d+)s$/m.exec(unit)?.[1]);
   t.equal(/^WatchdogSignal=(\S+)$/m.exec(unit)?.[1], 'SIGKILL', 'the unit kills with SIGKILL, which no fatal-signal handler turns into distress');
-  const c = await createCluster(t, ['a', 'b'], [{ tag: 'web', primary: 'a', backup: 'b', vip: true }]);
+  const c = await createCluster(t, ['a', 'b'], [{ tag: 'web', primary: 'a', backup: 'b', vip: true }], { debug: true });
   const pings = await notifyReceiver(t, join(c.dir, 'notify'));
   const agent = c.start('a', { env: { NOTIFY_SOCKET: join(c.dir, 'notify'), WATCHDOG_USEC: String(watchdogSec * 1_000_000) } });
   c.start('b');
@@ -94,7 +94,7 @@ t.test('under the shipped unit\'s watchdog a 3 s stall is far from a kill; a wat
 });
 
 t.test('an agent hung longer than its lease is failed over like a dead node', async (t) => {
-  const c = await createCluster(t, ['a', 'b'], [{ tag: 'web', primary: 'a', backup: 'b', vip: true }], { timing: { agentLeaseMs: 1000 } });
+  const c = await createCluster(t, ['a', 'b'], [{ tag: 'web', primary: 'a', backup: 'b', vip: true }], { timing: { agentLeaseMs: 1000 }, debug: true });
   await upAndServing(c);
   await c.request('a', 'debug.stall', { ms: 4000 });
   await until('b declares a failed and takes over', async () => (host(await c.status('b'), 'web') === 'b' ? true : undefined), 4000);
@@ -108,7 +108,7 @@ t.test('an agent hung longer than its lease is failed over like a dead node', as
 });
 
 t.test('CPU saturated on the primary by other processes: no false failover', async (t) => {
-  const c = await createCluster(t, ['a', 'b'], [{ tag: 'web', primary: 'a', backup: 'b', vip: true }]);
+  const c = await createCluster(t, ['a', 'b'], [{ tag: 'web', primary: 'a', backup: 'b', vip: true }], { debug: true });
   await upAndServing(c);
   const hogs = [0, 1, 2, 3].map(() => c.rig.spawn('a', [process.execPath, '-e', 'for(;;){}']));
   await sleep(5000);

@@ -50,6 +50,7 @@ async function start(t: Test): Promise<{ c: TestCluster; agents: Record<string, 
   await gadget.command('set cts=1 dcd=1');
   const c = await createCluster(t, ['a', 'b'], [{ tag: 'web', primary: 'a', backup: 'b', vip: true, disk: true, mount: true, command: logAndServe }], {
     timing: TIMING,
+    debug: true, // debug.crash
     disk: { identity: lab.iscsiId, paths: { a: lab.iscsiA, b: lab.iscsiB } },
     extra: (node) => (node !== 'a' ? [] : [
       'power:',

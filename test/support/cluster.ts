@@ -72,6 +72,8 @@ export interface ClusterOptions {
   timing?: Record<string, number>; disk?: SharedDisk;
   /** More top-level YAML per node (a `power:` or `distress:` section), given the node's directory. */
   extra?: (node: string, nodeDir: string) => string[];
+  /** control.debug: the debug.* methods (debug.stall, debug.crash) answer. */
+  debug?: boolean;
 }
 
 export interface StartOptions {
@@ -179,7 +181,7 @@ export async function createCluster(t: { teardown(fn: () => unknown): void }, no
     'cluster: test',
     `keyFile: ${join(dir, 'cluster.key')}`,
     `stateDir: ${join(dir, node)}`,
-    `control: { socket: ${join(dir, node, 'ctl.sock')} }`,
+    `control: { socket: ${join(dir, node, 'ctl.sock')}${options.debug ? ', debug: true' : ''} }`,
     `linkTable: ${join(dir, node, 'links.json')}`,
     ...(disk ? ['disks:', `  - { name: shared0, identity: ${disk.identity}, ${disk.scsi2 ? 'reservation: scsi2' : `reservation: persistent${disk.preemptAndAbort === false ? ', preemptAndAbort: false' : ''}`}${disk.heartbeat === false ? ', heartbeat: false' : ''} }`] : []),
     ...(options.extra?.(node, join(dir, node)) ?? []),

@@ -61,7 +61,7 @@ t.test('the lab example parses, with relative paths resolved against its directo
   t.equal(c.cluster, 'lab');
   t.equal(c.keyFile, `${dir}/cluster.key`);
   t.equal(c.linkTable, '/var/lib/vigil/links.json');
-  t.same(c.control, { socket: '/run/vigil/ctl.sock', group: 'vigil' });
+  t.same(c.control, { socket: '/run/vigil/ctl.sock', group: 'vigil', adminGroup: undefined, debug: false });
   t.same(c.metrics, { listen: { host: '127.0.0.1', port: 9642 } });
   t.same(c.networks, [{ name: 'lan1', port: 7400 }, { name: 'lan2', port: 7401 }]);
   t.same(c.nodes.map((n) => [n.name, n.id, n.addresses, n.reservationKey]), [
@@ -91,7 +91,7 @@ t.test('a minimal configuration gets every default', async (t) => {
   const c = parseConfig(MINIMAL, '/etc/vigil/cluster.yaml');
   t.equal(c.stateDir, '/var/lib/vigil');
   t.equal(c.linkTable, '/var/lib/vigil/links.json');
-  t.same(c.control, { socket: '/run/vigil/ctl.sock', group: undefined });
+  t.same(c.control, { socket: '/run/vigil/ctl.sock', group: undefined, adminGroup: undefined, debug: false });
   t.equal(c.metrics, undefined);
   t.same(c.log, { level: 'info' });
   t.same(c.disks, []);

@@ -1,9 +1,11 @@
 // The control socket over real unix sockets in a temporary directory: protocol, credentials, socket file.
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, stat, writeFile, lstat } from 'node:fs/promises';
 import { createConnection, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 import t, { type Test } from 'tap';
 import { z } from 'zod';
@@ -17,6 +19,7 @@ import {
   ControlServer, ControlSocketInUseError, makeAuthorizer, parseGroups, socketFd, supplementaryGroups,
   type ControlConnection, type ControlServerOptions,
 } from '../../src/control/server.js';
+import { registerControlCommands } from '../../src/daemon/control-commands.js';
 import { getPeerCred, type NativeSystemError } from '../../src/native.js';
 import { prng } from '../support/prng.js';
 
@@ -151,14 +154,56 @@ t.test('authorisation', async (t) => {
     const server = await started(t, { authorize: () => { throw new Error('no'); } });
     await t.rejects(controlRequest(server.path, 'echo', { text: 'x' }), { code: 'unauthorized' });
   });
-  t.test('makeAuthorizer: uid, primary gid, supplementary groups', async (t) => {
+  t.test('makeAuthorizer: admins by uid or the admin group, readers by the control group (primary or supplementary)', async (t) => {
     const peer = { pid: 1, uid: 1000, gid: 100 };
     const groups = async (): Promise<number[]> => [27, 998];
-    t.equal(await makeAuthorizer({ uids: [0, 1000] })(peer), true, 'listed uid');
-    t.equal(await makeAuthorizer({ uids: [0] })(peer), false, 'no group configured');
-    t.equal(await makeAuthorizer({ uids: [0], gid: 100, groupsOf: groups })(peer), true, 'primary gid');
-    t.equal(await makeAuthorizer({ uids: [0], gid: 998, groupsOf: groups })(peer), true, 'supplementary gid');
-    t.equal(await makeAuthorizer({ uids: [0], gid: 999, groupsOf: groups })(peer), false, 'not a member');
+    t.equal(await makeAuthorizer({ uids: [0, 1000] })(peer), 'admin', 'listed uid');
+    t.equal(await makeAuthorizer({ uids: [0] })(peer), undefined, 'no group configured');
+    t.equal(await makeAuthorizer({ uids: [0], gid: 100, groupsOf: groups })(peer), 'reader', 'primary gid');
+    t.equal(await makeAuthorizer({ uids: [0], gid: 998, groupsOf: groups })(peer), 'reader', 'supplementary gid');
+    t.equal(await makeAuthorizer({ uids: [0], gid: 999, groupsOf: groups })(peer), undefined, 'not a member');
+    t.equal(await makeAuthorizer({ uids: [0], gid: 100, adminGid: 27, groupsOf: groups })(peer), 'admin', 'the admin group outranks the control group');
+    t.equal(await makeAuthorizer({ uids: [0], adminGid: 100, groupsOf: groups })(peer), 'admin', 'admin group as primary gid');
+  });
+  t.test('per method: a reader calls the read-only methods, a mutation is forbidden and the connection stays open', async (t) => {
+    const server = new ControlServer({ path: await tempPath(t), authorize: () => 'reader' });
+    server.handle('get', z.object({}), () => 'value', 'read');
+    server.handle('set', z.object({}), () => 'changed');
+    await server.start();
+    t.teardown(() => server.close());
+    const c = await raw(server.path);
+    c.send('{"id":1,"method":"get"}\n');
+    t.same(await c.line(), { id: 1, result: 'value' });
+    c.send('{"id":2,"method":"set"}\n');
+    t.match(await c.line(), { id: 2, error: { code: 'forbidden', message: /set changes the cluster: for root or the admin group .* is a reader/ } });
+    c.send('{"id":3,"method":"get"}\n');
+    t.same(await c.line(), { id: 3, result: 'value' }, 'still connected');
+    c.socket.destroy();
+    t.same(server.methods(), [{ method: 'get', access: 'read' }, { method: 'set', access: 'admin' }], 'a method is admin unless said otherwise');
+  });
+  t.test('debug methods answer only where the config enables them, and then for admins only', async (t) => {
+    for (const [debug, role, answer] of [[false, 'admin', /off unless the config sets control.debug/], [true, 'reader', /is a reader/], [true, 'admin', undefined]] as const) {
+      const server = new ControlServer({ path: await tempPath(t), authorize: () => role, debug });
+      server.handle('debug.poke', z.object({}), () => 'poked', 'debug');
+      await server.start();
+      const r = controlRequest(server.path, 'debug.poke', {});
+      if (answer) await t.rejects(r, { code: 'forbidden', message: answer }, `debug ${debug}, ${role}`);
+      else t.equal(await r, 'poked', `debug ${debug}, ${role}`);
+      await server.close();
+    }
+  });
+  t.test('app methods: an admin, or a process of the app the request names', async (t) => {
+    const asked: [string, number][] = [];
+    const server = new ControlServer({
+      path: await tempPath(t), authorize: () => 'reader',
+      isAppProcess: (tag, pid) => { asked.push([tag, pid]); return tag === 'mine'; },
+    });
+    server.handle('app.poke', z.object({ tag: z.string() }), ({ tag }) => tag, 'app');
+    await server.start();
+    t.teardown(() => server.close());
+    t.equal(await controlRequest(server.path, 'app.poke', { tag: 'mine' }), 'mine', 'its own process');
+    await t.rejects(controlRequest(server.path, 'app.poke', { tag: 'theirs' }), { code: 'forbidden', message: /acts for theirs: for root, the admin group or that app's own processes/ });
+    t.same(asked, [['mine', process.pid], ['theirs', process.pid]], 'asked with the peer\'s pid from SO_PEERCRED');
   });
   t.test('supplementary groups come from /proc/<pid>/status', async (t) => {
     t.same(parseGroups('Name:\tx\nGid:\t100\t100\t100\t100\nGroups:\t27 998 \nNSpid:\t1\n'), [27, 998]);
@@ -410,4 +455,13 @@ t.test('fuzz: random and mutated request lines get one answer each; the server k
   }
   c.send(`${good}\n`);
   t.same(await c.line(), { id: 1, result: { text: 'hi' } }, 'after 500 bad lines the same connection still works');
+});
+
+t.test('docs/cli.md\'s table of who may call what is the one vigild registers', async (t) => {
+  const server = new ControlServer({ path: '/nonexistent/never-started.sock' });
+  registerControlCommands(server, {} as never);
+  const doc = readFileSync(fileURLToPath(new URL('../../docs/cli.md', import.meta.url)), 'utf8');
+  const table = doc.slice(doc.indexOf('## Who may do what'));
+  const rows = [...table.matchAll(/^\| `([a-z.-]+)` \| (read|admin|app|debug) \|$/gm)].map((m) => ({ method: m[1], access: m[2] }));
+  t.same(rows, server.methods());
 });
