@@ -89,7 +89,7 @@ export class Agent {
   private announcedAt = performance.now();
   /** Each peer's incarnation as the heartbeat thread last reported it (followIncarnations). */
   private readonly peerIncarnations = new Map<string, bigint>();
-  /** The same, kept across this agent's restarts: the floor below which a peer's datagrams are stale. */
+  /** The same, kept across this agent's restarts: the floor below which a peer's distress is stale. */
   private peerFloors: PeerIncarnations | undefined;
   private incarnation = 0n;
   private readonly tickMs: number;
@@ -196,10 +196,6 @@ export class Agent {
       onPeerDistress: (node, d) => this.onPeerDistress(node, d),
     });
     this.messenger = new Messenger(this.config, this.self, key, this.incarnation, (r) => this.onMessage(r), undefined, (buf) => this.distress.receive(buf));
-    for (const p of this.peers) {
-      const floor = floors.floor(p.name);
-      if (floor !== undefined) this.messenger.refuseBelow(p, floor);
-    }
     this.control = new ControlServer({
       path: this.config.control.socket, gid: await groupId(this.config.control.group), adminGid: await groupId(this.config.control.adminGroup),
       debug: this.config.control.debug, isAppProcess: (tag, pid) => this.flows.isAppProcess(tag, pid), log: this.log,

@@ -79,11 +79,6 @@ export class Messenger {
     this.replay = new ReplayWindow(config.nodes.filter((n) => n !== self).map((n) => n.id));
   }
 
-  /** Refuses the peer's messages from lives older than `incarnation` (ReplayWindow.refuseBelow). */
-  refuseBelow(peer: NodeConfig, incarnation: bigint): void {
-    this.replay.refuseBelow(peer.id, incarnation);
-  }
-
   static port(networkPort: number): number {
     return networkPort + 1;
   }

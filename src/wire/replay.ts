@@ -35,8 +35,6 @@ interface StreamWindow {
 
 interface SenderState {
   incarnation: bigint | undefined;
-  /** Lives older than this are refused even before any is accepted (refuseBelow). */
-  floor: bigint | undefined;
   streams: Map<number, StreamWindow>;
 }
 
@@ -52,7 +50,7 @@ export class ReplayWindow {
   constructor(allowed: Iterable<number>) {
     for (const id of allowed) {
       if (!Number.isInteger(id) || id < 1 || id > 0xffff) throw new RangeError(`node id must be 1..65535, got ${id}`);
-      this.senders.set(id, { incarnation: undefined, floor: undefined, streams: freshStreams() });
+      this.senders.set(id, { incarnation: undefined, streams: freshStreams() });
     }
   }
 
@@ -62,7 +60,6 @@ export class ReplayWindow {
     const w = s.streams.get(stream);
     if (w === undefined) return 'unknown-stream';
     if (sequence < 1n) return 'too-old';
-    if (s.floor !== undefined && incarnation < s.floor) return 'stale-incarnation';
     if (s.incarnation === undefined || incarnation > s.incarnation) return 'accept';
     if (incarnation < s.incarnation) return 'stale-incarnation';
     if (sequence > w.top) return 'accept';
@@ -90,16 +87,6 @@ export class ReplayWindow {
       w.seen |= 1n << (w.top - sequence);
     }
     return 'accept';
-  }
-
-  /**
-   * Refuses `sender`'s lives older than `incarnation` from now on: the newest one this node heard before it
-   * restarted (src/daemon/peer-incarnations.ts), so that a capture from an even older life is not taken
-   * for the sender's current one while the window is still empty.
-   */
-  refuseBelow(sender: number, incarnation: bigint): void {
-    const s = this.senders.get(sender);
-    if (s && (s.floor === undefined || incarnation > s.floor)) s.floor = incarnation;
   }
 
   /** The newest incarnation accepted from `sender`, if any: a change means the peer restarted. */

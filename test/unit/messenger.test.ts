@@ -102,17 +102,6 @@ t.test('a message over the fragment limit is refused before anything is sent; up
   t.same(updates([], []), [{ kind: 'update', entries: [], markers: [] }], 'nothing to send: one empty update, as before');
 });
 
-t.test('a message from a life of the sender older than the floor stored before this node restarted is dropped', async (t) => {
-  const old = new Messenger(config, a, KEY, 50n, () => {});
-  const wire: Buffer[] = [];
-  (old as unknown as { sockets: { send: (d: Buffer) => void }[] }).sockets.push({ send: (d: Buffer) => wire.push(Buffer.from(d)) });
-  old.send(b, { kind: 'update', entries: [], markers: [] });
-  const { m: into, got } = receiver();
-  into.refuseBelow(a, 100n);
-  for (const d of wire) into.receive(d);
-  t.equal(got.length, 0, 'a capture from life 50 is refused once life 100 was heard');
-  t.equal(into.dropped['stale-incarnation'], wire.length);
-});
 
 /** A message that needs several fragments; `mark` tells two of the same size apart. */
 const large = (mark: string) => ({ kind: 'update' as const, entries: Array.from({ length: 40 }, (_, i) => ({ tag: `app-${i}`, blob: mark.repeat(100) })), markers: [] });

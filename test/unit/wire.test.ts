@@ -440,13 +440,3 @@ t.test('incarnation: errors other than a missing file are not guessed around', a
   await writeFile(join(full, INCARNATION_FILE), '18446744073709551615\n');
   await t.rejects(nextIncarnation(full, 1), /no larger incarnation/);
 });
-
-t.test('replay: a floor from before this node restarted refuses older lives of the sender at once, not its own or newer', async (t) => {
-  const w = new ReplayWindow([1, 2]);
-  w.refuseBelow(1, 100n);
-  w.refuseBelow(1, 90n);
-  t.equal(w.commit(1, 0, 99n, 1n), 'stale-incarnation', 'an older life, though the window is empty');
-  t.equal(w.commit(1, 0, 100n, 1n), 'accept', 'the floor\'s own life');
-  t.equal(w.commit(1, 0, 101n, 1n), 'accept', 'a newer one');
-  t.equal(w.commit(2, 0, 5n, 1n), 'accept', 'another sender is not affected');
-});
