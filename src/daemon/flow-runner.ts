@@ -230,10 +230,10 @@ export class FlowRunner {
     return { tag: o.tag, answer };
   }
 
-  /** Cluster-aware apps: resolves once this node hosts the app and its flow let it run (claims 31/32). */
   /**
-   * Resolves once the app runs here (app.ready). A waiter leaves with its connection, and an app has at
-   * most MAX_READY_WAITERS: its own processes need one each, not thousands.
+   * Cluster-aware apps (app.ready): resolves once this node hosts the app and its flow let it run (claims
+   * 31/32). A waiter leaves with its connection, and an app has at most MAX_READY_WAITERS: its own
+   * processes need one each, not thousands.
    */
   ready(o: AppObject, connection?: ControlConnection): Promise<object> {
     const flow = this.flowFor(o.tag);
