@@ -237,7 +237,7 @@ export class ControlServer {
     return this;
   }
 
-  /** Who may call each method, for documentation and `vigil --help`-style listings. */
+  /** Who may call each method (the docs' table is checked against it). */
   methods(): { method: string; access: Access }[] {
     return [...this.handlers].map(([method, r]) => ({ method, access: r.access }));
   }
