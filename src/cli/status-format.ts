@@ -132,6 +132,7 @@ function appLines(a: Obj, opts: string): string[] {
     if (pending) out.push(`    pending: ${pending}`);
     const halted = str(here.halted);
     if (halted) out.push(`    halted: ${halted}; not started again until: vigil app load ${tag}${opts}`);
+    if (here.gated === true) out.push('    gated: starts nothing here until its last-active decision (vigil priority show)');
   } else if (resources.length) {
     out.push(`    resources: ${resources.join(', ')}`);
   }

@@ -170,6 +170,7 @@ export class Agent {
       nodeId: (name) => this.config.nodes.find((n) => n.name === name)?.id ?? 0,
       peerProbeMs: this.config.timing.peerProbeMs, firstStart, log: this.log,
       onChange: (peer) => this.sendPairReports(peer),
+      onGate: (tag, open) => this.flows.post(tag, { type: 'gate', open }),
       claimDisks: (tag) => this.claimDisks(tag),
     });
     const loaded = new Set(this.db.list().map((o) => o.tag));
@@ -437,7 +438,7 @@ export class Agent {
       if (before === undefined || p.incarnation <= before) continue;
       // Before the alive event below: a takeover from it that is processing here completes (flows.ts).
       this.flows.broadcast({ type: 'peerRestarted', node: node.name });
-      for (const tag of this.lastActive.peerRestarted(node.name)) this.flows.post(tag, { type: 'gate', open: false });
+      this.lastActive.peerRestarted(node.name); // their gates close (onGate)
       // Its failure is over: the node restarted and goes through its own start-up rules (sync, last-active),
       // possibly starting the apps it hosts. It counts alive now, not after membership's recovery
       // hysteresis, or this node would take over an app its restarted host is starting (two copies).
@@ -483,8 +484,7 @@ export class Agent {
     let evidence: Promise<DiskEvidence[] | undefined> | undefined;
     const disks = () => (evidence ??= this.diskEvidence());
     for (const r of await this.lastActive.decideAll(now, (peer) => this.isAlive(peer), disks, this.forceStart)) {
-      this.forceStart.delete(r.tag);
-      this.flows.post(r.tag, { type: 'gate', open: true });
+      this.forceStart.delete(r.tag); // its gate opened as its record was written (onGate)
       const o = this.db.get(r.tag);
       const peer = o && (o.primary === this.self.name ? o.backup : o.primary);
       if (r.alone && peer && !this.isAlive(peer) && !this.unknownDeclared.has(peer)) {
@@ -548,7 +548,6 @@ export class Agent {
             this.log.error({ peer: e.peer, err: String(err) }, 'priority write on a peer failure failed: not taking over');
             return undefined;
           });
-          for (const p of pairs ?? []) if (!p.mayTakeOver) this.flows.post(p.tag, { type: 'gate', open: false });
           this.replication.answered(e.peer);
           if (pairs) this.flows.broadcast({ type: 'peerFailed', node: e.peer });
         });
@@ -605,7 +604,7 @@ export class Agent {
       if (message.kind === 'pair') {
         for (const r of message.reports) {
           const report = parsePairReport(r);
-          if (report && this.lastActive.onReport(report, performance.now())) this.flows.post(report.tag, { type: 'gate', open: false });
+          if (report) this.lastActive.onReport(report, performance.now()); // a slave deciding again closes its gate (onGate)
         }
       } else {
         this.replication.receive(from, message);

@@ -212,7 +212,7 @@ export class FlowRunner {
   here(tag: string): AppHereStatus | undefined {
     const flow = this.flows.get(tag);
     const f = flow?.state;
-    return f && { app: f.app, resources: f.resources, pending: f.pending?.kind ?? null, halted: f.halted, pid: flow.process?.pid ?? null };
+    return f && { app: f.app, resources: f.resources, pending: f.pending?.kind ?? null, halted: f.halted, gated: f.gated, pid: flow.process?.pid ?? null };
   }
 
   prompt(tag: string): string | null {

@@ -114,6 +114,13 @@ export interface LastActiveOptions {
   /** A pair's state changed (its record is durable): tell the peer now rather than at the next round. */
   onChange?(peer: string): void;
   /**
+   * A pair's gate opened (it left X: decided) or closed (back to X: deciding again), told at the moment
+   * its state changes, so the flows see the changes in the order they happened. Posted by the caller
+   * after its own awaits instead, a close could overtake the decision that followed it: the flow stayed
+   * gated while the pair had decided, and the app ran nowhere (namespace seed 604437565).
+   */
+  onGate?(tag: string, open: boolean): void;
+  /**
    * Claims the app's shared disks (the agent: its disk resources, as the flows' startResources does
    * first), before a decision to start writes its 1. A refusal leaves the pair deciding.
    */
@@ -154,12 +161,6 @@ interface Pair {
   busy: Promise<void>;
 }
 
-/** Back to X: the pair decides again (decideAll), its gate closed meanwhile; the probe window starts now. */
-function decideAgain(p: Pair, now: number): void {
-  p.state = 'X';
-  p.handingOver = false;
-  p.startedAt = now;
-}
 
 export interface PairStatus {
   tag: string;
@@ -241,7 +242,7 @@ export class LastActive {
   /**
    * A peer's report. A slave whose processor, having processed since, reports X has no processor any more,
    * whether the peer restarted or, a slave itself after handing the app over, lost this node for a while (X
-   * by peerFailed): it decides again with it (true: the caller closes the app's gate). Left in SL, it would
+   * by peerFailed): it decides again with it (true; its gate closes through onGate). Left in SL, it would
    * wait for nothing, and the peer would wait for it to stop being a slave (decision.ts): the app would run
    * nowhere. A peer that has not processed since is still deciding the comparison this node decided first.
    */
@@ -251,15 +252,15 @@ export class LastActive {
     p.peerReport = { report, at: now };
     if (p.state === 'SL' && isProcessing(report.state)) p.peerProcessed = true;
     if (p.state !== 'SL' || report.state !== 'X' || !p.peerProcessed) return false;
-    decideAgain(p, now);
+    this.decideAgain(p, now);
     this.o.log.warn({ tag: p.tag, peer: p.peer }, 'the processor reports X (not processing, deciding): this slave decides again');
     return true;
   }
 
   /**
    * The recovery decision for every app still in X. `peerAlive`: membership hears the peer; `peerTalks`:
-   * a report from it is fresh. Returns what the agent must do: open the gate, and treat the peer as
-   * failed when this node starts alone.
+   * a report from it is fresh. Returns the pairs decided (their gates opened through onGate), and whether
+   * this node starts alone (the agent then treats the peer as failed).
    */
   async decideAll(now: number, peerAlive: (peer: string) => boolean, disks: () => Promise<DiskEvidence[] | undefined>,
     force = new Set<string>()): Promise<{ tag: string; open: boolean; alone: boolean }[]> {
@@ -349,7 +350,7 @@ export class LastActive {
     const a = isSideA(this.o.self.id, p.identity.peer);
     if (p.state === 'SM') await this.write(p, { priority: 2, state: 'M', transition: a ? '1-2-2' : '1-1-2', forced: false }, 'SL');
     p.peerProcessed = false; // it processed until now: the peer has not, since
-    p.state = 'SL';
+    this.enter(p, 'SL');
     p.handingOver = true;
     // What the peer said before the handover (processing, say) says nothing about its start now.
     p.peerReport = undefined;
@@ -389,7 +390,7 @@ export class LastActive {
       if (p.state === 'M') await this.write(p, { priority: 1, state: 'SM', transition: a ? '4-2' : '4-1', forced: false });
       if (p.state === 'SL') {
         if (peerState !== 'M') {
-          decideAgain(p, now);
+          this.decideAgain(p, now);
           this.o.log.warn({ tag: p.tag, peer, peerState }, 'the processor failed before this slave was in sync: not taking over (5-2/5-6); deciding again');
           out.push({ tag: p.tag, mayTakeOver: false });
           continue;
@@ -411,12 +412,26 @@ export class LastActive {
     const again: string[] = [];
     for (const p of this.pairs.values()) {
       if (p.peer !== peer || p.state !== 'SL') continue;
-      decideAgain(p, now);
+      this.decideAgain(p, now);
       p.peerReport = undefined;
       again.push(p.tag);
       this.o.log.warn({ tag: p.tag, peer }, 'the peer restarted: this slave of its earlier life decides again');
     }
     return again;
+  }
+
+  /** Back to X: the pair decides again (decideAll), its gate closed meanwhile; the probe window starts now. */
+  private decideAgain(p: Pair, now: number): void {
+    this.enter(p, 'X');
+    p.handingOver = false;
+    p.startedAt = now;
+  }
+
+  /** Every state change goes through here: the gate follows whether the pair has decided (isOpen). */
+  private enter(p: Pair, state: State): void {
+    const wasOpen = p.state !== 'X';
+    p.state = state;
+    if (wasOpen !== (state !== 'X')) this.o.onGate?.(p.tag, state !== 'X');
   }
 
   status(): PairStatus[] {
@@ -439,7 +454,7 @@ export class LastActive {
       const rec = await (this.o.writeRecord ?? writePriorityRecord)(p.file, p.identity, content);
       p.reading = { kind: 'record', record: rec, slot: -1, slots: [] };
       if (enter === 'SL' && p.state !== 'SL') p.peerProcessed = false;
-      p.state = enter;
+      this.enter(p, enter);
       p.entered = content.transition;
       this.o.onChange?.(p.peer);
       this.o.log.info({ tag: p.tag, priority: content.priority, state: content.state, transition: content.transition }, 'priority written');

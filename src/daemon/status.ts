@@ -42,6 +42,8 @@ export interface AppHereStatus {
   resources: FlowState['resources'];
   pending: AsyncAction['kind'] | null;
   halted: string | null;
+  /** The flow waits for this pair's last-active decision (its gate is closed): it starts nothing. */
+  gated: boolean;
   pid: number | null;
 }
 

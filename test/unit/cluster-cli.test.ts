@@ -50,20 +50,20 @@ const STATUS = {
   apps: [
     {
       tag: 'db1', type: 'cluster-capable', host: 'node-a', primary: 'node-a', backup: 'node-b', phase: 'normal', faults: [], autoRecover: false, version: 7,
-      here: { app: 'up', resources: 'up', pending: null, halted: null, pid: 4242 },
+      here: { app: 'up', resources: 'up', pending: null, halted: null, gated: false, pid: 4242 },
       prompt: null,
       resources: ['disk shared0', 'mount /srv/db', 'ip 10.0.0.5/24'],
     },
     {
       tag: 'web', type: 'cluster-aware', host: 'node-a', primary: 'node-b', backup: 'node-a', phase: 'failed-over', faults: ['node-b'], autoRecover: false, version: 3,
       lastActive: { state: 'X', priority: 3, decision: 'waiting: own priority 3 (was slave when the cluster stopped); peer node-b unreachable for 12 s' },
-      here: { app: 'down', resources: 'partial', pending: 'stopResources', halted: 'start gave up after 3 attempts (spawn ENOENT)', pid: null },
+      here: { app: 'down', resources: 'partial', pending: 'stopResources', halted: 'start gave up after 3 attempts (spawn ENOENT)', gated: true, pid: null },
       prompt: 'node-b is operational again: fail web back from node-a to node-b? (approve / deny)',
       resources: [],
     },
     {
       tag: 'idle', type: 'cluster-capable', host: null, primary: 'node-a', backup: 'node-b', phase: 'normal', faults: [], autoRecover: true, version: 2,
-      here: { app: 'down', resources: 'down', pending: null, halted: null, pid: null }, prompt: null, resources: [],
+      here: { app: 'down', resources: 'down', pending: null, halted: null, gated: false, pid: null }, prompt: null, resources: [],
     },
   ],
   disks: [
@@ -164,7 +164,9 @@ t.test('status: the human view names the node, each peer and network, the counte
   t.match(out, new RegExp(`faulted on node-b: it goes there neither by failover nor by failback until cleared by: vigil app load web --socket ${path} \\(on that node\\)`));
   t.equal(out.match(/faulted on/g)?.length, 1, 'only the app with a fault mark says so');
   t.match(out, /\n {4}last-active: X, priority 3; waiting: own priority 3 \(was slave when the cluster stopped\); peer node-b unreachable for 12 s\n/);
-  t.equal(out.match(/last-active/g)?.length, 1, 'apps without a pair here say nothing of it');
+  t.equal(out.match(/last-active:/g)?.length, 1, 'apps without a pair here say nothing of it');
+  t.match(out, /\n {4}gated: starts nothing here until its last-active decision \(vigil priority show\)\n/);
+  t.equal(out.match(/gated:/g)?.length, 1, 'only the flow waiting for its decision says so');
   t.match(out, new RegExp(`halted: start gave up after 3 attempts \\(spawn ENOENT\\); not started again until: vigil app load web --socket ${path}`));
   t.match(out, /failback: node-b is operational again: fail web back from node-a to node-b\?/);
   t.match(out, new RegExp(`answer: vigil failback approve web --socket ${path} {3}or {3}vigil failback deny web --socket ${path}`));

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import t from 'tap';
 
 import { handsOver, LastActive, parsePairReport } from '../../src/daemon/last-active.js';
-import { readPriorityStore } from '../../src/lastactive/priority-store.js';
+import { readPriorityStore, writePriorityRecord } from '../../src/lastactive/priority-store.js';
 
 const log = { info() {}, warn() {}, error() {} };
 const ids: Record<string, number> = { a: 1, b: 2 };
@@ -195,4 +195,45 @@ t.test('a taker that stops between attempts of its takeover keeps its 1: the res
   a.la.onReport({ tag: 'web', state: 'SM', record: { known: true, priority: 1, state: 'SM', transition: '4-4', forced: false }, hears: true }, 40);
   await a.la.decideAll(50, () => true, async () => undefined);
   t.equal(a.la.status()[0]?.state, 'SL', 'a joins b as its slave');
+});
+
+t.test('the gate follows the pair in the order it changes: a slave that decides again, and decides, while a peer failure still writes another pair keeps its gate open', async (t) => {
+  // Nemesis seed 604437565 (CI, stop 18): the agent closed a pair's gate after awaiting the peer failure's
+  // records of every pair; a decision made meanwhile had opened it again, and the late close left x gated
+  // with its slave decided: x was handed back to a, and a never started it.
+  const dir = await mkdtemp(join(tmpdir(), 'vigil-la-'));
+  const gates = new Map<string, boolean>();
+  let releaseApi: (() => void) | undefined;
+  const writeRecord: typeof writePriorityRecord = async (path, identity, content) => {
+    // The peer failure's 1 for api (b processes it) is slow to become durable: a loaded disk.
+    if (path.endsWith('api.priority') && content.priority === 1 && content.transition === '4-1') await new Promise<void>((r) => { releaseApi = r; });
+    return writePriorityRecord(path, identity, content);
+  };
+  const b = new LastActive({
+    dir, cluster: 'lab', self: { name: 'b', id: 2 }, nodeId: (n) => ids[n]!, peerProbeMs: 1000, firstStart: true, log, writeRecord,
+    onGate: (tag, open) => gates.set(tag, open),
+  });
+  await b.open('web', 'a', 'b', 0);
+  await b.open('api', 'b', 'a', 0);
+  const rec = (priority: 1 | 2 | 3, state: 'SM' | 'M' | 'SL' | 'X', transition: '1-2-1' | '1-1-1' | 'init') =>
+    ({ known: true as const, priority, state, transition, forced: false });
+  b.onReport({ tag: 'web', state: 'SM', record: rec(1, 'SM', '1-2-1'), hears: true }, 0);
+  b.onReport({ tag: 'api', state: 'X', record: rec(3, 'X', 'init'), hears: true }, 0);
+  await b.decideAll(10, () => true, async () => undefined);
+  b.onReport({ tag: 'api', state: 'SL', record: rec(3, 'SL', '1-1-1'), hears: true }, 20);
+  await b.slaveInSync('api');
+  t.match(b.status(), [{ tag: 'web', state: 'SL' }, { tag: 'api', state: 'M' }], 'b: slave of a for web, master of api');
+  t.same([...gates], [['web', true], ['api', true]], 'both gates opened as their pairs decided');
+
+  const failed = b.peerFailed('a', 30);
+  await new Promise((r) => setImmediate(r));
+  t.equal(b.isOpen('web', 'a', 'b'), false, 'web: its processor was a single master: deciding again');
+  t.equal(gates.get('web'), false, 'its gate closed at once');
+  // a was only slow: its next report arrives while api's record is still being written, and web decides.
+  b.onReport({ tag: 'web', state: 'SM', record: rec(1, 'SM', '1-2-1'), hears: true }, 40);
+  await b.decideAll(50, () => true, async () => undefined);
+  t.equal(b.isOpen('web', 'a', 'b'), true, 'web decided: slave of a again');
+  releaseApi!();
+  await failed;
+  for (const tag of ['web', 'api']) t.equal(gates.get(tag), b.isOpen(tag, tag === 'web' ? 'a' : 'b', tag === 'web' ? 'b' : 'a'), `${tag}: the last gate told is the pair's`);
 });

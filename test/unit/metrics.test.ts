@@ -30,7 +30,7 @@ function canned(): StatusLike {
     apps: [
       {
         tag: 'db', type: 'cluster-capable', host: 'alpha', primary: 'beta', backup: 'alpha', phase: 'failed-over', faults: ['beta'],
-        autoRecover: false, version: 7, here: { app: 'up', resources: 'up', pending: null, halted: null, pid: 4242 },
+        autoRecover: false, version: 7, here: { app: 'up', resources: 'up', pending: null, halted: null, gated: false, pid: 4242 },
         prompt: null, resources: ['disk shared0'],
       },
       {
