@@ -24,6 +24,7 @@ import { nativeAddon, type DistressSnapshot } from '../src/native.js';
 import { packageRoot } from '../src/util/package-root.js';
 import { clusterTag, decodeDatagram } from '../src/wire/datagram.js';
 import { armedReasonCodes } from '../src/wire/distress-arming.js';
+import { TEST_ADDON, testReceiver as R } from '../test/support/test-native.js';
 import { reasonCode } from '../src/wire/distress.js';
 
 const argv = process.argv.slice(2);
@@ -37,7 +38,7 @@ const PRIORITY = option('--priority', 50);
 const JSON_OUT = argv.includes('--json');
 
 const D = nativeAddon().DistressSender;
-const ADDON = join(packageRoot(), 'build', 'Release', 'vigil_native.node');
+
 const KEY = randomBytes(32);
 const TAG = clusterTag('bench');
 const REASON = reasonCode('hardware-fault');
@@ -82,15 +83,15 @@ async function freePort(): Promise<number> {
 // The receiving thread: blocked in recvmsg (through the addon), so its wake-up is the kernel's, not an event loop's.
 const RECEIVER = `
 const { parentPort, workerData } = require('node:worker_threads');
-const D = require(workerData.addon).DistressSender;
+const R = require(workerData.addon);
 parentPort.postMessage('ready');
-const r = D.receiveForTest(workerData.fd, workerData.max, workerData.timeoutMs, workerData.priority);
+const r = R.receiveForTest(workerData.fd, workerData.max, workerData.timeoutMs, workerData.priority);
 parentPort.postMessage({ datagrams: r.datagrams, kernelRealNs: r.kernelRealNs, userMonoNs: r.userMonoNs });
 `;
 
 async function run(name: string, mode: 'async' | 'sync', priority: number): Promise<Run> {
   const port = await freePort();
-  const fd = D.openTestReceiver('127.0.0.1', port);
+  const fd = R.openTestReceiver('127.0.0.1', port);
   const sender = new D({
     key: KEY, clusterTag: TAG, selfId: 1, incarnation: 1n, reasons: armedReasonCodes(), priority, repeats: 3, repeatGapUs: 1000,
     networks: [{ bind: '127.0.0.1' }], peers: [{ id: 2, addresses: [{ network: 0, host: '127.0.0.1', port }] }],
@@ -98,7 +99,7 @@ async function run(name: string, mode: 'async' | 'sync', priority: number): Prom
   const snap: DistressSnapshot = sender.snapshot();
   const delayUs = 100_000;
   const runMs = delayUs / 1000 + (COUNT * INTERVAL_US) / 1000;
-  const worker = new Worker(RECEIVER, { eval: true, workerData: { addon: ADDON, fd, max: COUNT * 3, timeoutMs: runMs + 2000, priority: PRIORITY } });
+  const worker = new Worker(RECEIVER, { eval: true, workerData: { addon: TEST_ADDON, fd, max: COUNT * 3, timeoutMs: runMs + 2000, priority: PRIORITY } });
   let ready!: () => void;
   const isReady = new Promise<void>((r) => { ready = r; });
   const received = new Promise<{ datagrams: Uint8Array[]; kernelRealNs: BigInt64Array; userMonoNs: BigInt64Array }>((resolve, reject) => {
@@ -117,7 +118,7 @@ async function run(name: string, mode: 'async' | 'sync', priority: number): Prom
   const got = await received;
   await worker.terminate();
   sender.stop();
-  D.closeTestReceiver(fd);
+  R.closeTestReceiver(fd);
 
   const wire: number[] = [];
   const receiver: number[] = [];

@@ -144,9 +144,6 @@ class DistressSender : public Napi::ObjectWrap<DistressSender> {
   Napi::Value TriggerFromThread(const Napi::CallbackInfo& info);
   Napi::Value ThreadTriggerTimes(const Napi::CallbackInfo& info);
   Napi::Value CrashForTest(const Napi::CallbackInfo& info);
-  static Napi::Value OpenTestReceiver(const Napi::CallbackInfo& info);
-  static Napi::Value ReceiveForTest(const Napi::CallbackInfo& info);
-  static Napi::Value CloseTestReceiver(const Napi::CallbackInfo& info);
 
   void StopAll();
   void JoinTestThread();

@@ -201,14 +201,6 @@ export interface NativeDistressSender {
 
 export interface NativeDistressSenderClass {
   new (options: DistressSenderOptions): NativeDistressSender;
-  /** Tests and the bench: a UDP socket with SO_TIMESTAMPNS; returns its fd. */
-  openTestReceiver(host: string, port: number): number;
-  /**
-   * Blocks the calling thread (at SCHED_FIFO `priority` meanwhile, when granted) until `max` datagrams or
-   * `timeoutMs` (0: what is queued). Kernel stamps are CLOCK_REALTIME, the others CLOCK_MONOTONIC.
-   */
-  receiveForTest(fd: number, max: number, timeoutMs: number, priority?: number): { datagrams: Buffer[]; kernelRealNs: BigInt64Array; userMonoNs: BigInt64Array };
-  closeTestReceiver(fd: number): void;
 }
 
 export interface NativeAddon {

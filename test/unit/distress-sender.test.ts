@@ -19,6 +19,7 @@ import {
   decodeDistressPayload, distressHeader, DistressReceiver, encodeDistressPayload, REASON_CODES, reasonCode, type DistressPayload,
 } from '../../src/wire/distress.js';
 import { armedReasonCodes, distressWarnings } from '../../src/wire/distress-arming.js';
+import { testReceiver as R } from '../support/test-native.js';
 import { freeUdpPorts } from '../support/udp-ports.js';
 
 const KEY = randomBytes(32);
@@ -48,8 +49,8 @@ async function listener(port: number): Promise<Buffer[]> {
 
 /** A receiver this thread reads synchronously (with kernel timestamps): for "already there" checks. */
 function nativeListener(port: number): number {
-  const fd = D.openTestReceiver('127.0.0.1', port);
-  t.teardown(() => D.closeTestReceiver(fd));
+  const fd = R.openTestReceiver('127.0.0.1', port);
+  t.teardown(() => R.closeTestReceiver(fd));
   return fd;
 }
 
@@ -116,7 +117,7 @@ t.test('sync: sent on the calling thread before trigger returns', async (t) => {
   const s = arm({ networks: [{ bind: '127.0.0.1' }], peers: [{ id: 2, addresses: [{ network: 0, host: '127.0.0.1', port }] }] });
   const sent = s.trigger(HW, 'sync');
   // No await, no event-loop turn: the datagrams are already queued at the receiver.
-  const now = D.receiveForTest(fd, 3, 0);
+  const now = R.receiveForTest(fd, 3, 0);
   const snap = s.snapshot();
   t.equal(sent, 3, 'the kernel accepted all three');
   t.equal(now.datagrams.length, 3, 'all three already at the listener');
@@ -133,7 +134,7 @@ t.test('async copies are spaced by repeatGapUs; async trigger() returns in micro
   const s = arm({ repeatGapUs: 2000, networks: [{ bind: '127.0.0.1' }], peers: [{ id: 2, addresses: [{ network: 0, host: '127.0.0.1', port }] }] });
   s.trigger(BATTERY, 'async');
   await sleep(50);
-  const got = D.receiveForTest(fd, 3, 1000);
+  const got = R.receiveForTest(fd, 3, 1000);
   t.equal(got.datagrams.length, 3);
   const k = got.kernelRealNs;
   t.ok(k[1]! - k[0]! >= 1_800_000n && k[2]! - k[1]! >= 1_800_000n, `gaps ${k[1]! - k[0]!} and ${k[2]! - k[1]!} ns`);
@@ -158,7 +159,7 @@ t.test('a trigger from another thread goes out while the event loop is blocked i
   const busyUntil = Date.now() + 500;
   while (Date.now() < busyUntil) { /* the event loop is blocked */ }
   const loopEnd = realNowNs();
-  const got = D.receiveForTest(fd, 3, 0);
+  const got = R.receiveForTest(fd, 3, 0);
   const fired = s.threadTriggerTimes();
   t.equal(got.datagrams.length, 3, 'all three arrived during the busy loop');
   t.equal(fired.realNs.length, 1);
@@ -223,7 +224,7 @@ t.test('slots: repeated triggers of one reason are distinct events until the slo
   const s = arm({ slots: 2, repeats: 1, networks: [{ bind: '127.0.0.1' }], peers: [{ id: 2, addresses: [{ network: 0, host: '127.0.0.1', port }] }] });
   const test = REASON_CODES['operator-test'];
   for (let i = 0; i < 3; i++) s.trigger(test, 'sync');
-  const got = D.receiveForTest(fd, 3, 1000).datagrams;
+  const got = R.receiveForTest(fd, 3, 1000).datagrams;
   t.same(got.map((b) => open(b).event), [got.length ? open(got[0]!).event : 0n, open(got[0]!).event + 1n, open(got[0]!).event + 1n]);
   const r = new DistressReceiver({ key: KEY, clusterTag: TAG, selfId: 2, peers: [1] });
   t.same(got.map((b) => r.receive(b).ok), [true, true, false], 'two events, the third a resend');
@@ -240,7 +241,7 @@ t.test('re-arming with the same incarnation continues the sequence numbers: peer
   t.equal(s.rearm({ key: key2 }), 2);
   t.equal(s.snapshot().firstSequence, 1n + span);
   s.trigger(REASON_CODES['operator-test'], 'sync');
-  const got = D.receiveForTest(fd, 6, 1000).datagrams;
+  const got = R.receiveForTest(fd, 6, 1000).datagrams;
   t.equal(got.length, 6);
   t.equal(r.receive(got[0]!).ok, true);
   const r2 = new DistressReceiver({ key: key2, clusterTag: TAG, selfId: 2, peers: [1] });
@@ -297,7 +298,7 @@ t.test('a fatal signal in a child agent: the distress reaches the peer before th
     const fd = nativeListener(port);
     const crash = kind === 'abort' ? 'process.abort();' : `s.crashForTest('${kind}');`;
     const { code, signal, lines, exitedAtNs } = await runChild(port, `s.installFatalHandlers(${FATAL}); console.log('armed'); ${crash}`);
-    const got = D.receiveForTest(fd, 10, 200);
+    const got = R.receiveForTest(fd, 10, 200);
     t.same(lines, ['armed'], kind);
     t.equal(code, null, `${kind}: killed by a signal`);
     t.equal(signal, { segv: 'SIGSEGV', abort: 'SIGABRT', ill: 'SIGILL', bus: 'SIGBUS' }[kind]);
@@ -317,10 +318,10 @@ t.test('a WebAssembly bounds trap (a SIGSEGV Node handles) is not fatal and send
   const survived = await runChild(port, `s.installFatalHandlers(${FATAL}); ${trap}; console.log(s.snapshot().syncEvents);`);
   t.same([survived.code, survived.signal], [0, null], 'the child lived on');
   t.same(survived.lines, ['RuntimeError', 'RuntimeError', 'RuntimeError', '0'], 'three traps caught, no distress sent');
-  t.equal(D.receiveForTest(fd, 10, 100).datagrams.length, 0, 'nothing on the wire');
+  t.equal(R.receiveForTest(fd, 10, 100).datagrams.length, 0, 'nothing on the wire');
   const died = await runChild(port, `s.installFatalHandlers(${FATAL}); ${trap}; s.crashForTest('segv');`);
   t.equal(died.signal, 'SIGSEGV');
-  t.equal(D.receiveForTest(fd, 10, 200).datagrams.length, 3, 'the handler was still armed after the traps');
+  t.equal(R.receiveForTest(fd, 10, 200).datagrams.length, 3, 'the handler was still armed after the traps');
 });
 
 t.test('a dead destination and a dead network do not hold up the others', async (t) => {
@@ -338,7 +339,7 @@ t.test('a dead destination and a dead network do not hold up the others', async 
   const sent = s.trigger(HW, 'sync');
   const took = Number(process.hrtime.bigint() - t0) / 1e6;
   t.ok(took < 50, `sync send of 12 datagrams took ${took.toFixed(2)} ms`);
-  for (const [i, fd] of fds.entries()) t.equal(D.receiveForTest(fd, 3, 1000).datagrams.length, 3, `the live peer on network ${i}`);
+  for (const [i, fd] of fds.entries()) t.equal(R.receiveForTest(fd, 3, 1000).datagrams.length, 3, `the live peer on network ${i}`);
   const snap = s.snapshot();
   t.equal(snap.reasons.find((r) => r.code === HW)!.datagrams, sent);
   t.ok(sent >= 6, 'the live peer on both networks');
@@ -405,3 +406,11 @@ async function runChild(port: number, body: string): Promise<{ code: number | nu
   const exitedAtNs = realNowNs() + 1_000_000n;
   return { code, signal, lines: out.split('\n').filter((l) => l !== ''), exitedAtNs };
 }
+
+t.test('vigild\'s addon has no test receiver: closing any descriptor and switching a thread to SCHED_FIFO stay in the tests\' own addon', async (t) => {
+  for (const hook of ['openTestReceiver', 'receiveForTest', 'closeTestReceiver']) {
+    t.notOk(hook in D, `DistressSender.${hook} is not there`);
+    t.notOk(hook in nativeAddon(), `nor ${hook} at the addon's top level`);
+    t.type((R as unknown as Record<string, unknown>)[hook], 'function', `the tests' addon has ${hook}`);
+  }
+});
