@@ -156,7 +156,35 @@ export class Agent {
     return clearLeftovers({ config: this.config, pidFiles: this.pidFiles, apps: this.db.list(), resources: this.resources, log: this.log });
   }
 
+  /**
+   * Starts the agent. A start that fails half-way undoes what it started before it throws: the caller
+   * exits, and exit-time clean-up must not run with the distress sender's fatal-signal handlers installed
+   * and the heartbeat thread live (a crash there would send distress and write the stay-out record for a
+   * node that merely failed to start, and its peers would count a node that is exiting alive).
+   */
   async start(): Promise<void> {
+    try {
+      await this.startUp();
+    } catch (e) {
+      this.abandonStart();
+      throw e;
+    }
+  }
+
+  /** What a failed start leaves running, stopped at once (synchronous: the caller exits next). */
+  private abandonStart(): void {
+    clearInterval(this.timer);
+    clearInterval(this.relinquishTimer);
+    this.engine?.stop();
+    this.engine = undefined;
+    this.distress?.stop();
+    this.messenger?.close();
+    this.disks?.stop();
+    void this.power?.stop();
+    void this.control?.close();
+  }
+
+  private async startUp(): Promise<void> {
     await mkdir(this.config.stateDir, { recursive: true, mode: 0o750 });
     const key = await loadClusterKey(this.config.keyFile);
     const inc = await nextIncarnation(this.config.stateDir, Date.now());
