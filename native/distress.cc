@@ -23,6 +23,7 @@
 #include <new>
 #include <string>
 
+#include "owned_thread.h"
 #include "system_error.h"
 #include "udp_address.h"
 
@@ -200,9 +201,14 @@ int SendEvent(DistressState& s, size_t k, int64_t gapNs, bool async) {
   return accepted;
 }
 
+int EnsureAltStack(bool lock);
+
 void* ThreadMain(void* arg) {
   DistressState& s = *static_cast<DistressState*>(arg);
   pthread_setname_np(pthread_self(), "vigil-distress");
+  // Signals for the JavaScript thread, not this one; and a stack for the fatal handler if this one faults.
+  BlockAsyncSignals();
+  EnsureAltStack(s.lockMemory);
   if (s.askedPriority > 0) {
     sched_param param{};
     param.sched_priority = s.askedPriority;
@@ -389,6 +395,9 @@ std::atomic<int> g_fatalReason{-1};
 std::atomic<uint32_t> g_fatalActive{0};
 bool (*g_wasmTrap)(int, siginfo_t*, void*) = nullptr;
 thread_local bool t_altStack = false;
+// The one distress a fatal signal sends (FatalHandler): idle, being sent by one thread, sent.
+constexpr int kFatalIdle = 0, kFatalSending = 1, kFatalSent = 2;
+std::atomic<int> g_fatalOnce{kFatalIdle};
 
 // The agent's stay-out record (src/daemon/stay-out.ts), written by the handler after the send: the JS that
 // would write it never runs again, and a node that sent distress must not rejoin when it is restarted.
@@ -418,23 +427,32 @@ int FatalSlot(int sig) {
   return -1;
 }
 
-// SA_SIGINFO | SA_ONSTACK | SA_RESETHAND: runs on the alternate stack (a stack overflow leaves none), at most
-// once per signal. Sends the armed reason synchronously from here, then gives the signal back to whoever
-// had it before (Node's WebAssembly handler for SEGV/BUS, else the default action) and re-raises it; it is
-// blocked while we run, so it lands as soon as we return, and a genuine fault would re-fault anyway.
+// SA_SIGINFO | SA_ONSTACK: runs on the alternate stack (a stack overflow leaves none). The first fatal
+// signal sends the armed reason synchronously from here and writes the stay-out record, once (g_fatalOnce);
+// a fault on another thread meanwhile waits for that to finish rather than end the process first. Then the
+// signal goes back to whoever had it before (Node's WebAssembly handler for SEGV/BUS, else the default
+// action) and is re-raised; it is blocked while we run, so it lands as soon as we return, and a genuine
+// fault would re-fault anyway. Not SA_RESETHAND: that reset the handler at every WebAssembly bounds check
+// and re-installed it after, and a second fault in between killed the process without distress.
 void FatalHandler(int sig, siginfo_t* info, void* context) {
   int saved = errno;
   if ((sig == SIGSEGV || sig == SIGBUS) && g_wasmTrap != nullptr && g_wasmTrap(sig, info, context)) {
-    sigaction(sig, &g_ours, nullptr);  // a WebAssembly bounds check, handled: not fatal; SA_RESETHAND dropped us
-    errno = saved;
+    errno = saved;  // a WebAssembly bounds check, handled: not fatal, and the handler never left
     return;
   }
-  g_fatalActive.fetch_add(1);
-  DistressState* s = g_fatalState.load();
-  int k = g_fatalReason.load();
-  if (s != nullptr && k >= 0) DistressSendSync(*s, size_t(k));
-  if (s != nullptr) WriteStayOut();
-  g_fatalActive.fetch_sub(1);
+  int idle = kFatalIdle;
+  if (g_fatalOnce.compare_exchange_strong(idle, kFatalSending)) {
+    g_fatalActive.fetch_add(1);
+    DistressState* s = g_fatalState.load();
+    int k = g_fatalReason.load();
+    if (s != nullptr && k >= 0) DistressSendSync(*s, size_t(k));
+    if (s != nullptr) WriteStayOut();
+    g_fatalActive.fetch_sub(1);
+    g_fatalOnce.store(kFatalSent);
+  } else {
+    timespec pause{0, 1000000};
+    for (int i = 0; i < 2000 && g_fatalOnce.load() != kFatalSent; i++) nanosleep(&pause, nullptr);
+  }
   int slot = FatalSlot(sig);
   if (slot >= 0) sigaction(sig, &g_previous[slot], nullptr);
   raise(sig);
@@ -964,7 +982,7 @@ Napi::Value DistressSender::InstallFatalHandlers(const Napi::CallbackInfo& info)
     memset(&g_ours, 0, sizeof g_ours);
     g_ours.sa_sigaction = FatalHandler;
     sigemptyset(&g_ours.sa_mask);
-    g_ours.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESETHAND;
+    g_ours.sa_flags = SA_SIGINFO | SA_ONSTACK;
     for (size_t i = 0; i < kFatalCount; i++) {
       if (sigaction(kFatalSignals[i], &g_ours, &g_previous[i]) != 0) {
         int e = errno;

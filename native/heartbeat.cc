@@ -16,6 +16,7 @@
 
 #include <cstring>
 
+#include "owned_thread.h"
 #include "system_error.h"
 #include "udp_address.h"
 
@@ -33,6 +34,8 @@ constexpr size_t kMacLength = 32;
 constexpr size_t kDatagramLength = kHeaderLength + kPayloadLength + kMacLength;
 constexpr uint8_t kFlagLeaseFresh = 0x01;
 constexpr uint64_t kWindow = 128;
+// Datagrams read from one socket per wake-up at most (Run).
+constexpr int kReceiveBurst = 64;
 
 // Reasons a received datagram is dropped; the names are reported by snapshot() in this order.
 enum Drop { kShort, kMagic_, kType, kLength, kCluster, kHmac, kUnknownSender, kReplay, kStaleIncarnation, kMisdirected };
@@ -178,6 +181,7 @@ void SendRound(HeartbeatState& s, int64_t now) {
 }
 
 void Run(std::shared_ptr<HeartbeatState> s) {
+  BlockAsyncSignals();
   std::vector<pollfd> fds;
   for (int fd : s->sockets) fds.push_back({fd, POLLIN, 0});
   fds.push_back({s->wakeFd, POLLIN, 0});
@@ -212,13 +216,18 @@ void Run(std::shared_ptr<HeartbeatState> s) {
     timespec timeout{time_t(wait / 1000000000), long(wait % 1000000000)};
     int rc = ppoll(fds.data(), fds.size(), &timeout, nullptr);
     if (rc <= 0) continue;
-    int64_t arrived = MonoNs();
+    // Drained until the next send is due, and at most kReceiveBurst datagrams per socket per wake-up
+    // (the others get their turn): a flood of forged datagrams, each costing an HMAC, arrives faster than
+    // it is dropped, and a drain without end would stop this node's heartbeats: its peers would fail it
+    // over. What the flood leaves in the socket is read after the round is sent.
     for (size_t i = 0; i + 1 < fds.size(); i++) {
       if (!(fds[i].revents & POLLIN)) continue;
-      for (;;) {
+      for (int k = 0; k < kReceiveBurst; k++) {
         ssize_t n = recv(fds[i].fd, buffer, sizeof buffer, MSG_DONTWAIT | MSG_TRUNC);
         if (n < 0) break;
+        int64_t arrived = MonoNs();
         Receive(*s, int(i), buffer, size_t(n) > sizeof buffer ? 0 : size_t(n), arrived);
+        if (arrived >= next) break;
       }
     }
   }
@@ -300,11 +309,18 @@ HeartbeatEngine::HeartbeatEngine(const Napi::CallbackInfo& info) : Napi::ObjectW
   if (s->wakeFd < 0) { fail(errno, "eventfd", "heartbeat: eventfd"); return; }
   s->leaseUntilNs.store(MonoNs() + leaseNs_);
   state_ = s;
-  thread_ = std::thread(Run, s);
+  int rc = StartOwnedThread([s] { Run(s); }, &thread_, true);
+  if (rc != 0) {
+    close(s->wakeFd);
+    state_.reset();
+    fail(rc, "pthread_create", "heartbeat: thread");
+    return;
+  }
+  threadRunning_ = true;
   if (priority > 0) {
     sched_param param{};
     param.sched_priority = priority;
-    int rc = pthread_setschedparam(thread_.native_handle(), SCHED_FIFO, &param);
+    rc = pthread_setschedparam(thread_, SCHED_FIFO, &param);
     std::lock_guard<std::mutex> lock(s->mutex);
     s->realtime = rc == 0;
     s->schedError = rc;
@@ -314,12 +330,13 @@ HeartbeatEngine::HeartbeatEngine(const Napi::CallbackInfo& info) : Napi::ObjectW
 HeartbeatEngine::~HeartbeatEngine() { StopThread(); }
 
 void HeartbeatEngine::StopThread() {
-  if (!state_ || !thread_.joinable()) return;
+  if (!state_ || !threadRunning_) return;
   state_->stopping.store(true);
   uint64_t one = 1;
   ssize_t ignored = write(state_->wakeFd, &one, sizeof one);
   (void)ignored;
-  thread_.join();
+  pthread_join(thread_, nullptr);
+  threadRunning_ = false;
   for (int fd : state_->sockets) close(fd);
   close(state_->wakeFd);
 }
@@ -363,31 +380,58 @@ Napi::Value HeartbeatEngine::SetAddresses(const Napi::CallbackInfo& info) {
 }
 
 // Ages are in milliseconds as seen now by this thread's clock (-1: never), so the caller needs no clock of ours.
+// The state is copied as plain data under the mutex, and the JavaScript objects are built after it is
+// released: the realtime thread takes the same mutex for every send and receive, and a garbage collection
+// while building them must never delay a heartbeat.
 Napi::Value HeartbeatEngine::Snapshot(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object out = Napi::Object::New(env);
   if (!state_) return out;
   HeartbeatState& s = *state_;
-  int64_t now = MonoNs();
-  auto age = [&](int64_t t) { return Napi::Number::New(env, t ? double(now - t) / 1e6 : -1); };
-  std::lock_guard<std::mutex> lock(s.mutex);
-  out.Set("running", Napi::Boolean::New(env, thread_.joinable()));
-  out.Set("sent", Napi::Number::New(env, double(s.sent)));
-  out.Set("sendErrors", Napi::Number::New(env, double(s.sendErrors)));
-  out.Set("received", Napi::Number::New(env, double(s.received)));
-  out.Set("leaseLapsed", Napi::Number::New(env, double(s.leaseLapsed)));
-  out.Set("addressDrops", Napi::Number::New(env, double(s.addressDrops)));
-  out.Set("addressDropError", Napi::Number::New(env, s.addressDropError));
-  out.Set("realtime", Napi::Boolean::New(env, s.realtime));
-  out.Set("schedError", Napi::Number::New(env, s.schedError));
-  Napi::Object dropped = Napi::Object::New(env);
-  for (size_t i = 0; i < sizeof kDropNames / sizeof kDropNames[0]; i++) {
-    dropped.Set(kDropNames[i], Napi::Number::New(env, double(s.dropped[i])));
+  struct LinkCopy { int network; int64_t heardNs; uint64_t heardCount; int64_t ackedNs; int64_t rttUs; };
+  struct PeerCopy { uint16_t id; uint64_t incarnation; uint32_t digest; uint8_t flags; std::vector<LinkCopy> links; };
+  std::vector<PeerCopy> peers;
+  peers.reserve(s.peers.size());
+  for (const HeartbeatPeer& p : s.peers) peers.push_back({p.id, 0, 0, 0, std::vector<LinkCopy>(p.links.size())});
+  uint64_t sent, sendErrors, received, leaseLapsed, addressDrops, dropped[sizeof s.dropped / sizeof s.dropped[0]];
+  int addressDropError, schedError;
+  bool realtime;
+  int64_t now;
+  {
+    std::lock_guard<std::mutex> lock(s.mutex);
+    now = MonoNs();
+    sent = s.sent, sendErrors = s.sendErrors, received = s.received, leaseLapsed = s.leaseLapsed;
+    addressDrops = s.addressDrops, addressDropError = s.addressDropError;
+    realtime = s.realtime, schedError = s.schedError;
+    memcpy(dropped, s.dropped, sizeof dropped);
+    for (size_t i = 0; i < s.peers.size(); i++) {
+      const HeartbeatPeer& p = s.peers[i];
+      PeerCopy& c = peers[i];
+      c.incarnation = p.incarnation, c.digest = p.digest, c.flags = p.flags;
+      for (size_t j = 0; j < p.links.size(); j++) {
+        const HeartbeatLink& l = p.links[j];
+        c.links[j] = {l.network, l.heardNs, l.heardCount, l.ackedNs, l.rttUs};
+      }
+    }
   }
-  out.Set("dropped", dropped);
-  Napi::Array peers = Napi::Array::New(env, s.peers.size());
-  for (size_t i = 0; i < s.peers.size(); i++) {
-    const HeartbeatPeer& p = s.peers[i];
+  auto age = [&](int64_t t) { return Napi::Number::New(env, t ? double(now - t) / 1e6 : -1); };
+  out.Set("running", Napi::Boolean::New(env, threadRunning_));
+  out.Set("sent", Napi::Number::New(env, double(sent)));
+  out.Set("sendErrors", Napi::Number::New(env, double(sendErrors)));
+  out.Set("received", Napi::Number::New(env, double(received)));
+  out.Set("leaseLapsed", Napi::Number::New(env, double(leaseLapsed)));
+  out.Set("addressDrops", Napi::Number::New(env, double(addressDrops)));
+  out.Set("addressDropError", Napi::Number::New(env, addressDropError));
+  out.Set("realtime", Napi::Boolean::New(env, realtime));
+  out.Set("schedError", Napi::Number::New(env, schedError));
+  Napi::Object droppedOut = Napi::Object::New(env);
+  for (size_t i = 0; i < sizeof kDropNames / sizeof kDropNames[0]; i++) {
+    droppedOut.Set(kDropNames[i], Napi::Number::New(env, double(dropped[i])));
+  }
+  out.Set("dropped", droppedOut);
+  Napi::Array peersOut = Napi::Array::New(env, peers.size());
+  for (size_t i = 0; i < peers.size(); i++) {
+    const PeerCopy& p = peers[i];
     Napi::Object po = Napi::Object::New(env);
     po.Set("id", Napi::Number::New(env, p.id));
     po.Set("incarnation", Napi::BigInt::New(env, p.incarnation));
@@ -395,7 +439,7 @@ Napi::Value HeartbeatEngine::Snapshot(const Napi::CallbackInfo& info) {
     po.Set("flags", Napi::Number::New(env, p.flags));
     Napi::Array links = Napi::Array::New(env, p.links.size());
     for (size_t j = 0; j < p.links.size(); j++) {
-      const HeartbeatLink& l = p.links[j];
+      const LinkCopy& l = p.links[j];
       Napi::Object lo = Napi::Object::New(env);
       lo.Set("network", Napi::Number::New(env, l.network));
       lo.Set("heardAgoMs", age(l.heardNs));
@@ -405,9 +449,9 @@ Napi::Value HeartbeatEngine::Snapshot(const Napi::CallbackInfo& info) {
       links.Set(uint32_t(j), lo);
     }
     po.Set("links", links);
-    peers.Set(uint32_t(i), po);
+    peersOut.Set(uint32_t(i), po);
   }
-  out.Set("peers", peers);
+  out.Set("peers", peersOut);
   return out;
 }
 

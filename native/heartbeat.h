@@ -16,6 +16,7 @@
 #include <napi.h>
 
 #include <netinet/in.h>
+#include <pthread.h>
 #include <sys/socket.h>
 
 #include <atomic>
@@ -23,7 +24,6 @@
 #include <memory>
 #include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "service_addresses.h"
@@ -97,7 +97,8 @@ class HeartbeatEngine : public Napi::ObjectWrap<HeartbeatEngine> {
   void StopThread();
 
   std::shared_ptr<HeartbeatState> state_;
-  std::thread thread_;
+  pthread_t thread_{};
+  bool threadRunning_ = false;  // started and not yet joined
   int64_t leaseNs_ = 0;
 };
 

@@ -9,8 +9,7 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include <thread>
-
+#include "owned_thread.h"
 #include "system_error.h"
 
 namespace vigil {
@@ -125,10 +124,7 @@ void Watch(std::shared_ptr<ModemWatcherState> sp) {
   ModemWatcherState& s = *sp;
   // Process-directed signals go to other threads; the wake signal and synchronous faults stay deliverable
   // here (blocking a fault would only turn it into a kill that skips the process's own fault handlers).
-  sigset_t mask;
-  sigfillset(&mask);
-  for (int sig : {s.wakeSignal, SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS, SIGABRT}) sigdelset(&mask, sig);
-  pthread_sigmask(SIG_SETMASK, &mask, nullptr);
+  BlockAsyncSignals({s.wakeSignal});
 
   sigevent sev{};
   sev.sigev_notify = SIGEV_THREAD_ID;
@@ -355,7 +351,7 @@ void DeliverModemEvent(Napi::Env env, Napi::Function callback, ModemWatcherState
     o.Set("message", Napi::String::New(env, strerror(e->err)));
   }
   if (e->kind == ModemEvent::kError) o.Set("syscall", Napi::String::New(env, e->syscall));
-  callback.Call({o});
+  CallFromThread(env, callback, {o});
 }
 
 Napi::Function ModemLineWatcher::Init(Napi::Env env) {
@@ -408,13 +404,23 @@ ModemLineWatcher::ModemLineWatcher(const Napi::CallbackInfo& info) : Napi::Objec
       keepAlive);
   napi_add_env_cleanup_hook(env, OnEnvTeardown, s.get());
   state_ = s;
-  std::thread t(Watch, s);
+  pthread_t thread;
+  int rc;
   {
+    // Under the lock: the thread reads `thread` (to kick itself) only after taking it.
     std::lock_guard<std::mutex> lock(s->mutex);
-    s->thread = t.native_handle();
-    s->threadKnown = true;
+    rc = StartOwnedThread([s] { Watch(s); }, &thread);
+    if (rc == 0) {
+      s->thread = thread;
+      s->threadKnown = true;
+    }
   }
-  t.detach();
+  if (rc != 0) {
+    state_.reset();
+    stopped_ = true;
+    s->events.Release();
+    SystemError(env, rc, "pthread_create", "modem lines: watcher thread").ThrowAsJavaScriptException();
+  }
 }
 
 ModemLineWatcher::~ModemLineWatcher() { StopThread(); }

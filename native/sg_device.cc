@@ -2,12 +2,19 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <scsi/sg.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
-#include <thread>
+#include "owned_thread.h"
+#include "system_error.h"
+
+// The sg driver's character major (include/linux/major.h).
+constexpr unsigned kScsiGenericMajor = 21;
 
 // glibc's <scsi/sg.h> predates these (Linux 3.19 added both to the kernel's own header).
 #ifndef SG_SCSI_RESET_TARGET
@@ -27,7 +34,8 @@ int64_t NowNs() {
   return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
-void OpenPath(const std::string& path, int* fd, Command* c) {
+// Opens the path; *isSg says whether it is an sg node (which is served by write/poll/read, RunCommand).
+void OpenPath(const std::string& path, int* fd, bool* isSg, Command* c) {
   // O_NONBLOCK: an sd node of a unit without media still opens, and sg never waits for exclusivity.
   // The open itself happens here, not on the JS thread: opening an sd node revalidates the disk,
   // which is I/O and can hang on a wedged unit.
@@ -47,9 +55,33 @@ void OpenPath(const std::string& path, int* fd, Command* c) {
     return;
   }
   c->sgVersion = version;
+  struct stat st {};
+  *isSg = fstat(*fd, &st) == 0 && S_ISCHR(st.st_mode) && major(st.st_rdev) == kScsiGenericMajor;
 }
 
-void RunCommand(int fd, Command* c) {
+// /dev/sg: the command is submitted by write(2) and collected by read(2) once poll(2) says it is done.
+// An ioctl(SG_IO) on sg that a signal interrupts leaves the command in flight, orphaned, and returns
+// ERESTARTSYS, which the kernel turns into a second SG_IO with the same header: the command runs twice (a
+// PREEMPT, a RELEASE, a REGISTER). Blocking signals on this thread is not enough: a job-control stop
+// (SIGSTOP, which nothing blocks) interrupts it too, and an operator's `kill -STOP` or a debugger is
+// enough. An interrupted poll is merely polled again: the command is submitted once. Returns 0 or the
+// errno; EINTR from write(2) is reported as it is, never retried (the outcome is unknown).
+int SubmitOnce(int fd, sg_io_hdr_t* h) {
+  if (write(fd, h, sizeof *h) < 0) return errno;
+  for (;;) {
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, -1) < 0 && errno != EINTR) {
+      // ENOMEM, transient: the command is in flight and its answer will come; wait for it.
+      timespec pause{0, 1000000};
+      nanosleep(&pause, nullptr);
+      continue;
+    }
+    if (read(fd, h, sizeof *h) >= 0) return 0;
+    if (errno != EAGAIN && errno != EINTR) return errno;  // the device went away, say
+  }
+}
+
+void RunCommand(int fd, bool isSg, Command* c) {
   sg_io_hdr_t h{};
   h.interface_id = 'S';
   h.cmd_len = static_cast<unsigned char>(c->cdb.size());
@@ -74,13 +106,12 @@ void RunCommand(int fd, Command* c) {
       break;
   }
   c->startNs = NowNs();
-  int rc;
-  do {
-    rc = ioctl(fd, SG_IO, &h);
-  } while (rc < 0 && errno == EINTR);
+  // On sd (the block layer's SG_IO) the ioctl waits for the command uninterruptibly once it is sent; an
+  // EINTR is reported, never retried: whether the command reached the device is unknown.
+  int err = isSg ? SubmitOnce(fd, &h) : (ioctl(fd, SG_IO, &h) < 0 ? errno : 0);
   c->endNs = NowNs();
-  if (rc < 0) {
-    c->err = errno;
+  if (err != 0) {
+    c->err = err;
     return;
   }
   c->status = h.status;
@@ -97,16 +128,15 @@ void RunCommand(int fd, Command* c) {
 void RunReset(int fd, Command* c) {
   int value = c->resetValue;
   c->startNs = NowNs();
-  int rc;
-  do {
-    rc = ioctl(fd, SG_SCSI_RESET, &value);
-  } while (rc < 0 && errno == EINTR);
+  // Not retried on EINTR: a restarted reset is a second reset.
+  if (ioctl(fd, SG_SCSI_RESET, &value) < 0) c->err = errno;
   c->endNs = NowNs();
-  if (rc < 0) c->err = errno;
 }
 
 void Serve(std::shared_ptr<DeviceState> s) {
+  BlockAsyncSignals();
   int fd = -1;
+  bool isSg = false;
   for (;;) {
     Command* c;
     bool stopping;
@@ -120,7 +150,7 @@ void Serve(std::shared_ptr<DeviceState> s) {
     }
     if (c->id == 0) {
       c->startNs = NowNs();
-      OpenPath(s->path, &fd, c);
+      OpenPath(s->path, &fd, &isSg, c);
       c->endNs = NowNs();
     } else if (stopping) {
       c->err = ECANCELED;  // closed or cancelled while queued: never sent to the device
@@ -131,7 +161,7 @@ void Serve(std::shared_ptr<DeviceState> s) {
     } else if (c->resetValue != 0) {
       RunReset(fd, c);
     } else {
-      RunCommand(fd, c);
+      RunCommand(fd, isSg, c);
     }
     {
       std::lock_guard<std::mutex> lock(s->mutex);
@@ -171,7 +201,7 @@ void DeliverCompletion(Napi::Env env, Napi::Function dispatch, DeviceState* stat
   if (--state->inflight == 0 && state->keepsLoopAlive) state->completions.Unref(env);
 
   if (c->id == 0) {
-    dispatch.Call({Napi::Number::New(env, 0), Napi::Number::New(env, c->err),
+    CallFromThread(env, dispatch, {Napi::Number::New(env, 0), Napi::Number::New(env, c->err),
                    Napi::Number::New(env, c->failedCall), Napi::Number::New(env, c->sgVersion)});
     return;
   }
@@ -187,7 +217,7 @@ void DeliverCompletion(Napi::Env env, Napi::Function dispatch, DeviceState* stat
     if (c->resid > 0 && static_cast<size_t>(c->resid) <= n) n -= static_cast<size_t>(c->resid);
     data = Napi::Buffer<uint8_t>::Copy(env, c->data.data(), n);
   }
-  dispatch.Call({Napi::Number::New(env, c->id), Napi::Number::New(env, c->err),
+  CallFromThread(env, dispatch, {Napi::Number::New(env, c->id), Napi::Number::New(env, c->err),
                  Napi::Number::New(env, c->status), Napi::Number::New(env, c->hostStatus),
                  Napi::Number::New(env, c->driverStatus), Napi::Number::New(env, c->resid), sense,
                  data, Napi::Number::New(env, static_cast<double>(c->startNs - c->queuedNs)),
@@ -231,7 +261,18 @@ SgDevice::SgDevice(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SgDevice>(
   openCmd->queuedNs = NowNs();
   state_->queue.push_back(openCmd);
   state_->inflight = 1;
-  std::thread(Serve, state_).detach();
+  std::shared_ptr<DeviceState> s = state_;
+  int rc = StartOwnedThread([s] { Serve(s); });
+  if (rc != 0) {
+    // No thread: nothing will answer. The TSFN goes (its finalizer removes the cleanup hook), and the
+    // constructor throws, so the object is never used.
+    state_->queue.clear();
+    delete openCmd;
+    state_->inflight = 0;
+    state_->completions.Release();
+    closed_ = true;
+    SystemError(env, rc, "pthread_create", "SgDevice: device thread").ThrowAsJavaScriptException();
+  }
 }
 
 SgDevice::~SgDevice() { Stop(); }

@@ -55,6 +55,8 @@ const IO_TEXT: Record<string, string> = {
   EACCES: 'not permitted (the command needs a read-write open)',
   EBUSY: 'device busy',
   EFAULT: 'bad buffer address',
+  // Never retried by the addon: a re-issued command may run twice (a PREEMPT, a REGISTER).
+  EINTR: 'interrupted by a signal: the command may or may not have reached the device (outcome unknown)',
 };
 // What SG_SCSI_RESET's errors mean (drivers/scsi/sg.c, scsi_ioctl_reset in scsi_error.c).
 const RESET_TEXT: Record<string, string> = {
