@@ -12,6 +12,7 @@ import { NUT_DEFAULT_PORT } from '../power/nut.js';
 import type { SendMode } from '../power/policy.js';
 
 import { DEFAULT_CONTROL_SOCKET } from './defaults.js';
+import { fsType, ifname, mountOption, mountPath } from './resource-rules.js';
 
 export { DEFAULT_CONTROL_SOCKET };
 
@@ -59,8 +60,6 @@ const groupName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_.-]{0,31}$/, 'expected 
 
 const absolutePath = z.string().startsWith('/', 'expected an absolute path (starting with /)');
 
-// Linux interface names: at most 15 bytes (IFNAMSIZ - 1), no '/', ':' or white space.
-const ifname = z.string().regex(/^[A-Za-z0-9_.-]{1,15}$/, "expected an interface name: 1 to 15 of A-Z, a-z, 0-9, '_', '.' and '-'");
 
 export interface Endpoint {
   host: string;
@@ -208,9 +207,9 @@ const resourceSchema = z.strictObject({
   disk: name('a disk name').optional(),
   mount: z.strictObject({
     disk: name('a disk name'),
-    path: absolutePath,
-    fstype: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/, 'expected a file system type, e.g. ext4 or xfs'),
-    options: z.array(z.string().regex(/^[^,\s]+$/, 'expected one mount option per item (no commas or spaces)')).default([]),
+    path: mountPath,
+    fstype: fsType,
+    options: z.array(mountOption).default([]),
   }).optional(),
   ip: z.strictObject({
     address: cidr,

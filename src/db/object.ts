@@ -4,7 +4,11 @@
 // must pass, and the canonical form and content hash that make replicas comparable. Pure.
 import { createHash } from 'node:crypto';
 
+import { isIP } from 'node:net';
+
 import { z } from 'zod';
+
+import { fsType, ifname, mountOption, mountPath } from '../config/resource-rules.js';
 
 export type AppType = 'cluster-capable' | 'cluster-aware';
 export const APP_TYPES: readonly AppType[] = ['cluster-capable', 'cluster-aware'];
@@ -146,13 +150,34 @@ const commandSchema = z.strictObject({
 
 const attributeValue = z.union([z.string(), z.number(), z.boolean()], { error: 'expected a string, a number or true/false' });
 
+/**
+ * A resource in its stored form (the config's ResourceConfig): checked with the file's own rules when an app
+ * registers it and when a replica arrives, since vigild acts on it as root.
+ */
+const storedResourceSchema = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('disk'), disk: name('a disk name') }),
+  z.strictObject({ kind: z.literal('mount'), disk: name('a disk name'), path: mountPath, fstype: fsType, options: z.array(mountOption) }),
+  z.strictObject({
+    kind: z.literal('ip'),
+    address: z.string().refine((a) => isIP(a) !== 0, 'expected an IPv4 or IPv6 address'),
+    prefixLength: z.int().min(0),
+    interface: z.record(name('a node name'), ifname),
+  }).refine((r) => r.prefixLength <= (isIP(r.address) === 6 ? 128 : 32), { message: 'the prefix length is longer than the address', path: ['prefixLength'] }),
+], { error: 'expected a resource of kind disk, mount or ip' });
+
+/** Stored as plain JSON (the resources layer reads it), checked against storedResourceSchema. */
+const resourceSpec = z.record(z.string(), z.json()).superRefine((r, ctx) => {
+  const checked = storedResourceSchema.safeParse(r);
+  if (!checked.success) for (const i of checked.error.issues) ctx.addIssue({ code: 'custom', path: i.path, message: i.message });
+});
+
 const specShape = {
   tag: name('an app tag'),
   type: z.enum(APP_TYPES, { error: 'expected cluster-capable or cluster-aware (an unclusterable program cannot be registered)' }),
   command: commandSchema,
   primary: name('a node name'),
   backup: name('a node name'),
-  resources: z.array(z.record(z.string(), z.json())),
+  resources: z.array(resourceSpec),
   autoRecover: z.boolean(),
   attributes: z.record(z.string().min(1, 'expected a non-empty name'), attributeValue),
 };

@@ -290,7 +290,7 @@ export class FlowSim {
 export function app(tag: string, primary: string, backup: string, more: Partial<AppFields> = {}): AppFields {
   return {
     tag, type: 'cluster-capable', command: { argv: ['/usr/bin/app', tag] }, primary, backup,
-    resources: [{ disk: 'shared0' }, { ip: '10.0.0.10/24' }], autoRecover: true, attributes: {},
+    resources: [{ kind: 'disk', disk: 'shared0' }, { kind: 'ip', address: '10.0.0.10', prefixLength: 24, interface: { p: 'eth0', b: 'eth0' } }], autoRecover: true, attributes: {},
     host: primary, phase: 'normal', faults: [], ...more,
   };
 }

@@ -236,6 +236,16 @@ t.test('a mount needs its disk owned earlier in the same app', async (t) => {
   ]);
 });
 
+t.test('a mount point is a plain path outside the system\'s own directories, its options one per item', async (t) => {
+  const etc = edit('path: /srv/web', 'path: /etc');
+  t.match(problems(etc), [{ line: lineOf(etc, 'path: /etc'), path: 'apps[0].resources[1].mount.path', message: '/etc is a system directory: mount a shared file system elsewhere, e.g. /srv/NAME or /var/lib/NAME' }]);
+  const up = edit('path: /srv/web', 'path: /srv/../usr/lib');
+  t.match(problems(up), [{ path: 'apps[0].resources[1].mount.path', message: 'expected a plain path (no "..", "." or repeated or trailing "/"): /usr/lib' }]);
+  const injected = edit('options: [noatime]', 'options: ["noatime,remount"]');
+  t.match(problems(injected), [{ path: 'apps[0].resources[1].mount.options[0]', message: /no commas or spaces/ }]);
+  t.equal(parseConfig(edit('path: /srv/web', 'path: /var/lib/web'), 'cluster.yaml', { baseDir: '/etc/vigil' }).apps[0]?.resources[1]?.kind, 'mount', 'below /var is fine');
+});
+
 t.test('a resource is exactly one of disk, mount and ip; an interface map names known nodes, including primary and backup', async (t) => {
   const both = edit('      - { disk: shared0 }', '      - { disk: shared0, ip: { address: 10.3.0.101/24, interface: eth1 } }');
   t.match(problems(both), [{ line: lineOf(both, 'ip: { address: 10.3.0.101'), path: 'apps[0].resources[0].ip', message: /one of disk, mount, ip, not both disk and ip/ }]);

@@ -21,7 +21,7 @@ const T0 = 1_700_000_000_000;
 function fields(tag: string, more: Partial<AppFields> = {}): AppFields {
   return {
     tag, type: 'cluster-capable', command: { argv: ['/usr/bin/app'] }, primary: 'p', backup: 'b',
-    resources: [{ disk: 'shared0' }], autoRecover: false, attributes: {}, host: 'p', phase: 'normal', faults: [], ...more,
+    resources: [{ kind: 'disk', disk: 'shared0' }], autoRecover: false, attributes: {}, host: 'p', phase: 'normal', faults: [], ...more,
   };
 }
 
@@ -69,6 +69,34 @@ t.test('records', async (t) => {
     t.throws(() => parseMarker({ tag: 'a', pointer: {}, seq: 1, writtenBy: 'p' }), RecordError);
   });
 
+  t.test('resources are checked with the configuration\'s own rules, from an app\'s registration and from a replica alike: vigild acts on them as root', async (t) => {
+    const s = parseAppSpec({ tag: 'CA-1', type: 'cluster-aware', command: { argv: ['/opt/a'] }, primary: 'p', backup: 'b' });
+    const mount = (path: string, options: string[] = []) => ({ kind: 'mount', disk: 'shared0', path, fstype: 'ext4', options });
+    const good = [{ kind: 'disk', disk: 'shared0' }, mount('/srv/db', ['noatime']), { kind: 'ip', address: 'fd00::10', prefixLength: 64, interface: { p: 'eth0' } }];
+    t.same(parseAppSpec({ ...s, resources: good }).resources, good, 'the stored forms the configuration produces pass');
+    const refused: [unknown, RegExp][] = [
+      [mount('/etc'), /resources.0.path: \/etc is a system directory/],
+      [mount('/usr/local/x'), /resources.0.path: \/usr\/local\/x is a system directory/],
+      [mount('/'), /resources.0.path: \/ is a system directory/],
+      [mount('/srv/../etc'), /resources.0.path: expected a plain path .*: \/etc/],
+      [mount('srv/db'), /resources.0.path: expected an absolute path/],
+      [mount('/srv/db', ['ro,remount']), /resources.0.options.0: expected one mount option per item/],
+      [mount('/srv/db', ['-obind']), /resources.0.options.0: expected one mount option per item/],
+      [{ ...mount('/srv/db'), fstype: '-t' }, /resources.0.fstype: expected a file system type/],
+      [{ kind: 'ip', address: '10.0.0.300', prefixLength: 24, interface: {} }, /resources.0.address: expected an IPv4 or IPv6 address/],
+      [{ kind: 'ip', address: '10.0.0.3', prefixLength: 33, interface: {} }, /resources.0.prefixLength: the prefix length is longer/],
+      [{ kind: 'ip', address: '10.0.0.3', prefixLength: 24, interface: { p: 'eth0; reboot' } }, /resources.0.interface.p: expected an interface name/],
+      [{ kind: 'script', run: 'rm -rf /' }, /resources.0.kind: expected a resource of kind disk, mount or ip/],
+      [{ kind: 'disk', disk: 'shared0', extra: 1 }, /resources.0: Unrecognized key/],
+    ];
+    for (const [resource, why] of refused) t.throws(() => parseAppSpec({ ...s, resources: [resource] }), why, JSON.stringify(resource));
+    const db = new ClusterDb();
+    t.match(registrationCheck(db, 'CA-1', 'p', { spec: { ...s, resources: [mount('/etc')] } }),
+      { kind: 'reject', reason: /\/etc is a system directory/ }, 'app.register is refused with the reason');
+    const o = db.upsert(fields('a'), 'p', T0);
+    t.throws(() => parseAppEntry({ ...o, resources: [mount('/boot')] }), /resources.0.path: \/boot is a system directory/, 'and so is a replica that carries one');
+  });
+
   t.test('the canonical form ignores key order and undefined members', async (t) => {
     t.equal(canonicalJson({ b: 1, a: [{ y: 2, x: undefined, w: 'z' }] }), '{"a":[{"w":"z","y":2}],"b":1}');
     t.equal(contentHash({ a: 1, b: 2 }), contentHash({ b: 2, a: 1 }));
@@ -86,14 +114,14 @@ t.test('records', async (t) => {
 t.test('behaviour 1: a registration creates one complete object, which reaches the backup\'s replica', async (t) => {
   const p = new ClusterDb();
   const b = new ClusterDb();
-  const spec = { tag: 'CA-1', type: 'cluster-capable', command: { argv: ['/usr/bin/app', '-d'] }, primary: 'p', backup: 'b', resources: [{ disk: 'shared0' }], autoRecover: true };
+  const spec = { tag: 'CA-1', type: 'cluster-capable', command: { argv: ['/usr/bin/app', '-d'] }, primary: 'p', backup: 'b', resources: [{ kind: 'disk', disk: 'shared0' }], autoRecover: true };
   const d = registrationCheck(p, 'CA-1', 'p', { spec });
   if (d.kind !== 'create') throw new Error(`expected create, got ${d.kind}`);
   t.equal(d.run, true);
   const o = p.upsert(d.object, 'p', T0);
   t.match(o, {
     tag: 'CA-1', type: 'cluster-capable', command: { argv: ['/usr/bin/app', '-d'] }, host: 'p', primary: 'p', backup: 'b',
-    resources: [{ disk: 'shared0' }], autoRecover: true, phase: 'normal', version: 1, updatedBy: 'p', updatedAt: T0,
+    resources: [{ kind: 'disk', disk: 'shared0' }], autoRecover: true, phase: 'normal', version: 1, updatedBy: 'p', updatedAt: T0,
   });
   t.same(p.list().map((x) => x.tag), ['CA-1']);
   t.same(b.merge(o), { applied: true, conflict: false });

@@ -27,8 +27,8 @@ function show(a: FlowAction): string {
     case 'write': return `write ${Object.entries(a.patch).map(([k, v]) => `${k}=${v}`).join(',')} if ${a.ifHost}`;
     case 'notify': return `notify ${a.notice}`;
     case 'startApp': return a.paused ? 'startApp paused' : 'startApp';
-    case 'startResources': return `startResources ${a.resources.map((r) => Object.keys(r)[0]).join(',')}`;
-    case 'stopResources': return `stopResources ${a.resources.map((r) => Object.keys(r)[0]).join(',')}`;
+    case 'startResources': return `startResources ${a.resources.map((r) => String(r.kind)).join(',')}`;
+    case 'stopResources': return `stopResources ${a.resources.map((r) => String(r.kind)).join(',')}`;
     default: return a.kind;
   }
 }
@@ -197,7 +197,7 @@ t.test('behaviour 24 / 25: resources missing on B: not loaded, the operator is t
 });
 
 t.test('behaviour 26: resources are started on B, in order, before A; never while P is host', async (t) => {
-  const o = object({ resources: [{ disk: 'shared0' }, { mount: '/srv' }, { ip: '10.0.0.10/24' }] });
+  const o = object({ resources: [{ kind: 'disk', disk: 'shared0' }, { kind: 'mount', disk: 'shared0', path: '/srv/db', fstype: 'ext4', options: [] }, { kind: 'ip', address: '10.0.0.10', prefixLength: 24, interface: { p: 'eth0', b: 'eth0' } }] });
   const { acts } = drive(flow('b', o), [
     { type: 'peerFailed', node: 'p' }, { type: 'resourceCheck', ok: true, missing: [] }, done('startResources'), done('startApp'),
   ]);
