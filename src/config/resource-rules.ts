@@ -1,4 +1,4 @@
-// The rules for an app's resources, wherever they come from: the configuration file (src/config/schema.ts,
+// The rules for an app's resources and the account it runs as, wherever they come from: the configuration file (src/config/schema.ts,
 // the written form), an app's own registration (app.register) and a peer's replica (src/db/object.ts, the
 // stored form). vigild acts on a resource as root (it mounts, adds addresses), so one set of rules guards
 // all three: a registration cannot do what the file could not.
@@ -34,3 +34,7 @@ export const mountOption = z.string().regex(/^[^,\s-][^,\s]*$/, 'expected one mo
 
 // Linux interface names: at most 15 bytes (IFNAMSIZ - 1), no '/', ':' or white space.
 export const ifname = z.string().regex(/^[A-Za-z0-9_.-]{1,15}$/, "expected an interface name: 1 to 15 of A-Z, a-z, 0-9, '_', '.' and '-'");
+
+// A user or group name as useradd(8) takes it (and as setpriv(1) resolves it on the node that runs the app).
+export const accountName = (what: string) =>
+  z.string().regex(/^[a-z_][a-z0-9_-]{0,31}\$?$/, `expected ${what}: 1 to 32 of a-z, 0-9, '_' and '-', starting with a letter or '_'`);

@@ -12,7 +12,7 @@ import { NUT_DEFAULT_PORT } from '../power/nut.js';
 import type { SendMode } from '../power/policy.js';
 
 import { DEFAULT_CONTROL_SOCKET } from './defaults.js';
-import { fsType, ifname, mountOption, mountPath } from './resource-rules.js';
+import { accountName, fsType, ifname, mountOption, mountPath } from './resource-rules.js';
 
 export { DEFAULT_CONTROL_SOCKET };
 
@@ -233,6 +233,9 @@ const appSchema = z.strictObject({
   type: z.enum(['cluster-capable', 'cluster-aware']),
   command: argv,
   cwd: filePath.optional(),
+  user: accountName('a user name').optional(),
+  group: accountName('a group name').optional(),
+  groups: z.array(accountName('a group name')).optional(),
   env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected an environment variable name'),
     z.union([z.string(), z.number(), z.boolean()], wrongType('expected a string (or a number or true/false, passed as text)'))).default({}),
   primary: name('a node name'),
@@ -747,6 +750,11 @@ export interface AppConfig {
   cwd: string | undefined;
   /** Numbers and booleans in the file become their text. */
   env: Record<string, string>;
+  /** The account the app runs as (its primary group unless `group`); undefined: root, as vigild. */
+  user: string | undefined;
+  group: string | undefined;
+  /** Supplementary groups; undefined: the user's own (from the group database). */
+  groups: string[] | undefined;
   primary: string;
   backup: string;
   autoRecover: boolean;
@@ -872,6 +880,9 @@ export function toConfig(p: Parsed, source: string, baseDir: string): Config {
       command: app.command,
       cwd: app.cwd === undefined ? undefined : resolve(baseDir, app.cwd),
       env: Object.fromEntries(Object.entries(app.env).map(([k, v]) => [k, String(v)])),
+      user: app.user,
+      group: app.group,
+      groups: app.groups,
       primary: app.primary,
       backup: app.backup,
       autoRecover: app.autoRecover,

@@ -256,7 +256,7 @@ export class Agent {
     if (this.config.disks.length > 0 && !this.options.disks) {
       // Only a disk's holder pulses on it: the other peers' disk channels are idle until one holds it.
       for (const d of this.config.disks) for (const p of this.peers) this.membership.expect(p.name, diskChannel(d.name), false);
-      this.disks = new Disks(this.config, this.self, {
+      this.disks = new Disks(this.config, this.self, key, {
         isAlive: (node) => this.isAlive(node),
         isDistressed: (node) => this.distress.isDistressed(node),
         onPulse: (node, disk, at) => {
@@ -267,6 +267,7 @@ export class Agent {
           for (const p of this.peers) this.membership.expect(p.name, diskChannel(disk), !scsi2 && p.name === holder);
         },
         onFenced: (disk, detail) => this.flows.fenced(disk, detail),
+        onForeignKey: (disk, message) => this.notices.add(disk, 'foreign-key', message),
         mustProveLife: (except) => this.peers.some((p) => !except.has(p.name) && !peerHearsUs(this.links(p), this.config.timing.failAfterMs / 2)),
         silentHolder: (disk) => {
           const host = this.db.list().find((o) => o.resources.some((r) => r.kind === 'disk' && r.disk === disk))?.host;
@@ -599,7 +600,10 @@ export class Agent {
       if (app.primary !== this.self.name) continue; // the primary registers; the others learn it by sync
       const spec = {
         tag: app.tag, type: app.type,
-        command: { argv: app.command, ...(app.cwd ? { cwd: app.cwd } : {}), ...(Object.keys(app.env).length ? { env: app.env } : {}) },
+        command: {
+          argv: app.command, ...(app.cwd ? { cwd: app.cwd } : {}), ...(Object.keys(app.env).length ? { env: app.env } : {}),
+          ...(app.user ? { user: app.user } : {}), ...(app.group ? { group: app.group } : {}), ...(app.groups ? { groups: app.groups } : {}),
+        },
         primary: app.primary, backup: app.backup,
         resources: app.resources as unknown as ResourceSpec[], autoRecover: app.autoRecover, attributes: app.attributes,
       };

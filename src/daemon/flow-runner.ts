@@ -427,7 +427,8 @@ export class FlowRunner {
     // Paused (a cluster-aware app on its primary while the backup hosts it, seed 001 F0): the program is
     // loaded all the same and waits in ready() until this node hosts it; resumeApp releases it.
     const env = { ...a.command.env, VIGIL_NODE: this.d.self.name, VIGIL_SOCKET: this.d.config.control.socket, VIGIL_EPOCH: String(runEpoch(flow.state)) };
-    const p = new AppProcess(tag, { argv: a.command.argv, cwd: a.command.cwd, env }, this.d.appOutput);
+    const { user, group, groups } = a.command;
+    const p = new AppProcess(tag, { argv: a.command.argv, cwd: a.command.cwd, env, user, group, groups }, this.d.appOutput);
     p.onUnexpectedExit = (code, signal) => {
       flow.health?.stop();
       flow.health = undefined;

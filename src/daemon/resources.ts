@@ -65,6 +65,13 @@ export class Resources {
     else if (program.includes('/')) {
       await access(program, constants.X_OK).catch(() => out.push(`command: ${program} is not an executable file here`));
     }
+    // The account it runs as, on this node (accounts may differ between nodes).
+    const accounts: [string, string | undefined][] = [['passwd', command.user], ['group', command.group], ...(command.groups ?? []).map((g): [string, string] => ['group', g])];
+    for (const [db, name] of accounts) {
+      if (name === undefined) continue;
+      const found = await runCommand(['getent', db, name]).then(() => true, () => false);
+      if (!found) out.push(`command: no ${db === 'passwd' ? 'user' : 'group'} ${name} on this node`);
+    }
     const interfaces = networkInterfaces();
     for (const spec of resources) {
       const r = asResource(spec);

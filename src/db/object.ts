@@ -8,7 +8,7 @@ import { isIP } from 'node:net';
 
 import { z } from 'zod';
 
-import { fsType, ifname, mountOption, mountPath } from '../config/resource-rules.js';
+import { accountName, fsType, ifname, mountOption, mountPath } from '../config/resource-rules.js';
 
 export type AppType = 'cluster-capable' | 'cluster-aware';
 export const APP_TYPES: readonly AppType[] = ['cluster-capable', 'cluster-aware'];
@@ -32,6 +32,10 @@ export interface AppCommand {
   argv: string[];
   cwd?: string;
   env?: Record<string, string>;
+  /** The account the app runs as (vigild applies it with setpriv); absent: root. */
+  user?: string;
+  group?: string;
+  groups?: string[];
 }
 
 /** What a registration supplies: the operator or config (cluster-capable) or the app itself (cluster-aware). */
@@ -146,6 +150,9 @@ const commandSchema = z.strictObject({
   argv: z.array(z.string().min(1, 'expected a non-empty argument')).min(1, 'expected a program and its arguments'),
   cwd: z.string().min(1).optional(),
   env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected an environment variable name'), z.string()).optional(),
+  user: accountName('a user name').optional(),
+  group: accountName('a group name').optional(),
+  groups: z.array(accountName('a group name')).optional(),
 });
 
 const attributeValue = z.union([z.string(), z.number(), z.boolean()], { error: 'expected a string, a number or true/false' });

@@ -5,7 +5,40 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createConnection } from 'node:net';
 
-export interface AppCommandSpec { argv: string[]; cwd?: string | undefined; env?: Record<string, string> | undefined }
+import { runCommand } from './run-command.js';
+
+export interface AppCommandSpec {
+  argv: string[];
+  cwd?: string | undefined;
+  env?: Record<string, string> | undefined;
+  /** Run as this account (its primary group unless `group`; supplementary groups `groups`, else its own). */
+  user?: string | undefined;
+  group?: string | undefined;
+  groups?: string[] | undefined;
+}
+
+/** An account's entry in the user database of this node (NSS: files, LDAP, ...). */
+async function account(user: string): Promise<{ gid: string; home: string }> {
+  const { stdout } = await runCommand(['getent', 'passwd', user]).catch(() => ({ stdout: '' }));
+  const fields = stdout.trim().split(':');
+  if (fields.length < 7) throw new Error(`no user ${user} on this node (getent passwd ${user} found nothing)`);
+  return { gid: fields[3]!, home: fields[5]! };
+}
+
+/**
+ * The argv that runs `spec` as its account: setpriv(1) sets the real and effective ids and the groups,
+ * then execs the program (so the pid is the program's), and the change of uid drops root's capabilities.
+ * Without a user: the argv itself.
+ */
+export async function asAccount(spec: AppCommandSpec): Promise<{ argv: string[]; env: Record<string, string> }> {
+  if (spec.user === undefined) return { argv: spec.argv, env: {} };
+  const { gid, home } = await account(spec.user);
+  const groups = spec.groups === undefined ? ['--init-groups'] : spec.groups.length ? [`--groups=${spec.groups.join(',')}`] : ['--clear-groups'];
+  return {
+    argv: ['setpriv', `--reuid=${spec.user}`, `--regid=${spec.group ?? gid}`, ...groups, '--', ...spec.argv],
+    env: { USER: spec.user, LOGNAME: spec.user, HOME: home },
+  };
+}
 
 export class AppProcess {
   private child: ChildProcess | undefined;
@@ -24,13 +57,19 @@ export class AppProcess {
     return this.child?.pid;
   }
 
-  /** Resolves once the process is spawned; rejects when it cannot be (no such program, bad cwd). */
-  start(): Promise<void> {
-    if (this.child) return Promise.resolve();
+  /**
+   * Resolves once the process is spawned; rejects when it cannot be (no such program, bad cwd, no such
+   * user here).
+   */
+  async start(): Promise<void> {
+    if (this.child) return;
     this.stopping = false;
+    const run = await asAccount(this.spec).catch((e: unknown) => {
+      throw new Error(`${this.tag}: cannot start ${this.spec.argv[0]}: ${e instanceof Error ? e.message : String(e)}`);
+    });
     return new Promise((resolve, reject) => {
-      const child = spawn(this.spec.argv[0]!, this.spec.argv.slice(1), {
-        cwd: this.spec.cwd, env: { ...process.env, ...this.spec.env, VIGIL_APP: this.tag },
+      const child = spawn(run.argv[0]!, run.argv.slice(1), {
+        cwd: this.spec.cwd, env: { ...process.env, ...run.env, ...this.spec.env, VIGIL_APP: this.tag },
         detached: true, stdio: ['ignore', this.output, this.output],
       });
       this.exited = new Promise((done) => {
