@@ -38,7 +38,7 @@
 // (06/2a/05), means another node fenced this one: `onFenced` tells the agent, which stops the apps using
 // the disk at once. SCSI-2: the holder's RESERVE(6), sent every interval, refused with RESERVATION
 // CONFLICT after a taker's reset (src/daemon/scsi2.ts).
-import { createHash } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -61,9 +61,15 @@ import { takeOverScsi2 } from './scsi2.js';
  * A node's reservation key: the configured one, else 48 bits of SHA-256 of the cluster name above the
  * node id, so keys of two clusters sharing a target never collide and a key names its node at a glance.
  */
-export function reservationKey(config: Config, node: NodeConfig): bigint {
+/**
+ * A node's persistent-reservation key: the configured one, else 48 bits derived from the cluster's secret key
+ * (HMAC-SHA256, so every node computes every node's key and nobody else can) and the node id in the low 16.
+ * Derived from the cluster name alone, two clusters with the same name on one SAN had the same keys: each
+ * would have taken the other's registrations for its own nodes'.
+ */
+export function reservationKey(config: Config, node: NodeConfig, clusterKey: Buffer): bigint {
   if (node.reservationKey !== undefined) return node.reservationKey;
-  const high = createHash('sha256').update(config.cluster, 'utf8').digest().readUIntBE(0, 6);
+  const high = createHmac('sha256', clusterKey).update(`vigil reservation key\0${config.cluster}`, 'utf8').digest().readUIntBE(0, 6);
   return (BigInt(high) << 16n) | BigInt(node.id);
 }
 
@@ -77,6 +83,11 @@ export interface DisksHooks {
   /** Did this node send distress? */
   isDistressed?(node: string): boolean;
   onFenced(disk: string, detail: string): void;
+  /**
+   * A takeover removed a key no node of this cluster has: another cluster (or a tool) registered on this
+   * disk. Said beside the error log, where an operator looks first (`vigil status` notices).
+   */
+  onForeignKey?(disk: string, message: string): void;
   /**
    * SCSI-2: should the holder prove it lives (a peer no longer acknowledges its heartbeats)? Peers in
    * `except` do not count (the nodes whose reservation this one broke and has not heard since).
@@ -142,11 +153,12 @@ export class Disks implements DiskOwnership {
   constructor(
     private readonly config: Config,
     private readonly self: NodeConfig,
+    private readonly clusterKey: Buffer,
     private readonly hooks: DisksHooks,
     private readonly log: AgentLog,
     private readonly io: DisksIo = SCSI_IO,
   ) {
-    this.key = reservationKey(config, self);
+    this.key = reservationKey(config, self, clusterKey);
     this.toggle = toggleTiming(config.timing.diskHeartbeatIntervalMs, config.timing.failAfterMs);
   }
 
@@ -288,7 +300,7 @@ export class Disks implements DiskOwnership {
       if (holder && this.hooks.isAlive(holder.name)) {
         throw new Error(`disk ${disk} is held by ${holder.name} (key ${formatKey(reservation.key)}), which is alive: not taking it`);
       }
-      if (!holder) this.log.error({ disk, key: formatKey(reservation.key) }, `trespass: the reservation is held by key ${formatKey(reservation.key)}, which belongs to no node of this cluster: preempting it`);
+      if (!holder) this.foreignKey(disk, `the reservation was held by key ${formatKey(reservation.key)}, which belongs to no node of this cluster: preempted (${how}); another cluster or a tool uses this disk?`);
       this.log.warn({ disk, victim: holder?.name ?? formatKey(reservation.key), how }, 'trespass: preempting the failed holder');
       await dev.prPreempt(this.key, reservation.key, 'wero', { abort });
     }
@@ -297,7 +309,7 @@ export class Disks implements DiskOwnership {
       if (k === this.key) continue;
       const node = this.nodeOfKey(k);
       if (node && this.hooks.isAlive(node.name)) this.log.warn({ disk, node: node.name }, `${node.name} is registered on a disk this node takes, while alive: removing its key (${how})`);
-      else if (!node) this.log.error({ disk, key: formatKey(k) }, `key ${formatKey(k)} belongs to no node of this cluster: removing it (${how})`);
+      else if (!node) this.foreignKey(disk, `key ${formatKey(k)}, registered on it, belongs to no node of this cluster: removed (${how}); another cluster or a tool uses this disk?`);
       await dev.prPreempt(this.key, k, 'wero', { abort });
     }
     const after = await dev.prReadReservation();
@@ -411,7 +423,7 @@ export class Disks implements DiskOwnership {
    * survivors, the takeover of its apps fences it. Never throws: one line per unit says what was done.
    */
   async fenceNode(node: NodeConfig, soleSurvivor: boolean): Promise<FenceResult[]> {
-    const victim = reservationKey(this.config, node);
+    const victim = reservationKey(this.config, node, this.clusterKey);
     const out: FenceResult[] = [];
     for (const u of this.units.values()) {
       const disk = u.config.name;
@@ -493,8 +505,13 @@ export class Disks implements DiskOwnership {
     }
   }
 
+  private foreignKey(disk: string, message: string): void {
+    this.log.error({ disk }, `disk ${disk}: ${message}`);
+    this.hooks.onForeignKey?.(disk, `disk ${disk}: ${message}`);
+  }
+
   private nodeOfKey(key: bigint): NodeConfig | undefined {
-    return this.config.nodes.find((n) => reservationKey(this.config, n) === key);
+    return this.config.nodes.find((n) => reservationKey(this.config, n, this.clusterKey) === key);
   }
 
   // ---- the disk heartbeat ----

@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import t from 'tap';
 
 import { createCluster, logAndServe, until, type SharedDisk, type Status, type TestCluster, settled } from '../support/cluster.js';
-import { lab, prepareSharedUnit, refusesWrites, resetUnit } from '../support/lab.js';
+import { lab, open, prepareSharedUnit, refusesWrites, resetUnit } from '../support/lab.js';
 
 // Under TCG the agents' JavaScript runs ~30× slower than on hardware: wider margins than the defaults.
 const TIMING = { heartbeatIntervalMs: 200, failAfterMs: 2000, diskHeartbeatIntervalMs: 400, recoverAfterMs: 2000, failbackDwellMs: 60_000 };
@@ -64,6 +64,20 @@ t.test('a takeover after silence preempts the failed owner with PREEMPT AND ABOR
   const trespass = logged(c, 'b', /trespass: preempting the failed holder/);
   t.match(trespass, [{ victim: 'a', how: 'PREEMPT AND ABORT' }], 'a\'s registration went with its queued commands');
   t.same(disks(await c.status('b'))[0]!.registered, ['b'], 'b is the only registrant');
+});
+
+t.test('a key of no node of this cluster is removed when the disk is taken, and said so in the status', async (t) => {
+  await resetUnit(lab.iscsiA, lab.iscsiB);
+  await promisify(execFile)('mkfs.ext4', ['-q', '-F', '-b', '4096', await blockOf(lab.iscsiA)]);
+  // Another cluster (or a tool) registered on the unit: through b's nexus, where no agent registers until a takeover.
+  const stranger = await open(lab.iscsiB);
+  await stranger.prRegister(0x57a11e7n, { ignoreExisting: true });
+  stranger.close();
+  const { c } = await start(t, { identity: lab.iscsiId, paths: { a: lab.iscsiA, b: lab.iscsiB } });
+  const notices = (await c.status('a')).notices.filter((n) => n.notice === 'foreign-key');
+  t.match(notices, [{ tag: 'shared0', message: /^disk shared0: key 0x57a11e7, registered on it, belongs to no node of this cluster: removed \(PREEMPT AND ABORT\)/ }],
+    'a notice in a\'s status names the key and what was done');
+  t.same(disks(await c.status('a'))[0]!.registered, ['a'], 'a is the only registrant');
 });
 
 t.test('an agent killed with its file system mounted and busy comes back without registering: its stale mount cannot write beside the new owner', async (t) => {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import t from 'tap';
 
 import { parseConfig } from '../../src/config/load.js';
-import { Disks } from '../../src/daemon/disks.js';
+import { Disks, reservationKey } from '../../src/daemon/disks.js';
 import type { LinkTable } from '../../src/links/table.js';
 import { ScsiDevice } from '../../src/scsi/device.js';
 import { DeviceOpenError } from '../../src/scsi/errors.js';
@@ -38,7 +38,7 @@ t.test('a disk whose path appears after the start is found when it is needed: th
   ].join('\n'), 'unit.yaml', { baseDir: dir });
   let present = false;
   const scans: number[] = [];
-  const disks = new Disks(config, config.nodes[0]!, { isAlive: () => false, onPulse: () => {}, onFenced: () => {} }, log, {
+  const disks = new Disks(config, config.nodes[0]!, Buffer.alloc(32, 7), { isAlive: () => false, onPulse: () => {}, onFenced: () => {} }, log, {
     open: async (path) => {
       if (path !== '/dev/sg-late' || !present) throw new DeviceOpenError(path, 2, 'ENOENT', 'open', 'ENOENT');
       return new ScsiDevice(new FakeTransport([{ data: vpd83(UNIT) }], path));
@@ -53,4 +53,20 @@ t.test('a disk whose path appears after the start is found when it is needed: th
   present = true; // the iSCSI session logs in
   t.equal(await disks.check('d0'), undefined, 'found through the link table when next needed, no restart');
   t.equal(scans.length, 1, 'without a scan');
+});
+
+t.test('reservation keys come from the cluster\'s secret: two clusters of the same name on one SAN never share one; every node of a cluster computes the same', async (t) => {
+  const config = (name: string) => parseConfig([
+    `cluster: ${name}`, 'keyFile: /etc/vigil/key',
+    'networks: [ { name: lan1, port: 7400 } ]',
+    'nodes:', '  - { name: a, id: 1, addresses: { lan1: 127.0.1.1 } }', '  - { name: b, id: 2, addresses: { lan1: 127.0.1.2 }, reservationKey: "0xabc" }',
+  ].join('\n'), 'unit.yaml', { baseDir: '/etc/vigil' });
+  const lab = config('lab');
+  const [mine, theirs] = [Buffer.alloc(32, 1), Buffer.alloc(32, 2)];
+  const a = lab.nodes[0]!;
+  t.not(reservationKey(lab, a, mine), reservationKey(config('lab'), a, theirs), 'same name, another cluster key: another reservation key');
+  t.equal(reservationKey(lab, a, mine), reservationKey(config('lab'), a, Buffer.from(mine)), 'the same cluster: the same key on every node');
+  t.equal(reservationKey(lab, a, mine) & 0xffffn, 1n, 'the node id in the low 16 bits, readable in sg_persist');
+  t.not(reservationKey(lab, a, mine), reservationKey(config('lab2'), a, mine), 'and the cluster name still counts');
+  t.equal(reservationKey(lab, lab.nodes[1]!, mine), 0xabcn, 'a configured key wins');
 });
