@@ -26,6 +26,7 @@
 #include "owned_thread.h"
 #include "system_error.h"
 #include "udp_address.h"
+#include "wire.h"
 
 // V8's hook for embedders' SIGSEGV/SIGBUS handlers: true when the fault was a WebAssembly bounds check it
 // turned into a trap (not a crash). Node exports it; weak, so a build without it loads and simply never
@@ -58,13 +59,18 @@ struct DistressSet {
 
 namespace {
 
-// Wire format (docs/cluster.md "Wire format", docs/distress.md); offsets into the datagram.
-constexpr uint8_t kMagic[4] = {'V', 'G', 'L', 0x01};
+// The distress part of the wire format (docs/cluster.md "Wire format", docs/distress.md; the rest in wire.h).
+using wire::kHeaderLength;
+using wire::kMacLength;
+using wire::kMagic;
+using wire::MonoNs;
+using wire::Put16;
+using wire::Put32;
+using wire::Put64;
+using wire::RealNs;
 constexpr uint8_t kTypeDistress = 5;
 constexpr uint8_t kStreamDistress = 2;
-constexpr size_t kHeaderLength = 30;
 constexpr size_t kPayloadLength = 32;
-constexpr size_t kMacLength = 32;
 constexpr size_t kDatagramLength = kHeaderLength + kPayloadLength + kMacLength;  // 94
 constexpr uint8_t kPayloadVersion = 1;
 constexpr size_t kStackLength = 256 * 1024;
@@ -74,22 +80,6 @@ static_assert(std::atomic<uint32_t>::is_always_lock_free, "signal handlers need 
 static_assert(std::atomic<uint64_t>::is_always_lock_free, "signal handlers need lock-free atomics");
 static_assert(std::atomic<int64_t>::is_always_lock_free, "signal handlers need lock-free atomics");
 static_assert(std::atomic<DistressSet*>::is_always_lock_free, "signal handlers need lock-free atomics");
-
-int64_t MonoNs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
-
-int64_t RealNs() {
-  timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
-
-void Put16(uint8_t* p, uint16_t v) { p[0] = uint8_t(v >> 8); p[1] = uint8_t(v); }
-void Put32(uint8_t* p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = uint8_t(v >> (24 - 8 * i)); }
-void Put64(uint8_t* p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = uint8_t(v >> (56 - 8 * i)); }
 
 size_t PageSize() { return size_t(sysconf(_SC_PAGESIZE)); }
 size_t RoundUp(size_t n, size_t to) { return (n + to - 1) / to * to; }
@@ -248,10 +238,7 @@ struct ArmParams {
 };
 
 bool Sign(const std::vector<uint8_t>& key, uint8_t* d) {
-  unsigned int length = 0;
-  return HMAC(EVP_sha256(), key.data(), int(key.size()), d, kHeaderLength + kPayloadLength, d + kHeaderLength + kPayloadLength,
-              &length) != nullptr &&
-         length == kMacLength;
+  return wire::Mac(key, d, kHeaderLength + kPayloadLength, d + kHeaderLength + kPayloadLength);
 }
 
 // Builds and signs a complete set aside (nothing shared is touched). nullptr with *error on failure.
@@ -752,30 +739,16 @@ DistressSender::DistressSender(const Napi::CallbackInfo& info) : Napi::ObjectWra
   for (uint32_t i = 0; i < networks.Length(); i++) {
     Napi::Value bv = networks.Get(i).As<Napi::Object>().Get("bind");
     std::string local = bv.IsString() ? bv.As<Napi::String>().Utf8Value() : "";
-    sockaddr_storage addr{};
-    socklen_t length = 0;
-    if (!ResolveNumeric(local, 0, &addr, &length)) {
-      SystemError(env, EINVAL, "getaddrinfo", "distress: bad local address " + local).ThrowAsJavaScriptException();
-      return;
-    }
-    int fd = socket(addr.ss_family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    int err = 0, family = 0;
+    const char* syscall = "";
+    int fd = wire::OpenClusterSocket(local, 0, &err, &syscall, &family);
     if (fd < 0) {
-      SystemError(env, errno, "socket", "distress: socket").ThrowAsJavaScriptException();
+      SystemError(env, err, syscall, "distress: " + wire::ClusterSocketProblem(syscall, local)).ThrowAsJavaScriptException();
       return;
     }
     s->sockets[i] = fd;
-    s->families[i] = addr.ss_family;
+    s->families[i] = family;
     s->networkCount = i + 1;
-    int prio = 6;  // TC_PRIO_INTERACTIVE, as the heartbeats: ahead of bulk traffic in the interface queue
-    setsockopt(fd, SOL_SOCKET, SO_PRIORITY, &prio, sizeof prio);
-    int tos = 0xc0;  // DSCP CS6, network control
-    if (addr.ss_family == AF_INET) setsockopt(fd, IPPROTO_IP, IP_TOS, &tos, sizeof tos);
-    else setsockopt(fd, IPPROTO_IPV6, IPV6_TCLASS, &tos, sizeof tos);
-    // Bound to this node's address on the network (any port): datagrams leave from the cluster address.
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), length) < 0) {
-      SystemError(env, errno, "bind", "distress: bind " + local).ThrowAsJavaScriptException();
-      return;
-    }
   }
   if (!GetPeers(env, o.Get("peers"), *s, a.selfId, &a.dests)) return;
 

@@ -19,18 +19,27 @@
 #include "owned_thread.h"
 #include "system_error.h"
 #include "udp_address.h"
+#include "wire.h"
 
 namespace vigil {
 
 namespace {
 
-// Wire format (docs/cluster.md, "Wire format"); offsets into the datagram.
-constexpr uint8_t kMagic[4] = {'V', 'G', 'L', 0x01};
+using wire::Get16;
+using wire::Get32;
+using wire::Get64;
+using wire::kHeaderLength;
+using wire::kMacLength;
+using wire::kMagic;
+using wire::MonoNs;
+using wire::Put16;
+using wire::Put32;
+using wire::Put64;
+
+// The heartbeat's part of the wire format (docs/cluster.md, "Wire format"; the rest in wire.h).
 constexpr uint8_t kTypeHeartbeat = 1;
 constexpr uint8_t kStreamHeartbeat = 0;
-constexpr size_t kHeaderLength = 30;
 constexpr size_t kPayloadLength = 44;
-constexpr size_t kMacLength = 32;
 constexpr size_t kDatagramLength = kHeaderLength + kPayloadLength + kMacLength;
 constexpr uint8_t kFlagLeaseFresh = 0x01;
 constexpr uint64_t kWindow = 128;
@@ -42,24 +51,7 @@ enum Drop { kShort, kMagic_, kType, kLength, kCluster, kHmac, kUnknownSender, kR
 const char* const kDropNames[] = {"short", "magic", "type", "length", "cluster", "hmac",
                                   "unknownSender", "replay", "staleIncarnation", "misdirected"};
 
-int64_t MonoNs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
-
-void Put16(uint8_t* p, uint16_t v) { p[0] = uint8_t(v >> 8); p[1] = uint8_t(v); }
-void Put32(uint8_t* p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = uint8_t(v >> (24 - 8 * i)); }
-void Put64(uint8_t* p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = uint8_t(v >> (56 - 8 * i)); }
-uint16_t Get16(const uint8_t* p) { return uint16_t((p[0] << 8) | p[1]); }
-uint32_t Get32(const uint8_t* p) { uint32_t v = 0; for (int i = 0; i < 4; i++) v = (v << 8) | p[i]; return v; }
-uint64_t Get64(const uint8_t* p) { uint64_t v = 0; for (int i = 0; i < 8; i++) v = (v << 8) | p[i]; return v; }
-
-bool Mac(const HeartbeatState& s, const uint8_t* data, size_t length, uint8_t* out) {
-  unsigned int outLength = 0;
-  return HMAC(EVP_sha256(), s.key.data(), int(s.key.size()), data, length, out, &outLength) != nullptr &&
-         outLength == kMacLength;
-}
+bool Mac(const HeartbeatState& s, const uint8_t* data, size_t length, uint8_t* out) { return wire::Mac(s.key, data, length, out); }
 
 // Accepts (sender, incarnation, seq) at most once. A higher incarnation is a restarted sender and starts a
 // fresh window; a lower one is a stale process or a replay.
@@ -271,17 +263,11 @@ HeartbeatEngine::HeartbeatEngine(const Napi::CallbackInfo& info) : Napi::ObjectW
     Napi::Object n = networks.Get(i).As<Napi::Object>();
     std::string local = n.Get("bind").As<Napi::String>().Utf8Value();
     uint16_t port = uint16_t(n.Get("port").As<Napi::Number>().Uint32Value());
-    sockaddr_storage a{};
-    socklen_t length = 0;
-    if (!ResolveNumeric(local, port, &a, &length)) { fail(EINVAL, "getaddrinfo", "heartbeat: bad local address " + local); return; }
-    int fd = socket(a.ss_family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0) { fail(errno, "socket", "heartbeat: socket"); return; }
-    int prio = 6;  // TC_PRIO_INTERACTIVE: heartbeats go ahead of bulk traffic in the interface queue
-    setsockopt(fd, SOL_SOCKET, SO_PRIORITY, &prio, sizeof prio);
+    int err = 0;
+    const char* syscall = "";
+    int fd = wire::OpenClusterSocket(local, port, &err, &syscall);
+    if (fd < 0) { fail(err, syscall, "heartbeat: " + wire::ClusterSocketProblem(syscall, local) + " port " + std::to_string(port)); return; }
     s->sockets.push_back(fd);
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&a), length) < 0) {
-      { fail(errno, "bind", "heartbeat: bind " + local + " port " + std::to_string(port)); return; }
-    }
   }
   Napi::Array peers = o.Get("peers").As<Napi::Array>();
   for (uint32_t i = 0; i < peers.Length(); i++) {
