@@ -60,14 +60,7 @@ struct DistressSet {
 namespace {
 
 // The distress part of the wire format (docs/cluster.md "Wire format", docs/distress.md; the rest in wire.h).
-using wire::kHeaderLength;
-using wire::kMacLength;
-using wire::kMagic;
-using wire::MonoNs;
-using wire::Put16;
-using wire::Put32;
-using wire::Put64;
-using wire::RealNs;
+using namespace wire;  // the format's shared part: constants, fields, clocks, HMAC (wire.h)
 constexpr uint8_t kTypeDistress = 5;
 constexpr uint8_t kStreamDistress = 2;
 constexpr size_t kPayloadLength = 32;

@@ -25,16 +25,7 @@ namespace vigil {
 
 namespace {
 
-using wire::Get16;
-using wire::Get32;
-using wire::Get64;
-using wire::kHeaderLength;
-using wire::kMacLength;
-using wire::kMagic;
-using wire::MonoNs;
-using wire::Put16;
-using wire::Put32;
-using wire::Put64;
+using namespace wire;  // the format's shared part: constants, fields, clocks, HMAC (wire.h)
 
 // The heartbeat's part of the wire format (docs/cluster.md, "Wire format"; the rest in wire.h).
 constexpr uint8_t kTypeHeartbeat = 1;

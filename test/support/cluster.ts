@@ -74,6 +74,8 @@ export interface ClusterOptions {
   extra?: (node: string, nodeDir: string) => string[];
   /** control.debug: the debug.* methods (debug.stall, debug.crash) answer. */
   debug?: boolean;
+  /** control.group: its members may read (status), not act. */
+  controlGroup?: string;
 }
 
 export interface StartOptions {
@@ -181,7 +183,7 @@ export async function createCluster(t: { teardown(fn: () => unknown): void }, no
     'cluster: test',
     `keyFile: ${join(dir, 'cluster.key')}`,
     `stateDir: ${join(dir, node)}`,
-    `control: { socket: ${join(dir, node, 'ctl.sock')}${options.debug ? ', debug: true' : ''} }`,
+    `control: { socket: ${join(dir, node, 'ctl.sock')}${options.debug ? ', debug: true' : ''}${options.controlGroup ? `, group: ${options.controlGroup}` : ''} }`,
     `linkTable: ${join(dir, node, 'links.json')}`,
     ...(disk ? ['disks:', `  - { name: shared0, identity: ${disk.identity}, ${disk.scsi2 ? 'reservation: scsi2' : `reservation: persistent${disk.preemptAndAbort === false ? ', preemptAndAbort: false' : ''}`}${disk.heartbeat === false ? ', heartbeat: false' : ''} }`] : []),
     ...(options.extra?.(node, join(dir, node)) ?? []),
