@@ -78,6 +78,9 @@ int SubmitOnce(int fd, sg_io_hdr_t* h) {
     }
     if (read(fd, h, sizeof *h) >= 0) return 0;
     if (errno != EAGAIN && errno != EINTR) return errno;  // the device went away, say
+    // Hung up with nothing to read (sg answers POLLHUP while the device detaches, and EAGAIN to a
+    // non-blocking read): polling again would spin. The command's outcome is unknown.
+    if (p.revents & (POLLHUP | POLLERR | POLLNVAL)) return ENODEV;
   }
 }
 
