@@ -1,7 +1,8 @@
-// The rules for an app's resources and the account it runs as, wherever they come from: the configuration file (src/config/schema.ts,
-// the written form), an app's own registration (app.register) and a peer's replica (src/db/object.ts, the
-// stored form). vigild acts on a resource as root (it mounts, adds addresses), so one set of rules guards
+// The rules for an app's resources and the account it runs as, wherever they come from: the configuration
+// file (src/config/schema.ts, the written form), an app's own registration (app.register) and a peer's
+// replica (src/db/object.ts, the stored form). vigild acts on a resource as root (it mounts, adds addresses), so one set of rules guards
 // all three: a registration cannot do what the file could not.
+import { isIP } from 'node:net';
 import { posix } from 'node:path';
 
 import { z } from 'zod';
@@ -20,6 +21,12 @@ export function mountPathProblem(path: string): string | undefined {
     return `${path} is a system directory: mount a shared file system elsewhere, e.g. /srv/NAME or /var/lib/NAME`;
   }
   return undefined;
+}
+
+/** Whether `address` is an IPv4 or IPv6 address and `prefixLength` fits it. */
+export function validPrefix(address: string, prefixLength: number): boolean {
+  const family = isIP(address);
+  return family !== 0 && Number.isInteger(prefixLength) && prefixLength >= 0 && prefixLength <= (family === 4 ? 32 : 128);
 }
 
 export const mountPath = z.string().superRefine((path, ctx) => {

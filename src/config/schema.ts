@@ -12,7 +12,7 @@ import { NUT_DEFAULT_PORT } from '../power/nut.js';
 import type { SendMode } from '../power/policy.js';
 
 import { DEFAULT_CONTROL_SOCKET } from './defaults.js';
-import { accountName, fsType, ifname, mountOption, mountPath } from './resource-rules.js';
+import { accountName, fsType, ifname, mountOption, mountPath, validPrefix } from './resource-rules.js';
 
 export { DEFAULT_CONTROL_SOCKET };
 
@@ -196,9 +196,7 @@ const timingSchema = z.strictObject({
 
 const cidr = z.string().transform((s, ctx) => {
   const m = /^([^/]+)\/(\d{1,3})$/.exec(s);
-  const family = m ? isIP(m[1]!) : 0;
-  const prefixLength = m ? Number(m[2]) : NaN;
-  if (m && family !== 0 && prefixLength <= (family === 4 ? 32 : 128)) return { address: m[1]!, prefixLength };
+  if (m && validPrefix(m[1]!, Number(m[2]))) return { address: m[1]!, prefixLength: Number(m[2]) };
   ctx.issues.push({ code: 'custom', input: s, message: 'expected an address with its prefix length, e.g. 10.3.0.100/24 or fd00::10/64' });
   return z.NEVER;
 });

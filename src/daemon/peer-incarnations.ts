@@ -3,9 +3,9 @@
 // just started would accept anything a peer ever signed, a distress captured from an earlier life of that
 // peer included; with this floor, a distress from a life older than one already heard is refused from the
 // first moment. (Only distress: a peer reinstalled with its clock behind would be refused for good, which
-// for distress means a failover at the heartbeat timeout, but for replication a silent stop.) (A life this node never heard, because the peer restarted while this node was down, is
-// not covered here: DistressLink holds such a distress until the peer's heartbeats say which life is
-// current.)
+// for distress means a failover at the heartbeat timeout, but for replication a silent stop.) (A life this
+// node never heard, because the peer restarted while this node was down, is not covered here:
+// DistressLink holds such a distress until the peer's heartbeats say which life is current.)
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 

@@ -3,12 +3,11 @@
 // patent's "ASI file"). Types, the zod schemas that every value arriving from the network or the disk
 // must pass, and the canonical form and content hash that make replicas comparable. Pure.
 import { createHash } from 'node:crypto';
-
 import { isIP } from 'node:net';
 
 import { z } from 'zod';
 
-import { accountName, fsType, ifname, mountOption, mountPath } from '../config/resource-rules.js';
+import { accountName, fsType, ifname, mountOption, mountPath, validPrefix } from '../config/resource-rules.js';
 
 export type AppType = 'cluster-capable' | 'cluster-aware';
 export const APP_TYPES: readonly AppType[] = ['cluster-capable', 'cluster-aware'];
@@ -169,7 +168,7 @@ const storedResourceSchema = z.discriminatedUnion('kind', [
     address: z.string().refine((a) => isIP(a) !== 0, 'expected an IPv4 or IPv6 address'),
     prefixLength: z.int().min(0),
     interface: z.record(name('a node name'), ifname),
-  }).refine((r) => r.prefixLength <= (isIP(r.address) === 6 ? 128 : 32), { message: 'the prefix length is longer than the address', path: ['prefixLength'] }),
+  }).refine((r) => isIP(r.address) === 0 || validPrefix(r.address, r.prefixLength), { message: 'the prefix length is longer than the address', path: ['prefixLength'] }),
 ], { error: 'expected a resource of kind disk, mount or ip' });
 
 /** Stored as plain JSON (the resources layer reads it), checked against storedResourceSchema. */
