@@ -8,6 +8,7 @@ import { networkInterfaces } from 'node:os';
 import type { ResourceConfig } from '../config/schema.js';
 import type { AppCommand, ResourceSpec } from '../db/object.js';
 import { addAddress, answeredBy, hasAddress, removeAddress, type IpAddressSpec } from '../resources/ip-address.js';
+import { getent } from '../resources/app-process.js';
 import { runCommand } from '../resources/run-command.js';
 
 /** A disk ownership resource is started and stopped by whoever owns the SCSI side (src/daemon/disks.ts). */
@@ -66,11 +67,9 @@ export class Resources {
       await access(program, constants.X_OK).catch(() => out.push(`command: ${program} is not an executable file here`));
     }
     // The account it runs as, on this node (accounts may differ between nodes).
-    const accounts: [string, string | undefined][] = [['passwd', command.user], ['group', command.group], ...(command.groups ?? []).map((g): [string, string] => ['group', g])];
+    const accounts: ['passwd' | 'group', string | undefined][] = [['passwd', command.user], ['group', command.group], ...(command.groups ?? []).map((g): ['group', string] => ['group', g])];
     for (const [db, name] of accounts) {
-      if (name === undefined) continue;
-      const found = await runCommand(['getent', db, name]).then(() => true, () => false);
-      if (!found) out.push(`command: no ${db === 'passwd' ? 'user' : 'group'} ${name} on this node`);
+      if (name !== undefined && !(await getent(db, name))) out.push(`command: no ${db === 'passwd' ? 'user' : 'group'} ${name} on this node`);
     }
     const interfaces = networkInterfaces();
     for (const spec of resources) {

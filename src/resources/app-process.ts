@@ -17,11 +17,16 @@ export interface AppCommandSpec {
   groups?: string[] | undefined;
 }
 
-/** An account's entry in the user database of this node (NSS: files, LDAP, ...). */
-async function account(user: string): Promise<{ gid: string; home: string }> {
-  const { stdout } = await runCommand(['getent', 'passwd', user]).catch(() => ({ stdout: '' }));
+/** An entry of this node's user or group database (NSS: files, LDAP, ...), split into its fields. */
+export async function getent(db: 'passwd' | 'group', name: string): Promise<string[] | undefined> {
+  const { stdout } = await runCommand(['getent', db, name]).catch(() => ({ stdout: '' }));
   const fields = stdout.trim().split(':');
-  if (fields.length < 7) throw new Error(`no user ${user} on this node (getent passwd ${user} found nothing)`);
+  return fields.length >= (db === 'passwd' ? 7 : 3) ? fields : undefined;
+}
+
+async function account(user: string): Promise<{ gid: string; home: string }> {
+  const fields = await getent('passwd', user);
+  if (!fields) throw new Error(`no user ${user} on this node (getent passwd ${user} found nothing)`);
   return { gid: fields[3]!, home: fields[5]! };
 }
 
