@@ -36,6 +36,7 @@ import type { PidFiles } from './leftovers.js';
 import type { AgentLog } from './log.js';
 import { Messenger, type Received } from './messenger.js';
 import { Notices } from './notices.js';
+import { OwnStalls } from './own-stalls.js';
 import { PeerIncarnations } from './peer-incarnations.js';
 import { PowerWatch } from './power-watch.js';
 import { Replication } from './replication.js';
@@ -110,6 +111,8 @@ export class Agent {
   private out: StayOut | undefined;
   private leaving: Promise<void> | undefined;
   private power: PowerWatch | undefined;
+  /** This agent's own stalls: a start decided before a long one is decided again (own-stalls.ts). */
+  private ownStalls: OwnStalls | undefined;
 
   constructor(readonly config: Config, readonly self: NodeConfig, private readonly log: AgentLog, private readonly options: AgentOptions = {}) {
     this.peers = config.nodes.filter((n) => n !== self);
@@ -138,6 +141,7 @@ export class Agent {
       isOut: () => this.out !== undefined,
       isDistressed: (node) => this.distress?.isDistressed(node) === true,
       isStopped: () => this.stopped,
+      staleSince: (since) => this.ownStalls?.staleSince(since, performance.now()),
     });
   }
 
@@ -285,6 +289,9 @@ export class Agent {
     for (const o of this.db.list()) if (!loaded.has(o.tag)) await this.lastActive.open(o.tag, o.primary, o.backup, performance.now(), { isNew: true });
     for (const obj of this.db.list()) this.flows.flowFor(obj.tag);
     await this.control.start();
+    // A stall this long may have let the peers fail this node (one heartbeat short of failAfterMs).
+    const t = this.config.timing;
+    this.ownStalls = new OwnStalls(2 * this.tickMs, Math.max(this.tickMs, t.failAfterMs - t.heartbeatIntervalMs), performance.now());
     this.timer = setInterval(() => this.tick(), this.tickMs);
     if (this.disks) {
       const disks = this.disks;
@@ -406,6 +413,7 @@ export class Agent {
 
   private tick(): void {
     const now = performance.now();
+    this.ownStalls?.tick(now);
     const engine = this.engine!;
     engine.renewLease();
     engine.setDigest(this.db.digest());

@@ -13,6 +13,7 @@ import type { AppObject, ResourceSpec } from '../db/object.js';
 import type { PeerSnapshot } from '../membership/membership.js';
 import { AppProcess } from '../resources/app-process.js';
 import { announce, type IpAddressSpec } from '../resources/ip-address.js';
+import { StaleStartError, type StaleCheck } from '../resources/stale-start.js';
 import { HealthMonitor } from './health.js';
 import { handsOver, type LastActive } from './last-active.js';
 import type { PidFiles } from './leftovers.js';
@@ -33,6 +34,8 @@ interface Flow {
   process: AppProcess | undefined;
   health: HealthMonitor | undefined;
   readyWaiters: (() => void)[];
+  /** When the start under way began (performance.now()): its steps are refused after a long stall since. */
+  decidedAt: number | undefined;
 }
 
 export interface FlowRunnerDeps {
@@ -55,6 +58,8 @@ export interface FlowRunnerDeps {
   /** Did this peer send distress (it cannot have removed its addresses if a fatal signal killed it)? */
   isDistressed(node: string): boolean;
   isStopped(): boolean;
+  /** Why a start decided at `since` (performance.now()) no longer holds: this agent stalled since (own-stalls.ts). */
+  staleSince(since: number): string | undefined;
 }
 
 export class FlowRunner {
@@ -86,7 +91,7 @@ export class FlowRunner {
             ...(appConfig && { localRestarts: appConfig.localRestarts, restartWindowMs: appConfig.restartWindowMs }),
           },
         }),
-        wakeAt: null, queue: [], draining: false, process: undefined, health: undefined, readyWaiters: [],
+        wakeAt: null, queue: [], draining: false, process: undefined, health: undefined, readyWaiters: [], decidedAt: undefined,
       };
       this.flows.set(tag, flow);
       // An app that reached this node after its start (replicated, registered): new here, so a missing
@@ -377,6 +382,7 @@ export class FlowRunner {
           return this.postTo(flow, { type: 'resourceCheck', ok: missing.length === 0, missing, ...(busy ? { busy } : {}) });
         }
         case 'startResources': {
+          flow.decidedAt = performance.now();
           // The disks first, then this node's durable 1 or 2 (seed 003: it processes from here on), then the rest.
           const isDisk = (r: ResourceSpec) => r.kind === 'disk';
           const disks = a.resources.filter(isDisk);
@@ -390,10 +396,12 @@ export class FlowRunner {
           const from = flow.state.failover?.from;
           const takeOver = from !== undefined && (disks.length > 0 || this.d.isDistressed(from));
           const log = (message: string) => this.d.log.warn({ tag }, message);
-          for (const r of a.resources.filter((x) => !isDisk(x))) await this.timed(tag, 'resource started', resourceName(r), async () => { await this.startUnlessOut(r, { takeOver, log }); });
+          const stale = this.staleCheck(flow.decidedAt);
+          for (const r of a.resources.filter((x) => !isDisk(x))) await this.timed(tag, 'resource started', resourceName(r), async () => { await this.startUnlessOut(r, { takeOver, log, stale }); });
           break;
         }
         case 'stopResources': {
+          flow.decidedAt = undefined;
           // In the order given: the flows already reversed the start order (the address first, the disk last).
           for (const r of a.resources) await this.timed(tag, 'resource stopped', resourceName(r), () => resources.stop(r));
           // Handing the app over to a live peer (HOST moved to it, a failback about to write HOST = primary,
@@ -418,7 +426,7 @@ export class FlowRunner {
     } catch (e) {
       const error = e instanceof Error ? e.message : String(e);
       this.d.log.error({ tag, op: a.kind, err: error }, 'action failed');
-      this.postTo(flow, { type: 'failed', op: a.kind, error });
+      this.postTo(flow, { type: 'failed', op: a.kind, error, ...(e instanceof StaleStartError ? { stale: true } : {}) });
     }
   }
 
@@ -429,13 +437,16 @@ export class FlowRunner {
     const env = { ...a.command.env, VIGIL_NODE: this.d.self.name, VIGIL_SOCKET: this.d.config.control.socket, VIGIL_EPOCH: String(runEpoch(flow.state)) };
     const { user, group, groups } = a.command;
     const p = new AppProcess(tag, { argv: a.command.argv, cwd: a.command.cwd, env, user, group, groups }, this.d.appOutput);
+    // Right after its resources, the start's decision is theirs; an app started alone (a restart) decides now.
+    const since = flow.decidedAt ?? performance.now();
+    flow.decidedAt = undefined;
     p.onUnexpectedExit = (code, signal) => {
       flow.health?.stop();
       flow.health = undefined;
       void this.d.pidFiles.forget(tag).catch(() => {});
       this.postTo(flow, { type: 'exited', detail: signal ? `signal ${signal}` : `exit ${code}` });
     };
-    await p.start();
+    await p.start(this.staleCheck(since));
     if (this.d.isOut()) {
       // Left the cluster while this app was being started: it must not stay up behind the stop.
       await p.stop(this.stopTimeout(tag));
@@ -490,7 +501,15 @@ export class FlowRunner {
   }
 
   /** A start still under way when the node leaves goes no further: leave() has stopped the rest. */
-  private startUnlessOut(r: ResourceSpec, o: { takeOver?: boolean; log?: (message: string) => void } = {}): Promise<number> {
+  /**
+   * The check before each irreversible start step: a start decided before a stall of this agent long enough
+   * for the peers to fail it over is refused, and decided again on what the agent learns after the stall.
+   */
+  private staleCheck(since: number): StaleCheck {
+    return () => this.d.staleSince(since);
+  }
+
+  private startUnlessOut(r: ResourceSpec, o: { takeOver?: boolean; log?: (message: string) => void; stale?: StaleCheck } = {}): Promise<number> {
     if (this.d.isOut()) return Promise.reject(new Error('this node left the cluster (distress)'));
     return this.d.resources().start(r, o);
   }

@@ -10,6 +10,7 @@ import type { AppCommand, ResourceSpec } from '../db/object.js';
 import { addAddress, answeredBy, hasAddress, removeAddress, type IpAddressSpec } from '../resources/ip-address.js';
 import { getent } from '../resources/app-process.js';
 import { runCommand } from '../resources/run-command.js';
+import type { StaleCheck } from '../resources/stale-start.js';
 
 /** A disk ownership resource is started and stopped by whoever owns the SCSI side (src/daemon/disks.ts). */
 export interface DiskOwnership {
@@ -98,13 +99,14 @@ export class Resources {
 
   /**
    * Starts a resource; a disk resolves with its fencing token (DiskOwnership.acquire), the rest with 0.
-   * takeOver: an address still answered by its former host is taken all the same (ip-address.ts).
+   * takeOver: an address still answered by its former host is taken all the same (ip-address.ts). stale:
+   * whether the decision to start still holds, asked last before an address is added (stale-start.ts).
    */
-  async start(spec: ResourceSpec, o: { takeOver?: boolean; log?: (message: string) => void } = {}): Promise<number> {
+  async start(spec: ResourceSpec, o: { takeOver?: boolean; log?: (message: string) => void; stale?: StaleCheck } = {}): Promise<number> {
     const r = asResource(spec);
     switch (r.kind) {
       case 'ip': {
-        const from = await addAddress(ipSpec(r, this.node), { takeOver: o.takeOver === true });
+        const from = await addAddress(ipSpec(r, this.node), { takeOver: o.takeOver === true, ...(o.stale ? { stale: o.stale } : {}) });
         if (from) o.log?.(`${resourceName(spec)} taken over from ${from}, which still answered for it (it was fenced or sent distress)`);
         return 0;
       }

@@ -189,6 +189,7 @@ export type Notice =
   | 'primary-failed'       // failover starts (FIG. 7A 810)
   | 'resource-error'       // resources missing on the backup; no start (claims 25, 36, 51)
   | 'start-failed'         // one start attempt failed
+  | 'start-stale'          // a start step refused: this agent stalled since it decided (not an attempt)
   | 'failover-complete'
   | 'failover-failed'      // every attempt failed; HOST unchanged
   | 'failover-aborted'     // the primary came back (or HOST changed) before HOST was written
@@ -255,7 +256,8 @@ export type FlowEvent =
    */
   | { type: 'resourceCheck'; ok: boolean; missing: string[]; busy?: boolean }
   | { type: 'done'; op: AsyncOp }
-  | { type: 'failed'; op: AsyncOp; error: string }
+  /** stale: refused because the decision behind it no longer held (the agent stalled since): decided again, not counted as an attempt. */
+  | { type: 'failed'; op: AsyncOp; error: string; stale?: boolean }
   /** The program exited without being asked to. */
   | { type: 'exited'; detail: string }
   /** The program runs but failed its health probe. */
@@ -472,7 +474,7 @@ function apply(d: Draft, e: FlowEvent, now: number, out: FlowAction[]): void {
     case 'failed':
       if (d.pending?.kind !== e.op) return;
       if (e.type === 'done') done(d, d.pending);
-      else failed(d, d.pending, e.error, now, out);
+      else failed(d, d.pending, e.error, now, out, e.stale === true);
       return;
     case 'exited':
       if (d.pending?.kind === 'stopApp') {
@@ -622,7 +624,7 @@ function done(d: Draft, a: AsyncAction): void {
   }
 }
 
-function failed(d: Draft, a: AsyncAction, error: string, now: number, out: FlowAction[]): void {
+function failed(d: Draft, a: AsyncAction, error: string, now: number, out: FlowAction[], stale = false): void {
   d.pending = null;
   switch (a.kind) {
     case 'syncAll':
@@ -642,6 +644,14 @@ function failed(d: Draft, a: AsyncAction, error: string, now: number, out: FlowA
       if (a.kind === 'startResources') {
         d.resources = 'partial';
         d.heldResources = a.resources;
+      }
+      if (stale) {
+        // Nothing wrong with the app or this node: the start is decided again, after retryMs, on what this
+        // agent has learnt since (a peer that took the app over meanwhile).
+        notify(out, 'start-stale', `${d.tag}: start on ${d.self} interrupted (${error}); deciding again in ${d.config.retryMs} ms`);
+        d.retryAt = now + d.config.retryMs;
+        if (d.failover) d.failover.checked = false;
+        return;
       }
       if (a.kind === 'startApp' && a.paused) {
         d.halted = `start in pause mode failed (${error})`;

@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createConnection } from 'node:net';
 
 import { runCommand } from './run-command.js';
+import { refuseIfStale, type StaleCheck } from './stale-start.js';
 
 export interface AppCommandSpec {
   argv: string[];
@@ -64,14 +65,15 @@ export class AppProcess {
 
   /**
    * Resolves once the process is spawned; rejects when it cannot be (no such program, bad cwd, no such
-   * user here).
+   * user here), and with StaleStartError when `stale` says the decision to start no longer holds.
    */
-  async start(): Promise<void> {
+  async start(stale?: StaleCheck): Promise<void> {
     if (this.child) return;
     this.stopping = false;
     const run = await asAccount(this.spec).catch((e: unknown) => {
       throw new Error(`${this.tag}: cannot start ${this.spec.argv[0]}: ${e instanceof Error ? e.message : String(e)}`);
     });
+    refuseIfStale(stale, `${this.tag}: starting ${this.spec.argv[0]}`);
     return new Promise((resolve, reject) => {
       const child = spawn(run.argv[0]!, run.argv.slice(1), {
         cwd: this.spec.cwd, env: { ...process.env, ...run.env, ...this.spec.env, VIGIL_APP: this.tag },

@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { runCommand } from './run-command.js';
+import { refuseIfStale, type StaleCheck } from './stale-start.js';
 
 export interface IpAddressSpec { address: string; prefixLength: number; interface: string }
 
@@ -32,6 +33,8 @@ export interface AddOptions {
    * distress and died): take the address anyway after the wait, and announce it so clients move here.
    */
   takeOver?: boolean;
+  /** Whether the decision to add the address, and so the probe made after it, still holds (stale-start.ts). */
+  stale?: StaleCheck;
 }
 
 /**
@@ -60,6 +63,9 @@ export async function addAddress(spec: IpAddressSpec, o: AddOptions = {}): Promi
         await sleep(100);
       }
     }
+    // The probe is evidence only while no peer can have taken the address since: this agent, stopped
+    // after probing, may have been failed over meanwhile.
+    refuseIfStale(o.stale, `adding ${cidr(spec)}`);
     await runCommand(['ip', 'addr', 'add', cidr(spec), 'dev', spec.interface]);
   }
   if (o.announce ?? true) announce(spec);

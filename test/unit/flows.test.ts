@@ -700,6 +700,22 @@ t.test('starts on the host give up after maxAttempts', async (t) => {
   t.match(s.halted, /gave up/);
 });
 
+t.test('a start refused as stale (the agent stalled since it decided) is decided again and never counts as an attempt', async (t) => {
+  const ev: (FlowEvent | [FlowEvent, number])[] = [{ type: 'tick' }];
+  // More stale refusals than maxAttempts: none of them gives up.
+  for (let i = 0; i <= CFG.maxAttempts; i++) {
+    const at = T0 + i * CFG.retryMs;
+    ev.push([done('startResources'), at], [{ type: 'failed', op: 'startApp', error: 'stalled 2500 ms', stale: true }, at], [done('stopResources'), at], [{ type: 'tick' }, at + CFG.retryMs]);
+  }
+  const { acts, s } = drive(flow('p', object()), ev);
+  t.equal(acts.filter((a) => a === 'startApp').length, CFG.maxAttempts + 1, 'decided again after each, retryMs later');
+  t.equal(acts.filter((a) => a === 'notify start-stale').length, CFG.maxAttempts + 1);
+  t.notOk(acts.some((a) => a === 'notify start-failed' || a === 'notify start-gave-up'), 'no failed attempt, no giving up');
+  t.equal(s.halted, null);
+  t.equal(s.attempts, 0);
+  t.ok(acts.indexOf('stopResources ip,disk') > acts.indexOf('notify start-stale'), 'what was started is stopped while it waits');
+});
+
 t.test('a stop that fails is retried, and HOST is not handed over while anything still runs (§5.2 item 9)', async (t) => {
   const s = step(failedOver({ autoRecover: true }), { type: 'peerAlive', node: 'p' }, T0).state;
   const dwell = T0 + CFG.failbackDwellMs;
