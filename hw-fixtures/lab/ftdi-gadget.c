@@ -16,6 +16,7 @@
 //                         open NS                  the host opened the port (FTDI reset request)
 //                         ok COMMAND T0 T1         a command done: T0 before, T1 after the packet(s)
 //                         err MESSAGE
+// FTDI_TRACE=FILE:        SECONDS ...              every ep0 event, control request and status packet
 // stdin commands:         set cts=1 dcd=0 ...      change lines (cts, dsr, ri, dcd), one status packet
 //                         pulse LINE N             N pulses (two packets each: flip, flip back)
 //                         unplug                   unbind the gadget: the adapter vanishes
@@ -69,6 +70,23 @@ static void say(const char *fmt, ...) {
   putchar('\n');
   fflush(stdout);
   pthread_mutex_unlock(&out_lock);
+}
+
+// FTDI_TRACE=FILE: every ep0 event, control request and status packet appended to FILE, one line each
+// with CLOCK_MONOTONIC ns (the kernel log's clock), so that when the host's requests time out the test
+// can show whether they reached this program and when it answered. One write per line: threads do not mix.
+static int trace_fd = -1;
+static void trace(const char *fmt, ...) {
+  if (trace_fd < 0) return;
+  char line[256];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = snprintf(line, sizeof line, "%lld.%09lld ", now_ns() / 1000000000LL, now_ns() % 1000000000LL);
+  n += vsnprintf(line + n, sizeof line - n - 1, fmt, ap);
+  va_end(ap);
+  if (n > (int)sizeof line - 2) n = sizeof line - 2;
+  line[n++] = '\n';
+  if (write(trace_fd, line, n) < 0) trace_fd = -1;
 }
 
 static int put(const char *path, const char *value) {
@@ -128,6 +146,7 @@ static int send_status(unsigned char status) {
   ssize_t n = write(ep_in, packet, sizeof packet);
   int err = errno;
   alarm(0);
+  trace("status %#x sent: %s", status, n == (ssize_t)sizeof packet ? "ok" : strerror(err));
   errno = err;
   return n == (ssize_t)sizeof packet ? 0 : -1;
 }
@@ -138,6 +157,7 @@ static void handle_setup(const struct usb_ctrlrequest *r) {
   unsigned char buf[64] = {0};
   unsigned value = le16toh(r->wValue), length = le16toh(r->wLength);
   if (length > sizeof buf) length = sizeof buf;
+  trace("setup type=%#x req=%#x value=%#x length=%u", r->bRequestType, r->bRequest, value, length);
   if ((r->bRequestType & USB_TYPE_MASK) != USB_TYPE_VENDOR) goto stall;
   if (r->bRequestType & USB_DIR_IN) {
     switch (r->bRequest) {
@@ -152,9 +172,11 @@ static void handle_setup(const struct usb_ctrlrequest *r) {
       default: goto stall;
     }
     if (write(ep0, buf, length) < 0) say("err ep0 write: %s", strerror(errno));
+    trace("answered req=%#x", r->bRequest);
     return;
   }
   if (read(ep0, buf, length) < 0) say("err ep0 read: %s", strerror(errno));  // data stage, then status
+  trace("acked req=%#x", r->bRequest);
   switch (r->bRequest) {
     case REQ_MODEM_CTRL: {
       static int dtr, rts;
@@ -188,6 +210,8 @@ static void *ep0_loop(void *arg) {
       return NULL;
     }
     for (size_t i = 0; i < (size_t)n / sizeof ev[0]; i++) {
+      static const char *const names[] = {"bind", "unbind", "enable", "disable", "setup", "suspend", "resume"};
+      trace("event %s", ev[i].type < sizeof names / sizeof names[0] ? names[ev[i].type] : "?");
       if (ev[i].type == FUNCTIONFS_SETUP) handle_setup(&ev[i].u.setup);
     }
   }
@@ -241,6 +265,7 @@ static char *find_tty(void) {  // the ttyUSBn ftdi_sio made for this adapter
 }
 
 int main(void) {
+  if (getenv("FTDI_TRACE")) trace_fd = open(getenv("FTDI_TRACE"), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   struct sigaction sa = {.sa_handler = on_alarm};  // no SA_RESTART: the blocked write returns EINTR
   sigaction(SIGALRM, &sa, NULL);
   signal(SIGPIPE, SIG_IGN);

@@ -40,7 +40,7 @@ async function waitForEvent<E extends PowerEvent>(src: ContactClosureSource, eve
   }
 }
 
-/** Where this process's threads wait in the kernel, and the kernel's last messages (the USB side). */
+/** Where this process's threads wait in the kernel, the kernel's last messages and the adapter's trace (the USB side). */
 async function whereThreadsWait(): Promise<string> {
   const lines: string[] = [];
   for (const tid of await readdir('/proc/self/task').catch(() => [] as string[])) {
@@ -48,8 +48,9 @@ async function whereThreadsWait(): Promise<string> {
     const stack = (await read('stack')).split('\n').slice(0, 8).join(' < ');
     lines.push(`thread ${tid} ${await read('comm')}: wchan ${await read('wchan')}; ${stack}`);
   }
-  const kmsg = await exec('dmesg', ['--notime']).then((r) => r.stdout.trim().split('\n').slice(-15).join('\n'), (e: unknown) => String(e));
-  return `${lines.join('\n')}\nkernel, last messages:\n${kmsg}`;
+  // With times (seconds since boot), to set beside the adapter's trace.
+  const kmsg = await exec('dmesg', []).then((r) => r.stdout.trim().split('\n').slice(-15).join('\n'), (e: unknown) => String(e));
+  return `${lines.join('\n')}\nkernel, last messages:\n${kmsg}\n${gadget?.traceTail() ?? ''}`;
 }
 const ms = (ns: bigint) => Number(ns) / 1e6;
 

@@ -2,6 +2,8 @@
 // unit-test vectors: one line per command, "name<TAB>JSON" with the data and sense bytes in hex.
 import { readFileSync } from 'node:fs';
 
+import { repoFile } from './paths.js';
+
 export interface Capture {
   /** The status by name, as `vigil scsi raw --json` prints it: "GOOD", "CHECK CONDITION", ... */
   status: string;
@@ -12,7 +14,7 @@ export interface Capture {
 }
 
 export const captures: ReadonlyMap<string, Capture> = new Map(
-  readFileSync(new URL('../fixtures/lio-captures.tsv', import.meta.url), 'utf8')
+  readFileSync(repoFile('test', 'fixtures', 'lio-captures.tsv'), 'utf8')
     .split('\n')
     .filter((line) => line.trim() !== '')
     .map((line): [string, Capture] => {

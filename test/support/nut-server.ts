@@ -21,12 +21,12 @@ import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile, app
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
 import { NutConnection, quoteNut, splitNutLine } from '../../src/power/nut.js';
+import { repoFile } from './paths.js';
 
-const FIXTURE = fileURLToPath(new URL('../../hw-fixtures/nut/', import.meta.url));
+const FIXTURE = `${repoFile('hw-fixtures', 'nut')}/`;
 export const UPSD = '/lib/nut/upsd';
 export const DUMMY_UPS = '/lib/nut/dummy-ups';
 export const UPSC = '/bin/upsc';

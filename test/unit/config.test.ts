@@ -5,15 +5,15 @@ import { readFileSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 
 import t from 'tap';
 
 import { ConfigError, formatPath, loadConfig, parseConfig, type Problem } from '../../src/config/load.js';
 import { identityProblem, parseEndpoint } from '../../src/config/schema.js';
 import { runCli } from '../support/cli.js';
+import { repoFile } from '../support/paths.js';
 
-const EXAMPLE_PATH = fileURLToPath(new URL('../../hw-fixtures/cluster/lab-two-node.yaml', import.meta.url));
+const EXAMPLE_PATH = repoFile('hw-fixtures', 'cluster', 'lab-two-node.yaml');
 const EXAMPLE = readFileSync(EXAMPLE_PATH, 'utf8');
 
 /** The example with `from` replaced by `to` (which must occur exactly once). */
@@ -358,7 +358,7 @@ t.test('vigil config check: ok line and exit 0; problems on stderr and exit 1; -
 });
 
 // The example of docs/power.md, so that the documentation cannot drift from what the schema takes.
-const POWER_EXAMPLE = /```yaml\n(power:\n[\s\S]*?)```/.exec(readFileSync(fileURLToPath(new URL('../../docs/power.md', import.meta.url)), 'utf8'))![1]!;
+const POWER_EXAMPLE = /```yaml\n(power:\n[\s\S]*?)```/.exec(readFileSync(repoFile('docs', 'power.md'), 'utf8'))![1]!;
 
 t.test('power: the example of docs/power.md parses, each source with its name, the defaults filled in', async (t) => {
   const c = parseConfig(MINIMAL + POWER_EXAMPLE, '/etc/vigil/cluster.yaml');

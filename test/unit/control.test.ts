@@ -5,7 +5,6 @@ import { mkdtemp, stat, writeFile, lstat } from 'node:fs/promises';
 import { createConnection, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 
 import t, { type Test } from 'tap';
 import { z } from 'zod';
@@ -22,6 +21,7 @@ import {
 import { registerControlCommands } from '../../src/daemon/control-commands.js';
 import { getPeerCred, type NativeSystemError } from '../../src/native.js';
 import { prng } from '../support/prng.js';
+import { repoFile } from '../support/paths.js';
 
 const me = { pid: process.pid, uid: process.getuid!(), gid: process.getgid!() };
 
@@ -460,7 +460,7 @@ t.test('fuzz: random and mutated request lines get one answer each; the server k
 t.test('docs/cli.md\'s table of who may call what is the one vigild registers', async (t) => {
   const server = new ControlServer({ path: '/nonexistent/never-started.sock' });
   registerControlCommands(server, {} as never);
-  const doc = readFileSync(fileURLToPath(new URL('../../docs/cli.md', import.meta.url)), 'utf8');
+  const doc = readFileSync(repoFile('docs', 'cli.md'), 'utf8');
   const table = doc.slice(doc.indexOf('## Who may do what'));
   const rows = [...table.matchAll(/^\| `([a-z.-]+)` \| (read|admin|app|debug) \|$/gm)].map((m) => ({ method: m[1], access: m[2] }));
   t.same(rows, server.methods());

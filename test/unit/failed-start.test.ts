@@ -3,13 +3,13 @@
 // Left installed, a crash during exit-time clean-up sent distress and wrote the stay-out record for a node
 // that merely failed to start; left running, the thread kept telling the peers the node was alive.
 import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 
 import t from 'tap';
 
 import { freeUdpPorts } from '../support/udp-ports.js';
+import { moduleBeside } from '../support/paths.js';
 
-const child = fileURLToPath(new URL('../support/failed-start-child.ts', import.meta.url));
+const child = moduleBeside(import.meta.url, '../support/failed-start-child');
 
 t.test('a start that fails after the heartbeat thread and the distress sender are up stops both before it throws', async (t) => {
   const [port] = await freeUdpPorts(1) as [number];

@@ -303,7 +303,8 @@ t.test('real upsd + dummy-ups', { skip: why }, async (t) => {
     // them); upsd serving it → event is the client's share: the phase of its 1 s poll.
     t.comment(`NUT upsd serves the new status → event (poll 1000 ms, 5 clients): ${stats(fromServed)}`);
     t.comment(`NUT SET VAR → event, driver delay included: ${stats(fromSet)}`);
-    t.ok(Math.max(...fromServed) < 1100, 'the client sees it within one poll interval (+ a poll round trip)');
+    // The figures are for docs/power.md; how fast is not asserted here (a loaded machine stretches it), only
+    // that every client saw every change, above.
   });
 
   await t.test('the .dev file path: rewrite → dummy-ups re-reads → upsd → event', async (t) => {

@@ -3,11 +3,11 @@
 // std::terminate: SIGABRT, which in vigild runs the fatal-signal handler, sends distress and writes the
 // stay-out record for a node that merely could not start a thread.
 import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 
 import t from 'tap';
+import { moduleBeside } from '../support/paths.js';
 
-const child = fileURLToPath(new URL('../support/thread-start-child.ts', import.meta.url));
+const child = moduleBeside(import.meta.url, '../support/thread-start-child');
 
 for (const which of ['sg', 'heartbeat']) {
   t.test(`${which}: a thread that cannot be created is an EAGAIN error from the constructor, not an abort`, async (t) => {
@@ -26,7 +26,7 @@ t.test('devices closed with their open still in flight let the process end norma
   // do; Node delivers it while it closes its handles, when no JavaScript can run. node-addon-api's
   // Function::Call made that failure fatal: SIGABRT, 10 runs out of 10 before the fix.
   const script = `
-    const { nativeAddon } = await import(${JSON.stringify(new URL('../../src/native.ts', import.meta.url).href)});
+    const { nativeAddon } = await import(${JSON.stringify(new URL('../../src/native.js', import.meta.url).href)});
     const { SgDevice } = nativeAddon();
     for (let i = 0; i < 32; i++) new SgDevice('/dev/null', () => {}).close();`;
   for (let run = 0; run < 3; run++) {

@@ -6,7 +6,6 @@ import { mkdir, mkdtemp, readdir, readFile, rm, truncate, writeFile } from 'node
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 
 import t, { type Test } from 'tap';
 import ts from 'typescript';
@@ -17,6 +16,7 @@ import {
   readPriorityStore, RECORD_LENGTH, SLOT_SIZE, writePriorityRecord,
   type PriorityRecord, type RecordContent, type StoreIdentity, type StoreReading, type WriteStep,
 } from '../../src/lastactive/priority-store.js';
+import { packageRoot } from '../../src/util/package-root.js';
 
 const ID: StoreIdentity = { cluster: 'demo', node: 1, peer: 2 };
 const INIT: RecordContent = { priority: 2, state: 'X', transition: 'init', forced: false };
@@ -315,7 +315,7 @@ t.test('a read error other than a missing file is an error, not undeterminable',
 
 // ---- crash injection: a writer killed before each syscall ----
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const ROOT = packageRoot(); // the sources are transpiled: the same whether this test runs from them or compiled
 
 /**
  * The writer and the modules it imports, transpiled once to plain JavaScript in a temporary tree with
