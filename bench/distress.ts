@@ -14,7 +14,9 @@
 //
 // Runs: async with the thread at SCHED_FIFO (when granted; as vigild runs it), async at normal priority, and
 // sync on the triggering thread (the path of the fatal-signal handler).
-// Options: --count N (1000), --interval-us N (5000), --priority N (50), --json (JSON on stdout).
+// Options: --count N (1000), --interval-us N (5000), --priority N (50), --json (JSON on stdout), --addon FILE
+// (another build of vigil_native.node, e.g. the one before a change, to compare the two in one sitting).
+import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import { createSocket } from 'node:dgram';
 import { randomBytes } from 'node:crypto';
@@ -36,8 +38,9 @@ const COUNT = option('--count', 1000);
 const INTERVAL_US = option('--interval-us', 5000);
 const PRIORITY = option('--priority', 50);
 const JSON_OUT = argv.includes('--json');
+const ADDON = argv.includes('--addon') ? argv[argv.indexOf('--addon') + 1] : undefined;
 
-const D = nativeAddon().DistressSender;
+const D = (ADDON === undefined ? nativeAddon() : createRequire(import.meta.url)(ADDON) as ReturnType<typeof nativeAddon>).DistressSender;
 
 const KEY = randomBytes(32);
 const TAG = clusterTag('bench');

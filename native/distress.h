@@ -36,7 +36,7 @@ constexpr size_t kDistressMaxNetworks = 16;
 constexpr size_t kDistressMaxRepeats = 16;
 constexpr size_t kDistressMaxSlots = 64;
 
-struct DistressSet;  // one armed, immutable set of datagrams and destinations (distress.cc)
+struct DistressSet;  // one armed, immutable set of datagrams and destinations (distress_internal.h)
 
 struct DistressDest {  // one peer on one network
   sockaddr_storage address;

@@ -11,11 +11,12 @@
 #include <napi.h>
 #include <pthread.h>
 #include <signal.h>
-#include <sys/mman.h>
 
 #include <functional>
 #include <initializer_list>
 #include <memory>
+
+#include "alt_stack.h"
 
 namespace vigil {
 
@@ -32,27 +33,10 @@ inline void BlockAsyncSignals(std::initializer_list<int> keep = {}) {
 
 namespace owned_thread_detail {
 
-constexpr size_t kAltStackLength = 64 * 1024;
-
 inline void* Trampoline(void* arg) {
   std::unique_ptr<std::function<void()>> body(static_cast<std::function<void()>*>(arg));
-  void* altStack = mmap(nullptr, kAltStackLength, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (altStack != MAP_FAILED) {
-    stack_t ss{};
-    ss.ss_sp = altStack;
-    ss.ss_size = kAltStackLength;
-    if (sigaltstack(&ss, nullptr) != 0) {
-      munmap(altStack, kAltStackLength);
-      altStack = MAP_FAILED;  // the thread runs without one, as it would have before
-    }
-  }
+  EnsureAltStack(false);  // without one (ENOMEM) the thread runs as it would have before
   (*body)();
-  if (altStack != MAP_FAILED) {
-    stack_t off{};
-    off.ss_flags = SS_DISABLE;
-    sigaltstack(&off, nullptr);
-    munmap(altStack, kAltStackLength);
-  }
   return nullptr;
 }
 
