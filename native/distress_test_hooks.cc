@@ -14,6 +14,7 @@
 #include "distress.h"
 #include "distress_internal.h"
 #include "distress_js.h"
+#include "owned_thread.h"
 #include "system_error.h"
 #include "wire.h"
 
@@ -130,13 +131,45 @@ Napi::Value DistressSender::ThreadTriggerTimes(const Napi::CallbackInfo& info) {
   return out;
 }
 
+namespace {
+
+volatile bool g_neverTrue = false;  // the way out the compiler needs to see; never taken
+
+// Recurses until the thread's stack is gone (each frame keeps a page-sized buffer the compiler cannot drop).
+__attribute__((noinline)) int Overflow(int depth) {
+  if (g_neverTrue) return 0;
+  volatile char frame[4096];
+  frame[depth % sizeof frame] = char(depth);
+  return Overflow(depth + 1) + frame[(depth + 1) % sizeof frame];
+}
+
+void* OverflowMain(void*) {
+  Overflow(0);
+  return nullptr;
+}
+
+}  // namespace
+
 // crashForTest('segv' | 'bus' | 'abort' | 'ill' | 'fpe'): dies of that signal (a real fault for segv and ill).
+// 'overflow': a thread started as the addon starts its own (StartOwnedThread) overflows its stack;
+// 'overflow-bare': the same on a plain pthread without an alternate stack, the control: there the handler
+// cannot run. The calling thread waits for the process to die.
 Napi::Value DistressSender::CrashForTest(const Napi::CallbackInfo& info) {
   std::string kind = info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "segv";
   if (kind == "abort") abort();
   if (kind == "ill") __builtin_trap();
   if (kind == "bus") raise(SIGBUS);
   if (kind == "fpe") raise(SIGFPE);
+  if (kind == "overflow" || kind == "overflow-bare") {
+    pthread_t thread;
+    if (kind == "overflow") {
+      StartOwnedThread([] { Overflow(0); }, &thread, true);
+    } else {
+      pthread_create(&thread, nullptr, OverflowMain, nullptr);
+    }
+    pthread_join(thread, nullptr);  // never returns: the process dies of the overflow
+    return info.Env().Undefined();
+  }
   void* page = mmap(nullptr, PageSize(), PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   *static_cast<volatile int*>(page) = 1;
   return info.Env().Undefined();

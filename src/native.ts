@@ -196,7 +196,7 @@ export interface NativeDistressSender {
   /** When each trigger of triggerFromThread fired (taken just before the write), CLOCK_MONOTONIC and CLOCK_REALTIME ns. */
   threadTriggerTimes(): { finished: boolean; monoNs: BigInt64Array; realNs: BigInt64Array };
   /** Tests only: dies of the signal (a real fault for segv and ill). */
-  crashForTest(kind: 'segv' | 'bus' | 'abort' | 'ill' | 'fpe'): never;
+  crashForTest(kind: 'segv' | 'bus' | 'abort' | 'ill' | 'fpe' | 'overflow' | 'overflow-bare'): never;
 }
 
 export interface NativeDistressSenderClass {

@@ -308,6 +308,19 @@ t.test('a fatal signal in a child agent: the distress reaches the peer before th
   }
 });
 
+t.test('a stack overflow on one of the addon\'s own threads still sends distress: the thread has its own alternate signal stack', async (t) => {
+  // The control: the same overflow on a plain thread without one kills the process before any handler runs.
+  for (const [kind, copies] of [['overflow', 3], ['overflow-bare', 0]] as const) {
+    const [port] = await freeUdpPorts(1) as [number];
+    const fd = nativeListener(port);
+    const { signal, lines } = await runChild(port, `s.installFatalHandlers(${FATAL}); console.log('armed'); s.crashForTest('${kind}');`);
+    const got = R.receiveForTest(fd, 10, 200);
+    t.same(lines, ['armed'], kind);
+    t.equal(signal, 'SIGSEGV', `${kind}: killed by SIGSEGV`);
+    t.equal(got.datagrams.length, copies, `${kind}: ${copies} copies arrived`);
+  }
+});
+
 t.test('a WebAssembly bounds trap (a SIGSEGV Node handles) is not fatal and sends nothing; a real fault after it still does', async (t) => {
   // (module (memory 1) (func (export "f") (result i32) (i32.load (i32.const -1))))
   const wasm = '[0,97,115,109,1,0,0,0,1,5,1,96,0,1,127,3,2,1,0,5,3,1,0,1,7,5,1,1,102,0,0,10,9,1,7,0,65,127,40,2,0,11]';
