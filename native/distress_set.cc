@@ -84,14 +84,7 @@ bool Sign(const std::vector<uint8_t>& key, uint8_t* d) {
 
 // Copy r of event `event` of reason k, as docs/distress.md lays it out.
 void Encode(uint8_t* d, const DistressState& s, const ArmParams& a, size_t k, uint64_t event, uint32_t r, int64_t armedAtMs) {
-  memcpy(d, kMagic, 4);
-  d[4] = kTypeDistress;
-  d[5] = kStreamDistress;
-  Put16(d + 6, a.selfId);
-  Put32(d + 8, a.clusterTag);
-  Put64(d + 12, a.incarnation);
-  Put64(d + 20, event + r);
-  Put16(d + 28, kPayloadLength);
+  PutHeader(d, kTypeDistress, kStreamDistress, a.selfId, a.clusterTag, a.incarnation, event + r, kPayloadLength);
   uint8_t* p = d + kHeaderLength;
   p[0] = kPayloadVersion;
   p[1] = uint8_t(r);

@@ -101,7 +101,7 @@ void Receive(HeartbeatState& s, int network, const uint8_t* d, size_t n, int64_t
   const uint8_t* p = d + kHeaderLength;
   if (Get16(p) != s.selfId || p[2] != network) return drop(kMisdirected);
   bool accepted = false;
-  Drop why = CheckReplay(*peer, Get64(d + 12), Get64(d + 20), &accepted);
+  Drop why = CheckReplay(*peer, Get64(d + 12), Get64(d + kSequenceOffset), &accepted);
   if (!accepted) return drop(why);
   s.received++;
   peer->flags = p[3];
@@ -110,7 +110,7 @@ void Receive(HeartbeatState& s, int network, const uint8_t* d, size_t n, int64_t
     if (link.network != network) continue;
     link.heardNs = now;
     link.heardCount++;
-    link.lastSeq = Get64(d + 20);
+    link.lastSeq = Get64(d + kSequenceOffset);
     link.peerSentUs = Get64(p + 24);
     uint64_t ackSeq = Get64(p + 4);
     uint64_t ackIncarnation = Get64(p + 12);
@@ -129,19 +129,13 @@ void Receive(HeartbeatState& s, int network, const uint8_t* d, size_t n, int64_t
 
 void SendRound(HeartbeatState& s, int64_t now) {
   uint8_t d[kDatagramLength];
-  memcpy(d, kMagic, 4);
-  d[4] = kTypeHeartbeat;
-  d[5] = kStreamHeartbeat;
-  Put16(d + 6, s.selfId);
-  Put32(d + 8, s.clusterTag);
-  Put64(d + 12, s.incarnation);
-  Put16(d + 28, kPayloadLength);
+  PutHeader(d, kTypeHeartbeat, kStreamHeartbeat, s.selfId, s.clusterTag, s.incarnation, 0, kPayloadLength);
   uint8_t* p = d + kHeaderLength;
   uint32_t digest = s.digest.load();
   std::lock_guard<std::mutex> lock(s.mutex);
   for (auto& peer : s.peers) {
     for (auto& link : peer.links) {
-      Put64(d + 20, ++s.seq);
+      PutSequence(d, ++s.seq);
       Put16(p, peer.id);
       p[2] = uint8_t(link.network);
       p[3] = kFlagLeaseFresh;  // only ever sent while the lease is fresh

@@ -40,6 +40,23 @@ inline int64_t RealNs() {
 inline void Put16(uint8_t* p, uint16_t v) { p[0] = uint8_t(v >> 8); p[1] = uint8_t(v); }
 inline void Put32(uint8_t* p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = uint8_t(v >> (24 - 8 * i)); }
 inline void Put64(uint8_t* p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = uint8_t(v >> (56 - 8 * i)); }
+// The common header (docs/cluster.md "Wire format"): magic, type, stream, sender id, cluster tag,
+// incarnation, sequence, payload length. A sender that numbers each datagram rewrites the sequence with
+// PutSequence.
+constexpr size_t kSequenceOffset = 20;
+inline void PutHeader(uint8_t* d, uint8_t type, uint8_t stream, uint16_t sender, uint32_t clusterTag, uint64_t incarnation,
+                      uint64_t sequence, uint16_t payloadLength) {
+  for (int i = 0; i < 4; i++) d[i] = kMagic[i];
+  d[4] = type;
+  d[5] = stream;
+  Put16(d + 6, sender);
+  Put32(d + 8, clusterTag);
+  Put64(d + 12, incarnation);
+  Put64(d + kSequenceOffset, sequence);
+  Put16(d + 28, payloadLength);
+}
+inline void PutSequence(uint8_t* d, uint64_t sequence) { Put64(d + kSequenceOffset, sequence); }
+
 inline uint16_t Get16(const uint8_t* p) { return uint16_t((p[0] << 8) | p[1]); }
 inline uint32_t Get32(const uint8_t* p) { uint32_t v = 0; for (int i = 0; i < 4; i++) v = (v << 8) | p[i]; return v; }
 inline uint64_t Get64(const uint8_t* p) { uint64_t v = 0; for (int i = 0; i < 8; i++) v = (v << 8) | p[i]; return v; }
