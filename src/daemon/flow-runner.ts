@@ -14,7 +14,7 @@ import type { PeerSnapshot } from '../membership/membership.js';
 import { AppProcess } from '../resources/app-process.js';
 import { announce, type IpAddressSpec } from '../resources/ip-address.js';
 import { StaleStartError, type StaleCheck } from '../resources/stale-start.js';
-import { HealthMonitor } from './health.js';
+import { HealthMonitor, probeOnce } from './health.js';
 import { handsOver, type LastActive } from './last-active.js';
 import type { PidFiles } from './leftovers.js';
 import type { AgentLog } from './log.js';
@@ -463,11 +463,13 @@ export class FlowRunner {
     const tag = flow.state.tag;
     const monitor = this.d.config.apps.find((x) => x.tag === tag)?.monitor;
     if (!monitor || flow.health) return;
+    // A command probe runs as the app does.
+    const { user, group, groups } = this.db.get(tag)?.command ?? {};
     const health = new HealthMonitor(monitor, (detail) => {
       health.stop();
       this.d.log.error({ tag, detail }, 'application failed its health probe');
       this.postTo(flow, { type: 'fault', detail });
-    });
+    }, (m) => probeOnce(m, { user, group, groups }));
     flow.health = health;
     health.start();
   }

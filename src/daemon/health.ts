@@ -4,17 +4,29 @@
 import { spawn } from 'node:child_process';
 
 import type { MonitorConfig } from '../config/schema.js';
-import { probeTcp } from '../resources/app-process.js';
+import { asAccount, probeTcp, type AppCommandSpec } from '../resources/app-process.js';
 
-/** One probe: resolves with undefined when healthy, else why not. */
-export async function probeOnce(m: MonitorConfig): Promise<string | undefined> {
+/** The account an app runs as (config `user`, `group`, `groups`): its command probe runs as it too. */
+export type ProbeAccount = Pick<AppCommandSpec, 'user' | 'group' | 'groups'>;
+
+/**
+ * One probe: resolves with undefined when healthy, else why not. A command probe runs as the app's account
+ * when it has one (setpriv, as the app itself: the probe is the app's code, not vigild's).
+ */
+export async function probeOnce(m: MonitorConfig, account: ProbeAccount = {}): Promise<string | undefined> {
   if (m.probe.kind === 'tcp') {
     const ok = await probeTcp(m.probe.host, m.probe.port, m.timeoutMs);
     return ok ? undefined : `no TCP connection to ${m.probe.host}:${m.probe.port} within ${m.timeoutMs} ms`;
   }
   const argv = m.probe.command;
+  let run: { argv: string[]; env: Record<string, string> };
+  try {
+    run = await asAccount({ argv, ...account });
+  } catch (e) {
+    return `${argv[0]}: ${e instanceof Error ? e.message : String(e)}`;
+  }
   return new Promise((resolve) => {
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: 'ignore' });
+    const child = spawn(run.argv[0]!, run.argv.slice(1), { stdio: 'ignore', env: { ...process.env, ...run.env } });
     const timer = setTimeout(() => child.kill('SIGKILL'), m.timeoutMs);
     child.once('error', (e) => { clearTimeout(timer); resolve(`${argv[0]}: ${e.message}`); });
     child.once('exit', (code, signal) => {

@@ -50,6 +50,10 @@ export interface AppDef {
   disk?: boolean; mount?: boolean;
   /** A TCP health probe of the app's port: every 200 ms, 3 failures in a row fail it. */
   monitor?: boolean;
+  /** A command health probe instead (every 500 ms, 3 failures in a row fail it). */
+  monitorCommand?: string[];
+  /** The account the app (and its command probe) runs as. */
+  user?: string;
   /** type cluster-aware (default cluster-capable). */
   aware?: boolean;
   /** Additional attributes (behaviour 6). */
@@ -204,6 +208,8 @@ export async function createCluster(t: { teardown(fn: () => unknown): void }, no
       `    stopTimeoutMs: 2000`,
       ...(a.attributes ? [`    attributes: ${JSON.stringify(a.attributes)}`] : []),
       ...(a.monitor ? [`    monitor: { tcp: "127.0.0.1:${APP_PORT}", intervalMs: 200, timeoutMs: 100, failures: 3 }`] : []),
+      ...(a.monitorCommand ? [`    monitor: { command: ${JSON.stringify(a.monitorCommand)}, intervalMs: 500, timeoutMs: 500, failures: 3 }`] : []),
+      ...(a.user ? [`    user: ${a.user}`] : []),
       `    resources: [ ${[
         ...(a.disk ? ['{ disk: shared0 }'] : []),
         ...(a.mount ? [`{ mount: { disk: shared0, path: ${join(dir, 'mnt')}, fstype: ext4 } }`] : []),

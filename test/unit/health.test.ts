@@ -27,6 +27,13 @@ t.test('a command probe passes on exit 0 and fails on another exit, a missing pr
   t.match(await probeOnce(command(['/bin/sleep', '5'], 100)), /took over 100 ms/);
 });
 
+t.test('a command probe runs as the app\'s account when it has one', { skip: process.getuid?.() !== 0 && 'needs root (setpriv)' }, async (t) => {
+  const asNobody = command(['/bin/sh', '-c', 'test "$(id -un)" = nobody']);
+  t.equal(await probeOnce(asNobody, { user: 'nobody' }), undefined, 'as nobody');
+  t.match(await probeOnce(asNobody), /exited 1/, 'without an account, as vigild (root)');
+  t.match(await probeOnce(asNobody, { user: 'no-such-user-here' }), /no user no-such-user-here/, 'an account missing here fails the probe, saying so');
+});
+
 t.test('the monitor reports a failure only after `failures` in a row, once, and a success resets the count', async (t) => {
   const answers = [undefined, 'x', 'x', undefined, 'x', 'x', 'x', 'x'];
   let asked = 0;
