@@ -1,7 +1,7 @@
 // The DISTRESS message (seed 002, issue 5): "this node is about to die, take over now". Pure: the payload
 // layout, its codec, and what a receiver does with a datagram before the agent acts on it (authenticate,
 // refuse unknown nodes, stale incarnations and replays, collapse repeats). The sender is native
-// (native/distress.cc): it builds and signs every datagram at arming time, so these bytes are fixed long
+// (native/distress_set.cc): it builds and signs every datagram at arming time, so these bytes are fixed long
 // before any fault; the unit tests check that both sides agree byte for byte. docs/distress.md has the
 // layout and the design.
 //
