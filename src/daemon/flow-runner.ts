@@ -502,7 +502,6 @@ export class FlowRunner {
     return n;
   }
 
-  /** A start still under way when the node leaves goes no further: leave() has stopped the rest. */
   /**
    * The check before each irreversible start step: a start decided before a stall of this agent long enough
    * for the peers to fail it over is refused, and decided again on what the agent learns after the stall.
@@ -511,6 +510,7 @@ export class FlowRunner {
     return () => this.d.staleSince(since);
   }
 
+  /** A start still under way when the node leaves goes no further: leave() has stopped the rest. */
   private startUnlessOut(r: ResourceSpec, o: { takeOver?: boolean; log?: (message: string) => void; stale?: StaleCheck } = {}): Promise<number> {
     if (this.d.isOut()) return Promise.reject(new Error('this node left the cluster (distress)'));
     return this.d.resources().start(r, o);
