@@ -1,4 +1,5 @@
-// The distress sender's parts, shared between its files (the public side is distress.h):
+// The distress sender's parts, shared between its files (its state and triggers: distress_state.h; its
+// JavaScript object: distress.h):
 //   distress_set.cc   the armed set: built and signed aside, published with one swap, pinned by senders
 //   distress_send.cc  sending: one event's copies to every destination, the thread, the triggers
 //   fatal_signals.cc  the fatal-signal handlers that send from a dying thread and write the stay-out record
@@ -11,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "distress.h"
+#include "distress_state.h"
 #include "wire.h"
 
 namespace vigil {

@@ -7,7 +7,7 @@
 #include <memory>
 #include <string>
 
-#include "distress.h"
+#include "distress_state.h"
 
 namespace vigil {
 
