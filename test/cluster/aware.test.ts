@@ -100,4 +100,10 @@ t.test('register: a new tag is created from the app\'s own values; a clash of pr
   t.teardown(() => web.close());
   await t.rejects(web.register({ command: { argv: ['/bin/true'] }, primary: 'b', backup: 'a' }), { code: 'rejected', message: /already registered with primary a, not b/ });
   await t.rejects(ClusterApp.connect({ socket: c.socket('b'), tag: '' }), /no tag/);
+  // The stored form's rules (src/config/resource-rules.ts) hold for what a live agent is sent, as for the file.
+  const bad = await ClusterApp.connect({ socket: c.socket('b'), tag: 'etc-mounter' });
+  t.teardown(() => bad.close());
+  await t.rejects(bad.register({ command: { argv: ['/bin/true'] }, primary: 'b', backup: 'a', resources: [{ kind: 'mount', disk: 'shared0', path: '/etc', fstype: 'ext4', options: [] }] }),
+    { code: 'rejected', message: /\/etc is a system directory/ }, 'a mount over /etc is refused with the reason');
+  t.notOk((await c.status('b')).apps.some((x) => x.tag === 'etc-mounter'), 'and nothing was stored');
 });
