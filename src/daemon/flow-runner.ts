@@ -305,7 +305,7 @@ export class FlowRunner {
       }
       const pair = pairs.get(tag);
       if (handingOver && wasProcessing && pair?.state === 'M' && this.d.isAlive(pair.peer)) {
-        await lastActive.stoppedProcessing(tag, true).catch((e: unknown) => this.d.log.error({ tag, err: String(e) }, 'priority write failed'));
+        await lastActive.stoppedProcessing(tag, true, { leaving: true }).catch((e: unknown) => this.d.log.error({ tag, err: String(e) }, 'priority write failed'));
       }
       // The flows no longer run once the node is out: what they show is what was just done.
       if (handingOver) flow.state = { ...flow.state, app: 'down', resources: 'down', heldResources: [] };
@@ -383,7 +383,9 @@ export class FlowRunner {
         }
         case 'startResources': {
           flow.decidedAt = performance.now();
-          // The disks first, then this node's durable 1 or 2 (seed 003: it processes from here on), then the rest.
+          // Not while the pair is deciding or the peer processes (seed 003), checked before the disks are
+          // taken from it. Then the disks, then this node's durable 1 or 2 (it processes from here on), then the rest.
+          await lastActive.mayProcess(tag);
           const isDisk = (r: ResourceSpec) => r.kind === 'disk';
           const disks = a.resources.filter(isDisk);
           let token = 0;

@@ -26,10 +26,12 @@
 // before a start.
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 import { z } from 'zod';
 
 import type { AppObject } from '../db/object.js';
+import { StaleStartError } from '../resources/stale-start.js';
 import { isProcessing, LABELS, STATES, type Label, type Priority, type State } from '../lastactive/chart.js';
 import {
   checkForcedStart, decide, type Decision, type DecisionInput, type DiskEvidence, type PeerProbe, type PriorityView, viewOf,
@@ -53,6 +55,9 @@ export interface PairReport {
 
 /** A peer's report answers for this long after it arrived. */
 const FRESH_MS = 3000;
+/** How long a start waits for a processing peer's report to say it stopped (two report rounds). */
+const REPORT_WAIT_MS = 1000;
+const REPORT_POLL_MS = 20;
 
 const pairReportSchema = z.object({
   tag: z.string().min(1).max(64),
@@ -125,6 +130,8 @@ export interface LastActiveOptions {
    * first), before a decision to start writes its 1. A refusal leaves the pair deciding.
    */
   claimDisks?(tag: string): Promise<void>;
+  /** How long mayProcess waits for a processing peer to report otherwise (default 1000 ms); tests shorten it. */
+  reportWaitMs?: number;
   /**
    * Test seam, not configuration: makes one record durable (default `writePriorityRecord`). The model
    * test (test/unit/lastactive-model.test.ts) passes a writer that crashes the node before, in the middle
@@ -157,6 +164,8 @@ interface Pair {
    * stop (onReport).
    */
   peerProcessed: boolean;
+  /** The peer failed (peerFailed) and has not reported since: its silence is no reason to wait for it. */
+  peerGone: boolean;
   /** A write in progress: transitions queue behind it. */
   busy: Promise<void>;
 }
@@ -211,7 +220,7 @@ export class LastActive {
     const entered = reading.kind === 'record' ? reading.record.transition : 'init';
     this.pairs.set(tag, {
       tag, peer, primary: self === primary, file, identity, reading, state: 'X', entered, startedAt: now,
-      peerReport: undefined, decision: undefined, handingOver: false, peerProcessed: false, busy: Promise.resolve(),
+      peerReport: undefined, decision: undefined, handingOver: false, peerProcessed: false, peerGone: false, busy: Promise.resolve(),
     });
   }
 
@@ -250,6 +259,7 @@ export class LastActive {
     const p = this.pairs.get(report.tag);
     if (!p) return false;
     p.peerReport = { report, at: now };
+    p.peerGone = false;
     if (p.state === 'SL' && isProcessing(report.state)) p.peerProcessed = true;
     if (p.state !== 'SL' || report.state !== 'X' || !p.peerProcessed) return false;
     this.decideAgain(p, now);
@@ -324,12 +334,50 @@ export class LastActive {
     return { self: this.o.self.name, peer: p.peer, own: viewOf(p.reading), probe, probedForMs: now - p.startedAt, probeWindowMs: this.o.peerProbeMs };
   }
 
-  /** Before this node runs the app (after its disks are claimed): it holds 1 or 2, durable. */
-  async beforeProcessing(tag: string): Promise<void> {
+  /**
+   * Throws StaleStartError when this node may not start processing the app now: its pair is deciding
+   * again (X: the peer restarted while a takeover here was under way), or it is the slave of a peer that
+   * has not failed and is not handing the app over (SL with its 2): it reports processing (SM or M),
+   * deciding (X), a slave's SL, or nothing for 3 s. The flows decided the start on the replica, which a restarted primary
+   * can read stale, and a takeover began before the peer came back (nemesis seed 1212572508: both ran the
+   * app). A peer handing the app over reports SL as it stops; its report may trail the HOST write that
+   * lets this node start (a failback), so a processing peer is given `reportWaitMs` to say otherwise.
+   */
+  async mayProcess(tag: string, now = performance.now()): Promise<void> {
     const p = this.pairs.get(tag);
     if (!p || p.state === 'SM' || p.state === 'M') return;
+    const started = performance.now();
+    const at = () => now + performance.now() - started;
+    const waitMs = this.o.reportWaitMs ?? REPORT_WAIT_MS;
+    while (this.refusal(p, at()) !== undefined && p.state === 'SL' && performance.now() - started < waitMs) await sleep(REPORT_POLL_MS);
+    const why = this.refusal(p, at());
+    if (why !== undefined) throw new StaleStartError(`${tag}: not processing on ${this.o.self.name}: ${why}`);
+  }
+
+  /** Why this node may not process now (undefined: it may). */
+  private refusal(p: Pair, now: number): string | undefined {
+    if (p.state === 'X') return `it is deciding again with ${p.peer} which of them processed last (seed 003)`;
+    // A slave starts only as a takeover (its processor failed) or after a handover: the peer stopped and
+    // reports SL while it keeps its 2 (stoppedProcessing). An SL with a 3 is a slave (a report sent
+    // before the handover, still in flight); a peer in X may be deciding to process.
+    if (p.state !== 'SL' || p.peerGone) return undefined;
+    const peer = this.fresh(p, now);
+    if (peer === undefined) return `${p.peer}, not known to have failed, has not reported for ${FRESH_MS} ms: it may be processing`;
+    if (isProcessing(peer.state)) return `${p.peer} processes it (${peer.state}) and this node is its slave`;
+    if (peer.state === 'X') return `${p.peer} is deciding whether it processes it, and this node is its slave`;
+    if (!peer.record.known || peer.record.priority !== 2) return `${p.peer} reports SL without handing the app over (it holds no 2)`;
+    return undefined;
+  }
+
+  /** Before this node runs the app (after its disks are claimed): it holds 1 or 2, durable. */
+  async beforeProcessing(tag: string, now = performance.now()): Promise<void> {
+    const p = this.pairs.get(tag);
+    if (!p || p.state === 'SM' || p.state === 'M') return;
+    // Checked again after the disks: the pair may have changed while they were claimed.
+    const why = this.refusal(p, now);
+    if (why !== undefined) throw new StaleStartError(`${tag}: not processing on ${this.o.self.name}: ${why}`);
     const a = isSideA(this.o.self.id, p.identity.peer);
-    // From SL this is a takeover (4-3/4-4); from X a start the decision allowed (written there already).
+    // From SL: a takeover (4-3/4-4), or the start after the peer handed the app over.
     const label: Label = a ? '4-3' : '4-4';
     await this.write(p, { priority: 1, state: 'SM', transition: label, forced: false });
     p.handingOver = false;
@@ -344,16 +392,21 @@ export class LastActive {
    * of either node in between leaves [2 3] (this node starts it again) or [2 1] (the peer does); writing
    * the 3 first left [3 3], which nothing but a forced start resolves.
    */
-  async stoppedProcessing(tag: string, peerTakesOver: boolean): Promise<void> {
+  async stoppedProcessing(tag: string, peerTakesOver: boolean, o: { leaving?: boolean } = {}): Promise<void> {
     const p = this.pairs.get(tag);
     if (!p || !peerTakesOver || (p.state !== 'SM' && p.state !== 'M')) return;
     const a = isSideA(this.o.self.id, p.identity.peer);
+    const wasM = p.state === 'M';
     if (p.state === 'SM') await this.write(p, { priority: 2, state: 'M', transition: a ? '1-2-2' : '1-1-2', forced: false }, 'SL');
     p.peerProcessed = false; // it processed until now: the peer has not, since
     this.enter(p, 'SL');
     p.handingOver = true;
     // What the peer said before the handover (processing, say) says nothing about its start now.
     p.peerReport = undefined;
+    // Told now (the write told it for an SM), not at the next round: the peer's start waits for this
+    // node to stop reporting processing (mayProcess). Not when leaving by distress: the peer takes over
+    // as from a failed master, which needs M to be the last it heard (peerFailed).
+    if (wasM && o.leaving !== true) this.o.onChange?.(p.peer);
   }
 
   /** After a handover: the peer processes (its 1 is durable, it said so), so this node holds 3. */
@@ -387,6 +440,7 @@ export class LastActive {
       const peerState = p.peerReport?.report.state;
       // What the peer said before it failed is no answer now: a decision waits for its next report.
       p.peerReport = undefined;
+      p.peerGone = true;
       if (p.state === 'M') await this.write(p, { priority: 1, state: 'SM', transition: a ? '4-2' : '4-1', forced: false });
       if (p.state === 'SL') {
         if (peerState !== 'M') {

@@ -265,7 +265,8 @@ export type FlowEvent =
   /**
    * The last-active gate (seed 003, src/daemon/last-active.ts): closed, this node neither starts the app
    * nor takes it over, because it cannot show it processed last (it waits after an outage for its peer or
-   * a forced start). What runs is not stopped by it.
+   * a forced start). What runs is not stopped by it, except what a takeover that has not processed yet
+   * had started (the old host restarted: the pair decides again).
    */
   | { type: 'gate'; open: boolean }
   /**
@@ -808,6 +809,12 @@ function pass(d: Draft, now: number, out: FlowAction[]): Pass {
 }
 
 function failoverPass(d: Draft, o: AppObject, now: number, out: FlowAction[]): Pass {
+  // The pair decides again (the old host restarted before this takeover processed): nothing starts here
+  // until it has decided, and the resources are checked again then (seed 003; nemesis seed 1212572508).
+  if (d.gated && d.failover!.processed !== true) {
+    d.failover!.checked = false;
+    return stopAll(d, now, out);
+  }
   if (!d.synced) return syncFirst(d, o, out);
   if (d.retryAt !== null) {
     if (now < d.retryAt) return stopAll(d, now, out);

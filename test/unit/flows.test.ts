@@ -792,6 +792,19 @@ t.test('the last-active gate: while closed, the host does not start the app and 
   t.same(running.acts, [], 'closing it stops nothing that runs');
 });
 
+t.test('a takeover under way waits while its pair decides again (the old host restarted): nothing starts, and its resources are checked again once decided', async (t) => {
+  const backup = initialFlow('CA-1', 'b', { config: CFG, obj: object(), synced: true, peers: { p: T0 - 3_600_000 } });
+  const began = drive(backup, [{ type: 'peerFailed', node: 'p' }]);
+  t.same(began.acts.slice(0, 3), ['notify primary-failed', 'write phase=failing-over if p', 'checkResources']);
+  const deciding = drive(began.s, [{ type: 'gate', open: false }, { type: 'resourceCheck', ok: true, missing: [] }, { type: 'tick' }]);
+  t.same(deciding.acts, [], 'no start while the pair decides');
+  t.not(deciding.s.failover, null, 'the takeover is kept: p still counts as failed');
+  t.same(drive(deciding.s, [{ type: 'gate', open: true }]).acts, ['checkResources'], 'decided: checked again, then on');
+  const refused = drive(began.s, [{ type: 'resourceCheck', ok: true, missing: [] }, { type: 'gate', open: false },
+    { type: 'failed', op: 'startResources', error: 'deciding again', stale: true }, { type: 'tick' }]);
+  t.same(refused.acts, ['startResources disk,ip', 'notify start-stale', 'stopResources ip,disk'], 'a start refused mid-way stops what it held, and waits');
+});
+
 t.test('epochs: the failover\'s HOST write carries the disk token it took; the host\'s own start raises the era too; the app runs under the era it opens', async (t) => {
   const o = object({ autoRecover: false });
   let s = flow('b', o);

@@ -12,9 +12,12 @@ import { readPriorityStore, writePriorityRecord } from '../../src/lastactive/pri
 const log = { info() {}, warn() {}, error() {} };
 const ids: Record<string, number> = { a: 1, b: 2 };
 
-async function controller(self: 'a' | 'b', firstStart: boolean, dir?: string) {
+async function controller(self: 'a' | 'b', firstStart: boolean, dir?: string, reportWaitMs?: number) {
   const d = dir ?? await mkdtemp(join(tmpdir(), 'vigil-la-'));
-  const la = new LastActive({ dir: d, cluster: 'lab', self: { name: self, id: ids[self]! }, nodeId: (n) => ids[n]!, peerProbeMs: 1000, firstStart, log });
+  const la = new LastActive({
+    dir: d, cluster: 'lab', self: { name: self, id: ids[self]! }, nodeId: (n) => ids[n]!, peerProbeMs: 1000, firstStart, log,
+    ...(reportWaitMs !== undefined ? { reportWaitMs } : {}),
+  });
   await la.open('web', 'a', 'b', 0);
   return { la, dir: d, identity: { cluster: 'lab', node: ids[self]!, peer: self === 'a' ? 2 : 1 } };
 }
@@ -236,4 +239,52 @@ t.test('the gate follows the pair in the order it changes: a slave that decides 
   releaseApi!();
   await failed;
   for (const tag of ['web', 'api']) t.equal(gates.get(tag), b.isOpen(tag, tag === 'web' ? 'a' : 'b', tag === 'web' ? 'b' : 'a'), `${tag}: the last gate told is the pair's`);
+});
+
+t.test('a slave never writes its 1 while its peer reports processing: its start is refused until the peer reports it stopped, or fails', async (t) => {
+  // Nemesis seed 1212572508: the restarted primary a joined b, which was taking x over, as its slave
+  // (b reported SM), then started x all the same: its replica, stale, named it the host. Both ran x.
+  const b = await controller('b', true, undefined, 100);
+  const web = join(b.dir, 'web.priority');
+  const processing = { tag: 'web', state: 'SM' as const, record: { known: true as const, priority: 1 as const, state: 'SM' as const, transition: '1-2-1' as const, forced: false }, hears: true };
+  b.la.onReport(processing, performance.now());
+  await b.la.decideAll(performance.now(), () => true, async () => undefined);
+  t.equal(b.la.status()[0]?.state, 'SL', 'b joined a as its slave');
+  await t.rejects(b.la.mayProcess('web'), { name: 'StaleStartError', message: /a processes it \(SM\) and this node is its slave/ }, 'refused after waiting for a report that says otherwise');
+  await t.rejects(b.la.beforeProcessing('web'), { name: 'StaleStartError' }, 'the write of its 1 is refused too');
+  t.match(await readPriorityStore(web, b.identity), { kind: 'record', record: { priority: 3, state: 'SL' } }, 'b still holds its 3');
+  for (const [why, report] of [
+    [/a is deciding whether it processes it/, { ...processing, state: 'X' as const }],
+    [/a reports SL without handing the app over/, { ...processing, state: 'SL' as const, record: { ...processing.record, priority: 3 as const, state: 'SL' as const } }],
+  ] as const) {
+    b.la.onReport(report, performance.now());
+    await t.rejects(b.la.mayProcess('web'), { message: why }, `refused: ${String(why)}`);
+  }
+  await t.rejects(b.la.mayProcess('web', performance.now() + 3000), { message: /a, not known to have failed, has not reported for 3000 ms/ });
+
+  // A handover: a stops and reports SL; its report may trail the HOST write that lets b start.
+  const waiting = b.la.mayProcess('web');
+  setTimeout(() => b.la.onReport({ ...processing, state: 'SL', record: { ...processing.record, priority: 2, state: 'M', transition: '1-2-2' } }, performance.now()), 30);
+  await t.resolves(waiting, 'allowed once a reports it stopped processing');
+  await b.la.beforeProcessing('web');
+  t.match(await readPriorityStore(web, b.identity), { kind: 'record', record: { priority: 1, state: 'SM', transition: '4-4' } });
+
+  // A takeover: the processor failed (a master, so the slave may take over).
+  const b2 = await controller('b', true, undefined, 100);
+  b2.la.onReport({ ...processing, state: 'M', record: { ...processing.record, priority: 2, state: 'M', transition: '1-2-2' } }, performance.now());
+  await b2.la.decideAll(performance.now(), () => true, async () => undefined);
+  await t.rejects(b2.la.mayProcess('web'), { name: 'StaleStartError' }, 'not while a, its master, is heard');
+  t.same(await b2.la.peerFailed('a'), [{ tag: 'web', mayTakeOver: true }]);
+  await t.resolves(b2.la.mayProcess('web'), 'a failed: b takes over');
+});
+
+t.test('a pair deciding again never writes its 1 from a takeover begun before: the old master restarted before it processed', async (t) => {
+  const b = await controller('b', true, undefined, 100);
+  b.la.onReport({ tag: 'web', state: 'M', record: { known: true, priority: 2, state: 'M', transition: '1-2-2', forced: false }, hears: true }, performance.now());
+  await b.la.decideAll(performance.now(), () => true, async () => undefined);
+  t.same(await b.la.peerFailed('a'), [{ tag: 'web', mayTakeOver: true }], 'b begins its takeover');
+  t.same(b.la.peerRestarted('a'), ['web'], 'a restarts before b has processed: b decides again');
+  await t.rejects(b.la.mayProcess('web'), { name: 'StaleStartError', message: /deciding again with a/ });
+  await t.rejects(b.la.beforeProcessing('web'), { name: 'StaleStartError', message: /deciding again with a/ });
+  t.match(await readPriorityStore(join(b.dir, 'web.priority'), b.identity), { kind: 'record', record: { priority: 3, state: 'SL' } }, 'b still holds its 3: the comparison with a decides');
 });
