@@ -532,6 +532,7 @@ export class Agent {
         this.flows.broadcast({ type: 'peerFailed', node: peer });
       }
     }
+    await this.flows.settlePairs();
     const digest = this.db.digest();
     for (const s of this.lastActive.status()) {
       if (s.state === 'SM' && this.isAlive(s.peer) && this.replication.digestOf(s.peer) === digest) await this.lastActive.slaveInSync(s.tag);

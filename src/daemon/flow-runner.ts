@@ -67,6 +67,8 @@ export class FlowRunner {
   /** Cluster-aware apps' connections that asked for unload requests (app.watch), per tag. */
   private readonly watchers = new Map<string, Set<ControlConnection>>();
   private readonly prompts = new Map<string, string>();
+  /** Since when a handover of each app has had nobody meant to take it (settlePairs). */
+  private readonly handoverVoidSince = new Map<string, number>();
 
   constructor(private readonly d: FlowRunnerDeps) {}
 
@@ -266,6 +268,43 @@ export class FlowRunner {
     const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
     // Fields after the command name (in parentheses, which may hold anything): state, ppid, pgrp.
     return stat !== '' && Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]) === leader;
+  }
+
+  /**
+   * The pair follows HOST where nothing runs here (seed 003), every round, for idle flows. A processor
+   * (SM or M) that no longer runs the app while the peer, its slave, is to run it (handsOver) hands it
+   * over, as the stop would have if the peer had been there to take it: the app was stopped with nobody
+   * to take it (an operator's unload), then loaded on the peer; or it faulted here while the peer was
+   * down. Left the processor, it would keep the peer from ever starting it (LastActive.mayProcess;
+   * nemesis seeds 723946990, 1617950402). A handover whose peer is no longer meant to run the app
+   * (HOST cleared, or naming this node again with no fault here) before it ran it is void: this node is
+   * the master again (LastActive.handoverVoid; seed 1617950405).
+   */
+  async settlePairs(): Promise<void> {
+    const lastActive = this.d.lastActive();
+    for (const s of lastActive.status()) {
+      const flow = this.flows.get(s.tag);
+      if (!flow || flow.draining || flow.queue.length > 0) continue;
+      const f = flow.state;
+      if (f.pending !== null || f.app !== 'down' || f.resources !== 'down' || f.failover !== null) continue;
+      const o = this.db.get(s.tag);
+      if (!o) continue;
+      const self = this.d.self.name;
+      const isAlive = (n: string) => this.d.isAlive(n);
+      if (s.state === 'SL' && (o.host === null || (o.host === self && !handsOver(o, self, false, isAlive)))) {
+        const since = this.handoverVoidSince.get(s.tag) ?? performance.now();
+        this.handoverVoidSince.set(s.tag, since);
+        if (lastActive.handoverVoid(s.tag, since)) this.handoverVoidSince.delete(s.tag);
+        continue;
+      }
+      this.handoverVoidSince.delete(s.tag);
+      if ((s.state === 'SM' || s.state === 'M') && s.peerState === 'SL' && handsOver(o, self, false, isAlive)) {
+        // To a peer settled as this node's slave: one still deciding (X) would take a handing-over SL
+        // for a slave of this node's earlier life, and wait for it to go.
+        this.d.log.info({ tag: s.tag, host: o.host }, 'not running the app, which the peer is to run: this node hands it over (seed 003)');
+        await lastActive.stoppedProcessing(s.tag, true);
+      }
+    }
   }
 
   /** A cluster-aware app's connection asks for its unload requests. */

@@ -338,14 +338,17 @@ export class LastActive {
    * Throws StaleStartError when this node may not start processing the app now: its pair is deciding
    * again (X: the peer restarted while a takeover here was under way), or it is the slave of a peer that
    * has not failed and is not handing the app over (SL with its 2): it reports processing (SM or M),
-   * deciding (X), a slave's SL, or nothing for 3 s. The flows decided the start on the replica, which a restarted primary
-   * can read stale, and a takeover began before the peer came back (nemesis seed 1212572508: both ran the
-   * app). A peer handing the app over reports SL as it stops; its report may trail the HOST write that
-   * lets this node start (a failback), so a processing peer is given `reportWaitMs` to say otherwise.
+   * deciding (X), a slave's SL, or nothing for 3 s. The flows decide a start on the replica, which a
+   * restarted primary can read stale, and a takeover may have begun before the peer came back (nemesis
+   * seed 1212572508: both ran the app). A peer handing the app over reports SL as it stops; its report
+   * may trail the HOST write that lets this node start (a failback), so a slave waits up to
+   * `reportWaitMs` for a report that lets it.
    */
   async mayProcess(tag: string, now = performance.now()): Promise<void> {
     const p = this.pairs.get(tag);
-    if (!p || p.state === 'SM' || p.state === 'M') return;
+    if (!p) return;
+    await p.busy; // a write under way (a handover, say) changes the state this depends on
+    if (p.state === 'SM' || p.state === 'M') return;
     const started = performance.now();
     const at = () => now + performance.now() - started;
     const waitMs = this.o.reportWaitMs ?? REPORT_WAIT_MS;
@@ -407,6 +410,29 @@ export class LastActive {
     // node to stop reporting processing (mayProcess). Not when leaving by distress: the peer takes over
     // as from a failed master, which needs M to be the last it heard (peerFailed).
     if (wasM && o.leaving !== true) this.o.onChange?.(p.peer);
+  }
+
+  /**
+   * A handover nobody takes: since `since`, the peer is no longer meant to run the app (an operator's
+   * unload cleared HOST, or a load here cleared the fault that made the peer take it), and it has not
+   * processed. This node, which keeps its 2, is the pair's master again (its record says M), so that a
+   * start here goes on, and a later handover happens again (FlowRunner.settlePairs). Left handing over,
+   * it would be refused for good: its peer, a slave with its 3, never hands it back. Only on a report
+   * of the peer as that slave that arrived `reportWaitMs` after `since`: one sent before, still in
+   * flight, says nothing of a start the peer began meanwhile (its report of processing would follow).
+   */
+  handoverVoid(tag: string, since: number): boolean {
+    const p = this.pairs.get(tag);
+    if (!p || p.state !== 'SL' || !p.handingOver || p.peerProcessed) return false;
+    if (p.reading.kind !== 'record' || p.reading.record.priority !== 2) return false;
+    const heard = p.peerReport;
+    if (!heard || heard.at - since < (this.o.reportWaitMs ?? REPORT_WAIT_MS)) return false;
+    if (heard.report.state !== 'SL' || !heard.report.record.known || heard.report.record.priority !== 3) return false;
+    p.handingOver = false;
+    this.enter(p, 'M');
+    this.o.onChange?.(p.peer);
+    this.o.log.warn({ tag: p.tag, peer: p.peer }, 'the peer was to run the app and never did, and no longer is to: this node is the pair\'s master again');
+    return true;
   }
 
   /** After a handover: the peer processes (its 1 is durable, it said so), so this node holds 3. */

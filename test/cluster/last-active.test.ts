@@ -108,6 +108,31 @@ t.test('failback hands the roles back: the backup writes 3 before the primary ru
   t.pass('a M with 2, b SL with 3: after a double failure now, a would win the comparison and b alone would wait');
 });
 
+t.test('an app unloaded where its backup ran it, then loaded on its primary, runs there: the backup, still the pair\'s master, hands it over', async (t) => {
+  // Nemesis seed 723946990 (with the pair's start refusals): the unload stopped the app with nobody to
+  // take it, so its last host stayed the pair's master; loaded on the other node, the app was refused
+  // there for good (that node, a slave, waited for its master to hand it over).
+  const c = await createCluster(t, ['a', 'b'], [{ tag: 'web', primary: 'a', backup: 'b', vip: true }]);
+  await bothUpAsMasterAndSlave(c);
+  await c.powerOff('a');
+  await serving(c, 'b');
+  await c.powerOn('a');
+  c.start('a');
+  await until('b master, a its slave', async () => {
+    const [pa, pb] = [await pair(c, 'a'), await pair(c, 'b')];
+    return pb.state === 'M' && pa.state === 'SL' ? true : undefined;
+  }, 30_000);
+  await c.request('b', 'app.unload', { tag: 'web' });
+  await until('nobody serves', async () => ((await c.probe(c.vip())) === null ? true : undefined));
+  await c.request('a', 'app.load', { tag: 'web' });
+  await serving(c, 'a', 20_000);
+  await until('a master, b its slave', async () => {
+    const [pa, pb] = [await pair(c, 'a'), await pair(c, 'b')];
+    return (pa.state === 'M' || pa.state === 'SM') && pb.state === 'SL' ? true : undefined;
+  });
+  t.pass('a runs web, the pair follows');
+});
+
 t.test('a node whose database was set aside still goes through the last-active decision: restarted alone with priority 2 after b took over, it waits', async (t) => {
   const c = await createCluster(t, ['a', 'b'], [{ tag: 'web', primary: 'a', backup: 'b', vip: true }]);
   await bothUpAsMasterAndSlave(c);

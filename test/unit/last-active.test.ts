@@ -288,3 +288,26 @@ t.test('a pair deciding again never writes its 1 from a takeover begun before: t
   await t.rejects(b.la.beforeProcessing('web'), { name: 'StaleStartError', message: /deciding again with a/ });
   t.match(await readPriorityStore(join(b.dir, 'web.priority'), b.identity), { kind: 'record', record: { priority: 3, state: 'SL' } }, 'b still holds its 3: the comparison with a decides');
 });
+
+t.test('a handover nobody takes (the peer no longer meant to run the app, and it never did) is void: the node is the master again; not once the peer has processed', async (t) => {
+  const a = await controller('a', true, undefined, 50);
+  const slave = { tag: 'web', state: 'SL' as const, record: { known: true as const, priority: 3 as const, state: 'SL' as const, transition: '1-2-1' as const, forced: false }, hears: true };
+  a.la.onReport(slave, performance.now());
+  await a.la.decideAll(performance.now(), () => true, async () => undefined);
+  a.la.onReport(slave, performance.now());
+  await a.la.slaveInSync('web');
+  await a.la.stoppedProcessing('web', true);
+  t.match(a.la.status()[0], { state: 'SL', priority: 2 }, 'handing over: SL, its 2 kept');
+  a.la.onReport(slave, performance.now());
+  await t.rejects(a.la.mayProcess('web'), { message: /b reports SL without handing the app over/ }, 'a report of b as a slave may be older than the handover: no take-back on it');
+  const since = performance.now();
+  t.equal(a.la.handoverVoid('web', since), false, 'not on a report that may have been sent before the peer was no longer meant to run it');
+  a.la.onReport(slave, since + 50);
+  t.equal(a.la.handoverVoid('web', since), true, 'on a report of the peer as a slave that arrived later');
+  t.match(a.la.status()[0], { state: 'M', priority: 2 }, 'master again');
+  await t.resolves(a.la.mayProcess('web'));
+  await a.la.stoppedProcessing('web', true);
+  a.la.onReport({ ...slave, state: 'SM', record: { ...slave.record, priority: 1, state: 'SM', transition: '4-4' } }, performance.now());
+  a.la.onReport({ ...slave, state: 'SL' }, performance.now() + 50);
+  t.equal(a.la.handoverVoid('web', performance.now() - 1000), false, 'b processed since the handover: a stays its slave');
+});
