@@ -281,6 +281,7 @@ export class FlowRunner {
    * the master again (LastActive.handoverVoid; seed 1617950405).
    */
   async settlePairs(): Promise<void> {
+    if (this.d.isOut() || this.d.isStopped()) return; // a node that left writes nothing (seed 002)
     const lastActive = this.d.lastActive();
     for (const s of lastActive.status()) {
       const flow = this.flows.get(s.tag);
