@@ -204,6 +204,7 @@ export class Agent {
       onChange: (peer) => this.sendPairReports(peer),
       onGate: (tag, open) => this.flows.post(tag, { type: 'gate', open }),
       claimDisks: (tag) => this.claimDisks(tag),
+      hostAgreed: (tag, peer) => (this.replication.digestOf(peer) === this.db.digest() ? this.db.get(tag)?.host ?? null : undefined),
     });
     const loaded = new Set(this.db.list().map((o) => o.tag));
     for (const o of this.db.list()) await this.lastActive.open(o.tag, o.primary, o.backup, performance.now());

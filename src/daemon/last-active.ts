@@ -130,6 +130,11 @@ export interface LastActiveOptions {
    * first), before a decision to start writes its 1. A refusal leaves the pair deciding.
    */
   claimDisks?(tag: string): Promise<void>;
+  /**
+   * The app's HOST in this node's replica while it equals the peer's (their digests match); undefined
+   * otherwise. Breaks a [1 1] tie left by a split brain (decision.ts, `hostAgreed`).
+   */
+  hostAgreed?(tag: string, peer: string): string | null | undefined;
   /** How long mayProcess waits for a processing peer to report otherwise (default 1000 ms); tests shorten it. */
   reportWaitMs?: number;
   /**
@@ -331,7 +336,11 @@ export class LastActive {
     const probe: PeerProbe = fresh
       ? { reachable: true, state: fresh.state, record: fresh.record, hearsUs: fresh.hears ?? true }
       : { reachable: false, silentForMs: now - p.startedAt, ...(peerAlive ? { signsOfLife: ['heard over another channel (its heartbeats)'] } : {}) };
-    return { self: this.o.self.name, peer: p.peer, own: viewOf(p.reading), probe, probedForMs: now - p.startedAt, probeWindowMs: this.o.peerProbeMs };
+    const hostAgreed = this.o.hostAgreed?.(p.tag, p.peer);
+    return {
+      self: this.o.self.name, peer: p.peer, own: viewOf(p.reading), probe, probedForMs: now - p.startedAt, probeWindowMs: this.o.peerProbeMs,
+      ...(hostAgreed !== undefined ? { hostAgreed } : {}),
+    };
   }
 
   /**

@@ -80,6 +80,13 @@ export interface DecisionInput {
   forceStart?: boolean;
   /** The shared disks' ownership evidence (absent: none could be read); see crossCheckDisks. */
   disks?: DiskEvidence[];
+  /**
+   * The app's HOST in this node's database replica while it equals the peer's (their digests match), so
+   * both sides read the same name; absent otherwise. It breaks a [1 1] tie that no forced start made:
+   * only a split brain leaves one (each side processed alone, then both restarted before the loser
+   * stood down), and HOST names the side the cluster recorded last, which the loser would have joined.
+   */
+  hostAgreed?: string | null;
 }
 
 /**
@@ -111,7 +118,7 @@ const known = (v: PriorityView): v is Extract<PriorityView, { known: true }> => 
 type Compared = { winner: 'self' | 'peer'; tieBroken: boolean; why: string } | { winner: 'none'; why: string };
 
 /** Rule 2, symmetric by construction: compare(a, b) names the opposite winner of compare(b, a). */
-function compare(own: PriorityView, peer: PriorityView, self: string, peerName: string): Compared {
+function compare(own: PriorityView, peer: PriorityView, self: string, peerName: string, hostAgreed?: string | null): Compared {
   const mine = `own ${describeView(own)}`;
   const theirs = `${peerName}'s ${describeView(peer)}`;
   if (!known(own) && !known(peer)) return { winner: 'none', why: `${mine}; ${theirs}` };
@@ -133,6 +140,10 @@ function compare(own: PriorityView, peer: PriorityView, self: string, peerName: 
     const [o, p] = [originOf(own), originOf(peer)];
     if (o === 'forced' && p === 'paired') return { winner: 'self', tieBroken: true, why: `both priorities 1; ${self}'s comes from a forced start after ${peerName}'s (written with its peer present)` };
     if (p === 'forced' && o === 'paired') return { winner: 'peer', tieBroken: true, why: `both priorities 1; ${peerName}'s comes from a forced start after ${self}'s (written with its peer present)` };
+    if (o !== 'forced' && p !== 'forced' && (hostAgreed === self || hostAgreed === peerName)) {
+      const w = hostAgreed === self ? 'self' : 'peer';
+      return { winner: w, tieBroken: false, why: `both priorities 1 without a forced start (a split brain): HOST, on which both replicas agree, is ${hostAgreed}` };
+    }
     return { winner: 'none', why: `both priorities 1 (${self}: ${o}, ${peerName}: ${p}): which processed last cannot be told after a forced start` };
   }
   return { winner: 'none', why: `both priorities ${own.priority}, which the chart never produces: a store was restored or edited` };
@@ -171,7 +182,7 @@ function rules(input: DecisionInput): Decision {
     if (probe.state === 'X' && probe.hearsUs === false) {
       return { action: 'wait', forceAccepted: false, reason: `waiting: peer ${peer} answers but does not hear this node yet (it may be starting alone); ${mine}` };
     }
-    const c = compare(own, probe.record, self, peer);
+    const c = compare(own, probe.record, self, peer, input.hostAgreed);
     if (c.winner === 'self') return { action: 'become-sm', basis: 'comparison', tieBrokenByForcedStart: c.tieBroken, reason: `starting as single master: ${c.why}`, notes: [] };
     if (c.winner === 'peer') return { action: 'join-sl', basis: 'comparison', reason: `joining as slave: ${c.why}` };
     return { action: 'wait', forceAccepted: true, reason: `waiting: ${c.why}; run vigil force-start on the node whose data is to be kept` };

@@ -133,6 +133,35 @@ t.test('an app unloaded where its backup ran it, then loaded on its primary, run
   t.pass('a runs web, the pair follows');
 });
 
+t.test('a split brain, then both nodes down before its loser stood down: both hold 1, and the node HOST names starts; the other joins it', async (t) => {
+  // Nemesis seed 1344696897: b took web over across a cut while a, counting b failed, kept its own 1;
+  // both agents restarted before the cut's loser stood down, and each waited for the other for good.
+  const c = await createCluster(t, ['a', 'b'], [{ tag: 'web', primary: 'a', backup: 'b', vip: true }]);
+  await bothUpAsMasterAndSlave(c);
+  // a and b no longer hear each other, and b no longer hears a answer for the address.
+  for (const net of ['lan1', 'lan2']) await c.rig.cut('b', net, 'cable');
+  await c.rig.cut('a', 'svc', 'cable');
+  await until('both process web, each with a durable 1', async () => {
+    const [pa, pb] = [await pair(c, 'a'), await pair(c, 'b')];
+    const hostOnB = (await c.status('b')).apps.find((x) => x.tag === 'web')?.host === 'b';
+    return pa.priority === 1 && pb.priority === 1 && hostOnB ? true : undefined;
+  }, 30_000);
+  await c.powerOff('a');
+  await c.powerOff('b');
+  await c.rig.restoreAll('a');
+  await c.rig.restoreAll('b');
+  await c.powerOn('a');
+  await c.powerOn('b');
+  c.start('a');
+  c.start('b');
+  await serving(c, 'b', 30_000);
+  await until('b master, a its slave', async () => {
+    const [pa, pb] = [await pair(c, 'a'), await pair(c, 'b')];
+    return (pb.state === 'SM' || pb.state === 'M') && pa.state === 'SL' ? true : undefined;
+  });
+  t.pass('HOST, on which both replicas agree after the partition, is b (its takeover raised the epoch): b runs web');
+});
+
 t.test('a node whose database was set aside still goes through the last-active decision: restarted alone with priority 2 after b took over, it waits', async (t) => {
   const c = await createCluster(t, ['a', 'b'], [{ tag: 'web', primary: 'a', backup: 'b', vip: true }]);
   await bothUpAsMasterAndSlave(c);

@@ -65,6 +65,17 @@ t.test('both up: the lower number starts, the other joins, and the peer\'s value
   t.match(decide(withPeer(v(3, '3-1-1'), v(3, '1-2-1'))), { action: 'wait', reason: /never produces: a store was restored or edited/ });
 });
 
+t.test('both 1 without a forced start (a split brain, then both restarted): HOST, where both replicas agree, names the one that starts; the other joins', async (t) => {
+  // Nemesis seed 1344696897: b took x over from a across a network cut while a, counting b failed,
+  // kept its own 1; both agents restarted before the loser stood down, and both waited for good.
+  const split = withPeer(v(1, '4-2'), v(1, '4-4'));
+  t.match(decide(split), { action: 'wait', reason: /both priorities 1 \(a: paired, b: paired\)/ }, 'replicas not known to agree: wait');
+  t.match(decide({ ...split, hostAgreed: 'b' }), { action: 'join-sl', basis: 'comparison', reason: /a split brain\): HOST, on which both replicas agree, is b/ });
+  t.match(decide({ ...withPeer(v(1, '4-4'), v(1, '4-2')), self: 'b', peer: 'a', hostAgreed: 'b' }), { action: 'become-sm', basis: 'comparison' }, 'the other side of the same comparison');
+  t.match(decide({ ...split, hostAgreed: null }), { action: 'wait' }, 'unloaded: no tie-break');
+  t.match(decide({ ...withPeer(v(1, '2-2'), v(1, '2-1', true)), hostAgreed: 'a' }), { action: 'wait', reason: /a: lone, b: forced/ }, 'a forced 1 is the operator\'s to settle');
+});
+
 t.test('both up: the comparison waits for a peer that does not hear this node yet (it may be starting alone)', async (t) => {
   const deaf = (own: DecisionInput['own'], peer: DecisionInput['own']): DecisionInput =>
     ({ ...withPeer(own, peer), probe: { reachable: true, state: 'X', record: peer, hearsUs: false } });
