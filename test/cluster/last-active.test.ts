@@ -24,6 +24,14 @@ async function started(c: TestCluster, node: string): Promise<void> {
   await until(`${node}'s agent answering`, async () => ((await c.status(node).catch(() => undefined)) ? true : undefined), 20_000);
 }
 
+/** Waits until `master` processes (SM or M) and `slave` is its slave (SL). */
+async function masterAndSlave(c: TestCluster, master: string, slave: string, ms?: number): Promise<void> {
+  await until(`${master} master, ${slave} its slave`, async () => {
+    const [pm, ps] = [await pair(c, master), await pair(c, slave)];
+    return (pm.state === 'SM' || pm.state === 'M') && ps.state === 'SL' ? true : undefined;
+  }, ms);
+}
+
 async function bothUpAsMasterAndSlave(c: TestCluster): Promise<void> {
   c.start('a');
   c.start('b');
@@ -118,18 +126,12 @@ t.test('an app unloaded where its backup ran it, then loaded on its primary, run
   await serving(c, 'b');
   await c.powerOn('a');
   c.start('a');
-  await until('b master, a its slave', async () => {
-    const [pa, pb] = [await pair(c, 'a'), await pair(c, 'b')];
-    return pb.state === 'M' && pa.state === 'SL' ? true : undefined;
-  }, 30_000);
+  await masterAndSlave(c, 'b', 'a', 30_000);
   await c.request('b', 'app.unload', { tag: 'web' });
   await until('nobody serves', async () => ((await c.probe(c.vip())) === null ? true : undefined));
   await c.request('a', 'app.load', { tag: 'web' });
   await serving(c, 'a', 20_000);
-  await until('a master, b its slave', async () => {
-    const [pa, pb] = [await pair(c, 'a'), await pair(c, 'b')];
-    return (pa.state === 'M' || pa.state === 'SM') && pb.state === 'SL' ? true : undefined;
-  });
+  await masterAndSlave(c, 'a', 'b');
   t.pass('a runs web, the pair follows');
 });
 
@@ -155,10 +157,7 @@ t.test('a split brain, then both nodes down before its loser stood down: both ho
   c.start('a');
   c.start('b');
   await serving(c, 'b', 30_000);
-  await until('b master, a its slave', async () => {
-    const [pa, pb] = [await pair(c, 'a'), await pair(c, 'b')];
-    return (pb.state === 'SM' || pb.state === 'M') && pa.state === 'SL' ? true : undefined;
-  });
+  await masterAndSlave(c, 'b', 'a');
   t.pass('HOST, on which both replicas agree after the partition, is b (its takeover raised the epoch): b runs web');
 });
 
