@@ -3,6 +3,7 @@
 
 #include "distress.h"
 #include "heartbeat.h"
+#include "ipmi_device.h"
 #include "modem_lines.h"
 #include "peer_cred.h"
 #include "sd_notify.h"
@@ -15,6 +16,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("HeartbeatEngine", vigil::HeartbeatEngine::Init(env));
   exports.Set("DistressSender", vigil::DistressSender::Init(env));
   exports.Set("ModemLineWatcher", vigil::ModemLineWatcher::Init(env));
+  exports.Set("IpmiDevice", vigil::IpmiDevice::Init(env));
   exports.Set("getPeerCred", Napi::Function::New(env, vigil::GetPeerCred, "getPeerCred"));
   exports.Set("sdNotify", Napi::Function::New(env, vigil::SdNotify, "sdNotify"));
   return exports;

@@ -203,8 +203,23 @@ export interface NativeDistressSenderClass {
   new (options: DistressSenderOptions): NativeDistressSender;
 }
 
+/**
+ * dispatch(id, errno, failedCall, data, waitNs, answerNs) of native/ipmi_device.cc: id 0 answers the open
+ * (failedCall 1: open(2)); a request's data is the response, completion code first, when errno is 0
+ * (ETIMEDOUT: no response by its deadline; ECANCELED: closed first; ENODEV: the interface went away).
+ */
+export type IpmiDispatch = (id: number, errno: number, failedCall: number, data: Buffer | undefined, waitNs: number, answerNs: number) => void;
+
+export interface NativeIpmiDevice {
+  submit(id: number, netfn: number, cmd: number, data: Buffer, timeoutMs: number): void;
+  /** Responses that matched no request in flight (a late one, after its request's deadline). */
+  strays(): number;
+  close(): void;
+}
+
 export interface NativeAddon {
   SgDevice: new (path: string, dispatch: SgDispatch) => NativeSgDevice;
+  IpmiDevice: new (path: string, dispatch: IpmiDispatch) => NativeIpmiDevice;
   HeartbeatEngine: new (options: HeartbeatEngineOptions) => NativeHeartbeatEngine;
   DistressSender: NativeDistressSenderClass;
   getPeerCred(fd: number): PeerCred;

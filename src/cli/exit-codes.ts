@@ -1,6 +1,8 @@
 // Exit codes of `vigil`, the sg3_utils categories (sg_lib.h) wherever one applies, so scripts written
 // around sg_turs and sg_persist keep working. docs/cli.md lists them.
 import { ConfigError } from '../config/errors.js';
+import { BmcCredentialError } from '../ipmi/bmc.js';
+import { IpmiAuthError, IpmiCompletionError, IpmiDeviceError, IpmiProtocolError, IpmiTimeoutError, IpmiTransportError } from '../ipmi/errors.js';
 import { ControlConnectionError, ControlError, ControlRemoteError, ControlTimeoutError, VigildNotRunningError } from '../control/client.js';
 import { LinkTableError, StaleLinkError } from '../links/table.js';
 import {
@@ -41,6 +43,10 @@ export const Exit = {
   TASK_SET_FULL: 27,
   ACA_ACTIVE: 28,
   TASK_ABORTED: 29,
+  /** vigil's own: the BMC answered a command with a completion code (sg3_utils leaves 30 unused). */
+  IPMI_COMMAND: 30,
+  /** vigil's own: the BMC refused the session (user, password, Kg, privilege, cipher suite). */
+  IPMI_AUTH: 31,
   TIMEOUT: 33,
   TRANSPORT: 35,
   MALFORMED: 97,
@@ -102,6 +108,13 @@ export function exitForError(e: unknown): number {
   if (e instanceof LinkTableError) return Exit.FILE_ERROR;
   if (e instanceof ConfigError) return Exit.FILE_ERROR;
   if (e instanceof ControlError) return exitForControlError(e);
+  if (e instanceof IpmiTimeoutError) return Exit.TIMEOUT;
+  if (e instanceof IpmiTransportError) return Exit.TRANSPORT;
+  if (e instanceof IpmiCompletionError) return e.transport ? Exit.TRANSPORT : Exit.IPMI_COMMAND;
+  if (e instanceof IpmiAuthError) return Exit.IPMI_AUTH;
+  if (e instanceof IpmiProtocolError) return Exit.MALFORMED;
+  if (e instanceof IpmiDeviceError) return e.errno > 0 && e.errno <= 46 ? Exit.OS_ERROR_BASE + e.errno : Exit.OS_ERROR_BASE;
+  if (e instanceof BmcCredentialError) return Exit.FILE_ERROR;
   return Exit.OTHER;
 }
 

@@ -1,6 +1,7 @@
 // The cluster key file: the shared secret every node signs datagrams with. Whoever can read it can
 // impersonate any node (say "I'm alive" for a dead one, or send DISTRESS), and whoever can write it can
-// cut this node off, so it is refused unless only its owner — this user or root — has any access.
+// cut this node off, so it is refused unless only its owner — this user or root — has any access
+// (util/secret-file.ts).
 //
 // Format: either one line of at least 64 hex digits (32 bytes; what generateClusterKey writes, and
 // what survives copy and paste between hosts), or at least 32 raw bytes used as they are. Text that is
@@ -8,6 +9,8 @@
 import { randomBytes } from 'node:crypto';
 import { open, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
+
+import { readSecretFile } from '../util/secret-file.js';
 
 export const MIN_KEY_BYTES = 32;
 
@@ -24,33 +27,7 @@ const HEX_LINE = /^[0-9a-fA-F]+$/;
 
 /** Reads and checks the key file; throws KeyFileError naming the path and what is wrong. */
 export async function loadClusterKey(path: string): Promise<Buffer> {
-  let content: Buffer;
-  try {
-    const fh = await open(path, 'r');
-    try {
-      // fstat on the open file, so the checks apply to the bytes read, not to whatever the name
-      // pointed at a moment before.
-      const st = await fh.stat();
-      if (!st.isFile()) throw new KeyFileError(path, 'not a regular file');
-      if ((st.mode & 0o077) !== 0) {
-        const mode = (st.mode & 0o777).toString(8).padStart(4, '0');
-        throw new KeyFileError(path, `mode ${mode} lets other users read or write it; chmod 600 ${path}`);
-      }
-      const uid = process.getuid?.();
-      if (uid !== undefined && st.uid !== uid && st.uid !== 0) {
-        throw new KeyFileError(path, `owned by uid ${st.uid}, which can rewrite it; must be owned by uid ${uid} or root`);
-      }
-      content = await fh.readFile();
-    } finally {
-      await fh.close();
-    }
-  } catch (e) {
-    if (e instanceof KeyFileError) throw e;
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new KeyFileError(path, 'no such file');
-    throw new KeyFileError(path, (e as Error).message);
-  }
-  return parseKey(path, content);
+  return parseKey(path, await readSecretFile(path, (detail) => new KeyFileError(path, detail)));
 }
 
 function parseKey(path: string, content: Buffer): Buffer {

@@ -1,0 +1,323 @@
+#include "ipmi_device.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/ipmi.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <map>
+
+#include "owned_thread.h"
+#include "system_error.h"
+
+namespace vigil {
+namespace {
+
+int64_t NowNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+// Hands a finished request to JavaScript, or drops it when the environment is gone.
+void Finish(IpmiDeviceState* s, IpmiRequest* r) {
+  std::lock_guard<std::mutex> lock(s->mutex);
+  if (!s->envAlive || s->responses.NonBlockingCall(r) != napi_ok) delete r;
+}
+
+// IPMICTL_SEND_COMMAND to the BMC itself (the system interface address, LUN 0). msgid is the request's id:
+// unique and increasing for the life of the descriptor, so a late response can never match a newer request.
+int Send(int fd, IpmiRequest* r) {
+  ipmi_system_interface_addr addr{};
+  addr.addr_type = IPMI_SYSTEM_INTERFACE_ADDR_TYPE;
+  addr.channel = IPMI_BMC_CHANNEL;
+  addr.lun = 0;
+  ipmi_req req{};
+  req.addr = reinterpret_cast<unsigned char*>(&addr);
+  req.addr_len = sizeof addr;
+  req.msgid = static_cast<long>(r->id);
+  req.msg.netfn = r->netfn;
+  req.msg.cmd = r->cmd;
+  req.msg.data_len = static_cast<unsigned short>(r->data.size());
+  req.msg.data = r->data.empty() ? nullptr : r->data.data();
+  // Not retried on EINTR (signals are blocked here anyway): a resent request could be a second power-off.
+  return ioctl(fd, IPMICTL_SEND_COMMAND, &req) < 0 ? errno : 0;
+}
+
+void Serve(std::shared_ptr<IpmiDeviceState> s) {
+  BlockAsyncSignals();
+  int fd = -1;
+  std::map<long, IpmiRequest*> inFlight;  // by msgid
+  for (;;) {
+    // New requests (and the open), or the end.
+    std::deque<IpmiRequest*> fresh;
+    bool stopping;
+    {
+      std::lock_guard<std::mutex> lock(s->mutex);
+      fresh.swap(s->queue);
+      stopping = s->stopping;
+    }
+    for (IpmiRequest* r : fresh) {
+      if (r->id == 0) {
+        fd = open(s->path.c_str(), O_RDWR | O_CLOEXEC | O_NONBLOCK);
+        if (fd < 0) {
+          r->err = errno;
+          r->failedCall = 1;
+        }
+        r->answeredNs = NowNs();
+        Finish(s.get(), r);
+        continue;
+      }
+      r->sentNs = NowNs();
+      if (stopping) {
+        r->err = ECANCELED;
+      } else if (fd < 0) {
+        r->err = EBADF;  // the open failed; JavaScript reported that, this keeps the answers coming
+      } else if ((r->err = Send(fd, r)) != 0) {
+        r->failedCall = 1;
+      } else {
+        r->deadlineNs = r->sentNs + static_cast<int64_t>(r->timeoutMs) * 1000000;
+        inFlight[static_cast<long>(r->id)] = r;
+        continue;
+      }
+      r->answeredNs = NowNs();
+      Finish(s.get(), r);
+    }
+    if (stopping) break;
+
+    // Wait for a response, a new request, or the nearest deadline.
+    int64_t now = NowNs();
+    int timeout = -1;
+    for (auto& [id, r] : inFlight) {
+      int64_t left = (r->deadlineNs - now + 999999) / 1000000;
+      if (left < 0) left = 0;
+      if (timeout < 0 || left < timeout) timeout = static_cast<int>(left);
+    }
+    pollfd fds[2] = {{s->wakeFd, POLLIN, 0}, {fd, POLLIN, 0}};
+    int n = poll(fds, fd >= 0 ? 2 : 1, timeout);
+    if (n < 0 && errno != EINTR) {
+      timespec pause{0, 1000000};  // ENOMEM: transient
+      nanosleep(&pause, nullptr);
+    }
+    if (fds[0].revents & POLLIN) {
+      uint64_t count;
+      (void)!read(s->wakeFd, &count, sizeof count);
+    }
+    if (fd >= 0 && (fds[1].revents & POLLIN)) {
+      // Everything the driver has queued: one receive per message.
+      for (;;) {
+        unsigned char addrBuf[IPMI_MAX_ADDR_SIZE];
+        unsigned char dataBuf[IPMI_MAX_MSG_LENGTH];
+        ipmi_recv recv{};
+        recv.addr = addrBuf;
+        recv.addr_len = sizeof addrBuf;
+        recv.msg.data = dataBuf;
+        recv.msg.data_len = sizeof dataBuf;
+        // _TRUNC: a response longer than the buffer is delivered cut (EMSGSIZE), never left to block the queue.
+        if (ioctl(fd, IPMICTL_RECEIVE_MSG_TRUNC, &recv) < 0 && errno != EMSGSIZE) break;  // EAGAIN: drained
+        if (recv.recv_type != IPMI_RESPONSE_RECV_TYPE) continue;  // events and commands: not asked for
+        auto it = inFlight.find(recv.msgid);
+        if (it == inFlight.end()) {
+          std::lock_guard<std::mutex> lock(s->mutex);
+          s->strays++;
+          continue;
+        }
+        IpmiRequest* r = it->second;
+        inFlight.erase(it);
+        r->data.assign(dataBuf, dataBuf + recv.msg.data_len);
+        r->answeredNs = NowNs();
+        if (r->data.empty()) r->err = EPROTO;  // no completion code: not a response
+        Finish(s.get(), r);
+      }
+    }
+    if (fd >= 0 && (fds[1].revents & (POLLERR | POLLHUP | POLLNVAL))) {
+      // The interface went away: nothing in flight will be answered.
+      for (auto& [id, r] : inFlight) {
+        r->err = ENODEV;
+        r->failedCall = 2;
+        r->answeredNs = NowNs();
+        Finish(s.get(), r);
+      }
+      inFlight.clear();
+      close(fd);
+      fd = -1;
+    }
+    now = NowNs();
+    for (auto it = inFlight.begin(); it != inFlight.end();) {
+      if (it->second->deadlineNs <= now) {
+        it->second->err = ETIMEDOUT;
+        it->second->answeredNs = now;
+        Finish(s.get(), it->second);
+        it = inFlight.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto& [id, r] : inFlight) {
+    r->err = ECANCELED;
+    r->answeredNs = NowNs();
+    Finish(s.get(), r);
+  }
+  if (fd >= 0) close(fd);
+  close(s->wakeFd);
+  std::lock_guard<std::mutex> lock(s->mutex);
+  if (s->envAlive) s->responses.Release();
+}
+
+void OnEnvTeardown(void* arg) {
+  auto* s = static_cast<IpmiDeviceState*>(arg);
+  {
+    std::lock_guard<std::mutex> lock(s->mutex);
+    s->envAlive = false;
+    s->stopping = true;
+  }
+  uint64_t one = 1;
+  (void)!write(s->wakeFd, &one, sizeof one);
+}
+
+}  // namespace
+
+// dispatch(id, errno, failedCall, data, waitNs, answerNs): id 0 is the open; data (completion code first)
+// is a Buffer when errno is 0. waitNs: queued to sent; answerNs: sent to answered (or failed).
+void DeliverIpmiResponse(Napi::Env env, Napi::Function dispatch, IpmiDeviceState* state, IpmiRequest* r) {
+  std::unique_ptr<IpmiRequest> owned(r);
+  if (env == nullptr) return;
+  if (--state->inflight == 0 && state->keepsLoopAlive) state->responses.Unref(env);
+  Napi::Value data = env.Undefined();
+  if (r->id != 0 && r->err == 0) data = Napi::Buffer<uint8_t>::Copy(env, r->data.data(), r->data.size());
+  int64_t sent = r->sentNs != 0 ? r->sentNs : r->answeredNs;
+  CallFromThread(env, dispatch, {Napi::Number::New(env, r->id), Napi::Number::New(env, r->err),
+                 Napi::Number::New(env, r->failedCall), data,
+                 Napi::Number::New(env, static_cast<double>(sent - r->queuedNs)),
+                 Napi::Number::New(env, static_cast<double>(r->answeredNs - sent))});
+}
+
+Napi::Function IpmiDevice::Init(Napi::Env env) {
+  return DefineClass(env, "IpmiDevice",
+                     {InstanceMethod<&IpmiDevice::Submit>("submit"), InstanceMethod<&IpmiDevice::Close>("close"),
+                      InstanceMethod<&IpmiDevice::Strays>("strays")});
+}
+
+// new IpmiDevice(path, dispatch): the thread opens the path and answers through dispatch with id 0.
+IpmiDevice::IpmiDevice(const Napi::CallbackInfo& info) : Napi::ObjectWrap<IpmiDevice>(info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsString() || !info[1].IsFunction()) {
+    Napi::TypeError::New(env, "IpmiDevice(path: string, dispatch: function)").ThrowAsJavaScriptException();
+    return;
+  }
+  state_ = std::make_shared<IpmiDeviceState>();
+  state_->path = info[0].As<Napi::String>().Utf8Value();
+  state_->wakeFd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (state_->wakeFd < 0) {
+    closed_ = true;
+    SystemError(env, errno, "eventfd", "IpmiDevice").ThrowAsJavaScriptException();
+    return;
+  }
+  auto* keepAlive = new std::shared_ptr<IpmiDeviceState>(state_);
+  state_->responses = IpmiResponseFn::New(
+      env, info[1].As<Napi::Function>(), "vigil:ipmi", 0, 1, state_.get(),
+      [](Napi::Env env, std::shared_ptr<IpmiDeviceState>* holder, IpmiDeviceState* s) {
+        if (s->envAlive) napi_remove_env_cleanup_hook(env, OnEnvTeardown, s);
+        delete holder;
+      },
+      keepAlive);
+  napi_add_env_cleanup_hook(env, OnEnvTeardown, state_.get());
+
+  auto* openReq = new IpmiRequest();
+  openReq->queuedNs = NowNs();
+  state_->queue.push_back(openReq);
+  state_->inflight = 1;
+  std::shared_ptr<IpmiDeviceState> s = state_;
+  int rc = StartOwnedThread([s] { Serve(s); });
+  if (rc != 0) {
+    state_->queue.clear();
+    delete openReq;
+    state_->inflight = 0;
+    state_->responses.Release();
+    close(state_->wakeFd);
+    closed_ = true;
+    SystemError(env, rc, "pthread_create", "IpmiDevice: thread").ThrowAsJavaScriptException();
+  }
+}
+
+IpmiDevice::~IpmiDevice() { Stop(); }
+
+void IpmiDevice::Wake() {
+  uint64_t one = 1;
+  (void)!write(state_->wakeFd, &one, sizeof one);
+}
+
+void IpmiDevice::Stop() {
+  if (!state_ || closed_) return;
+  closed_ = true;
+  {
+    std::lock_guard<std::mutex> lock(state_->mutex);
+    state_->stopping = true;
+  }
+  Wake();
+}
+
+// submit(id, netfn, cmd, data: Buffer, timeoutMs)
+Napi::Value IpmiDevice::Submit(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (closed_) {
+    Napi::Error::New(env, "the IPMI device is closed").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (info.Length() < 5 || !info[0].IsNumber() || !info[1].IsNumber() || !info[2].IsNumber() || !info[3].IsBuffer() ||
+      !info[4].IsNumber()) {
+    Napi::TypeError::New(env, "submit(id, netfn, cmd, data: Buffer, timeoutMs)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  double id = info[0].As<Napi::Number>().DoubleValue();
+  int netfn = info[1].As<Napi::Number>().Int32Value();
+  int cmd = info[2].As<Napi::Number>().Int32Value();
+  auto data = info[3].As<Napi::Buffer<uint8_t>>();
+  double timeout = info[4].As<Napi::Number>().DoubleValue();
+  if (!(id > lastId_) || id > 9007199254740991.0) {
+    Napi::RangeError::New(env, "request ids must increase").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (netfn < 0 || netfn > 0x3f || cmd < 0 || cmd > 0xff || data.Length() > IPMI_MAX_MSG_LENGTH ||
+      !(timeout >= 1 && timeout <= 600000)) {
+    Napi::RangeError::New(env, "netfn 0-63, cmd 0-255, data up to 272 bytes, timeoutMs 1-600000").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  lastId_ = id;
+  auto* r = new IpmiRequest();
+  r->id = id;
+  r->netfn = static_cast<uint8_t>(netfn);
+  r->cmd = static_cast<uint8_t>(cmd);
+  r->data.assign(data.Data(), data.Data() + data.Length());
+  r->timeoutMs = static_cast<uint32_t>(timeout);
+  r->queuedNs = NowNs();
+  {
+    std::lock_guard<std::mutex> lock(state_->mutex);
+    state_->queue.push_back(r);
+  }
+  Wake();
+  if (state_->inflight++ == 0 && state_->keepsLoopAlive) state_->responses.Ref(env);
+  return env.Undefined();
+}
+
+Napi::Value IpmiDevice::Strays(const Napi::CallbackInfo& info) {
+  std::lock_guard<std::mutex> lock(state_->mutex);
+  return Napi::Number::New(info.Env(), static_cast<double>(state_->strays));
+}
+
+// Requests in flight are answered ECANCELED; a closed device no longer holds the event loop open.
+Napi::Value IpmiDevice::Close(const Napi::CallbackInfo& info) {
+  Stop();
+  if (state_ && state_->keepsLoopAlive) {
+    state_->keepsLoopAlive = false;
+    if (state_->inflight > 0) state_->responses.Unref(info.Env());
+  }
+  return info.Env().Undefined();
+}
+
+}  // namespace vigil
