@@ -163,11 +163,37 @@ const networkSchema = z.strictObject({
   port: z.int().min(1, 'expected a port from 1 to 65534 (port + 1 is used too)').max(65534, 'expected a port from 1 to 65534 (port + 1 is used too)'),
 });
 
+// The node's BMC, for power fencing (src/daemon/power-fence.ts, docs/ipmi.md): RMCP+ only, with the
+// password in a file (mode 0600, like the key file), never in the configuration.
+const bmcSchema = z.strictObject({
+  host: z.string().min(1, 'expected the BMC\'s address or host name'),
+  port: port.default(623),
+  user: z.string().min(1, 'expected an IPMI user name').max(16, 'an IPMI user name is at most 16 bytes'),
+  passwordFile: filePath,
+  cipherSuite: z.literal([3, 17], { error: 'expected cipher suite 17 (SHA-256) or 3 (SHA-1)' }).default(17),
+  kgFile: filePath.optional(),
+});
+
 const nodeSchema = z.strictObject({
   name: name('a node name'),
   id: z.int(wrongType('expected a node id from 1 to 65535')).min(1, 'expected a node id from 1 to 65535').max(65535, 'expected a node id from 1 to 65535'),
   addresses: z.record(z.string(), ipAddress),
   reservationKey: reservationKey.optional(),
+  bmc: bmcSchema.optional(),
+});
+
+export const DEFAULT_FENCING = {
+  raceDelayMs: 5000,
+  requestTimeoutMs: 2000,
+  confirmTimeoutMs: 10_000,
+} as const;
+
+// Power fencing's timing (docs/ipmi.md). raceDelayMs: with both networks cut, each side would power the
+// other off; every node but the one of the lowest id waits this long first, so that one survives.
+const fencingSchema = z.strictObject({
+  raceDelayMs: ms(0).default(DEFAULT_FENCING.raceDelayMs),
+  requestTimeoutMs: ms(100).default(DEFAULT_FENCING.requestTimeoutMs),
+  confirmTimeoutMs: ms(100).default(DEFAULT_FENCING.confirmTimeoutMs),
 });
 
 const diskSchema = z.strictObject({
@@ -357,6 +383,7 @@ export const configSchema = z.strictObject({
   apps: z.array(appSchema).default([]),
   power: powerSchema.optional(),
   distress: distressSchema.prefault({}),
+  fencing: fencingSchema.prefault({}),
 }, {
   error: (iss) => (iss.code === 'invalid_type' ? 'expected a mapping with cluster, keyFile, networks and nodes (see docs/config.md)' : undefined),
 });
@@ -708,6 +735,25 @@ export interface NodeConfig {
   addresses: Record<string, string>;
   /** undefined: derived from the cluster name and the node id (see docs/cluster.md). */
   reservationKey: bigint | undefined;
+  /** The node's BMC, through which its peers power it off; undefined: no power fencing of this node. */
+  bmc: BmcConfig | undefined;
+}
+
+export interface BmcConfig {
+  host: string;
+  port: number;
+  user: string;
+  /** Absolute. */
+  passwordFile: string;
+  cipherSuite: 3 | 17;
+  /** Absolute; undefined: no BMC key (the password's key is used). */
+  kgFile: string | undefined;
+}
+
+export interface FencingConfig {
+  raceDelayMs: number;
+  requestTimeoutMs: number;
+  confirmTimeoutMs: number;
 }
 
 export interface DiskConfig {
@@ -850,6 +896,7 @@ export interface Config {
   /** undefined: no `power:` section, no power sources. */
   power: PowerConfig | undefined;
   distress: DistressConfig;
+  fencing: FencingConfig;
 }
 
 /** The schema's output (which passed crossCheck) as a Config; relative paths resolve against `baseDir`. */
@@ -866,7 +913,10 @@ export function toConfig(p: Parsed, source: string, baseDir: string): Config {
     metrics: p.metrics,
     log: p.log,
     networks: p.networks,
-    nodes: p.nodes.map((n) => ({ ...n, reservationKey: n.reservationKey })),
+    nodes: p.nodes.map(({ bmc, ...n }) => ({
+      ...n, reservationKey: n.reservationKey,
+      bmc: bmc && { ...bmc, passwordFile: resolve(baseDir, bmc.passwordFile), kgFile: bmc.kgFile === undefined ? undefined : resolve(baseDir, bmc.kgFile) },
+    })),
     disks: p.disks.map(({ reset, preemptAndAbort, ...d }): DiskConfig => ({
       ...d, heartbeat: diskHeartbeat(d), ...(d.reservation === 'scsi2' ? { reset: reset ?? 'lun' } : {}),
       preemptAndAbort: d.reservation === 'persistent' && (preemptAndAbort ?? true),
@@ -908,6 +958,7 @@ export function toConfig(p: Parsed, source: string, baseDir: string): Config {
     })),
     power: p.power && toPowerConfig(p.power, baseDir),
     distress: p.distress,
+    fencing: p.fencing,
   };
 }
 

@@ -524,3 +524,17 @@ t.test('disks: the disk heartbeat is on by default with either reservation (the 
   t.equal(parseConfig(disks('{ name: d0, identity: naa.5001405aaaa00000, reservation: scsi2, heartbeat: true }'), 'c.yaml').disks[0]!.heartbeat, true);
   t.equal(parseConfig(disks('{ name: d0, identity: naa.5001405aaaa00000, heartbeat: false }'), 'c.yaml').disks[0]!.heartbeat, false);
 });
+
+t.test("a node's BMC: defaults filled in, files resolved; a bad cipher suite or user named on its line", async (t) => {
+  const text = MINIMAL.replace('addresses: { n1: 192.0.2.1 } }', 'addresses: { n1: 192.0.2.1 }, bmc: { host: 10.9.0.1, user: admin, passwordFile: bmc-a.pw } }');
+  const c = parseConfig(text, '/etc/vigil/cluster.yaml', { baseDir: '/etc/vigil' });
+  t.same(c.nodes[0]!.bmc, { host: '10.9.0.1', port: 623, user: 'admin', passwordFile: '/etc/vigil/bmc-a.pw', cipherSuite: 17, kgFile: undefined });
+  t.equal(c.nodes[1]!.bmc, undefined);
+  t.same(c.fencing, { raceDelayMs: 5000, requestTimeoutMs: 2000, confirmTimeoutMs: 10000 });
+  const bad = text.replace('user: admin, passwordFile: bmc-a.pw', 'user: a-user-name-too-long, passwordFile: bmc-a.pw, cipherSuite: 0');
+  t.same(problems(bad).map((p) => [p.line, p.path, p.message]), [
+    [lineOf(bad, 'cipherSuite'), 'nodes[0].bmc.user', 'an IPMI user name is at most 16 bytes'],
+    [lineOf(bad, 'cipherSuite'), 'nodes[0].bmc.cipherSuite', 'expected cipher suite 17 (SHA-256) or 3 (SHA-1)'],
+  ]);
+  t.match(problems(text.replace(', passwordFile: bmc-a.pw', '')), [{ path: 'nodes[0].bmc.passwordFile' }]);
+});

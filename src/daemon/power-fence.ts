@@ -1,0 +1,134 @@
+// Power fencing through a peer's BMC (IPMI over RMCP+): the survivor powers the failed node off and
+// confirms "off" by chassis status before it takes over an app that no shared disk arbitrates. A fence that
+// fails or cannot be confirmed is an error (FenceFailedError): no takeover, an alert, and the takeover is
+// decided again later; never "assume fenced".
+//
+// The two-node race (both networks cut, each side sure the other failed): every node but the one of the
+// lower id waits `raceDelayMs` before it fences, and fences only if the target is still silent then. The
+// lower id wins: its fence has powered the other off before that one's delay ends (docs/ipmi.md).
+//
+// One fence per node at a time: the takeovers of several apps from one node share it. A node confirmed off
+// stays fenced until it is heard from again (a new incarnation after its restart).
+import { openBmc as openRemoteBmc, type BmcTarget } from '../ipmi/bmc.js';
+import { chassisControl, getChassisStatus } from '../ipmi/commands.js';
+import type { IpmiTransport } from '../ipmi/message.js';
+import type { FencingConfig, NodeConfig } from '../config/schema.js';
+
+export class FenceFailedError extends Error {
+  override name = 'FenceFailedError';
+}
+
+/** The target was heard from again while its fence waited: it is alive, there is nothing to take over. */
+export class FenceMootError extends Error {
+  override name = 'FenceMootError';
+}
+
+export interface PowerFenceDeps {
+  self: NodeConfig;
+  nodes: NodeConfig[];
+  fencing: FencingConfig;
+  isAlive(node: string): boolean;
+  log: { info(o: object, m: string): void; warn(o: object, m: string): void; error(o: object, m: string): void };
+  /** Tests and the bench: how a BMC is reached (RMCP+ by default). */
+  openBmc?: (target: BmcTarget) => Promise<IpmiTransport>;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+export interface FenceRecord {
+  node: string;
+  /** Decision to "off" confirmed, ms (the race delay included). */
+  tookMs: number;
+  at: number;
+}
+
+const defaultSleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export class PowerFence {
+  private readonly inFlight = new Map<string, Promise<FenceRecord>>();
+  private readonly fenced = new Map<string, FenceRecord>();
+
+  constructor(private readonly d: PowerFenceDeps) {}
+
+  /** Whether `node` can be power-fenced: it has a BMC in the configuration. */
+  canFence(node: string): boolean {
+    return this.node(node)?.bmc !== undefined;
+  }
+
+  /** The last confirmed fence of `node`, while it has not been heard from since. */
+  fencedRecord(node: string): FenceRecord | undefined {
+    const r = this.fenced.get(node);
+    if (r && this.d.isAlive(node)) {
+      this.fenced.delete(node);
+      return undefined;
+    }
+    return r;
+  }
+
+  /**
+   * Powers `node` off and confirms it. Resolves once its BMC reports power off (at once when it was
+   * confirmed off before and has been silent since); rejects with FenceFailedError (the BMC did not answer,
+   * refused, or still reports on) or FenceMootError (the node was heard from during the race delay).
+   */
+  fence(node: string, why: string): Promise<FenceRecord> {
+    const done = this.fencedRecord(node);
+    if (done) return Promise.resolve(done);
+    let running = this.inFlight.get(node);
+    if (!running) {
+      running = this.run(node, why).finally(() => this.inFlight.delete(node));
+      this.inFlight.set(node, running);
+    }
+    return running;
+  }
+
+  private node(name: string): NodeConfig | undefined {
+    return this.d.nodes.find((n) => n.name === name);
+  }
+
+  private async run(name: string, why: string): Promise<FenceRecord> {
+    const target = this.node(name);
+    const bmc = target?.bmc;
+    if (!target || !bmc) throw new FenceFailedError(`${name} has no BMC configured: it cannot be power-fenced`);
+    const start = performance.now();
+    const { raceDelayMs, requestTimeoutMs, confirmTimeoutMs } = this.d.fencing;
+    const sleep = this.d.sleep ?? defaultSleep;
+    if (this.d.self.id > target.id && raceDelayMs > 0) {
+      this.d.log.warn({ node: name, delayMs: raceDelayMs }, 'power fence: waiting first (the lower id fences first in a race)');
+      await sleep(raceDelayMs);
+    }
+    if (this.d.isAlive(name)) throw new FenceMootError(`${name} was heard from again: not fenced`);
+    this.d.log.warn({ node: name, bmc: `${bmc.host}:${bmc.port}`, why }, 'power fence: powering the node off');
+    const open = this.d.openBmc ?? openRemoteBmc;
+    let t: IpmiTransport;
+    try {
+      t = await open({ host: bmc.host, port: bmc.port, user: bmc.user, passwordFile: bmc.passwordFile, cipherSuite: bmc.cipherSuite, ...(bmc.kgFile ? { kgFile: bmc.kgFile } : {}), timeoutMs: requestTimeoutMs });
+    } catch (e) {
+      throw new FenceFailedError(`power fence of ${name}: ${(e as Error).message}`);
+    }
+    try {
+      await chassisControl(t, 'off', requestTimeoutMs);
+      // Confirmed by status, not by the command's answer: a BMC may acknowledge before the power is off.
+      const deadline = performance.now() + confirmTimeoutMs;
+      let last = 'unknown';
+      for (;;) {
+        try {
+          const s = await getChassisStatus(t, requestTimeoutMs);
+          last = s.power;
+          if (s.power === 'off') break;
+        } catch (e) {
+          last = (e as Error).message;
+        }
+        if (performance.now() >= deadline) throw new FenceFailedError(`power fence of ${name}: the BMC still reports ${last} ${confirmTimeoutMs} ms after power off`);
+        await sleep(100);
+      }
+      const record = { node: name, tookMs: Math.round(performance.now() - start), at: Date.now() };
+      this.fenced.set(name, record);
+      this.d.log.warn({ node: name, tookMs: record.tookMs }, 'power fence: the node is confirmed off');
+      return record;
+    } catch (e) {
+      if (e instanceof FenceFailedError) throw e;
+      throw new FenceFailedError(`power fence of ${name}: ${(e as Error).message}`);
+    } finally {
+      await t.close();
+    }
+  }
+}

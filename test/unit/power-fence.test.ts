@@ -1,0 +1,130 @@
+// Power fencing (src/daemon/power-fence.ts) against a real BMC, ipmi_sim: "off" is confirmed by status, a
+// failed or unconfirmed fence is an error (never "assume fenced"), the lower id wins a race, and the
+// takeovers of several apps share one fence.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import t from 'tap';
+
+import { DEFAULT_FENCING, type FencingConfig, type NodeConfig } from '../../src/config/schema.js';
+import { FenceFailedError, FenceMootError, PowerFence, type PowerFenceDeps } from '../../src/daemon/power-fence.js';
+import { BMC_PASSWORD, BMC_USER, IpmiSim, ipmiSimUnavailable } from '../support/ipmi-sim.js';
+
+const quiet = { info() {}, warn() {}, error() {} };
+
+if (ipmiSimUnavailable()) {
+  t.fail(`ipmi_sim cannot run here: ${ipmiSimUnavailable()}`);
+} else {
+  const sim = await IpmiSim.start();
+  const dir = await mkdtemp(join(tmpdir(), 'vigil-fence-'));
+  t.teardown(async () => {
+    await sim.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+  const passwordFile = join(dir, 'password');
+  await writeFile(passwordFile, `${BMC_PASSWORD}\n`, { mode: 0o600 });
+  const wrongFile = join(dir, 'wrong');
+  await writeFile(wrongFile, 'nope\n', { mode: 0o600 });
+
+  const node = (name: string, id: number, bmc?: Partial<NonNullable<NodeConfig['bmc']>>): NodeConfig => ({
+    name, id, addresses: {}, reservationKey: undefined,
+    bmc: bmc && { host: sim.address, port: sim.port, user: BMC_USER, passwordFile, cipherSuite: 3, kgFile: undefined, ...bmc },
+  });
+  const fence = (o: { selfId?: number; target?: Partial<NonNullable<NodeConfig['bmc']>> | null; alive?: () => boolean; sleep?: PowerFenceDeps['sleep']; fencing?: Partial<FencingConfig> } = {}) => {
+    const self = node('a', o.selfId ?? 1);
+    const b = o.target === null ? node('b', 2) : node('b', 2, o.target ?? {});
+    return new PowerFence({
+      self, nodes: [self, b], fencing: { ...DEFAULT_FENCING, requestTimeoutMs: 500, confirmTimeoutMs: 1000, ...o.fencing },
+      isAlive: o.alive ?? (() => false), log: quiet, ...(o.sleep ? { sleep: o.sleep } : {}),
+    });
+  };
+  const reset = async () => {
+    await sim.setPower(true);
+    await rm(join(sim.dir, 'actions'), { force: true });
+    await rm(join(sim.dir, 'on-power-off'), { force: true });
+  };
+
+  t.test('a fence powers the node off and returns once the BMC reports off; a second is answered from that', async (t) => {
+    await reset();
+    const f = fence();
+    const r = await f.fence('b', 'test');
+    t.equal(r.node, 'b');
+    t.equal(await sim.power(), 'off');
+    t.same(await sim.actions(), ['power 0']);
+    t.equal((await f.fence('b', 'again')).at, r.at, 'the same record');
+    t.same(await sim.actions(), ['power 0'], 'nothing more sent');
+  });
+
+  t.test('the takeovers of several apps from one node share one fence', async (t) => {
+    await reset();
+    const f = fence();
+    const all = await Promise.all([f.fence('b', 'x'), f.fence('b', 'y'), f.fence('b', 'z')]);
+    t.ok(all.every((r) => r === all[0]));
+    t.same(await sim.actions(), ['power 0']);
+  });
+
+  t.test('a node heard from again is fenced anew next time (its restart is not the old fence)', async (t) => {
+    await reset();
+    let alive = false;
+    const f = fence({ alive: () => alive });
+    await f.fence('b', 'first');
+    alive = true;
+    t.equal(f.fencedRecord('b'), undefined);
+    alive = false;
+    await sim.setPower(true);
+    await f.fence('b', 'second');
+    t.same(await sim.actions(), ['power 0', 'power 0']);
+  });
+
+  t.test('a wrong password: FenceFailedError, and the node keeps its power', async (t) => {
+    await reset();
+    await t.rejects(fence({ target: { passwordFile: wrongFile } }).fence('b', 'test'), FenceFailedError);
+    t.equal(await sim.power(), 'on');
+  });
+
+  t.test('a BMC that does not answer: FenceFailedError within the request timeout, never assumed fenced', async (t) => {
+    await reset();
+    sim.freeze();
+    t.teardown(() => sim.thaw());
+    const start = Date.now();
+    const err = await fence().fence('b', 'test').then(() => undefined, (e: unknown) => e);
+    sim.thaw();
+    t.type(err, FenceFailedError);
+    t.match((err as Error).message, /no answer/);
+    t.ok(Date.now() - start < 1500, `gave up after ${Date.now() - start} ms`);
+  });
+
+  t.test('a BMC that acknowledges "off" but keeps reporting on: FenceFailedError after confirmTimeoutMs', async (t) => {
+    await reset();
+    await sim.onPower('off', `echo 1 > ${sim.dir}/power`);
+    const err = await fence({ fencing: { confirmTimeoutMs: 400 } }).fence('b', 'test').then(() => undefined, (e: unknown) => e);
+    t.type(err, FenceFailedError);
+    t.match((err as Error).message, /still reports on 400 ms after power off/);
+  });
+
+  t.test('a node without a BMC cannot be fenced', async (t) => {
+    const f = fence({ target: null });
+    t.equal(f.canFence('b'), false);
+    await t.rejects(f.fence('b', 'test'), { name: 'FenceFailedError', message: /b has no BMC configured/ });
+  });
+
+  t.test('the race: the higher id waits raceDelayMs first; the lower id at once', async (t) => {
+    await reset();
+    const waits: number[] = [];
+    const sleep = async (ms: number) => { waits.push(ms); };
+    await fence({ selfId: 1, sleep, fencing: { raceDelayMs: 5000 } }).fence('b', 'x');
+    t.same(waits.filter((w) => w === 5000), [], 'id 1 fences id 2 without waiting');
+    await sim.setPower(true);
+    await fence({ selfId: 3, sleep, fencing: { raceDelayMs: 5000 } }).fence('b', 'x');
+    t.same(waits.filter((w) => w === 5000), [5000], 'id 3 waits before fencing id 2');
+  });
+
+  t.test('the race: a target heard from during the delay is not fenced (FenceMootError)', async (t) => {
+    await reset();
+    let alive = false;
+    const sleep = async () => { alive = true; };
+    await t.rejects(fence({ selfId: 3, alive: () => alive, sleep }).fence('b', 'x'), FenceMootError);
+    t.same(await sim.actions(), [], 'nothing sent');
+  });
+}
