@@ -41,6 +41,7 @@ import { PeerIncarnations } from './peer-incarnations.js';
 import { PowerWatch } from './power-watch.js';
 import { Replication } from './replication.js';
 import { NO_DISKS, resourceName, Resources, type DiskOwnership } from './resources.js';
+import { PowerFence } from './power-fence.js';
 import { clearStayOut, readStayOut, writeStayOut, type StayOut } from './stay-out.js';
 import type { StatusLike } from './status.js';
 import { peerHearsUs, weHearPeer, type LinkView } from './disk-pulse.js';
@@ -140,6 +141,7 @@ export class Agent {
       isAlive: (node) => this.isAlive(node),
       isOut: () => this.out !== undefined,
       isDistressed: (node) => this.distress?.isDistressed(node) === true,
+      powerFence: new PowerFence({ self, nodes: config.nodes, fencing: config.fencing, isAlive: (node) => this.isAlive(node), log }),
       isStopped: () => this.stopped,
       staleSince: (since) => this.ownStalls?.staleSince(since, performance.now()),
     });

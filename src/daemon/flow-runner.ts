@@ -19,6 +19,7 @@ import { handsOver, type LastActive } from './last-active.js';
 import type { PidFiles } from './leftovers.js';
 import type { AgentLog } from './log.js';
 import type { Notices } from './notices.js';
+import { FenceFailedError, FenceMootError, type PowerFence } from './power-fence.js';
 import type { Replication } from './replication.js';
 import { resourceName, type Resources } from './resources.js';
 import type { AppHereStatus } from './status.js';
@@ -57,6 +58,8 @@ export interface FlowRunnerDeps {
   isOut(): boolean;
   /** Did this peer send distress (it cannot have removed its addresses if a fatal signal killed it)? */
   isDistressed(node: string): boolean;
+  /** Power fencing through the peers' BMCs (power-fence.ts). */
+  powerFence: PowerFence;
   isStopped(): boolean;
   /** Why a start decided at `since` (performance.now()) no longer holds: this agent stalled since (own-stalls.ts). */
   staleSince(since: number): string | undefined;
@@ -415,8 +418,9 @@ export class FlowRunner {
           // A takeover from a host nothing fences (no disk here, no distress) first asks the service network
           // whether that host still answers for the app's addresses: cut off from the cluster but serving,
           // it keeps the app, and this node writes no 1 and starts nothing.
+          // A host with a BMC is powered off instead (startResources): its answer would not make it safe.
           const from = flow.state.failover?.from;
-          const probeAddresses = from !== undefined && !this.d.isDistressed(from) && !a.resources.some((r) => r.kind === 'disk');
+          const probeAddresses = from !== undefined && !this.d.isDistressed(from) && !a.resources.some((r) => r.kind === 'disk') && !this.d.powerFence.canFence(from);
           const missing = await resources.missing(a.resources, a.command, { probeAddresses });
           const busy = missing.length > 0 && missing.every((m) => ANSWERED.test(m));
           return this.postTo(flow, { type: 'resourceCheck', ok: missing.length === 0, missing, ...(busy ? { busy } : {}) });
@@ -428,15 +432,20 @@ export class FlowRunner {
           await lastActive.mayProcess(tag);
           const isDisk = (r: ResourceSpec) => r.kind === 'disk';
           const disks = a.resources.filter(isDisk);
+          // A takeover of an app no disk arbitrates, from a host that can be powered off: it is, and its
+          // power confirmed off, before anything here starts (a fence that fails fails this start: no takeover).
+          const from = flow.state.failover?.from;
+          const powerFenced = from !== undefined && disks.length === 0 && !this.d.isDistressed(from) && this.d.powerFence.canFence(from);
+          if (powerFenced) await this.timed(tag, 'peer powered off', from, async () => { await this.d.powerFence.fence(from, `takeover of ${tag}`); });
           let token = 0;
           for (const r of disks) await this.timed(tag, 'resource started', resourceName(r), async () => { token = Math.max(token, await this.startUnlessOut(r)); });
           // A failover past here completes (flows.ts rule 2); the token raises the object's epoch.
           if (disks.length > 0) this.postTo(flow, { type: 'disksTaken', token });
           await lastActive.beforeProcessing(tag);
-          // A takeover from a host that was fenced here (its disks taken) or that sent distress takes its
-          // addresses even while that host still answers for them; otherwise it waits for them to be free.
-          const from = flow.state.failover?.from;
-          const takeOver = from !== undefined && (disks.length > 0 || this.d.isDistressed(from));
+          // A takeover from a host that was fenced here (its disks taken, or its power off) or that sent
+          // distress takes its addresses even while that host still answers for them; otherwise it waits for
+          // them to be free.
+          const takeOver = from !== undefined && (disks.length > 0 || powerFenced || this.d.isDistressed(from));
           const log = (message: string) => this.d.log.warn({ tag }, message);
           const stale = this.staleCheck(flow.decidedAt);
           for (const r of a.resources.filter((x) => !isDisk(x))) await this.timed(tag, 'resource started', resourceName(r), async () => { await this.startUnlessOut(r, { takeOver, log, stale }); });
@@ -468,7 +477,7 @@ export class FlowRunner {
     } catch (e) {
       const error = e instanceof Error ? e.message : String(e);
       this.d.log.error({ tag, op: a.kind, err: error }, 'action failed');
-      this.postTo(flow, { type: 'failed', op: a.kind, error, ...(e instanceof StaleStartError ? { stale: true } : {}) });
+      this.postTo(flow, { type: 'failed', op: a.kind, error, ...(e instanceof StaleStartError || e instanceof FenceMootError ? { stale: true } : {}), ...(e instanceof FenceFailedError ? { fence: true } : {}) });
     }
   }
 

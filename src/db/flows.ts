@@ -190,6 +190,7 @@ export type Notice =
   | 'resource-error'       // resources missing on the backup; no start (claims 25, 36, 51)
   | 'start-failed'         // one start attempt failed
   | 'start-stale'          // a start step refused: this agent stalled since it decided (not an attempt)
+  | 'fence-failed'         // the old host could not be powered off (or not confirmed off): no takeover yet (not an attempt)
   | 'failover-complete'
   | 'failover-failed'      // every attempt failed; HOST unchanged
   | 'failover-aborted'     // the primary came back (or HOST changed) before HOST was written
@@ -257,7 +258,7 @@ export type FlowEvent =
   | { type: 'resourceCheck'; ok: boolean; missing: string[]; busy?: boolean }
   | { type: 'done'; op: AsyncOp }
   /** stale: refused because the decision behind it no longer held (the agent stalled since): decided again, not counted as an attempt. */
-  | { type: 'failed'; op: AsyncOp; error: string; stale?: boolean }
+  | { type: 'failed'; op: AsyncOp; error: string; stale?: boolean; fence?: boolean }
   /** The program exited without being asked to. */
   | { type: 'exited'; detail: string }
   /** The program runs but failed its health probe. */
@@ -475,7 +476,7 @@ function apply(d: Draft, e: FlowEvent, now: number, out: FlowAction[]): void {
     case 'failed':
       if (d.pending?.kind !== e.op) return;
       if (e.type === 'done') done(d, d.pending);
-      else failed(d, d.pending, e.error, now, out, e.stale === true);
+      else failed(d, d.pending, e.error, now, out, e.stale === true, e.fence === true);
       return;
     case 'exited':
       if (d.pending?.kind === 'stopApp') {
@@ -625,7 +626,7 @@ function done(d: Draft, a: AsyncAction): void {
   }
 }
 
-function failed(d: Draft, a: AsyncAction, error: string, now: number, out: FlowAction[], stale = false): void {
+function failed(d: Draft, a: AsyncAction, error: string, now: number, out: FlowAction[], stale = false, fence = false): void {
   d.pending = null;
   switch (a.kind) {
     case 'syncAll':
@@ -645,6 +646,15 @@ function failed(d: Draft, a: AsyncAction, error: string, now: number, out: FlowA
       if (a.kind === 'startResources') {
         d.resources = 'partial';
         d.heldResources = a.resources;
+      }
+      if (fence) {
+        // The old host could not be powered off, or its power not confirmed off: no takeover, and no
+        // attempt counted (giving up would leave the app nowhere once the BMC answers again). Alert, and
+        // decide again after retryMs.
+        notify(out, 'fence-failed', `${d.tag}: not taken over from ${d.failover?.from ?? 'its host'}: ${error}; trying again in ${d.config.retryMs} ms (confirm the node is off, or mend its BMC)`);
+        d.retryAt = now + d.config.retryMs;
+        if (d.failover) d.failover.checked = false;
+        return;
       }
       if (stale) {
         // Nothing wrong with the app or this node: the start is decided again, after retryMs, on what this

@@ -80,6 +80,8 @@ export interface ClusterOptions {
   debug?: boolean;
   /** control.group: its members may read (status), not act. */
   controlGroup?: string;
+  /** A node's `bmc:` mapping, in flow style ("{ host: …, user: … }"), or undefined for none. */
+  bmc?: (node: string) => string | undefined;
 }
 
 export interface StartOptions {
@@ -195,7 +197,7 @@ export async function createCluster(t: { teardown(fn: () => unknown): void }, no
     'networks:',
     ...NETWORKS.map((n, i) => `  - { name: ${n}, port: ${7400 + 10 * i} }`),
     'nodes:',
-    ...nodes.map((n, i) => `  - { name: ${n}, id: ${i + 1}, addresses: { ${NETWORKS.map((net) => `${net}: ${rig.addr(n, net)}`).join(', ')} } }`),
+    ...nodes.map((n, i) => `  - { name: ${n}, id: ${i + 1}, addresses: { ${NETWORKS.map((net) => `${net}: ${rig.addr(n, net)}`).join(', ')} }${options.bmc?.(n) ? `, bmc: ${options.bmc(n)}` : ''} }`),
     `timing: { ${Object.entries({ failbackDwellMs: 1000, peerProbeMs: 2000, ...timing }).map(([k, v]) => `${k}: ${v}`).join(', ')} }`,
     apps.length ? 'apps:' : 'apps: []',
     ...apps.flatMap((a, i) => [

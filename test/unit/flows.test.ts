@@ -861,3 +861,22 @@ t.test('a takeover whose address is still answered by its old host (busy) waits 
   const free = drive(again.s, [[{ type: 'tick' }, T0 + 2 * CFG.retryMs], [{ type: 'resourceCheck', ok: true, missing: [] }, T0 + 2 * CFG.retryMs]]);
   t.same(free.acts, ['checkResources', 'startResources disk,ip'], 'the address free at last: the takeover proceeds');
 });
+
+t.test('a power fence that fails holds the takeover without counting an attempt, alerts each time, and tries again after retryMs for as long as it takes', async (t) => {
+  const backup = initialFlow('CA-1', 'b', { config: CFG, obj: object(), synced: true, peers: { p: T0 - 3_600_000 } });
+  const began = drive(backup, [{ type: 'peerFailed', node: 'p' }, { type: 'resourceCheck', ok: true, missing: [] }]);
+  t.same(began.acts.slice(-1), ['startResources disk,ip']);
+  let s = began.s;
+  let now = T0;
+  for (let i = 0; i < CFG.maxAttempts + 2; i++) {
+    const r = drive(s, [[{ type: 'failed', op: 'startResources', error: 'power fence of p: no answer', fence: true }, now]]);
+    t.same(r.acts.slice(0, 1), ['notify fence-failed'], `refusal ${i + 1} alerts`);
+    t.equal(r.s.attempts, 0, 'not counted as an attempt');
+    t.not(r.s.failover, null, 'the takeover is kept, never given up');
+    t.equal(r.s.retryAt, now + CFG.retryMs);
+    now += CFG.retryMs;
+    const again = drive(r.s, [[done('stopResources'), now - CFG.retryMs], [{ type: 'tick' }, now], [{ type: 'resourceCheck', ok: true, missing: [] }, now]]);
+    t.same(again.acts.slice(-2), ['checkResources', 'startResources disk,ip'], 'decided again after retryMs');
+    s = again.s;
+  }
+});

@@ -1,0 +1,95 @@
+// Power fencing of a disk-less app's host, with real agents in network namespaces and a real BMC per node
+// (ipmi_sim, on the client's service address) whose "power off" kills every process of that node's
+// namespace, as losing power would. Cutting both cluster networks used to run such an app twice (nothing
+// arbitrated it); now the survivor powers the other off, confirms it, then takes over.
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import t from 'tap';
+
+import { createCluster, primaryServing, until, type TestCluster } from '../support/cluster.js';
+import { IpmiSim, ipmiSimUnavailable } from '../support/ipmi-sim.js';
+import { SERVICE, sh } from '../support/netns.js';
+
+const FENCING = 'fencing: { raceDelayMs: 3000, requestTimeoutMs: 1000, confirmTimeoutMs: 3000 }';
+
+/** A cluster of a and b, each with its BMC (an ipmi_sim in the client namespace) that powers it off for real. */
+async function fencedCluster(t: { teardown(fn: () => unknown): void }, apps: Parameters<typeof createCluster>[2]): Promise<{ c: TestCluster; bmcs: Record<string, IpmiSim> }> {
+  // The BMCs' ports and the cluster's directory are known only once both exist: placeholders, filled in after.
+  const c = await createCluster(t, ['a', 'b'], apps, {
+    extra: () => [FENCING],
+    bmc: (node) => `{ host: "@host-${node}", port: 1, user: admin, passwordFile: "@password", cipherSuite: 3 }`,
+  });
+  const passwordFile = join(c.dir, 'bmc.pw');
+  await writeFile(passwordFile, 'secret\n', { mode: 0o600 });
+  const bmcs: Record<string, IpmiSim> = {};
+  for (const node of ['a', 'b']) {
+    const sim = await IpmiSim.start({ netns: c.rig.ns('client'), address: c.rig.addr('client', SERVICE) });
+    t.teardown(() => sim.stop());
+    // Losing power: every process of the node stopped, then killed (none may say goodbye), and its links
+    // down (its kernel would otherwise go on answering ARP for the addresses it had).
+    const ns = c.rig.ns(node);
+    await sim.onPower('off', [
+      `pids=$(ip netns pids ${ns}); kill -STOP $pids 2>/dev/null; kill -KILL $pids 2>/dev/null`,
+      `ip netns exec ${ns} sh -c 'for i in $(ls /sys/class/net); do ip link set dev $i down; done'`,
+      'true',
+    ].join('\n'));
+    bmcs[node] = sim;
+  }
+  for (const node of ['a', 'b']) {
+    const file = join(c.dir, `${node}.yaml`);
+    let yaml = await readFile(file, 'utf8');
+    for (const peer of ['a', 'b']) yaml = yaml.replace(`host: "@host-${peer}", port: 1`, `host: ${bmcs[peer]!.address}, port: ${bmcs[peer]!.port}`);
+    await writeFile(file, yaml.replaceAll('"@password"', passwordFile));
+  }
+  return { c, bmcs };
+}
+
+async function alive(c: TestCluster, node: string): Promise<number> {
+  return (await sh(['ip', 'netns', 'pids', c.rig.ns(node)])).stdout.split('\n').filter(Boolean).length;
+}
+
+if (ipmiSimUnavailable()) {
+  t.fail(`ipmi_sim cannot run here: ${ipmiSimUnavailable()}`);
+} else {
+  t.test('a disk-less app, both cluster networks cut: the backup powers the primary off through its BMC, confirms it, then takes over', async (t) => {
+    const { c, bmcs } = await fencedCluster(t, [{ tag: 'x', primary: 'a', backup: 'b', vip: true }]);
+    await primaryServing(c);
+    await c.rig.cut('a', 'lan1');
+    await c.rig.cut('a', 'lan2');
+    await until('b serves x', async () => ((await c.probe(c.vip())) === 'b' ? true : undefined), 30_000, 200);
+    t.same(await bmcs.a!.actions(), ['power 0'], "a's BMC was told to power off, once");
+    t.same(await bmcs.b!.actions(), [], 'nobody fenced b');
+    t.equal(await alive(c, 'a'), 0, 'nothing runs on a any more');
+    t.match(c.log('b'), /power fence: the node is confirmed off/);
+    const order = c.log('b').indexOf('confirmed off') < c.log('b').indexOf('"application started"');
+    t.ok(order, 'the fence was confirmed before the app started on b');
+  });
+
+  t.test('a BMC that does not answer: no takeover and an alert; once it answers, the fence and the takeover happen', async (t) => {
+    const { c, bmcs } = await fencedCluster(t, [{ tag: 'x', primary: 'a', backup: 'b', vip: true }]);
+    await primaryServing(c);
+    bmcs.a!.freeze();
+    await c.rig.cut('a', 'lan1');
+    await c.rig.cut('a', 'lan2');
+    await until('the fence failure is reported', async () => (c.log('b').includes('fence-failed') ? true : undefined), 30_000, 200);
+    t.equal(await c.probe(c.vip()), 'a', 'a still serves: b took nothing over');
+    t.ok(!c.log('b').includes('"application started"'), 'b never started x');
+    bmcs.a!.thaw();
+    await until('b serves x', async () => ((await c.probe(c.vip())) === 'b' ? true : undefined), 30_000, 200);
+    t.same(await bmcs.a!.actions(), ['power 0']);
+  });
+
+  t.test('the race: each side hosts an app the other takes over; with both networks cut, the lower id survives and serves both', async (t) => {
+    const { c, bmcs } = await fencedCluster(t, [{ tag: 'x', primary: 'a', backup: 'b', vip: true }, { tag: 'y', primary: 'b', backup: 'a', vip: true }]);
+    c.start('a');
+    c.start('b');
+    await until('a serves x and b serves y', async () => ((await c.probe(c.vip(0))) === 'a' && (await c.probe(c.vip(1))) === 'b' ? true : undefined), 60_000, 250);
+    await c.rig.cut('a', 'lan1');
+    await c.rig.cut('a', 'lan2');
+    await until('a serves both', async () => ((await c.probe(c.vip(0))) === 'a' && (await c.probe(c.vip(1))) === 'a' ? true : undefined), 30_000, 200);
+    t.same(await bmcs.b!.actions(), ['power 0'], 'a (id 1) powered b off');
+    t.same(await bmcs.a!.actions(), [], 'b (id 2) waited, and was off before its delay ended');
+    t.equal(await alive(c, 'b'), 0);
+  });
+}
