@@ -19,6 +19,8 @@ interface AgentOptions {
 /** Default answer time; `db sync` waits for every live peer, so it gets longer. */
 const TIMEOUT_MS = 5000;
 const SYNC_TIMEOUT_MS = 30_000;
+/** A fence: the session, the power-off and its confirmation (fencing.confirmTimeoutMs, 10 s by default). */
+const FENCE_TIMEOUT_MS = 30_000;
 
 /** Where the socket comes from: `--socket`, else `--config FILE`'s control.socket, else $VIGIL_SOCKET, else the default. */
 export async function resolveSocket(o: AgentOptions, env: NodeJS.ProcessEnv = process.env): Promise<string> {
@@ -147,6 +149,15 @@ async function forceStart(tag: string | undefined, o: { yes?: boolean }, cmd: Co
   return { json: result, human: results.map((r) => `${r.tag}: ${r.ok ? 'forced start accepted' : 'refused'}: ${r.reason}`).join('\n') };
 }
 
+async function fence(node: string, o: { yes?: boolean }, cmd: Command): Promise<Report> {
+  if (!o.yes && !(await confirm(`power ${node} off through its BMC (a hard power-off: whatever runs there stops at once)? [y/N] `, 'fence'))) {
+    return { json: { cancelled: true }, human: 'not fenced' };
+  }
+  const result = await request(cmd, 'fence', { node }, FENCE_TIMEOUT_MS);
+  const took = field(result, 'tookMs');
+  return { json: result, human: `${node}: power off confirmed by its BMC (${String(took)} ms)${field(result, 'wasAlive') ? '; it was still heard from' : ''}` };
+}
+
 /** One line from the terminal; anything but y/yes is a no (and so is no terminal: use --yes in scripts). */
 export async function confirm(question: string, command = 'force-start'): Promise<boolean> {
   if (!process.stdin.isTTY) usage(`${command} asks for confirmation on a terminal; give --yes to confirm in a script`);
@@ -164,7 +175,7 @@ export function agentCommand(name: string, description: string): Command {
   return new Command(name).description(description)
     .addOption(new Option('--socket <path>', "vigild's control socket (default: $VIGIL_SOCKET, else " + DEFAULT_CONTROL_SOCKET + ')'))
     .addOption(new Option('--config <file>', 'take the socket from this cluster configuration (control.socket)'))
-    .addOption(new Option('--timeout <ms>', `how long to wait for vigild's answer (default ${TIMEOUT_MS}, db sync ${SYNC_TIMEOUT_MS})`).argParser(intOption(1)));
+    .addOption(new Option('--timeout <ms>', `how long to wait for vigild's answer (default ${TIMEOUT_MS}, db sync ${SYNC_TIMEOUT_MS}, fence ${FENCE_TIMEOUT_MS})`).argParser(intOption(1)));
 }
 
 /** `vigil status`, `vigil app …`, `vigil failback …`, `vigil attr …`, `vigil db …`: the commands to vigild. */
@@ -205,5 +216,10 @@ export function clusterCommands(): Command[] {
     .option('--yes', 'do not ask for confirmation')
     .action(act(forceStart));
 
-  return [st, app, failback, attr, db, priority, force];
+  const fenceCmd = agentCommand('fence', "power a node off through its BMC (its config's bmc:), confirmed by the BMC's status")
+    .argument('<node>')
+    .option('--yes', 'do not ask for confirmation')
+    .action(act(fence));
+
+  return [st, app, failback, attr, db, priority, force, fenceCmd];
 }

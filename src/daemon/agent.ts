@@ -80,6 +80,7 @@ export class Agent {
   private disks: Disks | undefined;
   private readonly replication: Replication;
   private readonly flows: FlowRunner;
+  private readonly powerFence: PowerFence;
   private distress!: DistressLink;
   private readonly notices: Notices;
   private readonly peers: NodeConfig[];
@@ -132,6 +133,7 @@ export class Agent {
         for (const tag of tags) this.flows.post(tag, { type: 'dbChanged', object: this.replication.db.get(tag) ?? null });
       },
     });
+    this.powerFence = new PowerFence({ self, nodes: config.nodes, fencing: config.fencing, isAlive: (node) => this.isAlive(node), log });
     this.flows = new FlowRunner({
       config, self, log, notices: this.notices, replication: this.replication, pidFiles: this.pidFiles, appOutput: options.appOutput,
       resources: () => this.resources,
@@ -141,7 +143,7 @@ export class Agent {
       isAlive: (node) => this.isAlive(node),
       isOut: () => this.out !== undefined,
       isDistressed: (node) => this.distress?.isDistressed(node) === true,
-      powerFence: new PowerFence({ self, nodes: config.nodes, fencing: config.fencing, isAlive: (node) => this.isAlive(node), log }),
+      powerFence: this.powerFence,
       isStopped: () => this.stopped,
       staleSince: (since) => this.ownStalls?.staleSince(since, performance.now()),
     });
@@ -241,6 +243,7 @@ export class Agent {
       lastActive: () => this.lastActive, power: () => this.power, forceStart: this.forceStart,
       status: async () => ({ ...this.status(), disks: (await this.disks?.describe()) ?? [] }),
       isAlive: (node) => this.isAlive(node),
+      powerFence: this.powerFence,
       out: () => this.out,
       leave: (reason, mode, source, text) => this.leave(reason, mode, source, text),
       rejoin: () => this.rejoin(),

@@ -16,6 +16,7 @@ import type { DistressLink } from './distress-link.js';
 import type { FlowRunner } from './flow-runner.js';
 import type { LastActive } from './last-active.js';
 import type { AgentLog } from './log.js';
+import type { PowerFence } from './power-fence.js';
 import type { PowerWatch } from './power-watch.js';
 import type { Replication } from './replication.js';
 import type { StayOut } from './stay-out.js';
@@ -36,6 +37,7 @@ export interface ControlDeps {
   /** `status` with the disks' reservations. */
   status(): Promise<object>;
   isAlive(node: string): boolean;
+  powerFence: PowerFence;
   /** The stay-out record while this node is out of the cluster. */
   out(): StayOut | undefined;
   leave(reason: DistressReason, mode: SendMode, source: string, text: string): Promise<void>;
@@ -150,6 +152,20 @@ export function registerControlCommands(control: ControlServer, d: ControlDeps):
       return { node: d.self.name, configured: power !== undefined, ...(power?.status() ?? {}), out: d.out() ?? null };
     }, 'read')
     .handle('rejoin', z.object({}), () => d.rejoin())
+    // An operator's power fence (vigil fence NODE): no race delay, and a node still heard from is fenced
+    // all the same (the operator asked). Answers once its BMC reports the power off.
+    .handle('fence', z.object({ node: z.string() }), async ({ node }) => {
+      if (node === d.self.name) throw new ControlError('invalid_params', `${node} is this node: fence it from a peer (or power it off here)`);
+      if (!d.powerFence.canFence(node)) throw new ControlError('not_found', `${node} is not a node with a BMC in this cluster's configuration`);
+      const alive = d.isAlive(node);
+      d.log.warn({ node, alive }, 'power fence requested by an operator');
+      try {
+        const r = await d.powerFence.fence(node, 'operator', { operator: true });
+        return { node, power: 'off', tookMs: r.tookMs, wasAlive: alive };
+      } catch (e) {
+        throw new ControlError('fence_failed', (e as Error).message);
+      }
+    })
     // Fault injection for tests and drills: the agent dies of this signal, and the armed sender's handler
     // sends distress (fatal-signal) on the way. Only with control.debug, for admins.
     .handle('debug.crash', z.object({ kind: z.enum(['segv', 'bus', 'abort', 'ill', 'fpe']) }), ({ kind }) => {

@@ -69,12 +69,12 @@ export class PowerFence {
    * confirmed off before and has been silent since); rejects with FenceFailedError (the BMC did not answer,
    * refused, or still reports on) or FenceMootError (the node was heard from during the race delay).
    */
-  fence(node: string, why: string): Promise<FenceRecord> {
-    const done = this.fencedRecord(node);
+  fence(node: string, why: string, o: { operator?: boolean } = {}): Promise<FenceRecord> {
+    const done = o.operator ? undefined : this.fencedRecord(node);
     if (done) return Promise.resolve(done);
     let running = this.inFlight.get(node);
     if (!running) {
-      running = this.run(node, why).finally(() => this.inFlight.delete(node));
+      running = this.run(node, why, o.operator === true).finally(() => this.inFlight.delete(node));
       this.inFlight.set(node, running);
     }
     return running;
@@ -84,18 +84,19 @@ export class PowerFence {
     return this.d.nodes.find((n) => n.name === name);
   }
 
-  private async run(name: string, why: string): Promise<FenceRecord> {
+  /** `operator`: asked for by a person (vigil fence): no race delay, and done even if the node is heard from. */
+  private async run(name: string, why: string, operator: boolean): Promise<FenceRecord> {
     const target = this.node(name);
     const bmc = target?.bmc;
     if (!target || !bmc) throw new FenceFailedError(`${name} has no BMC configured: it cannot be power-fenced`);
     const start = performance.now();
     const { raceDelayMs, requestTimeoutMs, confirmTimeoutMs } = this.d.fencing;
     const sleep = this.d.sleep ?? defaultSleep;
-    if (this.d.self.id > target.id && raceDelayMs > 0) {
+    if (!operator && this.d.self.id > target.id && raceDelayMs > 0) {
       this.d.log.warn({ node: name, delayMs: raceDelayMs }, 'power fence: waiting first (the lower id fences first in a race)');
       await sleep(raceDelayMs);
     }
-    if (this.d.isAlive(name)) throw new FenceMootError(`${name} was heard from again: not fenced`);
+    if (!operator && this.d.isAlive(name)) throw new FenceMootError(`${name} was heard from again: not fenced`);
     this.d.log.warn({ node: name, bmc: `${bmc.host}:${bmc.port}`, why }, 'power fence: powering the node off');
     const open = this.d.openBmc ?? openRemoteBmc;
     let t: IpmiTransport;

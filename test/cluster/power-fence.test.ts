@@ -7,6 +7,8 @@ import { join } from 'node:path';
 
 import t from 'tap';
 
+import { Exit } from '../../src/cli/exit-codes.js';
+import { runCli } from '../support/cli.js';
 import { createCluster, primaryServing, until, type TestCluster } from '../support/cluster.js';
 import { IpmiSim, ipmiSimUnavailable } from '../support/ipmi-sim.js';
 import { SERVICE, sh } from '../support/netns.js';
@@ -91,5 +93,19 @@ if (ipmiSimUnavailable()) {
     t.same(await bmcs.b!.actions(), ['power 0'], 'a (id 1) powered b off');
     t.same(await bmcs.a!.actions(), [], 'b (id 2) waited, and was off before its delay ended');
     t.equal(await alive(c, 'b'), 0);
+  });
+
+  t.test('vigil fence NODE: an operator powers a live node off through its BMC; the survivor takes its app over', async (t) => {
+    const { c, bmcs } = await fencedCluster(t, [{ tag: 'x', primary: 'a', backup: 'b', vip: true }]);
+    await primaryServing(c);
+    const refused = await runCli('vigil', ['fence', 'b', '--yes', '--socket', c.socket('b')]);
+    t.equal(refused.code, Exit.USAGE, 'a node does not fence itself');
+    t.match(refused.stderr, /b is this node/);
+    const r = await runCli('vigil', ['--json', 'fence', 'a', '--yes', '--socket', c.socket('b')]);
+    t.equal(r.code, 0, r.stderr);
+    t.match(JSON.parse(r.stdout), { node: 'a', power: 'off', wasAlive: true });
+    t.same(await bmcs.a!.actions(), ['power 0']);
+    await until('b serves x', async () => ((await c.probe(c.vip())) === 'b' ? true : undefined), 30_000, 200);
+    t.equal(await alive(c, 'a'), 0);
   });
 }
