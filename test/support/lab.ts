@@ -27,6 +27,8 @@ export const lab = {
   get iscsiA() { return need('VIGIL_LAB_ISCSI_A'); },
   get iscsiB() { return need('VIGIL_LAB_ISCSI_B'); },
   get iscsiId() { return need('VIGIL_LAB_ISCSI_ID'); },
+  /** /dev/ipmi0 of QEMU's BMC (scripts/lab --ipmi). */
+  get ipmi() { return need('VIGIL_LAB_IPMI'); },
 };
 
 export const open = (path: string, unitAttentionRetries = 0) => ScsiDevice.open(path, { unitAttentionRetries, defaultTimeoutMs: 10_000 });
