@@ -8,6 +8,7 @@
 #include "peer_cred.h"
 #include "sd_notify.h"
 #include "sg_device.h"
+#include "watchdog_keeper.h"
 
 namespace {
 
@@ -17,6 +18,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("DistressSender", vigil::DistressSender::Init(env));
   exports.Set("ModemLineWatcher", vigil::ModemLineWatcher::Init(env));
   exports.Set("IpmiDevice", vigil::IpmiDevice::Init(env));
+  exports.Set("WatchdogKeeper", vigil::WatchdogKeeper::Init(env));
   exports.Set("getPeerCred", Napi::Function::New(env, vigil::GetPeerCred, "getPeerCred"));
   exports.Set("sdNotify", Napi::Function::New(env, vigil::SdNotify, "sdNotify"));
   return exports;

@@ -217,9 +217,42 @@ export interface NativeIpmiDevice {
   close(): void;
 }
 
+/** native/watchdog_keeper.h */
+export interface WatchdogKeeperOptions {
+  kind: 'ipmi' | 'device';
+  path: string;
+  timeoutMs: number;
+  tickleMs: number;
+  leaseMs: number;
+  /** IPMI: 0 none, 1 hard reset, 2 power down, 3 power cycle. */
+  action: number;
+}
+
+export interface WatchdogSnapshot {
+  armed: boolean;
+  ended: boolean;
+  errno: number;
+  failedCall: string;
+  identity: string;
+  driverTimeoutS: number;
+  tickles: number;
+  withheld: number;
+  tickleErrors: number;
+  answers: number;
+  refusals: number;
+}
+
+export interface NativeWatchdogKeeper {
+  renewLease(): void;
+  snapshot(): WatchdogSnapshot;
+  /** disarm: a clean stop; without it the watchdog stays armed (the node resets unless someone keeps it). */
+  stop(disarm: boolean): void;
+}
+
 export interface NativeAddon {
   SgDevice: new (path: string, dispatch: SgDispatch) => NativeSgDevice;
   IpmiDevice: new (path: string, dispatch: IpmiDispatch) => NativeIpmiDevice;
+  WatchdogKeeper: new (options: WatchdogKeeperOptions) => NativeWatchdogKeeper;
   HeartbeatEngine: new (options: HeartbeatEngineOptions) => NativeHeartbeatEngine;
   DistressSender: NativeDistressSenderClass;
   getPeerCred(fd: number): PeerCred;

@@ -173,6 +173,11 @@ export function formatStatus(status: unknown, options: FormatOptions = {}): stri
   lines.push(...outOfClusterLines(s.out, opts));
   const distress = s.distress === undefined || s.distress === null ? undefined : obj(s.distress);
   if (distress) lines.push(`distress sender: ${distress.armed === true ? 'armed' : 'NOT ARMED'}${distress.realtime === true ? ' (SCHED_FIFO)' : distress.realtime === false ? ' (normal priority)' : ''}`);
+  const watchdog = s.watchdog === undefined || s.watchdog === null ? undefined : obj(s.watchdog);
+  if (watchdog) {
+    const withheld = num(watchdog.withheld) ?? 0;
+    lines.push(`watchdog ${str(watchdog.path) ?? '?'}: ${watchdog.armed === true ? 'armed' : 'NOT ARMED'}, ${formatDuration(num(watchdog.timeoutMs) ?? 0)}, ${num(watchdog.tickles) ?? 0} tickles${withheld ? `, ${withheld} withheld (the agent's lease ran out)` : ''}`);
+  }
   const peers = list(s.peers);
   lines.push(peers.length ? 'peers' : 'peers: none configured');
   for (const p of peers) lines.push(peerLine(p));

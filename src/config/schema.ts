@@ -182,6 +182,19 @@ const nodeSchema = z.strictObject({
   bmc: bmcSchema.optional(),
 });
 
+export const DEFAULT_WATCHDOG = {
+  device: 'none',
+  timeoutMs: 10_000,
+  action: 'reset',
+} as const;
+
+// The node's own watchdog (src/daemon/watchdog.ts, docs/ipmi.md): kept only while the agent is alive.
+const watchdogSchema = z.strictObject({
+  device: z.string().min(1).refine((s) => ['none', 'auto', 'ipmi'].includes(s) || s.startsWith('/'), 'expected none, auto, ipmi or the path of a watchdog device').default(DEFAULT_WATCHDOG.device),
+  timeoutMs: ms(2000).max(6_553_500, 'expected at most 6553500 ms (the IPMI watchdog counts 100 ms to 16 bits)').default(DEFAULT_WATCHDOG.timeoutMs),
+  action: z.enum(['reset', 'power-off', 'power-cycle', 'none']).default(DEFAULT_WATCHDOG.action),
+});
+
 export const DEFAULT_FENCING = {
   raceDelayMs: 5000,
   requestTimeoutMs: 2000,
@@ -384,6 +397,7 @@ export const configSchema = z.strictObject({
   power: powerSchema.optional(),
   distress: distressSchema.prefault({}),
   fencing: fencingSchema.prefault({}),
+  watchdog: watchdogSchema.prefault({}),
 }, {
   error: (iss) => (iss.code === 'invalid_type' ? 'expected a mapping with cluster, keyFile, networks and nodes (see docs/config.md)' : undefined),
 });
@@ -750,6 +764,14 @@ export interface BmcConfig {
   kgFile: string | undefined;
 }
 
+export interface WatchdogConfig {
+  /** none; auto (the BMC's if /dev/ipmi0 exists, else /dev/watchdog if it exists); ipmi; or a device path. */
+  device: string;
+  timeoutMs: number;
+  /** What the BMC's watchdog does when it expires (a /dev/watchdog driver always resets); none: only records it. */
+  action: 'reset' | 'power-off' | 'power-cycle' | 'none';
+}
+
 export interface FencingConfig {
   raceDelayMs: number;
   requestTimeoutMs: number;
@@ -897,6 +919,7 @@ export interface Config {
   power: PowerConfig | undefined;
   distress: DistressConfig;
   fencing: FencingConfig;
+  watchdog: WatchdogConfig;
 }
 
 /** The schema's output (which passed crossCheck) as a Config; relative paths resolve against `baseDir`. */
@@ -959,6 +982,7 @@ export function toConfig(p: Parsed, source: string, baseDir: string): Config {
     power: p.power && toPowerConfig(p.power, baseDir),
     distress: p.distress,
     fencing: p.fencing,
+    watchdog: p.watchdog,
   };
 }
 

@@ -42,6 +42,7 @@ import { PowerWatch } from './power-watch.js';
 import { Replication } from './replication.js';
 import { NO_DISKS, resourceName, Resources, type DiskOwnership } from './resources.js';
 import { PowerFence } from './power-fence.js';
+import { NodeWatchdog, watchdogStatus } from './watchdog.js';
 import { clearStayOut, readStayOut, writeStayOut, type StayOut } from './stay-out.js';
 import type { StatusLike } from './status.js';
 import { peerHearsUs, weHearPeer, type LinkView } from './disk-pulse.js';
@@ -81,6 +82,7 @@ export class Agent {
   private readonly replication: Replication;
   private readonly flows: FlowRunner;
   private readonly powerFence: PowerFence;
+  private watchdog: NodeWatchdog | undefined;
   private distress!: DistressLink;
   private readonly notices: Notices;
   private readonly peers: NodeConfig[];
@@ -185,6 +187,7 @@ export class Agent {
     clearInterval(this.relinquishTimer);
     this.engine?.stop();
     this.engine = undefined;
+    void this.watchdog?.stop();
     this.distress?.stop();
     this.messenger?.close();
     this.disks?.stop();
@@ -257,6 +260,9 @@ export class Agent {
       return;
     }
     await this.messenger.start();
+    // Armed before anything is taken: from here on a hung agent resets the node (docs/ipmi.md).
+    this.watchdog = new NodeWatchdog(this.config.watchdog, this.config.timing.agentLeaseMs, this.log);
+    await this.watchdog.start();
     this.engine = new (nativeAddon().HeartbeatEngine)(heartbeatOptions(this.config, this.self, key, this.incarnation, this.options.heartbeatPriority ?? 0));
     this.distress.arm();
     const sched = this.engine.snapshot();
@@ -324,6 +330,7 @@ export class Agent {
     await this.control?.close();
     if (!leaveApps) await this.flows.stopAll(false);
     this.disks?.stop();
+    await this.watchdog?.stop();
     await this.replication.flushed();
     await this.peerFloors?.flushed();
   }
@@ -380,6 +387,7 @@ export class Agent {
       this.messenger.close();
       this.disks?.stop();
       this.disks = undefined;
+      await this.watchdog?.stop();
       this.log.warn({}, 'left the cluster: no heartbeat, no apps; `vigil rejoin` brings this node back');
     })();
     return this.leaving;
@@ -422,6 +430,7 @@ export class Agent {
     this.ownStalls?.tick(now);
     const engine = this.engine!;
     engine.renewLease();
+    this.watchdog?.renew();
     engine.setDigest(this.db.digest());
     const snapshot = engine.snapshot();
     this.followAddresses(engine, snapshot.addressDrops);
@@ -683,6 +692,7 @@ export class Agent {
         };
       }),
       heartbeat: hb && { sent: hb.sent, received: hb.received, sendErrors: hb.sendErrors, dropped: hb.dropped, realtime: hb.realtime, leaseLapsed: hb.leaseLapsed },
+      watchdog: watchdogStatus(this.watchdog?.snapshot()),
       messages: { sent: this.messenger.sent, received: this.messenger.received, dropped: this.messenger.dropped },
       apps: this.db.list().map((o) => {
         const pair = pairs.get(o.tag);

@@ -94,4 +94,6 @@ export interface StatusLike {
   out?: { since: string; reason: string; source: string; text: string } | null;
   /** The armed distress sender; null when not armed (the node is out). */
   distress?: { armed: boolean; realtime: boolean } | null;
+  /** The node's watchdog (src/daemon/watchdog.ts); null when none is armed. */
+  watchdog?: { path: string; kind: string; timeoutMs: number; armed: boolean; tickles: number; withheld: number; tickleErrors: number } | null;
 }

@@ -1,0 +1,47 @@
+// Which watchdog a node arms (src/daemon/watchdog.ts chooseWatchdog), and its configuration. The keeper
+// itself runs against real devices in the lab (test/lab/watchdog.test.ts): never on this host, where
+// arming one would reset the machine running the tests.
+import t from 'tap';
+
+import { parseConfig } from '../../src/config/load.js';
+import { chooseWatchdog } from '../../src/daemon/watchdog.js';
+
+const has = (...paths: string[]) => (p: string) => paths.includes(p);
+
+t.test('auto: the BMC when there is one, else /dev/watchdog, else none', async (t) => {
+  t.same(chooseWatchdog('auto', has('/dev/ipmi0', '/dev/watchdog')), { kind: 'ipmi', path: '/dev/ipmi0' });
+  t.same(chooseWatchdog('auto', has('/dev/ipmi/0')), { kind: 'ipmi', path: '/dev/ipmi/0' });
+  t.same(chooseWatchdog('auto', has('/dev/watchdog')), { kind: 'device', path: '/dev/watchdog' });
+  t.equal(chooseWatchdog('auto', has()), undefined);
+});
+
+t.test('none arms nothing; ipmi or a path that is missing is an error, not a silent "none"', async (t) => {
+  t.equal(chooseWatchdog('none', has('/dev/ipmi0')), undefined);
+  t.throws(() => chooseWatchdog('ipmi', has('/dev/watchdog')), /watchdog.device ipmi: no local BMC/);
+  t.throws(() => chooseWatchdog('/dev/watchdog1', has('/dev/watchdog')), /watchdog.device \/dev\/watchdog1: no such device/);
+  t.same(chooseWatchdog('/dev/watchdog1', has('/dev/watchdog1')), { kind: 'device', path: '/dev/watchdog1' });
+});
+
+const MINIMAL = `
+cluster: c1
+keyFile: /etc/vigil/key
+networks: [{ name: n1, port: 7400 }]
+nodes:
+  - { name: x, id: 1, addresses: { n1: 192.0.2.1 } }
+  - { name: y, id: 2, addresses: { n1: 192.0.2.2 } }
+`;
+
+t.test('the watchdog section: off by default; a bad device or timeout named', async (t) => {
+  t.same(parseConfig(MINIMAL, '/etc/vigil/c.yaml').watchdog, { device: 'none', timeoutMs: 10000, action: 'reset' });
+  t.same(parseConfig(`${MINIMAL}watchdog: { device: auto, timeoutMs: 5000, action: power-cycle }\n`, '/etc/vigil/c.yaml').watchdog, { device: 'auto', timeoutMs: 5000, action: 'power-cycle' });
+  t.throws(() => parseConfig(`${MINIMAL}watchdog: { device: watchdog0 }\n`, '/etc/vigil/c.yaml'), /expected none, auto, ipmi or the path of a watchdog device/);
+  t.throws(() => parseConfig(`${MINIMAL}watchdog: { timeoutMs: 500 }\n`, '/etc/vigil/c.yaml'), /watchdog\.timeoutMs/);
+});
+
+t.test('vigil status shows the watchdog, and says when the agent let its lease run out', async (t) => {
+  const { formatStatus } = await import('../../src/cli/status-format.js');
+  const base = { cluster: 'lab', node: 'a', incarnation: '1', peers: [], apps: [], notices: [] };
+  t.notMatch(formatStatus({ ...base, watchdog: null }), /watchdog/);
+  const text = formatStatus({ ...base, watchdog: { path: '/dev/ipmi0', kind: 'ipmi', timeoutMs: 10_000, armed: true, tickles: 40, withheld: 3, tickleErrors: 0 } });
+  t.match(text, /\nwatchdog \/dev\/ipmi0: armed, 10\.0 s, 40 tickles, 3 withheld \(the agent's lease ran out\)\n/);
+});
