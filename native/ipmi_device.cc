@@ -11,6 +11,7 @@
 
 #include <map>
 
+#include "ipmi_ioctl.h"
 #include "owned_thread.h"
 #include "system_error.h"
 
@@ -29,23 +30,10 @@ void Finish(IpmiDeviceState* s, IpmiRequest* r) {
   if (!s->envAlive || s->responses.NonBlockingCall(r) != napi_ok) delete r;
 }
 
-// IPMICTL_SEND_COMMAND to the BMC itself (the system interface address, LUN 0). msgid is the request's id:
-// unique and increasing for the life of the descriptor, so a late response can never match a newer request.
+// msgid is the request's id: unique and increasing for the life of the descriptor, so a late response can
+// never match a newer request.
 int Send(int fd, IpmiRequest* r) {
-  ipmi_system_interface_addr addr{};
-  addr.addr_type = IPMI_SYSTEM_INTERFACE_ADDR_TYPE;
-  addr.channel = IPMI_BMC_CHANNEL;
-  addr.lun = 0;
-  ipmi_req req{};
-  req.addr = reinterpret_cast<unsigned char*>(&addr);
-  req.addr_len = sizeof addr;
-  req.msgid = static_cast<long>(r->id);
-  req.msg.netfn = r->netfn;
-  req.msg.cmd = r->cmd;
-  req.msg.data_len = static_cast<unsigned short>(r->data.size());
-  req.msg.data = r->data.empty() ? nullptr : r->data.data();
-  // Not retried on EINTR (signals are blocked here anyway): a resent request could be a second power-off.
-  return ioctl(fd, IPMICTL_SEND_COMMAND, &req) < 0 ? errno : 0;
+  return IpmiSendToBmc(fd, static_cast<long>(r->id), r->netfn, r->cmd, r->data.data(), static_cast<unsigned short>(r->data.size()));
 }
 
 void Serve(std::shared_ptr<IpmiDeviceState> s) {
@@ -110,15 +98,9 @@ void Serve(std::shared_ptr<IpmiDeviceState> s) {
     if (fd >= 0 && (fds[1].revents & POLLIN)) {
       // Everything the driver has queued: one receive per message.
       for (;;) {
-        unsigned char addrBuf[IPMI_MAX_ADDR_SIZE];
         unsigned char dataBuf[IPMI_MAX_MSG_LENGTH];
-        ipmi_recv recv{};
-        recv.addr = addrBuf;
-        recv.addr_len = sizeof addrBuf;
-        recv.msg.data = dataBuf;
-        recv.msg.data_len = sizeof dataBuf;
-        // _TRUNC: a response longer than the buffer is delivered cut (EMSGSIZE), never left to block the queue.
-        if (ioctl(fd, IPMICTL_RECEIVE_MSG_TRUNC, &recv) < 0 && errno != EMSGSIZE) break;  // EAGAIN: drained
+        ipmi_recv recv;
+        if (!IpmiReceive(fd, &recv, dataBuf)) break;  // EAGAIN: drained
         if (recv.recv_type != IPMI_RESPONSE_RECV_TYPE) continue;  // events and commands: not asked for
         auto it = inFlight.find(recv.msgid);
         if (it == inFlight.end()) {

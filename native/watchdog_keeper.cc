@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ipmi_ioctl.h"
 #include "owned_thread.h"
 #include "system_error.h"
 
@@ -28,39 +29,47 @@ void Fail(WatchdogState* s, int err, const char* call) {
   s->failedCall = call;
 }
 
+// The keeping: every tickleMs a tickle (returns 0 or an errno) while the agent's lease is fresh, none while
+// it has run out; until stop. `readable` (or -1) is a descriptor whose answers `drain` reads as they come.
+template <typename Tickle, typename Drain>
+void KeepUntilStopped(WatchdogState* s, int readable, Tickle tickle, const char* what, Drain drain) {
+  int64_t next = MonoNs();
+  while (!s->stopping.load()) {
+    int64_t now = MonoNs();
+    if (now >= next) {
+      next = now + static_cast<int64_t>(s->tickleMs) * 1000000;
+      bool fresh = now < s->leaseUntilNs.load();
+      int err = fresh ? tickle() : 0;
+      std::lock_guard<std::mutex> lock(s->mutex);
+      if (!fresh) {
+        s->withheld++;
+      } else if (err == 0) {
+        s->tickles++;
+      } else {
+        s->tickleErrors++;
+        s->err = err;
+        s->failedCall = what;
+      }
+    }
+    pollfd fds[2] = {{s->wakeFd, POLLIN, 0}, {readable, POLLIN, 0}};
+    int wait = static_cast<int>((next - MonoNs() + 999999) / 1000000);
+    if (poll(fds, readable >= 0 ? 2 : 1, wait < 0 ? 0 : wait) > 0 && readable >= 0 && (fds[1].revents & POLLIN)) drain();
+  }
+}
+
 // ---- the BMC's watchdog (IPMI 2.0 section 27), through /dev/ipmi0 -------------------------------------
 
 constexpr unsigned char kTimerUseSmsOs = 0x04;
 constexpr unsigned char kDontStop = 0x40;
 constexpr unsigned char kSmsOsExpired = 1 << kTimerUseSmsOs;
 
-int IpmiSend(int fd, long msgid, unsigned char cmd, unsigned char* data, unsigned short len) {
-  ipmi_system_interface_addr addr{};
-  addr.addr_type = IPMI_SYSTEM_INTERFACE_ADDR_TYPE;
-  addr.channel = IPMI_BMC_CHANNEL;
-  ipmi_req req{};
-  req.addr = reinterpret_cast<unsigned char*>(&addr);
-  req.addr_len = sizeof addr;
-  req.msgid = msgid;
-  req.msg.netfn = 0x06;  // application
-  req.msg.cmd = cmd;
-  req.msg.data = data;
-  req.msg.data_len = len;
-  return ioctl(fd, IPMICTL_SEND_COMMAND, &req) < 0 ? errno : 0;
-}
-
 // Reads the answers waiting on fd; returns the completion code of the one with `msgid` (-1 if not among them).
 int IpmiDrain(int fd, WatchdogState* s, long msgid) {
   int code = -1;
   for (;;) {
-    unsigned char addrBuf[IPMI_MAX_ADDR_SIZE];
     unsigned char dataBuf[IPMI_MAX_MSG_LENGTH];
-    ipmi_recv recv{};
-    recv.addr = addrBuf;
-    recv.addr_len = sizeof addrBuf;
-    recv.msg.data = dataBuf;
-    recv.msg.data_len = sizeof dataBuf;
-    if (ioctl(fd, IPMICTL_RECEIVE_MSG_TRUNC, &recv) < 0 && errno != EMSGSIZE) break;
+    ipmi_recv recv;
+    if (!IpmiReceive(fd, &recv, dataBuf)) break;
     if (recv.recv_type != IPMI_RESPONSE_RECV_TYPE) continue;
     std::lock_guard<std::mutex> lock(s->mutex);
     s->answers++;
@@ -73,7 +82,7 @@ int IpmiDrain(int fd, WatchdogState* s, long msgid) {
 
 // Sends one command and waits up to `ms` for its answer: the completion code, or -errno / -ETIMEDOUT.
 int IpmiCall(int fd, WatchdogState* s, long msgid, unsigned char cmd, unsigned char* data, unsigned short len, int ms) {
-  int err = IpmiSend(fd, msgid, cmd, data, len);
+  int err = IpmiSendToBmc(fd, msgid, 0x06, cmd, data, len);
   if (err != 0) return -err;
   int64_t deadline = MonoNs() + static_cast<int64_t>(ms) * 1000000;
   for (;;) {
@@ -112,25 +121,9 @@ void ServeIpmi(std::shared_ptr<WatchdogState> s) {
     std::lock_guard<std::mutex> lock(s->mutex);
     s->armed = true;
   }
-  int64_t next = MonoNs();
-  while (!s->stopping.load()) {
-    int64_t now = MonoNs();
-    if (now >= next) {
-      next = now + static_cast<int64_t>(s->tickleMs) * 1000000;
-      if (now < s->leaseUntilNs.load()) {
-        // Reset Watchdog Timer, not waited for: its answer is read with the next ones.
-        int err = IpmiSend(fd, msgid++, 0x22, nullptr, 0);
-        std::lock_guard<std::mutex> lock(s->mutex);
-        if (err == 0) s->tickles++; else { s->tickleErrors++; s->err = err; s->failedCall = "Reset Watchdog Timer"; }
-      } else {
-        std::lock_guard<std::mutex> lock(s->mutex);
-        s->withheld++;
-      }
-    }
-    pollfd fds[2] = {{s->wakeFd, POLLIN, 0}, {fd, POLLIN, 0}};
-    int wait = static_cast<int>((next - MonoNs() + 999999) / 1000000);
-    if (poll(fds, 2, wait < 0 ? 0 : wait) > 0 && (fds[1].revents & POLLIN)) IpmiDrain(fd, s.get(), 0);
-  }
+  // Reset Watchdog Timer, not waited for: its answer is read with the next ones.
+  KeepUntilStopped(s.get(), fd, [&] { return IpmiSendToBmc(fd, msgid++, 0x06, 0x22, nullptr, 0); }, "Reset Watchdog Timer",
+                   [&] { IpmiDrain(fd, s.get(), 0); });
   if (s->disarmOnStop.load()) {
     int c = IpmiSet(fd, s.get(), msgid++, false, 0, s->timeoutMs);  // without "don't stop": the timer stops
     if (c != 0) Fail(s.get(), c < 0 ? -c : EPROTO, "Set Watchdog Timer (disarm)");
@@ -155,26 +148,10 @@ void ServeDevice(std::shared_ptr<WatchdogState> s) {
     if (ioctl(fd, WDIOC_GETTIMEOUT, &timeout) == 0) s->driverTimeoutS = timeout;
     s->armed = true;
   }
-  int64_t next = MonoNs();
-  while (!s->stopping.load()) {
-    int64_t now = MonoNs();
-    if (now >= next) {
-      next = now + static_cast<int64_t>(s->tickleMs) * 1000000;
-      if (now < s->leaseUntilNs.load()) {
-        int rc = ioctl(fd, WDIOC_KEEPALIVE, 0);
-        int err = rc < 0 ? errno : 0;
-        if (rc < 0 && write(fd, "\0", 1) == 1) err = 0;  // drivers without the ioctl take a write
-        std::lock_guard<std::mutex> lock(s->mutex);
-        if (err == 0) s->tickles++; else { s->tickleErrors++; s->err = err; s->failedCall = "WDIOC_KEEPALIVE"; }
-      } else {
-        std::lock_guard<std::mutex> lock(s->mutex);
-        s->withheld++;
-      }
-    }
-    pollfd p{s->wakeFd, POLLIN, 0};
-    int wait = static_cast<int>((next - MonoNs() + 999999) / 1000000);
-    poll(&p, 1, wait < 0 ? 0 : wait);
-  }
+  KeepUntilStopped(s.get(), -1, [&] {
+    if (ioctl(fd, WDIOC_KEEPALIVE, 0) == 0) return 0;
+    return write(fd, "\0", 1) == 1 ? 0 : errno;  // drivers without the ioctl take a write
+  }, "WDIOC_KEEPALIVE", [] {});
   if (s->disarmOnStop.load()) {
     int flags = WDIOS_DISABLECARD;
     ioctl(fd, WDIOC_SETOPTIONS, &flags);

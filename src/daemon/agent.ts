@@ -177,6 +177,8 @@ export class Agent {
       await this.startUp();
     } catch (e) {
       this.abandonStart();
+      // An armed watchdog left behind would reset a node whose agent merely could not start.
+      await this.watchdog?.stop();
       throw e;
     }
   }
@@ -187,7 +189,6 @@ export class Agent {
     clearInterval(this.relinquishTimer);
     this.engine?.stop();
     this.engine = undefined;
-    void this.watchdog?.stop();
     this.distress?.stop();
     this.messenger?.close();
     this.disks?.stop();

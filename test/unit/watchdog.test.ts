@@ -5,6 +5,7 @@ import t from 'tap';
 
 import { parseConfig } from '../../src/config/load.js';
 import { chooseWatchdog } from '../../src/daemon/watchdog.js';
+import { MINIMAL_CONFIG } from '../support/minimal-config.js';
 
 const has = (...paths: string[]) => (p: string) => paths.includes(p);
 
@@ -22,14 +23,7 @@ t.test('none arms nothing; ipmi or a path that is missing is an error, not a sil
   t.same(chooseWatchdog('/dev/watchdog1', has('/dev/watchdog1')), { kind: 'device', path: '/dev/watchdog1' });
 });
 
-const MINIMAL = `
-cluster: c1
-keyFile: /etc/vigil/key
-networks: [{ name: n1, port: 7400 }]
-nodes:
-  - { name: x, id: 1, addresses: { n1: 192.0.2.1 } }
-  - { name: y, id: 2, addresses: { n1: 192.0.2.2 } }
-`;
+const MINIMAL = MINIMAL_CONFIG;
 
 t.test('the watchdog section: off by default; a bad device or timeout named', async (t) => {
   t.same(parseConfig(MINIMAL, '/etc/vigil/c.yaml').watchdog, { device: 'none', timeoutMs: 10000, action: 'reset' });
