@@ -418,9 +418,9 @@ export class FlowRunner {
           // A takeover from a host nothing fences (no disk here, no distress) first asks the service network
           // whether that host still answers for the app's addresses: cut off from the cluster but serving,
           // it keeps the app, and this node writes no 1 and starts nothing.
-          // A host with a BMC is powered off instead (startResources): its answer would not make it safe.
+          // A failed host with a BMC is powered off instead (startResources): its answer would not make it safe.
           const from = flow.state.failover?.from;
-          const probeAddresses = from !== undefined && !this.d.isDistressed(from) && !a.resources.some((r) => r.kind === 'disk') && !this.d.powerFence.canFence(from);
+          const probeAddresses = from !== undefined && !this.d.isDistressed(from) && !a.resources.some((r) => r.kind === 'disk') && !this.powerFences(from);
           const missing = await resources.missing(a.resources, a.command, { probeAddresses });
           const busy = missing.length > 0 && missing.every((m) => ANSWERED.test(m));
           return this.postTo(flow, { type: 'resourceCheck', ok: missing.length === 0, missing, ...(busy ? { busy } : {}) });
@@ -432,10 +432,11 @@ export class FlowRunner {
           await lastActive.mayProcess(tag);
           const isDisk = (r: ResourceSpec) => r.kind === 'disk';
           const disks = a.resources.filter(isDisk);
-          // A takeover of an app no disk arbitrates, from a host that can be powered off: it is, and its
-          // power confirmed off, before anything here starts (a fence that fails fails this start: no takeover).
+          // A takeover of an app no disk arbitrates, from a failed host that can be powered off: it is, and
+          // its power confirmed off, before anything here starts (a fence that fails fails this start: no
+          // takeover). Not a move from a live host whose app faulted: that host stopped it itself.
           const from = flow.state.failover?.from;
-          const powerFenced = from !== undefined && disks.length === 0 && !this.d.isDistressed(from) && this.d.powerFence.canFence(from);
+          const powerFenced = from !== undefined && disks.length === 0 && !this.d.isDistressed(from) && this.powerFences(from);
           if (powerFenced) await this.timed(tag, 'peer powered off', from, async () => { await this.d.powerFence.fence(from, `takeover of ${tag}`); });
           let token = 0;
           for (const r of disks) await this.timed(tag, 'resource started', resourceName(r), async () => { token = Math.max(token, await this.startUnlessOut(r)); });
@@ -479,6 +480,11 @@ export class FlowRunner {
       this.d.log.error({ tag, op: a.kind, err: error }, 'action failed');
       this.postTo(flow, { type: 'failed', op: a.kind, error, ...(e instanceof StaleStartError || e instanceof FenceMootError ? { stale: true } : {}), ...(e instanceof FenceFailedError ? { fence: true } : {}) });
     }
+  }
+
+  /** A takeover from `from` powers it off first: it failed (is not heard from) and has a BMC. */
+  private powerFences(from: string): boolean {
+    return !this.d.isAlive(from) && this.d.powerFence.canFence(from);
   }
 
   private async startApp(flow: Flow, a: Extract<AsyncAction, { kind: 'startApp' }>): Promise<void> {

@@ -9,7 +9,7 @@ import t from 'tap';
 
 import { Exit } from '../../src/cli/exit-codes.js';
 import { runCli } from '../support/cli.js';
-import { createCluster, primaryServing, until, type TestCluster } from '../support/cluster.js';
+import { createCluster, nameServer, primaryServing, until, type TestCluster } from '../support/cluster.js';
 import { IpmiSim, ipmiSimUnavailable } from '../support/ipmi-sim.js';
 import { SERVICE, sh } from '../support/netns.js';
 
@@ -83,7 +83,9 @@ if (ipmiSimUnavailable()) {
   });
 
   t.test('the race: each side hosts an app the other takes over; with both networks cut, the lower id survives and serves both', async (t) => {
-    const { c, bmcs } = await fencedCluster(t, [{ tag: 'x', primary: 'a', backup: 'b', vip: true }, { tag: 'y', primary: 'b', backup: 'a', vip: true }]);
+    // Each app listens on its own address only: both run on a in the end.
+    const command = (_mnt: string, vip: string | undefined) => nameServer(vip);
+    const { c, bmcs } = await fencedCluster(t, [{ tag: 'x', primary: 'a', backup: 'b', vip: true, command }, { tag: 'y', primary: 'b', backup: 'a', vip: true, command }]);
     c.start('a');
     c.start('b');
     await until('a serves x and b serves y', async () => ((await c.probe(c.vip(0))) === 'a' && (await c.probe(c.vip(1))) === 'b' ? true : undefined), 60_000, 250);
@@ -108,4 +110,18 @@ if (ipmiSimUnavailable()) {
     await until('b serves x', async () => ((await c.probe(c.vip())) === 'b' ? true : undefined), 30_000, 200);
     t.equal(await alive(c, 'a'), 0);
   });
+
+  t.test('an app that faults on a live host moves to its backup without anybody powered off', async (t) => {
+    // On a it listens for 3 s, then closes its listener but keeps running: its health probe fails.
+    const command = ['/usr/bin/env', 'node', '-e',
+      "const s = require('net').createServer((c) => { c.on('error', () => {}); c.end(process.env.VIGIL_NODE + '\\n'); }).listen(8080);"
+      + "if (process.env.VIGIL_NODE === 'a') setTimeout(() => s.close(), 3000); setInterval(() => {}, 1000);"];
+    const { c, bmcs } = await fencedCluster(t, [{ tag: 'x', primary: 'a', backup: 'b', vip: true, monitor: true, command }]);
+    await primaryServing(c);
+    await until('b serves x', async () => ((await c.probe(c.vip())) === 'b' ? true : undefined), 30_000, 200);
+    t.same(await bmcs.a!.actions(), [], 'a, alive, was not powered off');
+    t.ok((await c.status('b')).notices.some((n) => n.notice === 'host-faulted'), 'b took it over because it faulted on a');
+    t.ok(await alive(c, 'a') > 0, 'a runs on');
+  });
 }
+
