@@ -119,7 +119,7 @@ export function ipmiCommand(): Command {
   const ipmi = new Command('ipmi').description('a BMC: local (/dev/ipmi0) or remote (RMCP+ with --host)');
   ipmi.addCommand(withBmcOptions(new Command('info').description('the BMC\'s device ID, firmware and IPMI version').action(act(info))));
   ipmi.addCommand(withBmcOptions(new Command('power').description('chassis power: status, on, off (hard), cycle, reset, soft (ACPI)').argument('<action>', POWER_ACTIONS.join('|')).action(act(power))));
-  ipmi.addCommand(withBmcOptions(new Command('watchdog').description('the BMC watchdog (its "status")').argument('[what]', 'status', 'status').action(act((_w: string, o: unknown, c: Command) => watchdog(o, c)))));
+  ipmi.addCommand(withBmcOptions(new Command('watchdog').description('the BMC watchdog (its "status")').argument('[what]', 'status', 'status').action(act((what: string, o: unknown, c: Command) => (what === 'status' ? watchdog(o, c) : usage(`watchdog ${what}: only status (the agent arms and keeps the watchdog; see watchdog: in the configuration)`))))));
   ipmi.addCommand(withBmcOptions(new Command('sel').description('the system event log, and the last restart\'s cause').option('--last <n>', 'only the last N entries', intOption(1)).action(act(sel))));
   return ipmi;
 }
