@@ -80,6 +80,10 @@ export class LanSession implements IpmiTransport {
   private closed = false;
   /** Datagrams dropped: not an answer to what was asked, malformed, failed integrity, or replayed. */
   dropped = 0;
+  /** How many times the last exchange sent its packet (1: no retransmission). */
+  private lastSends = 0;
+  /** The first retransmission's wait: retransmitMs, doubled for each set-up attempt after the first. */
+  private firstWaitMs: number;
 
   private constructor(socket: Socket, opts: LanOptions) {
     this.socket = socket;
@@ -88,6 +92,7 @@ export class LanSession implements IpmiTransport {
       port: DEFAULT_PORT, cipherSuite: this.suite.id, privilege: Privilege.ADMINISTRATOR, timeoutMs: 5000, retransmitMs: 500,
       ...opts,
     };
+    this.firstWaitMs = this.opts.retransmitMs;
     socket.on('message', (buf) => this.receive(buf));
     socket.on('error', () => { /* a connected UDP socket reports ICMP unreachable here; the deadline decides */ });
   }
@@ -166,14 +171,16 @@ export class LanSession implements IpmiTransport {
       },
     };
     try {
-      let interval = this.opts.retransmitMs;
+      let interval = this.firstWaitMs;
+      this.lastSends = 0;
       while (!result) {
         const left = deadline - Date.now();
         if (left <= 0) break;
         this.socket.send(packet());
+        this.lastSends++;
         wait = delay(Math.min(interval, left));
         await wait.promise;
-        interval = Math.min(interval * 2, this.opts.retransmitMs * 4);
+        interval = Math.min(interval * 2, this.firstWaitMs * 4);
       }
     } finally {
       this.waiter = undefined;
@@ -185,6 +192,22 @@ export class LanSession implements IpmiTransport {
   private async establish(): Promise<void> {
     const deadline = Date.now() + this.opts.timeoutMs;
     await this.checkRmcpPlus(deadline);
+    // A RAKP 1 sent again (a lost answer) may have made the BMC draw a new random after the one RAKP 2
+    // brought: RAKP 3's code then fails at the BMC. That is the network, not the password: once more from
+    // Open Session, while time is left.
+    // Each attempt waits twice as long before it resends: a BMC slower than the wait is given the time.
+    for (;;) {
+      const again = await this.handshake(deadline).then(() => false, (e: unknown) => {
+        if (e instanceof RakpRetryableError && Date.now() < deadline) return true;
+        throw e instanceof RakpRetryableError ? e.cause : e;
+      });
+      if (!again) break;
+      this.firstWaitMs *= 2;
+    }
+    this.firstWaitMs = this.opts.retransmitMs;
+  }
+
+  private async handshake(deadline: number): Promise<void> {
     const suite = this.suite;
     const tag = randomInt(0, 256);
     this.consoleSessionId = randomInt(1, 0x1_0000_0000);
@@ -225,6 +248,7 @@ export class LanSession implements IpmiTransport {
       throw new IpmiAuthError(`${this.description}: wrong password for user '${this.opts.user}' (RAKP 2's code does not match)`);
     }
     const sik = sessionIntegrityKey(ctx, this.opts.kg ? keyFromSecret(this.opts.kg) : kuid);
+    const rakp1Sends = this.lastSends;
     const rakp3 = encodeRakp3or4({ tag, status: 0, sessionId: this.bmcSessionId, code: rakp3Code(ctx, kuid) });
     const rakp4 = await this.exchange(
       'RAKP 3',
@@ -232,7 +256,12 @@ export class LanSession implements IpmiTransport {
       (d) => (d.version === '2.0' && d.payloadType === PayloadType.RAKP4 ? tagged(decodeRakp3or4(d.payload, 'RAKP 4'), tag, this.consoleSessionId) : undefined),
       deadline,
     );
-    if (rakp4.status !== 0) throw new IpmiAuthError(`${this.description} refused the session at RAKP 3: ${rmcpStatusText(rakp4.status)}`);
+    if (rakp4.status !== 0) {
+      const refused = new IpmiAuthError(`${this.description} refused the session at RAKP 3: ${rmcpStatusText(rakp4.status)}`);
+      // RAKP 2's code proved the password: a refused RAKP 3 after a resent RAKP 1 is a stale random.
+      if (rakp1Sends > 1) throw new RakpRetryableError(refused);
+      throw refused;
+    }
     if (!codesEqual(rakp4.code, rakp4Icv(ctx, sik))) {
       throw new IpmiAuthError(`${this.description}: RAKP 4's integrity check value does not match${this.opts.kg ? ' (wrong Kg?)' : ''}`);
     }
@@ -299,6 +328,13 @@ export class LanSession implements IpmiTransport {
       this.closed = true;
       this.socket.close();
     }
+  }
+}
+
+/** A set-up refused for a reason a fresh attempt can mend (see establish). */
+class RakpRetryableError extends Error {
+  constructor(override readonly cause: Error) {
+    super(cause.message);
   }
 }
 

@@ -42,6 +42,9 @@ export class TestBmc {
     });
   }
 
+  /** Answers each RAKP 1 this long after it came (a slow BMC), drawing a new random for each. */
+  rakp2DelayMs = 0;
+
   static async start(user = 'admin', password = 'secret'): Promise<TestBmc> {
     const socket = createSocket('udp4');
     await new Promise<void>((r) => socket.bind(0, '127.0.0.1', () => r()));
@@ -111,7 +114,9 @@ export class TestBmc {
     ctx.user = r.user;
     const known = r.user.toString() === this.user;
     const code = known ? rakp2Code(ctx, keyFromSecret(Buffer.from(this.password))) : Buffer.alloc(0);
-    this.send(encodeV2({ payloadType: PayloadType.RAKP2, sessionId: 0, sequence: 0, payload: encodeRakp2({ tag: r.tag, status: known ? 0 : 0x0d, consoleSessionId: ctx.consoleSessionId, bmcRandom: ctx.bmcRandom, bmcGuid: ctx.bmcGuid, code }) }), from);
+    const answer = encodeV2({ payloadType: PayloadType.RAKP2, sessionId: 0, sequence: 0, payload: encodeRakp2({ tag: r.tag, status: known ? 0 : 0x0d, consoleSessionId: ctx.consoleSessionId, bmcRandom: ctx.bmcRandom, bmcGuid: ctx.bmcGuid, code }) });
+    if (this.rakp2DelayMs > 0) setTimeout(() => this.send(answer, from), this.rakp2DelayMs);
+    else this.send(answer, from);
   }
 
   private rakp3(payload: Buffer, from: RemoteInfo): void {

@@ -61,4 +61,12 @@ if (ipmiSimUnavailable()) {
     t.match((await ipmitool(bmc.port, ['chassis', 'power', 'status'])).out, /Chassis Power is off/);
     t.equal(s.dropped, 0);
   });
+
+  t.test('a BMC slower than the retransmission: RAKP 1 resent draws a new random, the set-up starts again with a longer wait, and succeeds', async (t) => {
+    bmc.rakp2DelayMs = 150;
+    t.teardown(() => { bmc.rakp2DelayMs = 0; });
+    const s = await LanSession.open({ host: '127.0.0.1', port: bmc.port, user: 'admin', password: Buffer.from('secret'), cipherSuite: 17, timeoutMs: 5000, retransmitMs: 100 });
+    t.teardown(() => s.close());
+    t.equal((await getChassisStatus(s)).power, bmc.power);
+  });
 }
