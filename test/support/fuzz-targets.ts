@@ -1,5 +1,5 @@
 // Every parser that faces the outside, fed random and mutated inputs through the product's own code:
-// datagrams, distress, control request lines (a live ControlServer), the configuration, NUT replies (a
+// datagrams, distress, RMCP+ packets, control request lines (a live ControlServer), the configuration, NUT replies (a
 // live NutSource against a fake upsd) and APC smart replies. Each input is answered or dropped with a
 // reason, counted; an exception of a kind the parser does not report is a crash, recorded with the input.
 // test/unit/fuzz.test.ts runs a bounded number in CI, bench/fuzz.ts a million each (VIGIL_FUZZ_COUNT).
@@ -13,6 +13,13 @@ import { join } from 'node:path';
 import { z } from 'zod';
 
 import { ConfigError, parseConfig } from '../../src/config/load.js';
+import { IpmiProtocolError } from '../../src/ipmi/errors.js';
+import { decodeLanResponse, encodeLanResponse } from '../../src/ipmi/message.js';
+import { cipherSuite, sessionKeys } from '../../src/ipmi/rmcp-crypto.js';
+import {
+  decodeOpenSessionResponse, decodePacket, decodeRakp2, decodeRakp3or4, encodeOpenSessionResponse, encodeRakp2, encodeRakp3or4,
+  encodeV15, encodeV2, PayloadType,
+} from '../../src/ipmi/rmcp-packet.js';
 import { LineSplitter } from '../../src/control/protocol.js';
 import { ControlServer } from '../../src/control/server.js';
 import { ApcLineParser, parseApcStatus } from '../../src/power/apc-smart.js';
@@ -290,4 +297,40 @@ const nut: FuzzTarget = {
   },
 };
 
-export const FUZZ_TARGETS: FuzzTarget[] = [datagram, distress, control, config, nut, apc];
+// RMCP+ packets as the client receives them: a session's encrypted and authenticated response, set-up
+// answers (Open Session, RAKP 2 and 4) and the IPMI 1.5 session-less answer, mutated. Each is decoded
+// (and its payload parsed) or refused as an IpmiProtocolError; anything else is a crash.
+const RMCP_SUITE = cipherSuite(17);
+const RMCP_KEYS = { suite: RMCP_SUITE, ...sessionKeys(RMCP_SUITE, randomBytes(32)) };
+const lanAnswer = encodeLanResponse({ netfn: 0, cmd: 1, rqSeq: 9, rqAddr: 0x81 }, 0, Buffer.from([1, 0, 0, 0]));
+const rmcpSeeds: { packet: Buffer; keyed: boolean }[] = [
+  { packet: encodeV2({ payloadType: PayloadType.IPMI, sessionId: 7, sequence: 3, payload: lanAnswer }, RMCP_KEYS), keyed: true },
+  { packet: encodeV2({ payloadType: PayloadType.OPEN_SESSION_RESPONSE, sessionId: 0, sequence: 0, payload: encodeOpenSessionResponse({ tag: 1, status: 0, privilege: 4, consoleSessionId: 7, bmcSessionId: 9, authAlgorithm: 3, integrityAlgorithm: 4, confidentialityAlgorithm: 1 }) }), keyed: false },
+  { packet: encodeV2({ payloadType: PayloadType.RAKP2, sessionId: 0, sequence: 0, payload: encodeRakp2({ tag: 1, status: 0, consoleSessionId: 7, bmcRandom: randomBytes(16), bmcGuid: randomBytes(16), code: randomBytes(32) }) }), keyed: false },
+  { packet: encodeV2({ payloadType: PayloadType.RAKP4, sessionId: 0, sequence: 0, payload: encodeRakp3or4({ tag: 1, status: 0, sessionId: 7, code: randomBytes(16) }) }), keyed: false },
+  { packet: encodeV15(encodeLanResponse({ netfn: 6, cmd: 0x38, rqSeq: 1, rqAddr: 0x81 }, 0, Buffer.from([1, 0x80, 4, 2, 0, 0, 0, 0]))), keyed: false },
+];
+const rmcpTarget: FuzzTarget = {
+  name: 'rmcp',
+  run(count, seed) {
+    // Every seed meets every mutation (the seed changes every MUTATIONS inputs).
+    const seedOf = (i: number) => rmcpSeeds[Math.floor(i / MUTATIONS) % rmcpSeeds.length]!;
+    let n = 0;
+    return syncTarget('rmcp', (rand, i) => { n = i; return mutate(i % MUTATIONS, seedOf(i).packet, rand, { ...SHAPE, keepHeader: 6, flipFrom: 4 }); }, (b) => {
+      try {
+        const d = decodePacket(Buffer.from(b as Uint8Array), seedOf(n).keyed ? RMCP_KEYS : undefined);
+        if (d.version === '1.5') decodeLanResponse(d.message);
+        else if (d.payloadType === PayloadType.IPMI) decodeLanResponse(d.payload);
+        else if (d.payloadType === PayloadType.OPEN_SESSION_RESPONSE) decodeOpenSessionResponse(d.payload);
+        else if (d.payloadType === PayloadType.RAKP2) decodeRakp2(d.payload);
+        else if (d.payloadType === PayloadType.RAKP4) decodeRakp3or4(d.payload, 'RAKP 4');
+        return 'accepted';
+      } catch (e) {
+        if (e instanceof IpmiProtocolError) return `refused: ${e.message.replace(/\d+/g, 'N').slice(0, 60)}`;
+        throw e;
+      }
+    }).run(count, seed);
+  },
+};
+
+export const FUZZ_TARGETS: FuzzTarget[] = [datagram, distress, control, config, nut, apc, rmcpTarget];

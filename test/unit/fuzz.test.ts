@@ -5,7 +5,7 @@ import t from 'tap';
 
 import { FUZZ_TARGETS } from '../support/fuzz-targets.js';
 
-const COUNT: Record<string, number> = { datagram: 20_000, distress: 20_000, control: 2_000, config: 2_000, nut: 2_000, apc: 20_000 };
+const COUNT: Record<string, number> = { datagram: 20_000, distress: 20_000, control: 2_000, config: 2_000, nut: 2_000, apc: 20_000, rmcp: 20_000 };
 
 for (const target of FUZZ_TARGETS) {
   t.test(`fuzz ${target.name}: ${COUNT[target.name]} inputs, each answered or dropped with a counted reason`, async (t) => {
