@@ -11,6 +11,7 @@
 // stays fenced until it is heard from again (a new incarnation after its restart).
 import { openBmc as openRemoteBmc, type BmcTarget } from '../ipmi/bmc.js';
 import { chassisControl, getChassisStatus } from '../ipmi/commands.js';
+import { Privilege } from '../ipmi/lan-session.js';
 import type { IpmiTransport } from '../ipmi/message.js';
 import type { FencingConfig, NodeConfig } from '../config/schema.js';
 
@@ -101,7 +102,8 @@ export class PowerFence {
     const open = this.d.openBmc ?? openRemoteBmc;
     let t: IpmiTransport;
     try {
-      t = await open({ host: bmc.host, port: bmc.port, user: bmc.user, passwordFile: bmc.passwordFile, cipherSuite: bmc.cipherSuite, ...(bmc.kgFile ? { kgFile: bmc.kgFile } : {}), timeoutMs: requestTimeoutMs });
+      // Operator: enough for Chassis Control, and what a BMC user set aside for fencing usually has.
+      t = await open({ host: bmc.host, port: bmc.port, user: bmc.user, passwordFile: bmc.passwordFile, cipherSuite: bmc.cipherSuite, ...(bmc.kgFile ? { kgFile: bmc.kgFile } : {}), privilege: Privilege.OPERATOR, timeoutMs: requestTimeoutMs });
     } catch (e) {
       throw new FenceFailedError(`power fence of ${name}: ${(e as Error).message}`);
     }

@@ -42,6 +42,8 @@ export class TestBmc {
     });
   }
 
+  /** The user's privilege limit: Set Session Privilege Level above it answers 0x81. */
+  maxPrivilege = 4;
   /** Answers each RAKP 1 this long after it came (a slow BMC), drawing a new random for each. */
   rakp2DelayMs = 0;
 
@@ -135,7 +137,10 @@ export class TestBmc {
   private command(netfn: number, cmd: number, data: Buffer, session: Session): { code: number; data: Buffer } {
     const key = `${netfn.toString(16)}/${cmd.toString(16)}`;
     switch (key) {
-      case '6/3b': return { code: 0, data: Buffer.from([data[0]! & 0x0f || 4]) };
+      case '6/3b': {
+        const level = data[0]! & 0x0f || 4;
+        return level > this.maxPrivilege ? { code: 0x81, data: Buffer.alloc(0) } : { code: 0, data: Buffer.from([level]) };
+      }
       case '6/3c': return { code: data.length >= 4 && data.readUInt32LE(0) === session.ctx.bmcSessionId ? 0 : 0x87, data: Buffer.alloc(0) };
       // Get Device ID: device 0x20, revision 1, firmware 1.02, IPMI 2.0, support bits, manufacturer 0x0a1b2c, product 0x0f02
       case '6/1': return { code: 0, data: Buffer.from([0x20, 0x01, 0x01, 0x02, 0x02, 0x9f, 0x2c, 0x1b, 0x0a, 0x02, 0x0f]) };

@@ -10,6 +10,7 @@ import t from 'tap';
 import { DEFAULT_FENCING, type FencingConfig, type NodeConfig } from '../../src/config/schema.js';
 import { FenceFailedError, FenceMootError, PowerFence, type PowerFenceDeps } from '../../src/daemon/power-fence.js';
 import { BMC_PASSWORD, BMC_USER, IpmiSim, ipmiSimUnavailable } from '../support/ipmi-sim.js';
+import { TestBmc } from '../support/test-bmc.js';
 
 const quiet = { info() {}, warn() {}, error() {} };
 
@@ -126,5 +127,14 @@ if (ipmiSimUnavailable()) {
     const sleep = async () => { alive = true; };
     await t.rejects(fence({ selfId: 3, alive: () => alive, sleep }).fence('b', 'x'), FenceMootError);
     t.same(await sim.actions(), [], 'nothing sent');
+  });
+
+  t.test('a BMC user with operator privilege is enough to fence (a BMC that holds users to their limit)', async (t) => {
+    const bmc = await TestBmc.start('admin', BMC_PASSWORD);
+    t.teardown(() => bmc.close());
+    bmc.maxPrivilege = 3;
+    await fence({ target: { host: '127.0.0.1', port: bmc.port, cipherSuite: 17 } }).fence('b', 'test');
+    t.equal(bmc.power, 'off');
+    t.same(bmc.actions, ['off']);
   });
 }
