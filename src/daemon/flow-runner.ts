@@ -13,7 +13,7 @@ import type { AppObject, ResourceSpec } from '../db/object.js';
 import type { PeerSnapshot } from '../membership/membership.js';
 import { AppProcess } from '../resources/app-process.js';
 import { announce, type IpAddressSpec } from '../resources/ip-address.js';
-import { StaleStartError, type StaleCheck } from '../resources/stale-start.js';
+import { PeerProcessesError, StaleStartError, type StaleCheck } from '../resources/stale-start.js';
 import { HealthMonitor, probeOnce } from './health.js';
 import { handsOver, type LastActive } from './last-active.js';
 import type { PidFiles } from './leftovers.js';
@@ -478,7 +478,12 @@ export class FlowRunner {
     } catch (e) {
       const error = e instanceof Error ? e.message : String(e);
       this.d.log.error({ tag, op: a.kind, err: error }, 'action failed');
-      this.postTo(flow, { type: 'failed', op: a.kind, error, ...(e instanceof StaleStartError || e instanceof FenceMootError ? { stale: true } : {}), ...(e instanceof FenceFailedError ? { fence: true } : {}) });
+      this.postTo(flow, {
+        type: 'failed', op: a.kind, error,
+        ...(e instanceof StaleStartError || e instanceof FenceMootError ? { stale: true } : {}),
+        ...(e instanceof PeerProcessesError ? { yielded: true } : {}),
+        ...(e instanceof FenceFailedError ? { fence: true } : {}),
+      });
     }
   }
 

@@ -31,7 +31,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 
 import type { AppObject } from '../db/object.js';
-import { StaleStartError } from '../resources/stale-start.js';
+import { PeerProcessesError, StaleStartError } from '../resources/stale-start.js';
 import { isProcessing, LABELS, STATES, type Label, type Priority, type State } from '../lastactive/chart.js';
 import {
   checkForcedStart, decide, type Decision, type DecisionInput, type DiskEvidence, type PeerProbe, type PriorityView, viewOf,
@@ -362,8 +362,16 @@ export class LastActive {
     const at = () => now + performance.now() - started;
     const waitMs = this.o.reportWaitMs ?? REPORT_WAIT_MS;
     while (this.refusal(p, at()) !== undefined && p.state === 'SL' && performance.now() - started < waitMs) await sleep(REPORT_POLL_MS);
-    const why = this.refusal(p, at());
-    if (why !== undefined) throw new StaleStartError(`${tag}: not processing on ${this.o.self.name}: ${why}`);
+    this.refuseIf(tag, p, at());
+  }
+
+  /** Throws the refusal, if any: PeerProcessesError when the peer processes it, else StaleStartError. */
+  private refuseIf(tag: string, p: Pair, now: number): void {
+    const why = this.refusal(p, now);
+    if (why === undefined) return;
+    const text = `${tag}: not processing on ${this.o.self.name}: ${why}`;
+    const peer = p.state === 'SL' && !p.peerGone ? this.fresh(p, now) : undefined;
+    throw peer && isProcessing(peer.state) ? new PeerProcessesError(text) : new StaleStartError(text);
   }
 
   /** Why this node may not process now (undefined: it may). */
@@ -386,8 +394,7 @@ export class LastActive {
     const p = this.pairs.get(tag);
     if (!p || p.state === 'SM' || p.state === 'M') return;
     // Checked again after the disks: the pair may have changed while they were claimed.
-    const why = this.refusal(p, now);
-    if (why !== undefined) throw new StaleStartError(`${tag}: not processing on ${this.o.self.name}: ${why}`);
+    this.refuseIf(tag, p, now);
     const a = isSideA(this.o.self.id, p.identity.peer);
     // From SL: a takeover (4-3/4-4), or the start after the peer handed the app over.
     const label: Label = a ? '4-3' : '4-4';

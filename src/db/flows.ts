@@ -258,7 +258,11 @@ export type FlowEvent =
   | { type: 'resourceCheck'; ok: boolean; missing: string[]; busy?: boolean }
   | { type: 'done'; op: AsyncOp }
   /** stale: refused because the decision behind it no longer held (the agent stalled since): decided again, not counted as an attempt. */
-  | { type: 'failed'; op: AsyncOp; error: string; stale?: boolean; fence?: boolean }
+  /**
+   * yielded (with stale): refused because the app's last-active peer, alive, processes it and this node is
+   * its slave: a takeover under way gives way, even one past its disks (committed).
+   */
+  | { type: 'failed'; op: AsyncOp; error: string; stale?: boolean; fence?: boolean; yielded?: boolean }
   /** The program exited without being asked to. */
   | { type: 'exited'; detail: string }
   /** The program runs but failed its health probe. */
@@ -476,7 +480,7 @@ function apply(d: Draft, e: FlowEvent, now: number, out: FlowAction[]): void {
     case 'failed':
       if (d.pending?.kind !== e.op) return;
       if (e.type === 'done') done(d, d.pending);
-      else failed(d, d.pending, e.error, now, out, e.stale === true, e.fence === true);
+      else failed(d, d.pending, e.error, now, out, e.stale === true, e.fence === true, e.yielded === true);
       return;
     case 'exited':
       if (d.pending?.kind === 'stopApp') {
@@ -626,7 +630,7 @@ function done(d: Draft, a: AsyncAction): void {
   }
 }
 
-function failed(d: Draft, a: AsyncAction, error: string, now: number, out: FlowAction[], stale = false, fence = false): void {
+function failed(d: Draft, a: AsyncAction, error: string, now: number, out: FlowAction[], stale = false, fence = false, yielded = false): void {
   d.pending = null;
   switch (a.kind) {
     case 'syncAll':
@@ -662,6 +666,10 @@ function failed(d: Draft, a: AsyncAction, error: string, now: number, out: FlowA
         notify(out, 'start-stale', `${d.tag}: start on ${d.self} interrupted (${error}); deciding again in ${d.config.retryMs} ms`);
         d.retryAt = now + d.config.retryMs;
         if (d.failover) d.failover.checked = false;
+        // The peer processes it (seed 003 says so): a takeover past its disks must not insist (nemesis seed
+        // 1874018165: the old host, its fault cleared, waited on this takeover's phase while the takeover
+        // was refused every retryMs, for good). Uncommitted, it ends as soon as the old host counts as alive.
+        if (yielded && d.failover) d.failover.committed = false;
         return;
       }
       if (a.kind === 'startApp' && a.paused) {

@@ -10,6 +10,14 @@ export class StaleStartError extends Error {
   override name = 'StaleStartError';
 }
 
+/**
+ * A start refused because the app's last-active peer, alive, processes it (reports SM or M) and this node
+ * is its slave (src/daemon/last-active.ts): a takeover here must give way, not wait for its turn.
+ */
+export class PeerProcessesError extends StaleStartError {
+  override name = 'PeerProcessesError';
+}
+
 /** Throws StaleStartError when `stale` says the decision no longer holds. */
 export function refuseIfStale(stale: StaleCheck | undefined, what: string): void {
   const why = stale?.();

@@ -37,32 +37,26 @@ t.test('fifty requests in flight at once: every answer matched to its own reques
   t.comment(`50 requests in ${ms.toFixed(1)} ms`);
 });
 
-t.test('the watchdog: armed (action none), it counts down; reset restarts it; disarmed, it stops', async (t) => {
+// QEMU's BMC runs its watchdog only with an action (with "none" it never starts: do_watchdog_reset), so
+// this one is armed to reset, with a long timeout, and disarmed at once: a failure here resets the guest.
+t.test('the watchdog: armed, it counts down; reset restarts it; disarmed, it stops', async (t) => {
   const bmc = await LocalBmc.open({ path: lab.ipmi });
   t.teardown(async () => { await disarmWatchdog(bmc).catch(() => {}); await bmc.close(); });
-  await setWatchdogTimer(bmc, { action: 'none', timeoutMs: 5000 });
+  await setWatchdogTimer(bmc, { action: 'reset', timeoutMs: 60_000 });
   await resetWatchdogTimer(bmc);
   const first = await getWatchdogTimer(bmc);
   t.equal(first.running, true);
-  t.equal(first.initialMs, 5000);
+  t.equal(first.action, 'reset');
+  t.equal(first.initialMs, 60_000);
   await sleep(1200);
   const later = await getWatchdogTimer(bmc);
   t.ok(later.presentMs < first.presentMs, `counting down: ${first.presentMs} → ${later.presentMs} ms`);
   await resetWatchdogTimer(bmc);
   t.ok((await getWatchdogTimer(bmc)).presentMs > later.presentMs, 'reset restarts the countdown');
   await disarmWatchdog(bmc);
-  t.equal((await getWatchdogTimer(bmc)).running, false);
-});
-
-t.test('an expired watchdog (action none) is flagged as expired; the VM goes on', async (t) => {
-  const bmc = await LocalBmc.open({ path: lab.ipmi });
-  t.teardown(async () => { await disarmWatchdog(bmc).catch(() => {}); await bmc.close(); });
-  await setWatchdogTimer(bmc, { action: 'none', timeoutMs: 500 });
-  await resetWatchdogTimer(bmc);
-  await sleep(1500);
-  const w = await getWatchdogTimer(bmc);
-  t.equal(w.running, false, 'stopped once expired');
-  t.equal(w.expiredSmsOs, true, 'the SMS/OS expiration flag is set');
+  const off = await getWatchdogTimer(bmc);
+  t.equal(off.running, false);
+  t.equal(off.expiredSmsOs, false);
 });
 
 t.test('vigil ipmi info and power status, local: the JSON the issue names', async (t) => {

@@ -880,3 +880,19 @@ t.test('a power fence that fails holds the takeover without counting an attempt,
     s = again.s;
   }
 });
+
+t.test('a takeover past its disks, refused because the old host (alive again) processes it, gives way: the failover ends and the phase is restored, so the old host starts it (nemesis seed 1874018165)', async (t) => {
+  // Built anew for each case: a failover's record is shared between successive states.
+  const takingOver = () => {
+    const backup = initialFlow('CA-1', 'b', { config: CFG, obj: object(), synced: true, peers: { p: T0 - 3_600_000 } });
+    return drive(backup, [{ type: 'peerFailed', node: 'p' }, { type: 'resourceCheck', ok: true, missing: [] }, { type: 'disksTaken', token: 3 }, { type: 'peerAlive', node: 'p' }]).s;
+  };
+  const alive = takingOver();
+  t.equal(alive.failover?.committed, true, 'committed: the disks are taken, and p alive again does not end it');
+  const refused = drive(alive, [{ type: 'failed', op: 'startResources', error: 'p processes it (M) and this node is its slave', stale: true, yielded: true }]);
+  t.ok(refused.acts.includes('notify failover-aborted'), `the failover ends (${refused.acts.join(', ')})`);
+  t.ok(refused.acts.includes('write phase=normal if p'), 'and p no longer waits on its phase');
+  t.equal(refused.s.failover, null);
+  const plain = drive(takingOver(), [{ type: 'failed', op: 'startResources', error: 'stalled', stale: true }]);
+  t.not(plain.s.failover, null, `a start refused for a stall keeps its committed takeover (${plain.acts.join(', ')})`);
+});
