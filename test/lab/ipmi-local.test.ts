@@ -39,13 +39,15 @@ t.test('fifty requests in flight at once: every answer matched to its own reques
 
 // QEMU's BMC runs its watchdog only with an action (with "none" it never starts: do_watchdog_reset), so
 // this one is armed to reset, with a long timeout, and disarmed at once: a failure here resets the guest.
+// QEMU's BMC does not set Get Watchdog Timer's "running" bit (byte 1 bit 6); its present countdown, 0
+// while stopped, says whether it runs.
 t.test('the watchdog: armed, it counts down; reset restarts it; disarmed, it stops', async (t) => {
   const bmc = await LocalBmc.open({ path: lab.ipmi });
   t.teardown(async () => { await disarmWatchdog(bmc).catch(() => {}); await bmc.close(); });
   await setWatchdogTimer(bmc, { action: 'reset', timeoutMs: 60_000 });
   await resetWatchdogTimer(bmc);
   const first = await getWatchdogTimer(bmc);
-  t.equal(first.running, true);
+  t.ok(first.presentMs > 0, 'running: counting');
   t.equal(first.action, 'reset');
   t.equal(first.initialMs, 60_000);
   await sleep(1200);
@@ -55,7 +57,7 @@ t.test('the watchdog: armed, it counts down; reset restarts it; disarmed, it sto
   t.ok((await getWatchdogTimer(bmc)).presentMs > later.presentMs, 'reset restarts the countdown');
   await disarmWatchdog(bmc);
   const off = await getWatchdogTimer(bmc);
-  t.equal(off.running, false);
+  t.equal(off.presentMs, 0, 'stopped');
   t.equal(off.expiredSmsOs, false);
 });
 

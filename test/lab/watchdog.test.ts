@@ -47,19 +47,19 @@ t.afterEach(async () => {
 // soft_noboot=1 makes them a kernel message; the BMC's expiry is the destructive case, not run here.
 t.test('the BMC watchdog: a healthy keeper holds it off past its timeout; a clean stop disarms it', async (t) => {
   const child = await keeper(t, ['ipmi', '10000', 'reset', '3000']);
+  // QEMU's BMC leaves Get Watchdog Timer's "running" bit clear: its countdown (0 when stopped) tells.
   const armed = await bmcWatchdog();
-  t.equal(armed.running, true, 'armed at start');
+  t.ok(armed.presentMs > 0, 'armed at start: counting');
   t.equal(armed.action, 'reset');
   t.equal(armed.initialMs, 10_000);
   await sleep(12_000);
   const still = await bmcWatchdog();
-  t.equal(still.running, true, 'still running after 12 s');
-  t.ok(still.presentMs > 5000, `tickled: ${still.presentMs} ms left of 10000`);
+  t.ok(still.presentMs > 5000, `still running after 12 s, tickled: ${still.presentMs} ms left of 10000`);
   const exited = new Promise((r) => child.once('exit', r));
   child.kill('SIGTERM');
   await exited;
   const stopped = await bmcWatchdog();
-  t.equal(stopped.running, false, 'disarmed by the clean stop');
+  t.equal(stopped.presentMs, 0, 'disarmed by the clean stop');
   t.equal(stopped.expiredSmsOs, false);
 });
 
