@@ -42,6 +42,11 @@ export class Injector {
       const what = `${node}'s agent exited by itself (${signal ?? `exit ${code}`})`;
       this.crashes.push(`${(this.world.now() / 1000).toFixed(3)}s ${what}`);
       this.tl.add('violation', `AGENT-EXIT: ${what}`);
+      // Why it exited: its last output (its streams may still be draining when 'exit' comes).
+      setTimeout(() => {
+        const last = this.c.log(node).trim().split('\n').slice(-6).map((l) => l.slice(0, 400));
+        this.tl.add('note', `${node}'s agent's last output: ${last.length ? last.join(' | ') : '(none)'}`);
+      }, 500);
     });
   }
 
