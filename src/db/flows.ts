@@ -480,7 +480,7 @@ function apply(d: Draft, e: FlowEvent, now: number, out: FlowAction[]): void {
     case 'failed':
       if (d.pending?.kind !== e.op) return;
       if (e.type === 'done') done(d, d.pending);
-      else failed(d, d.pending, e.error, now, out, e.stale === true, e.fence === true, e.yielded === true);
+      else failed(d, d.pending, e.error, now, out, e);
       return;
     case 'exited':
       if (d.pending?.kind === 'stopApp') {
@@ -630,7 +630,9 @@ function done(d: Draft, a: AsyncAction): void {
   }
 }
 
-function failed(d: Draft, a: AsyncAction, error: string, now: number, out: FlowAction[], stale = false, fence = false, yielded = false): void {
+/** `why`: the failed event's flags (stale, fence, yielded), absent for a plain failure. */
+function failed(d: Draft, a: AsyncAction, error: string, now: number, out: FlowAction[], why: { stale?: boolean; fence?: boolean; yielded?: boolean } = {}): void {
+  const { stale = false, fence = false, yielded = false } = why;
   d.pending = null;
   switch (a.kind) {
     case 'syncAll':
