@@ -176,7 +176,13 @@ export function formatStatus(status: unknown, options: FormatOptions = {}): stri
   const watchdog = s.watchdog === undefined || s.watchdog === null ? undefined : obj(s.watchdog);
   if (watchdog) {
     const withheld = num(watchdog.withheld) ?? 0;
-    lines.push(`watchdog ${str(watchdog.path) ?? '?'}: ${watchdog.armed === true ? 'armed' : 'NOT ARMED'}, ${formatDuration(num(watchdog.timeoutMs) ?? 0)}, ${num(watchdog.tickles) ?? 0} tickles${withheld ? `, ${withheld} withheld (the agent's lease ran out)` : ''}`);
+    lines.push(`watchdog ${str(watchdog.path) ?? '?'}: ${watchdog.armed === true ? 'armed' : 'NOT ARMED'}, ${formatDuration(num(watchdog.timeoutMs) ?? 0)}, ${num(watchdog.tickles) ?? 0} tickles${withheld ? `, ${withheld} withheld (the lease ran out: a hung agent, or a lost view)` : ''}`);
+  }
+  // The view behind the watchdog's tickles (docs/ipmi.md, "The valid view"): shown with a watchdog, or once lost.
+  const view = s.view === undefined || s.view === null ? undefined : obj(s.view);
+  if (view && (watchdog || view.valid === false)) {
+    const bound = num(view.watchdogBoundMs);
+    lines.push(`view: ${view.valid === true ? 'valid' : 'LOST'} (${str(view.why) ?? '?'})${bound === undefined ? '' : `; reset within ${formatDuration(bound)} of a cut`}`);
   }
   const peers = list(s.peers);
   lines.push(peers.length ? 'peers' : 'peers: none configured');

@@ -199,14 +199,17 @@ export const DEFAULT_FENCING = {
   raceDelayMs: 5000,
   requestTimeoutMs: 2000,
   confirmTimeoutMs: 10_000,
+  watchdogMarginMs: 5000,
 } as const;
 
 // Power fencing's timing (docs/ipmi.md). raceDelayMs: with both networks cut, each side would power the
 // other off; every node but the one of the lowest id waits this long first, so that one survives.
+// watchdogMarginMs: added to a silent peer's published watchdog bound before it counts as self-fenced.
 const fencingSchema = z.strictObject({
   raceDelayMs: ms(0).default(DEFAULT_FENCING.raceDelayMs),
   requestTimeoutMs: ms(100).default(DEFAULT_FENCING.requestTimeoutMs),
   confirmTimeoutMs: ms(100).default(DEFAULT_FENCING.confirmTimeoutMs),
+  watchdogMarginMs: ms(0).default(DEFAULT_FENCING.watchdogMarginMs),
 });
 
 const diskSchema = z.strictObject({
@@ -776,6 +779,7 @@ export interface FencingConfig {
   raceDelayMs: number;
   requestTimeoutMs: number;
   confirmTimeoutMs: number;
+  watchdogMarginMs: number;
 }
 
 export interface DiskConfig {

@@ -43,6 +43,7 @@ import { Replication } from './replication.js';
 import { NO_DISKS, resourceName, Resources, type DiskOwnership } from './resources.js';
 import { PowerFence } from './power-fence.js';
 import { NodeWatchdog, watchdogStatus } from './watchdog.js';
+import { parsePublishedView, SelfFence } from './self-fence.js';
 import { clearStayOut, readStayOut, writeStayOut, type StayOut } from './stay-out.js';
 import type { StatusLike } from './status.js';
 import { peerHearsUs, weHearPeer, type LinkView } from './disk-pulse.js';
@@ -83,6 +84,7 @@ export class Agent {
   private readonly flows: FlowRunner;
   private readonly powerFence: PowerFence;
   private watchdog: NodeWatchdog | undefined;
+  private readonly selfFence: SelfFence;
   private distress!: DistressLink;
   private readonly notices: Notices;
   private readonly peers: NodeConfig[];
@@ -136,6 +138,20 @@ export class Agent {
       },
     });
     this.powerFence = new PowerFence({ self, nodes: config.nodes, fencing: config.fencing, isAlive: (node) => this.isAlive(node), log });
+    const failAfterMs = config.timing.failAfterMs;
+    this.selfFence = new SelfFence({
+      nodes: config.nodes, peers: this.peers, watchdog: () => this.watchdog,
+      cutToLapseMs: failAfterMs + config.timing.agentLeaseMs, marginMs: config.fencing.watchdogMarginMs,
+      heardBothWays: () => this.peers.filter((p) => this.isAlive(p.name) && peerHearsUs(this.links(p), failAfterMs)).length,
+      hosting: () => this.flows.hosting(),
+      disks: () => this.disks?.tieBreaker(failAfterMs) ?? 'none',
+      silentMs: (peer) => {
+        const p = this.membership.snapshot(performance.now()).peers.find((x) => x.peer === peer);
+        return p && p.state !== 'alive' ? Math.min(...p.channels.map((c) => c.silentMs)) : undefined;
+      },
+      send: (peer, message) => this.messenger.send(peer, message),
+      log, notices: this.notices,
+    });
     this.flows = new FlowRunner({
       config, self, log, notices: this.notices, replication: this.replication, pidFiles: this.pidFiles, appOutput: options.appOutput,
       resources: () => this.resources,
@@ -146,6 +162,7 @@ export class Agent {
       isOut: () => this.out !== undefined,
       isDistressed: (node) => this.distress?.isDistressed(node) === true,
       powerFence: this.powerFence,
+      selfFence: this.selfFence,
       isStopped: () => this.stopped,
       staleSince: (since) => this.ownStalls?.staleSince(since, performance.now()),
     });
@@ -431,7 +448,7 @@ export class Agent {
     this.ownStalls?.tick(now);
     const engine = this.engine!;
     engine.renewLease();
-    this.watchdog?.renew();
+    this.selfFence.tick(now); // the watchdog's lease, renewed while the view is valid
     engine.setDigest(this.db.digest());
     const snapshot = engine.snapshot();
     this.followAddresses(engine, snapshot.addressDrops);
@@ -663,6 +680,9 @@ export class Agent {
           const report = parsePairReport(r);
           if (report) this.lastActive.onReport(report, performance.now()); // a slave deciding again closes its gate (onGate)
         }
+      } else if (message.kind === 'view') {
+        const view = parsePublishedView(message);
+        if (view) this.selfFence.onView(from.name, view);
       } else {
         this.replication.receive(from, message);
       }
@@ -694,6 +714,7 @@ export class Agent {
       }),
       heartbeat: hb && { sent: hb.sent, received: hb.received, sendErrors: hb.sendErrors, dropped: hb.dropped, realtime: hb.realtime, leaseLapsed: hb.leaseLapsed },
       watchdog: watchdogStatus(this.watchdog?.snapshot()),
+      view: this.selfFence.status(),
       messages: { sent: this.messenger.sent, received: this.messenger.received, dropped: this.messenger.dropped },
       apps: this.db.list().map((o) => {
         const pair = pairs.get(o.tag);

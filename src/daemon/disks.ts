@@ -51,6 +51,7 @@ import { ReservationConflictError } from '../scsi/errors.js';
 import { formatKey } from '../scsi/pr.js';
 import type { Sense } from '../scsi/sense.js';
 import { RESET_NAMES } from '../scsi/transport.js';
+import type { DiskTieBreaker } from '../membership/view.js';
 import { GenerationWatch, ToggleSampler, toggleTiming, type ToggleTiming } from './disk-pulse.js';
 import type { AgentLog } from './log.js';
 import { describeMounts, mountsOfDisk } from './mounts.js';
@@ -120,6 +121,8 @@ interface Unit {
   resetSense: Sense | undefined;
   /** What was said last about a mount that keeps this node's registration (said once). */
   keptFor: string | undefined;
+  /** When the unit last answered this node's disk heartbeat (performance.now()): the view's tie-breaker. */
+  answeredAt: number;
   /** The end of the last ownership operation queued on this unit (serial). */
   queue: Promise<unknown>;
 }
@@ -176,7 +179,7 @@ export class Disks implements DiskOwnership {
       const unit: Unit = {
         config: d, device: undefined, error: undefined, fenced: false, holding: false, busy: false,
         watch: new GenerationWatch(), sampler: new ToggleSampler(), lastToggle: -Infinity, brokeFrom: new Set(), resetSense: undefined, keptFor: undefined,
-        queue: Promise.resolve(),
+        answeredAt: performance.now(), queue: Promise.resolve(),
       };
       this.units.set(d.name, unit);
       await this.ensureOpen(unit).catch(() => {});
@@ -191,6 +194,17 @@ export class Disks implements DiskOwnership {
     if (this.config.disks.some((d) => d.heartbeat && d.reservation === 'scsi2')) {
       this.timers.push(setInterval(() => { for (const u of this.units.values()) void this.sample(u); }, this.toggle.sampleMs));
     }
+  }
+
+  /**
+   * The disks as the tie-breaker of this node's view (src/membership/view.ts): 'reachable' while a unit
+   * that carries this node's disk heartbeat (a PR unit with the heartbeat on, which every node reads; a
+   * SCSI-2 unit this node holds) answered it within `withinMs`; 'none' when no unit carries one.
+   */
+  tieBreaker(withinMs: number, now = performance.now()): DiskTieBreaker {
+    const carrying = [...this.units.values()].filter((u) => (u.config.reservation === 'scsi2' ? u.holding : u.config.heartbeat));
+    if (carrying.length === 0) return 'none';
+    return carrying.some((u) => u.device !== undefined && now - u.answeredAt < withinMs) ? 'reachable' : 'lost';
   }
 
   stop(): void {
@@ -536,6 +550,7 @@ export class Disks implements DiskOwnership {
       }
       if (!u.config.heartbeat) return;
       const { generation, reservation } = await u.device.prReadReservation();
+      u.answeredAt = performance.now();
       const holderKey = reservation?.key ?? null;
       const before = u.watch.holder;
       const seen = u.watch.observe(generation, holderKey);
@@ -568,6 +583,7 @@ export class Disks implements DiskOwnership {
         if (!u.holding) return; // released meanwhile by this node: stays so
       }
       await u.device.reserve6();
+      u.answeredAt = performance.now();
       // Released while this RESERVE was retried after a unit attention, i.e. sent after the RELEASE: undo it.
       if (!u.holding) await u.device.release6();
       else if (u.resetSense) {

@@ -20,6 +20,7 @@ import type { PidFiles } from './leftovers.js';
 import type { AgentLog } from './log.js';
 import type { Notices } from './notices.js';
 import { FenceFailedError, FenceMootError, type PowerFence } from './power-fence.js';
+import type { SelfFence } from './self-fence.js';
 import type { Replication } from './replication.js';
 import { resourceName, type Resources } from './resources.js';
 import type { AppHereStatus } from './status.js';
@@ -60,6 +61,8 @@ export interface FlowRunnerDeps {
   isDistressed(node: string): boolean;
   /** Power fencing through the peers' BMCs (power-fence.ts). */
   powerFence: PowerFence;
+  /** Watchdog self-fencing: this node's view, and when a silent peer counts as self-fenced (self-fence.ts). */
+  selfFence: Pick<SelfFence, 'inMinority' | 'fencesItself' | 'selfFencedInMs'>;
   isStopped(): boolean;
   /** Why a start decided at `since` (performance.now()) no longer holds: this agent stalled since (own-stalls.ts). */
   staleSince(since: number): string | undefined;
@@ -149,6 +152,12 @@ export class FlowRunner {
     for (const flow of this.flows.values()) {
       if (flow.wakeAt !== null && flow.wakeAt <= now) this.postTo(flow, { type: 'tick' });
     }
+  }
+
+  /** Whether this node hosts anything: an app's resources (or some of them) or its program. */
+  hosting(): boolean {
+    for (const flow of this.flows.values()) if (flow.state.resources !== 'down' || flow.process?.running) return true;
+    return false;
   }
 
   /** The service addresses this node holds now: those of every app whose resources are up here. */
@@ -419,8 +428,10 @@ export class FlowRunner {
           // whether that host still answers for the app's addresses: cut off from the cluster but serving,
           // it keeps the app, and this node writes no 1 and starts nothing.
           // A failed host with a BMC is powered off instead (startResources): its answer would not make it safe.
+          // So is one that counts as self-fenced (its watchdog reset it): it waits for that instead.
           const from = flow.state.failover?.from;
-          const probeAddresses = from !== undefined && !this.d.isDistressed(from) && !a.resources.some((r) => r.kind === 'disk') && !this.powerFences(from);
+          const probeAddresses = from !== undefined && !this.d.isDistressed(from) && !a.resources.some((r) => r.kind === 'disk') && !this.powerFences(from)
+            && !this.d.selfFence.fencesItself(from);
           const missing = await resources.missing(a.resources, a.command, { probeAddresses });
           const busy = missing.length > 0 && missing.every((m) => ANSWERED.test(m));
           return this.postTo(flow, { type: 'resourceCheck', ok: missing.length === 0, missing, ...(busy ? { busy } : {}) });
@@ -436,8 +447,14 @@ export class FlowRunner {
           // its power confirmed off, before anything here starts (a fence that fails fails this start: no
           // takeover). Not a move from a live host whose app faulted: that host stopped it itself.
           const from = flow.state.failover?.from;
+          // A node in a minority it knows to be one takes nothing over: its watchdog is about to reset it.
+          if (from !== undefined && this.d.selfFence.inMinority()) throw new StaleStartError(`takeover of ${tag} from ${from}: not done, this node is in a minority of the cluster`);
           const powerFenced = from !== undefined && disks.length === 0 && !this.d.isDistressed(from) && this.powerFences(from);
           if (powerFenced) await this.timed(tag, 'peer powered off', from, async () => { await this.d.powerFence.fence(from, `takeover of ${tag}`); });
+          // Else, one whose watchdog resets it once cut off (it published so, and this side is a majority
+          // without it) counts as self-fenced once silent for that long and a margin (docs/ipmi.md).
+          const selfFenced = from !== undefined && disks.length === 0 && !powerFenced && !this.d.isDistressed(from) && this.d.selfFence.fencesItself(from);
+          if (selfFenced) await this.timed(tag, 'peer self-fenced', from, () => this.awaitSelfFenced(from));
           let token = 0;
           for (const r of disks) await this.timed(tag, 'resource started', resourceName(r), async () => { token = Math.max(token, await this.startUnlessOut(r)); });
           // A failover past here completes (flows.ts rule 2); the token raises the object's epoch.
@@ -446,7 +463,7 @@ export class FlowRunner {
           // A takeover from a host that was fenced here (its disks taken, or its power off) or that sent
           // distress takes its addresses even while that host still answers for them; otherwise it waits for
           // them to be free.
-          const takeOver = from !== undefined && (disks.length > 0 || powerFenced || this.d.isDistressed(from));
+          const takeOver = from !== undefined && (disks.length > 0 || powerFenced || selfFenced || this.d.isDistressed(from));
           const log = (message: string) => this.d.log.warn({ tag }, message);
           const stale = this.staleCheck(flow.decidedAt);
           for (const r of a.resources.filter((x) => !isDisk(x))) await this.timed(tag, 'resource started', resourceName(r), async () => { await this.startUnlessOut(r, { takeOver, log, stale }); });
@@ -484,6 +501,19 @@ export class FlowRunner {
         ...(e instanceof PeerProcessesError ? { yielded: true } : {}),
         ...(e instanceof FenceFailedError ? { fence: true } : {}),
       });
+    }
+  }
+
+  /**
+   * Until `from` counts as self-fenced; FenceMootError when it is heard again first, or when it no longer
+   * can (this node lost its majority): the takeover is decided again.
+   */
+  private async awaitSelfFenced(from: string): Promise<void> {
+    for (;;) {
+      const left = this.d.selfFence.selfFencedInMs(from);
+      if (left === undefined) throw new FenceMootError(`${from} no longer counts as self-fenced (heard again, or this side lost its majority)`);
+      if (left === 0) return;
+      await new Promise((r) => setTimeout(r, Math.min(left, 200)));
     }
   }
 

@@ -24,7 +24,9 @@ export type AgentMessage =
   | { kind: 'update'; entries: unknown[]; markers: unknown[] }
   | { kind: 'digest'; versions: unknown; reply: boolean }
   /** This node's last-active reports for the apps it shares with the receiver (checked by the agent). */
-  | { kind: 'pair'; reports: unknown[] };
+  | { kind: 'pair'; reports: unknown[] }
+  /** This node's watchdog bound and whether the minority rule binds it (src/daemon/self-fence.ts). */
+  | { kind: 'view'; watchdogBoundMs: number | null; bound: boolean };
 
 export interface Received { from: NodeConfig; message: AgentMessage; incarnation: bigint }
 
@@ -121,7 +123,7 @@ export class Messenger {
 
   private encode(message: AgentMessage): Buffer[] {
     const text = JSON.stringify({ m: message } satisfies Envelope);
-    const type = message.kind === 'update' ? MessageType.DB_UPDATE : message.kind === 'pair' ? MessageType.PAIR_STATE : MessageType.DB_DIGEST;
+    const type = { update: MessageType.DB_UPDATE, digest: MessageType.DB_DIGEST, pair: MessageType.PAIR_STATE, view: MessageType.NODE_VIEW }[message.kind];
     if (Buffer.byteLength(text) <= MAX_PAYLOAD) return [this.sign(type, Buffer.from(text))];
     const inner = JSON.stringify(message);
     const size = FRAGMENT_TEXT;
@@ -220,5 +222,6 @@ function isAgentMessage(m: unknown): m is AgentMessage {
   if (x.kind === 'update') return Array.isArray(x.entries) && Array.isArray(x.markers);
   if (x.kind === 'digest') return typeof x.reply === 'boolean' && typeof x.versions === 'object' && x.versions !== null;
   if (x.kind === 'pair') return Array.isArray(x.reports);
+  if (x.kind === 'view') return typeof x.bound === 'boolean' && (x.watchdogBoundMs === null || typeof x.watchdogBoundMs === 'number');
   return false;
 }

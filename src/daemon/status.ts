@@ -96,4 +96,9 @@ export interface StatusLike {
   distress?: { armed: boolean; realtime: boolean } | null;
   /** The node's watchdog (src/daemon/watchdog.ts); null when none is armed. */
   watchdog?: { path: string; kind: string; timeoutMs: number; armed: boolean; tickles: number; withheld: number; tickleErrors: number } | null;
+  /**
+   * This node's view for watchdog self-fencing (src/daemon/self-fence.ts): valid or not and why, its
+   * published watchdog bound (ms from a cut to its reset; null: none), and what each peer published.
+   */
+  view?: { valid: boolean; bound: boolean; why: string; watchdogBoundMs: number | null; peers: Record<string, { watchdogBoundMs: number | null; bound: boolean }> };
 }

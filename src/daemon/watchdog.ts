@@ -76,8 +76,10 @@ export class NodeWatchdog {
     this.keeper?.renewLease();
   }
 
-  snapshot(): (WatchdogSnapshot & WatchdogChoice & { timeoutMs: number }) | undefined {
-    return this.keeper && this.choice ? { ...this.keeper.snapshot(), ...this.choice, timeoutMs: this.config.timeoutMs } : undefined;
+  /** With `resets`: whether its expiry resets the node (a BMC's action none only records it). */
+  snapshot(): (WatchdogSnapshot & WatchdogChoice & { timeoutMs: number; resets: boolean }) | undefined {
+    if (!this.keeper || !this.choice) return undefined;
+    return { ...this.keeper.snapshot(), ...this.choice, timeoutMs: this.config.timeoutMs, resets: this.choice.kind === 'device' || this.config.action !== 'none' };
   }
 
   /**

@@ -25,6 +25,8 @@ export const MessageType = {
   DISTRESS: 5,
   /** The last-active pair reports (src/daemon/last-active.ts). */
   PAIR_STATE: 7,
+  /** A node's view for watchdog self-fencing (src/daemon/self-fence.ts). */
+  NODE_VIEW: 8,
 } as const;
 export type MessageType = (typeof MessageType)[keyof typeof MessageType];
 /** Allocated to control traffic, not yet defined: neither sent nor accepted until it is. */

@@ -175,6 +175,7 @@ export interface Status {
   apps: { tag: string; host: string | null; phase: string; faults: string[]; here?: { app: string; resources: string; pid: number | null } }[];
   notices: { at: string; tag: string; notice: string; message: string }[];
   heartbeat?: { sent: number; received: number; realtime: boolean };
+  view?: { valid: boolean; bound: boolean; why: string; watchdogBoundMs: number | null; peers: Record<string, { watchdogBoundMs: number | null; bound: boolean }> };
 }
 
 export async function createCluster(t: { teardown(fn: () => unknown): void }, nodes: string[], apps: AppDef[], options: ClusterOptions = {}): Promise<TestCluster> {

@@ -37,5 +37,16 @@ t.test('vigil status shows the watchdog, and says when the agent let its lease r
   const base = { cluster: 'lab', node: 'a', incarnation: '1', peers: [], apps: [], notices: [] };
   t.notMatch(formatStatus({ ...base, watchdog: null }), /watchdog/);
   const text = formatStatus({ ...base, watchdog: { path: '/dev/ipmi0', kind: 'ipmi', timeoutMs: 10_000, armed: true, tickles: 40, withheld: 3, tickleErrors: 0 } });
-  t.match(text, /\nwatchdog \/dev\/ipmi0: armed, 10\.0 s, 40 tickles, 3 withheld \(the agent's lease ran out\)\n/);
+  t.match(text, /\nwatchdog \/dev\/ipmi0: armed, 10\.0 s, 40 tickles, 3 withheld \(the lease ran out: a hung agent, or a lost view\)\n/);
+});
+
+t.test('vigil status shows the view behind the tickles: with a watchdog, or once lost', async (t) => {
+  const { formatStatus } = await import('../../src/cli/status-format.js');
+  const base = { cluster: 'lab', node: 'a', incarnation: '1', peers: [], apps: [], notices: [] };
+  const view = { valid: true, bound: true, why: 'quorum: hears 3 of 3 nodes', watchdogBoundMs: 15_400, peers: {} };
+  const watchdog = { path: '/dev/ipmi0', kind: 'ipmi', timeoutMs: 10_000, armed: true, tickles: 40, withheld: 0, tickleErrors: 0 };
+  t.match(formatStatus({ ...base, watchdog, view }), /\nview: valid \(quorum: hears 3 of 3 nodes\); reset within 15\.4 s of a cut\n/);
+  t.notMatch(formatStatus({ ...base, watchdog: null, view: { ...view, watchdogBoundMs: null } }), /view:/, 'no watchdog, a valid view: not shown');
+  t.match(formatStatus({ ...base, watchdog: null, view: { ...view, valid: false, why: 'lost quorum: hears 1 of 3 nodes (a minority) and hosts apps', watchdogBoundMs: null } }),
+    /\nview: LOST \(lost quorum: hears 1 of 3 nodes \(a minority\) and hosts apps\)\n/);
 });
