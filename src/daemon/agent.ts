@@ -161,6 +161,7 @@ export class Agent {
       isAlive: (node) => this.isAlive(node),
       isOut: () => this.out !== undefined,
       isDistressed: (node) => this.distress?.isDistressed(node) === true,
+      distressLeftAppsRunning: (node) => this.distress?.leftAppsRunning(node) === true,
       powerFence: this.powerFence,
       selfFence: this.selfFence,
       isStopped: () => this.stopped,

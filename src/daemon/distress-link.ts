@@ -43,7 +43,8 @@ export class DistressLink {
   private sender: NativeDistressSender | undefined;
   private readonly receiver: DistressReceiver;
   /** Peers that sent distress, with the incarnation that sent it: its heartbeats and messages are ignored. */
-  private readonly distressed = new Map<string, bigint>();
+  /** Each peer acted on: the incarnation that sent distress, and why. */
+  private readonly distressed = new Map<string, { incarnation: bigint; reason: DistressReason }>();
   private readonly received: { at: string; from: string; reason: string; incarnation: string; acted: boolean }[] = [];
   /** Distress from a peer not heard since this agent started, per peer, with when it came (performance.now()). */
   private readonly held = new Map<string, { node: NodeConfig; distress: Distress; since: number }>();
@@ -154,7 +155,7 @@ export class DistressLink {
   }
 
   private act(node: NodeConfig, distress: Distress): void {
-    this.distressed.set(node.name, distress.incarnation);
+    this.distressed.set(node.name, { incarnation: distress.incarnation, reason: distress.reason });
     this.d.onPeerDistress(node, distress);
   }
 
@@ -167,9 +168,18 @@ export class DistressLink {
     return this.distressed.has(node);
   }
 
+  /**
+   * Did this peer's distress leave its apps running? A fatal signal killed its agent and nothing else (the
+   * apps it started run on until an agent stops them); every other distress comes from an agent that
+   * leaves, stopping them, or from a machine losing its power.
+   */
+  leftAppsRunning(node: string): boolean {
+    return this.distressed.get(node)?.reason === 'fatal-signal';
+  }
+
   /** Drops what a peer says from the incarnation that sent distress; a newer one (it rejoined) is heard again. */
   ignores(node: string, incarnation: bigint): boolean {
-    const gone = this.distressed.get(node);
+    const gone = this.distressed.get(node)?.incarnation;
     if (gone === undefined) return false;
     if (incarnation > gone) {
       this.distressed.delete(node);
@@ -194,7 +204,7 @@ export class DistressLink {
       received: this.received,
       dropped: this.superseded > 0 ? { ...this.receiver.dropped, superseded: this.superseded } : this.receiver.dropped,
       held: [...this.held.values()].map((h) => ({ peer: h.node.name, incarnation: String(h.distress.incarnation), reason: h.distress.reason })),
-      distressedPeers: [...this.distressed].map(([peer, inc]) => ({ peer, incarnation: String(inc) })),
+      distressedPeers: [...this.distressed].map(([peer, d]) => ({ peer, incarnation: String(d.incarnation) })),
     };
   }
 

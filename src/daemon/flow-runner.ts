@@ -59,6 +59,8 @@ export interface FlowRunnerDeps {
   isOut(): boolean;
   /** Did this peer send distress (it cannot have removed its addresses if a fatal signal killed it)? */
   isDistressed(node: string): boolean;
+  /** Its distress left its apps running (a fatal signal in its agent): a disk-less one is power-fenced. */
+  distressLeftAppsRunning(node: string): boolean;
   /** Power fencing through the peers' BMCs (power-fence.ts). */
   powerFence: PowerFence;
   /** Watchdog self-fencing: this node's view, and when a silent peer counts as self-fenced (self-fence.ts). */
@@ -449,8 +451,11 @@ export class FlowRunner {
           const from = flow.state.failover?.from;
           // A node in a minority it knows to be one takes nothing over: its watchdog is about to reset it.
           if (from !== undefined && this.d.selfFence.inMinority()) throw new StaleStartError(`takeover of ${tag} from ${from}: not done, this node is in a minority of the cluster`);
-          const powerFenced = from !== undefined && disks.length === 0 && !this.d.isDistressed(from) && this.powerFences(from);
-          if (powerFenced) await this.timed(tag, 'peer powered off', from, async () => { await this.d.powerFence.fence(from, `takeover of ${tag}`); });
+          // So is one whose distress left its apps running (a fatal signal killed only its agent): no race
+          // delay then, and a fence that fails leaves the app where it runs.
+          const afterDistress = from !== undefined && this.d.isDistressed(from);
+          const powerFenced = from !== undefined && disks.length === 0 && this.powerFences(from) && (!afterDistress || this.d.distressLeftAppsRunning(from));
+          if (powerFenced) await this.timed(tag, 'peer powered off', from, async () => { await this.d.powerFence.fence(from, `takeover of ${tag}`, { afterDistress }); });
           // Else, one whose watchdog resets it once cut off (it published so, and this side is a majority
           // without it) counts as self-fenced once silent for that long and a margin (docs/ipmi.md).
           const selfFenced = from !== undefined && disks.length === 0 && !powerFenced && !this.d.isDistressed(from) && this.d.selfFence.fencesItself(from);

@@ -70,12 +70,12 @@ export class PowerFence {
    * confirmed off before and has been silent since); rejects with FenceFailedError (the BMC did not answer,
    * refused, or still reports on) or FenceMootError (the node was heard from during the race delay).
    */
-  fence(node: string, why: string, o: { operator?: boolean } = {}): Promise<FenceRecord> {
+  fence(node: string, why: string, o: { operator?: boolean; afterDistress?: boolean } = {}): Promise<FenceRecord> {
     const done = o.operator ? undefined : this.fencedRecord(node);
     if (done) return Promise.resolve(done);
     let running = this.inFlight.get(node);
     if (!running) {
-      running = this.run(node, why, o.operator === true).finally(() => this.inFlight.delete(node));
+      running = this.run(node, why, o.operator === true, o.afterDistress === true).finally(() => this.inFlight.delete(node));
       this.inFlight.set(node, running);
     }
     return running;
@@ -85,15 +85,18 @@ export class PowerFence {
     return this.d.nodes.find((n) => n.name === name);
   }
 
-  /** `operator`: asked for by a person (vigil fence): no race delay, and done even if the node is heard from. */
-  private async run(name: string, why: string, operator: boolean): Promise<FenceRecord> {
+  /**
+   * `operator`: asked for by a person (vigil fence): no race delay, and done even if the node is heard from.
+   * `afterDistress`: the node said it is going down (it fences nobody): no race delay either.
+   */
+  private async run(name: string, why: string, operator: boolean, afterDistress: boolean): Promise<FenceRecord> {
     const target = this.node(name);
     const bmc = target?.bmc;
     if (!target || !bmc) throw new FenceFailedError(`${name} has no BMC configured: it cannot be power-fenced`);
     const start = performance.now();
     const { raceDelayMs, requestTimeoutMs, confirmTimeoutMs } = this.d.fencing;
     const sleep = this.d.sleep ?? defaultSleep;
-    if (!operator && this.d.self.id > target.id && raceDelayMs > 0) {
+    if (!operator && !afterDistress && this.d.self.id > target.id && raceDelayMs > 0) {
       this.d.log.warn({ node: name, delayMs: raceDelayMs }, 'power fence: waiting first (the lower id fences first in a race)');
       await sleep(raceDelayMs);
     }

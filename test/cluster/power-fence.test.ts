@@ -1,7 +1,8 @@
 // Power fencing of a disk-less app's host, with real agents in network namespaces and a real BMC per node
 // (ipmi_sim, on the client's service address) whose "power off" kills every process of that node's
 // namespace, as losing power would. Cutting both cluster networks used to run such an app twice (nothing
-// arbitrated it); now the survivor powers the other off, confirms it, then takes over.
+// arbitrated it); now the survivor powers the other off, confirms it, then takes over. So after a distress
+// that left the app running (a fatal signal in the agent).
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -16,9 +17,10 @@ import { SERVICE, sh } from '../support/netns.js';
 const FENCING = 'fencing: { raceDelayMs: 3000, requestTimeoutMs: 1000, confirmTimeoutMs: 3000 }';
 
 /** A cluster of a and b, each with its BMC (an ipmi_sim in the client namespace) that powers it off for real. */
-async function fencedCluster(t: { teardown(fn: () => unknown): void }, apps: Parameters<typeof createCluster>[2]): Promise<{ c: TestCluster; bmcs: Record<string, IpmiSim> }> {
+async function fencedCluster(t: { teardown(fn: () => unknown): void }, apps: Parameters<typeof createCluster>[2], o: { debug?: boolean } = {}): Promise<{ c: TestCluster; bmcs: Record<string, IpmiSim> }> {
   // The BMCs' ports and the cluster's directory are known only once both exist: placeholders, filled in after.
   const c = await createCluster(t, ['a', 'b'], apps, {
+    ...(o.debug ? { debug: true } : {}),
     extra: () => [FENCING],
     bmc: (node) => `{ host: "@host-${node}", port: 1, user: admin, passwordFile: "@password", cipherSuite: 3 }`,
   });
@@ -109,6 +111,19 @@ if (ipmiSimUnavailable()) {
     t.same(await bmcs.a!.actions(), ['power 0']);
     await until('b serves x', async () => ((await c.probe(c.vip())) === 'b' ? true : undefined), 30_000, 200);
     t.equal(await alive(c, 'a'), 0);
+  });
+
+  t.test("a fatal signal in the host's agent (distress) leaves its disk-less app running: the backup powers the host off at once, then takes over", async (t) => {
+    const { c, bmcs } = await fencedCluster(t, [{ tag: 'x', primary: 'a', backup: 'b', vip: true }], { debug: true });
+    await primaryServing(c);
+    await c.request('a', 'debug.crash', { kind: 'segv' });
+    await until('b serves x', async () => ((await c.probe(c.vip())) === 'b' ? true : undefined), 30_000, 200);
+    t.match((await c.status('b')).notices.find((n) => n.notice === 'peer-distress')?.message, /fatal-signal/);
+    t.same(await bmcs.a!.actions(), ['power 0'], "a's BMC was told to power off: its app outlived its agent");
+    t.equal(await alive(c, 'a'), 0, 'nothing runs on a any more');
+    t.notMatch(c.log('b'), /waiting first/, 'no race delay: a said it was going down');
+    const order = c.log('b').indexOf('confirmed off') < c.log('b').indexOf('"application started"');
+    t.ok(order, 'the fence was confirmed before the app started on b');
   });
 
   t.test('an app that faults on a live host moves to its backup without anybody powered off', async (t) => {

@@ -25,7 +25,7 @@ function onP() {
     config, self: config.nodes[0]!, log: { info() {}, warn() {}, error() {}, debug() {} } as never, notices: { add() {} } as never,
     replication: { db } as never, pidFiles: {} as never, appOutput: 'ignore', resources: () => ({}) as never,
     lastActive: () => ({ isOpen: () => false, has: () => true }) as never, peerStates: () => [], declaredFailed: () => false,
-    isAlive: () => true, isOut: () => false, isDistressed: () => false, isStopped: () => true, staleSince: () => undefined,
+    isAlive: () => true, isOut: () => false, isDistressed: () => false, distressLeftAppsRunning: () => false, isStopped: () => true, staleSince: () => undefined,
     powerFence: { canFence: () => false } as never, selfFence: { inMinority: () => false, fencesItself: () => false, selfFencedInMs: () => undefined },
   });
   return { runner, o };

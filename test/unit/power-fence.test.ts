@@ -121,6 +121,15 @@ if (ipmiSimUnavailable()) {
     t.same(waits.filter((w) => w === 5000), [5000], 'id 3 waits before fencing id 2');
   });
 
+  t.test('after a distress there is no race: the higher id fences at once', async (t) => {
+    await reset();
+    const waits: number[] = [];
+    const sleep = async (ms: number) => { waits.push(ms); };
+    await fence({ selfId: 3, sleep, fencing: { raceDelayMs: 5000 } }).fence('b', 'x', { afterDistress: true });
+    t.same(waits.filter((w) => w === 5000), [], 'id 3 fences id 2 without waiting');
+    t.equal(await sim.power(), 'off');
+  });
+
   t.test('the race: a target heard from during the delay is not fenced (FenceMootError)', async (t) => {
     await reset();
     let alive = false;
