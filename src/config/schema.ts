@@ -200,16 +200,20 @@ export const DEFAULT_FENCING = {
   requestTimeoutMs: 2000,
   confirmTimeoutMs: 10_000,
   watchdogMarginMs: 5000,
+  action: 'off',
 } as const;
 
 // Power fencing's timing (docs/ipmi.md). raceDelayMs: with both networks cut, each side would power the
 // other off; every node but the one of the lowest id waits this long first, so that one survives.
 // watchdogMarginMs: added to a silent peer's published watchdog bound before it counts as self-fenced.
+// action: off leaves a fenced node off (an operator looks first); reboot powers it on again once its off
+// is confirmed, so that it comes back by itself (as a spare: seed 003 decides what it may start).
 const fencingSchema = z.strictObject({
   raceDelayMs: ms(0).default(DEFAULT_FENCING.raceDelayMs),
   requestTimeoutMs: ms(100).default(DEFAULT_FENCING.requestTimeoutMs),
   confirmTimeoutMs: ms(100).default(DEFAULT_FENCING.confirmTimeoutMs),
   watchdogMarginMs: ms(0).default(DEFAULT_FENCING.watchdogMarginMs),
+  action: z.enum(['off', 'reboot']).default(DEFAULT_FENCING.action),
 });
 
 const diskSchema = z.strictObject({
@@ -780,6 +784,7 @@ export interface FencingConfig {
   requestTimeoutMs: number;
   confirmTimeoutMs: number;
   watchdogMarginMs: number;
+  action: 'off' | 'reboot';
 }
 
 export interface DiskConfig {

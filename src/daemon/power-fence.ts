@@ -129,6 +129,14 @@ export class PowerFence {
       const record = { node: name, tookMs: Math.round(performance.now() - start), at: Date.now() };
       this.fenced.set(name, record);
       this.d.log.warn({ node: name, tookMs: record.tookMs }, 'power fence: the node is confirmed off');
+      // fencing.action reboot: on again, once it is confirmed off (the fence holds either way: a node that
+      // boots is a new incarnation, heard again before anything of it counts).
+      if (this.d.fencing.action === 'reboot') {
+        await chassisControl(t, 'on', requestTimeoutMs).then(
+          () => this.d.log.warn({ node: name }, 'power fence: powered on again (fencing.action reboot)'),
+          (e: unknown) => this.d.log.error({ node: name, err: (e as Error).message }, 'power fence: the node is off, but powering it on again failed'),
+        );
+      }
       return record;
     } catch (e) {
       if (e instanceof FenceFailedError) throw e;

@@ -530,7 +530,7 @@ t.test("a node's BMC: defaults filled in, files resolved; a bad cipher suite or 
   const c = parseConfig(text, '/etc/vigil/cluster.yaml', { baseDir: '/etc/vigil' });
   t.same(c.nodes[0]!.bmc, { host: '10.9.0.1', port: 623, user: 'admin', passwordFile: '/etc/vigil/bmc-a.pw', cipherSuite: 17, kgFile: undefined });
   t.equal(c.nodes[1]!.bmc, undefined);
-  t.same(c.fencing, { raceDelayMs: 5000, requestTimeoutMs: 2000, confirmTimeoutMs: 10000 });
+  t.same(c.fencing, { raceDelayMs: 5000, requestTimeoutMs: 2000, confirmTimeoutMs: 10000, watchdogMarginMs: 5000, action: 'off' });
   const bad = text.replace('user: admin, passwordFile: bmc-a.pw', 'user: a-user-name-too-long, passwordFile: bmc-a.pw, cipherSuite: 0');
   t.same(problems(bad).map((p) => [p.line, p.path, p.message]), [
     [lineOf(bad, 'cipherSuite'), 'nodes[0].bmc.user', 'an IPMI user name is at most 16 bytes'],

@@ -57,6 +57,13 @@ if (ipmiSimUnavailable()) {
     t.same(await sim.actions(), ['power 0'], 'nothing more sent');
   });
 
+  t.test('fencing.action reboot: the node is confirmed off, then powered on again', async (t) => {
+    await reset();
+    await fence({ fencing: { action: 'reboot' } }).fence('b', 'test');
+    t.same(await sim.actions(), ['power 0', 'power 1'], 'off, then on');
+    t.equal(await sim.power(), 'on');
+  });
+
   t.test('the takeovers of several apps from one node share one fence', async (t) => {
     await reset();
     const f = fence();
