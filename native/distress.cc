@@ -21,7 +21,6 @@
 namespace vigil {
 
 using namespace distress_js;
-using wire::MonoNs;
 
 namespace {
 

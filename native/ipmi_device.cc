@@ -12,17 +12,12 @@
 #include <map>
 
 #include "ipmi_ioctl.h"
+#include "mono_clock.h"
 #include "owned_thread.h"
 #include "system_error.h"
 
 namespace vigil {
 namespace {
-
-int64_t NowNs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
 
 // Hands a finished request to JavaScript, or drops it when the environment is gone.
 void Finish(IpmiDeviceState* s, IpmiRequest* r) {
@@ -56,11 +51,11 @@ void Serve(std::shared_ptr<IpmiDeviceState> s) {
           r->err = errno;
           r->failedCall = 1;
         }
-        r->answeredNs = NowNs();
+        r->answeredNs = MonoNs();
         Finish(s.get(), r);
         continue;
       }
-      r->sentNs = NowNs();
+      r->sentNs = MonoNs();
       if (stopping) {
         r->err = ECANCELED;
       } else if (fd < 0) {
@@ -72,13 +67,13 @@ void Serve(std::shared_ptr<IpmiDeviceState> s) {
         inFlight[static_cast<long>(r->id)] = r;
         continue;
       }
-      r->answeredNs = NowNs();
+      r->answeredNs = MonoNs();
       Finish(s.get(), r);
     }
     if (stopping) break;
 
     // Wait for a response, a new request, or the nearest deadline.
-    int64_t now = NowNs();
+    int64_t now = MonoNs();
     int timeout = -1;
     for (auto& [id, r] : inFlight) {
       int64_t left = (r->deadlineNs - now + 999999) / 1000000;
@@ -111,7 +106,7 @@ void Serve(std::shared_ptr<IpmiDeviceState> s) {
         IpmiRequest* r = it->second;
         inFlight.erase(it);
         r->data.assign(dataBuf, dataBuf + recv.msg.data_len);
-        r->answeredNs = NowNs();
+        r->answeredNs = MonoNs();
         if (r->data.empty()) r->err = EPROTO;  // no completion code: not a response
         Finish(s.get(), r);
       }
@@ -121,14 +116,14 @@ void Serve(std::shared_ptr<IpmiDeviceState> s) {
       for (auto& [id, r] : inFlight) {
         r->err = ENODEV;
         r->failedCall = 2;
-        r->answeredNs = NowNs();
+        r->answeredNs = MonoNs();
         Finish(s.get(), r);
       }
       inFlight.clear();
       close(fd);
       fd = -1;
     }
-    now = NowNs();
+    now = MonoNs();
     for (auto it = inFlight.begin(); it != inFlight.end();) {
       if (it->second->deadlineNs <= now) {
         it->second->err = ETIMEDOUT;
@@ -142,7 +137,7 @@ void Serve(std::shared_ptr<IpmiDeviceState> s) {
   }
   for (auto& [id, r] : inFlight) {
     r->err = ECANCELED;
-    r->answeredNs = NowNs();
+    r->answeredNs = MonoNs();
     Finish(s.get(), r);
   }
   if (fd >= 0) close(fd);
@@ -211,7 +206,7 @@ IpmiDevice::IpmiDevice(const Napi::CallbackInfo& info) : Napi::ObjectWrap<IpmiDe
   napi_add_env_cleanup_hook(env, OnEnvTeardown, state_.get());
 
   auto* openReq = new IpmiRequest();
-  openReq->queuedNs = NowNs();
+  openReq->queuedNs = MonoNs();
   state_->queue.push_back(openReq);
   state_->inflight = 1;
   std::shared_ptr<IpmiDeviceState> s = state_;
@@ -277,7 +272,7 @@ Napi::Value IpmiDevice::Submit(const Napi::CallbackInfo& info) {
   r->cmd = static_cast<uint8_t>(cmd);
   r->data.assign(data.Data(), data.Data() + data.Length());
   r->timeoutMs = static_cast<uint32_t>(timeout);
-  r->queuedNs = NowNs();
+  r->queuedNs = MonoNs();
   {
     std::lock_guard<std::mutex> lock(state_->mutex);
     state_->queue.push_back(r);

@@ -9,6 +9,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "mono_clock.h"
 #include "owned_thread.h"
 #include "system_error.h"
 
@@ -22,12 +23,6 @@ constexpr int64_t kRedeliverNs = 10000000;      // after the queue refused an ev
 // The kernel answers an ioctl a tty driver does not implement with ENOIOCTLCMD turned into ENOTTY; some
 // drivers say EINVAL. 515 is ENOIOCTLCMD itself, should it ever leak.
 bool Unsupported(int err) { return err == ENOTTY || err == EINVAL || err == 515; }
-
-int64_t NowNs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
 
 void OnWakeSignal(int) {}  // only there to interrupt the ioctl (no SA_RESTART)
 
@@ -144,7 +139,7 @@ void Watch(std::shared_ptr<ModemWatcherState> sp) {
     auto* e = new ModemEvent();
     e->kind = ModemEvent::kError;
     e->seq = ++seq;
-    e->atNs = NowNs();
+    e->atNs = MonoNs();
     e->err = err;
     e->syscall = call;
     e->wakes = wakes;
@@ -173,7 +168,7 @@ void Watch(std::shared_ptr<ModemWatcherState> sp) {
       auto* e = new ModemEvent();
       e->kind = ModemEvent::kInitial;
       e->seq = ++seq;
-      e->atNs = NowNs();
+      e->atNs = MonoNs();
       if (int err = Read(fd, e)) {
         delete e;
         error(err, "ioctl(TIOCMGET)");
@@ -212,7 +207,7 @@ void Watch(std::shared_ptr<ModemWatcherState> sp) {
         e->polling = polling;
         if (setMask && ioctl(fd, TIOCMBIS, &setMask) < 0) e->err = errno;
         if (!e->err && clearMask && ioctl(fd, TIOCMBIC, &clearMask) < 0) e->err = errno;
-        e->atNs = NowNs();
+        e->atNs = MonoNs();
         int err = Read(fd, e);
         if (err && !e->err) e->err = err;
         if (!err) last = seen = *e;
@@ -242,7 +237,7 @@ void Watch(std::shared_ptr<ModemWatcherState> sp) {
         rc = nanosleep(&ts, nullptr);
         err = errno;
       }
-      int64_t woke = NowNs();
+      int64_t woke = MonoNs();
       wakes++;
       if (rc < 0 && err != EINTR) {
         error(err, "ioctl(TIOCMIWAIT)");  // EIO: the port went away (a USB adapter unplugged)

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "mono_clock.h"
 #include "owned_thread.h"
 #include "system_error.h"
 
@@ -28,12 +29,6 @@ namespace vigil {
 namespace {
 
 // The clock process.hrtime() reads too, so JS can compare stamps if it ever needs to.
-int64_t NowNs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
-
 // Opens the path; *isSg says whether it is an sg node (which is served by write/poll/read, RunCommand).
 void OpenPath(const std::string& path, int* fd, bool* isSg, Command* c) {
   // O_NONBLOCK: an sd node of a unit without media still opens, and sg never waits for exclusivity.
@@ -108,11 +103,11 @@ void RunCommand(int fd, bool isSg, Command* c) {
       h.dxferp = c->data.data();
       break;
   }
-  c->startNs = NowNs();
+  c->startNs = MonoNs();
   // On sd (the block layer's SG_IO) the ioctl waits for the command uninterruptibly once it is sent; an
   // EINTR is reported, never retried: whether the command reached the device is unknown.
   int err = isSg ? SubmitOnce(fd, &h) : (ioctl(fd, SG_IO, &h) < 0 ? errno : 0);
-  c->endNs = NowNs();
+  c->endNs = MonoNs();
   if (err != 0) {
     c->err = err;
     return;
@@ -130,10 +125,10 @@ void RunCommand(int fd, bool isSg, Command* c) {
 // in error recovery answers EAGAIN at once instead of waiting for the recovery to end.
 void RunReset(int fd, Command* c) {
   int value = c->resetValue;
-  c->startNs = NowNs();
+  c->startNs = MonoNs();
   // Not retried on EINTR: a restarted reset is a second reset.
   if (ioctl(fd, SG_SCSI_RESET, &value) < 0) c->err = errno;
-  c->endNs = NowNs();
+  c->endNs = MonoNs();
 }
 
 void Serve(std::shared_ptr<DeviceState> s) {
@@ -152,15 +147,15 @@ void Serve(std::shared_ptr<DeviceState> s) {
       stopping = s->stopping || (c->id != 0 && c->id <= s->cancelUpTo);
     }
     if (c->id == 0) {
-      c->startNs = NowNs();
+      c->startNs = MonoNs();
       OpenPath(s->path, &fd, &isSg, c);
-      c->endNs = NowNs();
+      c->endNs = MonoNs();
     } else if (stopping) {
       c->err = ECANCELED;  // closed or cancelled while queued: never sent to the device
-      c->startNs = c->endNs = NowNs();
+      c->startNs = c->endNs = MonoNs();
     } else if (fd < 0) {
       c->err = EBADF;  // the open failed; JS reports that failure, this only keeps the queue moving
-      c->startNs = c->endNs = NowNs();
+      c->startNs = c->endNs = MonoNs();
     } else if (c->resetValue != 0) {
       RunReset(fd, c);
     } else {
@@ -200,7 +195,7 @@ void OnEnvTeardown(void* arg) {
 void DeliverCompletion(Napi::Env env, Napi::Function dispatch, DeviceState* state, Command* c) {
   std::unique_ptr<Command> owned(c);
   if (env == nullptr) return;  // the TSFN is being torn down with the environment
-  const int64_t now = NowNs();
+  const int64_t now = MonoNs();
   if (--state->inflight == 0 && state->keepsLoopAlive) state->completions.Unref(env);
 
   if (c->id == 0) {
@@ -261,7 +256,7 @@ SgDevice::SgDevice(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SgDevice>(
 
   auto* openCmd = new Command();
   openCmd->id = 0;
-  openCmd->queuedNs = NowNs();
+  openCmd->queuedNs = MonoNs();
   state_->queue.push_back(openCmd);
   state_->inflight = 1;
   std::shared_ptr<DeviceState> s = state_;
@@ -398,7 +393,7 @@ void SgDevice::Enqueue(Napi::Env env, std::unique_ptr<Command> c) {
     return;
   }
   lastId_ = c->id;
-  c->queuedNs = NowNs();
+  c->queuedNs = MonoNs();
   {
     std::lock_guard<std::mutex> lock(state_->mutex);
     state_->queue.push_back(c.release());

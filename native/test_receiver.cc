@@ -18,17 +18,12 @@
 #include <string>
 #include <vector>
 
+#include "mono_clock.h"
 #include "system_error.h"
 #include "udp_address.h"
 
 namespace vigil {
 namespace {
-
-int64_t MonoNs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
 
 Napi::Value BigArray(Napi::Env env, const std::vector<int64_t>& v) {
   auto a = Napi::BigInt64Array::New(env, v.size());

@@ -11,17 +11,12 @@
 #include <unistd.h>
 
 #include "ipmi_ioctl.h"
+#include "mono_clock.h"
 #include "owned_thread.h"
 #include "system_error.h"
 
 namespace vigil {
 namespace {
-
-int64_t MonoNs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
 
 void Fail(WatchdogState* s, int err, const char* call) {
   std::lock_guard<std::mutex> lock(s->mutex);

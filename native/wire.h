@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "mono_clock.h"
 #include "udp_address.h"
 
 namespace vigil {
@@ -25,11 +26,7 @@ constexpr uint8_t kMagic[4] = {'V', 'G', 'L', 0x01};
 constexpr size_t kHeaderLength = 30;
 constexpr size_t kMacLength = 32;
 
-inline int64_t MonoNs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
+using ::vigil::MonoNs;
 
 inline int64_t RealNs() {
   timespec ts;
