@@ -12,7 +12,7 @@ import { Exit } from '../../src/cli/exit-codes.js';
 import { runCli } from '../support/cli.js';
 import { createCluster, nameServer, primaryServing, until, type TestCluster } from '../support/cluster.js';
 import { IpmiSim, ipmiSimUnavailable } from '../support/ipmi-sim.js';
-import { SERVICE, sh } from '../support/netns.js';
+import { powerLossScript, SERVICE, sh } from '../support/netns.js';
 
 const FENCING = 'fencing: { raceDelayMs: 3000, requestTimeoutMs: 1000, confirmTimeoutMs: 3000 }';
 
@@ -30,14 +30,7 @@ async function fencedCluster(t: { teardown(fn: () => unknown): void }, apps: Par
   for (const node of ['a', 'b']) {
     const sim = await IpmiSim.start({ netns: c.rig.ns('client'), address: c.rig.addr('client', SERVICE) });
     t.teardown(() => sim.stop());
-    // Losing power: every process of the node stopped, then killed (none may say goodbye), and its links
-    // down (its kernel would otherwise go on answering ARP for the addresses it had).
-    const ns = c.rig.ns(node);
-    await sim.onPower('off', [
-      `pids=$(ip netns pids ${ns}); kill -STOP $pids 2>/dev/null; kill -KILL $pids 2>/dev/null`,
-      `ip netns exec ${ns} sh -c 'for i in $(ls /sys/class/net); do ip link set dev $i down; done'`,
-      'true',
-    ].join('\n'));
+    await sim.onPower('off', powerLossScript(c.rig.ns(node)));
     bmcs[node] = sim;
   }
   for (const node of ['a', 'b']) {

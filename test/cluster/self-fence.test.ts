@@ -9,7 +9,7 @@ import t from 'tap';
 
 import { createCluster, settled, until, type TestCluster } from '../support/cluster.js';
 import { FifoWatchdog } from '../support/fifo-watchdog.js';
-import { sh } from '../support/netns.js';
+import { powerLossScript, sh } from '../support/netns.js';
 
 const TIMEOUT_MS = 2000;
 
@@ -20,13 +20,7 @@ async function watchedCluster(t: { teardown(fn: () => unknown): void }, nodes: s
   });
   const dogs: Record<string, FifoWatchdog> = {};
   for (const node of nodes) {
-    const ns = c.rig.ns(node);
-    // A reset: every process of the node stopped, then killed (none may say goodbye), its links down.
-    const reset = () => sh(['sh', '-c', [
-      `pids=$(ip netns pids ${ns}); kill -STOP $pids 2>/dev/null; kill -KILL $pids 2>/dev/null`,
-      `ip netns exec ${ns} sh -c 'for i in $(ls /sys/class/net); do ip link set dev $i down; done'`,
-      'true',
-    ].join('; ')]);
+    const reset = () => sh(['sh', '-c', powerLossScript(c.rig.ns(node))]);
     const dog = new FifoWatchdog(join(c.dir, node, 'watchdog'), TIMEOUT_MS, reset);
     t.teardown(() => dog.close());
     dogs[node] = dog;

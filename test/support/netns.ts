@@ -119,6 +119,19 @@ function collect(child: ChildProcess, opts: ExecOptions): Promise<Ran> {
 }
 
 /** Runs a program on the host; never throws. */
+/**
+ * A shell script that does to a node what losing its power (or a reset) does: every process of its
+ * namespace stopped, then killed (none may say goodbye), and its links down (its kernel would otherwise go
+ * on answering ARP for the addresses it had).
+ */
+export function powerLossScript(ns: string): string {
+  return [
+    `pids=$(ip netns pids ${ns}); kill -STOP $pids 2>/dev/null; kill -KILL $pids 2>/dev/null`,
+    `ip netns exec ${ns} sh -c 'for i in $(ls /sys/class/net); do ip link set dev $i down; done'`,
+    'true',
+  ].join('\n');
+}
+
 export function sh(argv: string[], opts: ExecOptions = {}): Promise<Ran> {
   const [cmd, ...args] = argv;
   if (cmd === undefined) throw new Error('sh: empty argv');
