@@ -90,11 +90,26 @@ async function watchdog(_o: unknown, cmd: Command): Promise<Report> {
   });
 }
 
+// IPMI 2.0 section 37: times up to 0x20000000 count from the BMC's initialisation, not from 1970; all ones: none.
+const PRE_INIT_MAX = 0x20000000;
+const UNSPECIFIED_TIME = 0xffffffff;
+// Table 42-3, sensor type 0x23 (watchdog 2): what the expiry did, by the event's offset.
+const WATCHDOG2_OFFSETS = ['timer expired', 'hard reset', 'power down', 'power cycle', , , , , 'timer interrupt'];
+
+function selTime(ts: number | undefined): string {
+  if (ts === undefined) return '(OEM, no time)';
+  if (ts === UNSPECIFIED_TIME) return '(no time)';
+  if (ts <= PRE_INIT_MAX) return `pre-init +${ts} s`;
+  return new Date(ts * 1000).toISOString();
+}
+
 function selLine(e: SelEntry): string {
-  const when = e.timestamp === undefined ? '(OEM, no time)' : new Date(e.timestamp * 1000).toISOString();
+  const when = selTime(e.timestamp);
   if (e.recordType !== 0x02) return `${e.id.toString(16).padStart(4, '0')}  ${when}  OEM record type 0x${e.recordType.toString(16)}: ${e.raw.toString('hex')}`;
+  const data = e.eventData!.map((b) => b.toString(16).padStart(2, '0')).join(' ');
+  const did = e.sensorType === SENSOR_TYPE_WATCHDOG2 ? WATCHDOG2_OFFSETS[e.eventData![0]! & 0x0f] : undefined;
   const what = e.sensorType === SENSOR_TYPE_WATCHDOG2 ? 'Watchdog 2' : `sensor type 0x${e.sensorType!.toString(16)}`;
-  return `${e.id.toString(16).padStart(4, '0')}  ${when}  ${what} #${e.sensorNumber} ${e.eventDirection} data ${e.eventData!.map((b) => b.toString(16).padStart(2, '0')).join(' ')}`;
+  return `${e.id.toString(16).padStart(4, '0')}  ${when}  ${what} #${e.sensorNumber} ${e.eventDirection}${did ? `: ${did}` : ''} (data ${data})`;
 }
 
 async function sel(o: { last?: number }, cmd: Command): Promise<Report> {

@@ -44,6 +44,16 @@ if (ipmiSimUnavailable()) {
     t.equal(await sim.power(), 'on');
   });
 
+  t.test('sel: each entry a line, a pre-init time said so, a watchdog expiry named by what it did', async (t) => {
+    const r = await runCli('vigil', ['ipmi', 'sel', ...remote()]);
+    t.equal(r.code, 0, r.stderr);
+    t.match(r.stdout, /\n0001  pre-init \+\d+ s  Watchdog 2 #129 assertion: hard reset \(data 01 ff ff\)\n/);
+    t.match(r.stdout, /\n0002  pre-init \+\d+ s  Watchdog 2 #129 deassertion: hard reset/);
+    t.match(r.stdout, /\n0003  pre-init \+\d+ s  sensor type 0x1 #48 assertion \(data 59 50 4b\)/);
+    const last = await runCli('vigil', ['--json', 'ipmi', 'sel', '--last', '1', ...remote()]);
+    t.match(JSON.parse(last.stdout), { entries: [{ id: 3, sensorType: 1 }] });
+  });
+
   t.test('a wrong password: one line, exit 31, and the chassis untouched', async (t) => {
     const bad = join(dir, 'wrong');
     await writeFile(bad, 'not-it\n', { mode: 0o600 });

@@ -55,6 +55,26 @@ if (unavailable) {
     t.equal((await readSel(s)).length, info.entries);
   });
 
+  t.test('the SEL: each entry decoded as ipmitool decodes it (id, sensor type and number, direction, a pre-init time)', async (t) => {
+    const s = await LanSession.open(options());
+    t.teardown(() => s.close());
+    const ours = await readSel(s);
+    // "   1 |  Pre-Init  |0000014305| Watchdog2 #0x81 | Hard reset | Asserted"
+    const theirs = (await sim.ipmitool(['sel', 'list'])).stdout.split('\n').filter((l) => l.includes('|')).map((l) => l.split('|').map((f) => f.trim()));
+    t.equal(ours.length, 3, 'the three entries of hw-fixtures/ipmi/bmc.emu');
+    t.equal(theirs.length, ours.length);
+    const typeName: Record<number, string> = { 0x23: 'Watchdog2', 0x01: 'Temperature' };
+    ours.forEach((e, i) => {
+      const [id, date, , sensor, , direction] = theirs[i]!;
+      t.equal(e.id, parseInt(id!, 16), `entry ${id}: id`);
+      t.equal(`${typeName[e.sensorType!]} #0x${e.sensorNumber!.toString(16)}`, sensor, `entry ${id}: sensor`);
+      t.equal(e.eventDirection === 'assertion' ? 'Asserted' : 'Deasserted', direction, `entry ${id}: direction`);
+      t.equal(date, 'Pre-Init', 'ipmi_sim stamps its entries with its time since start');
+      t.ok(e.timestamp !== undefined && e.timestamp <= 0x20000000, 'a pre-init time to us too');
+    });
+    t.same(ours[0]!.eventData, [0x01, 0xff, 0xff], 'the watchdog 2 offset 1: hard reset');
+  });
+
   t.test('a wrong password is refused with a line that says so, and nothing is done', async (t) => {
     await t.rejects(LanSession.open(options({ password: Buffer.from('not the secret') })), { name: 'IpmiAuthError', message: /wrong password for user 'admin'/ });
   });
