@@ -449,7 +449,6 @@ export class Agent {
     this.ownStalls?.tick(now);
     const engine = this.engine!;
     engine.renewLease();
-    this.selfFence.tick(now); // the watchdog's lease, renewed while the view is valid
     engine.setDigest(this.db.digest());
     const snapshot = engine.snapshot();
     this.followAddresses(engine, snapshot.addressDrops);
@@ -457,6 +456,8 @@ export class Agent {
     this.distress.tick(now);
     const digests = observeHeartbeats(snapshot, this.config, this.membership, now, (node, inc) => this.distress.ignores(node, inc));
     for (const e of this.membership.tick(now)) this.onMembership(e, now);
+    // After membership: a peer it has just declared failed no longer counts toward this node's view.
+    this.selfFence.tick(now); // the watchdog's lease, renewed while the view is valid
     // A peer never heard since we started is not failed by membership's rules (it may be booting): the
     // last-active decision (seed 003) says whether this node may start alone and treat it as failed.
     if (now - this.lastActiveAt >= 500 && !this.lastActiveBusy) {

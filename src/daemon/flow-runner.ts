@@ -64,7 +64,7 @@ export interface FlowRunnerDeps {
   /** Power fencing through the peers' BMCs (power-fence.ts). */
   powerFence: PowerFence;
   /** Watchdog self-fencing: this node's view, and when a silent peer counts as self-fenced (self-fence.ts). */
-  selfFence: Pick<SelfFence, 'inMinority' | 'fencesItself' | 'selfFencedInMs'>;
+  selfFence: Pick<SelfFence, 'inMinority' | 'lostQuorum' | 'fencesItself' | 'selfFencedInMs'>;
   isStopped(): boolean;
   /** Why a start decided at `since` (performance.now()) no longer holds: this agent stalled since (own-stalls.ts). */
   staleSince(since: number): string | undefined;
@@ -455,6 +455,8 @@ export class FlowRunner {
           // delay then, and a fence that fails leaves the app where it runs.
           const afterDistress = from !== undefined && this.d.isDistressed(from);
           const powerFenced = from !== undefined && disks.length === 0 && this.powerFences(from) && (!afterDistress || this.d.distressLeftAppsRunning(from));
+          // A node cut off in a minority of three or more would power the healthy majority off: it waits.
+          if (powerFenced && !afterDistress && this.d.selfFence.lostQuorum()) throw new StaleStartError(`takeover of ${tag} from ${from}: not done, this node is in a minority of the cluster and fences nobody`);
           if (powerFenced) await this.timed(tag, 'peer powered off', from, async () => { await this.d.powerFence.fence(from, `takeover of ${tag}`, { afterDistress }); });
           // Else, one whose watchdog resets it once cut off (it published so, and this side is a majority
           // without it) counts as self-fenced once silent for that long and a margin (docs/ipmi.md).

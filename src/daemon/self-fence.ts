@@ -70,12 +70,17 @@ export class SelfFence {
     this.published.set(from, v);
   }
 
+  /** This node had quorum (three nodes or more) and is now in a minority: it must not power-fence the majority. */
+  lostQuorum(): boolean {
+    return this.last.bound && this.last.heard * 2 < this.d.nodes.length;
+  }
+
   /**
    * A takeover here must wait: this node is in a minority it knows to be one, with a watchdog that resets
-   * it once it hosts anything. Without a watchdog nothing changes (a lone survivor of three takes over).
+   * it once it hosts anything. Without a watchdog only its power fences wait (lostQuorum).
    */
   inMinority(): boolean {
-    return this.watchdogBoundMs() !== null && this.last.bound && this.last.heard * 2 < this.d.nodes.length;
+    return this.watchdogBoundMs() !== null && this.lostQuorum();
   }
 
   /** `peer` said its watchdog resets it once it is cut off in a minority: a takeover from it waits for that. */

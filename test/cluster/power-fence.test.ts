@@ -17,9 +17,10 @@ import { powerLossScript, SERVICE, sh } from '../support/netns.js';
 const FENCING = 'fencing: { raceDelayMs: 3000, requestTimeoutMs: 1000, confirmTimeoutMs: 3000 }';
 
 /** A cluster of a and b, each with its BMC (an ipmi_sim in the client namespace) that powers it off for real. */
-async function fencedCluster(t: { teardown(fn: () => unknown): void }, apps: Parameters<typeof createCluster>[2], o: { debug?: boolean } = {}): Promise<{ c: TestCluster; bmcs: Record<string, IpmiSim> }> {
+async function fencedCluster(t: { teardown(fn: () => unknown): void }, apps: Parameters<typeof createCluster>[2], o: { debug?: boolean; nodes?: string[] } = {}): Promise<{ c: TestCluster; bmcs: Record<string, IpmiSim> }> {
+  const nodes = o.nodes ?? ['a', 'b'];
   // The BMCs' ports and the cluster's directory are known only once both exist: placeholders, filled in after.
-  const c = await createCluster(t, ['a', 'b'], apps, {
+  const c = await createCluster(t, nodes, apps, {
     ...(o.debug ? { debug: true } : {}),
     extra: () => [FENCING],
     bmc: (node) => `{ host: "@host-${node}", port: 1, user: admin, passwordFile: "@password", cipherSuite: 3 }`,
@@ -27,16 +28,16 @@ async function fencedCluster(t: { teardown(fn: () => unknown): void }, apps: Par
   const passwordFile = join(c.dir, 'bmc.pw');
   await writeFile(passwordFile, 'secret\n', { mode: 0o600 });
   const bmcs: Record<string, IpmiSim> = {};
-  for (const node of ['a', 'b']) {
+  for (const node of nodes) {
     const sim = await IpmiSim.start({ netns: c.rig.ns('client'), address: c.rig.addr('client', SERVICE) });
     t.teardown(() => sim.stop());
     await sim.onPower('off', powerLossScript(c.rig.ns(node)));
     bmcs[node] = sim;
   }
-  for (const node of ['a', 'b']) {
+  for (const node of nodes) {
     const file = join(c.dir, `${node}.yaml`);
     let yaml = await readFile(file, 'utf8');
-    for (const peer of ['a', 'b']) yaml = yaml.replace(`host: "@host-${peer}", port: 1`, `host: ${bmcs[peer]!.address}, port: ${bmcs[peer]!.port}`);
+    for (const peer of nodes) yaml = yaml.replace(`host: "@host-${peer}", port: 1`, `host: ${bmcs[peer]!.address}, port: ${bmcs[peer]!.port}`);
     await writeFile(file, yaml.replaceAll('"@password"', passwordFile));
   }
   return { c, bmcs };
@@ -90,6 +91,22 @@ if (ipmiSimUnavailable()) {
     t.same(await bmcs.b!.actions(), ['power 0'], 'a (id 1) powered b off');
     t.same(await bmcs.a!.actions(), [], 'b (id 2) waited, and was off before its delay ended');
     t.equal(await alive(c, 'b'), 0);
+  });
+
+  t.test('three nodes: the one cut off (the lowest id) fences nobody; the majority powers it off and takes its app over', async (t) => {
+    // x on a (id 1), y on b: cut off, a sees b and c fail, and without the quorum rule it would power them
+    // off at once (the lowest id waits for nobody).
+    const command = (_mnt: string, vip: string | undefined) => nameServer(vip);
+    const { c, bmcs } = await fencedCluster(t, [{ tag: 'x', primary: 'a', backup: 'b', vip: true, command }, { tag: 'y', primary: 'b', backup: 'a', vip: true, command }], { nodes: ['a', 'b', 'c'] });
+    for (const n of ['a', 'b', 'c']) c.start(n);
+    await until('a serves x and b serves y', async () => ((await c.probe(c.vip(0))) === 'a' && (await c.probe(c.vip(1))) === 'b' ? true : undefined), 60_000, 250);
+    await c.rig.cut('a', 'lan1');
+    await c.rig.cut('a', 'lan2');
+    await until('b serves both', async () => ((await c.probe(c.vip(0))) === 'b' && (await c.probe(c.vip(1))) === 'b' ? true : undefined), 30_000, 200);
+    t.same(await bmcs.a!.actions(), ['power 0'], 'the majority powered a off');
+    t.same(await bmcs.b!.actions(), [], 'a did not fence b');
+    t.same(await bmcs.c!.actions(), [], 'nor c');
+    t.match(c.log('a'), /in a minority of the cluster and fences nobody/);
   });
 
   t.test('vigil fence NODE: an operator powers a live node off through its BMC; the survivor takes its app over', async (t) => {

@@ -26,7 +26,7 @@ function onP() {
     replication: { db } as never, pidFiles: {} as never, appOutput: 'ignore', resources: () => ({}) as never,
     lastActive: () => ({ isOpen: () => false, has: () => true }) as never, peerStates: () => [], declaredFailed: () => false,
     isAlive: () => true, isOut: () => false, isDistressed: () => false, distressLeftAppsRunning: () => false, isStopped: () => true, staleSince: () => undefined,
-    powerFence: { canFence: () => false } as never, selfFence: { inMinority: () => false, fencesItself: () => false, selfFencedInMs: () => undefined },
+    powerFence: { canFence: () => false } as never, selfFence: { inMinority: () => false, lostQuorum: () => false, fencesItself: () => false, selfFencedInMs: () => undefined },
   });
   return { runner, o };
 }

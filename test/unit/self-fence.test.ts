@@ -75,6 +75,7 @@ t.test("the agent renews the watchdog's lease only while its view is valid", asy
   f.tick(300);
   t.equal(renewals(), 2, 'not once it is cut off while hosting an app');
   t.ok(f.inMinority(), 'and it takes nothing over');
+  t.ok(f.lostQuorum(), 'nor powers anybody off');
   heard = 1;
   f.tick(400);
   t.equal(renewals(), 3, 'again once it hears a majority');
