@@ -3,45 +3,14 @@
 // namespace, as losing power would. Cutting both cluster networks used to run such an app twice (nothing
 // arbitrated it); now the survivor powers the other off, confirms it, then takes over. So after a distress
 // that left the app running (a fatal signal in the agent).
-import { readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-
 import t from 'tap';
 
 import { Exit } from '../../src/cli/exit-codes.js';
 import { runCli } from '../support/cli.js';
-import { createCluster, nameServer, primaryServing, until, type TestCluster } from '../support/cluster.js';
-import { IpmiSim, ipmiSimUnavailable } from '../support/ipmi-sim.js';
-import { powerLossScript, SERVICE, sh } from '../support/netns.js';
-
-const FENCING = 'fencing: { raceDelayMs: 3000, requestTimeoutMs: 1000, confirmTimeoutMs: 3000 }';
-
-/** A cluster of a and b, each with its BMC (an ipmi_sim in the client namespace) that powers it off for real. */
-async function fencedCluster(t: { teardown(fn: () => unknown): void }, apps: Parameters<typeof createCluster>[2], o: { debug?: boolean; nodes?: string[] } = {}): Promise<{ c: TestCluster; bmcs: Record<string, IpmiSim> }> {
-  const nodes = o.nodes ?? ['a', 'b'];
-  // The BMCs' ports and the cluster's directory are known only once both exist: placeholders, filled in after.
-  const c = await createCluster(t, nodes, apps, {
-    ...(o.debug ? { debug: true } : {}),
-    extra: () => [FENCING],
-    bmc: (node) => `{ host: "@host-${node}", port: 1, user: admin, passwordFile: "@password", cipherSuite: 3 }`,
-  });
-  const passwordFile = join(c.dir, 'bmc.pw');
-  await writeFile(passwordFile, 'secret\n', { mode: 0o600 });
-  const bmcs: Record<string, IpmiSim> = {};
-  for (const node of nodes) {
-    const sim = await IpmiSim.start({ netns: c.rig.ns('client'), address: c.rig.addr('client', SERVICE) });
-    t.teardown(() => sim.stop());
-    await sim.onPower('off', powerLossScript(c.rig.ns(node)));
-    bmcs[node] = sim;
-  }
-  for (const node of nodes) {
-    const file = join(c.dir, `${node}.yaml`);
-    let yaml = await readFile(file, 'utf8');
-    for (const peer of nodes) yaml = yaml.replace(`host: "@host-${peer}", port: 1`, `host: ${bmcs[peer]!.address}, port: ${bmcs[peer]!.port}`);
-    await writeFile(file, yaml.replaceAll('"@password"', passwordFile));
-  }
-  return { c, bmcs };
-}
+import { nameServer, primaryServing, until, type TestCluster } from '../support/cluster.js';
+import { fencedCluster } from '../support/fenced-cluster.js';
+import { ipmiSimUnavailable } from '../support/ipmi-sim.js';
+import { sh } from '../support/netns.js';
 
 async function alive(c: TestCluster, node: string): Promise<number> {
   return (await sh(['ip', 'netns', 'pids', c.rig.ns(node)])).stdout.split('\n').filter(Boolean).length;
