@@ -445,14 +445,14 @@ export class FlowRunner {
           await lastActive.mayProcess(tag);
           const isDisk = (r: ResourceSpec) => r.kind === 'disk';
           const disks = a.resources.filter(isDisk);
-          // A takeover of an app no disk arbitrates, from a failed host that can be powered off: it is, and
-          // its power confirmed off, before anything here starts (a fence that fails fails this start: no
-          // takeover). Not a move from a live host whose app faulted: that host stopped it itself.
           const from = flow.state.failover?.from;
           // A node in a minority it knows to be one takes nothing over: its watchdog is about to reset it.
           if (from !== undefined && this.d.selfFence.inMinority()) throw new StaleStartError(`takeover of ${tag} from ${from}: not done, this node is in a minority of the cluster`);
-          // So is one whose distress left its apps running (a fatal signal killed only its agent): no race
-          // delay then, and a fence that fails leaves the app where it runs.
+          // A takeover of an app no disk arbitrates, from a failed host that can be powered off: it is, and
+          // its power confirmed off, before anything here starts (a fence that fails fails this start: no
+          // takeover). Not a move from a live host whose app faulted: that host stopped it itself. So is a
+          // host whose distress left its apps running (a fatal signal killed only its agent): no race delay
+          // then, and a fence that fails leaves the app where it runs.
           const afterDistress = from !== undefined && this.d.isDistressed(from);
           const powerFenced = from !== undefined && disks.length === 0 && this.powerFences(from) && (!afterDistress || this.d.distressLeftAppsRunning(from));
           // A node cut off in a minority of three or more would power the healthy majority off: it waits.
