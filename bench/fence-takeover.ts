@@ -8,7 +8,7 @@
 // end-to-end (the prober's first answer from a).
 //
 // Options: --runs N (default 10), --json (JSON on stdout, the table on stderr).
-import { createCluster, until, type TestCluster } from '../test/support/cluster.js';
+import { createCluster, settled, until, type TestCluster } from '../test/support/cluster.js';
 import { fencedCluster } from '../test/support/fenced-cluster.js';
 import { now, powerOff, Prober, Scope, stats, waitFor, type Stats } from './rig.js';
 
@@ -44,6 +44,8 @@ async function up(c: TestCluster, scope: Scope): Promise<Prober> {
   scope.teardown(() => prober.stop());
   await waitFor('the client served by b', () => (prober.first('b') ? true : undefined), 30_000);
   await until('a hears b', async () => ((await c.status('a')).peers.find((p) => p.peer === 'b')?.state === 'alive' ? true : undefined), 20_000);
+  // The pair settled as master and slave (seed 003): until then a takeover waits for the pair's decision.
+  await settled(c, ['a', 'b']);
   return prober;
 }
 
