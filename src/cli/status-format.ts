@@ -177,6 +177,8 @@ export function formatStatus(status: unknown, options: FormatOptions = {}): stri
   if (watchdog) {
     const withheld = num(watchdog.withheld) ?? 0;
     lines.push(`watchdog ${str(watchdog.path) ?? '?'}: ${watchdog.armed === true ? 'armed' : 'NOT ARMED'}, ${formatDuration(num(watchdog.timeoutMs) ?? 0)}, ${num(watchdog.tickles) ?? 0} tickles${withheld ? `, ${withheld} withheld (the lease ran out: a hung agent, or a lost view)` : ''}`);
+    const countdown = watchdog.countdown === undefined ? undefined : obj(watchdog.countdown);
+    if (countdown?.counts === false) lines.push(`  NOT COUNTING DOWN: ${str(countdown.why) ?? '?'}; it cannot reset this node`);
   }
   // The view behind the watchdog's tickles (docs/ipmi.md, "The valid view"): shown with a watchdog, or once lost.
   const view = s.view === undefined || s.view === null ? undefined : obj(s.view);

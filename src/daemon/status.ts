@@ -95,7 +95,7 @@ export interface StatusLike {
   /** The armed distress sender; null when not armed (the node is out). */
   distress?: { armed: boolean; realtime: boolean } | null;
   /** The node's watchdog (src/daemon/watchdog.ts); null when none is armed. */
-  watchdog?: { path: string; kind: string; timeoutMs: number; armed: boolean; tickles: number; withheld: number; tickleErrors: number } | null;
+  watchdog?: { path: string; kind: string; timeoutMs: number; armed: boolean; resets: boolean; countdown?: { counts: boolean; why: string }; tickles: number; withheld: number; tickleErrors: number } | null;
   /**
    * This node's view for watchdog self-fencing (src/daemon/self-fence.ts): valid or not and why, its
    * published watchdog bound (ms from a cut to its reset; null: none), and what each peer published.

@@ -8,7 +8,8 @@
 import { existsSync } from 'node:fs';
 
 import type { WatchdogConfig } from '../config/schema.js';
-import { LOCAL_BMC_PATHS } from '../ipmi/local.js';
+import { getWatchdogTimer, TIMER_USE_SMS_OS, type WatchdogStatus } from '../ipmi/commands.js';
+import { LOCAL_BMC_PATHS, LocalBmc } from '../ipmi/local.js';
 import { nativeAddon, type NativeWatchdogKeeper, type WatchdogSnapshot } from '../native.js';
 import type { AgentLog } from './log.js';
 
@@ -35,9 +36,32 @@ export function chooseWatchdog(device: string, exists: (p: string) => boolean = 
   return { kind: 'device', path: device };
 }
 
+/** Whether a BMC's watchdog, just armed and reset, really counts down; why, either way. */
+export interface CountdownCheck { counts: boolean; why: string }
+
+/**
+ * Judges Get Watchdog Timer read back after arming. A BMC can accept Set and Reset Watchdog Timer and
+ * still never count (OpenIPMI's ipmi_sim as QEMU's external BMC keeps the settings, answers every tickle,
+ * and never fires): published as a bound, such a watchdog would let peers count this node as self-fenced
+ * while it runs. So the settings must read back as set, and the countdown must run: above 0 (QEMU's BMC
+ * leaves the "running" bit clear, but its countdown is 0 only when stopped) and at most the timeout.
+ */
+export function checkCountdown(read: WatchdogStatus | Error, timeoutMs: number, action: string): CountdownCheck {
+  if (read instanceof Error) return { counts: false, why: read.message.startsWith('Get Watchdog Timer') ? read.message : `Get Watchdog Timer: ${read.message}` };
+  const initialMs = Math.ceil(timeoutMs / 100) * 100;
+  if (read.timerUse !== TIMER_USE_SMS_OS) return { counts: false, why: `its timer use is ${read.timerUse}, not SMS/OS (4): another user set it` };
+  if (read.action !== action) return { counts: false, why: `its action reads ${read.action}, not ${action}` };
+  if (read.initialMs !== initialMs) return { counts: false, why: `its timeout reads ${read.initialMs} ms, not ${initialMs}` };
+  if (read.presentMs === 0) return { counts: false, why: 'its countdown is stopped (0) right after a reset' };
+  if (read.presentMs > read.initialMs) return { counts: false, why: `its countdown reads ${read.presentMs} ms, more than its ${read.initialMs} ms timeout: it does not count down` };
+  return { counts: true, why: `counting down: ${read.presentMs} ms of ${read.initialMs}` };
+}
+
 export class NodeWatchdog {
   private keeper: NativeWatchdogKeeper | undefined;
   readonly choice: WatchdogChoice | undefined;
+  /** The BMC's countdown as read back after arming (a driver's is taken on trust: undefined). */
+  private countdown: CountdownCheck | undefined;
 
   constructor(private readonly config: WatchdogConfig, private readonly leaseMs: number, private readonly log: AgentLog) {
     this.choice = chooseWatchdog(config.device);
@@ -68,7 +92,26 @@ export class NodeWatchdog {
     const s = keeper.snapshot();
     if (!s.armed) throw new Error(`watchdog ${path}: not armed after 3 s`);
     if (s.identity === 'Software Watchdog') this.log.warn({ path }, 'watchdog: softdog is a kernel timer; it cannot reset a hung kernel (a hardware or BMC watchdog can)');
-    this.log.info({ path, kind, timeoutMs: this.config.timeoutMs, action: kind === 'ipmi' ? this.config.action : 'reset', identity: s.identity || undefined, driverTimeoutS: s.driverTimeoutS || undefined }, 'watchdog armed');
+    if (kind === 'ipmi' && this.config.action !== 'none') {
+      this.countdown = await this.readCountdown(path);
+      if (!this.countdown.counts) {
+        this.log.error({ path, why: this.countdown.why }, 'watchdog: the BMC took the settings but its watchdog is not counting down; it cannot reset this node, and no bound is published for peers to count on');
+      }
+    }
+    this.log.info({ path, kind, timeoutMs: this.config.timeoutMs, action: kind === 'ipmi' ? this.config.action : 'reset', identity: s.identity || undefined, driverTimeoutS: s.driverTimeoutS || undefined, countdown: this.countdown?.why }, 'watchdog armed');
+  }
+
+  /** Get Watchdog Timer through a handle of its own (the keeper's thread owns the other). */
+  private async readCountdown(path: string): Promise<CountdownCheck> {
+    let bmc: LocalBmc | undefined;
+    try {
+      bmc = await LocalBmc.open({ path });
+      return checkCountdown(await getWatchdogTimer(bmc), this.config.timeoutMs, this.config.action);
+    } catch (e) {
+      return checkCountdown(e instanceof Error ? e : new Error(String(e)), this.config.timeoutMs, this.config.action);
+    } finally {
+      await bmc?.close().catch(() => {});
+    }
   }
 
   /** Every tick of a healthy agent. */
@@ -76,10 +119,14 @@ export class NodeWatchdog {
     this.keeper?.renewLease();
   }
 
-  /** With `resets`: whether its expiry resets the node (a BMC's action none only records it). */
-  snapshot(): (WatchdogSnapshot & WatchdogChoice & { timeoutMs: number; resets: boolean }) | undefined {
+  /**
+   * With `resets`: whether its expiry resets the node (a BMC's action none only records it, and a BMC whose
+   * countdown does not run resets nothing); `countdown`: the BMC's read back after arming.
+   */
+  snapshot(): (WatchdogSnapshot & WatchdogChoice & { timeoutMs: number; resets: boolean; countdown?: CountdownCheck }) | undefined {
     if (!this.keeper || !this.choice) return undefined;
-    return { ...this.keeper.snapshot(), ...this.choice, timeoutMs: this.config.timeoutMs, resets: this.choice.kind === 'device' || this.config.action !== 'none' };
+    const resets = this.choice.kind === 'device' || (this.config.action !== 'none' && this.countdown?.counts === true);
+    return { ...this.keeper.snapshot(), ...this.choice, timeoutMs: this.config.timeoutMs, resets, ...(this.countdown ? { countdown: this.countdown } : {}) };
   }
 
   /**
@@ -99,7 +146,7 @@ export class NodeWatchdog {
 }
 
 /** What `vigil status` shows of it. */
-export function watchdogStatus(s: ReturnType<NodeWatchdog['snapshot']>): { path: string; kind: string; timeoutMs: number; armed: boolean; tickles: number; withheld: number; tickleErrors: number } | null {
+export function watchdogStatus(s: ReturnType<NodeWatchdog['snapshot']>): { path: string; kind: string; timeoutMs: number; armed: boolean; resets: boolean; countdown?: CountdownCheck; tickles: number; withheld: number; tickleErrors: number } | null {
   if (!s) return null;
-  return { path: s.path, kind: s.kind, timeoutMs: s.timeoutMs, armed: s.armed, tickles: s.tickles, withheld: s.withheld, tickleErrors: s.tickleErrors };
+  return { path: s.path, kind: s.kind, timeoutMs: s.timeoutMs, armed: s.armed, resets: s.resets, ...(s.countdown ? { countdown: s.countdown } : {}), tickles: s.tickles, withheld: s.withheld, tickleErrors: s.tickleErrors };
 }

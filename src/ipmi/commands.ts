@@ -85,7 +85,7 @@ export async function getSystemRestartCause(t: IpmiTransport): Promise<{ cause: 
 export const WatchdogAction = { none: 0, reset: 1, 'power-off': 2, 'power-cycle': 3 } as const;
 export type WatchdogActionName = keyof typeof WatchdogAction;
 /** Timer use 4: "SMS/OS", the one an OS-level agent owns (the BIOS and POST timers are others'). */
-const TIMER_USE_SMS_OS = 0x04;
+export const TIMER_USE_SMS_OS = 0x04;
 /** Bit 6 of timer use: don't stop the timer on Set Watchdog Timer if it runs. */
 const DONT_STOP = 0x40;
 /** The expiration flag of a timer use is bit `use` of the flags byte. */

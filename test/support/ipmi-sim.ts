@@ -30,6 +30,11 @@ export interface SimOptions {
   netns?: string;
   /** Extra users: [name, password, privilege ('admin' | 'operator' | 'user')]. */
   users?: [string, string, string][];
+  /**
+   * Be a virtual machine's BMC: listen on 127.0.0.1:vmPort for QEMU's ipmi-bmc-extern (scripts/lab
+   * --ipmi=extern:PORT), whose power and reset it then controls; no chassis_control hook.
+   */
+  vmPort?: number;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -63,7 +68,7 @@ export class IpmiSim {
       '    allowed_auths_user none md2 md5 straight',
       `    guid ${BMC_GUID}`,
       '  endlan',
-      `  chassis_control "${repoFile('hw-fixtures', 'ipmi', 'chassis-hook')} ${dir}"`,
+      o.vmPort ? `  serial 15 127.0.0.1 ${o.vmPort} codec VM` : `  chassis_control "${repoFile('hw-fixtures', 'ipmi', 'chassis-hook')} ${dir}"`,
       ...users.map(([name, password, priv], i) => `  user ${i + 2} true "${name}" "${password}" ${priv} 10 none md2 md5 straight`),
       '',
     ].join('\n');

@@ -5,8 +5,8 @@
 // passes the run only if the BMC's reset ends QEMU within 12 s of the hang (scripts/lab). The delay lets
 // the guest record this run's exit code before the reset can cut it short.
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
 
+import { leaveWordForHost } from './lab-word.js';
 import { moduleBeside } from './paths.js';
 
 const TIMEOUT_MS = 5000;
@@ -23,7 +23,7 @@ const armed = await new Promise<string>((resolve, reject) => {
   child.stdout!.once('data', (d: Buffer) => resolve(d.toString().trim()));
   child.once('exit', (code) => reject(new Error(`the keeper exited ${code} before arming`)));
 });
-writeFileSync(`${run}/expect-reset`, `${LIMIT_S}\n`);
+leaveWordForHost(run, 'expect-reset', `${LIMIT_S}\n`);
 spawn('sh', ['-c', `sleep 3; kill -STOP ${child.pid} && touch '${run}/hung'`], { detached: true, stdio: 'ignore' }).unref();
 child.stdout!.destroy();
 child.unref();

@@ -4,7 +4,7 @@
 import t from 'tap';
 
 import { parseConfig } from '../../src/config/load.js';
-import { chooseWatchdog } from '../../src/daemon/watchdog.js';
+import { checkCountdown, chooseWatchdog } from '../../src/daemon/watchdog.js';
 import { MINIMAL_CONFIG } from '../support/minimal-config.js';
 
 const has = (...paths: string[]) => (p: string) => paths.includes(p);
@@ -23,6 +23,27 @@ t.test('none arms nothing; ipmi or a path that is missing is an error, not a sil
   t.same(chooseWatchdog('/dev/watchdog1', has('/dev/watchdog1')), { kind: 'device', path: '/dev/watchdog1' });
 });
 
+// What QEMU's BMC answers right after arming (its "running" bit stays clear), and what ipmi_sim answers
+// as QEMU's external BMC (the settings kept, the countdown never runs; test/lab-host/bmc-two-faces.test.ts).
+const QEMU_READ = { running: false, timerUse: 4, action: 'reset' as const, initialMs: 10_000, presentMs: 9_900, expiredSmsOs: false };
+
+t.test('a BMC watchdog counts only when its settings read back and its countdown runs', async (t) => {
+  t.same(checkCountdown(QEMU_READ, 10_000, 'reset'), { counts: true, why: 'counting down: 9900 ms of 10000' });
+  t.same(checkCountdown({ ...QEMU_READ, initialMs: 10_000 }, 9_950, 'reset').counts, true, 'the BMC counts in 100 ms: rounded up');
+  const no = (read: Parameters<typeof checkCountdown>[0], why: RegExp) => {
+    const c = checkCountdown(read, 10_000, 'reset');
+    t.equal(c.counts, false, c.why);
+    t.match(c.why, why);
+  };
+  no({ ...QEMU_READ, presentMs: 0 }, /stopped/);
+  no({ ...QEMU_READ, presentMs: 418_920 }, /more than its 10000 ms timeout/);
+  no({ ...QEMU_READ, timerUse: 3 }, /not SMS\/OS/);
+  no({ ...QEMU_READ, action: 'none' }, /action reads none, not reset/);
+  no({ ...QEMU_READ, initialMs: 5_000 }, /timeout reads 5000 ms, not 10000/);
+  no(new Error('open /dev/ipmi0: EACCES'), /^Get Watchdog Timer: open \/dev\/ipmi0: EACCES$/);
+  no(new Error('Get Watchdog Timer: 6 bytes of response data (at least 8)'), /^Get Watchdog Timer: 6 bytes of response data \(at least 8\)$/);
+});
+
 const MINIMAL = MINIMAL_CONFIG;
 
 t.test('the watchdog section: off by default; a bad device or timeout named', async (t) => {
@@ -38,6 +59,9 @@ t.test('vigil status shows the watchdog, and says when the agent let its lease r
   t.notMatch(formatStatus({ ...base, watchdog: null }), /watchdog/);
   const text = formatStatus({ ...base, watchdog: { path: '/dev/ipmi0', kind: 'ipmi', timeoutMs: 10_000, armed: true, tickles: 40, withheld: 3, tickleErrors: 0 } });
   t.match(text, /\nwatchdog \/dev\/ipmi0: armed, 10\.0 s, 40 tickles, 3 withheld \(the lease ran out: a hung agent, or a lost view\)\n/);
+  t.notMatch(text, /COUNTING/);
+  const dud = formatStatus({ ...base, watchdog: { path: '/dev/ipmi0', kind: 'ipmi', timeoutMs: 10_000, armed: true, resets: false, countdown: { counts: false, why: 'its countdown is stopped (0) right after a reset' }, tickles: 4, withheld: 0, tickleErrors: 0 } });
+  t.match(dud, /\n  NOT COUNTING DOWN: its countdown is stopped \(0\) right after a reset; it cannot reset this node\n/);
 });
 
 t.test('vigil status shows the view behind the tickles: with a watchdog, or once lost', async (t) => {
