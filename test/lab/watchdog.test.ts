@@ -1,8 +1,9 @@
 // Watchdog self-fencing (src/daemon/watchdog.ts, native/watchdog_keeper.cc) against real watchdogs in the
 // guest: QEMU's BMC (through /dev/ipmi0) and softdog with soft_noboot=1, whose expiry is a kernel message
-// instead of a reboot. A keeper process that is healthy never trips it; one whose event loop wedges (the
-// keeper thread alive, the agent's lease not renewed) or that is stopped (SIGSTOP) does, within lease +
-// timeout; a clean stop disarms.
+// instead of a reboot. A keeper process that is healthy never trips it, nor does a real agent under load
+// (CPU hogs on every vCPU, a flood of control requests); one whose event loop wedges (the keeper thread
+// alive, the agent's lease not renewed) or that is stopped (SIGSTOP) does, within lease + timeout; a clean
+// stop disarms.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
 
@@ -10,6 +11,7 @@ import t from 'tap';
 
 import { disarmWatchdog, getWatchdogTimer } from '../../src/ipmi/commands.js';
 import { LocalBmc } from '../../src/ipmi/local.js';
+import { createCluster, until, type Status } from '../support/cluster.js';
 import { lab } from '../support/lab.js';
 import { moduleBeside } from '../support/paths.js';
 
@@ -61,6 +63,55 @@ t.test('the BMC watchdog: a healthy keeper holds it off past its timeout; a clea
   const stopped = await bmcWatchdog();
   t.equal(stopped.presentMs, 0, 'disarmed by the clean stop');
   t.equal(stopped.expiredSmsOs, false);
+});
+
+// vigild itself, with the BMC's watchdog (10 s, reset) in a two-node cluster serving a disk-less app, for
+// three timeouts under load: a CPU hog per vCPU at the agents' priority and a flood of control requests.
+// Its lease must never lapse (no tickle withheld) and the BMC's countdown never run out; the agent read
+// the countdown back after arming and trusts it; its clean stop disarms it.
+t.test('a healthy agent under load: its BMC watchdog is kept, never withheld, and disarmed by its clean stop', async (t) => {
+  const TIMING = { heartbeatIntervalMs: 200, failAfterMs: 2000, recoverAfterMs: 2000, failbackDwellMs: 60_000 };
+  const c = await createCluster(t, ['a', 'b'], [{ tag: 'web', primary: 'a', backup: 'b', vip: true }], {
+    timing: TIMING, extra: (node) => (node === 'a' ? ['watchdog: { device: ipmi, timeoutMs: 10000, action: reset }'] : []),
+  });
+  const a = c.start('a');
+  c.start('b');
+  await until('a serves the VIP', async () => ((await c.probe(c.vip())) === 'a' ? true : undefined), 120_000, 500);
+  const watchdogOf = async () => (await c.status('a')) as Status & { watchdog: { armed: boolean; resets: boolean; countdown?: { counts: boolean; why: string }; tickles: number; withheld: number; tickleErrors: number } };
+  const before = (await watchdogOf()).watchdog;
+  t.equal(before.countdown?.counts, true, `the agent read the BMC's countdown back after arming: ${before.countdown?.why}`);
+  t.equal(before.resets, true);
+
+  const hogs = [0, 1].map(() => spawn(process.execPath, ['-e', 'for (;;) {}'], { stdio: 'ignore' }));
+  t.teardown(() => { for (const h of hogs) h.kill('SIGKILL'); });
+  const LOAD_MS = 30_000;
+  const end = Date.now() + LOAD_MS;
+  let requests = 0;
+  let lowest = Infinity;
+  const flood = Array.from({ length: 4 }, async () => {
+    while (Date.now() < end) {
+      await c.status('a').then(() => { requests++; }, () => {});
+    }
+  });
+  const bmc = await LocalBmc.open({ path: lab.ipmi });
+  while (Date.now() < end) {
+    lowest = Math.min(lowest, (await getWatchdogTimer(bmc)).presentMs);
+    await sleep(250);
+  }
+  await bmc.close();
+  await Promise.all(flood);
+  for (const h of hogs) h.kill('SIGKILL');
+  const after = (await watchdogOf()).watchdog;
+  t.comment(`${LOAD_MS / 1000} s under load: ${requests} status requests answered, ${after.tickles - before.tickles} tickles, the countdown never below ${lowest} ms of 10000`);
+  t.ok(lowest > 0, 'the countdown never ran out');
+  t.equal(after.withheld, 0, 'no tickle withheld: the lease never lapsed');
+  t.equal(after.tickleErrors, 0);
+  t.ok(after.tickles - before.tickles >= LOAD_MS / 2500 - 2, 'tickled all along (four per timeout)');
+
+  const exited = new Promise((r) => a.once('exit', r));
+  a.kill('SIGTERM');
+  await exited;
+  t.equal((await bmcWatchdog()).presentMs, 0, 'the clean stop disarmed it');
 });
 
 t.test('/dev/watchdog (softdog, soft_noboot=1): kept, then the wedged keeper lets it fire (a kernel message, no reboot)', async (t) => {
