@@ -142,7 +142,7 @@ export class Agent {
     this.selfFence = new SelfFence({
       nodes: config.nodes, peers: this.peers, watchdog: () => this.watchdog,
       cutToLapseMs: failAfterMs + config.timing.agentLeaseMs, marginMs: config.fencing.watchdogMarginMs,
-      heardBothWays: () => this.peers.filter((p) => this.isAlive(p.name) && peerHearsUs(this.links(p), failAfterMs)).length,
+      heardBothWays: () => this.heardBothWays(failAfterMs),
       hosting: () => this.flows.hosting(),
       disks: () => this.disks?.tieBreaker(failAfterMs) ?? 'none',
       silentMs: (peer) => {
@@ -542,6 +542,16 @@ export class Agent {
         );
       }
     }
+  }
+
+  /**
+   * Peers alive and acknowledging this node's heartbeats within `withinMs`: one membership and one
+   * heartbeat snapshot for all of them (this runs every tick; a snapshot per peer was O(N²) a tick).
+   */
+  private heardBothWays(withinMs: number): number {
+    const alive = new Set(this.membership.snapshot(performance.now()).peers.filter((p) => p.state === 'alive').map((p) => p.peer));
+    const links = new Map((this.engine?.snapshot().peers ?? []).map((x) => [x.id, x.links]));
+    return this.peers.filter((p) => alive.has(p.name) && peerHearsUs(links.get(p.id) ?? [], withinMs)).length;
   }
 
   private isAlive(node: string): boolean {
