@@ -8,7 +8,7 @@
 // end-to-end (the prober's first answer from a).
 //
 // Options: --runs N (default 10), --json (JSON on stdout, the table on stderr).
-import { createCluster, settled, until, type TestCluster } from '../test/support/cluster.js';
+import { createCluster, loggedAt, settled, until, type TestCluster } from '../test/support/cluster.js';
 import { fencedCluster } from '../test/support/fenced-cluster.js';
 import { now, powerOff, Prober, Scope, stats, waitFor, type Stats } from './rig.js';
 
@@ -24,18 +24,6 @@ process.on('SIGTERM', () => process.exit(143));
 const APPS = [{ tag: 'web', primary: 'b', backup: 'a', vip: true }];
 
 interface Run { detectionMs: number; fenceMs: number | null; endToEndMs: number }
-
-/** The pino time of the first line of `node`'s log at or after `after` that matches. */
-function loggedAt(c: TestCluster, node: string, pattern: RegExp, after: number): number | undefined {
-  for (const line of c.log(node).split('\n')) {
-    if (!pattern.test(line)) continue;
-    try {
-      const time = (JSON.parse(line) as { time: number }).time;
-      if (time >= after - 1) return time;
-    } catch { /* not JSON */ }
-  }
-  return undefined;
-}
 
 async function up(c: TestCluster, scope: Scope): Promise<Prober> {
   c.start('a');

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 
 import t from 'tap';
 
-import { createCluster, settled, until, type TestCluster } from '../support/cluster.js';
+import { createCluster, loggedAt, settled, until, type TestCluster } from '../support/cluster.js';
 import { FifoWatchdog } from '../support/fifo-watchdog.js';
 import { powerLossScript, sh } from '../support/netns.js';
 
@@ -36,19 +36,6 @@ async function watchedCluster(t: { teardown(fn: () => unknown): void }, nodes: s
   await settled(c, nodes);
   await until('a serves x', async () => ((await c.probe(c.vip())) === 'a' ? true : undefined), 15_000);
   return { c, dogs };
-}
-
-/** The wall-clock time of the first log line of `node` that matches. */
-function loggedAt(c: TestCluster, node: string, pattern: RegExp): number | undefined {
-  for (const line of c.log(node).split('\n')) {
-    if (!pattern.test(line)) continue;
-    try {
-      return (JSON.parse(line) as { time: number }).time;
-    } catch {
-      continue;
-    }
-  }
-  return undefined;
 }
 
 t.test('three nodes: the host of a disk-less app, cut from both networks, is reset by its watchdog before the majority takes the app over', async (t) => {

@@ -282,6 +282,18 @@ export async function createCluster(t: { teardown(fn: () => unknown): void }, no
   };
 }
 
+/** The time (pino's, ms since 1970) of the first line of `node`'s log at or after `after` that matches. */
+export function loggedAt(c: TestCluster, node: string, pattern: RegExp, after = 0): number | undefined {
+  for (const line of c.log(node).split('\n')) {
+    if (!pattern.test(line)) continue;
+    try {
+      const time = (JSON.parse(line) as { time: number }).time;
+      if (time >= after - 1) return time;
+    } catch { /* not JSON */ }
+  }
+  return undefined;
+}
+
 /**
  * Who answers the VIP first, within `ms`. After a takeover the new host's app may still be starting (a node
  * process under the lab's TCG takes seconds before it listens), and the client's neighbour entry may still
