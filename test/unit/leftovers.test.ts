@@ -111,10 +111,11 @@ nodes:
 apps:
   - { tag: web, type: cluster-capable, primary: a, backup: b, command: [/bin/true], stopTimeoutMs: 1000, resources: [ { ip: { address: 10.9.0.1/24, interface: svc } } ] }
 `, '/etc/vigil/cluster.yaml');
-  // An app that ignores SIGTERM: stopping it takes the stop timeout.
-  const child = spawn('/bin/sh', ['-c', 'trap "" TERM; sleep 60 & wait'], { detached: true, stdio: 'ignore' });
+  // An app that ignores SIGTERM: stopping it takes the stop timeout. Once it says so: 'spawn' comes before
+  // the shell has run its trap, and a SIGTERM in between killed it (a loaded machine, stop 24).
+  const child = spawn('/bin/sh', ['-c', 'trap "" TERM; echo ignoring; sleep 60 & wait'], { detached: true, stdio: ['ignore', 'pipe', 'ignore'] });
   t.teardown(() => { try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* gone */ } });
-  await new Promise((r) => child.once('spawn', r));
+  await once(child.stdout!, 'data');
   const pidFiles = pidFilesOf(config);
   await pidFiles.record('web', child.pid!);
   const removedWhile: boolean[] = [];
