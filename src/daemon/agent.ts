@@ -56,6 +56,9 @@ import { runCommand } from '../resources/run-command.js';
 const ANNOUNCE_EVERY_MS = 5000;
 /** How often a disk this node holds without using it is given up (Disks.relinquishUnused). */
 const RELINQUISH_EVERY_MS = 2000;
+/** How often the BMCs of nodes this one fenced off are asked whether they stay off, and how long an answer holds. */
+const KEPT_OFF_RECHECK_MS = 2000;
+const KEPT_OFF_HOLDS_MS = 3 * KEPT_OFF_RECHECK_MS;
 
 export type { AgentLog } from './log.js';
 
@@ -94,6 +97,7 @@ export class Agent {
   private addressesGiven = '';
   private addressDrops = 0;
   private announcedAt = performance.now();
+  private keptOffCheckedAt = performance.now();
   /** Each peer's incarnation as the heartbeat thread last reported it (followIncarnations). */
   private readonly peerIncarnations = new Map<string, bigint>();
   /** The same, kept across this agent's restarts: the floor below which a peer's distress is stale. */
@@ -143,6 +147,7 @@ export class Agent {
       nodes: config.nodes, peers: this.peers, watchdog: () => this.watchdog,
       cutToLapseMs: failAfterMs + config.timing.agentLeaseMs, marginMs: config.fencing.watchdogMarginMs,
       heardBothWays: () => this.heardBothWays(failAfterMs),
+      keptOff: () => this.powerFence.keptOffNodes(performance.now(), KEPT_OFF_HOLDS_MS).length,
       hosting: () => this.flows.hosting(),
       disks: () => this.disks?.tieBreaker(failAfterMs) ?? 'none',
       silentMs: (peer) => {
@@ -471,6 +476,10 @@ export class Agent {
     if (now - this.announcedAt >= ANNOUNCE_EVERY_MS) {
       this.announcedAt = now;
       this.flows.announceAddresses();
+    }
+    if (now - this.keptOffCheckedAt >= KEPT_OFF_RECHECK_MS) {
+      this.keptOffCheckedAt = now;
+      void this.powerFence.recheckKeptOff().catch((e: unknown) => this.log.error({ err: String(e) }, 'power fence: re-reading the fenced nodes\' power failed'));
     }
   }
 

@@ -456,7 +456,7 @@ export class FlowRunner {
           const afterDistress = from !== undefined && this.d.isDistressed(from);
           const powerFenced = from !== undefined && disks.length === 0 && this.powerFences(from) && (!afterDistress || this.d.distressLeftAppsRunning(from));
           // A node cut off in a minority of three or more would power the healthy majority off: it waits.
-          if (powerFenced && !afterDistress && this.d.selfFence.lostQuorum()) throw new StaleStartError(`takeover of ${tag} from ${from}: not done, this node is in a minority of the cluster and fences nobody`);
+          if (powerFenced && !afterDistress && this.d.selfFence.lostQuorum()) throw new StaleStartError(`takeover of ${tag} from ${from}: not done, this node is in a minority of the cluster and fences nobody (an operator who knows ${from} is down may fence it from here: vigil fence ${from})`);
           if (powerFenced) await this.timed(tag, 'peer powered off', from, async () => { await this.d.powerFence.fence(from, `takeover of ${tag}`, { afterDistress }); });
           // Else, one whose watchdog resets it once cut off (it published so, and this side is a majority
           // without it) counts as self-fenced once silent for that long and a margin (docs/ipmi.md).

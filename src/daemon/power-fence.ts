@@ -9,6 +9,11 @@
 //
 // One fence per node at a time: the takeovers of several apps from one node share it. A node confirmed off
 // stays fenced until it is heard from again (a new incarnation after its restart).
+//
+// Confirmed off, and kept off (fencing.action off): such a node runs nothing and cannot until someone
+// powers it on, so the cluster's quorum is counted without it (src/daemon/self-fence.ts). Only while its
+// BMC keeps saying so: re-read every few seconds, a node whose BMC says on, or does not answer, counts
+// again at once (a node powered on again may be booting into the other side of a partition).
 import { openBmc as openRemoteBmc, type BmcTarget } from '../ipmi/bmc.js';
 import { chassisControl, getChassisStatus } from '../ipmi/commands.js';
 import { Privilege } from '../ipmi/lan-session.js';
@@ -47,6 +52,9 @@ const defaultSleep = (ms: number): Promise<void> => new Promise((r) => setTimeou
 export class PowerFence {
   private readonly inFlight = new Map<string, Promise<FenceRecord>>();
   private readonly fenced = new Map<string, FenceRecord>();
+  /** Nodes fenced with action off, by when (performance.now()) their BMC last said off. */
+  private readonly keptOff = new Map<string, number>();
+  private rechecking = false;
 
   constructor(private readonly d: PowerFenceDeps) {}
 
@@ -81,6 +89,52 @@ export class PowerFence {
     return running;
   }
 
+  /** Nodes confirmed off by a fence and, within `withinMs`, still off by their BMC's word; never one heard from. */
+  keptOffNodes(now: number, withinMs: number): string[] {
+    return [...this.keptOff].filter(([node, at]) => now - at <= withinMs && !this.d.isAlive(node)).map(([node]) => node);
+  }
+
+  /**
+   * Reads the power state of every node kept off (the agent calls this every few seconds): still off, the
+   * time is renewed; on, or no answer, or heard from again, it counts in the cluster again.
+   */
+  async recheckKeptOff(now: () => number = () => performance.now()): Promise<void> {
+    if (this.rechecking || this.keptOff.size === 0) return;
+    this.rechecking = true;
+    try {
+      for (const name of [...this.keptOff.keys()]) {
+        if (this.d.isAlive(name)) {
+          this.keptOff.delete(name);
+          continue;
+        }
+        const power = await this.readPower(name).catch((e: unknown) => (e as Error).message);
+        if (power === 'off') {
+          this.keptOff.set(name, now());
+        } else if (this.keptOff.delete(name)) {
+          this.d.log.warn({ node: name, power }, 'power fence: the fenced node is no longer confirmed off; it counts in the quorum again');
+        }
+      }
+    } finally {
+      this.rechecking = false;
+    }
+  }
+
+  private async readPower(name: string): Promise<string> {
+    const bmc = this.node(name)?.bmc;
+    if (!bmc) return 'no BMC';
+    const t = await this.openBmc(bmc, Privilege.USER);
+    try {
+      return (await getChassisStatus(t, this.d.fencing.requestTimeoutMs)).power;
+    } finally {
+      await t.close();
+    }
+  }
+
+  private openBmc(bmc: NonNullable<NodeConfig['bmc']>, privilege: number): Promise<IpmiTransport> {
+    const open = this.d.openBmc ?? openRemoteBmc;
+    return open({ host: bmc.host, port: bmc.port, user: bmc.user, passwordFile: bmc.passwordFile, cipherSuite: bmc.cipherSuite, ...(bmc.kgFile ? { kgFile: bmc.kgFile } : {}), privilege, timeoutMs: this.d.fencing.requestTimeoutMs });
+  }
+
   private node(name: string): NodeConfig | undefined {
     return this.d.nodes.find((n) => n.name === name);
   }
@@ -102,11 +156,10 @@ export class PowerFence {
     }
     if (!operator && this.d.isAlive(name)) throw new FenceMootError(`${name} was heard from again: not fenced`);
     this.d.log.warn({ node: name, bmc: `${bmc.host}:${bmc.port}`, why }, 'power fence: powering the node off');
-    const open = this.d.openBmc ?? openRemoteBmc;
     let t: IpmiTransport;
     try {
       // Operator: enough for Chassis Control, and what a BMC user set aside for fencing usually has.
-      t = await open({ host: bmc.host, port: bmc.port, user: bmc.user, passwordFile: bmc.passwordFile, cipherSuite: bmc.cipherSuite, ...(bmc.kgFile ? { kgFile: bmc.kgFile } : {}), privilege: Privilege.OPERATOR, timeoutMs: requestTimeoutMs });
+      t = await this.openBmc(bmc, Privilege.OPERATOR);
     } catch (e) {
       throw new FenceFailedError(`power fence of ${name}: ${(e as Error).message}`);
     }
@@ -128,6 +181,7 @@ export class PowerFence {
       }
       const record = { node: name, tookMs: Math.round(performance.now() - start), at: Date.now() };
       this.fenced.set(name, record);
+      if (this.d.fencing.action === 'off') this.keptOff.set(name, performance.now());
       this.d.log.warn({ node: name, tookMs: record.tookMs }, 'power fence: the node is confirmed off');
       // fencing.action reboot: on again, once it is confirmed off (the fence holds either way: a node that
       // boots is a new incarnation, heard again before anything of it counts).

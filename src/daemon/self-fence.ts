@@ -20,6 +20,8 @@ export interface SelfFenceDeps {
   marginMs: number;
   /** Peers heard both ways now (heard from, and acknowledging this node's heartbeats). */
   heardBothWays(): number;
+  /** Peers powered off by this node's fences and still off by their BMC's word (src/daemon/power-fence.ts). */
+  keptOff(): number;
   hosting(): boolean;
   disks(): DiskTieBreaker;
   /** A peer's silence on the liveness clock (ms), or undefined while it is heard. */
@@ -31,16 +33,20 @@ export interface SelfFenceDeps {
 
 export class SelfFence {
   private readonly view = new ClusterView();
-  private last: ViewJudgement & { heard: number } = { valid: true, bound: false, why: 'not judged yet', heard: 1 };
+  /** The last judgement, with what it counted: nodes heard, and nodes in the quorum (fenced-off ones left out). */
+  private last: ViewJudgement & { heard: number; nodes: number };
   private publishedAt = -Infinity;
   private readonly published = new Map<string, PublishedView>();
 
-  constructor(private readonly d: SelfFenceDeps) {}
+  constructor(private readonly d: SelfFenceDeps) {
+    this.last = { valid: true, bound: false, why: 'not judged yet', heard: 1, nodes: d.nodes.length };
+  }
 
   /** Every tick: the judgement, the watchdog's lease renewed while it holds, the view published. */
   tick(now: number): void {
     const heard = 1 + this.d.heardBothWays();
-    const j = { ...this.view.judge({ nodes: this.d.nodes.length, heard, hosting: this.d.hosting(), disks: this.d.disks() }), heard };
+    const keptOff = this.d.keptOff();
+    const j = { ...this.view.judge({ nodes: this.d.nodes.length, keptOff, heard, hosting: this.d.hosting(), disks: this.d.disks() }), heard, nodes: this.d.nodes.length - keptOff };
     if (j.valid !== this.last.valid) {
       if (j.valid) this.d.log.info({ why: j.why }, 'cluster view valid again: the watchdog is tickled');
       else {
@@ -70,9 +76,13 @@ export class SelfFence {
     this.published.set(from, v);
   }
 
-  /** This node had quorum (three nodes or more) and is now in a minority: it must not power-fence the majority. */
+  /**
+   * This node had quorum (three nodes or more) and is now in a minority: it must not power-fence the
+   * majority. Nodes it powered off, and that stay off, are not counted: a lone survivor of three whose peers
+   * an operator fenced (vigil fence) is no minority.
+   */
   lostQuorum(): boolean {
-    return this.last.bound && this.last.heard * 2 < this.d.nodes.length;
+    return this.last.bound && this.last.heard * 2 < this.last.nodes;
   }
 
   /**
@@ -93,7 +103,7 @@ export class SelfFence {
   selfFencedInMs(peer: string): number | undefined {
     const silent = this.d.silentMs(peer);
     if (silent === undefined) return undefined;
-    return selfFencedInMs(this.published.get(peer), silent, this.last.heard, this.d.nodes.length, this.d.marginMs);
+    return selfFencedInMs(this.published.get(peer), silent, this.last.heard, this.last.nodes, this.d.marginMs);
   }
 
   status(): { valid: boolean; bound: boolean; why: string; watchdogBoundMs: number | null; peers: Record<string, PublishedView> } {

@@ -24,6 +24,11 @@ export type DiskTieBreaker = 'reachable' | 'lost' | 'none';
 export interface ViewInput {
   /** Configured nodes, this one included. */
   nodes: number;
+  /**
+   * Configured nodes confirmed off by a power fence and still off by their BMC's word (fencing.action off):
+   * they run nothing and cannot, so the quorum is counted without them.
+   */
+  keptOff?: number;
   /** Nodes heard both ways, this one included (so at least 1). */
   heard: number;
   /** Whether this node runs an app or holds a disk. */
@@ -48,15 +53,17 @@ export class ClusterView {
   private hadQuorum = false;
 
   judge(v: ViewInput): ViewJudgement {
-    const of = `hears ${v.heard} of ${v.nodes} nodes`;
-    if (hasQuorum(v.heard, v.nodes)) {
+    const off = v.keptOff ?? 0;
+    const nodes = v.nodes - off;
+    const of = `hears ${v.heard} of ${nodes} nodes${off ? ` (${off} more powered off by a fence)` : ''}`;
+    if (hasQuorum(v.heard, nodes)) {
       // A two-node cluster hearing its peer has "quorum" too, but it cannot be bound: alone, it is half.
-      if (v.nodes >= 3) this.hadQuorum = true;
+      if (nodes >= 3) this.hadQuorum = true;
       return { valid: true, bound: this.hadQuorum, why: `quorum: ${of}` };
     }
     const bound = this.hadQuorum;
     if (!v.hosting) return { valid: true, bound, why: `${of}, and hosts nothing` };
-    if (bound && v.heard * 2 < v.nodes) return { valid: false, bound, why: `lost quorum: ${of} (a minority) and hosts apps` };
+    if (bound && v.heard * 2 < nodes) return { valid: false, bound, why: `lost quorum: ${of} (a minority) and hosts apps` };
     if (v.disks === 'none') return { valid: true, bound, why: `${of}; no disk heartbeat to break the tie` };
     if (v.disks === 'reachable') return { valid: true, bound, why: `${of}; its disk heartbeat still works` };
     return { valid: false, bound, why: `cut off: ${of} and its disk heartbeat fails` };

@@ -78,6 +78,29 @@ if (ipmiSimUnavailable()) {
     t.match(c.log('a'), /in a minority of the cluster and fences nobody/);
   });
 
+  t.test('three nodes, two lose power: the lone survivor fences nobody until an operator fences one; then it takes the apps over', async (t) => {
+    // y on b (backup a). b and c lose power (no fence: their BMCs still say on). a, alone after quorum, is
+    // a minority that must not power the others off: y runs nowhere. An operator who knows b is dead
+    // powers it off through its BMC from a (vigil fence b): b is off and stays off by its BMC's word, so a
+    // is half of the two nodes left, no minority, and takes y over.
+    const command = (_mnt: string, vip: string | undefined) => nameServer(vip);
+    const { c, bmcs } = await fencedCluster(t, [{ tag: 'y', primary: 'b', backup: 'a', vip: true, command }], { nodes: ['a', 'b', 'c'] });
+    for (const n of ['a', 'b', 'c']) c.start(n);
+    await until('b serves y', async () => ((await c.probe(c.vip(0))) === 'b' ? true : undefined), 60_000, 250);
+    await c.powerOff('b');
+    await c.powerOff('c');
+    await until('a refuses to take y over from a minority', async () => (/in a minority of the cluster and fences nobody/.test(c.log('a')) ? true : undefined), 30_000, 200);
+    t.match((await c.status('a')).view, { why: /hears 1 of 3 nodes/ });
+    t.same(await bmcs.b!.actions(), [], 'a did not power b off');
+    const r = await runCli('vigil', ['--json', 'fence', 'b', '--yes', '--socket', c.socket('a')]);
+    t.equal(r.code, 0, r.stderr);
+    t.match(JSON.parse(r.stdout), { node: 'b', power: 'off', wasAlive: false });
+    await until('a serves y', async () => ((await c.probe(c.vip(0))) === 'a' ? true : undefined), 30_000, 200);
+    t.match((await c.status('a')).view, { why: /hears 1 of 2 nodes \(1 more powered off by a fence\)/ });
+    t.same(await bmcs.b!.actions(), ['power 0'], "only the operator's fence");
+    t.same(await bmcs.c!.actions(), [], 'c, hosting nothing, was not fenced');
+  });
+
   t.test('vigil fence NODE: an operator powers a live node off through its BMC; the survivor takes its app over', async (t) => {
     const { c, bmcs } = await fencedCluster(t, [{ tag: 'x', primary: 'a', backup: 'b', vip: true }]);
     await primaryServing(c);

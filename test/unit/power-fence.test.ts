@@ -64,6 +64,47 @@ if (ipmiSimUnavailable()) {
     t.equal(await sim.power(), 'on');
   });
 
+  t.test('a node fenced off stays out of the quorum only while its BMC says off: on again, or silent, it counts at once', async (t) => {
+    await reset();
+    let now = 1000;
+    let alive = false;
+    const f = fence({ alive: () => alive });
+    t.same(f.keptOffNodes(now, 6000), [], 'nothing fenced yet');
+    await f.fence('b', 'test');
+    const fencedAt = performance.now();
+    t.same(f.keptOffNodes(fencedAt, 6000), ['b'], 'confirmed off');
+    t.same(f.keptOffNodes(fencedAt + 7000, 6000), [], 'an answer holds 6 s');
+    await f.recheckKeptOff(() => now);
+    t.same(f.keptOffNodes(now, 6000), ['b'], 'read again: still off');
+    await sim.setPower(true);
+    now = 2000;
+    await f.recheckKeptOff(() => now);
+    t.same(f.keptOffNodes(now, 6000), [], 'its BMC says on: counted again');
+
+    await reset();
+    const g = fence({ alive: () => alive });
+    await g.fence('b', 'test');
+    sim.freeze();
+    try {
+      await g.recheckKeptOff(() => now);
+    } finally {
+      sim.thaw();
+    }
+    t.same(g.keptOffNodes(now, 6000), [], 'its BMC does not answer: counted again');
+
+    await reset();
+    const h = fence({ alive: () => alive });
+    await h.fence('b', 'test');
+    alive = true;
+    t.same(h.keptOffNodes(performance.now(), 6000), [], 'heard from again: counted');
+    alive = false;
+
+    await reset();
+    const r = fence({ fencing: { action: 'reboot' } });
+    await r.fence('b', 'test');
+    t.same(r.keptOffNodes(performance.now(), 6000), [], 'fencing.action reboot: it comes back by design, never kept off');
+  });
+
   t.test('the takeovers of several apps from one node share one fence', async (t) => {
     await reset();
     const f = fence();

@@ -32,6 +32,32 @@ t.test('two nodes: never bound; alone, the disk heartbeat decides, and without d
   t.match(v.judge({ nodes: 2, heard: 1, hosting: true, disks: 'none' }), { valid: true });
 });
 
+t.test('nodes powered off by a fence and kept off are not counted: a lone survivor of three whose peers were fenced off holds quorum', async (t) => {
+  const v = new ClusterView();
+  t.match(judge(v, { heard: 3 }), { valid: true, bound: true });
+  t.match(judge(v, { heard: 1, keptOff: 0 }), { valid: false, why: 'lost quorum: hears 1 of 3 nodes (a minority) and hosts apps' });
+  t.match(judge(v, { heard: 1, keptOff: 1 }), { valid: true, why: 'hears 1 of 2 nodes (1 more powered off by a fence); no disk heartbeat to break the tie' }, 'one fenced off: half, the disks decide');
+  t.match(judge(v, { heard: 1, keptOff: 2 }), { valid: true, why: 'quorum: hears 1 of 1 nodes (2 more powered off by a fence)' });
+
+  let keptOff = 0;
+  const { f } = fence({ heard: () => 0, keptOff: () => keptOff });
+  f.tick(0);
+  t.equal(f.lostQuorum(), false, 'never had quorum: not bound');
+  // The same node over time: quorum, then alone.
+  let heard = 2;
+  const one = fence({ heard: () => heard, keptOff: () => keptOff });
+  one.f.tick(0);
+  heard = 0;
+  one.f.tick(100);
+  t.equal(one.f.lostQuorum(), true, 'alone after quorum: a minority, it fences nobody');
+  keptOff = 1;
+  one.f.tick(200);
+  t.equal(one.f.lostQuorum(), false, 'one of the two silent nodes confirmed off: half, no minority');
+  keptOff = 0;
+  one.f.tick(300);
+  t.equal(one.f.lostQuorum(), true, 'its BMC no longer says off: a minority again');
+});
+
 t.test('an even split of four: each half keeps its view while it reaches the disks', async (t) => {
   const v = new ClusterView();
   v.judge({ nodes: 4, heard: 4, hosting: true, disks: 'reachable' });
@@ -57,7 +83,7 @@ function fence(over: Partial<SelfFenceDeps> & { heard?: () => number; hosting?: 
   const watchdog = { renew: () => { renewals++; }, snapshot: () => ({ armed: true, resets: true, timeoutMs: 3000, path: '/dev/watchdog' }) } as never;
   const f = new SelfFence({
     nodes, peers: nodes.slice(1), watchdog: () => watchdog, cutToLapseMs: 5400, marginMs: 1000,
-    heardBothWays: over.heard ?? (() => 2), hosting: over.hosting ?? (() => true), disks: () => 'none',
+    heardBothWays: over.heard ?? (() => 2), keptOff: over.keptOff ?? (() => 0), hosting: over.hosting ?? (() => true), disks: () => 'none',
     silentMs: over.silentMs ?? (() => undefined), send: (_p, m) => sent.push(m),
     log: { warn() {}, info() {} }, notices: { add() {} },
   });
