@@ -9,7 +9,7 @@ import { moduleBeside } from '../support/paths.js';
 
 const child = moduleBeside(import.meta.url, '../support/thread-start-child');
 
-for (const which of ['sg', 'heartbeat']) {
+for (const which of ['sg', 'ipmi', 'modem', 'heartbeat']) {
   t.test(`${which}: a thread that cannot be created is an EAGAIN error from the constructor, not an abort`, async (t) => {
     // Threads get 64 MiB stacks (glibc takes the default from RLIMIT_STACK at start), and the child leaves
     // itself 32 MiB of address space: room for any allocation on the way (coverage adds some), none for
