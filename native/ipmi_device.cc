@@ -151,7 +151,7 @@ void IpmiDeviceState::WakeThread() {
 // is a Buffer when errno is 0. waitNs: queued to sent; answerNs: sent to answered (or failed).
 void DeliverIpmiResponse(Napi::Env env, Napi::Function dispatch, IpmiDeviceState* state, IpmiRequest* r) {
   std::unique_ptr<IpmiRequest> owned(r);
-  if (env == nullptr) return;
+  if (env == nullptr || !JsCanRun(env)) return;  // the environment is being torn down
   state->HoldLoopAnswered(env);
   Napi::Value data = env.Undefined();
   if (r->id != 0 && r->err == 0) data = Napi::Buffer<uint8_t>::Copy(env, r->data.data(), r->data.size());

@@ -300,7 +300,7 @@ void ModemWatcherState::WakeThread() { Kick(*this); }
 // setId?, errno?, code?, syscall?, message? }). levels and counts are null on an error.
 void DeliverModemEvent(Napi::Env env, Napi::Function callback, ModemWatcherState*, ModemEvent* e) {
   std::unique_ptr<ModemEvent> owned(e);
-  if (env == nullptr) return;
+  if (env == nullptr || !JsCanRun(env)) return;  // the environment is being torn down
   Napi::Object o = Napi::Object::New(env);
   o.Set("kind", Napi::String::New(env, KindName(e->kind)));
   o.Set("seq", Napi::Number::New(env, double(e->seq)));

@@ -179,7 +179,7 @@ void Serve(std::shared_ptr<DeviceState> s) {
 // call, deliverNs end of the ioctl to this callback (the JS thread's wake-up).
 void DeliverCompletion(Napi::Env env, Napi::Function dispatch, DeviceState* state, Command* c) {
   std::unique_ptr<Command> owned(c);
-  if (env == nullptr) return;  // the TSFN is being torn down with the environment
+  if (env == nullptr || !JsCanRun(env)) return;  // the environment is being torn down
   const int64_t now = MonoNs();
   state->HoldLoopAnswered(env);
 

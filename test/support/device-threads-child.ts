@@ -1,4 +1,4 @@
-// A child for test/unit/device-threads.test.ts: the device objects (SgDevice, IpmiDevice)
+// A child for test/unit/device-threads.test.ts: the device objects (SgDevice, IpmiDevice, ModemLineWatcher)
 // left to the end of their environment or to the garbage collector, counted by what the process holds.
 // Prints one JSON line { before, after } of { threads, fds } (from /proc/self) and exits 0.
 //
@@ -34,6 +34,8 @@ const workerBody = `
   ipmi.submit(1, 6, 1, Buffer.alloc(0), 1000);
   keep.push(ipmi);
   new addon.IpmiDevice('/dev/vigil-no-such-bmc', () => {}).close();
+  keep.push(new addon.ModemLineWatcher('/dev/null', { onEvent: () => {} }));
+  new addon.ModemLineWatcher('/dev/vigil-no-such-port', { onEvent: () => {} }).stop();
   globalThis.keep = keep;
   parentPort.postMessage('made');
   if (workerData.end === 'exit') process.exit(0);
