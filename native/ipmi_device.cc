@@ -135,7 +135,6 @@ void Serve(std::shared_ptr<IpmiDeviceState> s) {
     s->Post(r);
   }
   if (fd >= 0) close(fd);
-  close(s->wakeFd);
   std::lock_guard<std::mutex> lock(s->mutex);
   s->ReleaseLocked();
 }
@@ -145,6 +144,10 @@ void Serve(std::shared_ptr<IpmiDeviceState> s) {
 void IpmiDeviceState::WakeThread() {
   uint64_t one = 1;
   (void)!write(wakeFd, &one, sizeof one);
+}
+
+IpmiDeviceState::~IpmiDeviceState() {
+  if (wakeFd >= 0) close(wakeFd);
 }
 
 // dispatch(id, errno, failedCall, data, waitNs, answerNs): id 0 is the open; data (completion code first)
@@ -194,7 +197,6 @@ IpmiDevice::IpmiDevice(const Napi::CallbackInfo& info) : Napi::ObjectWrap<IpmiDe
   if (rc != 0) {
     state_->queue.clear();
     delete openReq;
-    close(state_->wakeFd);
     closed_ = true;
     SystemError(env, rc, "pthread_create", "IpmiDevice: thread").ThrowAsJavaScriptException();
   }

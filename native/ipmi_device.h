@@ -44,10 +44,13 @@ void DeliverIpmiResponse(Napi::Env env, Napi::Function dispatch, IpmiDeviceState
 // carries the responses).
 struct IpmiDeviceState : ServedByThread<IpmiDeviceState, IpmiRequest, DeliverIpmiResponse> {
   std::string path;
-  int wakeFd = -1;                  // eventfd: a request queued, or stop (WakeThread)
+  // eventfd: a request queued, or stop (WakeThread). Closed with the state, not by the thread as it ends:
+  // the object collected at the environment's teardown still writes to it after the thread has gone.
+  int wakeFd = -1;
   std::deque<IpmiRequest*> queue;   // guarded by mutex
   uint64_t strays = 0;              // guarded by mutex: responses that matched no request in flight (late, or not ours)
   void WakeThread();
+  ~IpmiDeviceState();
 };
 
 class IpmiDevice : public Napi::ObjectWrap<IpmiDevice> {

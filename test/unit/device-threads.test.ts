@@ -4,6 +4,9 @@
 // threads end, their descriptors close, and nothing crashes. No real device is needed: the threads fail
 // their opens and then wait for work or stop like any other.
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import t, { type Test } from 'tap';
@@ -29,6 +32,27 @@ t.test('workers that end (terminated, returning, exiting, throwing) with devices
 
 t.test('devices dropped without close() stop their threads once collected', async (t) => {
   runChild(t, 'gc', ['--expose-gc']);
+});
+
+t.test('nothing writes to a BMC thread\'s wake-up descriptor after it is closed, not even the object collected at exit after its thread ended', async (t) => {
+  // Natural exit with open devices: the teardown hook wakes each thread, which ends; then Node collects
+  // the objects, and each one's stop wakes its thread again. The descriptor used to be closed by the
+  // thread, so that last write went to a closed descriptor (EBADF), or to whatever had reused its number.
+  // Seen from outside with strace (scripts/setup installs it; without it this fails, it does not skip):
+  // only failed calls (-Z), the wake-up's eight bytes.
+  const script = `
+    const { nativeAddon } = await import(${JSON.stringify(new URL('../../src/native.js', import.meta.url).href)});
+    const { IpmiDevice } = nativeAddon();
+    let opened = 0;
+    for (let i = 0; i < 8; i++) new IpmiDevice('/dev/vigil-no-such-bmc', (id) => { if (id === 0) opened++; });
+    while (opened < 8) await new Promise((r) => setTimeout(r, 5));`;
+  const dir = mkdtempSync(join(tmpdir(), 'vigil-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const trace = join(dir, 'trace');
+  const r = spawnSync('strace', ['-f', '-qq', '-Z', '-e', 'trace=write', '-o', trace, process.execPath, ...process.execArgv, '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 60_000 });
+  t.same([r.status, r.signal], [0, null], `exit 0 (stderr: ${r.stderr.trim().slice(-200)})`);
+  const stale = readFileSync(trace, 'utf8').split('\n').filter((l) => l.includes('write(') && l.includes('"\\1\\0\\0\\0\\0\\0\\0\\0", 8') && l.includes('EBADF'));
+  t.same(stale, [], 'no wake-up written to a closed descriptor');
 });
 
 t.test('close() twice is a no-op, and a closed object refuses work with its own message', async (t) => {
