@@ -19,12 +19,6 @@
 namespace vigil {
 namespace {
 
-// Hands a finished request to JavaScript, or drops it when the environment is gone.
-void Finish(IpmiDeviceState* s, IpmiRequest* r) {
-  std::lock_guard<std::mutex> lock(s->mutex);
-  if (!s->envAlive || s->responses.NonBlockingCall(r) != napi_ok) delete r;
-}
-
 // msgid is the request's id: unique and increasing for the life of the descriptor, so a late response can
 // never match a newer request.
 int Send(int fd, IpmiRequest* r) {
@@ -52,7 +46,7 @@ void Serve(std::shared_ptr<IpmiDeviceState> s) {
           r->failedCall = 1;
         }
         r->answeredNs = MonoNs();
-        Finish(s.get(), r);
+        s->Post(r);
         continue;
       }
       r->sentNs = MonoNs();
@@ -68,7 +62,7 @@ void Serve(std::shared_ptr<IpmiDeviceState> s) {
         continue;
       }
       r->answeredNs = MonoNs();
-      Finish(s.get(), r);
+      s->Post(r);
     }
     if (stopping) break;
 
@@ -108,7 +102,7 @@ void Serve(std::shared_ptr<IpmiDeviceState> s) {
         r->data.assign(dataBuf, dataBuf + recv.msg.data_len);
         r->answeredNs = MonoNs();
         if (r->data.empty()) r->err = EPROTO;  // no completion code: not a response
-        Finish(s.get(), r);
+        s->Post(r);
       }
     }
     if (fd >= 0 && (fds[1].revents & (POLLERR | POLLHUP | POLLNVAL))) {
@@ -117,7 +111,7 @@ void Serve(std::shared_ptr<IpmiDeviceState> s) {
         r->err = ENODEV;
         r->failedCall = 2;
         r->answeredNs = MonoNs();
-        Finish(s.get(), r);
+        s->Post(r);
       }
       inFlight.clear();
       close(fd);
@@ -128,7 +122,7 @@ void Serve(std::shared_ptr<IpmiDeviceState> s) {
       if (it->second->deadlineNs <= now) {
         it->second->err = ETIMEDOUT;
         it->second->answeredNs = now;
-        Finish(s.get(), it->second);
+        s->Post(it->second);
         it = inFlight.erase(it);
       } else {
         ++it;
@@ -138,33 +132,30 @@ void Serve(std::shared_ptr<IpmiDeviceState> s) {
   for (auto& [id, r] : inFlight) {
     r->err = ECANCELED;
     r->answeredNs = MonoNs();
-    Finish(s.get(), r);
+    s->Post(r);
   }
   if (fd >= 0) close(fd);
-  close(s->wakeFd);
   std::lock_guard<std::mutex> lock(s->mutex);
-  if (s->envAlive) s->responses.Release();
-}
-
-void OnEnvTeardown(void* arg) {
-  auto* s = static_cast<IpmiDeviceState*>(arg);
-  {
-    std::lock_guard<std::mutex> lock(s->mutex);
-    s->envAlive = false;
-    s->stopping = true;
-  }
-  uint64_t one = 1;
-  (void)!write(s->wakeFd, &one, sizeof one);
+  s->ReleaseLocked();
 }
 
 }  // namespace
+
+void IpmiDeviceState::WakeThread() {
+  uint64_t one = 1;
+  (void)!write(wakeFd, &one, sizeof one);
+}
+
+IpmiDeviceState::~IpmiDeviceState() {
+  if (wakeFd >= 0) close(wakeFd);
+}
 
 // dispatch(id, errno, failedCall, data, waitNs, answerNs): id 0 is the open; data (completion code first)
 // is a Buffer when errno is 0. waitNs: queued to sent; answerNs: sent to answered (or failed).
 void DeliverIpmiResponse(Napi::Env env, Napi::Function dispatch, IpmiDeviceState* state, IpmiRequest* r) {
   std::unique_ptr<IpmiRequest> owned(r);
-  if (env == nullptr) return;
-  if (--state->inflight == 0 && state->keepsLoopAlive) state->responses.Unref(env);
+  if (env == nullptr || !JsCanRun(env)) return;  // the environment is being torn down
+  state->HoldLoopAnswered(env);
   Napi::Value data = env.Undefined();
   if (r->id != 0 && r->err == 0) data = Napi::Buffer<uint8_t>::Copy(env, r->data.data(), r->data.size());
   int64_t sent = r->sentNs != 0 ? r->sentNs : r->answeredNs;
@@ -195,28 +186,17 @@ IpmiDevice::IpmiDevice(const Napi::CallbackInfo& info) : Napi::ObjectWrap<IpmiDe
     SystemError(env, errno, "eventfd", "IpmiDevice").ThrowAsJavaScriptException();
     return;
   }
-  auto* keepAlive = new std::shared_ptr<IpmiDeviceState>(state_);
-  state_->responses = IpmiResponseFn::New(
-      env, info[1].As<Napi::Function>(), "vigil:ipmi", 0, 1, state_.get(),
-      [](Napi::Env env, std::shared_ptr<IpmiDeviceState>* holder, IpmiDeviceState* s) {
-        if (s->envAlive) napi_remove_env_cleanup_hook(env, OnEnvTeardown, s);
-        delete holder;
-      },
-      keepAlive);
-  napi_add_env_cleanup_hook(env, OnEnvTeardown, state_.get());
+  IpmiDeviceState::Connect(state_, env, info[1].As<Napi::Function>(), "vigil:ipmi", 0);
 
   auto* openReq = new IpmiRequest();
   openReq->queuedNs = MonoNs();
   state_->queue.push_back(openReq);
-  state_->inflight = 1;
+  state_->HoldLoopFor(env);
   std::shared_ptr<IpmiDeviceState> s = state_;
-  int rc = StartOwnedThread([s] { Serve(s); });
+  int rc = state_->Start([s] { Serve(s); });
   if (rc != 0) {
     state_->queue.clear();
     delete openReq;
-    state_->inflight = 0;
-    state_->responses.Release();
-    close(state_->wakeFd);
     closed_ = true;
     SystemError(env, rc, "pthread_create", "IpmiDevice: thread").ThrowAsJavaScriptException();
   }
@@ -224,19 +204,10 @@ IpmiDevice::IpmiDevice(const Napi::CallbackInfo& info) : Napi::ObjectWrap<IpmiDe
 
 IpmiDevice::~IpmiDevice() { Stop(); }
 
-void IpmiDevice::Wake() {
-  uint64_t one = 1;
-  (void)!write(state_->wakeFd, &one, sizeof one);
-}
-
 void IpmiDevice::Stop() {
   if (!state_ || closed_) return;
   closed_ = true;
-  {
-    std::lock_guard<std::mutex> lock(state_->mutex);
-    state_->stopping = true;
-  }
-  Wake();
+  state_->RequestStop();
 }
 
 // submit(id, netfn, cmd, data: Buffer, timeoutMs)
@@ -277,8 +248,8 @@ Napi::Value IpmiDevice::Submit(const Napi::CallbackInfo& info) {
     std::lock_guard<std::mutex> lock(state_->mutex);
     state_->queue.push_back(r);
   }
-  Wake();
-  if (state_->inflight++ == 0 && state_->keepsLoopAlive) state_->responses.Ref(env);
+  state_->WakeThread();
+  state_->HoldLoopFor(env);
   return env.Undefined();
 }
 
@@ -290,10 +261,7 @@ Napi::Value IpmiDevice::Strays(const Napi::CallbackInfo& info) {
 // Requests in flight are answered ECANCELED; a closed device no longer holds the event loop open.
 Napi::Value IpmiDevice::Close(const Napi::CallbackInfo& info) {
   Stop();
-  if (state_ && state_->keepsLoopAlive) {
-    state_->keepsLoopAlive = false;
-    if (state_->inflight > 0) state_->responses.Unref(info.Env());
-  }
+  if (state_) state_->HoldLoopNoMore(info.Env());
   return info.Env().Undefined();
 }
 

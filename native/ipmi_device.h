@@ -12,13 +12,13 @@
 
 #include <napi.h>
 
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
+
+#include "served_by_thread.h"
 
 namespace vigil {
 
@@ -39,24 +39,18 @@ struct IpmiRequest {
 
 struct IpmiDeviceState;
 void DeliverIpmiResponse(Napi::Env env, Napi::Function dispatch, IpmiDeviceState* state, IpmiRequest* r);
-using IpmiResponseFn = Napi::TypedThreadSafeFunction<IpmiDeviceState, IpmiRequest, DeliverIpmiResponse>;
 
-// Shared by the JS object and its thread (shared_ptr: the thread may outlive the object).
-struct IpmiDeviceState {
+// Shared by the JS object and its thread (served_by_thread.h: the mutex, the stop request, the TSFN that
+// carries the responses).
+struct IpmiDeviceState : ServedByThread<IpmiDeviceState, IpmiRequest, DeliverIpmiResponse> {
   std::string path;
-  int wakeFd = -1;                // eventfd: a request queued, or stop
-  std::mutex mutex;               // guards what follows, up to `inflight`
-  std::deque<IpmiRequest*> queue;
-  bool stopping = false;
-  // Node deletes a TSFN at environment teardown even while a thread holds it: the thread touches
-  // `responses` only under the mutex and while this is true; a cleanup hook registered after the TSFN
-  // (so run before Node's own) clears it.
-  bool envAlive = true;
-  uint64_t strays = 0;            // responses that matched no request in flight (late, or not ours)
-  IpmiResponseFn responses;
-  // JS thread only: requests handed over and not yet answered (the TSFN holds the loop only while > 0).
-  uint32_t inflight = 0;
-  bool keepsLoopAlive = true;
+  // eventfd: a request queued, or stop (WakeThread). Closed with the state, not by the thread as it ends:
+  // the object collected at the environment's teardown still writes to it after the thread has gone.
+  int wakeFd = -1;
+  std::deque<IpmiRequest*> queue;   // guarded by mutex
+  uint64_t strays = 0;              // guarded by mutex: responses that matched no request in flight (late, or not ours)
+  void WakeThread();
+  ~IpmiDeviceState();
 };
 
 class IpmiDevice : public Napi::ObjectWrap<IpmiDevice> {
@@ -70,7 +64,6 @@ class IpmiDevice : public Napi::ObjectWrap<IpmiDevice> {
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value Strays(const Napi::CallbackInfo& info);
   void Stop();
-  void Wake();
 
   std::shared_ptr<IpmiDeviceState> state_;
   bool closed_ = false;

@@ -82,7 +82,7 @@ bool Deliver(ModemWatcherState& s, ModemEvent* e, bool mustArrive) {
       std::lock_guard<std::mutex> lock(s.mutex);
       if (!s.envAlive) break;
       e->dropped = s.dropped;
-      status = s.events.NonBlockingCall(e);
+      status = s.tsfn.NonBlockingCall(e);
       if (status == napi_ok) return true;
       if (status != napi_queue_full || !mustArrive || attempt >= 1000) {
         s.dropped++;
@@ -279,16 +279,7 @@ out:
   s.haveTimer = false;
   s.exited = true;
   if (fd >= 0) close(fd);
-  if (s.envAlive) s.events.Release();
-}
-
-// Runs on the JS thread when the environment is torn down, before Node deletes the TSFN.
-void OnEnvTeardown(void* arg) {
-  auto* s = static_cast<ModemWatcherState*>(arg);
-  std::lock_guard<std::mutex> lock(s->mutex);
-  s->envAlive = false;
-  s->stopping = true;
-  Kick(*s);
+  s.ReleaseLocked();
 }
 
 const char* KindName(int kind) {
@@ -303,11 +294,13 @@ const char* KindName(int kind) {
 
 }  // namespace
 
+void ModemWatcherState::WakeThread() { Kick(*this); }
+
 // Runs on the JS thread: callback({ kind, seq, atNs: bigint, levels, tiocm, counts, dropped, wakes, polling,
 // setId?, errno?, code?, syscall?, message? }). levels and counts are null on an error.
 void DeliverModemEvent(Napi::Env env, Napi::Function callback, ModemWatcherState*, ModemEvent* e) {
   std::unique_ptr<ModemEvent> owned(e);
-  if (env == nullptr) return;
+  if (env == nullptr || !JsCanRun(env)) return;  // the environment is being torn down
   Napi::Object o = Napi::Object::New(env);
   o.Set("kind", Napi::String::New(env, KindName(e->kind)));
   o.Set("seq", Napi::Number::New(env, double(e->seq)));
@@ -389,31 +382,22 @@ ModemLineWatcher::ModemLineWatcher(const Napi::CallbackInfo& info) : Napi::Objec
     int bit = name[0] == 'd' ? TIOCM_DTR : TIOCM_RTS;
     (v.As<Napi::Boolean>().Value() ? s->initialSet : s->initialClear) |= bit;
   }
-  auto* keepAlive = new std::shared_ptr<ModemWatcherState>(s);
-  s->events = ModemEventFn::New(
-      env, o.Get("onEvent").As<Napi::Function>(), "vigil:modem-lines", size_t(queueSize), 1, s.get(),
-      [](Napi::Env env, std::shared_ptr<ModemWatcherState>* holder, ModemWatcherState* st) {
-        if (st->envAlive) napi_remove_env_cleanup_hook(env, OnEnvTeardown, st);
-        delete holder;
-      },
-      keepAlive);
-  napi_add_env_cleanup_hook(env, OnEnvTeardown, s.get());
+  ModemWatcherState::Connect(s, env, o.Get("onEvent").As<Napi::Function>(), "vigil:modem-lines", size_t(queueSize));
   state_ = s;
   pthread_t thread;
   int rc;
   {
     // Under the lock: the thread reads `thread` (to kick itself) only after taking it.
     std::lock_guard<std::mutex> lock(s->mutex);
-    rc = StartOwnedThread([s] { Watch(s); }, &thread);
+    rc = s->Start([s] { Watch(s); }, &thread);
     if (rc == 0) {
       s->thread = thread;
       s->threadKnown = true;
     }
   }
-  if (rc != 0) {
+  if (rc != 0) {  // Start released the TSFN
     state_.reset();
     stopped_ = true;
-    s->events.Release();
     SystemError(env, rc, "pthread_create", "modem lines: watcher thread").ThrowAsJavaScriptException();
   }
 }
@@ -423,9 +407,7 @@ ModemLineWatcher::~ModemLineWatcher() { StopThread(); }
 void ModemLineWatcher::StopThread() {
   if (!state_ || stopped_) return;
   stopped_ = true;
-  std::lock_guard<std::mutex> lock(state_->mutex);
-  state_->stopping = true;
-  Kick(*state_);
+  state_->RequestStop();
 }
 
 // setLines(id, { dtr?: boolean, rts?: boolean }): done by the thread (a USB adapter's TIOCMBIS is a control
@@ -472,8 +454,9 @@ Napi::Value ModemLineWatcher::Stop(const Napi::CallbackInfo& info) {
   StopThread();
   if (state_ && state_->keepsLoopAlive) {
     state_->keepsLoopAlive = false;
+    // Not once the thread has ended: its TSFN may be finalized already.
     std::lock_guard<std::mutex> lock(state_->mutex);
-    if (state_->envAlive && !state_->exited) state_->events.Unref(info.Env());
+    if (state_->envAlive && !state_->exited) state_->tsfn.Unref(info.Env());
   }
   return info.Env().Undefined();
 }

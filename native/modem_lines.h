@@ -34,8 +34,9 @@
 
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
+
+#include "served_by_thread.h"
 
 namespace vigil {
 
@@ -58,20 +59,18 @@ struct ModemEvent {
 
 struct ModemWatcherState;
 void DeliverModemEvent(Napi::Env env, Napi::Function callback, ModemWatcherState* state, ModemEvent* event);
-using ModemEventFn = Napi::TypedThreadSafeFunction<ModemWatcherState, ModemEvent, DeliverModemEvent>;
 
-// Shared by the JS object and the thread (shared_ptr: the thread may outlive the object).
-struct ModemWatcherState {
+// Shared by the JS object and the thread (served_by_thread.h: the mutex, the stop request, the TSFN that
+// carries the events).
+struct ModemWatcherState : ServedByThread<ModemWatcherState, ModemEvent, DeliverModemEvent> {
   std::string path;
   int wakeSignal = 0;
   int64_t rescanNs = 0;      // 0: no periodic rescan (requests still re-kick every 2 ms)
   int initialSet = 0;        // TIOCM_DTR/TIOCM_RTS to raise right after the open ...
   int initialClear = 0;      // ... and to lower
 
-  std::mutex mutex;          // guards everything below
-  bool envAlive = true;      // false once the environment is torn down: the TSFN is then gone
-  bool stopping = false;
-  bool exited = false;       // the thread is past its last use of `thread` and `timer`
+  // Guarded by mutex, from here to `dropped`.
+  bool exited = false;       // the thread is past its last use of `thread`, `timer` and the TSFN
   bool threadKnown = false;
   pthread_t thread{};
   bool haveTimer = false;
@@ -80,8 +79,9 @@ struct ModemWatcherState {
   double setId = 0;
   int setMask = 0, clearMask = 0;
   uint64_t dropped = 0;
-  ModemEventFn events;
-  bool keepsLoopAlive = true;  // JS thread only
+  // JS thread only. The TSFN holds the event loop for the thread's whole life, until stop().
+  bool keepsLoopAlive = true;
+  void WakeThread();  // mutex held: Kick
 };
 
 class ModemLineWatcher : public Napi::ObjectWrap<ModemLineWatcher> {

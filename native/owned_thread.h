@@ -68,4 +68,13 @@ inline void CallFromThread(Napi::Env env, Napi::Function callback, std::initiali
   napi_call_function(env, env.Undefined(), callback, args.size(), args.begin(), &result);
 }
 
+// False in that same window. Node then refuses every call that could run JavaScript, creating a Buffer and
+// setting a property among them, and node-addon-api turns those refusals into the same fatal error: a
+// call_js asks this before it builds its arguments, and drops the call. (napi_coerce_to_bool is one such
+// call that allocates nothing.)
+inline bool JsCanRun(Napi::Env env) {
+  napi_value result;
+  return napi_coerce_to_bool(env, env.Undefined(), &result) == napi_ok;
+}
+
 }  // namespace vigil

@@ -161,26 +161,11 @@ void Serve(std::shared_ptr<DeviceState> s) {
     } else {
       RunCommand(fd, isSg, c);
     }
-    {
-      std::lock_guard<std::mutex> lock(s->mutex);
-      if (!s->envAlive || s->completions.NonBlockingCall(c) != napi_ok) delete c;
-    }
+    s->Post(c);
   }
   if (fd >= 0) close(fd);
   std::lock_guard<std::mutex> lock(s->mutex);
-  if (s->envAlive) s->completions.Release();
-}
-
-// Runs on the JS thread when the environment is torn down (process exit, worker end), before Node
-// deletes the TSFN: from here on the device thread leaves the TSFN alone.
-void OnEnvTeardown(void* arg) {
-  auto* s = static_cast<DeviceState*>(arg);
-  {
-    std::lock_guard<std::mutex> lock(s->mutex);
-    s->envAlive = false;
-    s->stopping = true;
-  }
-  s->wake.notify_one();
+  s->ReleaseLocked();
 }
 
 }  // namespace
@@ -194,9 +179,9 @@ void OnEnvTeardown(void* arg) {
 // call, deliverNs end of the ioctl to this callback (the JS thread's wake-up).
 void DeliverCompletion(Napi::Env env, Napi::Function dispatch, DeviceState* state, Command* c) {
   std::unique_ptr<Command> owned(c);
-  if (env == nullptr) return;  // the TSFN is being torn down with the environment
+  if (env == nullptr || !JsCanRun(env)) return;  // the environment is being torn down
   const int64_t now = MonoNs();
-  if (--state->inflight == 0 && state->keepsLoopAlive) state->completions.Unref(env);
+  state->HoldLoopAnswered(env);
 
   if (c->id == 0) {
     CallFromThread(env, dispatch, {Napi::Number::New(env, 0), Napi::Number::New(env, c->err),
@@ -242,32 +227,20 @@ SgDevice::SgDevice(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SgDevice>(
   }
   state_ = std::make_shared<DeviceState>();
   state_->path = info[0].As<Napi::String>().Utf8Value();
-  auto* keepAlive = new std::shared_ptr<DeviceState>(state_);
-  state_->completions = CompletionFn::New(
-      env, info[1].As<Napi::Function>(), "vigil:sg", 0, 1, state_.get(),
-      [](Napi::Env env, std::shared_ptr<DeviceState>* holder, DeviceState* s) {
-        // The thread has released the TSFN (or the environment is going): the hook is no longer needed.
-        if (s->envAlive) napi_remove_env_cleanup_hook(env, OnEnvTeardown, s);
-        delete holder;
-      },
-      keepAlive);
-  // After the TSFN: cleanup hooks run last-registered first, so this one runs before Node's own.
-  napi_add_env_cleanup_hook(env, OnEnvTeardown, state_.get());
+  DeviceState::Connect(state_, env, info[1].As<Napi::Function>(), "vigil:sg", 0);
 
   auto* openCmd = new Command();
   openCmd->id = 0;
   openCmd->queuedNs = MonoNs();
   state_->queue.push_back(openCmd);
-  state_->inflight = 1;
+  state_->HoldLoopFor(env);
   std::shared_ptr<DeviceState> s = state_;
-  int rc = StartOwnedThread([s] { Serve(s); });
+  int rc = state_->Start([s] { Serve(s); });
   if (rc != 0) {
-    // No thread: nothing will answer. The TSFN goes (its finalizer removes the cleanup hook), and the
-    // constructor throws, so the object is never used.
+    // No thread: nothing will answer. Start released the TSFN (its finalizer removes the cleanup hook),
+    // and the constructor throws, so the object is never used.
     state_->queue.clear();
     delete openCmd;
-    state_->inflight = 0;
-    state_->completions.Release();
     closed_ = true;
     SystemError(env, rc, "pthread_create", "SgDevice: device thread").ThrowAsJavaScriptException();
   }
@@ -278,11 +251,7 @@ SgDevice::~SgDevice() { Stop(); }
 void SgDevice::Stop() {
   if (!state_ || closed_) return;
   closed_ = true;
-  {
-    std::lock_guard<std::mutex> lock(state_->mutex);
-    state_->stopping = true;
-  }
-  state_->wake.notify_one();
+  state_->RequestStop();
 }
 
 // submit(id, cdb, direction, dataOutOrInLength, timeoutMs)
@@ -399,7 +368,7 @@ void SgDevice::Enqueue(Napi::Env env, std::unique_ptr<Command> c) {
     state_->queue.push_back(c.release());
   }
   state_->wake.notify_one();
-  if (state_->inflight++ == 0 && state_->keepsLoopAlive) state_->completions.Ref(env);
+  state_->HoldLoopFor(env);
 }
 
 // Every command submitted so far that the thread has not yet started is answered ECANCELED without
@@ -414,10 +383,7 @@ Napi::Value SgDevice::CancelQueued(const Napi::CallbackInfo& info) {
 // returns. A closed path no longer keeps the event loop alive, even with a command stuck in the kernel.
 Napi::Value SgDevice::Close(const Napi::CallbackInfo& info) {
   Stop();
-  if (state_ && state_->keepsLoopAlive) {
-    state_->keepsLoopAlive = false;
-    if (state_->inflight > 0) state_->completions.Unref(info.Env());
-  }
+  if (state_) state_->HoldLoopNoMore(info.Env());
   return info.Env().Undefined();
 }
 

@@ -13,9 +13,10 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
+
+#include "served_by_thread.h"
 
 namespace vigil {
 
@@ -55,27 +56,15 @@ struct Command {
 
 struct DeviceState;
 void DeliverCompletion(Napi::Env env, Napi::Function dispatch, DeviceState* state, Command* cmd);
-using CompletionFn = Napi::TypedThreadSafeFunction<DeviceState, Command, DeliverCompletion>;
 
-// State shared between the JS object and its thread. Held by shared_ptr so that a thread still stuck
-// in an ioctl after the JS object is gone (or the environment is torn down) touches only live memory.
-struct DeviceState {
+// State shared between the JS object and its thread (served_by_thread.h: the mutex, the stop request, the
+// TSFN that carries the completions).
+struct DeviceState : ServedByThread<DeviceState, Command, DeliverCompletion> {
   std::string path;
-  std::mutex mutex;
   std::condition_variable wake;
   std::deque<Command*> queue;  // guarded by mutex
-  bool stopping = false;       // guarded by mutex
-  // Guarded by mutex. Node deletes a TSFN at environment teardown even while threads still hold it, so
-  // the thread touches `completions` only under the mutex and only while this is true; an environment
-  // cleanup hook, registered after the TSFN so that it runs first, clears it.
-  bool envAlive = true;
   double cancelUpTo = 0;       // guarded by mutex: commands with an id up to this are answered unsent
-  CompletionFn completions;
-  // JS thread only: work handed to the thread whose completion has not been delivered yet. The TSFN
-  // keeps the event loop alive only while this is non-zero, so an idle open path never holds a
-  // process open.
-  uint32_t inflight = 0;
-  bool keepsLoopAlive = true;  // JS thread only: false once closed
+  void WakeThread() { wake.notify_one(); }
 };
 
 class SgDevice : public Napi::ObjectWrap<SgDevice> {
