@@ -10,22 +10,22 @@ export interface Point {
   value: number;
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
-
 /** Units of value per millisecond; undefined with fewer than two samples at distinct times. */
 export function theilSenSlope(points: readonly Point[]): number | undefined {
-  const slopes: number[] = [];
+  // A typed array sorts numerically without a comparator: several times faster than an Array's sort,
+  // and this runs for every signal every round on the agent's event loop.
+  const slopes = new Float64Array((points.length * (points.length - 1)) / 2);
+  let n = 0;
   for (let i = 0; i < points.length; i++) {
     for (let j = i + 1; j < points.length; j++) {
       const dt = points[j]!.t - points[i]!.t;
-      if (dt !== 0) slopes.push((points[j]!.value - points[i]!.value) / dt);
+      if (dt !== 0) slopes[n++] = (points[j]!.value - points[i]!.value) / dt;
     }
   }
-  return slopes.length ? median(slopes) : undefined;
+  if (n === 0) return undefined;
+  const sorted = slopes.subarray(0, n).sort();
+  const mid = n >> 1;
+  return n % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
 /**

@@ -408,8 +408,9 @@ const agingSchema = z.strictObject({
   enabled: z.boolean().default(DEFAULT_AGING.enabled),
   intervalMs: ms(100).max(3_600_000, 'expected at most 3600000 ms').default(DEFAULT_AGING.intervalMs),
   holdMs: ms(0).default(DEFAULT_AGING.holdMs),
-  // A trend is judged from 8 samples (src/aging/judge.ts MIN_TREND_SAMPLES); O(n²) pairs each round.
-  windowSamples: count(8, 1000).default(DEFAULT_AGING.windowSamples),
+  // A trend is judged from 8 samples (src/aging/judge.ts MIN_TREND_SAMPLES). Each round costs O(n²) pairs
+  // per signal on the event loop: 120 samples is 0.6 ms a signal, 1000 would be 75 ms.
+  windowSamples: count(8, 120).default(DEFAULT_AGING.windowSamples),
   horizonMs: ms(1000).default(DEFAULT_AGING.horizonMs),
   load: band('expected a load per CPU from 0 to 1000', 1000, DEFAULT_AGING.load),
   memAvailable: band(FRACTION, 1, DEFAULT_AGING.memAvailable),

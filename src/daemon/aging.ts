@@ -81,12 +81,14 @@ export class AgingSampler {
     try {
       const node = await readNode(this.d.proc).then((r) => r, (e: unknown) => this.readError(e));
       if (!node) return;
+      this.error = null;
       const t = performance.now();
       this.report(this.monitor.observeNode(t, node));
       const apps = this.d.apps();
       this.monitor.keepApps(apps.map((a) => a.tag));
       for (const { tag, pid } of apps) {
         // The process may exit between the list and the read: its flow deals with that; nothing to judge.
+        // Each app's reads yield to the event loop, so a round's judging never holds it for long.
         const r = await readApp(pid, this.d.proc).catch(() => undefined);
         if (r) this.report(this.monitor.observeApp(tag, pid, performance.now(), r));
       }
@@ -103,7 +105,6 @@ export class AgingSampler {
   }
 
   private report(transitions: AgingTransition[]): void {
-    this.error = null;
     for (const tr of transitions) {
       const j = wallClock(tr.judgement);
       const fields = { app: tr.app ?? null, ...j };

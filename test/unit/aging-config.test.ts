@@ -32,11 +32,11 @@ t.test('the values a file gives; the other fields of a band keep their default',
 });
 
 t.test('each value out of range is refused at its line, naming the field', async (t) => {
-  const text = `${MINIMAL_CONFIG}aging:\n  intervalMs: 50\n  windowSamples: 4\n  horizonMs: soon\n  fds: { enter: 1.5 }\n  threads: { enter: 10 }\n  bogus: 1\n`;
+  const text = `${MINIMAL_CONFIG}aging:\n  intervalMs: 50\n  windowSamples: 200\n  horizonMs: soon\n  fds: { enter: 1.5 }\n  threads: { enter: 10 }\n  bogus: 1\n`;
   const got = problems(text).map((p) => ({ line: p.line, path: p.path, message: p.message }));
   t.strictSame(got, [
     { line: lineOf(text, 'intervalMs'), path: 'aging.intervalMs', message: 'expected a whole number of milliseconds, at least 100' },
-    { line: lineOf(text, 'windowSamples'), path: 'aging.windowSamples', message: 'expected a whole number from 8 to 1000' },
+    { line: lineOf(text, 'windowSamples'), path: 'aging.windowSamples', message: 'expected a whole number from 8 to 120' },
     { line: lineOf(text, 'horizonMs'), path: 'aging.horizonMs', message: 'expected a whole number of milliseconds, at least 1000' },
     { line: lineOf(text, 'fds'), path: 'aging.fds.enter', message: 'expected a fraction from 0 to 1' },
     { line: lineOf(text, 'threads'), path: 'aging.threads.leave', message: 'required' },
