@@ -153,6 +153,48 @@ function appLines(a: Obj, opts: string): string[] {
   return out;
 }
 
+/** 52_428_800 bytes → "50.0 MiB"; a load per CPU with two decimals; a count as it is. */
+function agingValue(v: number, unit: string | undefined): string {
+  if (unit === 'bytes') return `${(v / 1_048_576).toFixed(1)} MiB`;
+  if (unit === 'load/cpu') return `${v.toFixed(2)}/cpu`;
+  if (unit === 'seconds') return formatDuration(v * 1000);
+  return String(Math.round(v * 10) / 10);
+}
+
+/**
+ * The aging monitor: one line per signal that is unstable (or whose condition holds, pending the hold
+ * time), with what makes it so; nothing while every signal is stable (`vigil status --json` has them all).
+ */
+export function agingLines(aging: unknown): string[] {
+  if (aging === undefined || aging === null) return [];
+  const a = obj(aging);
+  const subjects = [{ who: 'node', signals: list(a.node) },
+    ...list(a.apps).map((x) => ({ who: `app ${str(x.tag) ?? '?'}`, signals: list(x.signals) }))];
+  const out: string[] = [];
+  const error = str(a.error);
+  if (error) out.push(`  cannot read /proc: ${error}`);
+  for (const { who, signals } of subjects) {
+    for (const j of signals) {
+      const unstable = j.state === 'unstable';
+      const condition = str(j.condition);
+      if (!unstable && !condition) continue;
+      const unit = str(j.unit);
+      const parts = [`  ${who} ${str(j.signal) ?? '?'} ${unstable ? 'UNSTABLE' : `pending (${condition})`}: ${agingValue(num(j.value) ?? NaN, unit)}`];
+      const slope = num(j.slopePerHour);
+      if (slope !== undefined) parts.push(`trend ${slope >= 0 ? '+' : '-'}${agingValue(Math.abs(slope), unit)}/h`);
+      const eta = num(j.etaMs);
+      if (eta !== undefined) parts.push(`exhausted in ~${formatDuration(eta)}`);
+      const enter = num(j.enter);
+      if (condition === 'threshold' && enter !== undefined) parts.push(`threshold ${agingValue(enter, unit)}`);
+      if (unstable && !condition) parts.push('clearing');
+      const since = str(j.since);
+      if (since) parts.push(`since ${since}`);
+      out.push(parts.join(', '));
+    }
+  }
+  return out.length ? ['aging', ...out] : [];
+}
+
 /** A node that sent distress and stays out (seed 002): what happened and the command that brings it back. */
 export function outOfClusterLines(out: unknown, opts = ''): string[] {
   if (out === undefined || out === null) return [];
@@ -201,6 +243,7 @@ export function formatStatus(status: unknown, options: FormatOptions = {}): stri
   const apps = list(s.apps);
   lines.push(apps.length ? 'apps' : 'apps: none');
   for (const a of apps) lines.push(...appLines(a, opts));
+  lines.push(...agingLines(s.aging));
   const notices = list(s.notices).slice(-(options.notices ?? 10));
   if (notices.length) {
     lines.push('notices (newest last)');

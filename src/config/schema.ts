@@ -383,6 +383,43 @@ const distressSchema = z.strictObject({
   lockMemory: z.boolean().default(DEFAULT_DISTRESS.lockMemory),
 });
 
+export const DEFAULT_AGING = {
+  enabled: true,
+  intervalMs: 10_000,
+  holdMs: 300_000,
+  windowSamples: 60,
+  horizonMs: 86_400_000,
+  load: { enter: 2, leave: 1.5 },
+  memAvailable: { enter: 0.1, leave: 0.15 },
+  swapFree: { enter: 0.25, leave: 0.35 },
+  fds: { enter: 0.8, leave: 0.7 },
+} as const;
+
+/** A threshold band: instability enters at `enter` and clears at `leave` (crossCheck: on the healthy side). */
+function band(rule: string, max: number, defaults: { enter: number; leave: number }) {
+  const value = z.number(wrongType(rule)).min(0, rule).max(max, rule);
+  return z.strictObject({ enter: value.default(defaults.enter), leave: value.default(defaults.leave) }).prefault({});
+}
+const FRACTION = 'expected a fraction from 0 to 1';
+
+// The aging monitor (src/aging/, src/daemon/aging.ts, docs/rejuvenation.md): every signal judged on its
+// threshold band and on its trend, and only after the condition held for holdMs (seed 000 claim 8).
+const agingSchema = z.strictObject({
+  enabled: z.boolean().default(DEFAULT_AGING.enabled),
+  intervalMs: ms(100).max(3_600_000, 'expected at most 3600000 ms').default(DEFAULT_AGING.intervalMs),
+  holdMs: ms(0).default(DEFAULT_AGING.holdMs),
+  // A trend is judged from 8 samples (src/aging/judge.ts MIN_TREND_SAMPLES). Each round costs O(n²) pairs
+  // per signal on the event loop: 120 samples is 0.6 ms a signal, 1000 would be 75 ms.
+  windowSamples: count(8, 120).default(DEFAULT_AGING.windowSamples),
+  horizonMs: ms(1000).default(DEFAULT_AGING.horizonMs),
+  load: band('expected a load per CPU from 0 to 1000', 1000, DEFAULT_AGING.load),
+  memAvailable: band(FRACTION, 1, DEFAULT_AGING.memAvailable),
+  swapFree: band(FRACTION, 1, DEFAULT_AGING.swapFree),
+  fds: band(FRACTION, 1, DEFAULT_AGING.fds),
+  // Thread counts have no limit to run out of, hence no default: an app that knows its bound sets it.
+  threads: z.strictObject({ enter: count(1, 4_194_304), leave: count(0, 4_194_304) }).optional(),
+});
+
 export const configSchema = z.strictObject({
   cluster: name('a cluster name'),
   keyFile: filePath,
@@ -405,6 +442,7 @@ export const configSchema = z.strictObject({
   distress: distressSchema.prefault({}),
   fencing: fencingSchema.prefault({}),
   watchdog: watchdogSchema.prefault({}),
+  aging: agingSchema.prefault({}),
 }, {
   error: (iss) => (iss.code === 'invalid_type' ? 'expected a mapping with cluster, keyFile, networks and nodes (see docs/config.md)' : undefined),
 });
@@ -520,7 +558,34 @@ export function crossCheck(raw: unknown): FieldIssue[] {
     if (isRaw(app)) checkApp(app, a, known, diskOwner, issues);
   });
   if (isRaw(raw.power)) checkPower(raw.power, issues);
+  if (isRaw(raw.aging)) checkAging(raw.aging, issues);
   return issues;
+}
+
+/**
+ * Each threshold band clears on its healthy side of where it enters: below for what is worse when higher
+ * (load, descriptors, threads), above for what is worse when lower (available memory, free swap). A band
+ * the other way round could never clear.
+ */
+function checkAging(aging: Raw, issues: FieldIssue[]): void {
+  const bands: [string, 'rises' | 'falls', { enter: number; leave: number } | undefined][] = [
+    ['load', 'rises', DEFAULT_AGING.load], ['memAvailable', 'falls', DEFAULT_AGING.memAvailable],
+    ['swapFree', 'falls', DEFAULT_AGING.swapFree], ['fds', 'rises', DEFAULT_AGING.fds], ['threads', 'rises', undefined],
+  ];
+  for (const [field, worse, defaults] of bands) {
+    const b = isRaw(aging[field]) ? aging[field] : undefined;
+    if (!b) continue;
+    const enter = typeof b.enter === 'number' ? b.enter : defaults?.enter;
+    const leave = typeof b.leave === 'number' ? b.leave : defaults?.leave;
+    if (enter === undefined || leave === undefined) continue;
+    const wrong = worse === 'rises' ? leave > enter : leave < enter;
+    if (wrong) {
+      issues.push({
+        path: ['aging', field, b.leave !== undefined ? 'leave' : 'enter'],
+        message: `leave (${leave}) must be ${worse === 'rises' ? 'at or below' : 'at or above'} enter (${enter}): ${field} is worse when ${worse === 'rises' ? 'higher' : 'lower'}, and clears on the other side`,
+      });
+    }
+  }
 }
 
 /** One address per network on every node, no unknown network, no address shared by two nodes. */
@@ -909,6 +974,25 @@ export interface DistressConfig {
   lockMemory: boolean;
 }
 
+/** The aging monitor (docs/rejuvenation.md, "Aging detection"). Fractions are of the signal's total or limit. */
+export interface AgingConfig {
+  enabled: boolean;
+  intervalMs: number;
+  holdMs: number;
+  windowSamples: number;
+  horizonMs: number;
+  /** 1-minute load per CPU. */
+  load: { enter: number; leave: number };
+  /** Fractions of MemTotal. */
+  memAvailable: { enter: number; leave: number };
+  /** Fractions of SwapTotal. */
+  swapFree: { enter: number; leave: number };
+  /** Fractions of the process's RLIMIT_NOFILE. */
+  fds: { enter: number; leave: number };
+  /** Counts; undefined: threads judged on nothing but recorded. */
+  threads: { enter: number; leave: number } | undefined;
+}
+
 export interface Config {
   /** The configuration file, absolute. */
   source: string;
@@ -929,6 +1013,7 @@ export interface Config {
   distress: DistressConfig;
   fencing: FencingConfig;
   watchdog: WatchdogConfig;
+  aging: AgingConfig;
 }
 
 /** The schema's output (which passed crossCheck) as a Config; relative paths resolve against `baseDir`. */
@@ -992,6 +1077,7 @@ export function toConfig(p: Parsed, source: string, baseDir: string): Config {
     distress: p.distress,
     fencing: p.fencing,
     watchdog: p.watchdog,
+    aging: { ...p.aging, threads: p.aging.threads },
   };
 }
 

@@ -25,6 +25,7 @@ import type { PowerDecision } from '../power/policy.js';
 import type { Distress, DistressReason, SendMode } from '../wire/distress.js';
 import { nextIncarnation } from '../wire/incarnation.js';
 import { loadClusterKey } from '../wire/key.js';
+import { AgingSampler } from './aging.js';
 import { registerControlCommands } from './control-commands.js';
 import { Disks } from './disks.js';
 import { DistressLink } from './distress-link.js';
@@ -123,6 +124,8 @@ export class Agent {
   private power: PowerWatch | undefined;
   /** This agent's own stalls: a start decided before a long one is decided again (own-stalls.ts). */
   private ownStalls: OwnStalls | undefined;
+  /** The aging monitor (docs/rejuvenation.md); undefined when `aging.enabled` is false or the node is out. */
+  private aging: AgingSampler | undefined;
 
   constructor(readonly config: Config, readonly self: NodeConfig, private readonly log: AgentLog, private readonly options: AgentOptions = {}) {
     this.peers = config.nodes.filter((n) => n !== self);
@@ -209,6 +212,7 @@ export class Agent {
   /** What a failed start leaves running, stopped at once (synchronous: the caller exits next). */
   private abandonStart(): void {
     clearInterval(this.timer);
+    this.aging?.stop();
     clearInterval(this.relinquishTimer);
     this.engine?.stop();
     this.engine = undefined;
@@ -329,6 +333,10 @@ export class Agent {
     const t = this.config.timing;
     this.ownStalls = new OwnStalls(2 * this.tickMs, Math.max(this.tickMs, t.failAfterMs - t.heartbeatIntervalMs), performance.now());
     this.timer = setInterval(() => this.tick(), this.tickMs);
+    if (this.config.aging.enabled) {
+      this.aging = new AgingSampler({ config: this.config.aging, log: this.log, notices: this.notices, apps: () => this.runningApps() });
+      this.aging.start();
+    }
     if (this.disks) {
       const disks = this.disks;
       this.relinquishTimer = setInterval(() => {
@@ -346,6 +354,7 @@ export class Agent {
     this.stopped = true;
     await this.leaving?.catch(() => {});
     clearInterval(this.timer);
+    this.aging?.stop();
     clearInterval(this.relinquishTimer);
     this.engine?.stop();
     this.messenger?.close();
@@ -405,6 +414,8 @@ export class Agent {
       clearInterval(this.timer);
       this.timer = undefined;
       clearInterval(this.relinquishTimer);
+      this.aging?.stop();
+      this.aging = undefined;
       this.engine?.stop();
       this.engine = undefined;
       await this.flows.stopAll(true);
@@ -561,6 +572,14 @@ export class Agent {
     const alive = new Set(this.membership.snapshot(performance.now()).peers.filter((p) => p.state === 'alive').map((p) => p.peer));
     const links = new Map((this.engine?.snapshot().peers ?? []).map((x) => [x.id, x.links]));
     return this.peers.filter((p) => alive.has(p.name) && peerHearsUs(links.get(p.id) ?? [], withinMs)).length;
+  }
+
+  /** The apps whose process runs on this node, for the aging monitor. */
+  private runningApps(): { tag: string; pid: number }[] {
+    return this.db.list().flatMap((o) => {
+      const pid = this.flows.here(o.tag)?.pid;
+      return typeof pid === 'number' ? [{ tag: o.tag, pid }] : [];
+    });
   }
 
   private isAlive(node: string): boolean {
@@ -751,6 +770,7 @@ export class Agent {
       notices: this.notices.recent(),
       out: this.out ?? null,
       distress: sender && { armed: sender.armed, realtime: sender.realtime },
+      aging: this.aging?.status() ?? null,
     };
   }
 }

@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 
+import type { AgingJudgementStatus } from './aging.js';
 import type { AgentLog } from './log.js';
 import type { NoticeStatus, StatusLike } from './status.js';
 
@@ -116,6 +117,24 @@ export function metricsRegistry(source: () => StatusLike): { registry: Registry;
     (st) => [smp({}, st.distress?.armed ? 1 : 0)]);
   counter('vigil_distress_received_total', 'Distress messages from peers acted on (each failed its sender over at once)', [],
     (st) => [smp({}, noticeCounts(st)['peer-distress'] ?? 0)]);
+
+  // ---- aging (seed 000): one sample per judged signal; app '' for the node's own ----
+  const aging = (f: (j: AgingJudgementStatus) => number | null) => (st: StatusLike): Sample[] => {
+    const a = st.aging;
+    if (!a) return [];
+    const subjects = [{ app: '', signals: a.node }, ...a.apps.map((x) => ({ app: x.tag, signals: x.signals }))];
+    return subjects.flatMap(({ app, signals }) => signals.flatMap((j) => {
+      const v = f(j);
+      return v === null ? [] : [smp({ signal: j.signal, app }, v)];
+    }));
+  };
+  gauge('vigil_aging_unstable', 'Whether the aging monitor judges the signal unstable (1): its condition held for the hold time', ['signal', 'app'],
+    aging((j) => (j.state === 'unstable' ? 1 : 0)));
+  gauge('vigil_aging_value', "The signal's latest reading (bytes, load per CPU, seconds or a count)", ['signal', 'app'], aging((j) => j.value));
+  gauge('vigil_aging_slope_per_hour', "The signal's robust trend (Theil–Sen) in its unit per hour (absent: too few samples)", ['signal', 'app'],
+    aging((j) => j.slopePerHour));
+  gauge('vigil_aging_eta_seconds', 'Estimated seconds until the signal reaches its limit at its trend (absent: not heading there)', ['signal', 'app'],
+    aging((j) => (j.etaMs === null ? null : j.etaMs / 1000)));
 
   // The process itself (process_*, nodejs_*: the names dashboards expect, hence no vigil_ prefix).
   collectDefaultMetrics({ register: registry });

@@ -4,6 +4,7 @@ import type { AsyncAction, FlowState } from '../db/flows.js';
 import type { AppType, Phase } from '../db/object.js';
 import type { PeerSnapshot } from '../membership/membership.js';
 import type { HeartbeatSnapshot } from '../native.js';
+import type { AgingStatus } from './aging.js';
 
 /** One network's view of a peer, from the native heartbeat thread. */
 export interface LinkStatus {
@@ -101,4 +102,6 @@ export interface StatusLike {
    * published watchdog bound (ms from a cut to its reset; null: none), and what each peer published.
    */
   view?: { valid: boolean; bound: boolean; why: string; watchdogBoundMs: number | null; peers: Record<string, { watchdogBoundMs: number | null; bound: boolean }> };
+  /** The aging monitor's judgements (src/daemon/aging.ts); null when it is off (or the node is out). Optional. */
+  aging?: AgingStatus | null;
 }
