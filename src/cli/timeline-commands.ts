@@ -56,7 +56,7 @@ export function timelineCommand(): Command {
     .description('merge the agents\' JSON logs of every node into one incident timeline, phase by phase')
     .argument('<log...>', 'one log file per node (pino JSON lines), or a directory of them')
     .option('--html <file>', 'also write a self-contained HTML page with an SVG picture of each incident')
-    .option('--offset <node=ms>', 'a node\'s known clock offset from the reference (first) node, ms; repeatable', offsetOption, {})
+    .option('--offset <node=ms>', 'a node\'s known clock offset from the reference node, ms; repeatable', offsetOption, {})
     .option('--gap <ms>', 'silence that separates two incidents', intOption(1), DEFAULT_GAP_MS)
     .action(act((paths: string[], o: TimelineOptions) => timeline(paths, o)));
 }

@@ -1,6 +1,7 @@
 // Merges the nodes' logs into one incident timeline: the catalogued events on one clock (each node's times
 // corrected by its clock offset), split into incidents, and each incident's phases with their durations.
 import { classify, type Phase } from './catalogue.js';
+import { CLOCK_SAMPLE_MESSAGE } from '../daemon/clock-samples.js';
 import { estimateOffsets } from './clock-offsets.js';
 import type { NodeLog } from './parse.js';
 
@@ -106,7 +107,10 @@ function nodesOf(logs: NodeLog[], offsets: Record<string, number>): TimelineNode
     byName.set(log.node, n);
   }
   const nodes = [...byName.values()].sort((a, b) => a.node.localeCompare(b.node));
-  const reference = nodes[0];
+  // The reference clock: the first agent (by name) that logged clock samples, so that a client's log or an
+  // old agent's never becomes the clock the others are measured against; else the first node.
+  const sampled = new Set(logs.filter((l) => l.lines.some((x) => x.msg === CLOCK_SAMPLE_MESSAGE)).map((l) => l.node));
+  const reference = nodes.find((n) => sampled.has(n.node)) ?? nodes[0];
   const estimates = reference ? estimateOffsets(logs, reference.node) : new Map();
   for (const n of nodes) {
     const estimate = estimates.get(n.node);
@@ -178,7 +182,7 @@ export function mergeTimeline(logs: NodeLog[], o: MergeOptions = {}): Timeline {
     return { start, end, durationMs: round(end - start), phases: phasesOf(sorted), events: sorted.map((e) => index.get(e)!) };
   });
   return {
-    version: TIMELINE_VERSION, reference: nodes[0]?.node ?? null, nodes, events, incidents,
+    version: TIMELINE_VERSION, reference: nodes.find((n) => n.offsetSource === 'reference')?.node ?? null, nodes, events, incidents,
     malformed: nodes.reduce((s, n) => s + n.malformed, 0),
   };
 }

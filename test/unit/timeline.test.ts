@@ -87,6 +87,9 @@ t.test('a client\'s log gives each incident its first answer, from the node that
   const marks = tl.incidents.map((i) => i.phases.at(-1)!).map((p) => [p.phase, p.sinceStartMs, p.durationMs]);
   t.same(marks, [['first client answer', 84 + 40, 40], ['first client answer', 571 + 30, 30 - 24]], 'after app start (a), after failover-complete (b)');
   t.equal(tl.events.filter((e) => e.kind === 'client-answered').length, 2, 'the other answers are no events');
+  // A log without clock samples never becomes the reference clock, even when its name sorts first.
+  const first = mergeTimeline([...logs, parseNodeLog('/tmp/0client.log', answers.map((x) => JSON.stringify({ ...x, node: undefined })).join('\n'))]);
+  t.same([first.nodes[0]!.node, first.reference], ['0client', 'a']);
 });
 
 t.test('clock offsets from the heartbeat clock samples put the events of two nodes in the order they happened', async (t) => {
