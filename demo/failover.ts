@@ -3,9 +3,15 @@
 // mounts its ext4 file system and serves a virtual IP to a client namespace. The primary loses power; the
 // backup takes over; the timeline of the takeover is printed from the backup's own log, phase by phase.
 import type { ChildProcess } from 'node:child_process';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { formatStatus } from '../src/cli/status-format.js';
+import { mergeTimeline } from '../src/timeline/merge.js';
+import { parseNodeLog } from '../src/timeline/parse.js';
+import { renderHtml } from '../src/timeline/render-html.js';
+import { packageRoot } from '../src/util/package-root.js';
 import { createCluster, until, APP_PORT, type TestCluster, settled } from '../test/support/cluster.js';
 import { lab, prepareSharedUnit } from '../test/support/lab.js';
 
@@ -105,6 +111,28 @@ async function main(): Promise<void> {
   say();
   say('--- vigil status on b, after');
   say(formatStatus(await c.status('b') as never));
+  say();
+  say(`--- the timeline page of this failover (vigil timeline --html): ${await writeTimeline(c, probe.answers)}`);
+}
+
+/**
+ * The agents' logs and the client's answers (as 'client answered' lines, the shape `vigil timeline` reads
+ * a client log in) under dist/demo/timeline/, in the project, which the lab guest shares with the host;
+ * then the page of `vigil timeline` over them. Returns the page's path.
+ */
+async function writeTimeline(c: TestCluster, answers: { at: number; who: string }[]): Promise<string> {
+  const dir = join(packageRoot(), 'dist', 'demo', 'timeline');
+  await mkdir(dir, { recursive: true });
+  const files: [string, string][] = [
+    ['a.log', c.log('a')], ['b.log', c.log('b')],
+    ['client.log', answers.map((x) => JSON.stringify({ time: x.at, node: 'client', peer: x.who, msg: 'client answered' })).join('\n')],
+  ];
+  for (const [name, text] of files) await writeFile(join(dir, name), text);
+  const page = join(dir, 'timeline.html');
+  // The client runs in a namespace of the same guest as the agents: one kernel, one clock, offset 0.
+  const timeline = mergeTimeline(files.map(([name, text]) => parseNodeLog(join(dir, name), text)), { offsets: { client: 0 } });
+  await writeFile(page, renderHtml(timeline, 'vigil demo: the primary loses power'));
+  return page;
 }
 
 main().then(async () => {

@@ -359,7 +359,7 @@ Napi::Value HeartbeatEngine::Snapshot(const Napi::CallbackInfo& info) {
   Napi::Object out = Napi::Object::New(env);
   if (!state_) return out;
   HeartbeatState& s = *state_;
-  struct LinkCopy { int network; int64_t heardNs; uint64_t heardCount; int64_t ackedNs; int64_t rttUs; };
+  struct LinkCopy { int network; int64_t heardNs; uint64_t heardCount; int64_t ackedNs; int64_t rttUs; uint64_t peerSentUs; };
   struct PeerCopy { uint16_t id; uint64_t incarnation; uint32_t digest; uint8_t flags; std::vector<LinkCopy> links; };
   std::vector<PeerCopy> peers;
   peers.reserve(s.peers.size());
@@ -381,7 +381,7 @@ Napi::Value HeartbeatEngine::Snapshot(const Napi::CallbackInfo& info) {
       c.incarnation = p.incarnation, c.digest = p.digest, c.flags = p.flags;
       for (size_t j = 0; j < p.links.size(); j++) {
         const HeartbeatLink& l = p.links[j];
-        c.links[j] = {l.network, l.heardNs, l.heardCount, l.ackedNs, l.rttUs};
+        c.links[j] = {l.network, l.heardNs, l.heardCount, l.ackedNs, l.rttUs, l.peerSentUs};
       }
     }
   }
@@ -417,6 +417,10 @@ Napi::Value HeartbeatEngine::Snapshot(const Napi::CallbackInfo& info) {
       lo.Set("heardCount", Napi::Number::New(env, double(l.heardCount)));
       lo.Set("ackedAgoMs", age(l.ackedNs));
       lo.Set("rttUs", Napi::Number::New(env, double(l.rttUs)));
+      // The peer's monotonic send stamp of the last heartbeat heard and this node's monotonic time of its
+      // arrival (both µs, 0 never): with the round trip, what `vigil timeline` estimates clock offsets from.
+      lo.Set("peerSentMonoUs", Napi::Number::New(env, double(l.peerSentUs)));
+      lo.Set("heardMonoUs", Napi::Number::New(env, double(l.heardNs / 1000)));
       links.Set(uint32_t(j), lo);
     }
     po.Set("links", links);

@@ -66,6 +66,10 @@ export interface HeartbeatLinkSnapshot {
   /** Milliseconds since the peer last acknowledged one of ours on this network; -1 never. */
   ackedAgoMs: number;
   rttUs: number;
+  /** The peer's CLOCK_MONOTONIC (µs) when it sent the last heartbeat heard on this network; 0 never. */
+  peerSentMonoUs: number;
+  /** This node's CLOCK_MONOTONIC (µs) when that heartbeat arrived; 0 never. */
+  heardMonoUs: number;
 }
 
 export interface HeartbeatSnapshot {

@@ -9,6 +9,7 @@ import { configCommand } from './config-commands.js';
 import { ipmiCommand } from './ipmi-commands.js';
 import { linksCommand } from './links-commands.js';
 import { scsiCommand } from './scsi-commands.js';
+import { timelineCommand } from './timeline-commands.js';
 
 const program = new Command('vigil')
   .description('vigil: high availability for servers sharing SCSI storage')
@@ -18,6 +19,7 @@ const program = new Command('vigil')
   .addCommand(linksCommand())
   .addCommand(configCommand())
   .addCommand(ipmiCommand())
+  .addCommand(timelineCommand())
   .addHelpText('after', '\nExit codes follow sg3_utils (24 reservation conflict, 6 unit attention, 2 not ready, 5 illegal request, 1 usage); see docs/cli.md.');
 
 for (const c of clusterCommands()) program.addCommand(c);

@@ -30,6 +30,7 @@ import { registerControlCommands } from './control-commands.js';
 import { Disks } from './disks.js';
 import { DistressLink } from './distress-link.js';
 import { clearLeftovers, pidFilesOf, replicaFile } from './clear-leftovers.js';
+import { ClockSampler } from './clock-samples.js';
 import { FlowRunner } from './flow-runner.js';
 import { heartbeatOptions, networkChannel, observeHeartbeats } from './heartbeat.js';
 import { LastActive, parsePairReport } from './last-active.js';
@@ -126,6 +127,7 @@ export class Agent {
   private ownStalls: OwnStalls | undefined;
   /** The aging monitor (docs/rejuvenation.md); undefined when `aging.enabled` is false or the node is out. */
   private aging: AgingSampler | undefined;
+  private readonly clockSampler: ClockSampler;
 
   constructor(readonly config: Config, readonly self: NodeConfig, private readonly log: AgentLog, private readonly options: AgentOptions = {}) {
     this.peers = config.nodes.filter((n) => n !== self);
@@ -134,6 +136,7 @@ export class Agent {
     this.resources = new Resources(self.name, options.disks ?? NO_DISKS);
     this.pidFiles = pidFilesOf(config);
     this.notices = new Notices(log);
+    this.clockSampler = new ClockSampler(log, config);
     this.replication = new Replication({
       config, peers: this.peers, log, file: replicaFile(config),
       send: (peer, message) => this.messenger.send(peer, message),
@@ -474,6 +477,7 @@ export class Agent {
     for (const e of this.membership.tick(now)) this.onMembership(e, now);
     // After membership: a peer it has just declared failed no longer counts toward this node's view.
     this.selfFence.tick(now); // the watchdog's lease, renewed while the view is valid
+    this.clockSampler.tick(snapshot, now);
     // A peer never heard since we started is not failed by membership's rules (it may be booting): the
     // last-active decision (seed 003) says whether this node may start alone and treat it as failed.
     if (now - this.lastActiveAt >= 500 && !this.lastActiveBusy) {
@@ -644,6 +648,7 @@ export class Agent {
     switch (e.kind) {
       case 'peerAlive':
         this.log.info({ peer: e.peer }, 'peer alive');
+        this.clockSampler.peerAlive(e.peer);
         this.membershipChain = this.membershipChain.then(() => {
           this.unknownDeclared.delete(e.peer);
           this.replication.sendDigest(e.peer, true);

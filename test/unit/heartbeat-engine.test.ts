@@ -84,6 +84,10 @@ t.test('two engines hear and acknowledge each other on both networks and carry t
   for (const l of sb.peers[0]!.links) {
     t.ok(l.heardAgoMs >= 0 && l.heardAgoMs < 1000, `network ${l.network} heard ${l.heardAgoMs.toFixed(1)} ms ago`);
     t.ok(l.rttUs < 500_000, `network ${l.network} round trip ${l.rttUs} µs`);
+    // One host, one monotonic clock: A's send stamp precedes B's arrival time, which precedes this moment.
+    const nowUs = Number(process.hrtime.bigint() / 1000n);
+    t.ok(l.peerSentMonoUs > 0 && l.peerSentMonoUs <= l.heardMonoUs && l.heardMonoUs <= nowUs,
+      `network ${l.network}: sent at ${l.peerSentMonoUs} µs, heard at ${l.heardMonoUs} µs, now ${nowUs} µs (monotonic)`);
   }
   t.equal(Object.values(sa.dropped).reduce((x, y) => x + y, 0), 0, 'nothing dropped between honest peers');
   t.equal(sa.sendErrors, 0);
