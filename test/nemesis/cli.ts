@@ -1,18 +1,20 @@
-// `npm run nemesis -- [--seed N] [--runs K] [--nodes 2|3] [--verbose] [--without KIND,...] [--lab]`: runs K
+// `npm run nemesis -- [--seed N] [--runs K] [--nodes 2|3] [--verbose] [--without KIND,...] [--lab | --bmc]`: runs K
 // schedules, seeds N, N+1, ... (N random unless given, and printed first), one after the other, and prints
 // a line per schedule, the report of every failing one, and the figures. Exit status 1 if any failed.
-// --lab: the lab rig (inside the lab guest: scripts/nemesis --lab boots it).
+// --lab: the lab rig (inside the lab guest: scripts/nemesis --lab boots it). --bmc: the namespace rig with a
+// BMC per node, every takeover power-fenced, no overlap excused (bmc.ts).
 import { randomInt } from 'node:crypto';
 
 import { Command, InvalidArgumentError } from 'commander';
 
+import { NETNS_BMC } from './bmc.js';
 import { summary } from './figures.js';
 import { labProfile } from './lab/profile.js';
 import { makeLabSchedule } from './lab/schedule.js';
 import { replayCommand, runSchedule, type RunResult } from './runner.js';
 import { makeSchedule, type FaultKind } from './schedule.js';
 
-interface Options { seed?: number; runs?: number; nodes?: 2 | 3; verbose?: boolean; logs?: boolean; without?: FaultKind[]; lab?: boolean }
+interface Options { seed?: number; runs?: number; nodes?: 2 | 3; verbose?: boolean; logs?: boolean; without?: FaultKind[]; lab?: boolean; bmc?: boolean }
 
 const int = (v: string) => {
   const n = Number(v);
@@ -24,8 +26,9 @@ async function main(o: Options): Promise<void> {
   const base = o.seed ?? randomInt(1, 2 ** 31);
   const runs = o.runs ?? (o.seed === undefined ? 10 : 1);
   if (o.lab && !process.env.VIGIL_LAB) throw new Error('--lab runs inside the lab guest: scripts/nemesis --lab boots it');
-  const profile = o.lab ? labProfile() : undefined;
-  process.stdout.write(`nemesis${o.lab ? ' (lab)' : ''}: base seed ${base}, ${runs} schedule(s)${o.nodes ? `, ${o.nodes} nodes` : ''}${o.without?.length ? `, without ${o.without.join(',')}` : ''}\n`);
+  if (o.lab && o.bmc) throw new Error('--lab and --bmc: one rig at a time');
+  const profile = o.lab ? labProfile() : o.bmc ? NETNS_BMC : undefined;
+  process.stdout.write(`nemesis${o.lab ? ' (lab)' : o.bmc ? ' (a BMC per node)' : ''}: base seed ${base}, ${runs} schedule(s)${o.nodes ? `, ${o.nodes} nodes` : ''}${o.without?.length ? `, without ${o.without.join(',')}` : ''}\n`);
   const results: RunResult[] = [];
   for (let i = 0; i < runs; i++) {
     const sched = o.lab ? makeLabSchedule(base + i, { without: o.without }) : makeSchedule(base + i, { nodes: o.nodes, without: o.without });
@@ -51,5 +54,6 @@ await new Command('nemesis')
   .option('--verbose', 'echo the timeline as it happens and print every report')
   .option('--logs', 'print every agent log line (info and above) in the reports')
   .option('--lab', 'the lab rig: a shared disk, real fencing, the records checks (inside the lab guest)')
+  .option('--bmc', 'the namespace rig with a BMC per node (ipmi_sim): every takeover power-fenced, no second copy excused')
   .action(main)
   .parseAsync(process.argv);

@@ -26,19 +26,29 @@ export class Injector {
   readonly crashes: string[] = [];
 
   constructor(protected readonly c: TestCluster, protected readonly world: World, protected readonly tl: Timeline, private readonly rules: LinkRules,
-    private readonly watch: VipWatch) {}
+    protected readonly watch: VipWatch) {}
 
   /** The run is over: the rig's teardown stops every agent, which is no finding either. */
   shutdown(): void {
     for (const a of this.world.agents.values()) if (a) this.expected.add(a);
   }
 
+  /** An agent's exit the harness did not cause but that is no finding (a fence's power-off: BmcInjector). */
+  protected exitExplained(_node: string): boolean {
+    return false;
+  }
+
+  /** Every fault is healed: anything the rig left off (a node a fence powered off) is put back. */
+  async afterFaults(): Promise<void> {}
+
   startAgent(node: string): void {
+    // A node that is off starts its agent when it is powered on, not before.
+    if (this.world.poweredOff(node)) return;
     this.world.did(node, 'agent started');
     const child = this.c.start(node);
     this.world.agents.set(node, child);
     child.on('exit', (code, signal) => {
-      if (this.expected.has(child)) return;
+      if (this.expected.has(child) || this.exitExplained(node)) return;
       const what = `${node}'s agent exited by itself (${signal ?? `exit ${code}`})`;
       this.crashes.push(`${(this.world.now() / 1000).toFixed(3)}s ${what}`);
       this.tl.add('violation', `AGENT-EXIT: ${what}`);

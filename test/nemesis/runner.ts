@@ -67,6 +67,8 @@ export interface Profile {
    */
   finish?(x: { c: TestCluster; t0: number; tl: Timeline; converged: { from: number; to: number } | undefined; host: Record<string, string> }): Promise<Violation[]>;
   replay(sched: Schedule, without: string[]): string;
+  /** No fault excuses two copies: every takeover from a node that may run its copy is fenced (NETNS_BMC). */
+  strict?: boolean;
 }
 
 /** The namespace rig on the host: default vigild timing, no shared disk. */
@@ -145,7 +147,7 @@ export async function runSchedule(sched: Schedule, o: RunOptions = {}): Promise<
     t0 = Date.now();
     tl = new Timeline(t0, verbose);
     const cluster = c;
-    const world = new World(sched.layout.nodes, t0);
+    const world = new World(sched.layout.nodes, t0, !p.strict);
     worldRef = world;
     const vips = Object.fromEntries(tags.map((t, i) => [t, cluster.vip(i)]));
     const watch = new VipWatch(cluster, vips, t0);
@@ -253,6 +255,7 @@ export async function runSchedule(sched: Schedule, o: RunOptions = {}): Promise<
       records.push({ w, sentAt, doneAt: world.now(), outcome });
     });
     await Promise.all([...faultTasks, ...writeTasks]);
+    await injector.afterFaults();
     const healedAt = world.now();
     ms.faults = healedAt - windowAt;
     const unhealed = world.unhealed();

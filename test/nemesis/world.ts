@@ -26,7 +26,11 @@ export class World {
   /** Per node, the last thing the harness did to its agent or power, for the reports. */
   private readonly lastDone = new Map<string, { what: string; at: number }>();
 
-  constructor(readonly nodes: string[], private readonly t0: number) {}
+  /**
+   * `excuses` false: no fault excuses two copies (the rig fences every takeover from a node that may still
+   * run its copy: each node has a BMC whose power-off kills it, runner.ts NETNS_BMC).
+   */
+  constructor(readonly nodes: string[], private readonly t0: number, private readonly excuses = true) {}
 
   now(): number {
     return Date.now() - this.t0;
@@ -115,6 +119,7 @@ export class World {
    * `old`'s agent is frozen, or every cluster network drops (some or all of) what `old` sends to `taker`.
    */
   mayStart(old: string, taker: string, at: number): boolean {
+    if (!this.excuses) return false;
     return this.isFrozen(old, at) || NETS.every((net) => this.impaired(old, taker, net, at));
   }
 
@@ -124,6 +129,7 @@ export class World {
    * moved only from the taker, and the taker that the old one still runs only from it).
    */
   mayLast(old: string, taker: string, at: number): boolean {
+    if (!this.excuses) return false;
     return this.isFrozen(old, at) || this.isFrozen(taker, at)
       || NETS.every((net) => this.impaired(old, taker, net, at)) || NETS.every((net) => this.impaired(taker, old, net, at));
   }

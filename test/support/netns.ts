@@ -121,12 +121,13 @@ function collect(child: ChildProcess, opts: ExecOptions): Promise<Ran> {
 /** Runs a program on the host; never throws. */
 /**
  * A shell script that does to a node what losing its power (or a reset) does: every process of its
- * namespace stopped, then killed (none may say goodbye), and its links down (its kernel would otherwise go
- * on answering ARP for the addresses it had).
+ * namespace stopped, then killed (none may say goodbye), until none is left (a process forked between the
+ * listing and the kill, an app the agent was starting, would outlive a single round), and its links down
+ * (its kernel would otherwise go on answering ARP for the addresses it had).
  */
 export function powerLossScript(ns: string): string {
   return [
-    `pids=$(ip netns pids ${ns}); kill -STOP $pids 2>/dev/null; kill -KILL $pids 2>/dev/null`,
+    `for round in $(seq 1 50); do pids=$(ip netns pids ${ns}); [ -n "$pids" ] || break; kill -STOP $pids 2>/dev/null; kill -KILL $pids 2>/dev/null; sleep 0.02; done`,
     `ip netns exec ${ns} sh -c 'for i in $(ls /sys/class/net); do ip link set dev $i down; done'`,
     'true',
   ].join('\n');
