@@ -131,17 +131,23 @@ const summary = {
   fenced: { n: fenced.length, failed: results.fenced!.failed, detection: stats(fenced.map((r) => r.detectionMs)), fence: stats(fenced.map((r) => r.fenceMs!)), endToEnd: stats(fenced.map((r) => r.endToEndMs)) },
   powerLoss: { n: lost.length, failed: results.powerLoss!.failed, detection: stats(lost.map((r) => r.detectionMs)), endToEnd: stats(lost.map((r) => r.endToEndMs)) },
 };
-out.write(`disk-less app, its host cut from both cluster networks, power-fenced through ipmi_sim (${summary.fenced.n} runs, ${summary.fenced.failed} failed):\n`);
-out.write(`  detection ${ms(summary.fenced.detection)}\n  fence confirmed ${ms(summary.fenced.fence)}\n  end-to-end ${ms(summary.fenced.endToEnd)}\n`);
-out.write(`the same app, its host losing power (nothing to fence) (${summary.powerLoss.n} runs, ${summary.powerLoss.failed} failed):\n`);
-out.write(`  detection ${ms(summary.powerLoss.detection)}\n  end-to-end ${ms(summary.powerLoss.endToEnd)}\n`);
-out.write(`the fence's cost end-to-end: ${(summary.fenced.endToEnd.median - summary.powerLoss.endToEnd.median).toFixed(0)} ms at the median\n`);
+// Only the paths that ran (--only), and a comparison only where both sides have runs.
+const ran = (name: string) => results[name]!.runs.length + results[name]!.failed > 0;
+if (ran('fenced')) {
+  out.write(`disk-less app, its host cut from both cluster networks, power-fenced through ipmi_sim (${summary.fenced.n} runs, ${summary.fenced.failed} failed):\n`);
+  out.write(`  detection ${ms(summary.fenced.detection)}\n  fence confirmed ${ms(summary.fenced.fence)}\n  end-to-end ${ms(summary.fenced.endToEnd)}\n`);
+}
+if (ran('powerLoss')) {
+  out.write(`the same app, its host losing power (nothing to fence) (${summary.powerLoss.n} runs, ${summary.powerLoss.failed} failed):\n`);
+  out.write(`  detection ${ms(summary.powerLoss.detection)}\n  end-to-end ${ms(summary.powerLoss.endToEnd)}\n`);
+}
+if (fenced.length && lost.length) out.write(`the fence's cost end-to-end: ${(summary.fenced.endToEnd.median - summary.powerLoss.endToEnd.median).toFixed(0)} ms at the median\n`);
 const disk = results.disk!.runs;
 const diskSummary = IN_LAB ? { n: disk.length, failed: results.disk!.failed, detection: stats(disk.map((r) => r.detectionMs)), taken: stats(disk.map((r) => r.fenceMs!)), endToEnd: stats(disk.map((r) => r.endToEndMs)) } : undefined;
-if (diskSummary) {
+if (diskSummary && ran('disk')) {
   out.write(`the same app owning the shared iSCSI unit, its host losing power: the disk path (${diskSummary.n} runs, ${diskSummary.failed} failed):\n`);
   out.write(`  detection ${ms(diskSummary.detection)}\n  disk taken (PREEMPT AND ABORT) ${ms(diskSummary.taken)}\n  end-to-end ${ms(diskSummary.endToEnd)}\n`);
-  out.write(`IPMI fence against the disk path end-to-end: ${(summary.fenced.endToEnd.median / diskSummary.endToEnd.median).toFixed(2)}× at the median\n`);
+  if (fenced.length && disk.length) out.write(`IPMI fence against the disk path end-to-end: ${(summary.fenced.endToEnd.median / diskSummary.endToEnd.median).toFixed(2)}× at the median\n`);
 }
 if (JSON_OUT) process.stdout.write(`${JSON.stringify({ ...summary, ...(diskSummary ? { disk: diskSummary } : {}) })}\n`);
 process.exit(summary.fenced.failed + summary.powerLoss.failed + (diskSummary?.failed ?? 0) > 0 ? 1 : 0);
