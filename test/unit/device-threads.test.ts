@@ -55,6 +55,25 @@ t.test('nothing writes to a BMC thread\'s wake-up descriptor after it is closed,
   t.same(stale, [], 'no wake-up written to a closed descriptor');
 });
 
+t.test("nothing writes to the watchdog keeper's wake-up descriptor after it is closed: a keeper whose open failed, then stopped", async (t) => {
+  // The keeper's thread ends by itself when its open fails (vigild then calls stop(false)); it used to
+  // close the descriptor as it ended, and the stop wrote its eight bytes to it (EBADF, or a reused number).
+  const script = `
+    const { nativeAddon } = await import(${JSON.stringify(new URL('../../src/native.js', import.meta.url).href)});
+    const { WatchdogKeeper } = nativeAddon();
+    const keepers = [];
+    for (let i = 0; i < 4; i++) keepers.push(new WatchdogKeeper({ kind: 'device', path: '/dev/vigil-no-such-watchdog', timeoutMs: 3000, tickleMs: 750, leaseMs: 1000, action: 1 }));
+    while (!keepers.every((k) => k.snapshot().ended)) await new Promise((r) => setTimeout(r, 5));
+    for (const k of keepers) k.stop(false);`;
+  const dir = mkdtempSync(join(tmpdir(), 'vigil-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const trace = join(dir, 'trace');
+  const r = spawnSync('strace', ['-f', '-qq', '-Z', '-e', 'trace=write', '-o', trace, process.execPath, ...process.execArgv, '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 60_000 });
+  t.same([r.status, r.signal], [0, null], `exit 0 (stderr: ${r.stderr.trim().slice(-200)})`);
+  const stale = readFileSync(trace, 'utf8').split('\n').filter((l) => l.includes('write(') && l.includes('"\\1\\0\\0\\0\\0\\0\\0\\0", 8') && l.includes('EBADF'));
+  t.same(stale, [], 'no wake-up written to a closed descriptor');
+});
+
 t.test('close() twice is a no-op, and a closed object refuses work with its own message', async (t) => {
   const addon = nativeAddon() as unknown as {
     SgDevice: new (path: string, dispatch: () => void) => { submit(...a: unknown[]): void; reset(...a: unknown[]): void; cancelQueued(): void; close(): void };
