@@ -74,6 +74,27 @@ t.test("nothing writes to the watchdog keeper's wake-up descriptor after it is c
   t.same(stale, [], 'no wake-up written to a closed descriptor');
 });
 
+t.test('an IpmiDevice on a readable file that is no IPMI device (/dev/null) gives it up instead of spinning its thread', async (t) => {
+  // poll says /dev/null is readable, and the receive fails (ENOTTY) every time: the thread used to loop on
+  // it at full speed (55% of a CPU measured) until close(). Measured here as this process's CPU time over
+  // a second of idling: a spinning thread takes hundreds of ms of it, an idle one next to nothing.
+  const { IpmiDevice } = nativeAddon() as unknown as { IpmiDevice: new (path: string, dispatch: (id: number, errno: number) => void) => { submit(id: number, netfn: number, cmd: number, data: Buffer, timeoutMs: number): void; close(): void } };
+  const answers = new Map<number, number>();
+  const dev = new IpmiDevice('/dev/null', (id, errno) => { answers.set(id, errno); });
+  t.teardown(() => dev.close());
+  while (!answers.has(0)) await sleep(5);
+  t.equal(answers.get(0), 0, '/dev/null opens');
+  await sleep(200);
+  const before = process.cpuUsage();
+  await sleep(1000);
+  const used = process.cpuUsage(before);
+  const ms = (used.user + used.system) / 1000;
+  t.ok(ms < 300, `the process used ${ms.toFixed(0)} ms of CPU in a second of idling`);
+  dev.submit(1, 0x06, 0x01, Buffer.alloc(0), 1000);
+  while (!answers.has(1)) await sleep(5);
+  t.not(answers.get(1), 0, `a request fails at once (errno ${answers.get(1)}), not after its timeout`);
+});
+
 t.test('close() twice is a no-op, and a closed object refuses work with its own message', async (t) => {
   const addon = nativeAddon() as unknown as {
     SgDevice: new (path: string, dispatch: () => void) => { submit(...a: unknown[]): void; reset(...a: unknown[]): void; cancelQueued(): void; close(): void };
