@@ -28,6 +28,7 @@ int Send(int fd, IpmiRequest* r) {
 void Serve(std::shared_ptr<IpmiDeviceState> s) {
   BlockAsyncSignals();
   int fd = -1;
+  int broken = 0;                         // the errno that ended the device (a receive or poll error), once
   std::map<long, IpmiRequest*> inFlight;  // by msgid
   for (;;) {
     // New requests (and the open), or the end.
@@ -53,7 +54,9 @@ void Serve(std::shared_ptr<IpmiDeviceState> s) {
       if (stopping) {
         r->err = ECANCELED;
       } else if (fd < 0) {
-        r->err = EBADF;  // the open failed; JavaScript reported that, this keeps the answers coming
+        // The open failed (JavaScript reported that), or the device broke since: this keeps the answers coming.
+        r->err = broken != 0 ? broken : EBADF;
+        if (broken != 0) r->failedCall = 2;
       } else if ((r->err = Send(fd, r)) != 0) {
         r->failedCall = 1;
       } else {
@@ -84,12 +87,18 @@ void Serve(std::shared_ptr<IpmiDeviceState> s) {
       uint64_t count;
       (void)!read(s->wakeFd, &count, sizeof count);
     }
+    int lost = 0;  // why the device can no longer answer
     if (fd >= 0 && (fds[1].revents & POLLIN)) {
       // Everything the driver has queued: one receive per message.
       for (;;) {
         unsigned char dataBuf[IPMI_MAX_MSG_LENGTH];
         ipmi_recv recv;
-        if (!IpmiReceive(fd, &recv, dataBuf)) break;  // EAGAIN: drained
+        if (!IpmiReceive(fd, &recv, dataBuf)) {
+          // EAGAIN: drained. Anything else (ENOTTY: a readable file that is no IPMI device) would be
+          // readable again at once and spin this thread: the device is given up.
+          if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) lost = errno;
+          break;
+        }
         if (recv.recv_type != IPMI_RESPONSE_RECV_TYPE) continue;  // events and commands: not asked for
         auto it = inFlight.find(recv.msgid);
         if (it == inFlight.end()) {
@@ -105,10 +114,12 @@ void Serve(std::shared_ptr<IpmiDeviceState> s) {
         s->Post(r);
       }
     }
-    if (fd >= 0 && (fds[1].revents & (POLLERR | POLLHUP | POLLNVAL))) {
-      // The interface went away: nothing in flight will be answered.
+    if (fd >= 0 && lost == 0 && (fds[1].revents & (POLLERR | POLLHUP | POLLNVAL))) lost = ENODEV;
+    if (lost != 0) {
+      // The interface went away, or is none: nothing in flight will be answered.
+      broken = lost;
       for (auto& [id, r] : inFlight) {
-        r->err = ENODEV;
+        r->err = lost;
         r->failedCall = 2;
         r->answeredNs = MonoNs();
         s->Post(r);

@@ -160,7 +160,6 @@ void ServeDevice(std::shared_ptr<WatchdogState> s) {
 void Serve(std::shared_ptr<WatchdogState> s) {
   BlockAsyncSignals();
   if (s->ipmi) ServeIpmi(s); else ServeDevice(s);
-  close(s->wakeFd);
   std::lock_guard<std::mutex> lock(s->mutex);
   s->ended = true;
 }
@@ -210,8 +209,7 @@ WatchdogKeeper::WatchdogKeeper(const Napi::CallbackInfo& info) : Napi::ObjectWra
   std::shared_ptr<WatchdogState> s = state_;
   int rc = StartOwnedThread([s] { Serve(s); });
   if (rc != 0) {
-    close(state_->wakeFd);
-    stopped_ = true;
+    stopped_ = true;  // the descriptor closes with the state
     SystemError(env, rc, "pthread_create", "WatchdogKeeper: thread").ThrowAsJavaScriptException();
   }
 }

@@ -11,6 +11,8 @@
 
 #include <napi.h>
 
+#include <unistd.h>
+
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -20,12 +22,15 @@
 namespace vigil {
 
 struct WatchdogState {
+  ~WatchdogState() {
+    if (wakeFd >= 0) close(wakeFd);
+  }
   bool ipmi = false;          // the BMC's watchdog through /dev/ipmi0; else a /dev/watchdog driver
   std::string path;
   int timeoutMs = 0;
   int tickleMs = 0;
   int action = 1;             // IPMI timeout action: 0 none, 1 hard reset, 2 power down, 3 power cycle
-  int wakeFd = -1;            // eventfd: stop
+  int wakeFd = -1;            // eventfd: stop; closed with the state, never by the thread (stop() may come after it ended)
   std::atomic<int64_t> leaseUntilNs{0};
   std::atomic<bool> stopping{false};
   std::atomic<bool> disarmOnStop{false};

@@ -55,6 +55,46 @@ t.test('nothing writes to a BMC thread\'s wake-up descriptor after it is closed,
   t.same(stale, [], 'no wake-up written to a closed descriptor');
 });
 
+t.test("nothing writes to the watchdog keeper's wake-up descriptor after it is closed: a keeper whose open failed, then stopped", async (t) => {
+  // The keeper's thread ends by itself when its open fails (vigild then calls stop(false)); it used to
+  // close the descriptor as it ended, and the stop wrote its eight bytes to it (EBADF, or a reused number).
+  const script = `
+    const { nativeAddon } = await import(${JSON.stringify(new URL('../../src/native.js', import.meta.url).href)});
+    const { WatchdogKeeper } = nativeAddon();
+    const keepers = [];
+    for (let i = 0; i < 4; i++) keepers.push(new WatchdogKeeper({ kind: 'device', path: '/dev/vigil-no-such-watchdog', timeoutMs: 3000, tickleMs: 750, leaseMs: 1000, action: 1 }));
+    while (!keepers.every((k) => k.snapshot().ended)) await new Promise((r) => setTimeout(r, 5));
+    for (const k of keepers) k.stop(false);`;
+  const dir = mkdtempSync(join(tmpdir(), 'vigil-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const trace = join(dir, 'trace');
+  const r = spawnSync('strace', ['-f', '-qq', '-Z', '-e', 'trace=write', '-o', trace, process.execPath, ...process.execArgv, '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 60_000 });
+  t.same([r.status, r.signal], [0, null], `exit 0 (stderr: ${r.stderr.trim().slice(-200)})`);
+  const stale = readFileSync(trace, 'utf8').split('\n').filter((l) => l.includes('write(') && l.includes('"\\1\\0\\0\\0\\0\\0\\0\\0", 8') && l.includes('EBADF'));
+  t.same(stale, [], 'no wake-up written to a closed descriptor');
+});
+
+t.test('an IpmiDevice on a readable file that is no IPMI device (/dev/null) gives it up instead of spinning its thread', async (t) => {
+  // poll says /dev/null is readable, and the receive fails (ENOTTY) every time: the thread used to loop on
+  // it at full speed (55% of a CPU measured) until close(). Measured here as this process's CPU time over
+  // a second of idling: a spinning thread takes hundreds of ms of it, an idle one next to nothing.
+  const { IpmiDevice } = nativeAddon() as unknown as { IpmiDevice: new (path: string, dispatch: (id: number, errno: number) => void) => { submit(id: number, netfn: number, cmd: number, data: Buffer, timeoutMs: number): void; close(): void } };
+  const answers = new Map<number, number>();
+  const dev = new IpmiDevice('/dev/null', (id, errno) => { answers.set(id, errno); });
+  t.teardown(() => dev.close());
+  while (!answers.has(0)) await sleep(5);
+  t.equal(answers.get(0), 0, '/dev/null opens');
+  await sleep(200);
+  const before = process.cpuUsage();
+  await sleep(1000);
+  const used = process.cpuUsage(before);
+  const ms = (used.user + used.system) / 1000;
+  t.ok(ms < 300, `the process used ${ms.toFixed(0)} ms of CPU in a second of idling`);
+  dev.submit(1, 0x06, 0x01, Buffer.alloc(0), 1000);
+  while (!answers.has(1)) await sleep(5);
+  t.not(answers.get(1), 0, `a request fails at once (errno ${answers.get(1)}), not after its timeout`);
+});
+
 t.test('close() twice is a no-op, and a closed object refuses work with its own message', async (t) => {
   const addon = nativeAddon() as unknown as {
     SgDevice: new (path: string, dispatch: () => void) => { submit(...a: unknown[]): void; reset(...a: unknown[]): void; cancelQueued(): void; close(): void };
