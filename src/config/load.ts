@@ -3,7 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 
-import { isMap, isScalar, LineCounter, parseDocument, type Document, type Node } from 'yaml';
+import { isMap, isScalar, LineCounter, parseDocument, visit, type Document, type Node } from 'yaml';
 import type { z } from 'zod';
 
 import { ConfigError, type Problem } from './errors.js';
@@ -52,6 +52,17 @@ export function parseConfig(text: string, sourceName: string, options: { baseDir
     // The tree after a syntax error is a guess; checking its fields would only add noise.
     throw new ConfigError(sourceName, doc.errors.map((e) => ({ ...at(e.pos[0]), path: '', message: yamlMessage(e.message) })));
   }
+
+  // A mapping or a list as a key ("{ a: 1 }: x", "[a]: x", valid YAML) would be stringified by toJS, with
+  // a process warning and a key nobody wrote: refused here, at its line.
+  const complexKeys: Problem[] = [];
+  visit(doc, {
+    Pair(_, pair) {
+      const key = pair.key as Node | null;
+      if (key !== null && !isScalar(key)) complexKeys.push({ ...at(key.range?.[0] ?? 0), path: '', message: 'a key must be a plain name, not a mapping or a list' });
+    },
+  });
+  if (complexKeys.length > 0) throw new ConfigError(sourceName, complexKeys);
 
   let raw: unknown;
   try {

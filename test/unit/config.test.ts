@@ -139,6 +139,19 @@ t.test('a misspelt key is an error on its own line, with a suggestion, and no se
   t.match(problems(top), [{ line: lineOf(top, 'stateDirectory'), column: 1, path: 'stateDirectory', message: /unknown key \(expected one of: cluster, keyFile, stateDir/ }]);
 });
 
+t.test('a mapping or a list as a key is refused at its line, without a process warning (the fuzz campaign found it stringified)', async (t) => {
+  const warnings: string[] = [];
+  const onWarning = (w: Error) => warnings.push(w.message);
+  process.on('warning', onWarning);
+  t.teardown(() => { process.off('warning', onWarning); });
+  const text = `${EXAMPLE.trimEnd()}\n{ addresses: 1 }: x\n`;
+  t.same(problems(text), [{ line: lineOf(text, '{ addresses: 1 }'), column: 1, path: '', message: 'a key must be a plain name, not a mapping or a list' }]);
+  const list = edit('stateDir: /var/lib/vigil', '[stateDir]: /var/lib/vigil');
+  t.same(problems(list), [{ line: lineOf(list, '[stateDir]'), column: 1, path: '', message: 'a key must be a plain name, not a mapping or a list' }]);
+  await new Promise((r) => setImmediate(r));
+  t.same(warnings, [], 'no "Keys with collection values will be stringified" warning');
+});
+
 t.test('a node without an address on a network names the missing field at its mapping', async (t) => {
   const text = edit('{ lan1: 10.1.0.2, lan2: 10.2.0.2 }', '{ lan1: 10.1.0.2 }');
   const line = lineOf(text, '{ lan1: 10.1.0.2 }');
