@@ -34,18 +34,11 @@ t.test('devices dropped without close() stop their threads once collected', asyn
   runChild(t, 'gc', ['--expose-gc']);
 });
 
-t.test('nothing writes to a BMC thread\'s wake-up descriptor after it is closed, not even the object collected at exit after its thread ended', async (t) => {
-  // Natural exit with open devices: the teardown hook wakes each thread, which ends; then Node collects
-  // the objects, and each one's stop wakes its thread again. The descriptor used to be closed by the
-  // thread, so that last write went to a closed descriptor (EBADF), or to whatever had reused its number.
-  // Seen from outside with strace (scripts/setup installs it; without it this fails, it does not skip):
-  // only failed calls (-Z), the wake-up's eight bytes.
-  const script = `
-    const { nativeAddon } = await import(${JSON.stringify(new URL('../../src/native.js', import.meta.url).href)});
-    const { IpmiDevice } = nativeAddon();
-    let opened = 0;
-    for (let i = 0; i < 8; i++) new IpmiDevice('/dev/vigil-no-such-bmc', (id) => { if (id === 0) opened++; });
-    while (opened < 8) await new Promise((r) => setTimeout(r, 5));`;
+/**
+ * Runs `script` (an ES module's text) under strace, seeing only failed writes (-Z): no eight-byte wake-up
+ * may have gone to a closed descriptor (EBADF). scripts/setup installs strace; without it this fails.
+ */
+function expectNoStaleWakeUps(t: Test, script: string): void {
   const dir = mkdtempSync(join(tmpdir(), 'vigil-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const trace = join(dir, 'trace');
@@ -53,6 +46,19 @@ t.test('nothing writes to a BMC thread\'s wake-up descriptor after it is closed,
   t.same([r.status, r.signal], [0, null], `exit 0 (stderr: ${r.stderr.trim().slice(-200)})`);
   const stale = readFileSync(trace, 'utf8').split('\n').filter((l) => l.includes('write(') && l.includes('"\\1\\0\\0\\0\\0\\0\\0\\0", 8') && l.includes('EBADF'));
   t.same(stale, [], 'no wake-up written to a closed descriptor');
+}
+
+t.test('nothing writes to a BMC thread\'s wake-up descriptor after it is closed, not even the object collected at exit after its thread ended', async (t) => {
+  // Natural exit with open devices: the teardown hook wakes each thread, which ends; then Node collects
+  // the objects, and each one's stop wakes its thread again. The descriptor used to be closed by the
+  // thread, so that last write went to a closed descriptor (EBADF), or to whatever had reused its number.
+  const script = `
+    const { nativeAddon } = await import(${JSON.stringify(new URL('../../src/native.js', import.meta.url).href)});
+    const { IpmiDevice } = nativeAddon();
+    let opened = 0;
+    for (let i = 0; i < 8; i++) new IpmiDevice('/dev/vigil-no-such-bmc', (id) => { if (id === 0) opened++; });
+    while (opened < 8) await new Promise((r) => setTimeout(r, 5));`;
+  expectNoStaleWakeUps(t, script);
 });
 
 t.test("nothing writes to the watchdog keeper's wake-up descriptor after it is closed: a keeper whose open failed, then stopped", async (t) => {
@@ -65,13 +71,7 @@ t.test("nothing writes to the watchdog keeper's wake-up descriptor after it is c
     for (let i = 0; i < 4; i++) keepers.push(new WatchdogKeeper({ kind: 'device', path: '/dev/vigil-no-such-watchdog', timeoutMs: 3000, tickleMs: 750, leaseMs: 1000, action: 1 }));
     while (!keepers.every((k) => k.snapshot().ended)) await new Promise((r) => setTimeout(r, 5));
     for (const k of keepers) k.stop(false);`;
-  const dir = mkdtempSync(join(tmpdir(), 'vigil-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const trace = join(dir, 'trace');
-  const r = spawnSync('strace', ['-f', '-qq', '-Z', '-e', 'trace=write', '-o', trace, process.execPath, ...process.execArgv, '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 60_000 });
-  t.same([r.status, r.signal], [0, null], `exit 0 (stderr: ${r.stderr.trim().slice(-200)})`);
-  const stale = readFileSync(trace, 'utf8').split('\n').filter((l) => l.includes('write(') && l.includes('"\\1\\0\\0\\0\\0\\0\\0\\0", 8') && l.includes('EBADF'));
-  t.same(stale, [], 'no wake-up written to a closed descriptor');
+  expectNoStaleWakeUps(t, script);
 });
 
 t.test('an IpmiDevice on a readable file that is no IPMI device (/dev/null) gives it up instead of spinning its thread', async (t) => {
