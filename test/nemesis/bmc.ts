@@ -79,11 +79,7 @@ export class BmcInjector extends Injector {
   /** An operator's power-on of a node a fence left off: its BMC, its links, its agent. */
   private async restore(node: string): Promise<void> {
     await this.bmcs[node]!.setPower(true);
-    await this.c.powerOn(node);
-    this.world.setPowered(node, true);
-    this.world.did(node, 'power on after a fence');
-    await this.watch.start(node);
-    this.startAgent(node);
+    await this.powerOn(node, 'power on after a fence');
   }
 
   override async end(f: Fault, primaryOf: (tag: string) => string): Promise<void> {

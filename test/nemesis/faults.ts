@@ -145,12 +145,7 @@ export class Injector {
         this.world.setFrozen(f.node, false);
         return;
       case 'power':
-        await this.c.powerOn(f.node);
-        this.world.setPowered(f.node, true);
-        this.world.did(f.node, 'power on');
-        await this.watch.start(f.node);
-        this.startAgent(f.node);
-        return;
+        return this.powerOn(f.node, 'power on');
       case 'cut':
         for (const net of f.nets!) {
           await this.c.rig.restore(f.node, net);
@@ -168,6 +163,15 @@ export class Injector {
       default:
         return;
     }
+  }
+
+  /** A node powered on again: its links, the world, the VIP watch, its agent. */
+  protected async powerOn(node: string, what: string): Promise<void> {
+    await this.c.powerOn(node);
+    this.world.setPowered(node, true);
+    this.world.did(node, what);
+    await this.watch.start(node);
+    this.startAgent(node);
   }
 
   /**
