@@ -1,10 +1,11 @@
 // Watchdog self-fencing (src/daemon/watchdog.ts, native/watchdog_keeper.cc) against real watchdogs in the
-// guest: QEMU's BMC (through /dev/ipmi0) and softdog with soft_noboot=1, whose expiry is a kernel message
-// instead of a reboot. A keeper process that is healthy never trips it, nor does a real agent under load
+// guest: QEMU's BMC (through /dev/ipmi0), softdog with soft_noboot=1, whose expiry is a kernel message
+// instead of a reboot, and QEMU's ib700 card, whose expiry is a QMP event on the host (scripts/lab --ib700). A keeper process that is healthy never trips it, nor does a real agent under load
 // (CPU hogs on every vCPU, a flood of control requests); one whose event loop wedges (the keeper thread
 // alive, the agent's lease not renewed) or that is stopped (SIGSTOP) does, within lease + timeout; a clean
 // stop disarms.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { readdir, readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 
 import t from 'tap';
@@ -26,6 +27,22 @@ async function keeper(t: { teardown(fn: () => unknown): void }, args: string[], 
     child.once('exit', (code) => reject(new Error(`the keeper exited ${code} before arming`)));
   });
   return child;
+}
+
+/** The QMP messages scripts/lab --ib700 has received so far, oldest first, each after the host's time in ms. */
+async function qmpEvents(): Promise<string[]> {
+  const dir = `${lab.run}/qmp`;
+  const names = (await readdir(dir)).filter((n) => !n.startsWith('.')).sort();
+  return Promise.all(names.map((n) => readFile(`${dir}/${n}`, 'utf8').then((l) => l.trim())));
+}
+
+/** The character device of the watchdog driver whose identity is `identity` (several may be loaded). */
+async function watchdogDevice(identity: string): Promise<string> {
+  for (const w of await readdir('/sys/class/watchdog')) {
+    const id = await readFile(`/sys/class/watchdog/${w}/identity`, 'utf8').catch(() => '');
+    if (id.trim() === identity) return `/dev/${w}`;
+  }
+  throw new Error(`no watchdog device "${identity}" in /sys/class/watchdog`);
 }
 
 async function bmcWatchdog() {
@@ -118,7 +135,7 @@ t.test('/dev/watchdog (softdog, soft_noboot=1): kept, then the wedged keeper let
   await run('modprobe', ['softdog', 'soft_noboot=1', 'soft_margin=3']);
   t.teardown(() => run('rmmod', ['softdog']).catch(() => {}));
   await run('dmesg', ['-C']);
-  await keeper(t, ['/dev/watchdog', '3000', 'reset', '1000'], { VIGIL_HANG_AFTER_MS: '4000' });
+  await keeper(t, [await watchdogDevice('Software Watchdog'), '3000', 'reset', '1000'], { VIGIL_HANG_AFTER_MS: '4000' });
   await sleep(4000);
   t.notMatch((await run('dmesg')).stdout, /softdog: Triggered/, 'kept for 4 s: not fired');
   await sleep(1000 + 3000 + 1500);
@@ -129,10 +146,26 @@ t.test('/dev/watchdog (softdog, soft_noboot=1): a stopped keeper (SIGSTOP, its t
   await run('modprobe', ['softdog', 'soft_noboot=1', 'soft_margin=3']);
   t.teardown(() => run('rmmod', ['softdog']).catch(() => {}));
   await run('dmesg', ['-C']);
-  const child = await keeper(t, ['/dev/watchdog', '3000', 'reset', '1000']);
+  const child = await keeper(t, [await watchdogDevice('Software Watchdog'), '3000', 'reset', '1000']);
   await sleep(1000);
   child.kill('SIGSTOP');
   await sleep(3000 + 2000);
   t.match((await run('dmesg')).stdout, /softdog: Triggered/, 'fired');
 });
 
+
+// QEMU's emulated ISA watchdog card (ib700wdt), run with -action watchdog=none: its expiry resets nothing
+// and reaches the host as a QMP WATCHDOG event, which scripts/lab --ib700 appends to the run directory's
+// qmp/ (a file per message, prefixed with the host's time in ms). A real device's expiry, seen from outside
+// the guest, without ending it: kept while the keeper is healthy, fired once its event loop wedges.
+t.test('ib700 (an emulated watchdog card, its expiry a QMP event on the host): kept, then fired once the keeper wedges', async (t) => {
+  const events = () => qmpEvents().then((lines) => lines.filter((l) => l.includes('"WATCHDOG"')));
+  const before = (await events()).length;
+  await keeper(t, [lab.ib700, '3000', 'reset', '1000'], { VIGIL_HANG_AFTER_MS: '6000' });
+  await sleep(6000);
+  t.equal((await events()).length, before, 'kept for 6 s (twice its timeout): no WATCHDOG event');
+  await sleep(1000 + 3000 + 3000);
+  const fired = (await events()).slice(before);
+  t.ok(fired.length >= 1, `fired once the keeper wedged: ${fired[0] ?? 'no event'}`);
+  t.match(fired[0] ?? '', /"action": ?"none"/, 'reported, nothing done (-action watchdog=none)');
+});

@@ -29,6 +29,10 @@ export const lab = {
   get iscsiId() { return need('VIGIL_LAB_ISCSI_ID'); },
   /** /dev/ipmi0 of QEMU's BMC (scripts/lab --ipmi). */
   get ipmi() { return need('VIGIL_LAB_IPMI'); },
+  /** The ib700 card's watchdog device (scripts/lab --ib700). */
+  get ib700() { return need('VIGIL_LAB_IB700'); },
+  /** The run directory on the project share (VIGIL_LAB_RUN): word for the host, and the host's (qmp/). */
+  get run() { return need('VIGIL_LAB_RUN'); },
 };
 
 export const open = (path: string, unitAttentionRetries = 0) => ScsiDevice.open(path, { unitAttentionRetries, defaultTimeoutMs: 10_000 });
