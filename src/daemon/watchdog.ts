@@ -57,14 +57,42 @@ export function checkCountdown(read: WatchdogStatus | Error, timeoutMs: number, 
   return { counts: true, why: `counting down: ${read.presentMs} ms of ${read.initialMs}` };
 }
 
+/** The timeout a /dev/watchdog driver really runs at, when it can be counted on; else why not. */
+export type DriverTimeoutCheck = { ok: true; timeoutMs: number; note?: string } | { ok: false; why: string };
+
+/**
+ * Judges what a /dev/watchdog driver took of the timeout asked for (whole seconds, rounded up). A driver
+ * may refuse it (WDIOC_SETTIMEOUT fails: out of its range, and it keeps its own, e.g. 30 or 60 s) or take
+ * another value (WDIOC_GETTIMEOUT says which). Peers are told this node's bound, so it must be the
+ * driver's timeout when that is longer: a bound shorter than the real timeout lets a peer count this node
+ * as reset while it still runs. A driver's timeout shorter than the one configured is refused: the keeper
+ * tickles every quarter of the configured timeout and could let it fire on a healthy node. A driver that
+ * refused the timeout and does not say its own cannot be bounded at all.
+ */
+export function checkDriverTimeout(s: Pick<WatchdogSnapshot, 'errno' | 'failedCall' | 'driverTimeoutS'>, configuredMs: number): DriverTimeoutCheck {
+  const askedS = Math.ceil(configuredMs / 1000);
+  const refused = s.failedCall === 'WDIOC_SETTIMEOUT' ? `the driver refused a ${askedS} s timeout (errno ${s.errno})` : undefined;
+  if (s.driverTimeoutS <= 0) {
+    return refused ? { ok: false, why: `${refused} and does not say its own (WDIOC_GETTIMEOUT)` } : { ok: true, timeoutMs: configuredMs, note: 'the driver does not say its timeout (WDIOC_GETTIMEOUT); taken as set' };
+  }
+  const driverMs = s.driverTimeoutS * 1000;
+  const runsAt = `${refused ? `${refused}; it runs at` : 'the driver runs it at'} ${s.driverTimeoutS} s`;
+  if (driverMs < configuredMs) return { ok: false, why: `${runsAt}, shorter than watchdog.timeoutMs ${configuredMs}: set watchdog.timeoutMs to at most ${driverMs}` };
+  if (driverMs > configuredMs) return { ok: true, timeoutMs: driverMs, note: `${runsAt}, longer than watchdog.timeoutMs ${configuredMs}: peers are told ${driverMs} ms` };
+  return { ok: true, timeoutMs: driverMs };
+}
+
 export class NodeWatchdog {
   private keeper: NativeWatchdogKeeper | undefined;
   readonly choice: WatchdogChoice | undefined;
   /** The BMC's countdown as read back after arming (a driver's is taken on trust: undefined). */
   private countdown: CountdownCheck | undefined;
+  /** The timeout it runs at: the configured one, or a /dev/watchdog driver's when that is longer. */
+  private timeoutMs: number;
 
   constructor(private readonly config: WatchdogConfig, private readonly leaseMs: number, private readonly log: AgentLog) {
     this.choice = chooseWatchdog(config.device);
+    this.timeoutMs = config.timeoutMs;
   }
 
   /** Arms it; resolves once the thread has armed it (or says why it could not: then it throws). */
@@ -91,6 +119,16 @@ export class NodeWatchdog {
     }
     const s = keeper.snapshot();
     if (!s.armed) throw new Error(`watchdog ${path}: not armed after 3 s`);
+    if (kind === 'device') {
+      const taken = checkDriverTimeout(s, this.config.timeoutMs);
+      if (!taken.ok) {
+        this.keeper = undefined;
+        keeper.stop(true);
+        throw new Error(`watchdog ${path}: ${taken.why}`);
+      }
+      this.timeoutMs = taken.timeoutMs;
+      if (taken.note) this.log.warn({ path, driverTimeoutS: s.driverTimeoutS }, `watchdog: ${taken.note}`);
+    }
     if (s.identity === 'Software Watchdog') this.log.warn({ path }, 'watchdog: softdog is a kernel timer; it cannot reset a hung kernel (a hardware or BMC watchdog can)');
     if (kind === 'ipmi' && this.config.action !== 'none') {
       this.countdown = await this.readCountdown(path);
@@ -98,7 +136,7 @@ export class NodeWatchdog {
         this.log.error({ path, why: this.countdown.why }, 'watchdog: the BMC took the settings but its watchdog is not counting down; it cannot reset this node, and no bound is published for peers to count on');
       }
     }
-    this.log.info({ path, kind, timeoutMs: this.config.timeoutMs, action: kind === 'ipmi' ? this.config.action : 'reset', identity: s.identity || undefined, driverTimeoutS: s.driverTimeoutS || undefined, countdown: this.countdown?.why }, 'watchdog armed');
+    this.log.info({ path, kind, timeoutMs: this.timeoutMs, action: kind === 'ipmi' ? this.config.action : 'reset', identity: s.identity || undefined, driverTimeoutS: s.driverTimeoutS || undefined, countdown: this.countdown?.why }, 'watchdog armed');
   }
 
   /** Get Watchdog Timer through a handle of its own (the keeper's thread owns the other). */
@@ -126,7 +164,7 @@ export class NodeWatchdog {
   snapshot(): (WatchdogSnapshot & WatchdogChoice & { timeoutMs: number; resets: boolean; countdown?: CountdownCheck }) | undefined {
     if (!this.keeper || !this.choice) return undefined;
     const resets = this.choice.kind === 'device' || (this.config.action !== 'none' && this.countdown?.counts === true);
-    return { ...this.keeper.snapshot(), ...this.choice, timeoutMs: this.config.timeoutMs, resets, ...(this.countdown ? { countdown: this.countdown } : {}) };
+    return { ...this.keeper.snapshot(), ...this.choice, timeoutMs: this.timeoutMs, resets, ...(this.countdown ? { countdown: this.countdown } : {}) };
   }
 
   /**

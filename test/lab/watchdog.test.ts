@@ -10,6 +10,7 @@ import { promisify } from 'node:util';
 
 import t from 'tap';
 
+import { NodeWatchdog } from '../../src/daemon/watchdog.js';
 import { disarmWatchdog, getWatchdogTimer } from '../../src/ipmi/commands.js';
 import { LocalBmc } from '../../src/ipmi/local.js';
 import { createCluster, until, type Status } from '../support/cluster.js';
@@ -168,4 +169,24 @@ t.test('ib700 (an emulated watchdog card, its expiry a QMP event on the host): k
   const fired = (await events()).slice(before);
   t.ok(fired.length >= 1, `fired once the keeper wedged: ${fired[0] ?? 'no event'}`);
   t.match(fired[0] ?? '', /"action": ?"none"/, 'reported, nothing done (-action watchdog=none)');
+});
+
+// What the ib700 driver takes of a timeout: 0 to 30 s, kept whole; anything longer is refused (EINVAL) and
+// it keeps the one it had. The agent tells peers the timeout the driver runs at, and refuses one shorter
+// than configured, disarming the card.
+t.test('ib700: the agent tells peers the timeout the driver runs at, and refuses a card that runs shorter than configured', async (t) => {
+  const said: string[] = [];
+  const log = { info: () => {}, warn: (_: object, m: string) => void said.push(m), error: (_: object, m: string) => void said.push(m) };
+  const base = { device: lab.ib700, action: 'reset' } as const;
+  const rounded = new NodeWatchdog({ ...base, timeoutMs: 2500 }, 1000, log);
+  await rounded.start();
+  t.equal(rounded.snapshot()?.timeoutMs, 3000, 'asked 2.5 s, the driver runs 3 s: 3 s is what peers are told');
+  t.match(said.join('\n'), /runs it at 3 s, longer than watchdog.timeoutMs 2500/, 'and it says so in the log');
+  await rounded.stop();
+
+  const before = (await qmpEvents()).filter((l) => l.includes('"WATCHDOG"')).length;
+  const tooLong = new NodeWatchdog({ ...base, timeoutMs: 40_000 }, 1000, log);
+  await t.rejects(tooLong.start(), /refused a 40 s timeout \(errno 22\); it runs at 3 s, shorter than watchdog.timeoutMs 40000/);
+  await sleep(3000 + 3000);
+  t.equal((await qmpEvents()).filter((l) => l.includes('"WATCHDOG"')).length, before, 'refused, the card was disarmed: no WATCHDOG event after twice its timeout');
 });

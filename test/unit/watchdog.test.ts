@@ -4,7 +4,7 @@
 import t from 'tap';
 
 import { parseConfig } from '../../src/config/load.js';
-import { checkCountdown, chooseWatchdog } from '../../src/daemon/watchdog.js';
+import { checkCountdown, checkDriverTimeout, chooseWatchdog } from '../../src/daemon/watchdog.js';
 import { MINIMAL_CONFIG } from '../support/minimal-config.js';
 
 const has = (...paths: string[]) => (p: string) => paths.includes(p);
@@ -73,4 +73,18 @@ t.test('vigil status shows the view behind the tickles: with a watchdog, or once
   t.notMatch(formatStatus({ ...base, watchdog: null, view: { ...view, watchdogBoundMs: null } }), /view:/, 'no watchdog, a valid view: not shown');
   t.match(formatStatus({ ...base, watchdog: null, view: { ...view, valid: false, why: 'lost quorum: hears 1 of 3 nodes (a minority) and hosts apps', watchdogBoundMs: null } }),
     /\nview: LOST \(lost quorum: hears 1 of 3 nodes \(a minority\) and hosts apps\)\n/);
+});
+
+t.test('a /dev/watchdog driver: the bound told to peers is the timeout it runs at, never a shorter one', async (t) => {
+  const took = (driverTimeoutS: number, refused = false) => ({ driverTimeoutS, errno: refused ? 22 : 0, failedCall: refused ? 'WDIOC_SETTIMEOUT' : '' });
+  t.same(checkDriverTimeout(took(10), 10_000), { ok: true, timeoutMs: 10_000 }, 'took as asked');
+  const rounded = checkDriverTimeout(took(3), 2_500);
+  t.same(rounded, { ok: true, timeoutMs: 3_000, note: 'the driver runs it at 3 s, longer than watchdog.timeoutMs 2500: peers are told 3000 ms' }, 'whole seconds: rounded up, and the longer one is told');
+  const own = checkDriverTimeout(took(60, true), 10_000);
+  t.ok(own.ok && own.timeoutMs === 60_000, 'refused, it keeps its own 60 s: peers are told 60 s, not 10');
+  t.match(own.ok ? own.note : '', /refused a 10 s timeout \(errno 22\); it runs at 60 s/);
+  t.same(checkDriverTimeout(took(30, true), 40_000), { ok: false, why: 'the driver refused a 40 s timeout (errno 22); it runs at 30 s, shorter than watchdog.timeoutMs 40000: set watchdog.timeoutMs to at most 30000' },
+    'shorter than configured: refused, with the fix');
+  t.same(checkDriverTimeout(took(0, true), 10_000), { ok: false, why: 'the driver refused a 10 s timeout (errno 22) and does not say its own (WDIOC_GETTIMEOUT)' }, 'refused and silent: no bound at all');
+  t.same(checkDriverTimeout(took(0), 10_000), { ok: true, timeoutMs: 10_000, note: 'the driver does not say its timeout (WDIOC_GETTIMEOUT); taken as set' });
 });
