@@ -348,7 +348,7 @@ export class Agent {
     }
     // Last: a UPS already low at start leaves a fully started agent, never one half-way up.
     await this.startPower();
-    this.log.info({ node: this.self.name, incarnation: String(this.incarnation), apps: this.db.list().length }, 'vigild started');
+    this.log.info({ incarnation: String(this.incarnation), apps: this.db.list().length }, 'vigild started'); // node: the logger's base
   }
 
   /** Stops the agent; the applications it runs are stopped too unless `leaveApps`. */
@@ -657,7 +657,7 @@ export class Agent {
         });
         break;
       case 'peerFailed':
-        this.log.warn({ peer: e.peer, at: now }, e.declared ? `peer failed: ${e.declared}` : 'peer failed: every channel silent');
+        this.log.warn({ peer: e.peer }, e.declared ? `peer failed: ${e.declared}` : 'peer failed: every channel silent');
         // The survivor's priority is durable before any flow acts on the failure (seed 003 write-ahead).
         this.membershipChain = this.membershipChain.then(async () => {
           const pairs = await this.lastActive.peerFailed(e.peer).catch((err: unknown) => {

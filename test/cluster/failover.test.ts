@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import t from 'tap';
 
-import { createCluster, until, type Status, type TestCluster, settled } from '../support/cluster.js';
+import { badLogLines, createCluster, until, type Status, type TestCluster, settled } from '../support/cluster.js';
 
 const host = (s: Status, tag: string) => s.apps.find((a) => a.tag === tag)?.host;
 const peer = (s: Status, name: string) => s.peers.find((p) => p.peer === name);
@@ -46,6 +46,7 @@ t.test('power loss of the primary: the backup takes the VIP over and the client 
   t.ok(sb.notices.some((n) => n.notice === 'primary-failed'), 'the operator is told a failed');
   t.comment(`detection ${(detected - cut).toFixed(0)} ms, client served by b after ${(served - cut).toFixed(0)} ms (polling granularity included)`);
   t.ok(detected - cut < 3000, 'detected within seconds, not a timeout of minutes');
+  t.same(badLogLines(c.log('b')), [], 'every line of the survivor\'s log is one JSON object with each key once');
 });
 
 t.test('one silent network is a channel fault: no failover; both silent while a still answers on the service network: no second server; a cut off everywhere is failed over; healing stops the old copy', async (t) => {

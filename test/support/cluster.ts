@@ -282,6 +282,51 @@ export async function createCluster(t: { teardown(fn: () => unknown): void }, no
   };
 }
 
+/**
+ * The lines of a JSON log that a strict reader refuses: not one JSON object, or a key twice at its top
+ * level (JSON.parse keeps the last silently; jq and other parsers may not, and the first is lost). The
+ * logger's base fields (node, cluster) count too: a line that repeats one of them is a defect.
+ */
+export function badLogLines(log: string): string[] {
+  const bad: string[] = [];
+  for (const line of log.split('\n')) {
+    if (line.trim() === '') continue;
+    const keys = topLevelKeys(line);
+    if (keys === undefined || new Set(keys).size !== keys.length) bad.push(line);
+  }
+  return bad;
+}
+
+/** The keys of a JSON object's top level, in order, duplicates kept; undefined if it is not one object. */
+function topLevelKeys(text: string): string[] | undefined {
+  try {
+    if (typeof JSON.parse(text) !== 'object') return undefined;
+  } catch {
+    return undefined;
+  }
+  const keys: string[] = [];
+  let depth = 0;
+  let expectKey = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i];
+    if (ch === '"') {
+      let j = i + 1;
+      while (text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
+      if (depth === 1 && expectKey) keys.push(JSON.parse(text.slice(i, j + 1)) as string);
+      expectKey = false;
+      i = j;
+    } else if (ch === '{' || ch === '[') {
+      depth++;
+      expectKey = ch === '{' && depth === 1;
+    } else if (ch === '}' || ch === ']') {
+      depth--;
+    } else if (ch === ',' && depth === 1) {
+      expectKey = true;
+    }
+  }
+  return keys;
+}
+
 /** The time (pino's, ms since 1970) of the first line of `node`'s log at or after `after` that matches. */
 export function loggedAt(c: TestCluster, node: string, pattern: RegExp, after = 0): number | undefined {
   for (const line of c.log(node).split('\n')) {
