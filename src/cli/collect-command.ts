@@ -47,8 +47,9 @@ export function collectCommand(): Command {
     .option('--config <file>', 'the cluster configuration', DEFAULT_CONFIG)
     .addOption(new Option('--socket <path>', "vigild's control socket (default: the configuration's control.socket, else $VIGIL_SOCKET, else " + DEFAULT_CONTROL_SOCKET + ')'))
     .addOption(new Option('--since <when>', 'logs from this long ago (30m, 24h, 2d) or this time (ISO 8601)').argParser((t: string) => parseSince(t)).default(parseSince('24h'), '24h'))
-    .option('--log <file>', "also an agent log file (vigild's stdout where it is not run by systemd), from --since on; repeatable", (f: string, all: string[]) => [...all, f], [] as string[])
-    .addOption(new Option('--timeout <ms>', "how long to wait for vigild's answers (default 5000)").argParser(intOption(1)).default(5000))
+    .addOption(new Option('--log <file>', "also an agent log file (vigild's stdout where it is not run by systemd), from --since on; repeatable")
+      .argParser((f: string, all: string[]) => [...all, f]).default([] as string[], 'none'))
+    .addOption(new Option('--timeout <ms>', "how long to wait for each of vigild's answers").argParser(intOption(1)).default(5000))
     .addHelpText('after', '\nWhat is collected and what is redacted: docs/cli.md, "vigil collect". Prints the archive\'s path.')
     .action(act(run));
 }
