@@ -109,6 +109,10 @@ export async function disksSection(ctx: CollectContext, open: OpenDevice = defau
         : `${paths.length} path${paths.length === 1 ? '' : 's'}${failed ? `, ${failed} of them without an answer to READ KEYS` : ''}`,
     });
   }
+  const unnamed = config.nodes.filter((n) => n.reservationKey === undefined && ctx.clusterKey === undefined).map((n) => n.name);
+  if (config.disks.length > 0 && unnamed.length > 0) {
+    result.items.push({ item: 'disks: whose key is whose', state: 'partial', files: [], note: `the cluster key could not be read, so the derived keys of ${unnamed.join(', ')} are not named` });
+  }
   if (config.disks.length === 0) result.items.push({ item: 'disks: reservation state', state: 'absent', files: [], note: 'the configuration names no disk' });
   return result;
 }

@@ -8,18 +8,22 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { gunzipSync } from 'node:zlib';
 
 import t from 'tap';
+import { z } from 'zod';
 
 import { parseSince } from '../../src/cli/collect-command.js';
-import { bundleName } from '../../src/collect/bundle.js';
+import { bundleName, collect } from '../../src/collect/bundle.js';
 import { pathState } from '../../src/collect/disks.js';
 import { logSince } from '../../src/collect/logs.js';
 import { REDACTED, redactCommandText, redactConfig, scrub, secretForms } from '../../src/collect/redact.js';
 import { describePriorityFile } from '../../src/collect/state.js';
 import { tarGz } from '../../src/collect/tar.js';
 import { initialImage } from '../../src/lastactive/priority-store.js';
+import { ControlServer } from '../../src/control/server.js';
 import { ScsiDevice } from '../../src/scsi/device.js';
+import { runCli } from '../support/cli.js';
 import { CONFLICT, FakeTransport } from '../support/fake-transport.js';
 
 const run = promisify(execFile);
@@ -149,4 +153,45 @@ t.test('a path\'s reservation state: TUR, READ KEYS, READ RESERVATION, each key 
   t.ok(fake.closed, 'the path is closed again');
   const unopened = await pathState('/dev/sg8', async () => { throw Object.assign(new Error('/dev/sg8: no such device'), { code: 'ENOENT' }); }, {});
   t.match(unopened, { path: '/dev/sg8', open: { message: '/dev/sg8: no such device' } });
+});
+
+t.test('a configuration that does not load: its file redacted, its problems, the agent asked all the same; one that is not YAML: left out', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'vigil-collect-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const server = new ControlServer({ path: join(dir, 'ctl.sock') }).handle('status', z.object({}), () => ({ node: 'x', said: 'tok-in-status-1234' }), 'read');
+  await server.start();
+  t.teardown(() => server.close());
+  await writeFile(join(dir, 'bad.yaml'), 'cluster: c1\nkeyFile: k\nnodes: [{ name: a, id: 1, addresses: {}, bmc: { host: h, user: u, passwordFile: p, password: tok-in-status-1234 } }]\n');
+  const out = join(dir, 'b.tar.gz');
+  const r = await collect({ configFile: join(dir, 'bad.yaml'), socket: join(dir, 'ctl.sock'), defaultSocket: '/nonexistent', since: new Date(0), logFiles: [], timeoutMs: 2000, out });
+  t.equal(r.path, out);
+  const x = join(dir, 'x');
+  await run('mkdir', [x]);
+  await run('tar', ['-xzf', out, '-C', x]);
+  const file = (name: string) => readFile(join(x, r.top, name), 'utf8');
+  t.match(await file('config/cluster.yaml'), /password: <redacted>/);
+  t.match(JSON.parse(await file('config/check.json')), { ok: false, problems: [{ path: 'networks' }, { path: 'nodes' }, { path: 'nodes[0].bmc.password', message: /unknown key/ }] }, 'the problems, as config check gives them');
+  t.match(JSON.parse(await file('agent/status.json')), { node: 'x', said: '<redacted>' }, 'the agent asked; a secret of the file scrubbed from its answer');
+  t.match(r.items.find((i) => i.item === 'agent: vigil priority show --json'), { state: 'failed' }, 'a method the agent does not know: failed, with its reason');
+  t.match(r.items.find((i) => i.item.startsWith('disks')), { state: 'absent', note: /no loaded configuration/ });
+  t.match(r.items.find((i) => i.item.startsWith('state')), { state: 'absent' });
+  t.same(r.scrubbed, [{ file: 'agent/status.json', count: 1 }]);
+
+  await writeFile(join(dir, 'broken.yaml'), 'cluster: c1\nkey: [unclosed\npassword: tok-never-5678\n');
+  const r2 = await collect({ configFile: join(dir, 'broken.yaml'), socket: undefined, defaultSocket: join(dir, 'none.sock'), since: new Date(0), logFiles: [], timeoutMs: 2000, out: join(dir, 'c.tar.gz') });
+  t.match(r2.items.find((i) => i.item === 'config: the file, redacted'), { state: 'failed', note: /not valid YAML.*left out/ });
+  t.match(r2.items.find((i) => i.item === 'agent: vigil status --json'), { state: 'absent', note: /no vigild is running/ });
+  t.notOk(gunzipSync(await readFile(join(dir, 'c.tar.gz'))).includes('tok-never-5678'), 'nothing of the file went in');
+  await t.rejects(collect({ configFile: join(dir, 'broken.yaml'), socket: undefined, defaultSocket: '/x', since: new Date(0), logFiles: [], timeoutMs: 2000, out }), /exists; give another --out/);
+});
+
+t.test('the command: the path alone on stdout, what is missing on stderr, exit 0', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'vigil-collect-cli-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const out = join(dir, 'n.tar.gz');
+  const r = await runCli('vigil', ['collect', '--config', join(dir, 'none.yaml'), '--socket', join(dir, 'none.sock'), '--out', out]);
+  t.equal(r.code, 0);
+  t.equal(r.stdout, `${out}\n`);
+  t.match(r.stderr, `vigil collect: absent: config: no configuration at ${join(dir, 'none.yaml')} (give --config FILE)\n`);
+  t.equal((await stat(out)).mode & 0o777, 0o600);
 });
