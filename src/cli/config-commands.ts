@@ -13,7 +13,7 @@ function count(n: number, what: string): string {
 }
 
 /** The Config as JSON: reservation keys in hex, as every other vigil command prints them. */
-function configJson(config: Config): unknown {
+export function configJson(config: Config): unknown {
   return {
     ...config,
     nodes: config.nodes.map((n) => ({ ...n, reservationKey: n.reservationKey === undefined ? null : formatKey(n.reservationKey) })),
