@@ -44,6 +44,8 @@ if (existsSync('/etc/vigil')) throw new Error('/etc/vigil exists and no vigil pa
 
 const built = await run(join(packageRoot(), 'scripts', 'package'), ['--no-build']);
 const deb = built.stdout.trim();
+// lintian reads only the .deb: it runs while the package is installed and removed (its check comes last).
+const linted = run('lintian', [deb]);
 
 t.test('npm run package builds vigil_VERSION_amd64.deb in dist-pkg/ and prints its path', async (t) => {
   t.equal(built.code, 0, `scripts/package: ${built.stderr}`);
@@ -51,14 +53,6 @@ t.test('npm run package builds vigil_VERSION_amd64.deb in dist-pkg/ and prints i
   const depends = (await run('dpkg-deb', ['-f', deb, 'Depends'])).stdout;
   t.match(depends, /libc6/, 'its library dependencies are computed');
   t.notMatch(depends, /nodejs/, 'it does not depend on a system node');
-});
-
-t.test('lintian reports no error in the package', async (t) => {
-  const r = await run('lintian', [deb]);
-  const lines = r.stdout.split('\n').filter((l) => /^[EW]: /.test(l));
-  for (const l of lines.filter((l) => l.startsWith('W: '))) t.comment(l);
-  t.same(lines.filter((l) => l.startsWith('E: ')), [], 'no E: lines');
-  t.equal(r.code, 0, `lintian's exit: ${r.stderr}`);
 });
 
 t.test('installed, vigil and vigild run from another directory on the node the package carries', async (t) => {
@@ -100,4 +94,12 @@ t.test('removed, only the configuration stays; purged, nothing does', async (t) 
   t.equal(purged.code, 0, `dpkg --purge: ${purged.stderr}`);
   t.equal(await installed(), '', 'dpkg knows no vigil package');
   t.notOk(existsSync('/etc/vigil/cluster.yaml'), 'the configuration is gone');
+});
+
+t.test('lintian reports no error in the package', async (t) => {
+  const r = await linted;
+  const lines = r.stdout.split('\n').filter((l) => /^[EW]: /.test(l));
+  for (const l of lines.filter((l) => l.startsWith('W: '))) t.comment(l);
+  t.same(lines.filter((l) => l.startsWith('E: ')), [], 'no E: lines');
+  t.equal(r.code, 0, `lintian's exit: ${r.stderr}`);
 });
