@@ -138,7 +138,7 @@ export function checkReservation(f: DoctorFacts, d: DiskFacts): Check | undefine
   if (holderName === expected.node) return ok(id, `${d.name}: ${holderName ? `held by ${holderName}` : 'not held'}, as it should be: ${expected.why}`, detail);
   if (expected.node === null) {
     return fail(id, `${d.name}: held by ${holderName}, but ${expected.why}: nobody should hold it`,
-      `if it stays, release it on ${holderName}: restart vigild there (it gives up a disk no app of its uses) or vigil scsi pr release DEV --key ${holder!.key} --type wero`, detail);
+      `vigild on ${holderName} gives up within seconds a disk no app of its uses; if it stays, release it on ${holderName}: vigil scsi pr release DEV --key ${holder!.key} --type wero, then vigil scsi pr unregister DEV --key ${holder!.key}`, detail);
   }
   if (!holder) return fail(id, `${d.name}: not held, but ${expected.why}: its writes are not fenced`, `look at vigild's log on ${expected.node}: it should have taken the disk before starting the app`, detail);
   return fail(id, `${d.name}: held by ${holderName}, but ${expected.why}`,
@@ -179,7 +179,10 @@ export function checkNetworks(f: DoctorFacts): Check[] {
     });
     const detail = { port: net.port, peers: rows };
     const silent = rows.filter((r) => r.state !== 'up');
-    const text = (r: (typeof rows)[number]) => `${r.peer} ${r.state === 'up' ? 'heard' : r.state}${r.heardAgoMs === null ? ' (never heard)' : ` ${seconds(r.heardAgoMs)} ago`}${r.rttUs === null ? '' : `, rtt ${(r.rttUs / 1000).toFixed(2)} ms`}`;
+    const heard = (r: (typeof rows)[number]) => (r.heardAgoMs === null ? 'never heard' : `heard ${seconds(r.heardAgoMs)} ago`);
+    const rtt = (r: (typeof rows)[number]) => (r.rttUs === null ? '' : `, rtt ${(r.rttUs / 1000).toFixed(2)} ms`);
+    // A silent peer's round trip is its last one measured: shown as that.
+    const text = (r: (typeof rows)[number]) => (r.state === 'up' ? `${r.peer} ${heard(r)}${rtt(r)}` : `${r.peer} ${r.state.toUpperCase()}, last ${heard(r)}${r.rttUs === null ? '' : `, last rtt ${(r.rttUs / 1000).toFixed(2)} ms`}`);
     if (rows.length === 0) return ok(id, `${net.name}: no peers`, detail);
     const dead = silent.filter((r) => r.peerState === 'failed');
     if (dead.length) return fail(id, `${net.name}: ${rows.map(text).join('; ')}; ${dead.map((r) => r.peer).join(', ')} failed (silent on every network)`, `find out whether ${dead.map((r) => r.peer).join(', ')} is down (power, vigild) or cut off from this node`, detail);
