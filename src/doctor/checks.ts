@@ -202,6 +202,50 @@ export function checkPriority(f: DoctorFacts): Check[] {
   });
 }
 
+/** The power sources as this node's vigild watches them (power.status). */
+export function checkPower(f: DoctorFacts): Check | undefined {
+  const power = f.agent?.power;
+  if (!f.config?.power) return ok('power', 'no power sources configured');
+  if (!power) return undefined;
+  const sources = power.sources ?? [];
+  const detail = { sources };
+  const text = (s: (typeof sources)[number]) => `${s.source} ${s.connected ? s.state ?? 'no state yet' : 'NOT CONNECTED'}`;
+  const summary = sources.map(text).join('; ');
+  const down = sources.filter((s) => s.state === 'low-battery' || s.state === 'forced-shutdown');
+  if (down.length) return fail('power', summary, `${down.map((s) => s.source).join(', ')}: the UPS is about to cut the power: restore mains power now, or move the apps off this node`, detail);
+  const battery = sources.filter((s) => s.state === 'on-battery');
+  const lost = sources.filter((s) => !s.connected);
+  if (battery.length || lost.length) {
+    return warn('power', summary, [
+      ...battery.map((s) => `${s.source} runs on battery: restore its mains power`),
+      ...lost.map((s) => `${s.source} does not answer${s.lastError ? ` (${s.lastError})` : ''}: check its cable or upsd`),
+    ].join('; '), detail);
+  }
+  return ok('power', summary || 'no sources', detail);
+}
+
+/** Each configured BMC: reachable, and its power state against whether the node is heard. */
+export function checkBmcs(f: DoctorFacts): Check[] {
+  const peers = f.agent?.status.peers;
+  return f.bmcs.map((b) => {
+    const id = `bmc.${b.node}`;
+    const where = `${b.host}${b.port === 623 ? '' : `:${b.port}`}`;
+    const detail = { host: b.host, port: b.port, power: b.power, error: b.error };
+    if (b.error !== null) {
+      return warn(id, `${b.node}'s BMC at ${where} cannot be asked: ${b.error}`,
+        `check the BMC's network, user and password file (vigil ipmi power status --host ${b.host} --user USER --password-file FILE): until it answers, ${b.node} cannot be power-fenced`, detail);
+    }
+    const state = peers?.find((p) => p.peer === b.node)?.state;
+    if (b.power === 'off' && b.node !== f.self) {
+      return warn(id, `${b.node}'s BMC at ${where} answers: power off`, `${b.node} is off: power it on (vigil ipmi power on --host ${b.host} …) when it should rejoin`, detail);
+    }
+    if (b.power === 'on' && state === 'failed') {
+      return warn(id, `${b.node}'s BMC at ${where} answers: power on, but ${b.node} is not heard`, `${b.node} runs but is silent: look at its console and vigild`, detail);
+    }
+    return ok(id, `${b.node}'s BMC at ${where} answers: power ${b.power}`, detail);
+  });
+}
+
 export function checkStayOut(f: DoctorFacts): Check | undefined {
   if (!f.config) return undefined;
   const out = f.stayOut;
@@ -256,7 +300,7 @@ export function runChecks(f: DoctorFacts): Check[] {
     out.push(checkReady(d));
     for (const c of [checkPr(f, d), checkReservation(f, d), checkDiskHeartbeat(f, d)]) if (c) out.push(c);
   }
-  out.push(...checkNetworks(f), ...checkPriority(f));
-  for (const c of [checkStayOut(f), checkLeftoverMounts(f), checkLeftoverAddresses(f)]) if (c) out.push(c);
+  out.push(...checkNetworks(f), ...checkPriority(f), ...checkBmcs(f));
+  for (const c of [checkPower(f), checkStayOut(f), checkLeftoverMounts(f), checkLeftoverAddresses(f)]) if (c) out.push(c);
   return out;
 }

@@ -77,6 +77,23 @@ export interface AgentDisk {
 }
 export type AgentStatus = StatusLike & { disks?: AgentDisk[] };
 
+/** What `power.status` answers (daemon/control-commands.ts), as far as the power check reads it. */
+export interface PowerFact {
+  configured: boolean;
+  sources?: { source: string; type: string; connected: boolean; state?: string | null; lastError?: string | null }[];
+  policy?: { source: string; graceLeftMs: number | null; deadLeftMs: number | null }[];
+}
+
+/** A node's BMC (its `bmc:`), asked Get Chassis Status over RMCP+. */
+export interface BmcFact {
+  node: string;
+  host: string;
+  port: number;
+  power: 'on' | 'off' | null;
+  /** Why it could not be asked (no answer, refused login, an unreadable password file). */
+  error: string | null;
+}
+
 export interface DoctorFacts {
   configFile: string;
   config: Config | null;
@@ -86,7 +103,8 @@ export interface DoctorFacts {
   selfError: string | null;
   /** The cluster key could not be read: keys of nodes without a configured reservationKey cannot be named. */
   keyError: string | null;
-  agent: { status: AgentStatus; pairs: PairStatus[] | null } | null;
+  /** power: null when vigild did not answer power.status (an older one). */
+  agent: { status: AgentStatus; pairs: PairStatus[] | null; power?: PowerFact | null } | null;
   agentError: string | null;
   linkTable: string;
   linkTableError: string | null;
@@ -94,4 +112,5 @@ export interface DoctorFacts {
   disks: DiskFacts[];
   addresses: AddressFact[];
   stayOut: StayOut | null;
+  bmcs: BmcFact[];
 }

@@ -7,7 +7,7 @@ import type { Config, DiskConfig } from '../config/schema.js';
 import type { PairStatus } from '../daemon/last-active.js';
 import type { ScannedPath } from '../links/scan.js';
 import type { LinkTable } from '../links/table.js';
-import type { AddressFact, AgentStatus, DiskFacts, DoctorFacts, PathFact, PrFact, StoredPath } from './facts.js';
+import type { AddressFact, AgentStatus, BmcFact, DiskFacts, DoctorFacts, PathFact, PowerFact, PrFact, StoredPath } from './facts.js';
 
 export interface GatherOptions {
   config: string;
@@ -15,6 +15,8 @@ export interface GatherOptions {
   node?: string;
   /** How long to wait for vigild's answers. */
   agentTimeoutMs?: number;
+  /** How long to wait for each BMC's answers. */
+  bmcTimeoutMs?: number;
 }
 
 const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
@@ -22,7 +24,7 @@ const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
 export async function gatherFacts(o: GatherOptions): Promise<DoctorFacts> {
   const facts: DoctorFacts = {
     configFile: o.config, config: null, configError: null, self: null, selfError: null, keyError: null,
-    agent: null, agentError: null, linkTable: '', linkTableError: null, scanError: null, disks: [], addresses: [], stayOut: null,
+    agent: null, agentError: null, linkTable: '', linkTableError: null, scanError: null, disks: [], addresses: [], stayOut: null, bmcs: [],
   };
   const { loadConfig } = await import('../config/load.js');
   const { ConfigError, formatProblem } = await import('../config/errors.js');
@@ -49,7 +51,27 @@ export async function gatherFacts(o: GatherOptions): Promise<DoctorFacts> {
   facts.addresses = await gatherAddresses(config, facts.self);
   const { readStayOut } = await import('../daemon/stay-out.js');
   facts.stayOut = (await readStayOut(config.stateDir)) ?? null;
+  facts.bmcs = await Promise.all(config.nodes.filter((n) => n.bmc).map((n) => askBmc(n.name, n.bmc!, o.bmcTimeoutMs ?? 3000)));
   return facts;
+}
+
+/** One session to the node's BMC and Get Chassis Status, at USER privilege (all a status needs). */
+async function askBmc(node: string, bmc: NonNullable<Config['nodes'][number]['bmc']>, timeoutMs: number): Promise<BmcFact> {
+  const { openBmc } = await import('../ipmi/bmc.js');
+  const { getChassisStatus } = await import('../ipmi/commands.js');
+  const { Privilege } = await import('../ipmi/lan-session.js');
+  const fact: BmcFact = { node, host: bmc.host, port: bmc.port, power: null, error: null };
+  try {
+    const session = await openBmc({ ...bmc, kgFile: bmc.kgFile, privilege: Privilege.USER, timeoutMs });
+    try {
+      fact.power = (await getChassisStatus(session)).power;
+    } finally {
+      await session.close().catch(() => {});
+    }
+  } catch (e) {
+    fact.error = message(e);
+  }
+  return fact;
 }
 
 /** Reservation key ("0x…") → node name, for every node whose key is known. */
@@ -75,11 +97,10 @@ async function askAgent(config: Config, timeoutMs: number, facts: DoctorFacts): 
   const { controlRequest } = await import('../control/client.js');
   try {
     const status = (await controlRequest(config.control.socket, 'status', {}, { timeoutMs })) as AgentStatus;
-    let pairs: PairStatus[] | null = null;
-    try {
-      pairs = ((await controlRequest(config.control.socket, 'priority.show', {}, { timeoutMs })) as { pairs: PairStatus[] }).pairs;
-    } catch { /* an older vigild: no priority records shown */ }
-    facts.agent = { status, pairs };
+    // An older vigild without one of these methods: that check is left out.
+    const pairs = await controlRequest(config.control.socket, 'priority.show', {}, { timeoutMs }).then((r) => (r as { pairs: PairStatus[] }).pairs, () => null);
+    const power = await controlRequest(config.control.socket, 'power.status', {}, { timeoutMs }).then((r) => r as PowerFact, () => null);
+    facts.agent = { status, pairs, power };
   } catch (e) {
     facts.agentError = message(e);
   }

@@ -64,7 +64,7 @@ function healthy(over: Partial<DoctorFacts> = {}): DoctorFacts {
     configFile: 'cluster.yaml', config: CONFIG, configError: null, self: 'a', selfError: null, keyError: null,
     agent: { status: agent(), pairs: [{ tag: 'web', peer: 'b', state: 'M', priority: 1, sequence: '4', record: 'slot 0', decision: null, peerState: 'SL' }] },
     agentError: null, linkTable: '/var/lib/vigil/links.json', linkTableError: null, scanError: null,
-    disks: [disk()], addresses: [{ tag: 'web', address: '10.0.0.100', prefixLength: 24, interface: 'svc', up: true }], stayOut: null,
+    disks: [disk()], addresses: [{ tag: 'web', address: '10.0.0.100', prefixLength: 24, interface: 'svc', up: true }], stayOut: null, bmcs: [],
     ...over,
   };
 }
@@ -80,7 +80,7 @@ t.test('healthy facts: every check OK, and every OK has no fix', async (t) => {
   const checks = runChecks(healthy());
   t.same(notOk(checks), []);
   t.same(Object.keys(verdicts(checks)), ['config', 'agent', 'disk.shared0.paths', 'disk.shared0.links', 'disk.shared0.ready', 'disk.shared0.pr',
-    'disk.shared0.reservation', 'disk.shared0.heartbeat', 'network.lan1', 'network.lan2', 'priority.web', 'stay-out', 'leftovers.mounts', 'leftovers.addresses']);
+    'disk.shared0.reservation', 'disk.shared0.heartbeat', 'network.lan1', 'network.lan2', 'priority.web', 'power', 'stay-out', 'leftovers.mounts', 'leftovers.addresses']);
   t.ok(checks.every((c) => c.fix === null));
 });
 
@@ -214,4 +214,26 @@ t.test('a pair waiting for its peer WARNs priority; an unreadable record FAILs i
   const pair = healthy().agent!.pairs![0]!;
   t.equal(verdicts(runChecks(healthy({ agent: { status: agent(), pairs: [{ ...pair, state: 'X' }] } })))['priority.web'], 'WARN');
   t.equal(verdicts(runChecks(healthy({ agent: { status: agent(), pairs: [{ ...pair, priority: null }] } })))['priority.web'], 'FAIL');
+});
+
+t.test('power sources as vigild watches them: on battery or silent WARNs, low battery FAILs', async (t) => {
+  const withPower = { ...CONFIG, power: { sources: [], onBattery: { graceMs: undefined }, commsLostOnBatteryMs: undefined, modes: {} } } as unknown as typeof CONFIG;
+  const facts = (sources: { source: string; type: string; connected: boolean; state: string | null; lastError?: string }[]) =>
+    healthy({ config: withPower, agent: { ...healthy().agent!, power: { configured: true, sources } } });
+  const v = (sources: Parameters<typeof facts>[0]) => runChecks(facts(sources)).find((c) => c.id === 'power')!;
+  t.equal(v([{ source: 'ups1', type: 'nut', connected: true, state: 'online' }]).verdict, 'OK');
+  t.equal(v([{ source: 'ups1', type: 'nut', connected: true, state: 'on-battery' }]).verdict, 'WARN');
+  const lost = v([{ source: 'ups1', type: 'nut', connected: false, state: null, lastError: 'ECONNREFUSED' }]);
+  t.equal(lost.verdict, 'WARN');
+  t.match(lost.fix, /ups1 does not answer \(ECONNREFUSED\)/);
+  t.equal(v([{ source: 'ups1', type: 'nut', connected: true, state: 'low-battery' }]).verdict, 'FAIL');
+});
+
+t.test('a BMC that cannot be asked WARNs (the node cannot be power-fenced); a peer powered off WARNs; one that answers on is OK', async (t) => {
+  const bmc = (power: 'on' | 'off' | null, error: string | null) => runChecks(healthy({ bmcs: [{ node: 'b', host: '10.9.0.2', port: 623, power, error }] })).find((c) => c.id === 'bmc.b')!;
+  t.equal(bmc('on', null).verdict, 'OK');
+  const silent = bmc(null, 'no answer to Get Channel Authentication Capabilities');
+  t.equal(silent.verdict, 'WARN');
+  t.match(silent.fix, /until it answers, b cannot be power-fenced/);
+  t.equal(bmc('off', null).verdict, 'WARN');
 });
