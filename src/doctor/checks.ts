@@ -2,7 +2,7 @@
 // with OK / WARN / FAIL and one line saying what to do. No I/O here: test/unit/doctor-checks.test.ts feeds
 // them facts written by hand.
 import type { PairStatus } from '../daemon/last-active.js';
-import type { AgentStatus, DiskFacts, DoctorFacts } from './facts.js';
+import type { AgentStatus, DiskFacts, DoctorFacts, RecordFact } from './facts.js';
 import { fail, ok, warn, type Check } from './report.js';
 
 const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
@@ -192,7 +192,8 @@ export function checkNetworks(f: DoctorFacts): Check[] {
 }
 
 export function checkPriority(f: DoctorFacts): Check[] {
-  const pairs: PairStatus[] = f.agent?.pairs ?? [];
+  if (!f.agent) return f.records.map(checkRecord);
+  const pairs: PairStatus[] = f.agent.pairs ?? [];
   return pairs.map((p) => {
     const id = `priority.${p.tag}`;
     const line = `${p.tag} with ${p.peer}: state ${p.state}, priority ${p.priority ?? '?'} (${p.record})${p.decision ? `; ${p.decision}` : ''}`;
@@ -200,6 +201,15 @@ export function checkPriority(f: DoctorFacts): Check[] {
     if (p.state === 'X') return warn(id, line, `waiting for ${p.peer} or an operator: bring ${p.peer} up, or vigil force-start ${p.tag} if this node has the newest data`, p);
     return ok(id, line, p);
   });
+}
+
+/** A pair's record read from the store while vigild is not running: what a lone start would decide. */
+function checkRecord(r: RecordFact): Check {
+  const id = `priority.${r.tag}`;
+  const summary = `${r.tag} with ${r.peer}: ${r.record}; started alone now: ${r.loneStart}`;
+  if (r.missing) return warn(id, summary, `if this node ever ran ${r.tag}, its record was lost: start it only with vigil force-start once you know ${r.peer} is down with older data; a node never started creates it`, r);
+  if (r.priority === null) return fail(id, summary, `the record cannot be read: vigil force-start ${r.tag} once you know which node has the newest data`, r);
+  return ok(id, summary, r);
 }
 
 /** The power sources as this node's vigild watches them (power.status). */

@@ -94,6 +94,19 @@ export interface BmcFact {
   error: string | null;
 }
 
+/** An app pair's priority record read from this node's store while no vigild runs, and what a lone start would decide. */
+export interface RecordFact {
+  tag: string;
+  peer: string;
+  /** null: undeterminable (missing or unreadable). */
+  priority: number | null;
+  /** The store file does not exist (a node never started creates it at its first start). */
+  missing: boolean;
+  record: string;
+  /** What this node would do, started alone now with its peer silent (src/lastactive/decision.ts). */
+  loneStart: string;
+}
+
 export interface DoctorFacts {
   configFile: string;
   config: Config | null;
@@ -113,4 +126,6 @@ export interface DoctorFacts {
   addresses: AddressFact[];
   stayOut: StayOut | null;
   bmcs: BmcFact[];
+  /** Read from the store only without a running vigild (else agent.pairs says it). */
+  records: RecordFact[];
 }

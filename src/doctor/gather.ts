@@ -7,7 +7,7 @@ import type { Config, DiskConfig } from '../config/schema.js';
 import type { PairStatus } from '../daemon/last-active.js';
 import type { ScannedPath } from '../links/scan.js';
 import type { LinkTable } from '../links/table.js';
-import type { AddressFact, AgentStatus, BmcFact, DiskFacts, DoctorFacts, PathFact, PowerFact, PrFact, StoredPath } from './facts.js';
+import type { AddressFact, AgentStatus, BmcFact, DiskFacts, DoctorFacts, PathFact, PowerFact, PrFact, RecordFact, StoredPath } from './facts.js';
 
 export interface GatherOptions {
   config: string;
@@ -24,7 +24,7 @@ const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
 export async function gatherFacts(o: GatherOptions): Promise<DoctorFacts> {
   const facts: DoctorFacts = {
     configFile: o.config, config: null, configError: null, self: null, selfError: null, keyError: null,
-    agent: null, agentError: null, linkTable: '', linkTableError: null, scanError: null, disks: [], addresses: [], stayOut: null, bmcs: [],
+    agent: null, agentError: null, linkTable: '', linkTableError: null, scanError: null, disks: [], addresses: [], stayOut: null, bmcs: [], records: [],
   };
   const { loadConfig } = await import('../config/load.js');
   const { ConfigError, formatProblem } = await import('../config/errors.js');
@@ -51,8 +51,36 @@ export async function gatherFacts(o: GatherOptions): Promise<DoctorFacts> {
   facts.addresses = await gatherAddresses(config, facts.self);
   const { readStayOut } = await import('../daemon/stay-out.js');
   facts.stayOut = (await readStayOut(config.stateDir)) ?? null;
+  if (!facts.agent) facts.records = await readRecords(config, facts.self);
   facts.bmcs = await Promise.all(config.nodes.filter((n) => n.bmc).map((n) => askBmc(n.name, n.bmc!, o.bmcTimeoutMs ?? 3000)));
   return facts;
+}
+
+/** The priority records of the pairs this node is part of, as vigild would read them at start (daemon/last-active.ts). */
+async function readRecords(config: Config, self: string): Promise<RecordFact[]> {
+  const { join } = await import('node:path');
+  const { readPriorityStore } = await import('../lastactive/priority-store.js');
+  const { decide, describeView, viewOf } = await import('../lastactive/decision.js');
+  const id = (name: string) => config.nodes.find((n) => n.name === name)?.id ?? 0;
+  const out: RecordFact[] = [];
+  for (const app of config.apps) {
+    if (app.primary !== self && app.backup !== self) continue;
+    const peer = app.primary === self ? app.backup : app.primary;
+    const file = join(config.stateDir, 'priority', `${app.tag}.priority`);
+    let own: ReturnType<typeof viewOf>;
+    let missing = false;
+    try {
+      const reading = await readPriorityStore(file, { cluster: config.cluster, node: id(self), peer: id(peer) });
+      missing = reading.kind === 'undeterminable' && reading.slots.length === 0;
+      own = viewOf(reading);
+    } catch (e) {
+      own = { known: false, why: message(e) };
+    }
+    const window = config.timing.peerProbeMs;
+    const d = decide({ self, peer, own, probe: { reachable: false, silentForMs: window }, probedForMs: window, probeWindowMs: window });
+    out.push({ tag: app.tag, peer, priority: own.known ? own.priority : null, missing, record: describeView(own), loneStart: d.reason });
+  }
+  return out;
 }
 
 /** One session to the node's BMC and Get Chassis Status, at USER privilege (all a status needs). */

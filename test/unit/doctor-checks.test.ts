@@ -5,7 +5,7 @@ import t from 'tap';
 
 import { parseConfig } from '../../src/config/load.js';
 import { runChecks } from '../../src/doctor/checks.js';
-import type { AgentStatus, DiskFacts, DoctorFacts, RegistrantFact } from '../../src/doctor/facts.js';
+import type { AgentStatus, DiskFacts, DoctorFacts, RecordFact, RegistrantFact } from '../../src/doctor/facts.js';
 import type { Check } from '../../src/doctor/report.js';
 
 const CONFIG = parseConfig(`
@@ -64,7 +64,7 @@ function healthy(over: Partial<DoctorFacts> = {}): DoctorFacts {
     configFile: 'cluster.yaml', config: CONFIG, configError: null, self: 'a', selfError: null, keyError: null,
     agent: { status: agent(), pairs: [{ tag: 'web', peer: 'b', state: 'M', priority: 1, sequence: '4', record: 'slot 0', decision: null, peerState: 'SL' }] },
     agentError: null, linkTable: '/var/lib/vigil/links.json', linkTableError: null, scanError: null,
-    disks: [disk()], addresses: [{ tag: 'web', address: '10.0.0.100', prefixLength: 24, interface: 'svc', up: true }], stayOut: null, bmcs: [],
+    disks: [disk()], addresses: [{ tag: 'web', address: '10.0.0.100', prefixLength: 24, interface: 'svc', up: true }], stayOut: null, bmcs: [], records: [],
     ...over,
   };
 }
@@ -236,4 +236,12 @@ t.test('a BMC that cannot be asked WARNs (the node cannot be power-fenced); a pe
   t.equal(silent.verdict, 'WARN');
   t.match(silent.fix, /until it answers, b cannot be power-fenced/);
   t.equal(bmc('off', null).verdict, 'WARN');
+});
+
+t.test('without an agent, the pair\'s record from the store: OK with what a lone start would decide; missing WARNs; unreadable FAILs', async (t) => {
+  const rec: RecordFact = { tag: 'web', peer: 'b', priority: 1, missing: false, record: 'priority 1 (was master)', loneStart: 'starting alone: own priority 1' };
+  const check = (r: RecordFact) => runChecks(healthy({ agent: null, agentError: 'not running', disks: [{ ...disk(), mounts: [] }], addresses: [], records: [r] })).find((c) => c.id === 'priority.web')!;
+  t.match(check(rec), { verdict: 'OK', summary: 'web with b: priority 1 (was master); started alone now: starting alone: own priority 1' });
+  t.equal(check({ ...rec, priority: null, missing: true }).verdict, 'WARN');
+  t.equal(check({ ...rec, priority: null }).verdict, 'FAIL');
 });

@@ -1,0 +1,37 @@
+// `vigil doctor` with no vigild running, on real files: the agent check WARNs and each app pair's priority
+// record is read from this node's store, with what a lone start would decide (src/lastactive/decision.ts).
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import t from 'tap';
+
+import { runDoctor } from '../../src/doctor/doctor.js';
+import { initPriorityStore } from '../../src/lastactive/priority-store.js';
+
+const dir = await mkdtemp(join(tmpdir(), 'vigil-doctor-offline-'));
+t.teardown(() => rm(dir, { recursive: true, force: true }));
+await writeFile(join(dir, 'key'), `${'cd'.repeat(32)}\n`, { mode: 0o600 });
+const config = join(dir, 'cluster.yaml');
+await writeFile(config, [
+  'cluster: c1', `keyFile: ${join(dir, 'key')}`, `stateDir: ${join(dir, 'state')}`, `control: { socket: ${join(dir, 'ctl.sock')} }`,
+  'networks: [{ name: lan1, port: 7400 }, { name: lan2, port: 7410 }]',
+  'nodes:',
+  '  - { name: a, id: 1, addresses: { lan1: 192.0.2.1, lan2: 198.51.100.1 } }',
+  '  - { name: b, id: 2, addresses: { lan1: 192.0.2.2, lan2: 198.51.100.2 } }',
+  'apps:',
+  '  - { tag: web, type: cluster-capable, command: "sleep 100", primary: a, backup: b }',
+  '  - { tag: db, type: cluster-capable, command: "sleep 100", primary: b, backup: a }',
+].join('\n'));
+
+t.test('no vigild: agent WARNs; the records say what a lone start would do; a missing record WARNs', async (t) => {
+  await mkdir(join(dir, 'state', 'priority'), { recursive: true });
+  await initPriorityStore(join(dir, 'state', 'priority', 'web.priority'), { cluster: 'c1', node: 1, peer: 2 }, { priority: 1, state: 'M', transition: '1-1', forced: false });
+  const r = await runDoctor({ config, node: 'a' });
+  t.equal(r.agent, false);
+  t.match(r.checks.find((c) => c.id === 'agent'), { verdict: 'WARN', summary: /vigild does not answer/ });
+  t.match(r.checks.find((c) => c.id === 'priority.web'), { verdict: 'OK', summary: /^web with b: priority 1 .*; started alone now: / , detail: { priority: 1, missing: false } });
+  t.match(r.checks.find((c) => c.id === 'priority.db'), { verdict: 'WARN', detail: { priority: null, missing: true } });
+  t.notOk(r.checks.some((c) => c.id.startsWith('network.')), 'no network check without the agent');
+  t.equal(r.verdict, 'WARN');
+});
