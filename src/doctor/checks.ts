@@ -26,7 +26,7 @@ export function checkAgent(f: DoctorFacts): Check {
     const s = f.agent.status;
     return ok('agent', `vigild answers on ${f.config?.control.socket ?? '?'}: node ${s.node}, up ${seconds(s.uptimeMs)}`, { node: s.node, incarnation: s.incarnation, uptimeMs: s.uptimeMs });
   }
-  return warn('agent', `vigild does not answer (${f.agentError ?? 'not running'}): networks, disk heartbeats, priority records and who should hold each disk are not checked`,
+  return warn('agent', `vigild does not answer (${f.agentError ?? 'not running'}): networks, disk heartbeats, power sources and who should hold each disk are not checked`,
     'start it (systemctl start vigild) or look at its log (journalctl -u vigild) if it should be running');
 }
 

@@ -26,7 +26,7 @@ await writeFile(config, [
 
 t.test('no vigild: agent WARNs; the records say what a lone start would do; a missing record WARNs', async (t) => {
   await mkdir(join(dir, 'state', 'priority'), { recursive: true });
-  await initPriorityStore(join(dir, 'state', 'priority', 'web.priority'), { cluster: 'c1', node: 1, peer: 2 }, { priority: 1, state: 'M', transition: '1-1', forced: false });
+  await initPriorityStore(join(dir, 'state', 'priority', 'web.priority'), { cluster: 'c1', node: 1, peer: 2 }, { priority: 1, state: 'M', transition: '1-1-1', forced: false });
   const r = await runDoctor({ config, node: 'a' });
   t.equal(r.agent, false);
   t.match(r.checks.find((c) => c.id === 'agent'), { verdict: 'WARN', summary: /vigild does not answer/ });
