@@ -19,8 +19,10 @@ await writeFile(config, [
   'nodes:',
   '  - { name: a, id: 1, addresses: { lan1: 192.0.2.1, lan2: 198.51.100.1 } }',
   '  - { name: b, id: 2, addresses: { lan1: 192.0.2.2, lan2: 198.51.100.2 } }',
+  `linkTable: ${join(dir, 'links.json')}`,
+  'disks: [{ name: shared0, identity: naa.6001405aaaaaaaaaaaaaaaaaaaaaaaaa }]',
   'apps:',
-  '  - { tag: web, type: cluster-capable, command: "sleep 100", primary: a, backup: b }',
+  '  - { tag: web, type: cluster-capable, command: "sleep 100", primary: a, backup: b, resources: [{ disk: shared0 }] }',
   '  - { tag: db, type: cluster-capable, command: "sleep 100", primary: b, backup: a }',
 ].join('\n'));
 
@@ -33,5 +35,17 @@ t.test('no vigild: agent WARNs; the records say what a lone start would do; a mi
   t.match(r.checks.find((c) => c.id === 'priority.web'), { verdict: 'OK', summary: /^web with b: priority 1 .*; started alone now: / , detail: { priority: 1, missing: false } });
   t.match(r.checks.find((c) => c.id === 'priority.db'), { verdict: 'WARN', detail: { priority: null, missing: true } });
   t.notOk(r.checks.some((c) => c.id.startsWith('network.')), 'no network check without the agent');
-  t.equal(r.verdict, 'WARN');
+});
+
+t.test('a disk no path leads to (no SCSI device here), its stored path gone: FAIL paths, WARN links, nothing more read of it', async (t) => {
+  await writeFile(join(dir, 'links.json'), JSON.stringify({
+    version: 1, savedAt: new Date().toISOString(), host: 'a', entries: [{ identity: 'naa.6001405aaaaaaaaaaaaaaaaaaaaaaaaa', paths: [join(dir, 'sg-gone')] }],
+  }));
+  const r = await runDoctor({ config, node: 'a' });
+  const v = Object.fromEntries(r.checks.map((c) => [c.id, c.verdict]));
+  t.equal(v['disk.shared0.paths'], 'FAIL');
+  t.equal(v['disk.shared0.links'], 'WARN');
+  t.match(r.checks.find((c) => c.id === 'disk.shared0.links')?.detail, { stored: [{ path: join(dir, 'sg-gone'), state: 'missing' }] });
+  t.notOk(r.checks.some((c) => c.id === 'disk.shared0.pr' || c.id === 'disk.shared0.ready'));
+  t.equal(r.verdict, 'FAIL');
 });
