@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import t from 'tap';
 
 import { runDoctor } from '../../src/doctor/doctor.js';
+import { runCli } from '../support/cli.js';
 import { initPriorityStore } from '../../src/lastactive/priority-store.js';
 
 const dir = await mkdtemp(join(tmpdir(), 'vigil-doctor-offline-'));
@@ -48,4 +49,16 @@ t.test('a disk no path leads to (no SCSI device here), its stored path gone: FAI
   t.match(r.checks.find((c) => c.id === 'disk.shared0.links')?.detail, { stored: [{ path: join(dir, 'sg-gone'), state: 'missing' }] });
   t.notOk(r.checks.some((c) => c.id === 'disk.shared0.pr' || c.id === 'disk.shared0.ready'));
   t.equal(r.verdict, 'FAIL');
+});
+
+t.test('the CLI: text with each check and its fix, exit 17 on a FAIL; --json the report; a configuration that does not load is the config check', async (t) => {
+  const text = await runCli('vigil', ['doctor', '--config', config, '--node', 'a']);
+  t.equal(text.code, 17, 'a check FAILs: exit 17');
+  t.match(text.stdout, /^vigil doctor: a of cluster c1 \(.*\), vigild not answering\n/);
+  t.match(text.stdout, /\nFAIL  disk\.shared0\.paths +no path leads to shared0 .*\n +-> check the HBA/);
+  t.match(text.stdout, /\nFAIL: \d+ ok, \d+ warnings?, 1 failed\n$/);
+  const json = await runCli('vigil', ['--json', 'doctor', '--config', join(dir, 'none.yaml')]);
+  t.equal(json.code, 17);
+  t.match(JSON.parse(json.stdout), { version: 1, cluster: null, node: null, agent: false, verdict: 'FAIL', counts: { OK: 0, WARN: 0, FAIL: 1 },
+    checks: [{ id: 'config', verdict: 'FAIL', summary: /none\.yaml/, fix: /vigil config check/ }] });
 });
