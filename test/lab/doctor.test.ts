@@ -17,7 +17,7 @@ import { runDoctor } from '../../src/doctor/doctor.js';
 import type { DoctorReport } from '../../src/doctor/report.js';
 import { packageRoot } from '../../src/util/package-root.js';
 import { loadClusterKey } from '../../src/wire/key.js';
-import { createCluster, logAndServe, settled, until, type Status, type TestCluster } from '../support/cluster.js';
+import { createCluster, settled, until, type Status, type TestCluster } from '../support/cluster.js';
 import { lab, open, prepareSharedUnit } from '../support/lab.js';
 
 // Under TCG the agents' JavaScript runs ~30× slower than on hardware: wider margins than the defaults.
@@ -108,12 +108,14 @@ t.test('doctor: a healthy cluster is all OK, and each fault made real is the one
   await prepareSharedUnit();
   t.teardown(removeExtraTarget);
   const extra = await linkExtraPath();
-  const c = await createCluster(t, ['a', 'b'], [{ tag: 'web', primary: 'a', backup: 'b', vip: true, disk: true, mount: true, command: logAndServe }],
+  // The app itself is a sleep: a node process needs seconds to start under TCG, and doctor looks at the
+  // app's resources (disk, mount, address), not at what it serves.
+  const c = await createCluster(t, ['a', 'b'], [{ tag: 'web', primary: 'a', backup: 'b', vip: true, disk: true, mount: true, command: ['/bin/sleep', '1000000'] }],
     { timing: TIMING, disk: { identity: lab.sharedId, paths: { a: lab.a, b: lab.b }, preemptAndAbort: false } });
   await writeLinks(c, 'a', [lab.a, extra]);
   c.start('a');
   c.start('b');
-  await until('a serves the VIP', async () => ((await c.probe(c.vip())) === 'a' ? true : undefined), 120_000, 500);
+  await until('web up on a', async () => ((await c.status('a')).apps.find((x) => x.tag === 'web')?.here?.app === 'up' ? true : undefined), 120_000, 500);
   await until('b hears a on the disk', async () => (peerChannel(await c.status('b'), 'a', 'disk:shared0') === 'up' ? true : undefined), 60_000, 500);
   await settled(c, ['a', 'b'], 120_000);
 
