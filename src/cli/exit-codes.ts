@@ -30,6 +30,8 @@ export const Exit = {
   FILE_ERROR: 15,
   /** vigil's own: vigild has no such app (or attribute). */
   NOT_FOUND: 16,
+  /** vigil's own: `vigil doctor` found a check that FAILs. */
+  CHECK_FAILED: 17,
   /** vigil's own: vigild refused the request here (wrong_node, or a method it does not know). */
   REFUSED: 19,
   /** sg3_utils' SG_LIB_OS_BASE_ERR: an OS error opening the device exits 50 + errno (errno up to 46). */

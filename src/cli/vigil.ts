@@ -6,6 +6,7 @@ import { packageVersion } from '../util/package-root.js';
 import { clusterCommands } from './cluster-commands.js';
 import { collectCommand } from './collect-command.js';
 import { distressCommands } from './distress-commands.js';
+import { doctorCommand } from './doctor-commands.js';
 import { configCommand } from './config-commands.js';
 import { ipmiCommand } from './ipmi-commands.js';
 import { linksCommand } from './links-commands.js';
@@ -21,6 +22,7 @@ const program = new Command('vigil')
   .addCommand(configCommand())
   .addCommand(ipmiCommand())
   .addCommand(timelineCommand())
+  .addCommand(doctorCommand())
   .addCommand(collectCommand())
   .addHelpText('after', '\nExit codes follow sg3_utils (24 reservation conflict, 6 unit attention, 2 not ready, 5 illegal request, 1 usage); see docs/cli.md.');
 
