@@ -21,14 +21,14 @@ export function parseSince(text: string, now = new Date()): Date {
   throw new InvalidArgumentError('expected a duration back from now (30m, 24h, 2d) or a time (2026-12-07T21:00:00Z)');
 }
 
-interface CollectCliOptions { out?: string; config: string; socket?: string; since: Date; log: string[]; timeout: number }
+interface CollectCliOptions { out?: string; config: string; node?: string; socket?: string; since: Date; log: string[]; timeout: number }
 
 async function run(o: CollectCliOptions): Promise<Report> {
   const { collect, CollectOutError } = await import('../collect/bundle.js');
   const env = process.env.VIGIL_SOCKET;
   try {
     const r = await collect({
-      configFile: o.config, socket: o.socket, defaultSocket: env !== undefined && env !== '' ? env : DEFAULT_CONTROL_SOCKET,
+      configFile: o.config, ...(o.node === undefined ? {} : { node: o.node }), socket: o.socket, defaultSocket: env !== undefined && env !== '' ? env : DEFAULT_CONTROL_SOCKET,
       since: o.since, logFiles: o.log, timeoutMs: o.timeout, ...(o.out === undefined ? {} : { out: o.out }),
     });
     // The path alone on stdout (scp "$(vigil collect)" …); what is missing from the bundle on stderr.
@@ -45,6 +45,7 @@ export function collectCommand(): Command {
     .description('write a support bundle of this node (tar.gz): configuration with secrets redacted, recent logs, agent status, disks\' reservation state, link table, priority and stay-out records, versions, and a manifest')
     .option('--out <file>', 'the archive to write (default ./vigil-collect-HOST-TIMESTAMP.tar.gz); never replaces a file')
     .option('--config <file>', 'the cluster configuration', DEFAULT_CONFIG)
+    .option('--node <name>', "which configured node this is, for doctor's report (default: as vigild finds it)")
     .addOption(new Option('--socket <path>', "vigild's control socket (default: the configuration's control.socket, else $VIGIL_SOCKET, else " + DEFAULT_CONTROL_SOCKET + ')'))
     .addOption(new Option('--since <when>', 'logs from this long ago (30m, 24h, 2d) or this time (ISO 8601)').argParser((t: string) => parseSince(t)).default(parseSince('24h'), '24h'))
     .addOption(new Option('--log <file>', "also an agent log file (vigild's stdout where it is not run by systemd), from --since on; repeatable")

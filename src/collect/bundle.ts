@@ -21,6 +21,8 @@ import { versionsSection } from './versions.js';
 
 export interface CollectOptions {
   configFile: string;
+  /** Which configured node this is (doctor's report); default: as vigild finds it. */
+  node?: string;
   /** --socket; else the configuration's control.socket; else `defaultSocket`. */
   socket: string | undefined;
   defaultSocket: string;
@@ -102,7 +104,7 @@ export async function collect(o: CollectOptions): Promise<CollectOutcome> {
   const clusterKey = config.config ? await loadClusterKey(config.config.keyFile).catch(() => undefined) : undefined;
   const socket = o.socket ?? config.config?.control.socket ?? o.defaultSocket;
   const ctx: CollectContext = {
-    configFile: o.configFile, config: config.config, clusterKey, socket, since: o.since, logFiles: o.logFiles, timeoutMs: o.timeoutMs,
+    configFile: o.configFile, ...(o.node === undefined ? {} : { node: o.node }), config: config.config, clusterKey, socket, since: o.since, logFiles: o.logFiles, timeoutMs: o.timeoutMs,
   };
   const sections = [
     await guarded('versions', () => versionsSection()),

@@ -26,6 +26,8 @@ export interface SectionResult {
 
 export interface CollectContext {
   configFile: string;
+  /** --node: which configured node this is; default: as vigild finds it. */
+  node?: string;
   /** undefined: the configuration could not be loaded (the config item says why). */
   config: Config | undefined;
   /** The cluster key, when it could be read: names each node's derived reservation key in the disks' state. */

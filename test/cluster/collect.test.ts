@@ -87,7 +87,7 @@ t.test('vigil collect: every expected file, no secret anywhere, the agent\'s sta
   await writeFile(log, `${c.log('a')}${JSON.stringify({ time: Date.now(), msg: 'app said', line: `password=${bmcPassword} DB_PASSWORD=${envPassword} key ${clusterKey}` })}\n`);
 
   const out = join(c.dir, 'a.tar.gz');
-  const ran = await vigil(['collect', '--config', join(c.dir, 'a.yaml'), '--log', log, '--out', out]);
+  const ran = await vigil(['collect', '--config', join(c.dir, 'a.yaml'), '--node', 'a', '--log', log, '--out', out]);
   t.equal(ran.code, 0, `collect: exit 0 (${ran.stderr.trim()})`);
   t.equal(ran.stdout.trim(), out);
   t.equal((await stat(out)).mode & 0o777, 0o600, 'the archive is 0600');
@@ -102,7 +102,7 @@ t.test('vigil collect: every expected file, no secret anywhere, the agent\'s sta
   t.match(tops[0], /^vigil-collect-[A-Za-z0-9._-]+-\d{8}T\d{6}Z$/);
   const files = await tree(join(dir, tops[0]!));
   for (const [name, bytes] of files) noSecret(name, bytes);
-  for (const name of ['manifest.json', 'config/cluster.yaml', 'config/effective.json', 'versions.json', 'agent/status.json', 'agent/priority.json',
+  for (const name of ['manifest.json', 'doctor.json', 'config/cluster.yaml', 'config/effective.json', 'versions.json', 'agent/status.json', 'agent/priority.json',
     'logs/files/a.log', 'links/table.json', 'links/scan.json', 'state/priority/web.priority.json']) {
     t.ok(files.has(name), `${name} is in the bundle`);
   }
@@ -112,7 +112,10 @@ t.test('vigil collect: every expected file, no secret anywhere, the agent\'s sta
   const inManifest = new Set(manifest.items.flatMap((i) => i.files));
   for (const name of files.keys()) if (name !== 'manifest.json') t.ok(inManifest.has(name), `the manifest lists ${name}`);
   t.match(manifest.items.find((i) => i.item === 'logs: the journal of vigild.service'), { state: /^(collected|partial|absent)$/ }, 'the journal: collected, or its absence noted');
-  t.match(manifest.items.find((i) => i.item.startsWith('doctor')), { state: 'absent', note: 'not available in this build' });
+  t.match(manifest.items.find((i) => i.item.startsWith('doctor')), { state: 'collected', note: /^verdict (OK|WARN|FAIL)$/ });
+  const doctor = JSON.parse(files.get('doctor.json')!.toString()) as { node: string; agent: boolean; checks: { id: string; verdict: string }[] };
+  t.match(doctor, { node: 'a', agent: true }, "doctor's report, judged with the running agent");
+  t.match(doctor.checks.find((c) => c.id === 'config'), { verdict: 'OK' }, "its config check passed: the report is the node's, not an error");
   t.match(manifest.items.find((i) => i.item === 'disks: reservation state'), { state: 'absent', note: 'the configuration names no disk' });
   t.same(manifest.secrets.secretFiles.sort(), [join(c.dir, 'bmc.pw'), join(c.dir, 'cluster.key')].sort(), 'the secret files, by path');
   t.ok(manifest.secrets.scrubbed.some((s) => s.file === 'logs/files/a.log' && s.count >= 3), 'the quoted secrets were scrubbed from the log');
