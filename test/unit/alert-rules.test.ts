@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import t from 'tap';
 
 import { metricsRegistry } from '../../src/daemon/metrics.js';
-import { ALERT_RULES, ALERT_RULES_TEST, alertRules, declaredMetrics, ruleMetrics } from '../support/alert-rules.js';
+import { ALERT_RULES, ALERT_RULES_TEST, alertRules, declaredMetrics, ruleMetrics } from '../support/metrics.js';
 
 function promtool(...args: string[]): { code: number | null; out: string } {
   const r = spawnSync('promtool', args, { encoding: 'utf8' });
