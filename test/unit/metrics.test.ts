@@ -1,8 +1,12 @@
 // The Prometheus endpoint against a real HTTP server on 127.0.0.1:0, fed a canned status snapshot.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
 import t from 'tap';
 
 import { metricsRegistry, startMetrics } from '../../src/daemon/metrics.js';
 import type { NoticeStatus, StatusLike } from '../../src/daemon/status.js';
+import { packageRoot } from '../../src/util/package-root.js';
 
 const noDrops = {
   short: 0, magic: 0, type: 0, length: 0, cluster: 0, hmac: 0, unknownSender: 0, replay: 0, staleIncarnation: 0, misdirected: 0,
@@ -279,4 +283,19 @@ t.test('what an alert needs: channel states, the last failover by phase, fences,
     t.match(bare, new RegExp(`^# TYPE ${name} `, 'm'), `${name} declared`);
     t.notOk(new RegExp(`^${name}[ {]`, 'm').test(bare), `${name} without samples`);
   }
+});
+
+t.test("docs/cluster.md's table names every vigil metric the endpoint declares, with its type and labels, and no other", async (t) => {
+  const doc = readFileSync(join(packageRoot(), 'docs/cluster.md'), 'utf8');
+  const rows = new Map([...doc.matchAll(/^\| `(vigil_[a-z0-9_]+)` \| (\w+) \|([^|]*)\|/gm)].map((m) => [m[1]!, { type: m[2]!, labels: m[3]!.trim() }]));
+  const { registry } = metricsRegistry(canned);
+  const declared = registry.getMetricsAsArray().filter((m) => m.name.startsWith('vigil_'));
+  for (const m of declared) {
+    const row = rows.get(m.name);
+    t.ok(row, `${m.name} documented`);
+    if (!row) continue;
+    t.equal(row.type, m.type, `${m.name}: type`);
+    t.equal(row.labels, ((m as unknown as { labelNames?: string[] }).labelNames ?? []).join(', '), `${m.name}: labels`);
+  }
+  t.same([...rows.keys()].filter((name) => !declared.some((m) => m.name === name)), [], 'no documented metric that is not declared');
 });
