@@ -14,7 +14,7 @@ export const METRICS_LISTEN = '127.0.0.1:9464';
 /** GET /metrics of `node`'s vigild, from inside its namespace. */
 export async function scrape(c: TestCluster, node: string): Promise<string> {
   const r = await c.rig.exec(node, [process.execPath, '-e',
-    `fetch('http://${METRICS_LISTEN}/metrics').then(async (r) => { process.stdout.write(await r.text()); process.exit(r.ok ? 0 : 1); }, () => process.exit(2))`], { timeout: 5000 });
+    `fetch('http://${METRICS_LISTEN}/metrics').then(async (r) => { process.stdout.write(await r.text()); process.exit(r.ok ? 0 : 1); }, () => process.exit(2))`], { timeout: 20_000 });
   if (r.code !== 0) throw new Error(`scrape of ${node} failed (${r.code}): ${r.stdout}${r.stderr}`);
   return r.stdout;
 }
