@@ -56,7 +56,7 @@ async function main(o: Options): Promise<void> {
   if (wdWarning) log.warn({}, wdWarning);
   startWatchdog(log);
   // Before the agent starts: a metrics port already taken stops vigild before any app runs.
-  if (config.metrics) metrics = await startMetrics(config.metrics.listen, () => agent.status(), log);
+  if (config.metrics) metrics = await startMetrics(config.metrics.listen, () => agent.metricsStatus(), log);
   await agent.start();
   notifyReady(`${self.name}: running`);
 }

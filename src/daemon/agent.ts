@@ -31,6 +31,7 @@ import { Disks } from './disks.js';
 import { DistressLink } from './distress-link.js';
 import { clearLeftovers, pidFilesOf, replicaFile } from './clear-leftovers.js';
 import { ClockSampler } from './clock-samples.js';
+import { FailoverTimes } from './failover-times.js';
 import { FlowRunner } from './flow-runner.js';
 import { heartbeatOptions, networkChannel, observeHeartbeats } from './heartbeat.js';
 import { LastActive, parsePairReport } from './last-active.js';
@@ -47,7 +48,7 @@ import { PowerFence } from './power-fence.js';
 import { NodeWatchdog, watchdogStatus } from './watchdog.js';
 import { parsePublishedView, SelfFence } from './self-fence.js';
 import { clearStayOut, readStayOut, writeStayOut, type StayOut } from './stay-out.js';
-import type { StatusLike } from './status.js';
+import type { DiskMetricsStatus, StatusLike } from './status.js';
 import { peerHearsUs, weHearPeer, type LinkView } from './disk-pulse.js';
 import { runCommand } from '../resources/run-command.js';
 
@@ -61,6 +62,8 @@ const RELINQUISH_EVERY_MS = 2000;
 /** How often the BMCs of nodes this one fenced off are asked whether they stay off, and how long an answer holds. */
 const KEPT_OFF_RECHECK_MS = 2000;
 const KEPT_OFF_HOLDS_MS = 3 * KEPT_OFF_RECHECK_MS;
+/** A scrape waits this long for the disks' reservations; a unit that has not answered by then reads unreadable. */
+const DISK_READ_FOR_METRICS_MS = 2000;
 
 export type { AgentLog } from './log.js';
 
@@ -92,6 +95,7 @@ export class Agent {
   private readonly selfFence: SelfFence;
   private distress!: DistressLink;
   private readonly notices: Notices;
+  private readonly failoverTimes = new FailoverTimes();
   private readonly peers: NodeConfig[];
   private timer: NodeJS.Timeout | undefined;
   private relinquishTimer: NodeJS.Timeout | undefined;
@@ -164,7 +168,7 @@ export class Agent {
       log, notices: this.notices,
     });
     this.flows = new FlowRunner({
-      config, self, log, notices: this.notices, replication: this.replication, pidFiles: this.pidFiles, appOutput: options.appOutput,
+      config, self, log, notices: this.notices, failoverTimes: this.failoverTimes, replication: this.replication, pidFiles: this.pidFiles, appOutput: options.appOutput,
       resources: () => this.resources,
       lastActive: () => this.lastActive,
       peerStates: () => this.membership.snapshot(performance.now()).peers,
@@ -658,6 +662,7 @@ export class Agent {
         break;
       case 'peerFailed':
         this.log.warn({ peer: e.peer }, e.declared ? `peer failed: ${e.declared}` : 'peer failed: every channel silent');
+        this.failoverTimes.peerFailed(e.peer, e.silentMs);
         // The survivor's priority is durable before any flow acts on the failure (seed 003 write-ahead).
         this.membershipChain = this.membershipChain.then(async () => {
           const pairs = await this.lastActive.peerFailed(e.peer).catch((err: unknown) => {
@@ -777,6 +782,38 @@ export class Agent {
       distress: sender && { armed: sender.armed, realtime: sender.realtime },
       aging: this.aging?.status() ?? null,
     };
+  }
+
+  /**
+   * status() and what only the metrics show: the last failovers, the power fences and sources, and the
+   * shared disks' reservations, read now (SCSI commands, as `vigil status` does), for at most
+   * DISK_READ_FOR_METRICS_MS: a unit that hangs costs its own samples, not the whole scrape.
+   */
+  async metricsStatus(): Promise<StatusLike> {
+    const now = performance.now();
+    const power = this.power?.status();
+    return {
+      ...this.status(),
+      failovers: this.failoverTimes.list(),
+      powerFence: this.powerFence.fenceStatus(now, KEPT_OFF_HOLDS_MS),
+      power: power ? power.sources.map((s) => ({ source: s.source, connected: s.connected, state: s.state ?? null })) : null,
+      diskMetrics: await this.diskMetrics(),
+    };
+  }
+
+  private async diskMetrics(): Promise<DiskMetricsStatus[]> {
+    const disks = this.disks;
+    if (!disks) return [];
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<undefined>((resolve) => { timer = setTimeout(resolve, DISK_READ_FOR_METRICS_MS, undefined); });
+    const described = await Promise.race([disks.describe().catch(() => undefined), late]).finally(() => clearTimeout(timer));
+    const read = new Map((described ?? []).map((d) => [(d as { disk: string }).disk, d as { error?: unknown; holder?: string | null }]));
+    const hostOf = (disk: string) => this.db.list().find((o) => o.host !== null && o.resources.some((r) => (r.kind === 'disk' || r.kind === 'mount') && r.disk === disk))?.host ?? null;
+    return disks.counters().map((c) => {
+      const d = read.get(c.disk);
+      const readable = d !== undefined && d.error === undefined;
+      return { disk: c.disk, readable, holder: readable ? d.holder ?? null : null, expected: hostOf(c.disk), fenced: c.fenced, preempts: c.preempts, resets: c.resets };
+    });
   }
 }
 

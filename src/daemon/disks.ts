@@ -125,6 +125,9 @@ interface Unit {
   answeredAt: number;
   /** The end of the last ownership operation queued on this unit (serial). */
   queue: Promise<unknown>;
+  /** Keys this node removed from the unit (PREEMPT, PREEMPT AND ABORT), and resets it sent to break a SCSI-2 reservation: the metrics. */
+  preempts: number;
+  resets: number;
 }
 
 export interface FenceResult { disk: string; done: string }
@@ -179,7 +182,7 @@ export class Disks implements DiskOwnership {
       const unit: Unit = {
         config: d, device: undefined, error: undefined, fenced: false, holding: false, busy: false,
         watch: new GenerationWatch(), sampler: new ToggleSampler(), lastToggle: -Infinity, brokeFrom: new Set(), resetSense: undefined, keptFor: undefined,
-        answeredAt: performance.now(), queue: Promise.resolve(),
+        answeredAt: performance.now(), queue: Promise.resolve(), preempts: 0, resets: 0,
       };
       this.units.set(d.name, unit);
       await this.ensureOpen(unit).catch(() => {});
@@ -317,6 +320,7 @@ export class Disks implements DiskOwnership {
       if (!holder) this.foreignKey(disk, `the reservation was held by key ${formatKey(reservation.key)}, which belongs to no node of this cluster: preempted (${how}); another cluster or a tool uses this disk?`);
       this.log.warn({ disk, victim: holder?.name ?? formatKey(reservation.key), how }, 'trespass: preempting the failed holder');
       await dev.prPreempt(this.key, reservation.key, 'wero', { abort });
+      u.preempts++;
     }
     // Every other registration goes too: under WERO any registrant may write.
     for (const k of (await dev.prReadKeys()).keys) {
@@ -325,6 +329,7 @@ export class Disks implements DiskOwnership {
       if (node && this.hooks.isAlive(node.name)) this.log.warn({ disk, node: node.name }, `${node.name} is registered on a disk this node takes, while alive: removing its key (${how})`);
       else if (!node) this.foreignKey(disk, `key ${formatKey(k)}, registered on it, belongs to no node of this cluster: removed (${how}); another cluster or a tool uses this disk?`);
       await dev.prPreempt(this.key, k, 'wero', { abort });
+      u.preempts++;
     }
     const after = await dev.prReadReservation();
     if (after.reservation?.key !== this.key) {
@@ -346,6 +351,7 @@ export class Disks implements DiskOwnership {
       onReset: (kind, ms, attempt) => this.log.warn({ disk, path: dev.path, attempt, ioctlMs: Number(ms.toFixed(3)) },
         `trespass: ${RESET_NAMES[kind]} sent to break the failed holder's SCSI-2 reservation`),
     });
+    u.resets += resets.length;
     u.holding = true;
     u.fenced = false;
     u.resetSense = undefined; // our own reset's unit attention, if any, is not news
@@ -461,6 +467,7 @@ export class Disks implements DiskOwnership {
         const abort = u.config.preemptAndAbort;
         const how = abort ? 'PREEMPT AND ABORT' : 'PREEMPT';
         await dev.prPreempt(this.key, victim, reservation?.type ?? 'wero', { abort });
+        u.preempts++;
         if (reservation?.key === victim) {
           u.holding = true;
           u.fenced = false;
@@ -474,6 +481,11 @@ export class Disks implements DiskOwnership {
       out.push({ disk, done });
     }
     return out;
+  }
+
+  /** What this node did to each unit's other holders, counted since it started (the metrics). */
+  counters(): { disk: string; preempts: number; resets: number; fenced: boolean; holding: boolean }[] {
+    return [...this.units.values()].map((u) => ({ disk: u.config.name, preempts: u.preempts, resets: u.resets, fenced: u.fenced, holding: u.holding }));
   }
 
   /** Reservation holder and registered keys of each disk, for status. */

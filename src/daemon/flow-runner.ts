@@ -16,6 +16,7 @@ import { announce, type IpAddressSpec } from '../resources/ip-address.js';
 import { PeerProcessesError, StaleStartError, type StaleCheck } from '../resources/stale-start.js';
 import { HealthMonitor, probeOnce } from './health.js';
 import { handsOver, type LastActive } from './last-active.js';
+import { stepPhase, type FailoverTimes } from './failover-times.js';
 import type { PidFiles } from './leftovers.js';
 import type { AgentLog } from './log.js';
 import type { Notices } from './notices.js';
@@ -45,6 +46,8 @@ export interface FlowRunnerDeps {
   self: NodeConfig;
   log: AgentLog;
   notices: Notices;
+  /** The last failover's phases, for the metrics (failover-times.ts). */
+  failoverTimes: FailoverTimes;
   replication: Replication;
   pidFiles: PidFiles;
   /** Where application output goes (tests: 'ignore'). */
@@ -383,6 +386,8 @@ export class FlowRunner {
         flow.state = r.state;
         flow.wakeAt = r.wakeAt;
         for (const action of r.actions) this.perform(flow, action);
+        // A failover that ended without a notice (given up, fenced here) leaves no record behind.
+        if (flow.state.failover === null) this.d.failoverTimes.ended(flow.state.tag);
       }
     } finally {
       flow.draining = false;
@@ -405,6 +410,7 @@ export class FlowRunner {
       }
       case 'notify':
         this.d.notices.add(tag, a.notice, a.message);
+        this.timeFailover(flow, a.notice);
         return;
       case 'prompt':
         this.prompts.set(tag, a.message);
@@ -417,6 +423,15 @@ export class FlowRunner {
       default:
         void this.runAsync(flow, a);
     }
+  }
+
+  /** A failover's start and end, told by its notices (flows.ts), for FailoverTimes. */
+  private timeFailover(flow: Flow, notice: string): void {
+    const tag = flow.state.tag;
+    const from = flow.state.failover?.from;
+    if ((notice === 'primary-failed' || notice === 'host-faulted') && from !== undefined) this.d.failoverTimes.started(tag, from, notice === 'primary-failed');
+    else if (notice === 'failover-complete') this.d.failoverTimes.completed(tag);
+    else if (notice === 'failover-failed' || notice === 'failover-aborted') this.d.failoverTimes.ended(tag);
   }
 
   private async runAsync(flow: Flow, a: AsyncAction): Promise<void> {
@@ -539,6 +554,7 @@ export class FlowRunner {
     // Right after its resources, the start's decision is theirs; an app started alone (a restart) decides now.
     const since = flow.decidedAt ?? performance.now();
     flow.decidedAt = undefined;
+    const startedAt = performance.now();
     p.onUnexpectedExit = (code, signal) => {
       flow.health?.stop();
       flow.health = undefined;
@@ -553,7 +569,9 @@ export class FlowRunner {
     }
     flow.process = p;
     await this.d.pidFiles.record(tag, p.pid!).catch((e: unknown) => this.d.log.error({ tag, err: String(e) }, 'cannot record the pid file'));
-    this.d.log.info({ tag, pid: p.pid, paused: a.paused }, a.paused ? 'application started in pause mode' : 'application started');
+    const ms = Math.round((performance.now() - startedAt) * 10) / 10;
+    this.d.log.info({ tag, pid: p.pid, paused: a.paused, ms }, a.paused ? 'application started in pause mode' : 'application started');
+    if (!a.paused) this.d.failoverTimes.step(tag, 'app_start', ms);
     if (!a.paused) this.monitor(flow);
   }
 
@@ -619,7 +637,10 @@ export class FlowRunner {
   private async timed(tag: string, message: string, resource: string, fn: () => Promise<void>): Promise<void> {
     const start = performance.now();
     await fn();
-    this.d.log.info({ tag, resource, ms: Math.round((performance.now() - start) * 10) / 10 }, message);
+    const ms = Math.round((performance.now() - start) * 10) / 10;
+    this.d.log.info({ tag, resource, ms }, message);
+    const phase = stepPhase(message, resource);
+    if (phase) this.d.failoverTimes.step(tag, phase, ms);
   }
 
   private stopTimeout(tag: string): number {

@@ -1,6 +1,7 @@
 // The Prometheus endpoint (config `metrics.listen`): GET /metrics in the text exposition format, 404 for
 // anything else. A private registry (never prom-client's global one) whose collect() callbacks read one
-// Agent.status() snapshot taken when the scrape arrives: no timers, nothing computed between scrapes.
+// Agent.metricsStatus() snapshot taken when the scrape arrives: no timers, nothing computed between scrapes.
+// Every metric is in docs/cluster.md's table; hw-fixtures/prometheus/vigil-alerts.yml alerts on them.
 // Counters mirror the agent's own monotonic counts (set, not incremented, at each scrape). What the
 // snapshot lacks (no heartbeat engine yet, no ownStallMs) reads 0 for an unlabelled metric, no sample
 // for a labelled one.
@@ -9,9 +10,11 @@ import type { AddressInfo } from 'node:net';
 
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 
-import type { AgingJudgementStatus } from './aging.js';
 import type { AgentLog } from './log.js';
-import type { NoticeStatus, StatusLike } from './status.js';
+import { POWER_STATES } from '../power/source.js';
+import type { AgingJudgementStatus } from './aging.js';
+import { FAILOVER_PHASES } from './failover-times.js';
+import type { DiskMetricsStatus, NoticeStatus, StatusLike } from './status.js';
 
 export interface MetricsListen {
   host: string;
@@ -27,17 +30,25 @@ export interface MetricsServer {
 }
 
 const PEER_STATES = ['unknown', 'alive', 'failed'] as const;
+const CHANNEL_STATES = ['unknown', 'up', 'down', 'idle'] as const;
+const FENCE_RESULTS = ['off', 'failed', 'moot'] as const;
+
+/** The status may be computed (the metrics read the disks): a source returns it or its promise. */
+export type StatusSource = () => StatusLike | Promise<StatusLike>;
 
 /** One sample: its labels (prom-client checks their names against the metric's) and value. */
 type Sample = [labels: Record<string, string>, value: number];
 const smp = (labels: Record<string, string>, value: number): Sample => [labels, value];
 
 /** Builds the registry; `source` is called once per scrape (by `scrape`), the collectors read its result. */
-export function metricsRegistry(source: () => StatusLike): { registry: Registry; scrape(): Promise<string> } {
+export function metricsRegistry(source: StatusSource): { registry: Registry; scrape(): Promise<string> } {
   const registry = new Registry();
   const registers = [registry];
   let s: StatusLike | undefined;
-  const status = (): StatusLike => (s ??= source());
+  const status = (): StatusLike => {
+    if (!s) throw new Error('metrics collected outside a scrape');
+    return s;
+  };
   const notices = new NoticeTally();
 
   /** A counter whose value is the agent's own count (the agent never decreases one). */
@@ -65,8 +76,11 @@ export function metricsRegistry(source: () => StatusLike): { registry: Registry;
     (st) => st.peers.map((p) => smp({ peer: p.peer }, p.state === 'alive' ? 1 : 0)));
   gauge('vigil_peer_state', "The peer's membership state: 1 for the current state, 0 for the others", ['peer', 'state'],
     (st) => st.peers.flatMap((p) => PEER_STATES.map((state) => smp({ peer: p.peer, state }, p.state === state ? 1 : 0))));
-  gauge('vigil_channel_up', 'Whether the channel (network or disk heartbeat) to the peer is up (1) or down/unknown (0)', ['peer', 'channel'],
+  gauge('vigil_channel_up', 'Whether the channel (network or disk heartbeat) to the peer is up (1) or down/unknown/idle (0)', ['peer', 'channel'],
     (st) => st.peers.flatMap((p) => p.channels.map((c) => smp({ peer: p.peer, channel: c.channel }, c.state === 'up' ? 1 : 0))));
+  gauge('vigil_channel_state', "The channel's state: 1 for the current one (down: silent while expected; idle: a disk heartbeat nobody pulses on), 0 for the others",
+    ['peer', 'channel', 'state'],
+    (st) => st.peers.flatMap((p) => p.channels.flatMap((c) => CHANNEL_STATES.map((state) => smp({ peer: p.peer, channel: c.channel, state }, c.state === state ? 1 : 0)))));
   gauge('vigil_channel_heard_age_seconds', 'Seconds since the last authentic heartbeat from the peer on this network (absent: never)', ['peer', 'network'],
     (st) => st.peers.flatMap((p) => p.links.filter((l) => l.heardAgoMs >= 0)
       .map((l) => smp({ peer: p.peer, network: l.network ?? '' }, l.heardAgoMs / 1000))));
@@ -117,6 +131,66 @@ export function metricsRegistry(source: () => StatusLike): { registry: Registry;
     (st) => [smp({}, st.distress?.armed ? 1 : 0)]);
   counter('vigil_distress_received_total', 'Distress messages from peers acted on (each failed its sender over at once)', [],
     (st) => [smp({}, noticeCounts(st)['peer-distress'] ?? 0)]);
+  counter('vigil_distress_sent_total', 'Distress sent by this node (it then left the cluster); counted by this agent since it started', [],
+    (st) => [smp({}, noticeCounts(st)['distress-sent'] ?? 0)]);
+
+  // ---- the last failover of each app by this node, by phase (failover-times.ts) ----
+  gauge('vigil_last_failover_seconds', "This node's last completed failover of the app, by phase (total: the last sign of life of the old host, or the takeover's start, to failover-complete)",
+    ['tag', 'phase'],
+    (st) => (st.failovers ?? []).flatMap((f) => FAILOVER_PHASES.flatMap((phase) => {
+      const ms = f.phases[phase];
+      return ms === undefined ? [] : [smp({ tag: f.tag, phase }, ms / 1000)];
+    })));
+  gauge('vigil_last_failover_timestamp_seconds', "When this node's last failover of the app completed (Unix time)", ['tag'],
+    (st) => (st.failovers ?? []).map((f) => smp({ tag: f.tag }, f.completedAt / 1000)));
+
+  // ---- fencing: power fences through the peers' BMCs, the shared disks ----
+  counter('vigil_power_fences_total', "Power fences of the peer by this node, by how they ended: off (confirmed by the BMC), failed, moot (heard again during the race delay)",
+    ['peer', 'result'],
+    (st) => (st.powerFence ?? []).flatMap((f) => FENCE_RESULTS.map((result) => smp({ peer: f.node, result }, f.counts[result]))));
+  gauge('vigil_power_fence_in_progress', 'Whether a power fence of the peer by this node is under way', ['peer'],
+    (st) => (st.powerFence ?? []).map((f) => smp({ peer: f.node }, f.inProgress ? 1 : 0)));
+  gauge('vigil_peer_fenced_off', "Whether the peer was powered off by this node's fence and its BMC, re-read every 2 s, still says off", ['peer'],
+    (st) => (st.powerFence ?? []).map((f) => smp({ peer: f.node }, f.keptOff ? 1 : 0)));
+  const disk = (f: (d: DiskMetricsStatus) => number | null) => (st: StatusLike): Sample[] =>
+    (st.diskMetrics ?? []).flatMap((d) => {
+      const v = f(d);
+      return v === null ? [] : [smp({ disk: d.disk }, v)];
+    });
+  gauge('vigil_disk_readable', 'Whether this scrape read the reservation of the shared disk', ['disk'], disk((d) => (d.readable ? 1 : 0)));
+  gauge('vigil_disk_reservation_holder', "Who holds the disk's reservation as this node reads it (holder: a node, a foreign key 0x…, 'another initiator' (SCSI-2), '' none); always 1",
+    ['disk', 'holder'],
+    (st) => (st.diskMetrics ?? []).filter((d) => d.readable).map((d) => smp({ disk: d.disk, holder: d.holder ?? '' }, 1)));
+  gauge('vigil_disk_reservation_unexpected', "Whether the disk's holder is not the HOST of the app that uses it (or someone holds a disk no hosted app uses)", ['disk'],
+    disk((d) => (d.readable ? (unexpectedHolder(d, status().node) ? 1 : 0) : null)));
+  gauge('vigil_disk_fenced', "Whether this node was fenced off the disk (its key preempted, its SCSI-2 reservation taken)", ['disk'], disk((d) => (d.fenced ? 1 : 0)));
+  counter('vigil_disk_preempts_total', 'Keys this node removed from the disk (PREEMPT [AND ABORT]: takeovers, fencing a sender of distress)', ['disk'], disk((d) => d.preempts));
+  counter('vigil_disk_resets_total', "Resets this node sent to break the disk's SCSI-2 reservation", ['disk'], disk((d) => d.resets));
+
+  // ---- power sources (the `power:` section) ----
+  gauge('vigil_power_source_state', "The power source's last known state: 1 for the current one, 0 for the others (none before its first answer)",
+    ['source', 'state'],
+    (st) => (st.power ?? []).flatMap((p) => (p.state === null ? [] : POWER_STATES.map((state) => smp({ source: p.source, state }, p.state === state ? 1 : 0)))));
+  gauge('vigil_power_source_connected', 'Whether the power source gets answers from its UPS (or upsd)', ['source'],
+    (st) => (st.power ?? []).map((p) => smp({ source: p.source }, p.connected ? 1 : 0)));
+
+  // ---- the node's watchdog and view (docs/ipmi.md) ----
+  // Labelled by kind (ipmi, device), so that a node without a watchdog has no samples rather than zeros.
+  const wd = (f: (w: NonNullable<StatusLike['watchdog']>) => number | null) => (st: StatusLike): Sample[] => {
+    const v = st.watchdog ? f(st.watchdog) : null;
+    return v === null || !st.watchdog ? [] : [smp({ kind: st.watchdog.kind }, v)];
+  };
+  gauge('vigil_watchdog_armed', 'Whether a watchdog is armed (absent: none configured or the node is out)', ['kind'], wd((w) => (w.armed ? 1 : 0)));
+  gauge('vigil_watchdog_resets_node', "Whether the watchdog's expiry resets the node (an IPMI action none, or a countdown that does not run, resets nothing)", ['kind'],
+    wd((w) => (w.resets ? 1 : 0)));
+  gauge('vigil_watchdog_countdown_running', "Whether the BMC's watchdog countdown was read back running after arming (IPMI only)", ['kind'],
+    wd((w) => (w.countdown ? (w.countdown.counts ? 1 : 0) : null)));
+  gauge('vigil_watchdog_timeout_seconds', "The watchdog's timeout", ['kind'], wd((w) => w.timeoutMs / 1000));
+  counter('vigil_watchdog_tickles_total', 'Watchdog tickles sent', ['kind'], wd((w) => w.tickles));
+  counter('vigil_watchdog_tickles_withheld_total', "Watchdog tickle times that passed with the agent's lease run out (a hung agent, or a lost view): the countdown ran on", ['kind'], wd((w) => w.withheld));
+  counter('vigil_watchdog_tickle_errors_total', 'Watchdog tickles the device or BMC refused', ['kind'], wd((w) => w.tickleErrors));
+  gauge('vigil_view_valid', "Whether this node's cluster view is valid (invalid: it no longer renews its watchdog's lease, which resets a node whose watchdog resets)", [],
+    (st) => (st.view ? [smp({}, st.view.valid ? 1 : 0)] : []));
 
   // ---- aging (seed 000): one sample per judged signal; app '' for the node's own ----
   const aging = (f: (j: AgingJudgementStatus) => number | null) => (st: StatusLike): Sample[] => {
@@ -142,7 +216,7 @@ export function metricsRegistry(source: () => StatusLike): { registry: Registry;
   return {
     registry,
     async scrape() {
-      s = source(); // throws here, before any collector ran, if the agent cannot answer
+      s = await source(); // throws here, before any collector ran, if the agent cannot answer
       try {
         return await registry.metrics();
       } finally {
@@ -150,6 +224,15 @@ export function metricsRegistry(source: () => StatusLike): { registry: Registry;
       }
     },
   };
+}
+
+/**
+ * A holder this node would not expect: not the HOST of the app using the disk. SCSI-2 cannot name another
+ * holder ('another initiator'): that is unexpected only where nobody, or this node, should hold it.
+ */
+function unexpectedHolder(d: DiskMetricsStatus, self: string): boolean {
+  if (d.holder === 'another initiator') return d.expected === null || d.expected === self;
+  return d.holder !== d.expected;
 }
 
 /**
@@ -183,7 +266,7 @@ class NoticeTally {
 }
 
 /** Serves the metrics on `listen`; resolves once bound (rejects on EADDRINUSE and the like). */
-export async function startMetrics(listen: MetricsListen, source: () => StatusLike, log: AgentLog): Promise<MetricsServer> {
+export async function startMetrics(listen: MetricsListen, source: StatusSource, log: AgentLog): Promise<MetricsServer> {
   const { registry, scrape } = metricsRegistry(source);
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const path = (req.url ?? '').split('?')[0];

@@ -47,6 +47,9 @@ export interface FenceRecord {
   at: number;
 }
 
+/** How the fences of one node ended, for the metrics: off (confirmed), failed (FenceFailedError), moot (heard again). */
+export interface FenceCounts { off: number; failed: number; moot: number }
+
 const defaultSleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export class PowerFence {
@@ -55,6 +58,7 @@ export class PowerFence {
   /** Nodes fenced with action off, by when (performance.now()) their BMC last said off. */
   private readonly keptOff = new Map<string, number>();
   private rechecking = false;
+  private readonly counts = new Map<string, FenceCounts>();
 
   constructor(private readonly d: PowerFenceDeps) {}
 
@@ -83,10 +87,33 @@ export class PowerFence {
     if (done) return Promise.resolve(done);
     let running = this.inFlight.get(node);
     if (!running) {
-      running = this.run(node, why, o.operator === true, o.afterDistress === true).finally(() => this.inFlight.delete(node));
+      running = this.run(node, why, o.operator === true, o.afterDistress === true).then(
+        (r) => (this.count(node, 'off'), r),
+        (e: unknown) => {
+          this.count(node, e instanceof FenceMootError ? 'moot' : 'failed');
+          throw e;
+        },
+      ).finally(() => this.inFlight.delete(node));
       this.inFlight.set(node, running);
     }
     return running;
+  }
+
+  private count(node: string, result: keyof FenceCounts): void {
+    const c = this.counts.get(node) ?? { off: 0, failed: 0, moot: 0 };
+    c[result]++;
+    this.counts.set(node, c);
+  }
+
+  /**
+   * Per node with a BMC: how its fences by this node ended, whether one is under way, and whether it is
+   * kept off (its BMC, re-read every few seconds, still says off; `keptOffNodes`).
+   */
+  fenceStatus(now: number, withinMs: number): { node: string; counts: FenceCounts; inProgress: boolean; keptOff: boolean }[] {
+    const keptOff = new Set(this.keptOffNodes(now, withinMs));
+    return this.d.nodes.filter((n) => n !== this.d.self && n.bmc !== undefined).map((n) => ({
+      node: n.name, counts: { ...(this.counts.get(n.name) ?? { off: 0, failed: 0, moot: 0 }) }, inProgress: this.inFlight.has(n.name), keptOff: keptOff.has(n.name),
+    }));
   }
 
   /** Nodes confirmed off by a fence and, within `withinMs`, still off by their BMC's word; never one heard from. */

@@ -4,7 +4,10 @@ import type { AsyncAction, FlowState } from '../db/flows.js';
 import type { AppType, Phase } from '../db/object.js';
 import type { PeerSnapshot } from '../membership/membership.js';
 import type { HeartbeatSnapshot } from '../native.js';
+import type { PowerState } from '../power/source.js';
 import type { AgingStatus } from './aging.js';
+import type { LastFailover } from './failover-times.js';
+import type { FenceCounts } from './power-fence.js';
 
 /** One network's view of a peer, from the native heartbeat thread. */
 export interface LinkStatus {
@@ -67,6 +70,22 @@ export interface AppStatus {
   resources: string[];
 }
 
+/** One shared disk as this node sees it, read when the metrics are scraped (Agent.metricsStatus). */
+export interface DiskMetricsStatus {
+  disk: string;
+  /** The reservation was read (false: the unit is not open, or the read failed or took too long). */
+  readable: boolean;
+  /** Its holder: a node's name, a key no node has (0x…), 'another initiator' (SCSI-2, not this node), null: none. */
+  holder: string | null;
+  /** Who should hold it: HOST of the app whose resources use it; null when no app using it is hosted. */
+  expected: string | null;
+  /** This node was fenced off it (its key preempted, its SCSI-2 reservation taken). */
+  fenced: boolean;
+  /** Keys this node removed from it, resets this node sent to break a SCSI-2 reservation on it. */
+  preempts: number;
+  resets: number;
+}
+
 /** Structurally Agent's Notice. */
 export interface NoticeStatus {
   at: string;
@@ -104,4 +123,12 @@ export interface StatusLike {
   view?: { valid: boolean; bound: boolean; why: string; watchdogBoundMs: number | null; peers: Record<string, { watchdogBoundMs: number | null; bound: boolean }> };
   /** The aging monitor's judgements (src/daemon/aging.ts); null when it is off (or the node is out). Optional. */
   aging?: AgingStatus | null;
+  /** This node's last completed failover of each app, by phase (src/daemon/failover-times.ts). Optional. */
+  failovers?: LastFailover[];
+  /** Per peer with a BMC: this node's power fences of it (src/daemon/power-fence.ts). Optional. */
+  powerFence?: { node: string; counts: FenceCounts; inProgress: boolean; keptOff: boolean }[];
+  /** The node's power sources (the `power:` section); null without one. Optional. */
+  power?: { source: string; connected: boolean; state: PowerState | null }[] | null;
+  /** The shared disks; only in what the metrics read (it takes SCSI commands). Optional. */
+  diskMetrics?: DiskMetricsStatus[];
 }

@@ -2,7 +2,9 @@
 // (ipmi_sim, on the client's service address) whose "power off" kills every process of that node's
 // namespace, as losing power would. Cutting both cluster networks used to run such an app twice (nothing
 // arbitrated it); now the survivor powers the other off, confirms it, then takes over. So after a distress
-// that left the app running (a fatal signal in the agent).
+// that left the app running (a fatal signal in the agent). The first two also scrape the survivor's metrics:
+// per channel, the fence's outcome, the failover's phases as its log has them, and every series the sample
+// alert rules (hw-fixtures/prometheus/vigil-alerts.yml) read.
 import t from 'tap';
 
 import { Exit } from '../../src/cli/exit-codes.js';
@@ -10,7 +12,18 @@ import { runCli } from '../support/cli.js';
 import { nameServer, primaryServing, until, type TestCluster } from '../support/cluster.js';
 import { fencedCluster } from '../support/fenced-cluster.js';
 import { ipmiSimUnavailable } from '../support/ipmi-sim.js';
+import { declaredMetrics, ruleMetrics, sampleValue, scrape } from '../support/metrics.js';
 import { sh } from '../support/netns.js';
+
+/** The `ms` of the first line of `node`'s log with this message (and resource). */
+function loggedMs(c: TestCluster, node: string, msg: string, resourcePrefix = ''): number | undefined {
+  for (const line of c.log(node).split('\n')) {
+    if (!line.startsWith('{')) continue;
+    const l = JSON.parse(line) as { msg?: string; resource?: string; ms?: number };
+    if (l.msg === msg && (l.resource ?? '').startsWith(resourcePrefix)) return l.ms;
+  }
+  return undefined;
+}
 
 async function alive(c: TestCluster, node: string): Promise<number> {
   return (await sh(['ip', 'netns', 'pids', c.rig.ns(node)])).stdout.split('\n').filter(Boolean).length;
@@ -20,12 +33,46 @@ if (ipmiSimUnavailable()) {
   t.fail(`ipmi_sim cannot run here: ${ipmiSimUnavailable()}`);
 } else {
   t.test('a disk-less app, both cluster networks cut: the backup powers the primary off through its BMC, confirms it, then takes over', async (t) => {
-    const { c, bmcs } = await fencedCluster(t, [{ tag: 'x', primary: 'a', backup: 'b', vip: true }]);
+    const { c, bmcs } = await fencedCluster(t, [{ tag: 'x', primary: 'a', backup: 'b', vip: true }], { metrics: true });
     await primaryServing(c);
+    const started = Date.now();
     await c.rig.cut('a', 'lan1');
+    // One network cut: the channel is down, the peer alive (the redundancy an alert is about).
+    const degraded = await until('b\'s metrics show lan1 to a down', async () => {
+      const m = await scrape(c, 'b');
+      return sampleValue(m, 'vigil_channel_state{peer="a",channel="net:lan1",state="down"}') === 1 ? m : undefined;
+    }, 10_000, 100);
+    t.equal(sampleValue(degraded, 'vigil_channel_state{peer="a",channel="net:lan2",state="up"}'), 1, 'lan2 to a is up');
+    t.equal(sampleValue(degraded, 'vigil_peer_up{peer="a"}'), 1, 'a is alive');
+    t.ok((sampleValue(degraded, 'vigil_channel_rtt_seconds{peer="a",network="lan2"}') ?? -1) > 0, 'the round trip on lan2 is measured');
     await c.rig.cut('a', 'lan2');
     await until('b serves x', async () => ((await c.probe(c.vip())) === 'b' ? true : undefined), 30_000, 200);
     t.same(await bmcs.a!.actions(), ['power 0'], "a's BMC was told to power off, once");
+
+    // The survivor's metrics after the failover, against its log.
+    const m = await until('b reports the failover', async () => {
+      const text = await scrape(c, 'b');
+      return sampleValue(text, 'vigil_failovers_total') === 1 && sampleValue(text, 'vigil_peer_fenced_off{peer="a"}') === 1 ? text : undefined;
+    }, 10_000, 200);
+    t.comment(m.split('\n').filter((l) => /^vigil_(peer_|channel_state\{.*state="down"|last_failover|power_fence|app_running|failovers)/.test(l)).join('\n'));
+    t.equal(sampleValue(m, 'vigil_peer_state{peer="a",state="failed"}'), 1, 'a failed');
+    for (const net of ['lan1', 'lan2']) t.equal(sampleValue(m, `vigil_channel_state{peer="a",channel="net:${net}",state="down"}`), 1, `${net} to a down`);
+    t.equal(sampleValue(m, 'vigil_power_fences_total{peer="a",result="off"}'), 1, 'one fence of a, confirmed off');
+    t.equal(sampleValue(m, 'vigil_power_fences_total{peer="a",result="failed"}'), 0);
+    t.equal(sampleValue(m, 'vigil_power_fence_in_progress{peer="a"}'), 0);
+    t.equal(sampleValue(m, 'vigil_app_running{tag="x"}'), 1, 'x runs on b');
+    const phase = (p: string) => sampleValue(m, `vigil_last_failover_seconds{tag="x",phase="${p}"}`);
+    t.equal(phase('fence'), loggedMs(c, 'b', 'peer powered off')! / 1000, 'fence: the power fence as logged (race delay included)');
+    t.ok(phase('fence')! >= 3, 'b, the higher id, waited its 3 s race delay');
+    t.equal(phase('address'), loggedMs(c, 'b', 'resource started', 'ip ')! / 1000, 'address: the VIP\'s start as logged');
+    t.equal(phase('app_start'), loggedMs(c, 'b', 'application started')! / 1000, 'app_start: the program\'s start as logged');
+    t.equal(phase('mount'), undefined, 'no mount in this app');
+    t.ok(phase('detection')! >= 0.4, 'detection: at least failAfterMs of silence');
+    t.ok(phase('total')! >= phase('detection')! + phase('fence')! + phase('address')! + phase('app_start')!, 'total covers the phases');
+    const at = sampleValue(m, 'vigil_last_failover_timestamp_seconds{tag="x"}')! * 1000;
+    t.ok(at >= started && at <= Date.now(), 'completed during this test');
+    const declared = declaredMetrics(m);
+    for (const name of ruleMetrics()) t.ok(declared.has(name), `the alert rules' ${name} is exported`);
     t.same(await bmcs.b!.actions(), [], 'nobody fenced b');
     t.equal(await alive(c, 'a'), 0, 'nothing runs on a any more');
     t.match(c.log('b'), /power fence: the node is confirmed off/);
@@ -34,13 +81,17 @@ if (ipmiSimUnavailable()) {
   });
 
   t.test('a BMC that does not answer: no takeover and an alert; once it answers, the fence and the takeover happen', async (t) => {
-    const { c, bmcs } = await fencedCluster(t, [{ tag: 'x', primary: 'a', backup: 'b', vip: true }]);
+    const { c, bmcs } = await fencedCluster(t, [{ tag: 'x', primary: 'a', backup: 'b', vip: true }], { metrics: true });
     await primaryServing(c);
     bmcs.a!.freeze();
     await c.rig.cut('a', 'lan1');
     await c.rig.cut('a', 'lan2');
     await until('the fence failure is reported', async () => (c.log('b').includes('fence-failed') ? true : undefined), 30_000, 200);
     t.equal(await c.probe(c.vip()), 'a', 'a still serves: b took nothing over');
+    const m = await scrape(c, 'b');
+    t.ok((sampleValue(m, 'vigil_power_fences_total{peer="a",result="failed"}') ?? 0) >= 1, 'the failed fence is counted');
+    t.equal(sampleValue(m, 'vigil_power_fences_total{peer="a",result="off"}'), 0);
+    t.equal(sampleValue(m, 'vigil_failovers_total'), 0);
     t.ok(!c.log('b').includes('"application started"'), 'b never started x');
     bmcs.a!.thaw();
     await until('b serves x', async () => ((await c.probe(c.vip())) === 'b' ? true : undefined), 30_000, 200);

@@ -6,18 +6,22 @@ import { join } from 'node:path';
 
 import { createCluster, type TestCluster } from './cluster.js';
 import { IpmiSim } from './ipmi-sim.js';
+import { METRICS_LISTEN } from './metrics.js';
 import { powerLossScript, SERVICE } from './netns.js';
 
 export const FENCING = 'fencing: { raceDelayMs: 3000, requestTimeoutMs: 1000, confirmTimeoutMs: 3000 }';
 
-/** A cluster (a and b unless `nodes` says), each node with its BMC (an ipmi_sim in the client namespace) that powers it off for real. */
-export async function fencedCluster(t: { teardown(fn: () => unknown): void }, apps: Parameters<typeof createCluster>[2], o: { debug?: boolean; nodes?: string[]; timing?: Record<string, number>; fencing?: string } = {}): Promise<{ c: TestCluster; bmcs: Record<string, IpmiSim> }> {
+/**
+ * A cluster (a and b unless `nodes` says), each node with its BMC (an ipmi_sim in the client namespace) that
+ * powers it off for real; `metrics`: each agent serves /metrics on METRICS_LISTEN in its namespace (scrape()).
+ */
+export async function fencedCluster(t: { teardown(fn: () => unknown): void }, apps: Parameters<typeof createCluster>[2], o: { debug?: boolean; nodes?: string[]; timing?: Record<string, number>; fencing?: string; metrics?: boolean } = {}): Promise<{ c: TestCluster; bmcs: Record<string, IpmiSim> }> {
   const nodes = o.nodes ?? ['a', 'b'];
   // The BMCs' ports and the cluster's directory are known only once both exist: placeholders, filled in after.
   const c = await createCluster(t, nodes, apps, {
     ...(o.debug ? { debug: true } : {}),
     ...(o.timing ? { timing: o.timing } : {}),
-    extra: () => [o.fencing ?? FENCING],
+    extra: () => [o.fencing ?? FENCING, ...(o.metrics ? [`metrics: { listen: "${METRICS_LISTEN}" }`] : [])],
     bmc: (node) => `{ host: "@host-${node}", port: 1, user: admin, passwordFile: "@password", cipherSuite: 3 }`,
   });
   const passwordFile = join(c.dir, 'bmc.pw');

@@ -4,6 +4,7 @@ import t from 'tap';
 
 import { parseConfig } from '../../src/config/load.js';
 import type { ControlConnection } from '../../src/control/server.js';
+import { FailoverTimes } from '../../src/daemon/failover-times.js';
 import { FlowRunner, MAX_READY_WAITERS } from '../../src/daemon/flow-runner.js';
 import { ClusterDb } from '../../src/db/database.js';
 import { app } from '../support/flow-sim.js';
@@ -23,7 +24,7 @@ function onP() {
   const o = db.upsert(app('CA-1', 'p', 'b', { type: 'cluster-aware' }), 'p', 0);
   const runner = new FlowRunner({
     config, self: config.nodes[0]!, log: { info() {}, warn() {}, error() {}, debug() {} } as never, notices: { add() {} } as never,
-    replication: { db } as never, pidFiles: {} as never, appOutput: 'ignore', resources: () => ({}) as never,
+    failoverTimes: new FailoverTimes(), replication: { db } as never, pidFiles: {} as never, appOutput: 'ignore', resources: () => ({}) as never,
     lastActive: () => ({ isOpen: () => false, has: () => true }) as never, peerStates: () => [], declaredFailed: () => false,
     isAlive: () => true, isOut: () => false, isDistressed: () => false, distressLeftAppsRunning: () => false, isStopped: () => true, staleSince: () => undefined,
     powerFence: { canFence: () => false } as never, selfFence: { inMinority: () => false, lostQuorum: () => false, fencesItself: () => false, selfFencedInMs: () => undefined },

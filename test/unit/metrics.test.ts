@@ -1,8 +1,12 @@
 // The Prometheus endpoint against a real HTTP server on 127.0.0.1:0, fed a canned status snapshot.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
 import t from 'tap';
 
 import { metricsRegistry, startMetrics } from '../../src/daemon/metrics.js';
 import type { NoticeStatus, StatusLike } from '../../src/daemon/status.js';
+import { packageRoot } from '../../src/util/package-root.js';
 
 const noDrops = {
   short: 0, magic: 0, type: 0, length: 0, cluster: 0, hmac: 0, unknownSender: 0, replay: 0, staleIncarnation: 0, misdirected: 0,
@@ -200,4 +204,98 @@ t.test('distress: out of the cluster, the sender armed, distress acted on', asyn
   text = await metricsRegistry(() => out).scrape();
   t.equal(value(text, 'vigil_out_of_cluster'), 1, 'out: 1');
   t.equal(value(text, 'vigil_distress_armed'), 0, 'no sender while out');
+});
+
+t.test('what an alert needs: channel states, the last failover by phase, fences, disk holders, power sources, the watchdog', async (t) => {
+  const st = canned();
+  st.peers[0]!.channels.push({ channel: 'disk:shared0', state: 'idle', lastHeardAgeMs: null, silentMs: 0 });
+  st.noticeCounts = { 'distress-sent': 1 };
+  st.failovers = [{ tag: 'db', from: 'beta', completedAt: 1_700_000_000_500, phases: { detection: 1500, fence: 820.5, address: 12, app_start: 30, total: 2400 } }];
+  st.powerFence = [
+    { node: 'beta', counts: { off: 1, failed: 2, moot: 0 }, inProgress: false, keptOff: true },
+    { node: 'gamma', counts: { off: 0, failed: 0, moot: 0 }, inProgress: true, keptOff: false },
+  ];
+  st.diskMetrics = [
+    { disk: 'shared0', readable: true, holder: 'alpha', expected: 'alpha', fenced: false, preempts: 2, resets: 0 },
+    { disk: 'shared1', readable: true, holder: 'beta', expected: 'alpha', fenced: true, preempts: 0, resets: 0 },
+    { disk: 'shared2', readable: true, holder: 'another initiator', expected: 'beta', fenced: false, preempts: 0, resets: 3 },
+    { disk: 'shared3', readable: true, holder: null, expected: null, fenced: false, preempts: 0, resets: 0 },
+    { disk: 'shared4', readable: false, holder: null, expected: 'alpha', fenced: false, preempts: 0, resets: 0 },
+  ];
+  st.power = [{ source: 'ups1', connected: true, state: 'on-battery' }, { source: 'ups2', connected: false, state: null }];
+  st.watchdog = {
+    path: '/dev/ipmi0', kind: 'ipmi', timeoutMs: 20_000, armed: true, resets: false, countdown: { counts: false, why: 'its countdown is stopped' },
+    tickles: 50, withheld: 2, tickleErrors: 1,
+  };
+  st.view = { valid: false, bound: true, why: 'hears 1 of 3 nodes', watchdogBoundMs: null, peers: {} };
+  const text = await metricsRegistry(async () => st).scrape();
+  const expect: [string, number][] = [
+    ['vigil_channel_state{peer="beta",channel="net:public",state="up"}', 1],
+    ['vigil_channel_state{peer="beta",channel="net:private",state="down"}', 1],
+    ['vigil_channel_state{peer="beta",channel="net:private",state="up"}', 0],
+    ['vigil_channel_state{peer="beta",channel="disk:shared0",state="idle"}', 1],
+    ['vigil_channel_state{peer="beta",channel="disk:shared0",state="down"}', 0],
+    ['vigil_distress_sent_total', 1],
+    ['vigil_last_failover_seconds{tag="db",phase="detection"}', 1.5],
+    ['vigil_last_failover_seconds{tag="db",phase="fence"}', 0.8205],
+    ['vigil_last_failover_seconds{tag="db",phase="address"}', 0.012],
+    ['vigil_last_failover_seconds{tag="db",phase="app_start"}', 0.03],
+    ['vigil_last_failover_seconds{tag="db",phase="total"}', 2.4],
+    ['vigil_last_failover_timestamp_seconds{tag="db"}', 1_700_000_000.5],
+    ['vigil_power_fences_total{peer="beta",result="off"}', 1],
+    ['vigil_power_fences_total{peer="beta",result="failed"}', 2],
+    ['vigil_power_fences_total{peer="gamma",result="moot"}', 0],
+    ['vigil_power_fence_in_progress{peer="gamma"}', 1],
+    ['vigil_peer_fenced_off{peer="beta"}', 1],
+    ['vigil_peer_fenced_off{peer="gamma"}', 0],
+    ['vigil_disk_reservation_holder{disk="shared0",holder="alpha"}', 1],
+    ['vigil_disk_reservation_holder{disk="shared2",holder="another initiator"}', 1],
+    ['vigil_disk_reservation_holder{disk="shared3",holder=""}', 1],
+    ['vigil_disk_reservation_unexpected{disk="shared0"}', 0],
+    ['vigil_disk_reservation_unexpected{disk="shared1"}', 1],
+    ['vigil_disk_reservation_unexpected{disk="shared2"}', 0],
+    ['vigil_disk_reservation_unexpected{disk="shared3"}', 0],
+    ['vigil_disk_readable{disk="shared4"}', 0],
+    ['vigil_disk_fenced{disk="shared1"}', 1],
+    ['vigil_disk_preempts_total{disk="shared0"}', 2],
+    ['vigil_disk_resets_total{disk="shared2"}', 3],
+    ['vigil_power_source_state{source="ups1",state="on-battery"}', 1],
+    ['vigil_power_source_state{source="ups1",state="online"}', 0],
+    ['vigil_power_source_connected{source="ups2"}', 0],
+    ['vigil_watchdog_armed{kind="ipmi"}', 1],
+    ['vigil_watchdog_resets_node{kind="ipmi"}', 0],
+    ['vigil_watchdog_countdown_running{kind="ipmi"}', 0],
+    ['vigil_watchdog_timeout_seconds{kind="ipmi"}', 20],
+    ['vigil_watchdog_tickles_total{kind="ipmi"}', 50],
+    ['vigil_watchdog_tickles_withheld_total{kind="ipmi"}', 2],
+    ['vigil_watchdog_tickle_errors_total{kind="ipmi"}', 1],
+    ['vigil_view_valid', 0],
+  ];
+  for (const [series, v] of expect) t.equal(value(text, series), v, series);
+  t.notOk(/^vigil_last_failover_seconds\{tag="db",phase="mount"\}/m.test(text), 'a phase the failover did not go through has no sample');
+  t.notOk(/^vigil_disk_reservation_holder\{disk="shared4"/m.test(text), 'an unreadable disk names no holder');
+  t.notOk(/^vigil_disk_reservation_unexpected\{disk="shared4"/m.test(text), 'nor a judgement of it');
+  t.notOk(/^vigil_power_source_state\{source="ups2"/m.test(text), 'a source that never answered has no state');
+
+  // A node without watchdog, power sources, BMCs or disks: those metrics are declared, with no samples.
+  const bare = await metricsRegistry(canned).scrape();
+  for (const name of ['vigil_watchdog_armed', 'vigil_watchdog_resets_node', 'vigil_power_source_state', 'vigil_disk_reservation_holder', 'vigil_power_fences_total', 'vigil_last_failover_seconds']) {
+    t.match(bare, new RegExp(`^# TYPE ${name} `, 'm'), `${name} declared`);
+    t.notOk(new RegExp(`^${name}[ {]`, 'm').test(bare), `${name} without samples`);
+  }
+});
+
+t.test("docs/cluster.md's table names every vigil metric the endpoint declares, with its type and labels, and no other", async (t) => {
+  const doc = readFileSync(join(packageRoot(), 'docs/cluster.md'), 'utf8');
+  const rows = new Map([...doc.matchAll(/^\| `(vigil_[a-z0-9_]+)` \| (\w+) \|([^|]*)\|/gm)].map((m) => [m[1]!, { type: m[2]!, labels: m[3]!.trim() }]));
+  const { registry } = metricsRegistry(canned);
+  const declared = registry.getMetricsAsArray().filter((m) => m.name.startsWith('vigil_'));
+  for (const m of declared) {
+    const row = rows.get(m.name);
+    t.ok(row, `${m.name} documented`);
+    if (!row) continue;
+    t.equal(row.type, m.type, `${m.name}: type`);
+    t.equal(row.labels, ((m as unknown as { labelNames?: string[] }).labelNames ?? []).join(', '), `${m.name}: labels`);
+  }
+  t.same([...rows.keys()].filter((name) => !declared.some((m) => m.name === name)), [], 'no documented metric that is not declared');
 });
