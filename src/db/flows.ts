@@ -380,6 +380,8 @@ export interface FlowState {
   /** Wall-clock ms when this node last stopped / started the app (done events' `at`), for the gap. */
   readonly appStoppedAt: number | null;
   readonly appStartedAt: number | null;
+  /** The `at` of the last done event: a paused app's release follows its resources' start at once. */
+  readonly lastDoneAt: number | null;
 }
 
 export interface StepResult {
@@ -433,6 +435,7 @@ export function initialFlow(tag: string, self: string, init: InitialFlow = {}): 
     switchChecking: false,
     appStoppedAt: null,
     appStartedAt: null,
+    lastDoneAt: null,
   };
 }
 
@@ -647,6 +650,7 @@ function fault(d: Draft, detail: string, now: number, out: FlowAction[]): void {
 
 function done(d: Draft, a: AsyncAction, at?: number): void {
   d.pending = null;
+  if (at !== undefined) d.lastDoneAt = at;
   if (at !== undefined && a.kind === 'stopApp') d.appStoppedAt = at;
   if (at !== undefined && a.kind === 'startApp' && !a.paused) d.appStartedAt = at;
   switch (a.kind) {
@@ -957,6 +961,7 @@ function startSteps(d: Draft, o: AppObject, out: FlowAction[]): Pass | undefined
   if (d.app === 'paused') {
     out.push({ kind: 'resumeApp' });
     d.app = 'up';
+    d.appStartedAt = d.lastDoneAt;
     return 'again';
   }
   return undefined;

@@ -59,6 +59,20 @@ t.test('the service gap is the target\'s app start less the source\'s app stop',
   t.equal(obj(sim, 'b').switchover?.appStoppedAt, obj(sim, 'b').switchover!.appStartedAt! - 750);
 });
 
+t.test('a cluster-aware primary holding the app paused: the gap ends when the pause is released, after the resources', async (t) => {
+  const sim = cluster({ type: 'cluster-aware' });
+  switchover(sim, 'p');
+  t.equal(sim.state('p', 'A').app, 'paused', 'p holds a paused copy while b hosts (F0)');
+  sim.hold.add('p:startResources');
+  switchover(sim, 'b');
+  sim.advance(300);
+  sim.hold.clear();
+  sim.release();
+  t.same(sim.executing('A'), ['p']);
+  t.match(obj(sim, 'b'), { host: 'p', phase: 'normal', switchover: { from: 'b', to: 'p', gapMs: 300 } });
+  t.same(sim.overlaps, []);
+});
+
 t.test('after a switchover to the backup the app stays there: no failback prompt, no auto-recover, however long the primary is up', async (t) => {
   const sim = cluster({ autoRecover: true });
   switchover(sim, 'p', 'b');
