@@ -778,7 +778,7 @@ function pass(d: Draft, now: number, out: FlowAction[]): Pass {
     d.retryAt = null;
     const why = o.host !== null && o.host !== self && !isFailed(d, o.host) ? `${o.host} is alive again` : `HOST is now ${o.host ?? 'null'}`;
     notify(out, 'failover-aborted', `${o.tag}: failover to ${self} aborted, ${why}`);
-    if (o.phase === 'failing-over' && o.host !== null && o.host !== self) write(d, out, { phase: restingPhase(o, o.host) }, o.host);
+    if (o.phase === 'failing-over' && o.host !== null && o.host !== self) write(d, out, { phase: phaseBack(o, o.host) }, o.host);
     if (d.app !== 'down' || d.resources !== 'down') d.standDown = 'failover aborted';
     return 'again';
   }
@@ -814,7 +814,7 @@ function pass(d: Draft, now: number, out: FlowAction[]): Pass {
     // would keep the host waiting for it for good. The host is alive, so there is nothing to take over.
     const taker = o.host === o.primary ? o.backup : o.primary;
     if (o.phase === 'failing-over' && o.host !== null && taker === self && from === null) {
-      write(d, out, { phase: restingPhase(o, o.host) }, o.host);
+      write(d, out, { phase: phaseBack(o, o.host) }, o.host);
       notify(out, 'failover-aborted', `${o.tag}: the failover to ${self} left unfinished is abandoned: ${o.host} is alive`);
       return 'again';
     }
@@ -911,7 +911,9 @@ function failoverPass(d: Draft, o: AppObject, now: number, out: FlowAction[]): P
   if (started !== undefined) return started;
   // Running: only now does HOST name this node (FIG. 9 1030 → 1040).
   const from = o.host;
-  write(d, out, { host: d.self, phase: restingPhase(o, d.self) }, from, d.failover!.token);
+  // A switchover that put the app where it was is over: a failback may bring it home after this one.
+  const overtaken = o.switchover && o.switchover.failedOver !== true ? { switchover: { ...o.switchover, failedOver: true } } : {};
+  write(d, out, { host: d.self, phase: restingPhase(o, d.self), ...overtaken }, from, d.failover!.token);
   const what = from !== null && o.faults.includes(from) ? 'faulted there' : 'failed';
   notify(out, 'failover-complete', `${o.tag} runs on ${d.self} (${from === o.primary ? 'primary' : 'backup'} ${from} ${what})`);
   d.failover = null;
@@ -989,7 +991,7 @@ function endFailover(d: Draft, out: FlowAction[], why: string): void {
   d.attempts = 0;
   d.retryAt = null;
   const o = d.obj;
-  if (o && o.phase === 'failing-over' && o.host !== null && o.host !== d.self) write(d, out, { phase: restingPhase(o, o.host) }, o.host);
+  if (o && o.phase === 'failing-over' && o.host !== null && o.host !== d.self) write(d, out, { phase: phaseBack(o, o.host) }, o.host);
   if (d.app !== 'down' || d.resources !== 'down') d.standDown = why;
 }
 
@@ -1097,6 +1099,17 @@ export function runEpoch(s: FlowState): number {
   const o = s.obj;
   if (!o) return 0;
   return s.failover ? epochFor(o.epoch, true, s.failover.token) : o.epoch;
+}
+
+/**
+ * The phase an aborted failover writes back, HOST unchanged: switched-over where an operator's switchover
+ * put the app on this backup and no failover has moved it since (the failing-over write replaced that
+ * phase; without this the app, moved on purpose, would be prompted for failback, or auto-recovered).
+ */
+function phaseBack(o: AppObject, host: string): Phase {
+  const rec = o.switchover;
+  const placed = rec !== undefined && rec.to === host && host === o.backup && rec.appStartedAt !== undefined && rec.refused === undefined && rec.failedOver !== true;
+  return placed ? 'switched-over' : restingPhase(o, host);
 }
 
 /** The phase of an object at rest on `host`: at home on its primary, failed over on its backup. */

@@ -53,6 +53,8 @@ export interface SwitchoverRecord {
   appStartedAt?: number;
   /** appStartedAt - appStoppedAt: no copy of the app ran in between. */
   gapMs?: number;
+  /** A failover moved the app since: it no longer stays where this switchover put it. */
+  failedOver?: boolean;
 }
 
 export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
@@ -277,7 +279,7 @@ export const appObjectSchema = z.strictObject({
   switchover: z.strictObject({
     from: name('a node name'), to: name('a node name'), by: name('a node name'), requestedAt: count, fromPhase: z.enum(PHASES),
     drain: z.boolean().optional(), ready: z.boolean().optional(), refused: z.string().max(1000).optional(),
-    appStoppedAt: count.optional(), handedOverAt: count.optional(), appStartedAt: count.optional(), gapMs: z.int().optional(),
+    appStoppedAt: count.optional(), handedOverAt: count.optional(), appStartedAt: count.optional(), gapMs: z.int().optional(), failedOver: z.boolean().optional(),
   }).optional(),
   keepOff: name('a node name').optional(),
 }).superRefine(checkRoles);

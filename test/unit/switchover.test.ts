@@ -91,6 +91,34 @@ t.test('after a switchover to the backup the app stays there: no failback prompt
   t.same(sim.overlaps, []);
 });
 
+t.test('a take-back from the backup begun in a partition and aborted when it heals leaves the app switched over, not failed over', async (t) => {
+  const sim = cluster({ autoRecover: true });
+  switchover(sim, 'p');
+  sim.hold.add('p:startResources');
+  sim.partition('p', 'b', true); // p takes the app back from the "failed" b, its start held
+  t.equal(obj(sim, 'p').phase, 'failing-over');
+  sim.partition('p', 'b', false); // b alive again before p's HOST write: the take-back is aborted
+  sim.hold.clear();
+  sim.release();
+  sim.advance(CFG.failbackDwellMs * 3);
+  for (const n of ['p', 'b']) t.match(obj(sim, n), { host: 'b', phase: 'switched-over' }, `on ${n}: the phase written back is the switchover's`);
+  t.same(sim.executing('A'), ['b'], 'no auto-recover to p');
+  t.same(sim.overlaps, []);
+});
+
+t.test('once a failover moved the app after a switchover, an aborted failover writes back failed-over (failback applies again)', async (t) => {
+  const sim = cluster({ autoRecover: false });
+  switchover(sim, 'p');
+  sim.crash('b'); // p takes it back: the switchover is over
+  t.match(obj(sim, 'p'), { host: 'p', phase: 'normal', switchover: { failedOver: true } });
+  sim.restart('b');
+  sim.crash('p'); // b takes it over: an ordinary failover
+  t.match(obj(sim, 'b'), { host: 'b', phase: 'failed-over' });
+  sim.restart('p');
+  sim.advance(CFG.failbackDwellMs * 2);
+  t.ok(sim.actions.some((a) => a.node === 'b' && a.action.kind === 'prompt'), 'the failback prompt is back');
+});
+
 t.test('backup to primary after a failover: now, without the failback dwell, and no prompt is left', async (t) => {
   const sim = cluster({ autoRecover: false });
   sim.crash('p');
