@@ -121,8 +121,13 @@ t.test('switchover both ways, the stay on the backup, a refusal, drain and undo,
   // Drain a, asked on b: web moves off, batch (on b already) is kept off a; a switchover to a is refused.
   const drained = await vigil(c, 'b', ['drain', 'a', '--json']);
   t.equal(drained.code, 0, drained.stderr);
-  t.match(JSON.parse(drained.stdout), { node: 'a', undo: false, apps: [{ tag: 'batch', outcome: 'marked' }, { tag: 'web', outcome: 'complete', to: 'b' }] });
+  const drain = JSON.parse(drained.stdout) as { node: string; undo: boolean; apps: { tag: string; outcome: string }[] };
+  t.match(drain, { node: 'a', undo: false, apps: [{ tag: 'batch' }, { tag: 'web', outcome: 'complete', to: 'b' }] });
+  // batch is at home on b, marked; unless a load spike on this shared machine had a and b fail each other
+  // meanwhile and a took it over, in which case the drain moved it.
+  t.ok(['marked', 'complete'].includes(drain.apps[0]!.outcome), `batch: ${drain.apps[0]!.outcome}`);
   t.match(await web(c, 'a'), { host: 'b', keepOff: 'a', phase: 'switched-over' });
+  t.match((await c.status('a')).apps.find((x) => x.tag === 'batch'), { host: 'b', keepOff: 'a' }, 'every app of a is off it and kept off');
   const toDrained = await vigil(c, 'a', ['switchover', 'web']);
   t.match(toDrained.stderr, /web: a is drained \(vigil drain a --undo\)/);
   t.equal((await web(c, 'a')).host, 'b');
