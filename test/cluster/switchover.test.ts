@@ -114,7 +114,8 @@ t.test('switchover both ways, the stay on the backup, a refusal, drain and undo,
   // b → a, asked on b (the source again), the target named.
   since = Date.now();
   const back = await vigil(c, 'b', ['switchover', 'web', '--to', 'a', '--json']);
-  t.match(JSON.parse(back.stdout), { outcome: 'complete', from: 'b', to: 'a', host: 'a', phase: 'normal' }, back.stderr);
+  const backAnswer = JSON.parse(back.stdout) as { gapMs: number };
+  t.match(backAnswer, { outcome: 'complete', from: 'b', to: 'a', host: 'a', phase: 'normal' }, back.stderr);
   await until('the client reaches a again', async () => (probe.answers().some((a) => a.at >= since && a.who === 'a') ? true : undefined), 30_000);
   const toA = clientGap(probe.answers(), since, 'b', 'a');
 
@@ -148,6 +149,6 @@ t.test('switchover both ways, the stay on the backup, a refusal, drain and undo,
   await c.powerOff('a');
   await until('the client reaches b after the failover', async () => (probe.answers().some((a) => a.at >= since && a.who === 'b') ? true : undefined), 30_000);
   const failover = clientGap(probe.answers(), since - 1000, 'a', 'b');
-  t.comment(`service gap a → b: agents ${answer.gapMs} ms, client ${toB.gapMs} ms; b → a: client ${toA.gapMs} ms; failover (power loss) a → b: client ${failover.gapMs} ms`);
+  t.comment(`service gap a → b: agents ${answer.gapMs} ms, client ${toB.gapMs} ms; b → a: agents ${backAnswer.gapMs} ms, client ${toA.gapMs} ms; failover (power loss) a → b: client ${failover.gapMs} ms`);
   t.ok(toB.gapMs > 0 && toA.gapMs > 0 && failover.gapMs > 0, 'each gap was seen by the client');
 });
