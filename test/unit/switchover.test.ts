@@ -169,6 +169,10 @@ t.test('a target marked faulted or drained refuses when its flow sees the reques
   t.equal(o.host, 'p');
   t.match(obj(sim), { host: 'p', phase: 'normal', switchover: { refused: /b carries a fault mark/ } });
   t.same(sim.executing('A'), ['p']);
+  const drained = cluster({ keepOff: 'b' });
+  drained.operatorWrite('p', 'A', { patch: { phase: 'switching-over', switchover: { from: 'p', to: 'b', by: 'p', requestedAt: 1, fromPhase: 'normal' } }, ifHost: 'p' });
+  t.match(obj(drained), { host: 'p', phase: 'normal', switchover: { refused: /b is drained/ } });
+  t.same(drained.executing('A'), ['p']);
 });
 
 t.test('the target\'s start fails after the handover: a fault there, and the source takes the app back', async (t) => {
