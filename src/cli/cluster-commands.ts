@@ -1,5 +1,5 @@
 // The operator's commands to the local vigild, over its control socket (docs/cli.md "vigild"): status,
-// app load/unload, failback approve/deny, attr get/set, db show/sync. Each is one request on a fresh
+// app load/unload, failback approve/deny, switchover, drain, attr get/set, db show/sync. Each is one request on a fresh
 // connection; errors (not running, a refusal from the agent) become one line and an exit code as every
 // other vigil error (exit-codes.ts).
 import { Command, Option } from 'commander';
@@ -19,6 +19,8 @@ interface AgentOptions {
 /** Default answer time; `db sync` waits for every live peer, so it gets longer. */
 const TIMEOUT_MS = 5000;
 const SYNC_TIMEOUT_MS = 30_000;
+/** A switchover or drain: how long vigild waits for it to end, and this client a little longer. */
+const SWITCHOVER_WAIT_MS = 60_000;
 /** A fence: the session, the power-off and its confirmation (fencing.confirmTimeoutMs, 10 s by default). */
 const FENCE_TIMEOUT_MS = 30_000;
 
@@ -109,6 +111,39 @@ async function attrSet(tag: string, name: string, text: string | undefined, o: {
   return { json: result, human: value === null ? `${tag}: ${name} removed` : `${tag}: ${name} = ${formatValue(value)}` };
 }
 
+interface SwitchoverLine { tag: string; outcome: string; reason?: string; from?: string; to?: string; gapMs?: number; tookMs?: number }
+
+function switchoverLine(r: SwitchoverLine): string {
+  switch (r.outcome) {
+    case 'complete': return `${r.tag}: switched over from ${r.from} to ${r.to}${r.gapMs !== undefined ? `; service gap ${r.gapMs} ms` : ''} (${r.tookMs} ms in all)`;
+    case 'under-way': return `${r.tag}: switchover from ${r.from} to ${r.to} still under way (follow it with vigil status)`;
+    case 'marked': return `${r.tag}: kept off the node`;
+    case 'unmarked': return `${r.tag}: no longer kept off the node${r.reason ? ` (${r.reason})` : ''}`;
+    default: return `${r.tag}: ${r.outcome}${r.reason ? `: ${r.reason}` : ''}`;
+  }
+}
+
+/** The wait vigild is asked for: --timeout less a margin for the answer to travel, else the default. */
+function switchoverTimes(cmd: Command): { waitMs: number; timeoutMs: number } {
+  const timeout = options(cmd).timeout;
+  const waitMs = timeout !== undefined ? Math.max(0, timeout - 1000) : SWITCHOVER_WAIT_MS;
+  return { waitMs, timeoutMs: timeout ?? SWITCHOVER_WAIT_MS + 5000 };
+}
+
+async function switchover(tag: string, o: { to?: string }, cmd: Command): Promise<Report> {
+  const { waitMs, timeoutMs } = switchoverTimes(cmd);
+  const result = await request(cmd, 'switchover', { tag, ...(o.to !== undefined ? { to: o.to } : {}), waitMs }, timeoutMs);
+  return { json: result, human: switchoverLine(result as SwitchoverLine) };
+}
+
+async function drain(node: string, o: { undo?: boolean }, cmd: Command): Promise<Report> {
+  const { waitMs, timeoutMs } = switchoverTimes(cmd);
+  const result = await request(cmd, 'drain', { node, undo: o.undo === true, waitMs }, timeoutMs);
+  const apps = (field(result, 'apps') ?? []) as SwitchoverLine[];
+  const head = o.undo ? `${node}: drain undone` : `${node}: drained`;
+  return { json: result, human: [apps.length ? `${head}:` : `${head}; no app of ${node} to move or mark`, ...apps.map((a) => `  ${switchoverLine(a)}`)].join('\n') };
+}
+
 async function dbShow(_o: unknown, cmd: Command): Promise<Report> {
   const result = await request(cmd, 'db.show');
   return { json: result, human: formatDb(result) };
@@ -175,7 +210,7 @@ export function agentCommand(name: string, description: string): Command {
   return new Command(name).description(description)
     .addOption(new Option('--socket <path>', "vigild's control socket (default: $VIGIL_SOCKET, else " + DEFAULT_CONTROL_SOCKET + ')'))
     .addOption(new Option('--config <file>', 'take the socket from this cluster configuration (control.socket)'))
-    .addOption(new Option('--timeout <ms>', `how long to wait for vigild's answer (default ${TIMEOUT_MS}, db sync ${SYNC_TIMEOUT_MS}, fence ${FENCE_TIMEOUT_MS})`).argParser(intOption(1)));
+    .addOption(new Option('--timeout <ms>', `how long to wait for vigild's answer (default ${TIMEOUT_MS}, db sync ${SYNC_TIMEOUT_MS}, fence ${FENCE_TIMEOUT_MS}, switchover and drain ${SWITCHOVER_WAIT_MS + 5000})`).argParser(intOption(1)));
 }
 
 /** `vigil status`, `vigil app …`, `vigil failback …`, `vigil attr …`, `vigil db …`: the commands to vigild. */
@@ -194,6 +229,16 @@ export function clusterCommands(): Command[] {
     .action(act(tagCommand('failback.approve', (tag) => `${tag}: failback approved`)));
   failback.command('deny').argument('<tag>').description('keep the app on the backup for now (the prompt repeats)')
     .action(act(tagCommand('failback.deny', (tag) => `${tag}: failback denied; the prompt will repeat`)));
+
+  const sw = agentCommand('switchover', 'move an app to its other node now, planned: the target checks first, then the host stops it and hands it over')
+    .argument('<tag>')
+    .addOption(new Option('--to <node>', 'the node to move it to (it must be the app\'s other node)'))
+    .action(act(switchover));
+
+  const drainCmd = agentCommand('drain', 'switch every app hosted on NODE to its other node and keep them off NODE (no failback, no switchover to it)')
+    .argument('<node>')
+    .option('--undo', 'end the drain: the apps the drain moved off NODE, its own, go back to it')
+    .action(act(drain));
 
   const attr = agentCommand('attr', "an application's additional attributes");
   attr.command('get').argument('<tag>').argument('[name]').description('every attribute (name = value), or the value of one')
@@ -221,5 +266,5 @@ export function clusterCommands(): Command[] {
     .option('--yes', 'do not ask for confirmation')
     .action(act(fence));
 
-  return [st, app, failback, attr, db, priority, force, fenceCmd];
+  return [st, app, failback, sw, drainCmd, attr, db, priority, force, fenceCmd];
 }

@@ -145,12 +145,26 @@ function appLines(a: Obj, opts: string): string[] {
   if (faults.length) {
     out.push(`    faulted on ${faults.join(' and ')}: it goes there neither by failover nor by failback until cleared by: vigil app load ${tag}${opts} (on that node)`);
   }
+  const keepOff = str(a.keepOff);
+  if (keepOff) out.push(`    drained off ${keepOff}: no failback or switchover to it until: vigil drain ${keepOff} --undo${opts}`);
+  if (a.switchover !== undefined && a.switchover !== null) out.push(`    ${switchoverSummary(obj(a.switchover), str(a.phase))}`);
   const prompt = str(a.prompt);
   if (prompt) {
     out.push(`    failback: ${prompt}`);
     out.push(`      answer: vigil failback approve ${tag}${opts}   or   vigil failback deny ${tag}${opts}`);
   }
   return out;
+}
+
+/** The last switchover, in one line: where it went, how far it got, the service gap. */
+function switchoverSummary(r: Obj, phase: string | undefined): string {
+  const route = `${str(r.from) ?? '?'} to ${str(r.to) ?? '?'}${r.drain === true ? ' (drain)' : ''}`;
+  const refused = str(r.refused);
+  if (refused !== undefined) return `switchover ${route}: not done: ${refused}`;
+  const gap = num(r.gapMs);
+  if (phase === 'switching-over') return `switchover ${route}: ${r.appStoppedAt !== undefined ? 'handed over, starting' : r.ready === true ? 'target ready, stopping' : 'target checking'}`;
+  if (r.appStartedAt !== undefined) return `switchover ${route}: done${gap !== undefined ? `, service gap ${gap} ms` : ''}`;
+  return `switchover ${route}: ended without the target starting it (phase ${phase ?? '?'})`;
 }
 
 /** 52_428_800 bytes → "50.0 MiB"; a load per CPU with two decimals; a count as it is. */

@@ -277,7 +277,7 @@ export class Agent {
       debug: this.config.control.debug, isAppProcess: (tag, pid) => this.flows.isAppProcess(tag, pid), log: this.log,
     });
     registerControlCommands(this.control, {
-      self: this.self, log: this.log, replication: this.replication, flows: this.flows, distress: this.distress,
+      self: this.self, config: this.config, log: this.log, replication: this.replication, flows: this.flows, distress: this.distress,
       lastActive: () => this.lastActive, power: () => this.power, forceStart: this.forceStart,
       status: async () => ({ ...this.status(), disks: (await this.disks?.describe()) ?? [] }),
       isAlive: (node) => this.isAlive(node),
@@ -770,7 +770,7 @@ export class Agent {
         const pair = pairs.get(o.tag);
         return {
           lastActive: pair && { state: pair.state, priority: pair.priority, decision: pair.decision },
-          tag: o.tag, type: o.type, host: o.host, primary: o.primary, backup: o.backup, phase: o.phase, faults: o.faults, autoRecover: o.autoRecover,
+          tag: o.tag, type: o.type, host: o.host, primary: o.primary, backup: o.backup, phase: o.phase, faults: o.faults, switchover: o.switchover, keepOff: o.keepOff, autoRecover: o.autoRecover,
           version: o.version,
           here: this.flows.here(o.tag),
           prompt: this.flows.prompt(o.tag),

@@ -5,12 +5,13 @@ import { performance } from 'node:perf_hooks';
 
 import { z } from 'zod';
 
-import type { NodeConfig } from '../config/schema.js';
+import type { Config, NodeConfig } from '../config/schema.js';
 import { ControlError } from '../control/protocol.js';
 import type { ControlServer } from '../control/server.js';
 import { DbWriteError } from '../db/database.js';
-import { registrationCheck } from '../db/flows.js';
+import { registrationCheck, type HostWrite } from '../db/flows.js';
 import type { AppObject } from '../db/object.js';
+import { planDrain, planSwitchover, planUndrain, type SwitchoverContext } from '../db/switchover.js';
 import { defaultSendMode, type DistressReason, type SendMode } from '../wire/distress.js';
 import type { DistressLink } from './distress-link.js';
 import type { FlowRunner } from './flow-runner.js';
@@ -26,6 +27,7 @@ const MAX_MARKER_TEXT = 4096;
 
 export interface ControlDeps {
   self: NodeConfig;
+  config: Config;
   log: AgentLog;
   replication: Replication;
   flows: FlowRunner;
@@ -58,6 +60,20 @@ export function registerControlCommands(control: ControlServer, d: ControlDeps):
       throw new ControlError('out', `${d.self.name} is out of the cluster since ${out.since || 'an unknown time'} (distress: ${out.reason}${out.text ? `, ${out.text}` : ''}); run \`vigil rejoin\` first`);
     }
   };
+  const switchContext = (): SwitchoverContext => ({ by: d.self.name, now: Date.now(), isAlive: (n) => n === d.self.name || d.isAlive(n) });
+  const writeRequest = (tag: string, w: HostWrite): void => {
+    refused(() => db().update(tag, w.patch, d.self.name, Date.now(), { ifHost: w.ifHost }));
+    d.replication.changed([tag]);
+  };
+  const awaitSwitchover = async (tag: string, requestedAt: number, waitMs: number): Promise<SwitchoverAnswer> => {
+    const until = performance.now() + waitMs;
+    for (;;) {
+      const ended = performance.now() >= until;
+      const r = switchoverOutcome(db().get(tag), requestedAt, tag, ended);
+      if (r) return r;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  };
   control
     .handle('status', z.object({}), () => d.status(), 'read')
     .handle('db.show', z.object({}), () => ({ ...db().snapshot(), digest: db().digest() }), 'read')
@@ -77,6 +93,33 @@ export function registerControlCommands(control: ControlServer, d: ControlDeps):
       existing(tag);
       d.flows.post(tag, { type: 'unload' });
       return { tag };
+    })
+    // Planned switchover and drain (flows.ts rule 6, src/db/switchover.ts): the request is written here
+    // (check-and-set on HOST), the target and the source carry it out, and the answer waits for its end.
+    .handle('switchover', z.object({ tag: z.string(), to: z.string().optional(), waitMs: waitParam }), async ({ tag, to, waitMs }) => {
+      assertMember();
+      const plan = planSwitchover(existing(tag), to, switchContext());
+      if (!plan.ok) throw new ControlError('refused', plan.reason);
+      writeRequest(tag, plan.write);
+      const r = await awaitSwitchover(tag, plan.record.requestedAt, waitMs);
+      if (r.outcome === 'refused' || r.outcome === 'aborted') throw new ControlError('refused', `${tag}: ${r.reason ?? r.outcome}`);
+      return r;
+    })
+    .handle('drain', z.object({ node: z.string(), undo: z.boolean().default(false), waitMs: waitParam }), async ({ node, undo, waitMs }) => {
+      assertMember();
+      if (!d.config.nodes.some((n) => n.name === node)) throw new ControlError('not_found', `no node ${node} in this cluster's configuration`);
+      const steps = (undo ? planUndrain : planDrain)(db().list(), node, switchContext());
+      const results = await Promise.all(steps.map(async (st) => {
+        if (st.action === 'stay') return { tag: st.tag, outcome: 'stays', reason: st.reason };
+        try {
+          writeRequest(st.tag, st.write);
+        } catch (e) {
+          return { tag: st.tag, outcome: 'refused', reason: (e as Error).message };
+        }
+        if (st.action === 'mark') return { tag: st.tag, outcome: undo ? 'unmarked' : 'marked', ...(st.reason ? { reason: st.reason } : {}) };
+        return awaitSwitchover(st.tag, st.record.requestedAt, waitMs);
+      }));
+      return { node, undo, apps: results };
     })
     .handle('failback.approve', tagParam, ({ tag }) => (assertMember(), d.flows.answerFailback(existing(tag), 'approve')))
     .handle('failback.deny', tagParam, ({ tag }) => (assertMember(), d.flows.answerFailback(existing(tag), 'deny')))
@@ -174,6 +217,40 @@ export function registerControlCommands(control: ControlServer, d: ControlDeps):
       setTimeout(() => sender.crashForTest(kind), 50);
       return { node: d.self.name, crashing: kind, fatalHandlers: sender.snapshot().fatalHandlers };
     }, 'debug');
+}
+
+/** How long the answer to a switchover or drain waits for it to end (its stops and starts). */
+const waitParam = z.number().int().min(0).max(600_000).default(60_000);
+
+/** How a switchover ended, as the requesting node's replica says (the record written by source and target). */
+export interface SwitchoverAnswer {
+  tag: string;
+  /** complete; refused (by the target: nothing stopped); aborted (the target failed before the handover);
+   * taken-over (the source failed and the target failed it over); failed (the target's start failed and
+   * the source took it back); under-way (the wait ended first: follow it with vigil status). */
+  outcome: 'complete' | 'refused' | 'aborted' | 'taken-over' | 'failed' | 'under-way';
+  reason?: string;
+  from: string;
+  to: string;
+  host: string | null;
+  phase: string;
+  gapMs?: number;
+  tookMs: number;
+}
+
+/** The outcome of the switchover requested at `requestedAt`, once it ended (or the wait did). */
+function switchoverOutcome(o: AppObject | undefined, requestedAt: number, tag: string, ended: boolean): SwitchoverAnswer | undefined {
+  const rec = o?.switchover;
+  if (!o || !rec || rec.requestedAt !== requestedAt) {
+    return ended ? { tag, outcome: 'aborted', reason: 'the request was replaced (another switchover, or the app removed)', from: '', to: '', host: o?.host ?? null, phase: o?.phase ?? 'none', tookMs: Date.now() - requestedAt } : undefined;
+  }
+  if (o.phase === 'switching-over' && !ended) return undefined;
+  if (o.phase === 'failing-over' && !ended) return undefined;
+  const base = { tag, from: rec.from, to: rec.to, host: o.host, phase: o.phase, tookMs: Date.now() - requestedAt };
+  if (rec.refused !== undefined) return { ...base, outcome: rec.ready ? 'aborted' : 'refused', reason: rec.refused };
+  if (o.phase === 'switching-over' || o.phase === 'failing-over') return { ...base, outcome: 'under-way' };
+  if (o.host === rec.to) return rec.appStartedAt !== undefined ? { ...base, outcome: 'complete', ...(rec.gapMs !== undefined ? { gapMs: rec.gapMs } : {}) } : { ...base, outcome: 'taken-over', reason: `${rec.from} failed during the switchover` };
+  return { ...base, outcome: 'failed', reason: o.faults.includes(rec.to) ? `the start on ${rec.to} failed: ${rec.from} took it back` : `HOST is ${o.host ?? 'none'}` };
 }
 
 /** A write the database refuses (too large, too many apps) is the caller's error, said as such. */

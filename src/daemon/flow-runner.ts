@@ -511,7 +511,7 @@ export class FlowRunner {
           await this.d.replication.syncAll();
           break;
       }
-      this.postTo(flow, { type: 'done', op: a.kind });
+      this.postTo(flow, { type: 'done', op: a.kind, at: Date.now() });
       // A cluster-aware app started unpaused may have called ready() before its start was recorded.
       if (a.kind === 'startApp' && !a.paused && flow.state.app === 'up') for (const w of flow.readyWaiters.splice(0)) w();
     } catch (e) {
@@ -606,6 +606,7 @@ export class FlowRunner {
     const r = p ? await p.stop(timeoutMs) : { killed: false };
     flow.process = undefined;
     await this.d.pidFiles.forget(tag);
+    if (p) this.d.log.info({ tag, killed: r.killed }, 'application stopped');
     if (r.killed) this.d.notices.add(tag, 'stop-killed', `${tag} did not stop in time and was killed`);
   }
 

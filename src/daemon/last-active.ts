@@ -85,10 +85,11 @@ export function parsePairReport(value: unknown): PairReport | undefined {
  * in the object. HOST names the peer only because the peer wrote it as it took the app over (after its 1
  * was durable), so this node is its slave whether or not it counts the peer alive yet: a split brain's
  * loser stands down during the peer's recovery hysteresis, and must not keep a 1 beside the winner's.
+ * An operator's switchover whose target said it is ready hands over as a failback does.
  * `takingOver`: this node's failover of the app is under way (the flow's failover): never a handover.
  */
 export function handsOver(
-  o: Pick<AppObject, 'host' | 'primary' | 'backup' | 'phase' | 'faults'> | undefined, self: string, faultedHere: boolean,
+  o: Pick<AppObject, 'host' | 'primary' | 'backup' | 'phase' | 'faults' | 'switchover'> | undefined, self: string, faultedHere: boolean,
   isAlive: (node: string) => boolean, takingOver = false,
 ): boolean {
   // Stopped between attempts of this node's own takeover: HOST still names the node it takes over from,
@@ -98,7 +99,10 @@ export function handsOver(
   const failingBack = o.phase === 'failing-back' && o.backup === self && o.host === self && isAlive(o.primary);
   const other = o.primary === self ? o.backup : o.primary;
   const peerTakesFault = o.host === self && (faultedHere || o.faults.includes(self)) && !o.faults.includes(other) && isAlive(other);
-  return peerHosts || failingBack || peerTakesFault;
+  // An operator's switchover, the target ready: this node writes HOST = target once its resources are down.
+  const switching = o.phase === 'switching-over' && o.host === self && o.switchover?.from === self && o.switchover.ready === true
+    && o.switchover.to === other && isAlive(other);
+  return peerHosts || failingBack || peerTakesFault || switching;
 }
 
 export interface LastActiveLog {

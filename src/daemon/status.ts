@@ -1,7 +1,7 @@
 // The shape of Agent.status(): what `vigil status` prints (over the control socket) and what the
 // Prometheus endpoint (metrics.ts) reads at scrape time. Types only.
 import type { AsyncAction, FlowState } from '../db/flows.js';
-import type { AppType, Phase } from '../db/object.js';
+import type { AppType, Phase, SwitchoverRecord } from '../db/object.js';
 import type { PeerSnapshot } from '../membership/membership.js';
 import type { HeartbeatSnapshot } from '../native.js';
 import type { PowerState } from '../power/source.js';
@@ -60,6 +60,10 @@ export interface AppStatus {
   phase: Phase;
   /** Nodes where the app faulted and no load has cleared the mark since: it does not go there. */
   faults: string[];
+  /** The last planned switchover (its times and service gap), absent when there was none. */
+  switchover?: SwitchoverRecord | undefined;
+  /** The node a drain keeps the app off (vigil drain), absent when none. */
+  keepOff?: string | undefined;
   /** This node's place in the app's last-active chart (seed 003); absent when it is not in the pair. */
   lastActive?: { state: string; priority: number | null; decision: string | null } | undefined;
   autoRecover: boolean;

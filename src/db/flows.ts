@@ -39,13 +39,24 @@
 //      again every promptRepeatMs (a deny keeps the app here and keeps prompting). Failback: write phase
 //      failing-back, stop the app (F2), stop the resources (F3), write HOST = P (F4). P failing before
 //      F4: back to failed-over and run again.
+//   6. Planned switchover (an operator's, phase switching-over; the object's switchover record says from,
+//      to and how far it got). Make before break: the target (HOST is the other node) checks what needs no
+//      disk (checkResources) and writes ready; refused (resources missing, a fault mark or a drain here)
+//      it writes the phase back with the reason, and nothing has stopped. Only once ready does the source
+//      (HOST) stop the app (an aware app gets its unload request) and its resources (the reservation is
+//      released, not preempted), then write HOST = target; the target starts as in 5 and writes the
+//      resting phase: normal on the primary, switched-over on the backup, where the app then stays (no
+//      failback prompt, no auto-recover) until an operator moves it again. The target failing before
+//      the handover: the source writes the phase back and keeps (or starts again) the app. The source
+//      failing: rule 2, an ordinary failover to the target. The target's start failing: a fault there
+//      (4a), so the source takes the app back.
 //   5. HOST is this node: run here, unless halted (the app exited by itself, or starts gave up, until the
 //      operator loads it again) or the primary finds the backup mid-failover (and not known failed). Before the first start
 //      since this node started, sync all replicas (FIG. 6 step 614: the local replica may be stale,
 //      FIG. 4E). Start resources, then the app (or release its pause); on the primary, a phase left at
 //      failing-back becomes normal and failback is complete (F5-F7).
 import { epochFor } from './database.js';
-import type { AppCommand, AppFields, AppObject, AppType, Phase, ResourceSpec } from './object.js';
+import type { AppCommand, AppFields, AppObject, AppType, Phase, ResourceSpec, SwitchoverRecord } from './object.js';
 import { RecordError, parseAppSpec } from './object.js';
 
 /** The part of the database the decisions read. */
@@ -141,8 +152,8 @@ export function failoverCandidates(db: DbView, failedNode: string, thisNode: str
   return db.list().filter((o) => o.host !== null && o.host === failedNode && o.backup === thisNode && o.host !== thisNode);
 }
 
-/** What the flows write: HOST, the phase and the fault marks. */
-export type HostPatch = { host?: string | null; phase?: Phase; faults?: string[] };
+/** What the flows write: HOST, the phase, the fault marks, the switchover record and a drain. */
+export type HostPatch = { host?: string | null; phase?: Phase; faults?: string[]; switchover?: SwitchoverRecord; keepOff?: string | undefined };
 
 /** A write to HOST/phase, applied only while HOST is still `ifHost`. */
 export interface HostWrite {
@@ -213,6 +224,12 @@ export type Notice =
   | 'fault-cleared'        // a load cleared this node's fault mark
   | 'start-gave-up'
   | 'stop-failed'
+  | 'switchover-started'    // the target is ready (rule 6): the source stops now
+  | 'switchover-refused'    // the target cannot take the app (resources, a fault mark, a drain); nothing stopped
+  | 'switchover-aborted'    // the target failed before the handover: the source keeps the app
+  | 'switchover-handed-over' // the source stopped the app and its resources and wrote HOST = target
+  | 'switchover-complete'   // the target runs the app; the service gap in the message
+  | 'switchover-failed'     // the target's start failed after the handover: a fault there, the source takes it back
   | 'fenced'               // this node was fenced off a disk of the app: everything here stopped
   | 'unprotected';         // HOST's node and the backup have both failed
 
@@ -256,7 +273,8 @@ export type FlowEvent =
    * failed, instead of giving up.
    */
   | { type: 'resourceCheck'; ok: boolean; missing: string[]; busy?: boolean }
-  | { type: 'done'; op: AsyncOp }
+  /** at: wall-clock ms when it finished (the runner's Date.now()), for the switchover's service gap. */
+  | { type: 'done'; op: AsyncOp; at?: number }
   /** stale: refused because the decision behind it no longer held (the agent stalled since): decided again, not counted as an attempt. */
   /**
    * yielded (with stale): refused because the app's last-active peer, alive, processes it and this node is
@@ -357,6 +375,13 @@ export interface FlowState {
   readonly restartApp: boolean;
   /** The last-active gate is closed: no start, no takeover here (see the 'gate' event). */
   readonly gated: boolean;
+  /** A switchover's target: its resource check is under way (rule 6). */
+  readonly switchChecking: boolean;
+  /** Wall-clock ms when this node last stopped / started the app (done events' `at`), for the gap. */
+  readonly appStoppedAt: number | null;
+  readonly appStartedAt: number | null;
+  /** The `at` of the last done event: a paused app's release follows its resources' start at once. */
+  readonly lastDoneAt: number | null;
 }
 
 export interface StepResult {
@@ -407,6 +432,10 @@ export function initialFlow(tag: string, self: string, init: InitialFlow = {}): 
     restartTimes: [],
     restartApp: false,
     gated: init.gated ?? false,
+    switchChecking: false,
+    appStoppedAt: null,
+    appStartedAt: null,
+    lastDoneAt: null,
   };
 }
 
@@ -460,6 +489,11 @@ function apply(d: Draft, e: FlowEvent, now: number, out: FlowAction[]): void {
     case 'resourceCheck': {
       if (d.pending?.kind !== 'checkResources') return;
       d.pending = null;
+      if (d.switchChecking) {
+        d.switchChecking = false;
+        switchoverChecked(d, e.ok ? null : `missing on ${d.self}: ${e.missing.join(', ') || '(unspecified)'}`, out);
+        return;
+      }
       if (!d.failover) return;
       if (e.ok) {
         d.failover.checked = true;
@@ -479,7 +513,7 @@ function apply(d: Draft, e: FlowEvent, now: number, out: FlowAction[]): void {
     case 'done':
     case 'failed':
       if (d.pending?.kind !== e.op) return;
-      if (e.type === 'done') done(d, d.pending);
+      if (e.type === 'done') done(d, d.pending, e.at);
       else failed(d, d.pending, e.error, now, out, e);
       return;
     case 'exited':
@@ -614,8 +648,11 @@ function fault(d: Draft, detail: string, now: number, out: FlowAction[]): void {
   notify(out, 'app-fault', `${o.tag} faulted on ${d.self} (${detail}); stopping it here and handing it to ${other}`);
 }
 
-function done(d: Draft, a: AsyncAction): void {
+function done(d: Draft, a: AsyncAction, at?: number): void {
   d.pending = null;
+  if (at !== undefined) d.lastDoneAt = at;
+  if (at !== undefined && a.kind === 'stopApp') d.appStoppedAt = at;
+  if (at !== undefined && a.kind === 'startApp' && !a.paused) d.appStartedAt = at;
   switch (a.kind) {
     case 'startResources':
       d.resources = 'up';
@@ -652,6 +689,14 @@ function failed(d: Draft, a: AsyncAction, error: string, now: number, out: FlowA
       if (a.kind === 'startResources') {
         d.resources = 'partial';
         d.heldResources = a.resources;
+      }
+      const o = d.obj;
+      if (!fence && !stale && !d.failover && !(a.kind === 'startApp' && a.paused) && o && o.host === d.self && o.phase === 'switching-over' && o.switchover?.to === d.self) {
+        // The target of a switchover failed to start it: not retried here while the source, healthy a moment
+        // ago, can take it back. A fault (4a): stop what started, mark this node, the source takes it over.
+        d.faulted = `switchover start failed (${error})`;
+        notify(out, 'switchover-failed', `${d.tag}: start on ${d.self} failed after the switchover (${error}); handing it back to ${o.switchover.from}`);
+        return;
       }
       if (fence) {
         // The old host could not be powered off, or its power not confirmed off: no takeover, and no
@@ -700,6 +745,11 @@ function failed(d: Draft, a: AsyncAction, error: string, now: number, out: FlowA
     }
     case 'checkResources':
       // The check itself could not run: the same as resources found missing.
+      if (d.switchChecking) {
+        d.switchChecking = false;
+        switchoverChecked(d, `the resource check on ${d.self} failed (${error})`, out);
+        return;
+      }
       if (d.failover) {
         notify(out, 'resource-error', `${d.tag}: resource check failed on ${d.self} (${error}); not started`);
         endFailover(d, out, 'failover gave up: resource check failed');
@@ -728,7 +778,7 @@ function pass(d: Draft, now: number, out: FlowAction[]): Pass {
     d.retryAt = null;
     const why = o.host !== null && o.host !== self && !isFailed(d, o.host) ? `${o.host} is alive again` : `HOST is now ${o.host ?? 'null'}`;
     notify(out, 'failover-aborted', `${o.tag}: failover to ${self} aborted, ${why}`);
-    if (o.phase === 'failing-over' && o.host !== null && o.host !== self) write(d, out, { phase: restingPhase(o, o.host) }, o.host);
+    if (o.phase === 'failing-over' && o.host !== null && o.host !== self) write(d, out, { phase: phaseBack(o, o.host) }, o.host);
     if (d.app !== 'down' || d.resources !== 'down') d.standDown = 'failover aborted';
     return 'again';
   }
@@ -758,11 +808,13 @@ function pass(d: Draft, now: number, out: FlowAction[]): Pass {
       return stopAll(d, now, out);
     }
     d.standDown = null;
+    const target = switchoverTargetPass(d, o, out);
+    if (target !== undefined) return target;
     // A failover this node began and no longer runs (its agent restarted half-way): the phase it wrote
     // would keep the host waiting for it for good. The host is alive, so there is nothing to take over.
     const taker = o.host === o.primary ? o.backup : o.primary;
     if (o.phase === 'failing-over' && o.host !== null && taker === self && from === null) {
-      write(d, out, { phase: restingPhase(o, o.host) }, o.host);
+      write(d, out, { phase: phaseBack(o, o.host) }, o.host);
       notify(out, 'failover-aborted', `${o.tag}: the failover to ${self} left unfinished is abandoned: ${o.host} is alive`);
       return 'again';
     }
@@ -799,8 +851,14 @@ function pass(d: Draft, now: number, out: FlowAction[]): Pass {
   }
   d.unprotectedNotified = false;
 
-  // 4. Failback from this node (the backup hosting).
-  if (o.backup === self) {
+  // 6. Switchover from this node (the source), or the end of one to it (the target).
+  if (o.phase === 'switching-over') {
+    const r = switchoverHostPass(d, o, now, out);
+    if (r !== undefined) return r;
+  }
+
+  // 4. Failback from this node (the backup hosting); never from an operator's switchover.
+  if (o.backup === self && o.phase !== 'switching-over' && o.phase !== 'switched-over') {
     const r = failbackPass(d, o, now, out);
     if (r !== undefined) return r;
   }
@@ -820,7 +878,15 @@ function pass(d: Draft, now: number, out: FlowAction[]): Pass {
   if (started !== undefined) return started;
   d.attempts = 0;
   d.retryAt = null;
-  if (o.primary === self && o.phase !== 'normal' && o.phase !== 'failing-over') {
+  if (o.phase === 'switching-over' && o.switchover?.to === self) {
+    const rec = o.switchover;
+    const gap = d.appStartedAt !== null && rec.appStoppedAt !== undefined ? Math.max(0, d.appStartedAt - rec.appStoppedAt) : undefined;
+    const done: SwitchoverRecord = { ...rec, ...(d.appStartedAt !== null ? { appStartedAt: d.appStartedAt } : {}), ...(gap !== undefined ? { gapMs: gap } : {}) };
+    write(d, out, { phase: o.primary === self ? 'normal' : 'switched-over', switchover: done }, self);
+    notify(out, 'switchover-complete', `${o.tag} runs on ${self}, switched over from ${rec.from}${gap !== undefined ? `; service gap ${gap} ms` : ''}`);
+    return 'again';
+  }
+  if (o.primary === self && o.phase !== 'normal' && o.phase !== 'failing-over' && o.phase !== 'switching-over') {
     write(d, out, { phase: 'normal' }, self);
     if (o.phase === 'failing-back') notify(out, 'failback-complete', `${o.tag} runs on its primary ${self} again`);
     return 'again';
@@ -845,7 +911,9 @@ function failoverPass(d: Draft, o: AppObject, now: number, out: FlowAction[]): P
   if (started !== undefined) return started;
   // Running: only now does HOST name this node (FIG. 9 1030 → 1040).
   const from = o.host;
-  write(d, out, { host: d.self, phase: restingPhase(o, d.self) }, from, d.failover!.token);
+  // A switchover that put the app where it was is over: a failback may bring it home after this one.
+  const overtaken = o.switchover && o.switchover.failedOver !== true ? { switchover: { ...o.switchover, failedOver: true } } : {};
+  write(d, out, { host: d.self, phase: restingPhase(o, d.self), ...overtaken }, from, d.failover!.token);
   const what = from !== null && o.faults.includes(from) ? 'faulted there' : 'failed';
   notify(out, 'failover-complete', `${o.tag} runs on ${d.self} (${from === o.primary ? 'primary' : 'backup'} ${from} ${what})`);
   d.failover = null;
@@ -874,7 +942,7 @@ function failbackPass(d: Draft, o: AppObject, now: number, out: FlowAction[]): P
     return 'again';
   }
   // Not back to where it faulted until an operator clears the mark there: no ping-pong.
-  if (!primaryUp || now - since < d.config.failbackDwellMs || o.faults.includes(o.primary)) return undefined;
+  if (!primaryUp || now - since < d.config.failbackDwellMs || o.faults.includes(o.primary) || o.keepOff === o.primary) return undefined;
   if (o.autoRecover || d.approved) {
     write(d, out, { phase: 'failing-back' }, d.self); // F1
     notify(out, 'failback-started', `${o.tag}: failing back from ${d.self} to ${o.primary}${o.autoRecover ? ' (auto-recover)' : ' (approved)'}`);
@@ -895,6 +963,7 @@ function startSteps(d: Draft, o: AppObject, out: FlowAction[]): Pass | undefined
   if (d.app === 'paused') {
     out.push({ kind: 'resumeApp' });
     d.app = 'up';
+    d.appStartedAt = d.lastDoneAt;
     return 'again';
   }
   return undefined;
@@ -922,7 +991,7 @@ function endFailover(d: Draft, out: FlowAction[], why: string): void {
   d.attempts = 0;
   d.retryAt = null;
   const o = d.obj;
-  if (o && o.phase === 'failing-over' && o.host !== null && o.host !== d.self) write(d, out, { phase: restingPhase(o, o.host) }, o.host);
+  if (o && o.phase === 'failing-over' && o.host !== null && o.host !== d.self) write(d, out, { phase: phaseBack(o, o.host) }, o.host);
   if (d.app !== 'down' || d.resources !== 'down') d.standDown = why;
 }
 
@@ -939,6 +1008,73 @@ function write(d: Draft, out: FlowAction[], patch: HostPatch, ifHost: string | n
 
 function notify(out: FlowAction[], notice: Notice, message: string): void {
   out.push({ kind: 'notify', notice, message });
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Rule 6: the planned switchover.
+
+/** The target, before the handover (HOST is the source): check, then say ready, or refuse. */
+function switchoverTargetPass(d: Draft, o: AppObject, out: FlowAction[]): Pass | undefined {
+  const rec = o.switchover;
+  if (o.phase !== 'switching-over' || !rec || rec.to !== d.self || o.host !== rec.from || rec.ready || rec.refused !== undefined) return undefined;
+  if (d.switchChecking) return 'waiting';
+  if (isFailed(d, rec.from)) return undefined; // rule 2 takes it over
+  const refusal = o.faults.includes(d.self) ? `${d.self} carries a fault mark for ${o.tag} (vigil app load ${o.tag} on ${d.self} clears it)`
+    : o.keepOff === d.self ? `${d.self} is drained (vigil drain ${d.self} --undo)`
+    : d.halted !== null ? `${o.tag} is halted on ${d.self} (${d.halted})`
+    : d.gated ? `${d.self} waits for its last-active decision on ${o.tag}` : null;
+  if (refusal !== null) {
+    switchoverChecked(d, refusal, out);
+    return 'again';
+  }
+  d.switchChecking = true;
+  return issue(d, out, { kind: 'checkResources', resources: o.resources, command: o.command });
+}
+
+/** The target's answer: ready (reason null), or refused, HOST's phase as it was and the reason kept. */
+function switchoverChecked(d: Draft, reason: string | null, out: FlowAction[]): void {
+  const o = d.obj;
+  const rec = o?.switchover;
+  if (!o || !rec || o.phase !== 'switching-over' || rec.to !== d.self || o.host !== rec.from || rec.ready || rec.refused !== undefined) return;
+  if (reason === null) {
+    write(d, out, { switchover: { ...rec, ready: true } }, rec.from);
+    notify(out, 'switchover-started', `${o.tag}: ${d.self} is ready to take it over; ${rec.from} stops it now`);
+  } else {
+    write(d, out, { phase: rec.fromPhase, switchover: { ...rec, refused: reason } }, rec.from);
+    notify(out, 'switchover-refused', `${o.tag}: switchover from ${rec.from} to ${d.self} refused: ${reason}; nothing was stopped`);
+  }
+}
+
+/**
+ * HOST is this node and the phase switching-over. The source: wait for the target's ready, then stop and
+ * hand over; the target gone before the handover: back to the resting phase. Undefined: rule 5 runs
+ * (the source's app keeps running while the target checks; the target starts it).
+ */
+function switchoverHostPass(d: Draft, o: AppObject, now: number, out: FlowAction[]): Pass | undefined {
+  const rec = o.switchover;
+  const self = d.self;
+  if (!rec || rec.from !== self) return undefined;
+  const to = rec.to;
+  const lost = isFailed(d, to) ? `${to} failed` : o.faults.includes(to) ? `${to} was marked faulted` : o.keepOff === to ? `${to} was drained` : null;
+  if (lost !== null || rec.refused !== undefined) {
+    const reason = rec.refused ?? `${lost} before the handover`;
+    write(d, out, { phase: rec.fromPhase, switchover: { ...rec, refused: reason } }, self);
+    notify(out, 'switchover-aborted', `${o.tag}: switchover to ${to} aborted (${reason}); it stays on ${self}`);
+    return 'again';
+  }
+  if (!rec.ready) return undefined;
+  if (d.app !== 'down' || d.resources !== 'down') {
+    if (d.app !== 'down') d.appStoppedAt = null;
+    d.standDown ??= `switchover to ${to}`;
+    return stopAll(d, now, out);
+  }
+  d.standDown = null;
+  const handed: SwitchoverRecord = { ...rec, ...(d.appStoppedAt !== null ? { appStoppedAt: d.appStoppedAt } : {}) };
+  write(d, out, { host: to, switchover: handed }, self);
+  // HOST names a live node this node handed the app to: should it fail, this node takes the app back.
+  d.hostSeenAlive = to;
+  notify(out, 'switchover-handed-over', `${o.tag} stopped on ${self} with its resources; HOST is ${to}`);
+  return 'again';
 }
 
 /**
@@ -965,6 +1101,17 @@ export function runEpoch(s: FlowState): number {
   return s.failover ? epochFor(o.epoch, true, s.failover.token) : o.epoch;
 }
 
+/**
+ * The phase an aborted failover writes back, HOST unchanged: switched-over where an operator's switchover
+ * put the app on this backup and no failover has moved it since (the failing-over write replaced that
+ * phase; without this the app, moved on purpose, would be prompted for failback, or auto-recovered).
+ */
+function phaseBack(o: AppObject, host: string): Phase {
+  const rec = o.switchover;
+  const placed = rec !== undefined && rec.to === host && host === o.backup && rec.appStartedAt !== undefined && rec.refused === undefined && rec.failedOver !== true;
+  return placed ? 'switched-over' : restingPhase(o, host);
+}
+
 /** The phase of an object at rest on `host`: at home on its primary, failed over on its backup. */
 function restingPhase(o: AppObject, host: string): Phase {
   return host === o.primary ? 'normal' : 'failed-over';
@@ -978,7 +1125,7 @@ function nextWake(d: Draft, now: number): number | null {
   const times: number[] = [];
   for (const t of [d.retryAt, d.stopRetryAt]) if (t !== null && t > now) times.push(t);
   const o = d.obj;
-  if (o && o.host === d.self && o.backup === d.self && o.phase !== 'failing-back') {
+  if (o && o.host === d.self && o.backup === d.self && !['failing-back', 'switching-over', 'switched-over'].includes(o.phase) && o.keepOff !== o.primary) {
     const since = d.peers[o.primary];
     if (typeof since === 'number') {
       const due = since + d.config.failbackDwellMs;

@@ -18,9 +18,44 @@ export const APP_TYPES: readonly AppType[] = ['cluster-capable', 'cluster-aware'
  *   failing-over  the backup saw the primary fail and is starting the app; HOST is still the primary
  *   failed-over   HOST is the backup
  *   failing-back  the backup is handing the app back; stays until the primary runs it (F1..F7)
+ *   switching-over  an operator's planned move from HOST to the other node (the object's switchover
+ *                 record says how far it got): the source stops only once the target said it is ready,
+ *                 and the target writes the resting phase once it runs the app (flows.ts rule 6)
+ *   switched-over HOST is the backup because an operator moved it there: it stays (no failback prompt,
+ *                 no auto-recover) until an operator switches it back
+ * The last two are newer than the others: an agent of an older version refuses a record carrying them
+ * (the schema is strict), so a cluster switches over only once every agent runs this version.
  */
-export type Phase = 'normal' | 'failing-over' | 'failed-over' | 'failing-back';
-export const PHASES: readonly Phase[] = ['normal', 'failing-over', 'failed-over', 'failing-back'];
+export type Phase = 'normal' | 'failing-over' | 'failed-over' | 'failing-back' | 'switching-over' | 'switched-over';
+export const PHASES: readonly Phase[] = ['normal', 'failing-over', 'failed-over', 'failing-back', 'switching-over', 'switched-over'];
+
+/**
+ * An operator's planned switchover of the app (the last one, kept for `vigil status` once it ended).
+ * Wall-clock milliseconds, each from the clock of the node that wrote it: the service gap (the source's
+ * app stop to the target's app start) spans two nodes' clocks, as exact as their synchronisation.
+ */
+export interface SwitchoverRecord {
+  from: string;
+  to: string;
+  /** The node whose operator asked, and when. */
+  by: string;
+  requestedAt: number;
+  /** The phase to go back to where the switchover is refused or aborted before the handover. */
+  fromPhase: Phase;
+  /** Asked by a drain of `from` (vigil drain): the app is kept off it until the drain is undone. */
+  drain?: boolean;
+  /** The target checked what needs no disk and is ready: the source may stop. */
+  ready?: boolean;
+  /** Why it did not happen (refused by the target, aborted); nothing stopped on the source then. */
+  refused?: string;
+  appStoppedAt?: number;
+  handedOverAt?: number;
+  appStartedAt?: number;
+  /** appStartedAt - appStoppedAt: no copy of the app ran in between. */
+  gapMs?: number;
+  /** A failover moved the app since: it no longer stays where this switchover put it. */
+  failedOver?: boolean;
+}
 
 export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
 /** What one resource needs ({ kind: 'disk', disk: 'shared0' }): opaque here, the resources layer reads it. */
@@ -94,6 +129,13 @@ export interface AppObject extends AppSpec, Stamped {
    * the app ran nowhere).
    */
   faultStamps: Record<string, AttributeStamp>;
+  /** The last planned switchover (absent: none since the app was registered). */
+  switchover?: SwitchoverRecord;
+  /**
+   * A node an operator drained (vigil drain NODE): no failback and no switchover brings the app to it
+   * until the drain is undone. A failover still may: a node kept for maintenance beats running nowhere.
+   */
+  keepOff?: string;
 }
 
 /** The fields of an object that a write sets; version, updatedBy and updatedAt are the database's. */
@@ -188,7 +230,7 @@ const specShape = {
   attributes: z.record(z.string().min(1, 'expected a non-empty name'), attributeValue),
 };
 
-function checkRoles(o: { primary: string; backup: string; host?: string | null; faults?: string[] }, ctx: z.core.$RefinementCtx): void {
+function checkRoles(o: { primary: string; backup: string; host?: string | null; faults?: string[]; keepOff?: string; switchover?: { from: string; to: string } }, ctx: z.core.$RefinementCtx): void {
   if (o.primary === o.backup) {
     ctx.addIssue({ code: 'custom', path: ['backup'], message: `the backup must be another node than the primary (${o.primary})` });
   }
@@ -201,6 +243,14 @@ function checkRoles(o: { primary: string; backup: string; host?: string | null; 
     } else if (o.faults!.indexOf(node) !== i) {
       ctx.addIssue({ code: 'custom', path: ['faults', i], message: `${node} is marked twice` });
     }
+  }
+  const nodes = [o.primary, o.backup];
+  if (o.keepOff !== undefined && !nodes.includes(o.keepOff)) {
+    ctx.addIssue({ code: 'custom', path: ['keepOff'], message: `a drained node must be the primary or the backup (got ${o.keepOff})` });
+  }
+  const sw = o.switchover;
+  if (sw !== undefined && (sw.from === sw.to || !nodes.includes(sw.from) || !nodes.includes(sw.to))) {
+    ctx.addIssue({ code: 'custom', path: ['switchover'], message: `a switchover goes from one of the primary and backup to the other (got ${sw.from} to ${sw.to})` });
   }
 }
 
@@ -226,6 +276,12 @@ export const appObjectSchema = z.strictObject({
   faultStamps: z.record(name('a node name'), z.strictObject({ at: count, by: name('a node name') })).default({}),
   // Absent in a replica written before per-attribute stamps existed: none.
   attributeStamps: z.record(z.string().min(1), z.strictObject({ at: count, by: name('a node name') })).default({}),
+  switchover: z.strictObject({
+    from: name('a node name'), to: name('a node name'), by: name('a node name'), requestedAt: count, fromPhase: z.enum(PHASES),
+    drain: z.boolean().optional(), ready: z.boolean().optional(), refused: z.string().max(1000).optional(),
+    appStoppedAt: count.optional(), handedOverAt: count.optional(), appStartedAt: count.optional(), gapMs: z.int().optional(), failedOver: z.boolean().optional(),
+  }).optional(),
+  keepOff: name('a node name').optional(),
 }).superRefine(checkRoles);
 
 export const tombstoneSchema = z.strictObject({

@@ -57,6 +57,15 @@ export const CATALOGUE: readonly CatalogueEntry[] = [
   agent({ notice: 'failback-started' }, 'failback-started', 'switchover'),
   agent({ notice: 'failback-handed-over' }, 'failback-handed-over', 'switchover'),
   agent({ notice: 'failback-complete' }, 'failback-complete', 'switchover'),
+  // An operator's planned switchover (flows.ts rule 6): the target ready, the source's stop and handover,
+  // the target running it (its message has the service gap); or why it did not happen.
+  agent({ notice: 'switchover-started' }, 'switchover-started', 'switchover'),
+  agent({ msg: 'application stopped' }, 'app-stopped', 'switchover'),
+  agent({ notice: 'switchover-handed-over' }, 'switchover-handed-over', 'switchover'),
+  agent({ notice: 'switchover-complete' }, 'switchover-complete', 'switchover'),
+  agent({ notice: 'switchover-refused' }, 'switchover-refused', 'switchover'),
+  agent({ notice: 'switchover-aborted' }, 'switchover-aborted', 'switchover'),
+  agent({ notice: 'switchover-failed' }, 'switchover-failed', 'switchover'),
   // The agents do not see clients: a client's log (one JSON line per answer, as `npm run demo` writes it,
   // docs/cli.md) gives the first answer after a takeover.
   { match: { msg: 'client answered' }, kind: 'client-answered', phase: 'first client answer', source: 'client' },

@@ -29,7 +29,8 @@ t.setTimeout(12 * 60_000);
 
 const results: RunResult[] = [];
 for (let i = 0; i < RUNS; i++) {
-  const sched = makeSchedule(base + i);
+  // With operator switchovers among the faults (replayed with --switchovers).
+  const sched = makeSchedule(base + i, { switchovers: true });
   const bmc = i >= RUNS - BMC_RUNS;
   t.test(`seed ${sched.seed} (${sched.layout.nodes.length} nodes${bmc ? ', a BMC each' : ''}: ${sched.faults.map((f) => f.kind).join(' ')})`,
     (t) => checkSchedule(t, sched, results, bmc ? { profile: NETNS_BMC } : {}));

@@ -1,4 +1,4 @@
-// `npm run nemesis -- [--seed N] [--runs K] [--nodes 2|3] [--verbose] [--without KIND,...] [--lab | --bmc]`: runs K
+// `npm run nemesis -- [--seed N] [--runs K] [--nodes 2|3] [--verbose] [--switchovers] [--without KIND,...] [--lab | --bmc]`: runs K
 // schedules, seeds N, N+1, ... (N random unless given, and printed first), one after the other, and prints
 // a line per schedule, the report of every failing one, and the figures. Exit status 1 if any failed.
 // --lab: the lab rig (inside the lab guest: scripts/nemesis --lab boots it). --bmc: the namespace rig with a
@@ -14,7 +14,7 @@ import { makeLabSchedule } from './lab/schedule.js';
 import { replayCommand, runSchedule, type RunResult } from './runner.js';
 import { makeSchedule, type FaultKind } from './schedule.js';
 
-interface Options { seed?: number; runs?: number; nodes?: 2 | 3; verbose?: boolean; logs?: boolean; without?: FaultKind[]; lab?: boolean; bmc?: boolean }
+interface Options { seed?: number; runs?: number; nodes?: 2 | 3; verbose?: boolean; logs?: boolean; without?: FaultKind[]; lab?: boolean; bmc?: boolean; switchovers?: boolean }
 
 const int = (v: string) => {
   const n = Number(v);
@@ -31,7 +31,7 @@ async function main(o: Options): Promise<void> {
   process.stdout.write(`nemesis${o.lab ? ' (lab)' : o.bmc ? ' (a BMC per node)' : ''}: base seed ${base}, ${runs} schedule(s)${o.nodes ? `, ${o.nodes} nodes` : ''}${o.without?.length ? `, without ${o.without.join(',')}` : ''}\n`);
   const results: RunResult[] = [];
   for (let i = 0; i < runs; i++) {
-    const sched = o.lab ? makeLabSchedule(base + i, { without: o.without }) : makeSchedule(base + i, { nodes: o.nodes, without: o.without });
+    const sched = o.lab ? makeLabSchedule(base + i, { without: o.without }) : makeSchedule(base + i, { nodes: o.nodes, without: o.without, switchovers: o.switchovers });
     const r = await runSchedule(sched, { verbose: o.verbose, logs: o.logs, profile });
     results.push(r);
     const invs = [...new Set(r.violations.map((v) => v.inv))];
@@ -50,6 +50,7 @@ await new Command('nemesis')
     if (v !== '2' && v !== '3') throw new InvalidArgumentError('2 or 3');
     return Number(v) as 2 | 3;
   })
+  .option('--switchovers', 'operator switchovers (vigil switchover) among the faults')
   .option('--without <kinds>', 'fault kinds never to draw, comma-separated', (v) => v.split(',') as FaultKind[])
   .option('--verbose', 'echo the timeline as it happens and print every report')
   .option('--logs', 'print every agent log line (info and above) in the reports')

@@ -132,6 +132,8 @@ export class Injector {
       case 'load': await this.request(f.node, 'app.load', { tag: f.tag }); return;
       case 'approve': await this.request(f.node, 'failback.approve', { tag: f.tag }); return;
       case 'deny': await this.request(f.node, 'failback.deny', { tag: f.tag }); return;
+      // Not waited for (waitMs 0): the faults go on around it, and the checkers judge what follows.
+      case 'switchover': await this.request(f.node, 'switchover', { tag: f.tag, waitMs: 0 }); return;
     }
   }
 

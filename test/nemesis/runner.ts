@@ -81,7 +81,7 @@ export const NETNS: Profile = {
   requestMs: 1000,
   cluster: (teardown, sched) => createCluster({ teardown }, sched.layout.nodes, appDefs(sched.layout)),
   injector: (c, world, tl, rules, watch) => new Injector(c, world, tl, rules, watch),
-  replay: (sched, without) => `npm run nemesis -- --seed ${sched.seed} --nodes ${sched.layout.nodes.length}${without.length ? ` --without ${without.join(',')}` : ''}`,
+  replay: (sched, without) => `npm run nemesis -- --seed ${sched.seed} --nodes ${sched.layout.nodes.length}${sched.switchovers ? ' --switchovers' : ''}${without.length ? ` --without ${without.join(',')}` : ''}`,
 };
 
 export interface RunResult {

@@ -22,6 +22,7 @@ export type FaultKind =
   | 'load'            // app.load on the node (clears a fault mark there)
   | 'approve'         // failback.approve on the node
   | 'deny'            // failback.deny on the node
+  | 'switchover'      // an operator's switchover of the app (to its other node) asked on the node; only with `switchovers`
   // The lab rig only (lab/schedule.ts): the shared disk.
   | 'crash-mounted'   // kill -9 of the agent of the node running the app (its file system mounted); started again after `ms`
   | 'busy-mount'      // a process with its cwd in the shared file system on the node that has it mounted, for `ms`
@@ -57,6 +58,8 @@ export interface Write {
 
 export interface Schedule {
   seed: number;
+  /** Drawn with operator switchovers among the faults (ScheduleOptions.switchovers). */
+  switchovers?: boolean;
   layout: Layout;
   faults: Fault[];
   writes: Write[];
@@ -67,16 +70,24 @@ export interface ScheduleOptions {
   nodes?: 2 | 3;
   /** Fault kinds never drawn (exploration: e.g. leave out a kind whose violation is already known). */
   without?: FaultKind[];
+  /**
+   * Operator switchovers among the faults (weight SWITCHOVER_WEIGHT). Opt-in: without it the kind weighs
+   * nothing, so every seed drawn before switchovers existed still draws the schedule it did.
+   */
+  switchovers?: boolean;
 }
 
 /** Faults start within this window; every one of them is healed at most HEAL_BY ms after it opened. */
 export const WINDOW_MS = 3500;
 export const HEAL_BY_MS = WINDOW_MS + 1500;
 
+// 'switchover' first: weighing nothing there, it can never be the fallback pick (the last kind), so the
+// draws of every seed stay what they were before it existed.
 const WEIGHTS: [FaultKind, number][] = [
-  ['agent-kill', 2], ['agent-restart', 1], ['freeze', 2], ['power', 2], ['cut', 3], ['oneway', 2], ['lossy', 1],
+  ['switchover', 0], ['agent-kill', 2], ['agent-restart', 1], ['freeze', 2], ['power', 2], ['cut', 3], ['oneway', 2], ['lossy', 1],
   ['app-kill', 2], ['app-hang', 1], ['unload-load', 1], ['load', 1], ['approve', 1], ['deny', 0.5],
 ];
+const SWITCHOVER_WEIGHT = 2;
 
 /**
  * The draws both rigs' schedules make from one seeded stream (making them draws nothing, so the order of
@@ -111,7 +122,8 @@ export function makeSchedule(seed: number, o: ScheduleOptions = {}): Schedule {
   const { int, pick, kindBy, free, take, span } = scheduleDraws(rand, HEAL_BY_MS);
   const drawnNodes = rand() < 1 / 3 ? 3 : 2; // drawn even when overridden, so the rest of the draws stay put
   const l = layout(o.nodes ?? drawnNodes, rand);
-  const drawKind = kindBy(WEIGHTS.filter(([k]) => !(o.without ?? []).includes(k) && (k !== 'app-hang' || l.apps.some((a) => a.monitor))));
+  const weights = WEIGHTS.map(([k, w]): [FaultKind, number] => [k, k === 'switchover' && o.switchovers ? SWITCHOVER_WEIGHT : w]);
+  const drawKind = kindBy(weights.filter(([k]) => !(o.without ?? []).includes(k) && (k !== 'app-hang' || l.apps.some((a) => a.monitor))));
 
   const times = Array.from({ length: int(3, 6) }, () => int(0, WINDOW_MS)).sort((a, b) => a - b);
   const faults: Fault[] = [];
@@ -138,6 +150,7 @@ export function makeSchedule(seed: number, o: ScheduleOptions = {}): Schedule {
         case 'unload-load': f.tag = app.tag; f.ms = span(at, 500, 3000); break;
         case 'load': f.tag = app.tag; f.node = rand() < 0.5 ? app.primary : app.backup; break;
         case 'approve': case 'deny': f.tag = app.tag; f.node = app.backup; break;
+        case 'switchover': f.tag = app.tag; break;
       }
       if (!free(keys, at)) continue;
       take(keys, at + f.ms);
@@ -153,7 +166,7 @@ export function makeSchedule(seed: number, o: ScheduleOptions = {}): Schedule {
     if (!marker) w.name = `k${int(0, 2)}`;
     return w;
   });
-  return { seed, layout: l, faults, writes };
+  return { seed, layout: l, faults, writes, ...(o.switchovers ? { switchovers: true } : {}) };
 }
 
 /** One line per fault, as the timeline prints it. */

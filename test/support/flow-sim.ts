@@ -6,7 +6,7 @@
 // it (src/daemon/flow-runner.ts): startApp spawns one (paused or not), resumeApp lets a paused one run,
 // stopApp ends it. A flow that says 'up' where no process runs is recorded as a ghost.
 import { ClusterDb, syncPlan } from '../../src/db/database.js';
-import { type FlowAction, type FlowConfig, type FlowEvent, type FlowState, initialFlow, step } from '../../src/db/flows.js';
+import { type FlowAction, type FlowConfig, type FlowEvent, type FlowState, type HostPatch, initialFlow, step } from '../../src/db/flows.js';
 import type { AppFields, AppObject } from '../../src/db/object.js';
 
 export interface SimNode {
@@ -165,9 +165,20 @@ export class FlowSim {
       const procs = this.node(h.node).procs;
       if (h.op === 'startApp') procs.set(h.tag, h.paused ? 'paused' : 'running');
       if (h.op === 'stopApp') procs.delete(h.tag);
-      this.send(h.node, h.tag, { type: 'done', op: h.op });
+      this.send(h.node, h.tag, { type: 'done', op: h.op, at: this.now });
     }
     this.run();
+  }
+
+  /** An operator's write on `node` (a switchover request, a drain mark), as the control socket makes it. */
+  operatorWrite(node: string, tag: string, w: { patch: HostPatch; ifHost: string | null }): void {
+    this.perform(this.node(node), tag, { kind: 'write', patch: w.patch, ifHost: w.ifHost });
+    this.run();
+  }
+
+  /** Whether the node counts as alive from `from` (its membership view in this simulation). */
+  alive(from: string, node: string): boolean {
+    return node === from ? this.node(node).up : this.reach(from, node);
   }
 
   state(node: string, tag: string): FlowState {
@@ -203,7 +214,7 @@ export class FlowSim {
       case 'write': {
         try {
           const obj = n.db.update(tag, a.patch, n.name, this.now, { ifHost: a.ifHost });
-          this.trace.push(`${n.name} wrote ${Object.entries(a.patch).map(([k, v]) => `${k}=${v}`).join(',')}`);
+          this.trace.push(`${n.name} wrote ${Object.entries(a.patch).map(([k, v]) => `${k}=${k === 'switchover' ? switchoverStage(a.patch.switchover) : v}`).join(',')}`);
           this.send(n.name, tag, { type: 'dbChanged', object: obj });
           this.replicate(n.name, tag);
         } catch (e) {
@@ -239,14 +250,14 @@ export class FlowSim {
         } else {
           this.trace.push(`${n.name} ${a.kind}${a.kind === 'startApp' && a.paused ? ' (paused)' : ''}`);
           if (a.kind === 'startApp') n.procs.set(tag, a.paused ? 'paused' : 'running');
-          this.send(n.name, tag, { type: 'done', op: a.kind });
+          this.send(n.name, tag, { type: 'done', op: a.kind, at: this.now });
         }
         return;
       case 'stopApp':
       case 'stopResources':
         this.trace.push(`${n.name} ${a.kind}`);
         if (a.kind === 'stopApp') n.procs.delete(tag);
-        this.send(n.name, tag, { type: 'done', op: a.kind });
+        this.send(n.name, tag, { type: 'done', op: a.kind, at: this.now });
         return;
       case 'resumeApp':
         this.trace.push(`${n.name} resumeApp${n.procs.has(tag) ? '' : ' (no process)'}`);
@@ -285,6 +296,15 @@ export class FlowSim {
       for (const m of recs.markers) db.mergeMarker(m);
     }
   }
+}
+
+/** A switchover record as the trace shows it: how far it got. */
+function switchoverStage(r: HostPatch['switchover']): string {
+  if (!r) return 'none';
+  if (r.refused !== undefined) return 'refused';
+  if (r.appStartedAt !== undefined) return 'done';
+  if (r.appStoppedAt !== undefined) return 'handed';
+  return r.ready ? 'ready' : 'requested';
 }
 
 export function app(tag: string, primary: string, backup: string, more: Partial<AppFields> = {}): AppFields {
