@@ -7,25 +7,10 @@ import { pathToFileURL } from 'node:url';
 import t from 'tap';
 
 import { packageRoot } from '../../src/util/package-root.js';
-import { APP_PORT, createCluster, until, type TestCluster, settled } from '../support/cluster.js';
+import { AWARE_APP, createCluster, until, type TestCluster, settled } from '../support/cluster.js';
 
 const client = pathToFileURL(join(packageRoot(), 'dist/src/client/cluster-app.js')).href;
-
-/** Serves the node's name; the marker says where it came from and where it left. */
-const APP = ['/usr/bin/env', 'node', '--input-type=module', '-e', `
-import net from 'node:net';
-import { ClusterApp } from ${JSON.stringify(client)};
-const node = process.env.VIGIL_NODE;
-const app = await ClusterApp.connect();
-await app.onUnload(async ({ reason }) => {
-  await app.setMarker(node + ' unloaded (' + reason + ')');
-  process.exit(0);
-});
-await app.ready();
-const before = await app.marker();
-await app.setMarker(node + ' resumed from ' + JSON.stringify(before.pointer));
-net.createServer((s) => { s.on('error', () => {}); s.end(node + '\\n'); }).listen(${APP_PORT});
-`];
+const APP = AWARE_APP;
 
 async function marker(c: TestCluster, node: string): Promise<string | number | null> {
   return ((await c.request(node, 'marker.get', { tag: 'web' })) as { pointer: string | number | null }).pointer;

@@ -5,32 +5,13 @@
 // of a, whose failover gap the client measures beside the switchovers'. A client in its own namespace
 // probes the address all along, every 20 ms, and measures each gap as clients see it.
 import type { ChildProcess } from 'node:child_process';
-import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 
 import t from 'tap';
 
-import { packageRoot } from '../../src/util/package-root.js';
 import { runCli } from '../support/cli.js';
-import { APP_PORT, createCluster, primaryServing, settled, until, type TestCluster } from '../support/cluster.js';
+import { APP_PORT, AWARE_APP, createCluster, primaryServing, settled, until, type TestCluster } from '../support/cluster.js';
 
-const client = pathToFileURL(join(packageRoot(), 'dist/src/client/cluster-app.js')).href;
-
-/** Serves its node's name once ready(); on an unload request saves where it left and exits by itself. */
-const APP = ['/usr/bin/env', 'node', '--input-type=module', '-e', `
-import net from 'node:net';
-import { ClusterApp } from ${JSON.stringify(client)};
-const node = process.env.VIGIL_NODE;
-const app = await ClusterApp.connect();
-await app.onUnload(async ({ reason }) => {
-  await app.setMarker(node + ' unloaded (' + reason + ')');
-  process.exit(0);
-});
-await app.ready();
-const before = await app.marker();
-await app.setMarker(node + ' resumed from ' + JSON.stringify(before.pointer));
-net.createServer((s) => { s.on('error', () => {}); s.end(node + '\\n'); }).listen(${APP_PORT});
-`];
+const APP = AWARE_APP;
 
 /** The client: one line per probe of the address, `<ms since 1970> <who answered or ->`, every 20 ms. */
 function prober(c: TestCluster): { child: ChildProcess; answers: () => { at: number; who: string | null }[] } {

@@ -14,33 +14,18 @@ import { promisify } from 'node:util';
 
 import t from 'tap';
 
-import { createCluster, firstAnswer, logAndServe, until, type Status, type TestCluster, settled, freezeUntilTakenOver } from '../support/cluster.js';
-import { lab, prepareSharedUnit, refusesWrites } from '../support/lab.js';
+import { firstAnswer, until, type Status, type TestCluster, freezeUntilTakenOver } from '../support/cluster.js';
+import { disks, LAB_TIMING, peer, startSharedDiskCluster } from '../support/lab-cluster.js';
+import { lab, refusesWrites } from '../support/lab.js';
 import { METRICS_LISTEN, sampleValue, scrape } from '../support/metrics.js';
 
 const run = promisify(execFile);
-// Under TCG the agents' JavaScript runs ~30× slower than on hardware: wider margins than the defaults.
-const TIMING = { heartbeatIntervalMs: 200, failAfterMs: 2000, diskHeartbeatIntervalMs: 400, recoverAfterMs: 2000, failbackDwellMs: 60_000 };
+const TIMING = LAB_TIMING;
 
 const host = (s: Status, tag: string) => s.apps.find((a) => a.tag === tag)?.host;
-const peer = (s: Status, name: string) => s.peers.find((p) => p.peer === name);
 
-interface DiskStatus { disk: string; holder: string | null; registered: string[]; fenced: boolean }
-const disks = (s: Status) => (s as unknown as { disks: DiskStatus[] }).disks;
 
-async function start(t: { teardown(fn: () => unknown): void }): Promise<{ c: TestCluster; agents: Record<string, ChildProcess> }> {
-  await prepareSharedUnit();
-  const c = await createCluster(t, ['a', 'b'], [{ tag: 'web', primary: 'a', backup: 'b', vip: true, disk: true, mount: true, command: logAndServe }],
-    { timing: TIMING, disk: { identity: lab.sharedId, paths: { a: lab.a, b: lab.b }, preemptAndAbort: false }, extra: () => [`metrics: { listen: "${METRICS_LISTEN}" }`] });
-  const agents = { a: c.start('a'), b: c.start('b') };
-  await until('a serves the VIP', async () => ((await c.probe(c.vip())) === 'a' ? true : undefined), 120_000, 500);
-  await until('both nodes heard on the disk', async () => {
-    const sb = await c.status('b');
-    return peer(sb, 'a')?.channels.find((x) => x.channel === 'disk:shared0')?.state === 'up' ? true : undefined;
-  }, 60_000, 500);
-  await settled(c, ['a', 'b'], 120_000);
-  return { c, agents };
-}
+const start = (t: { teardown(fn: () => unknown): void }) => startSharedDiskCluster(t, () => [`metrics: { listen: "${METRICS_LISTEN}" }`]);
 
 /** The shared file system's log, read in the mount namespace of a node's agent. */
 /** A scrape of `node` once `series` reads `v` (the disks are read at the scrape, which TCG may make slow). */

@@ -10,16 +10,11 @@ import { promisify } from 'node:util';
 import t from 'tap';
 
 import { controlRequest } from '../../src/control/client.js';
-import { createCluster, logAndServe, settled, until, type Status, type TestCluster } from '../support/cluster.js';
-import { lab, prepareSharedUnit, refusesWrites } from '../support/lab.js';
+import { until, type TestCluster } from '../support/cluster.js';
+import { disks, startSharedDiskCluster } from '../support/lab-cluster.js';
+import { lab, refusesWrites } from '../support/lab.js';
 
 const run = promisify(execFile);
-// Under TCG the agents' JavaScript runs ~30× slower than on hardware: wider margins than the defaults.
-const TIMING = { heartbeatIntervalMs: 200, failAfterMs: 2000, diskHeartbeatIntervalMs: 400, recoverAfterMs: 2000, failbackDwellMs: 60_000 };
-
-interface DiskStatus { disk: string; holder: string | null; registered: string[]; fenced: boolean }
-const disks = (s: Status) => (s as unknown as { disks: DiskStatus[] }).disks;
-const peer = (s: Status, name: string) => s.peers.find((p) => p.peer === name);
 
 async function fsLog(agent: ChildProcess, c: TestCluster): Promise<string> {
   return (await run('nsenter', ['-t', String(agent.pid), '-m', 'cat', `${c.dir}/mnt/log`])).stdout;
@@ -31,16 +26,7 @@ async function switchover(c: TestCluster, node: string, to: string): Promise<{ o
 }
 
 t.test('a planned switchover moves the disk, its file system and the address, releasing the reservation without a preempt, both ways', async (t) => {
-  await prepareSharedUnit();
-  const c = await createCluster(t, ['a', 'b'], [{ tag: 'web', primary: 'a', backup: 'b', vip: true, disk: true, mount: true, command: logAndServe }],
-    { timing: TIMING, disk: { identity: lab.sharedId, paths: { a: lab.a, b: lab.b }, preemptAndAbort: false } });
-  const agents = { a: c.start('a'), b: c.start('b') };
-  await until('a serves the VIP', async () => ((await c.probe(c.vip())) === 'a' ? true : undefined), 120_000, 500);
-  await until('both nodes heard on the disk', async () => {
-    const sb = await c.status('b');
-    return peer(sb, 'a')?.channels.find((x) => x.channel === 'disk:shared0')?.state === 'up' ? true : undefined;
-  }, 60_000, 500);
-  await settled(c, ['a', 'b'], 120_000);
+  const { c, agents } = await startSharedDiskCluster(t);
   t.match(disks(await c.status('a'))[0], { holder: 'a', registered: ['a'] });
 
   const there = await switchover(c, 'a', 'b');

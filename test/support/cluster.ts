@@ -7,6 +7,7 @@ import { mkdir, mkdtemp, writeFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { pathToFileURL } from 'node:url';
 
 import { controlRequest } from '../../src/control/client.js';
 import { packageRoot } from '../../src/util/package-root.js';
@@ -18,6 +19,26 @@ export const APP_PORT = 8080;
 /** A service that answers every connection with the name of the node it runs on. */
 export const NAME_SERVER = ['/usr/bin/env', 'node', '-e',
   `require('net').createServer((s) => { s.on('error', () => {}); s.end(process.env.VIGIL_NODE + '\\n'); }).listen(${APP_PORT})`];
+
+/**
+ * A cluster-aware app (src/client/cluster-app.ts) that serves its node's name on APP_PORT once ready();
+ * it resumes from the marker the previous host wrote, and on an unload request saves where it left (its
+ * marker) and exits by itself.
+ */
+export const AWARE_APP = ['/usr/bin/env', 'node', '--input-type=module', '-e', `
+import net from 'node:net';
+import { ClusterApp } from ${JSON.stringify(pathToFileURL(join(packageRoot(), 'dist/src/client/cluster-app.js')).href)};
+const node = process.env.VIGIL_NODE;
+const app = await ClusterApp.connect();
+await app.onUnload(async ({ reason }) => {
+  await app.setMarker(node + ' unloaded (' + reason + ')');
+  process.exit(0);
+});
+await app.ready();
+const before = await app.marker();
+await app.setMarker(node + ' resumed from ' + JSON.stringify(before.pointer));
+net.createServer((s) => { s.on('error', () => {}); s.end(node + '\\n'); }).listen(${APP_PORT});
+`];
 
 /**
  * An app on the shared file system: appends its node's name to <mnt>/log and fsyncs it (as an app that
