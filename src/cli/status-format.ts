@@ -1,6 +1,7 @@
 // The human renderings of what vigild answers on its control socket (`vigil status`, `vigil db show`, …).
 // Pure: the agent's JSON in, lines of text out. The input is read defensively (every field may be missing
 // or of another type in an agent of another version): what is not there is left out, never a crash.
+import { CLOCK_WARN_MS } from '../daemon/peer-clocks.js';
 
 export type Obj = Record<string, unknown>;
 
@@ -70,7 +71,10 @@ function peerLine(p: Obj): string {
     const rttText = rtt !== undefined && rtt > 0 && (acked === undefined || acked >= 0) ? `, rtt ${formatRtt(rtt)}` : '';
     return `${n}${cstate === 'down' ? ' DOWN' : ''}: ${heardText}${rttText}`;
   });
-  return nets.length ? `${head}   ${nets.join('   ')}` : head;
+  // The peer's clock only when it is off by enough to matter (doctor's threshold): the line stays short.
+  const offset = num(obj(p.clock).offsetMs);
+  const clock = offset !== undefined && Math.abs(offset) >= CLOCK_WARN_MS ? `   CLOCK ${offset > 0 ? '+' : ''}${offset} ms (synchronise the clocks)` : '';
+  return (nets.length ? `${head}   ${nets.join('   ')}` : head) + clock;
 }
 
 function counters(label: string, o: Obj, keys: [string, string][]): string {

@@ -40,6 +40,7 @@ import type { AgentLog } from './log.js';
 import { Messenger, type Received } from './messenger.js';
 import { Notices } from './notices.js';
 import { OwnStalls } from './own-stalls.js';
+import { PeerClocks } from './peer-clocks.js';
 import { PeerIncarnations } from './peer-incarnations.js';
 import { PowerWatch } from './power-watch.js';
 import { Replication } from './replication.js';
@@ -132,6 +133,7 @@ export class Agent {
   /** The aging monitor (docs/rejuvenation.md); undefined when `aging.enabled` is false or the node is out. */
   private aging: AgingSampler | undefined;
   private readonly clockSampler: ClockSampler;
+  private readonly peerClocks = new PeerClocks();
 
   constructor(readonly config: Config, readonly self: NodeConfig, private readonly log: AgentLog, private readonly options: AgentOptions = {}) {
     this.peers = config.nodes.filter((n) => n !== self);
@@ -733,6 +735,7 @@ export class Agent {
       } else if (message.kind === 'view') {
         const view = parsePublishedView(message);
         if (view) this.selfFence.onView(from.name, view);
+        if (message.sentAtMs !== undefined) this.peerClocks.onSample(from.name, message.sentAtMs, Date.now());
       } else {
         this.replication.receive(from, message);
       }
@@ -757,9 +760,12 @@ export class Agent {
       peers: m.peers.map((p) => {
         const node = this.peers.find((n) => n.name === p.peer)!;
         const links = hb?.peers.find((x) => x.id === node.id)?.links ?? [];
+        const measured = links.filter((l) => l.rttUs >= 0).map((l) => l.rttUs);
+        const clock = this.peerClocks.of(p.peer, Date.now(), measured.length > 0 ? Math.min(...measured) : undefined);
         return {
           ...p,
           links: links.map((l) => ({ network: this.config.networks[l.network]?.name, heardAgoMs: l.heardAgoMs, ackedAgoMs: l.ackedAgoMs, rttUs: l.rttUs })),
+          ...(clock ? { clock } : {}),
         };
       }),
       heartbeat: hb && { sent: hb.sent, received: hb.received, sendErrors: hb.sendErrors, dropped: hb.dropped, realtime: hb.realtime, leaseLapsed: hb.leaseLapsed },

@@ -25,8 +25,11 @@ export type AgentMessage =
   | { kind: 'digest'; versions: unknown; reply: boolean }
   /** This node's last-active reports for the apps it shares with the receiver (checked by the agent). */
   | { kind: 'pair'; reports: unknown[] }
-  /** This node's watchdog bound and whether the minority rule binds it (src/daemon/self-fence.ts). */
-  | { kind: 'view'; watchdogBoundMs: number | null; bound: boolean };
+  /**
+   * This node's watchdog bound and whether the minority rule binds it (src/daemon/self-fence.ts), and its
+   * wall clock as it sent this (peer-clocks.ts; absent from agents before it).
+   */
+  | { kind: 'view'; watchdogBoundMs: number | null; bound: boolean; sentAtMs?: number };
 
 export interface Received { from: NodeConfig; message: AgentMessage; incarnation: bigint }
 
@@ -222,6 +225,9 @@ function isAgentMessage(m: unknown): m is AgentMessage {
   if (x.kind === 'update') return Array.isArray(x.entries) && Array.isArray(x.markers);
   if (x.kind === 'digest') return typeof x.reply === 'boolean' && typeof x.versions === 'object' && x.versions !== null;
   if (x.kind === 'pair') return Array.isArray(x.reports);
-  if (x.kind === 'view') return typeof x.bound === 'boolean' && (x.watchdogBoundMs === null || typeof x.watchdogBoundMs === 'number');
+  if (x.kind === 'view') {
+    return typeof x.bound === 'boolean' && (x.watchdogBoundMs === null || typeof x.watchdogBoundMs === 'number')
+      && (x.sentAtMs === undefined || (typeof x.sentAtMs === 'number' && Number.isFinite(x.sentAtMs)));
+  }
   return false;
 }

@@ -60,7 +60,7 @@ export class SelfFence {
     if (j.valid) this.d.watchdog()?.renew();
     if (now - this.publishedAt >= PUBLISH_EVERY_MS) {
       this.publishedAt = now;
-      const message = { kind: 'view' as const, watchdogBoundMs: this.watchdogBoundMs(), bound: j.bound };
+      const message = { kind: 'view' as const, watchdogBoundMs: this.watchdogBoundMs(), bound: j.bound, sentAtMs: Date.now() };
       for (const p of this.d.peers) this.d.send(p, message);
     }
   }

@@ -7,6 +7,7 @@ import type { HeartbeatSnapshot } from '../native.js';
 import type { PowerState } from '../power/source.js';
 import type { AgingStatus } from './aging.js';
 import type { LastFailover } from './failover-times.js';
+import type { PeerClock } from './peer-clocks.js';
 import type { FenceCounts } from './power-fence.js';
 
 /** One network's view of a peer, from the native heartbeat thread. */
@@ -23,6 +24,8 @@ export interface LinkStatus {
 
 export interface PeerStatus extends PeerSnapshot {
   links: LinkStatus[];
+  /** Its wall clock against this node's (peer-clocks.ts); absent until it has sent one (or from an older agent). */
+  clock?: PeerClock;
 }
 
 export interface HeartbeatStatus {

@@ -2,6 +2,7 @@
 // with OK / WARN / FAIL and one line saying what to do. No I/O here: test/unit/doctor-checks.test.ts feeds
 // them facts written by hand.
 import type { PairStatus } from '../daemon/last-active.js';
+import { CLOCK_WARN_MS } from '../daemon/peer-clocks.js';
 import type { AgentStatus, DiskFacts, DoctorFacts, RecordFact } from './facts.js';
 import { fail, ok, warn, type Check } from './report.js';
 
@@ -191,6 +192,25 @@ export function checkNetworks(f: DoctorFacts): Check[] {
   });
 }
 
+/**
+ * Each peer's wall clock against this node's, as vigild estimates it (daemon/peer-clocks.ts). Replicated
+ * attributes and markers merge by the wall time of their write, so a peer whose clock runs behind can
+ * lose a newer write to an older one; `vigil timeline` and the switchover's service gap read both clocks.
+ */
+export function checkClocks(f: DoctorFacts): Check | undefined {
+  const status = f.agent?.status;
+  if (!status || status.peers.length === 0) return undefined;
+  const rows = status.peers.map((p) => ({ peer: p.peer, offsetMs: p.clock?.offsetMs ?? null, rttMs: p.clock?.rttMs ?? null }));
+  const detail = { warnAtMs: CLOCK_WARN_MS, peers: rows };
+  const text = (r: (typeof rows)[number]) => (r.offsetMs === null ? `${r.peer} not measured yet` : `${r.peer} ${r.offsetMs >= 0 ? '+' : ''}${r.offsetMs} ms${r.rttMs === null ? '' : ` (±${r.rttMs} ms)`}`);
+  const line = `clocks against this node's: ${rows.map(text).join('; ')}`;
+  const off = rows.filter((r) => r.offsetMs !== null && Math.abs(r.offsetMs) >= CLOCK_WARN_MS);
+  if (off.length) {
+    return warn('clocks', line, `synchronise the clocks of this node and ${off.map((r) => r.peer).join(', ')} (chrony or systemd-timesyncd against one source): replicated attributes merge by the time of their write`, detail);
+  }
+  return ok('clocks', line, detail);
+}
+
 export function checkPriority(f: DoctorFacts): Check[] {
   if (!f.agent) return f.records.map(checkRecord);
   const pairs: PairStatus[] = f.agent.pairs ?? [];
@@ -310,7 +330,10 @@ export function runChecks(f: DoctorFacts): Check[] {
     out.push(checkReady(d));
     for (const c of [checkPr(f, d), checkReservation(f, d), checkDiskHeartbeat(f, d)]) if (c) out.push(c);
   }
-  out.push(...checkNetworks(f), ...checkPriority(f), ...checkBmcs(f));
+  out.push(...checkNetworks(f));
+  const clocks = checkClocks(f);
+  if (clocks) out.push(clocks);
+  out.push(...checkPriority(f), ...checkBmcs(f));
   for (const c of [checkPower(f), checkStayOut(f), checkLeftoverMounts(f), checkLeftoverAddresses(f)]) if (c) out.push(c);
   return out;
 }

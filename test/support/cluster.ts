@@ -192,7 +192,7 @@ export async function primaryServing(c: TestCluster, start: (node: string) => un
 
 export interface Status {
   node: string;
-  peers: { peer: string; state: string; forMs: number; channels: { channel: string; state: string }[] }[];
+  peers: { peer: string; state: string; forMs: number; channels: { channel: string; state: string }[]; clock?: { offsetMs: number; rttMs: number | null; ageMs: number } }[];
   apps: { tag: string; host: string | null; phase: string; faults: string[]; here?: { app: string; resources: string; pid: number | null } }[];
   notices: { at: string; tag: string; notice: string; message: string }[];
   heartbeat?: { sent: number; received: number; realtime: boolean };

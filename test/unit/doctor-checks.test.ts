@@ -52,6 +52,7 @@ function agent(over: Partial<AgentStatus> = {}): AgentStatus {
       peer: 'b', state: 'alive', forMs: 60_000,
       channels: [channel('net:lan1'), channel('net:lan2'), { channel: 'disk:shared0', state: 'idle', lastHeardAgeMs: null, silentMs: 0 }],
       links: [{ network: 'lan1', heardAgoMs: 50, ackedAgoMs: 50, rttUs: 300 }, { network: 'lan2', heardAgoMs: 60, ackedAgoMs: 60, rttUs: 310 }],
+      clock: { offsetMs: -3, rttMs: 0.3, ageMs: 400 },
     }],
     apps: [{ tag: 'web', type: 'cluster-capable', host: 'a', primary: 'a', backup: 'b', phase: 'running', faults: [], autoRecover: false, version: 3, here: undefined, prompt: null, resources: [] }],
     disks: [{ disk: 'shared0', holder: 'a', holding: true, fenced: false }],
@@ -80,7 +81,7 @@ t.test('healthy facts: every check OK, and every OK has no fix', async (t) => {
   const checks = runChecks(healthy());
   t.same(notOk(checks), []);
   t.same(Object.keys(verdicts(checks)), ['config', 'agent', 'disk.shared0.paths', 'disk.shared0.links', 'disk.shared0.ready', 'disk.shared0.pr',
-    'disk.shared0.reservation', 'disk.shared0.heartbeat', 'network.lan1', 'network.lan2', 'priority.web', 'power', 'stay-out', 'leftovers.mounts', 'leftovers.addresses']);
+    'disk.shared0.reservation', 'disk.shared0.heartbeat', 'network.lan1', 'network.lan2', 'clocks', 'priority.web', 'power', 'stay-out', 'leftovers.mounts', 'leftovers.addresses']);
   t.ok(checks.every((c) => c.fix === null));
 });
 
@@ -179,6 +180,21 @@ t.test('a network with a peer silent: WARN that network; a peer silent on every 
   const v = verdicts(runChecks(healthy({ agent: { status: dead, pairs: [] } })));
   t.equal(v['network.lan1'], 'FAIL');
   t.equal(v['network.lan2'], 'FAIL');
+});
+
+t.test('a peer\'s clock half a second or more off: WARN clocks, with the fix; not measured yet: OK, said so', async (t) => {
+  const s = agent();
+  const skewed = (offsetMs: number) => ({ ...s, peers: [{ ...s.peers[0]!, clock: { offsetMs, rttMs: 0.3, ageMs: 400 } }] });
+  const behind = only(runChecks(healthy({ agent: { status: skewed(-2500), pairs: healthy().agent!.pairs } })), 'clocks');
+  t.same(behind.ids, ['clocks WARN']);
+  t.equal(behind.check.summary, 'clocks against this node\'s: b -2500 ms (±0.3 ms)');
+  t.match(behind.check.fix, /synchronise the clocks of this node and b \(chrony/);
+  t.equal(verdicts(runChecks(healthy({ agent: { status: skewed(500), pairs: [] } }))).clocks, 'WARN', 'ahead as much: the same');
+  t.equal(verdicts(runChecks(healthy({ agent: { status: skewed(499), pairs: [] } }))).clocks, 'OK');
+  const unmeasured = { ...s, peers: [{ ...s.peers[0]!, clock: undefined }] };
+  const fresh = runChecks(healthy({ agent: { status: unmeasured, pairs: [] } })).find((c) => c.id === 'clocks')!;
+  t.match(fresh, { verdict: 'OK', summary: 'clocks against this node\'s: b not measured yet' });
+  t.notOk(runChecks(healthy({ agent: null })).some((c) => c.id === 'clocks'), 'without an agent: not checked (its status has the estimates)');
 });
 
 t.test('the holder\'s disk pulse silent: WARN heartbeat; this node fenced: FAIL', async (t) => {

@@ -78,7 +78,7 @@ t.test('a silent peer counts as self-fenced only when bound, with a watchdog, an
 
 function fence(over: Partial<SelfFenceDeps> & { heard?: () => number; hosting?: () => boolean }) {
   const nodes = [{ name: 'a' }, { name: 'b' }, { name: 'c' }] as never[];
-  const sent: unknown[] = [];
+  const sent: { sentAtMs?: number }[] = [];
   let renewals = 0;
   const watchdog = { renew: () => { renewals++; }, snapshot: () => ({ armed: true, resets: true, timeoutMs: 3000, path: '/dev/watchdog' }) } as never;
   const f = new SelfFence({
@@ -109,13 +109,16 @@ t.test("the agent renews the watchdog's lease only while its view is valid", asy
 
 t.test('it publishes its bound (failure timeout, lease and watchdog timeout) and whether it is bound, once a second', async (t) => {
   const { f, sent } = fence({});
+  const before = Date.now();
   f.tick(0);
   f.tick(500);
   f.tick(1000);
-  t.same(sent, [
+  const after = Date.now();
+  t.same(sent.map(({ sentAtMs: _, ...rest }) => rest), [
     { kind: 'view', watchdogBoundMs: 8400, bound: true }, { kind: 'view', watchdogBoundMs: 8400, bound: true },
     { kind: 'view', watchdogBoundMs: 8400, bound: true }, { kind: 'view', watchdogBoundMs: 8400, bound: true },
   ], 'to each peer, at 0 and at 1000');
+  t.ok(sent.every((m) => m.sentAtMs !== undefined && m.sentAtMs >= before && m.sentAtMs <= after), 'each with the wall clock it was sent at (peer-clocks.ts)');
 });
 
 t.test("a peer's published view is checked; a silent one counts as self-fenced after its bound and the margin", async (t) => {
