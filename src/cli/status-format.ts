@@ -69,7 +69,9 @@ function peerLine(p: Obj): string {
     const rtt = num(l?.rttUs);
     const acked = num(l?.ackedAgoMs);
     const rttText = rtt !== undefined && rtt > 0 && (acked === undefined || acked >= 0) ? `, rtt ${formatRtt(rtt)}` : '';
-    return `${n}${cstate === 'down' ? ' DOWN' : ''}: ${heardText}${rttText}`;
+    const loss = num(l?.loss);
+    const lossText = loss !== undefined && loss > 0 ? `, ${Math.round(loss * 1000) / 10}% lost` : '';
+    return `${n}${cstate === 'down' ? ' DOWN' : ''}: ${heardText}${rttText}${lossText}`;
   });
   // The peer's clock only when it is off by enough to matter (doctor's threshold): the line stays short.
   const offset = num(obj(p.clock).offsetMs);

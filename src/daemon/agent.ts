@@ -36,6 +36,7 @@ import { FlowRunner } from './flow-runner.js';
 import { heartbeatOptions, networkChannel, observeHeartbeats } from './heartbeat.js';
 import { LastActive, parsePairReport } from './last-active.js';
 import type { PidFiles } from './leftovers.js';
+import { LinkLoss } from './link-loss.js';
 import type { AgentLog } from './log.js';
 import { Messenger, type Received } from './messenger.js';
 import { Notices } from './notices.js';
@@ -134,6 +135,7 @@ export class Agent {
   private aging: AgingSampler | undefined;
   private readonly clockSampler: ClockSampler;
   private readonly peerClocks = new PeerClocks();
+  private readonly linkLoss: LinkLoss;
 
   constructor(readonly config: Config, readonly self: NodeConfig, private readonly log: AgentLog, private readonly options: AgentOptions = {}) {
     this.peers = config.nodes.filter((n) => n !== self);
@@ -143,6 +145,7 @@ export class Agent {
     this.pidFiles = pidFilesOf(config);
     this.notices = new Notices(log);
     this.clockSampler = new ClockSampler(log, config);
+    this.linkLoss = new LinkLoss(config.timing.heartbeatIntervalMs);
     this.replication = new Replication({
       config, peers: this.peers, log, file: replicaFile(config),
       send: (peer, message) => this.messenger.send(peer, message),
@@ -484,6 +487,7 @@ export class Agent {
     // After membership: a peer it has just declared failed no longer counts toward this node's view.
     this.selfFence.tick(now); // the watchdog's lease, renewed while the view is valid
     this.clockSampler.tick(snapshot, now);
+    this.linkLoss.tick(snapshot.peers.flatMap((p) => p.links.map((l) => ({ key: `${p.id}/${l.network}`, heardCount: l.heardCount, heard: l.heardAgoMs >= 0 }))), now);
     // A peer never heard since we started is not failed by membership's rules (it may be booting): the
     // last-active decision (seed 003) says whether this node may start alone and treat it as failed.
     if (now - this.lastActiveAt >= 500 && !this.lastActiveBusy) {
@@ -764,7 +768,7 @@ export class Agent {
         const clock = this.peerClocks.of(p.peer, Date.now(), measured.length > 0 ? Math.min(...measured) : undefined);
         return {
           ...p,
-          links: links.map((l) => ({ network: this.config.networks[l.network]?.name, heardAgoMs: l.heardAgoMs, ackedAgoMs: l.ackedAgoMs, rttUs: l.rttUs })),
+          links: links.map((l) => ({ network: this.config.networks[l.network]?.name, heardAgoMs: l.heardAgoMs, ackedAgoMs: l.ackedAgoMs, rttUs: l.rttUs, loss: this.linkLoss.loss(`${node.id}/${l.network}`) })),
           ...(clock ? { clock } : {}),
         };
       }),

@@ -20,6 +20,8 @@ export interface LinkStatus {
   ackedAgoMs: number;
   /** Round trip of the latest acknowledged heartbeat, microseconds; -1 never measured. */
   rttUs: number;
+  /** The share of its heartbeats lost on this network over the last 10 s (0..1); null: too little heard yet (link-loss.ts). */
+  loss?: number | null;
 }
 
 export interface PeerStatus extends PeerSnapshot {

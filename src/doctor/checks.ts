@@ -163,7 +163,12 @@ export function checkDiskHeartbeat(f: DoctorFacts, d: DiskFacts): Check | undefi
   return ok(id, `${d.name}: ${holder}'s pulse ${ch.state === 'up' ? `heard ${ch.lastHeardAgeMs === null ? 'never' : `${seconds(ch.lastHeardAgeMs)} ago`}` : ch.state}`, { holder, state: ch.state });
 }
 
-/** Each network's heartbeats with each peer: heard, round trip; a peer silent on every network fails. */
+/** A network losing this share of its heartbeats (over vigild's last 10 s) is still up, and failing. */
+export const LOSS_WARN = 0.05;
+
+const lossText = (loss: number) => `${Math.round(loss * 1000) / 10}%`;
+
+/** Each network's heartbeats with each peer: heard, round trip, loss; a peer silent on every network fails. */
 export function checkNetworks(f: DoctorFacts): Check[] {
   const status = f.agent?.status;
   if (!status || !f.config) return [];
@@ -176,6 +181,7 @@ export function checkNetworks(f: DoctorFacts): Check[] {
         peer: p.peer, peerState: p.state, state: ch?.state ?? 'unknown',
         heardAgoMs: link && link.heardAgoMs >= 0 ? link.heardAgoMs : null,
         rttUs: link && link.rttUs >= 0 ? link.rttUs : null,
+        loss: link?.loss ?? null,
       };
     });
     const detail = { port: net.port, peers: rows };
@@ -183,11 +189,16 @@ export function checkNetworks(f: DoctorFacts): Check[] {
     const heard = (r: (typeof rows)[number]) => (r.heardAgoMs === null ? 'never heard' : `heard ${seconds(r.heardAgoMs)} ago`);
     const rtt = (r: (typeof rows)[number]) => (r.rttUs === null ? '' : `, rtt ${(r.rttUs / 1000).toFixed(2)} ms`);
     // A silent peer's round trip is its last one measured: shown as that.
-    const text = (r: (typeof rows)[number]) => (r.state === 'up' ? `${r.peer} ${heard(r)}${rtt(r)}` : `${r.peer} ${r.state.toUpperCase()}, last ${heard(r)}${r.rttUs === null ? '' : `, last rtt ${(r.rttUs / 1000).toFixed(2)} ms`}`);
+    const loss = (r: (typeof rows)[number]) => (r.loss !== null && r.loss > 0 ? `, ${lossText(r.loss)} lost` : '');
+    const text = (r: (typeof rows)[number]) => (r.state === 'up' ? `${r.peer} ${heard(r)}${rtt(r)}${loss(r)}` : `${r.peer} ${r.state.toUpperCase()}, last ${heard(r)}${r.rttUs === null ? '' : `, last rtt ${(r.rttUs / 1000).toFixed(2)} ms`}`);
     if (rows.length === 0) return ok(id, `${net.name}: no peers`, detail);
     const dead = silent.filter((r) => r.peerState === 'failed');
     if (dead.length) return fail(id, `${net.name}: ${rows.map(text).join('; ')}; ${dead.map((r) => r.peer).join(', ')} failed (silent on every network)`, `find out whether ${dead.map((r) => r.peer).join(', ')} is down (power, vigild) or cut off from this node`, detail);
     if (silent.length) return warn(id, `${net.name}: ${rows.map(text).join('; ')}`, `check ${net.name} between this node and ${silent.map((r) => r.peer).join(', ')}: cable, switch port, firewall (UDP ${net.port} and ${net.port + 1})`, detail);
+    const lossy = rows.filter((r) => r.loss !== null && r.loss >= LOSS_WARN);
+    if (lossy.length) {
+      return warn(id, `${net.name}: ${rows.map(text).join('; ')}`, `${net.name} drops heartbeats between this node and ${lossy.map((r) => r.peer).join(', ')}: look for errors and drops on both ends (ip -s link), a duplex mismatch, a congested or failing switch port; it is the network to fail next`, detail);
+    }
     return ok(id, `${net.name}: ${rows.map(text).join('; ')}`, detail);
   });
 }

@@ -182,6 +182,16 @@ t.test('a network with a peer silent: WARN that network; a peer silent on every 
   t.equal(v['network.lan2'], 'FAIL');
 });
 
+t.test('a network that loses 5% or more of a peer\'s heartbeats: WARN that network, with what to look at', async (t) => {
+  const s = agent();
+  const lossy = (loss: number) => ({ ...s, peers: [{ ...s.peers[0]!, links: s.peers[0]!.links.map((l) => (l.network === 'lan1' ? { ...l, loss } : { ...l, loss: 0 })) }] });
+  const { ids, check } = only(runChecks(healthy({ agent: { status: lossy(0.3), pairs: healthy().agent!.pairs } })), 'network.lan1');
+  t.same(ids, ['network.lan1 WARN']);
+  t.equal(check.summary, 'lan1: b heard 0.1 s ago, rtt 0.30 ms, 30% lost');
+  t.match(check.fix, /^lan1 drops heartbeats between this node and b: .*ip -s link/);
+  t.equal(verdicts(runChecks(healthy({ agent: { status: lossy(0.049), pairs: [] } })))['network.lan1'], 'OK', 'below 5%: OK, the loss shown');
+});
+
 t.test('a peer\'s clock half a second or more off: WARN clocks, with the fix; not measured yet: OK, said so', async (t) => {
   const s = agent();
   const skewed = (offsetMs: number) => ({ ...s, peers: [{ ...s.peers[0]!, clock: { offsetMs, rttMs: 0.3, ageMs: 400 } }] });
