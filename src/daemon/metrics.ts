@@ -87,6 +87,9 @@ export function metricsRegistry(source: StatusSource): { registry: Registry; scr
   gauge('vigil_channel_rtt_seconds', 'Round trip of the latest acknowledged heartbeat on this network (absent: never measured)', ['peer', 'network'],
     (st) => st.peers.flatMap((p) => p.links.filter((l) => l.rttUs >= 0)
       .map((l) => smp({ peer: p.peer, network: l.network ?? '' }, l.rttUs / 1e6))));
+  gauge('vigil_channel_loss_ratio', "The share of the peer's heartbeats lost on this network over the agent's last 10 s (absent: too little heard yet)", ['peer', 'network'],
+    (st) => st.peers.flatMap((p) => p.links.filter((l) => typeof l.loss === 'number')
+      .map((l) => smp({ peer: p.peer, network: l.network ?? '' }, l.loss!))));
   counter('vigil_own_stall_seconds_total', "This agent's own event-loop stalls, discounted from peers' silence", [],
     (st) => (st.ownStallMs === undefined ? [] : [smp({}, st.ownStallMs / 1000)]));
 

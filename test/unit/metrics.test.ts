@@ -23,8 +23,8 @@ function canned(): StatusLike {
           { channel: 'net:private', state: 'down', lastHeardAgeMs: null, silentMs: 900 },
         ],
         links: [
-          { network: 'public', heardAgoMs: 40, ackedAgoMs: 45, rttUs: 250 },
-          { network: 'private', heardAgoMs: -1, ackedAgoMs: -1, rttUs: -1 },
+          { network: 'public', heardAgoMs: 40, ackedAgoMs: 45, rttUs: 250, loss: 0.02 },
+          { network: 'private', heardAgoMs: -1, ackedAgoMs: -1, rttUs: -1, loss: null },
         ],
       },
       { peer: 'gamma', state: 'failed', forMs: 5000, channels: [], links: [] },
@@ -89,6 +89,7 @@ t.test('GET /metrics serves the status snapshot taken at scrape time', async (t)
     ['vigil_channel_up{peer="beta",channel="net:private"}', 0],
     ['vigil_channel_heard_age_seconds{peer="beta",network="public"}', 0.04],
     ['vigil_channel_rtt_seconds{peer="beta",network="public"}', 0.00025],
+    ['vigil_channel_loss_ratio{peer="beta",network="public"}', 0.02],
     ['vigil_own_stall_seconds_total', 1.5],
     ['vigil_heartbeats_sent_total', 1234],
     ['vigil_heartbeats_received_total', 1200],
