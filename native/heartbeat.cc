@@ -359,7 +359,7 @@ Napi::Value HeartbeatEngine::Snapshot(const Napi::CallbackInfo& info) {
   Napi::Object out = Napi::Object::New(env);
   if (!state_) return out;
   HeartbeatState& s = *state_;
-  struct LinkCopy { int network; int64_t heardNs; uint64_t heardCount; int64_t ackedNs; int64_t rttUs; uint64_t peerSentUs; };
+  struct LinkCopy { int network; int64_t heardNs; uint64_t heardCount; int64_t ackedNs; int64_t rttUs; uint64_t peerSentUs; uint64_t lastSeq; };
   struct PeerCopy { uint16_t id; uint64_t incarnation; uint32_t digest; uint8_t flags; std::vector<LinkCopy> links; };
   std::vector<PeerCopy> peers;
   peers.reserve(s.peers.size());
@@ -381,7 +381,7 @@ Napi::Value HeartbeatEngine::Snapshot(const Napi::CallbackInfo& info) {
       c.incarnation = p.incarnation, c.digest = p.digest, c.flags = p.flags;
       for (size_t j = 0; j < p.links.size(); j++) {
         const HeartbeatLink& l = p.links[j];
-        c.links[j] = {l.network, l.heardNs, l.heardCount, l.ackedNs, l.rttUs, l.peerSentUs};
+        c.links[j] = {l.network, l.heardNs, l.heardCount, l.ackedNs, l.rttUs, l.peerSentUs, l.lastSeq};
       }
     }
   }
@@ -415,6 +415,9 @@ Napi::Value HeartbeatEngine::Snapshot(const Napi::CallbackInfo& info) {
       lo.Set("network", Napi::Number::New(env, l.network));
       lo.Set("heardAgoMs", age(l.heardNs));
       lo.Set("heardCount", Napi::Number::New(env, double(l.heardCount)));
+      // The peer's sequence number in the last heartbeat heard (0 never): it numbers every datagram it
+      // sends, one per peer and network each round, so with heardCount it gives the loss (link-loss.ts).
+      lo.Set("peerSeq", Napi::Number::New(env, double(l.lastSeq)));
       lo.Set("ackedAgoMs", age(l.ackedNs));
       lo.Set("rttUs", Napi::Number::New(env, double(l.rttUs)));
       // The peer's monotonic send stamp of the last heartbeat heard and this node's monotonic time of its

@@ -63,6 +63,8 @@ export interface HeartbeatLinkSnapshot {
   /** Milliseconds since the last authentic heartbeat from the peer on this network; -1 never. */
   heardAgoMs: number;
   heardCount: number;
+  /** The peer's sequence number in the last heartbeat heard on this network (0 never). */
+  peerSeq: number;
   /** Milliseconds since the peer last acknowledged one of ours on this network; -1 never. */
   ackedAgoMs: number;
   rttUs: number;

@@ -145,7 +145,8 @@ export class Agent {
     this.pidFiles = pidFilesOf(config);
     this.notices = new Notices(log);
     this.clockSampler = new ClockSampler(log, config);
-    this.linkLoss = new LinkLoss(config.timing.heartbeatIntervalMs);
+    // Every node sends each round one heartbeat per peer and network (heartbeat.ts, heartbeatOptions).
+    this.linkLoss = new LinkLoss((config.nodes.length - 1) * config.networks.length);
     this.replication = new Replication({
       config, peers: this.peers, log, file: replicaFile(config),
       send: (peer, message) => this.messenger.send(peer, message),
@@ -487,7 +488,7 @@ export class Agent {
     // After membership: a peer it has just declared failed no longer counts toward this node's view.
     this.selfFence.tick(now); // the watchdog's lease, renewed while the view is valid
     this.clockSampler.tick(snapshot, now);
-    this.linkLoss.tick(snapshot.peers.flatMap((p) => p.links.map((l) => ({ key: `${p.id}/${l.network}`, heardCount: l.heardCount, heard: l.heardAgoMs >= 0 }))), now);
+    this.linkLoss.tick(snapshot.peers.flatMap((p) => p.links.map((l) => ({ key: `${p.id}/${l.network}`, heardCount: l.heardCount, peerSeq: l.peerSeq }))), now);
     // A peer never heard since we started is not failed by membership's rules (it may be booting): the
     // last-active decision (seed 003) says whether this node may start alone and treat it as failed.
     if (now - this.lastActiveAt >= 500 && !this.lastActiveBusy) {

@@ -18,7 +18,7 @@ nodes:
 `, 'c.yaml', { baseDir: '/etc/vigil' });
 
 const link = (network: number, rttUs: number, heard = true): HeartbeatLinkSnapshot => ({
-  network, heardAgoMs: heard ? 30 : -1, heardCount: heard ? 9 : 0, ackedAgoMs: 40, rttUs,
+  network, heardAgoMs: heard ? 30 : -1, heardCount: heard ? 9 : 0, peerSeq: heard ? 17 : 0, ackedAgoMs: 40, rttUs,
   peerSentMonoUs: heard ? 5_000_000 + network : 0, heardMonoUs: heard ? 9_000_000 + network : 0,
 });
 
