@@ -63,7 +63,7 @@ export function registerControlCommands(control: ControlServer, d: ControlDeps):
   const switchContext = (): SwitchoverContext => ({ by: d.self.name, now: Date.now(), isAlive: (n) => n === d.self.name || d.isAlive(n) });
   const writeRequest = (tag: string, w: HostWrite): void => {
     refused(() => db().update(tag, w.patch, d.self.name, Date.now(), { ifHost: w.ifHost }));
-    d.replication.changed([tag]);
+    void d.replication.changed([tag]); // the answer waits for the switchover itself, far longer than the save
   };
   const awaitSwitchover = async (tag: string, requestedAt: number, waitMs: number): Promise<SwitchoverAnswer> => {
     const until = performance.now() + waitMs;
@@ -129,11 +129,11 @@ export function registerControlCommands(control: ControlServer, d: ControlDeps):
       if (!(name in o.attributes)) throw new ControlError('not_found', `${tag} has no attribute ${name}`);
       return { tag, name, value: o.attributes[name] };
     }, 'read')
-    .handle('attr.set', z.object({ tag: z.string(), name: z.string().min(1), value: z.union([z.string(), z.number(), z.boolean(), z.null()]) }), ({ tag, name, value }) => {
+    .handle('attr.set', z.object({ tag: z.string(), name: z.string().min(1), value: z.union([z.string(), z.number(), z.boolean(), z.null()]) }), async ({ tag, name, value }) => {
       assertMember();
       existing(tag);
       const o = refused(() => db().setAttributes(tag, { [name]: value }, d.self.name, Date.now()));
-      d.replication.changed([tag]);
+      await d.replication.changed([tag]); // answered once on disk: an acknowledged write survives a kill
       return { tag, attributes: o.attributes };
     })
     // Fault injection for tests and drills: blocks this agent's event loop (as a long GC or a stuck
@@ -171,11 +171,11 @@ export function registerControlCommands(control: ControlServer, d: ControlDeps):
       const m = db().marker(tag);
       return { tag, pointer: m?.pointer ?? null, seq: m?.seq ?? 0, writtenBy: m?.writtenBy ?? null };
     }, 'read')
-    .handle('marker.set', z.object({ tag: z.string(), pointer: z.union([z.string().max(MAX_MARKER_TEXT), z.number(), z.null()]) }), ({ tag, pointer }) => {
+    .handle('marker.set', z.object({ tag: z.string(), pointer: z.union([z.string().max(MAX_MARKER_TEXT), z.number(), z.null()]) }), async ({ tag, pointer }) => {
       assertMember();
       existing(tag);
       const m = db().writeMarker(tag, pointer, d.self.name);
-      d.replication.changed([], [tag]);
+      await d.replication.changed([], [tag]); // answered once on disk, as attr.set
       return { tag, pointer: m.pointer, seq: m.seq };
     }, 'app')
     // Distress (seed 002) and power (docs/power.md, docs/distress.md).
@@ -267,7 +267,7 @@ function refused<T>(write: () => T): T {
  * FIG. 6 for an app that registers itself with its attribute values: a new TAG is stored (HOST = its
  * primary) and replicated; an existing one is checked against them. The answer says what happens next.
  */
-function register(d: ControlDeps, spec: Record<string, unknown>): object {
+async function register(d: ControlDeps, spec: Record<string, unknown>): Promise<object> {
   const db = d.replication.db;
   const tag = typeof spec.tag === 'string' ? spec.tag : '';
   const decision = registrationCheck(db, tag, d.self.name, { spec });
@@ -278,7 +278,7 @@ function register(d: ControlDeps, spec: Record<string, unknown>): object {
     case 'create':
       refused(() => db.upsert(decision.object, d.self.name, Date.now()));
       d.log.info({ tag }, 'registered by the application');
-      d.replication.changed([tag]);
+      await d.replication.changed([tag]);
       return { tag, decision: 'created', host: decision.object.host };
     default:
       return { tag, decision: decision.kind, host: db.get(tag)?.host ?? null };

@@ -400,7 +400,7 @@ export class FlowRunner {
       case 'write': {
         try {
           const obj = this.db.update(tag, a.patch, this.d.self.name, Date.now(), { ifHost: a.ifHost, ...(a.token ? { token: a.token } : {}) });
-          this.d.replication.changed([obj.tag]);
+          void this.d.replication.changed([obj.tag]); // a flow's write: the flows read the replica, not the file
         } catch (e) {
           if (!(e instanceof DbWriteError)) throw e;
           this.d.log.warn({ tag, patch: a.patch, err: e.message }, 'write refused');

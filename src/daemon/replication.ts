@@ -59,12 +59,17 @@ export class Replication {
     return this.peerDigests.get(peer);
   }
 
-  /** After local writes: persist, replicate to every peer, tell the flows. */
-  changed(tags: string[], markers: string[] = []): void {
-    this.persist();
+  /**
+   * After local writes: persist, replicate to every peer, tell the flows. Resolves once the replica file
+   * holds the writes (or its save failed, logged): a write acknowledged to a client must await it, or a
+   * kill right after the answer, with the update to the peers lost on the way, loses it everywhere.
+   */
+  changed(tags: string[], markers: string[] = []): Promise<void> {
+    const saved = this.persist();
     const records = this.db.records({ apps: tags, markers });
     for (const peer of this.d.peers) this.sendRecords(peer, records.apps, records.markers);
     if (tags.length) this.d.onAppsChanged(tags);
+    return saved;
   }
 
   /** Records to one peer, in as many update messages as the fragment limit needs. */
@@ -78,11 +83,13 @@ export class Replication {
     }
   }
 
-  persist(): void {
+  /** Queues a save of the whole replica after those queued; resolves once it is on disk (or failed, logged). */
+  persist(): Promise<void> {
     const file = this.d.file;
     this.saving = this.saving.then(() => saveDatabase(file, this.db)).catch((e: unknown) => {
       this.d.log.error({ err: e instanceof Error ? e.message : String(e), file }, 'cannot persist the database');
     });
+    return this.saving;
   }
 
   sendDigest(peerName: string, reply: boolean): void {
