@@ -186,6 +186,7 @@ export const DEFAULT_WATCHDOG = {
   device: 'none',
   timeoutMs: 10_000,
   action: 'reset',
+  vouchTimeout: false,
 } as const;
 
 // The node's own watchdog (src/daemon/watchdog.ts, docs/ipmi.md): kept only while the agent is alive.
@@ -193,6 +194,9 @@ const watchdogSchema = z.strictObject({
   device: z.string().min(1).refine((s) => ['none', 'auto', 'ipmi'].includes(s) || s.startsWith('/'), 'expected none, auto, ipmi or the path of a watchdog device').default(DEFAULT_WATCHDOG.device),
   timeoutMs: ms(2000).max(6_553_500, 'expected at most 6553500 ms (the IPMI watchdog counts 100 ms to 16 bits)').default(DEFAULT_WATCHDOG.timeoutMs),
   action: z.enum(['reset', 'power-off', 'power-cycle', 'none']).default(DEFAULT_WATCHDOG.action),
+  // A /dev/watchdog that can be neither set nor asked (no WDIOC_SETTIMEOUT, no WDIOC_GETTIMEOUT: a legacy
+  // driver whose module parameter fixes its timeout): the operator vouches it resets within timeoutMs.
+  vouchTimeout: z.boolean().default(DEFAULT_WATCHDOG.vouchTimeout),
 });
 
 export const DEFAULT_FENCING = {
@@ -842,6 +846,8 @@ export interface WatchdogConfig {
   timeoutMs: number;
   /** What the BMC's watchdog does when it expires (a /dev/watchdog driver always resets); none: only records it. */
   action: 'reset' | 'power-off' | 'power-cycle' | 'none';
+  /** A /dev/watchdog whose timeout can be neither set nor read: the operator vouches it is at most timeoutMs. */
+  vouchTimeout: boolean;
 }
 
 export interface FencingConfig {

@@ -69,11 +69,13 @@ export type DriverTimeoutCheck = { ok: true; timeoutMs: number; note?: string } 
  * tickles every quarter of the configured timeout and could let it fire on a healthy node. A driver that
  * refused the timeout and does not say its own cannot be bounded at all.
  */
-export function checkDriverTimeout(s: Pick<WatchdogSnapshot, 'errno' | 'failedCall' | 'driverTimeoutS'>, configuredMs: number): DriverTimeoutCheck {
+export function checkDriverTimeout(s: Pick<WatchdogSnapshot, 'errno' | 'failedCall' | 'driverTimeoutS'>, configuredMs: number, vouched = false): DriverTimeoutCheck {
   const askedS = Math.ceil(configuredMs / 1000);
   const refused = s.failedCall === 'WDIOC_SETTIMEOUT' ? `the driver refused a ${askedS} s timeout (errno ${s.errno})` : undefined;
   if (s.driverTimeoutS <= 0) {
-    return refused ? { ok: false, why: `${refused} and does not say its own (WDIOC_GETTIMEOUT)` } : { ok: true, timeoutMs: configuredMs, note: 'the driver does not say its timeout (WDIOC_GETTIMEOUT); taken as set' };
+    if (!refused) return { ok: true, timeoutMs: configuredMs, note: 'the driver does not say its timeout (WDIOC_GETTIMEOUT); taken as set' };
+    if (vouched) return { ok: true, timeoutMs: configuredMs, note: `${refused} and does not say its own; watchdog.vouchTimeout: the operator vouches for ${configuredMs} ms` };
+    return { ok: false, why: `${refused} and does not say its own (WDIOC_GETTIMEOUT): if its timeout is fixed at most watchdog.timeoutMs (a module parameter), set watchdog.vouchTimeout: true` };
   }
   const driverMs = s.driverTimeoutS * 1000;
   const runsAt = `${refused ? `${refused}; it runs at` : 'the driver runs it at'} ${s.driverTimeoutS} s`;
@@ -120,7 +122,7 @@ export class NodeWatchdog {
     const s = keeper.snapshot();
     if (!s.armed) throw new Error(`watchdog ${path}: not armed after 3 s`);
     if (kind === 'device') {
-      const taken = checkDriverTimeout(s, this.config.timeoutMs);
+      const taken = checkDriverTimeout(s, this.config.timeoutMs, this.config.vouchTimeout);
       if (!taken.ok) {
         this.keeper = undefined;
         keeper.stop(true);

@@ -15,7 +15,7 @@ const TIMEOUT_MS = 2000;
 
 async function watchedCluster(t: { teardown(fn: () => unknown): void }, nodes: string[]): Promise<{ c: TestCluster; dogs: Record<string, FifoWatchdog> }> {
   const c = await createCluster(t, nodes, [{ tag: 'x', primary: 'a', backup: 'b', vip: true }], {
-    extra: (_node, nodeDir) => [`watchdog: { device: ${join(nodeDir, 'watchdog')}, timeoutMs: ${TIMEOUT_MS} }`, 'fencing: { watchdogMarginMs: 2000 }'],
+    extra: (_node, nodeDir) => [`watchdog: { device: ${join(nodeDir, 'watchdog')}, timeoutMs: ${TIMEOUT_MS}, vouchTimeout: true }`, 'fencing: { watchdogMarginMs: 2000 }'],
     timing: { agentLeaseMs: 2000 },
   });
   const dogs: Record<string, FifoWatchdog> = {};

@@ -177,7 +177,7 @@ t.test('ib700 (an emulated watchdog card, its expiry a QMP event on the host): k
 t.test('ib700: the agent tells peers the timeout the driver runs at, and refuses a card that runs shorter than configured', async (t) => {
   const said: string[] = [];
   const log = { info: () => {}, warn: (_: object, m: string) => void said.push(m), error: (_: object, m: string) => void said.push(m) };
-  const base = { device: lab.ib700, action: 'reset' } as const;
+  const base = { device: lab.ib700, action: 'reset', vouchTimeout: false } as const;
   const rounded = new NodeWatchdog({ ...base, timeoutMs: 2500 }, 1000, log);
   await rounded.start();
   t.equal(rounded.snapshot()?.timeoutMs, 3000, 'asked 2.5 s, the driver runs 3 s: 3 s is what peers are told');

@@ -6,7 +6,7 @@ import { NodeWatchdog } from '../../src/daemon/watchdog.js';
 
 const [device = 'ipmi', timeoutMs = '3000', action = 'none', leaseMs = '1000'] = process.argv.slice(2);
 const log = { info() {}, warn(o: object, m: string) { process.stderr.write(`${m}\n`); }, error(o: object, m: string) { process.stderr.write(`${m}\n`); }, debug() {} };
-const w = new NodeWatchdog({ device, timeoutMs: Number(timeoutMs), action: action as 'none' }, Number(leaseMs), log as never);
+const w = new NodeWatchdog({ device, timeoutMs: Number(timeoutMs), action: action as 'none', vouchTimeout: false }, Number(leaseMs), log as never);
 await w.start();
 process.stdout.write(`${JSON.stringify({ armed: true, ...w.snapshot() })}\n`);
 const timer = setInterval(() => w.renew(), 100);

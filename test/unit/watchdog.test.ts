@@ -47,8 +47,8 @@ t.test('a BMC watchdog counts only when its settings read back and its countdown
 const MINIMAL = MINIMAL_CONFIG;
 
 t.test('the watchdog section: off by default; a bad device or timeout named', async (t) => {
-  t.same(parseConfig(MINIMAL, '/etc/vigil/c.yaml').watchdog, { device: 'none', timeoutMs: 10000, action: 'reset' });
-  t.same(parseConfig(`${MINIMAL}watchdog: { device: auto, timeoutMs: 5000, action: power-cycle }\n`, '/etc/vigil/c.yaml').watchdog, { device: 'auto', timeoutMs: 5000, action: 'power-cycle' });
+  t.same(parseConfig(MINIMAL, '/etc/vigil/c.yaml').watchdog, { device: 'none', timeoutMs: 10000, action: 'reset', vouchTimeout: false });
+  t.same(parseConfig(`${MINIMAL}watchdog: { device: auto, timeoutMs: 5000, action: power-cycle }\n`, '/etc/vigil/c.yaml').watchdog, { device: 'auto', timeoutMs: 5000, action: 'power-cycle', vouchTimeout: false });
   t.throws(() => parseConfig(`${MINIMAL}watchdog: { device: watchdog0 }\n`, '/etc/vigil/c.yaml'), /expected none, auto, ipmi or the path of a watchdog device/);
   t.throws(() => parseConfig(`${MINIMAL}watchdog: { timeoutMs: 500 }\n`, '/etc/vigil/c.yaml'), /watchdog\.timeoutMs/);
 });
@@ -85,6 +85,7 @@ t.test('a /dev/watchdog driver: the bound told to peers is the timeout it runs a
   t.match(own.ok ? own.note : '', /refused a 10 s timeout \(errno 22\); it runs at 60 s/);
   t.same(checkDriverTimeout(took(30, true), 40_000), { ok: false, why: 'the driver refused a 40 s timeout (errno 22); it runs at 30 s, shorter than watchdog.timeoutMs 40000: set watchdog.timeoutMs to at most 30000' },
     'shorter than configured: refused, with the fix');
-  t.same(checkDriverTimeout(took(0, true), 10_000), { ok: false, why: 'the driver refused a 10 s timeout (errno 22) and does not say its own (WDIOC_GETTIMEOUT)' }, 'refused and silent: no bound at all');
+  t.same(checkDriverTimeout(took(0, true), 10_000), { ok: false, why: 'the driver refused a 10 s timeout (errno 22) and does not say its own (WDIOC_GETTIMEOUT): if its timeout is fixed at most watchdog.timeoutMs (a module parameter), set watchdog.vouchTimeout: true' }, 'refused and silent: no bound at all');
+  t.match(checkDriverTimeout(took(0, true), 10_000, true), { ok: true, timeoutMs: 10_000, note: /operator vouches for 10000 ms/ }, 'unless the operator vouches for it (watchdog.vouchTimeout)');
   t.same(checkDriverTimeout(took(0), 10_000), { ok: true, timeoutMs: 10_000, note: 'the driver does not say its timeout (WDIOC_GETTIMEOUT); taken as set' });
 });
