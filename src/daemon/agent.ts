@@ -163,6 +163,7 @@ export class Agent {
       nodes: config.nodes, peers: this.peers, watchdog: () => this.watchdog,
       cutToLapseMs: failAfterMs + config.timing.agentLeaseMs, marginMs: config.fencing.watchdogMarginMs,
       heardBothWays: () => this.heardBothWays(failAfterMs),
+      heardFreshly: () => this.heardBothWays(failAfterMs / 2),
       keptOff: () => this.powerFence.keptOffNodes(performance.now(), KEPT_OFF_HOLDS_MS).length,
       hosting: () => this.flows.hosting(),
       disks: () => this.disks?.tieBreaker(failAfterMs) ?? 'none',

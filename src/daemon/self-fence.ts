@@ -20,6 +20,11 @@ export interface SelfFenceDeps {
   marginMs: number;
   /** Peers heard both ways now (heard from, and acknowledging this node's heartbeats). */
   heardBothWays(): number;
+  /**
+   * The same, counting only peers heard within half of failAfterMs: what a decision to fence or take over
+   * counts on (lostQuorum). A peer about to be failed must not lend its vote to it.
+   */
+  heardFreshly(): number;
   /** Peers powered off by this node's fences and still off by their BMC's word (src/daemon/power-fence.ts). */
   keptOff(): number;
   hosting(): boolean;
@@ -82,7 +87,10 @@ export class SelfFence {
    * an operator fenced (vigil fence) is no minority.
    */
   lostQuorum(): boolean {
-    return this.last.bound && this.last.heard * 2 < this.last.nodes;
+    // Counted afresh, and only peers heard lately: cut off from two peers at once, this node fails them a
+    // few milliseconds apart, and at the first failure the other, silent for all but those milliseconds,
+    // still counted as heard: a lone node saw itself in a majority and powered off a node of the real one.
+    return this.last.bound && (1 + this.d.heardFreshly()) * 2 < this.last.nodes;
   }
 
   /**

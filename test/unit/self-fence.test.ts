@@ -58,6 +58,21 @@ t.test('nodes powered off by a fence and kept off are not counted: a lone surviv
   t.equal(one.f.lostQuorum(), true, 'its BMC no longer says off: a minority again');
 });
 
+t.test('cut off from both peers at once, the first one failed finds no vote in the other, silent all but a few ms', async (t) => {
+  // a, b and c; a is cut off from both. a fails b first; c, silent as long less a few milliseconds, is still
+  // heard within failAfterMs (heardBothWays counts it) but not within half of it (heardFreshly).
+  let heard = 2;
+  let fresh = 2;
+  const a = fence({ heard: () => heard, fresh: () => fresh });
+  a.f.tick(0);
+  heard = 1;
+  fresh = 0;
+  a.f.tick(100);
+  t.equal(a.f.lostQuorum(), true, 'a minority: it fences nobody and takes nothing over');
+  fresh = 1;
+  t.equal(a.f.lostQuorum(), false, 'b alone failed, c heard lately: a majority, the fence goes ahead');
+});
+
 t.test('an even split of four: each half keeps its view while it reaches the disks', async (t) => {
   const v = new ClusterView();
   v.judge({ nodes: 4, heard: 4, hosting: true, disks: 'reachable' });
@@ -76,14 +91,14 @@ t.test('a silent peer counts as self-fenced only when bound, with a watchdog, an
   t.equal(selfFencedInMs(undefined, 1000, 2, 3, 2000), undefined, 'never published');
 });
 
-function fence(over: Partial<SelfFenceDeps> & { heard?: () => number; hosting?: () => boolean }) {
+function fence(over: Partial<SelfFenceDeps> & { heard?: () => number; fresh?: () => number; hosting?: () => boolean }) {
   const nodes = [{ name: 'a' }, { name: 'b' }, { name: 'c' }] as never[];
   const sent: { sentAtMs?: number }[] = [];
   let renewals = 0;
   const watchdog = { renew: () => { renewals++; }, snapshot: () => ({ armed: true, resets: true, timeoutMs: 3000, path: '/dev/watchdog' }) } as never;
   const f = new SelfFence({
     nodes, peers: nodes.slice(1), watchdog: () => watchdog, cutToLapseMs: 5400, marginMs: 1000,
-    heardBothWays: over.heard ?? (() => 2), keptOff: over.keptOff ?? (() => 0), hosting: over.hosting ?? (() => true), disks: () => 'none',
+    heardBothWays: over.heard ?? (() => 2), heardFreshly: over.fresh ?? over.heard ?? (() => 2), keptOff: over.keptOff ?? (() => 0), hosting: over.hosting ?? (() => true), disks: () => 'none',
     silentMs: over.silentMs ?? (() => undefined), send: (_p, m) => sent.push(m),
     log: { warn() {}, info() {} }, notices: { add() {} },
   });
