@@ -28,7 +28,7 @@ async function start(t: { teardown(fn: () => unknown): void }): Promise<{ c: Tes
   const c = await createCluster(t, ['a', 'b'], [{ tag: 'web', primary: 'a', backup: 'b', vip: true, disk: true }], {
     timing: TIMING,
     disk: { identity: lab.iscsiId, paths: { a: lab.iscsiA, b: lab.iscsiB } },
-    extra: (_node, nodeDir) => [`watchdog: { device: ${join(nodeDir, 'watchdog')}, timeoutMs: ${TIMEOUT_MS} }`],
+    extra: (_node, nodeDir) => [`watchdog: { device: ${join(nodeDir, 'watchdog')}, timeoutMs: ${TIMEOUT_MS}, vouchTimeout: true }`],
   });
   const dogs: Record<string, FifoWatchdog> = {};
   for (const node of ['a', 'b']) {
