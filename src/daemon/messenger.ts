@@ -21,7 +21,7 @@ import {
 import { ReplayWindow } from '../wire/replay.js';
 
 export type AgentMessage =
-  | { kind: 'update'; entries: unknown[]; markers: unknown[] }
+  | { kind: 'update'; entries: unknown[]; markers: unknown[]; nodes?: unknown[] }
   | { kind: 'digest'; versions: unknown; reply: boolean }
   /** This node's last-active reports for the apps it shares with the receiver (checked by the agent). */
   | { kind: 'pair'; reports: unknown[] }
@@ -222,7 +222,7 @@ export class Messenger {
 function isAgentMessage(m: unknown): m is AgentMessage {
   if (typeof m !== 'object' || m === null) return false;
   const x = m as Record<string, unknown>;
-  if (x.kind === 'update') return Array.isArray(x.entries) && Array.isArray(x.markers);
+  if (x.kind === 'update') return Array.isArray(x.entries) && Array.isArray(x.markers) && (x.nodes === undefined || Array.isArray(x.nodes));
   if (x.kind === 'digest') return typeof x.reply === 'boolean' && typeof x.versions === 'object' && x.versions !== null;
   if (x.kind === 'pair') return Array.isArray(x.reports);
   if (x.kind === 'view') {

@@ -8,7 +8,8 @@
 // (a full sync of a node that lost its replica is many records); a single record must fit one message
 // (the database refuses larger ones, database.ts MAX_RECORD_BYTES).
 import type { Config, NodeConfig } from '../config/schema.js';
-import { ClusterDb, parseSnapshot, parseVersionMap, syncPlan, type VersionMap } from '../db/database.js';
+import { ClusterDb, parseSnapshot, parseVersionMap, syncPlan, type DbSnapshot, type VersionMap } from '../db/database.js';
+import type { NodeRecord } from '../db/node-record.js';
 import { loadDatabase, saveDatabase } from '../db/store.js';
 import type { PeerSnapshot } from '../membership/membership.js';
 import type { AgentLog } from './log.js';
@@ -64,17 +65,17 @@ export class Replication {
    * holds the writes (or its save failed, logged): a write acknowledged to a client must await it, or a
    * kill right after the answer, with the update to the peers lost on the way, loses it everywhere.
    */
-  changed(tags: string[], markers: string[] = []): Promise<void> {
+  changed(tags: string[], markers: string[] = [], nodes: string[] = []): Promise<void> {
     const saved = this.persist();
-    const records = this.db.records({ apps: tags, markers });
-    for (const peer of this.d.peers) this.sendRecords(peer, records.apps, records.markers);
+    const records = this.db.records({ apps: tags, markers, nodes });
+    for (const peer of this.d.peers) this.sendRecords(peer, records);
     if (tags.length) this.d.onAppsChanged(tags);
     return saved;
   }
 
   /** Records to one peer, in as many update messages as the fragment limit needs. */
-  private sendRecords(peer: NodeConfig, apps: AppEntry[], markers: Marker[]): void {
-    for (const message of updates(apps, markers)) {
+  private sendRecords(peer: NodeConfig, records: DbSnapshot): void {
+    for (const message of updates(records)) {
       try {
         this.d.send(peer, message);
       } catch (e) {
@@ -119,12 +120,13 @@ export class Replication {
   /** An update or a digest from a peer (already authenticated and from a live incarnation). Throws on a bad record. */
   receive(from: NodeConfig, message: Extract<AgentMessage, { kind: 'update' | 'digest' }>): void {
     if (message.kind === 'update') {
-      const snap = parseSnapshot({ apps: message.entries, markers: message.markers });
+      const snap = parseSnapshot({ apps: message.entries, markers: message.markers, ...(message.nodes ? { nodes: message.nodes } : {}) });
       const applied: string[] = [];
       for (const e of snap.apps) if (this.db.merge(e).applied) applied.push(e.tag);
-      let markers = 0;
-      for (const m of snap.markers) if (this.db.mergeMarker(m).applied) markers++;
-      if (applied.length || markers) {
+      let others = 0;
+      for (const m of snap.markers) if (this.db.mergeMarker(m).applied) others++;
+      for (const r of snap.nodes ?? []) if (this.db.mergeNode(r).applied) others++;
+      if (applied.length || others) {
         this.persist();
         if (applied.length) this.d.onAppsChanged(applied);
       }
@@ -132,12 +134,9 @@ export class Replication {
       const theirs = parseVersionMap(message.versions);
       this.peerVersions.set(from.name, theirs);
       const plan = syncPlan(this.db.versionMap(), theirs);
-      if (plan.send.apps.length || plan.send.markers.length) {
-        const records = this.db.records(plan.send);
-        this.sendRecords(from, records.apps, records.markers);
-      }
+      if (plan.send.apps.length || plan.send.markers.length || plan.send.nodes.length) this.sendRecords(from, this.db.records(plan.send));
       // Our map makes the peer send what it holds newer; ask for it whenever we lack something.
-      const lacking = plan.request.apps.length > 0 || plan.request.markers.length > 0;
+      const lacking = plan.request.apps.length > 0 || plan.request.markers.length > 0 || plan.request.nodes.length > 0;
       if (message.reply || lacking) this.sendDigest(from.name, false);
     }
   }
@@ -187,7 +186,7 @@ export class Replication {
     const theirs = this.peerVersions.get(peer);
     if (!theirs) return;
     const { request } = syncPlan(this.db.versionMap(), theirs);
-    if (request.apps.length === 0 && request.markers.length === 0) this.answered(peer);
+    if (request.apps.length === 0 && request.markers.length === 0 && request.nodes.length === 0) this.answered(peer);
   }
 
   /** A peer that answered a sync, or that will never answer it (failed). */
@@ -202,23 +201,29 @@ export class Replication {
  * message until the next would not fit. A record that fits no message alone cannot exist (the database
  * refuses it); should one arrive here, it is sent alone and the messenger refuses it with a clear error.
  */
-export function updates(apps: readonly AppEntry[], markers: readonly Marker[]): Extract<AgentMessage, { kind: 'update' }>[] {
-  const empty = (): Extract<AgentMessage, { kind: 'update' }> => ({ kind: 'update', entries: [], markers: [] });
+export function updates(records: DbSnapshot): Extract<AgentMessage, { kind: 'update' }>[] {
+  // `nodes` only in a message that carries node records: an agent older than them refuses the key.
+  type Update = { kind: 'update'; entries: unknown[]; markers: unknown[]; nodes?: unknown[] };
+  const empty = (): Update => ({ kind: 'update', entries: [], markers: [] });
   const out = [empty()];
   let size = JSON.stringify(out[0]).length;
-  const add = (kind: 'entries' | 'markers', record: AppEntry | Marker) => {
+  const add = (kind: 'entries' | 'markers' | 'nodes', record: AppEntry | Marker | NodeRecord) => {
     const current = out[out.length - 1]!;
-    const grows = JSON.stringify(record).length + (current[kind].length > 0 ? 1 : 0); // the record and its comma
-    const alone = current.entries.length === 0 && current.markers.length === 0;
+    const list = current[kind] ?? [];
+    // The record and its comma, or the key's `,"nodes":[]` the first time.
+    const grows = JSON.stringify(record).length + (list.length > 0 ? 1 : kind === 'nodes' ? 11 : 0);
+    const alone = current.entries.length === 0 && current.markers.length === 0 && (current.nodes?.length ?? 0) === 0;
     if (!alone && !messageFits(size + grows)) {
       out.push(empty());
       size = JSON.stringify(out[out.length - 1]).length;
       return add(kind, record);
     }
-    current[kind].push(record);
+    list.push(record);
+    current[kind] = list;
     size += grows;
   };
-  for (const a of apps) add('entries', a);
-  for (const m of markers) add('markers', m);
-  return out;
+  for (const a of records.apps) add('entries', a);
+  for (const m of records.markers) add('markers', m);
+  for (const r of records.nodes ?? []) add('nodes', r);
+  return out as Extract<AgentMessage, { kind: 'update' }>[];
 }

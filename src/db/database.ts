@@ -27,6 +27,7 @@ import {
   type AppEntry, type AppFields, type AppObject, type AttributeStamp, type AttributeValue, type Marker, type Tombstone,
   RecordError, contentHash, isTombstone, parseAppEntry, parseAppObject, parseMarker,
 } from './object.js';
+import { type NodeRecord, mergeNodeRecords, parseNodeRecord } from './node-record.js';
 
 /** A record's place in the newer-wins order. The hash breaks ties between equal (epoch, version, by). */
 export interface Stamp {
@@ -44,23 +45,34 @@ export function compareStamps(a: Stamp, b: Stamp): number {
   return 0;
 }
 
-/** Per tag, the stamp of the app record (object or tombstone) and of the marker. */
+/**
+ * Per tag, the stamp of the app record (object or tombstone) and of the marker; per node, of its node
+ * record (the available-server list, node-record.ts). `nodes` is left out while there is none: an agent
+ * older than node records refuses a map that has it (its schema is strict), so a cluster mixing versions
+ * keeps syncing until the first record is written.
+ */
 export interface VersionMap {
   apps: Record<string, Stamp>;
   markers: Record<string, Stamp>;
+  nodes?: Record<string, Stamp>;
 }
+
+/** The three kinds of record, by key (an app's tag, or a node's name). */
+export interface RecordKeys { apps: string[]; markers: string[]; nodes: string[] }
 
 export interface SyncPlan {
-  /** Tags whose records we hold newer (or the peer lacks): send them. */
-  send: { apps: string[]; markers: string[] };
-  /** Tags the peer holds newer (or we lack): ask for them. */
-  request: { apps: string[]; markers: string[] };
+  /** Keys whose records we hold newer (or the peer lacks): send them. */
+  send: RecordKeys;
+  /** Keys the peer holds newer (or we lack): ask for them. */
+  request: RecordKeys;
 }
 
-/** Everything a replica holds, as plain records sorted by tag: what store.ts writes and a full sync sends. */
+/** Everything a replica holds, as plain records sorted by key: what store.ts writes and a full sync sends. */
 export interface DbSnapshot {
   apps: AppEntry[];
   markers: Marker[];
+  /** Absent in a file or message from before node records: none. */
+  nodes?: NodeRecord[];
 }
 
 export interface MergeResult {
@@ -127,8 +139,16 @@ function markerStamp(m: Marker): Stamp {
   return { epoch: 0, version: m.seq, by: m.writtenBy, hash: contentHash(m) };
 }
 
+function nodeStamp(r: NodeRecord): Stamp {
+  return { epoch: 0, version: r.seq, by: r.writtenBy, hash: contentHash(r) };
+}
+
 function byTag(a: { tag: string }, b: { tag: string }): number {
   return a.tag < b.tag ? -1 : a.tag > b.tag ? 1 : 0;
+}
+
+function byNode(a: NodeRecord, b: NodeRecord): number {
+  return a.node < b.node ? -1 : a.node > b.node ? 1 : 0;
 }
 
 const STAMP_FIELDS = ['version', 'updatedBy', 'updatedAt'] as const;
@@ -145,12 +165,14 @@ function sameFields(a: AppObject, b: AppObject): boolean {
 export class ClusterDb {
   private readonly apps = new Map<string, Held<AppEntry>>();
   private readonly markers = new Map<string, Held<Marker>>();
+  private readonly nodes = new Map<string, Held<NodeRecord>>();
   private cachedDigest: number | undefined;
 
   /** Records are trusted here: parse anything from outside with the schemas in object.ts first. */
   constructor(snapshot?: DbSnapshot) {
     for (const e of snapshot?.apps ?? []) this.merge(e);
     for (const m of snapshot?.markers ?? []) this.mergeMarker(m);
+    for (const r of snapshot?.nodes ?? []) this.mergeNode(r);
   }
 
   /** The live object, or undefined when there is none or it was removed. */
@@ -294,32 +316,90 @@ export class ClusterDb {
     return { applied: true, conflict };
   }
 
+  /** A node's record in the available-server list (node-record.ts). */
+  node(name: string): NodeRecord | undefined {
+    return this.nodes.get(name)?.record;
+  }
+
+  nodeRecords(): NodeRecord[] {
+    return [...this.nodes.values()].map((h) => h.record).sort(byNode);
+  }
+
+  /**
+   * Writes a node's record: `seq` is the wall-clock time in ms kept above the replica's (as a marker's),
+   * so the later write wins; the held record's request is kept unless the write replaces it.
+   */
+  writeNode(fields: Omit<NodeRecord, 'seq' | 'writtenBy'>, by: string, now = Date.now()): NodeRecord {
+    const held = this.nodes.get(fields.node)?.record;
+    const r: NodeRecord = { ...fields, seq: Math.max(Math.trunc(now), (held?.seq ?? 0) + 1), writtenBy: by };
+    if (r.request === undefined && held?.request !== undefined) r.request = held.request;
+    for (const k of Object.keys(r) as (keyof NodeRecord)[]) if (r[k] === undefined) delete r[k];
+    this.nodes.set(r.node, { record: r, stamp: nodeStamp(r) });
+    this.cachedDigest = undefined;
+    return r;
+  }
+
+  /**
+   * An operator's request to a node (run, postpone, cancel), written by any node: only `request` changes,
+   * not the stamp, so the owner's fields are never replaced by a copy older than its last write. The
+   * request travels as a same-stamp, different-content record, which replicas exchange and merge.
+   */
+  requestNode(node: string, request: NonNullable<NodeRecord['request']>): NodeRecord {
+    const held = this.nodes.get(node)?.record;
+    if (!held) throw new DbWriteError(`${node} has published no record yet (is its agent running this version?)`);
+    return this.mergeNode({ ...held, request }).applied ? this.nodes.get(node)!.record : held;
+  }
+
+  mergeNode(incoming: NodeRecord): MergeResult {
+    const held = this.nodes.get(incoming.node);
+    if (!held) {
+      this.nodes.set(incoming.node, { record: incoming, stamp: nodeStamp(incoming) });
+      this.cachedDigest = undefined;
+      return { applied: true, conflict: false };
+    }
+    const sameWrite = held.record.seq === incoming.seq && held.record.writtenBy === incoming.writtenBy;
+    const conflict = sameWrite && contentHash({ ...held.record, request: undefined }) !== contentHash({ ...incoming, request: undefined });
+    const merged = mergeNodeRecords(held.record, incoming);
+    if (contentHash(merged) === held.stamp.hash) return { applied: false, conflict };
+    this.nodes.set(merged.node, { record: merged, stamp: nodeStamp(merged) });
+    this.cachedDigest = undefined;
+    return { applied: true, conflict };
+  }
+
   /** Merges every record of a snapshot; returns how many were taken. */
   mergeSnapshot(s: DbSnapshot): number {
     let n = 0;
     for (const e of s.apps) if (this.merge(e).applied) n++;
     for (const m of s.markers) if (this.mergeMarker(m).applied) n++;
+    for (const r of s.nodes ?? []) if (this.mergeNode(r).applied) n++;
     return n;
   }
 
   snapshot(): DbSnapshot {
-    return {
+    const s: DbSnapshot = {
       apps: [...this.apps.values()].map((h) => h.record).sort(byTag),
       markers: [...this.markers.values()].map((h) => h.record).sort(byTag),
     };
+    if (this.nodes.size > 0) s.nodes = this.nodeRecords();
+    return s;
   }
 
   /** The records a sync plan says to send. */
-  records(tags: { apps: readonly string[]; markers: readonly string[] }): DbSnapshot {
-    const apps = tags.apps.flatMap((t) => { const h = this.apps.get(t); return h ? [h.record] : []; });
-    const markers = tags.markers.flatMap((t) => { const h = this.markers.get(t); return h ? [h.record] : []; });
-    return { apps, markers };
+  records(keys: { apps: readonly string[]; markers: readonly string[]; nodes?: readonly string[] }): DbSnapshot {
+    const apps = keys.apps.flatMap((t) => { const h = this.apps.get(t); return h ? [h.record] : []; });
+    const markers = keys.markers.flatMap((t) => { const h = this.markers.get(t); return h ? [h.record] : []; });
+    const nodes = (keys.nodes ?? []).flatMap((n) => { const h = this.nodes.get(n); return h ? [h.record] : []; });
+    return nodes.length > 0 ? { apps, markers, nodes } : { apps, markers };
   }
 
   versionMap(): VersionMap {
     const map: VersionMap = { apps: {}, markers: {} };
     for (const [tag, h] of this.apps) map.apps[tag] = h.stamp;
     for (const [tag, h] of this.markers) map.markers[tag] = h.stamp;
+    if (this.nodes.size > 0) {
+      map.nodes = {};
+      for (const [node, h] of this.nodes) map.nodes[node] = h.stamp;
+    }
     return map;
   }
 
@@ -329,6 +409,7 @@ export class ClusterDb {
       const lines: string[] = [];
       for (const [tag, h] of this.apps) lines.push(`a\t${tag}\t${h.stamp.hash}`);
       for (const [tag, h] of this.markers) lines.push(`m\t${tag}\t${h.stamp.hash}`);
+      for (const [node, h] of this.nodes) lines.push(`n\t${node}\t${h.stamp.hash}`);
       lines.sort();
       this.cachedDigest = createHash('sha256').update(lines.join('\n')).digest().readUInt32BE(0);
     }
@@ -348,7 +429,9 @@ function own<T>(rec: Record<string, T>, key: string): T | undefined {
 }
 
 const stampSchema = z.strictObject({ epoch: z.int().min(0).default(0), version: z.int().min(0), by: z.string().min(1), hash: z.string().regex(/^[0-9a-f]{64}$/) });
-const versionMapSchema = z.strictObject({ apps: z.record(z.string(), stampSchema), markers: z.record(z.string(), stampSchema) });
+const versionMapSchema = z.strictObject({
+  apps: z.record(z.string(), stampSchema), markers: z.record(z.string(), stampSchema), nodes: z.record(z.string(), stampSchema).optional(),
+});
 
 /** A peer's version map as it arrives from the network. */
 export function parseVersionMap(value: unknown): VersionMap {
@@ -362,19 +445,20 @@ export function parseVersionMap(value: unknown): VersionMap {
  * its place ("apps[2] (CA-1): backup: ..."), a tag twice refused.
  */
 export function parseSnapshot(value: unknown, what = 'bad database snapshot'): DbSnapshot {
-  const v = value as { apps?: unknown; markers?: unknown } | null;
-  if (typeof v !== 'object' || v === null || !Array.isArray(v.apps) || !Array.isArray(v.markers)) {
-    throw new RecordError(what, ['expected { apps: [...], markers: [...] }']);
+  const v = value as { apps?: unknown; markers?: unknown; nodes?: unknown } | null;
+  if (typeof v !== 'object' || v === null || !Array.isArray(v.apps) || !Array.isArray(v.markers) || (v.nodes !== undefined && !Array.isArray(v.nodes))) {
+    throw new RecordError(what, ['expected { apps: [...], markers: [...], nodes?: [...] }']);
   }
   const found: string[] = [];
-  const each = <T extends { tag: string }>(list: unknown[], name: string, parse: (x: unknown) => T): T[] => {
+  const each = <T>(list: unknown[], name: string, parse: (x: unknown) => T, keyOf: (r: T) => string, keyName = 'tag'): T[] => {
     const seen = new Set<string>();
     return list.map((x, i) => {
-      const tag = typeof x === 'object' && x !== null && 'tag' in x ? ` (${String(x.tag)})` : '';
+      const tag = typeof x === 'object' && x !== null && keyName in x ? ` (${String((x as Record<string, unknown>)[keyName])})` : '';
       try {
         const r = parse(x);
-        if (seen.has(r.tag)) found.push(`${name}[${i}]${tag}: a second record for the tag`);
-        seen.add(r.tag);
+        const key = keyOf(r);
+        if (seen.has(key)) found.push(`${name}[${i}]${tag}: a second record for the ${keyName}`);
+        seen.add(key);
         return r;
       } catch (e) {
         if (!(e instanceof RecordError)) throw e;
@@ -383,10 +467,11 @@ export function parseSnapshot(value: unknown, what = 'bad database snapshot'): D
       }
     });
   };
-  const apps = each(v.apps, 'apps', parseAppEntry);
-  const markers = each(v.markers, 'markers', parseMarker);
+  const apps = each(v.apps, 'apps', parseAppEntry, (r) => r.tag);
+  const markers = each(v.markers, 'markers', parseMarker, (r) => r.tag);
+  const nodes = v.nodes === undefined ? undefined : each(v.nodes as unknown[], 'nodes', parseNodeRecord, (r) => r.node, 'node');
   if (found.length > 0) throw new RecordError(what, found);
-  return { apps, markers };
+  return nodes !== undefined && nodes.length > 0 ? { apps, markers, nodes } : { apps, markers };
 }
 
 /**
@@ -395,14 +480,16 @@ export function parseSnapshot(value: unknown, what = 'bad database snapshot'): D
  * may hold attributes the other lacks, and the merge of both is what both replicas end with.
  */
 export function syncPlan(mine: VersionMap, theirs: VersionMap): SyncPlan {
-  const plan: SyncPlan = { send: { apps: [], markers: [] }, request: { apps: [], markers: [] } };
-  for (const kind of ['apps', 'markers'] as const) {
-    const tags = new Set([...Object.keys(mine[kind]), ...Object.keys(theirs[kind])]);
+  const plan: SyncPlan = { send: { apps: [], markers: [], nodes: [] }, request: { apps: [], markers: [], nodes: [] } };
+  for (const kind of ['apps', 'markers', 'nodes'] as const) {
+    const m = mine[kind] ?? {};
+    const th = theirs[kind] ?? {};
+    const tags = new Set([...Object.keys(m), ...Object.keys(th)]);
     for (const tag of [...tags].sort()) {
-      const a = own(mine[kind], tag);
-      const b = own(theirs[kind], tag);
+      const a = own(m, tag);
+      const b = own(th, tag);
       const c = a === undefined ? -1 : b === undefined ? 1 : compareStamps(a, b);
-      const exchange = kind === 'apps' && a !== undefined && b !== undefined && c !== 0
+      const exchange = kind !== 'markers' && a !== undefined && b !== undefined && c !== 0
         && a.epoch === b.epoch && a.version === b.version && a.by === b.by;
       if (c > 0 || exchange) plan.send[kind].push(tag);
       if (c < 0 || exchange) plan.request[kind].push(tag);

@@ -92,14 +92,21 @@ t.test('a message over the fragment limit is refused before anything is sent; up
   const big = Array.from({ length: 80 }, (_, i) => ({ tag: `t${i}`, note: 'x'.repeat(900) }));
   t.throws(() => m.send(b, { kind: 'update', entries: big, markers: [] }), MessageTooLargeError);
   t.equal(wire.length, 0, 'nothing on the wire');
-  const messages = updates(big as never[], []);
+  const messages = updates({ apps: big as never[], markers: [] });
   t.ok(messages.length >= 2, `${messages.length} messages`);
   t.same(messages.flatMap((x) => x.entries), big, 'every record, once, in order');
   const { m: r, got } = receiver();
   for (const message of messages) m.send(b, message);
   for (const d of wire) r.receive(d);
   t.equal(got.length, messages.length, 'each arrives whole');
-  t.same(updates([], []), [{ kind: 'update', entries: [], markers: [] }], 'nothing to send: one empty update, as before');
+  t.same(updates({ apps: [], markers: [] }), [{ kind: 'update', entries: [], markers: [] }], 'nothing to send: one empty update, as before');
+  // Node records travel under `nodes`, a key an older agent does not know: only in messages that carry some.
+  const nodes = Array.from({ length: 60 }, (_, i) => ({ node: `n${i}`, note: 'y'.repeat(900) }));
+  const mixed = updates({ apps: big.slice(0, 3) as never[], markers: [], nodes: nodes as never[] });
+  t.ok(mixed.length >= 2, `${mixed.length} messages for 3 apps and 60 node records`);
+  t.same(mixed.flatMap((x) => x.nodes ?? []), nodes, 'every node record, once, in order');
+  t.notOk('nodes' in updates({ apps: big.slice(0, 3) as never[], markers: [] })[0]!, 'a message without node records has no nodes key');
+  for (const message of mixed) t.doesNotThrow(() => m.send(b, message), 'each fits');
 });
 
 
