@@ -199,7 +199,9 @@ export interface Status {
   view?: { valid: boolean; bound: boolean; why: string; watchdogBoundMs: number | null; peers: Record<string, { watchdogBoundMs: number | null; bound: boolean }> };
 }
 
-export async function createCluster(t: { teardown(fn: () => unknown): void }, nodes: string[], apps: AppDef[], options: ClusterOptions = {}): Promise<TestCluster> {
+const FAILED_LOG_LINES = 60;
+
+export async function createCluster(t: { teardown(fn: () => unknown): void; passing?(): boolean }, nodes: string[], apps: AppDef[], options: ClusterOptions = {}): Promise<TestCluster> {
   const timing = options.timing ?? {};
   const disk = options.disk;
   const rig = await createRig({ nodes, networks: NETWORKS, client: true, t });
@@ -269,7 +271,12 @@ export async function createCluster(t: { teardown(fn: () => unknown): void }, no
       logs.set(node, all);
       child.stdout?.setEncoding('utf8').on('data', (d: string) => { log.push(d); all.push(d); });
       child.stderr?.setEncoding('utf8').on('data', (d: string) => { log.push(d); all.push(d); });
-      t.teardown(() => { if (process.env.VIGIL_TEST_LOGS) process.stderr.write(`--- ${node}\n${log.join('')}`); });
+      // A failed test prints the tail of each agent's log: CI keeps nothing else of a run in a namespace
+      // or in the lab guest, and a timeout alone does not say what the agent did instead.
+      t.teardown(() => {
+        if (process.env.VIGIL_TEST_LOGS) process.stderr.write(`--- ${node}\n${log.join('')}`);
+        else if (t.passing?.() === false) process.stderr.write(`--- ${node} (the last ${FAILED_LOG_LINES} lines of its log)\n${log.join('').split('\n').slice(-FAILED_LOG_LINES - 1).join('\n')}\n`);
+      });
       return child;
     },
     status: async (node) => (await request(node, 'status')) as Status,
