@@ -9,9 +9,9 @@ import type { Config, NodeConfig } from '../config/schema.js';
 import { ControlError } from '../control/protocol.js';
 import type { ControlServer } from '../control/server.js';
 import { DbWriteError } from '../db/database.js';
-import { registrationCheck, type HostWrite } from '../db/flows.js';
+import { registrationCheck } from '../db/flows.js';
+import type { NodeRequest } from '../db/node-record.js';
 import type { AppObject } from '../db/object.js';
-import { planDrain, planSwitchover, planUndrain, type SwitchoverContext } from '../db/switchover.js';
 import { defaultSendMode, type DistressReason, type SendMode } from '../wire/distress.js';
 import type { DistressLink } from './distress-link.js';
 import type { FlowRunner } from './flow-runner.js';
@@ -21,6 +21,8 @@ import type { PowerFence } from './power-fence.js';
 import type { PowerWatch } from './power-watch.js';
 import type { Replication } from './replication.js';
 import type { StayOut } from './stay-out.js';
+import { SwitchoverRequests } from './switchover-requests.js';
+import type { Rejuvenator } from './rejuvenation.js';
 
 /** A resume marker is a pointer (a position, a key), not a payload. */
 const MAX_MARKER_TEXT = 4096;
@@ -44,6 +46,7 @@ export interface ControlDeps {
   out(): StayOut | undefined;
   leave(reason: DistressReason, mode: SendMode, source: string, text: string): Promise<void>;
   rejoin(): Promise<object>;
+  rejuvenator(): Rejuvenator | undefined;
 }
 
 export function registerControlCommands(control: ControlServer, d: ControlDeps): void {
@@ -60,20 +63,28 @@ export function registerControlCommands(control: ControlServer, d: ControlDeps):
       throw new ControlError('out', `${d.self.name} is out of the cluster since ${out.since || 'an unknown time'} (distress: ${out.reason}${out.text ? `, ${out.text}` : ''}); run \`vigil rejoin\` first`);
     }
   };
-  const switchContext = (): SwitchoverContext => ({ by: d.self.name, now: Date.now(), isAlive: (n) => n === d.self.name || d.isAlive(n) });
-  const writeRequest = (tag: string, w: HostWrite): void => {
-    refused(() => db().update(tag, w.patch, d.self.name, Date.now(), { ifHost: w.ifHost }));
-    void d.replication.changed([tag]); // the answer waits for the switchover itself, far longer than the save
+  const rejuvenator = (): Rejuvenator => {
+    const r = d.rejuvenator();
+    if (!r) throw new ControlError('out', `${d.self.name} is out of the cluster: no rejuvenation`);
+    return r;
   };
-  const awaitSwitchover = async (tag: string, requestedAt: number, waitMs: number): Promise<SwitchoverAnswer> => {
+  const knownNode = (node: string): void => {
+    if (!d.config.nodes.some((n) => n.name === node)) throw new ControlError('not_found', `no node ${node} in this cluster's configuration`);
+  };
+  /** Writes an operator's request into the node's record, and waits for that node to act on it. */
+  const request = async (node: string, q: Omit<NodeRequest, 'by' | 'at'>, waitMs: number): Promise<object> => {
+    const at = Date.now();
+    refused(() => db().requestNode(node, { ...q, by: d.self.name, at }));
+    await d.replication.changed([], [], [node]);
     const until = performance.now() + waitMs;
     for (;;) {
-      const ended = performance.now() >= until;
-      const r = switchoverOutcome(db().get(tag), requestedAt, tag, ended);
-      if (r) return r;
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      const r = db().node(node);
+      const handled = r?.handledRequestAt !== undefined && r.handledRequestAt >= at;
+      if (handled || performance.now() >= until) return { node, action: q.action, handled, record: r ?? null };
+      await new Promise((resolve) => setTimeout(resolve, 100));
     }
   };
+  const switchovers = new SwitchoverRequests({ self: d.self.name, replication: d.replication, isAlive: (n) => d.isAlive(n) });
   control
     .handle('status', z.object({}), () => d.status(), 'read')
     .handle('db.show', z.object({}), () => ({ ...db().snapshot(), digest: db().digest() }), 'read')
@@ -98,28 +109,37 @@ export function registerControlCommands(control: ControlServer, d: ControlDeps):
     // (check-and-set on HOST), the target and the source carry it out, and the answer waits for its end.
     .handle('switchover', z.object({ tag: z.string(), to: z.string().optional(), waitMs: waitParam }), async ({ tag, to, waitMs }) => {
       assertMember();
-      const plan = planSwitchover(existing(tag), to, switchContext());
-      if (!plan.ok) throw new ControlError('refused', plan.reason);
-      writeRequest(tag, plan.write);
-      const r = await awaitSwitchover(tag, plan.record.requestedAt, waitMs);
-      if (r.outcome === 'refused' || r.outcome === 'aborted') throw new ControlError('refused', `${tag}: ${r.reason ?? r.outcome}`);
-      return r;
+      return switchovers.switchover(existing(tag), to, waitMs);
     })
     .handle('drain', z.object({ node: z.string(), undo: z.boolean().default(false), waitMs: waitParam }), async ({ node, undo, waitMs }) => {
       assertMember();
       if (!d.config.nodes.some((n) => n.name === node)) throw new ControlError('not_found', `no node ${node} in this cluster's configuration`);
-      const steps = (undo ? planUndrain : planDrain)(db().list(), node, switchContext());
-      const results = await Promise.all(steps.map(async (st) => {
-        if (st.action === 'stay') return { tag: st.tag, outcome: 'stays', reason: st.reason };
-        try {
-          writeRequest(st.tag, st.write);
-        } catch (e) {
-          return { tag: st.tag, outcome: 'refused', reason: (e as Error).message };
-        }
-        if (st.action === 'mark') return { tag: st.tag, outcome: undo ? 'unmarked' : 'marked', ...(st.reason ? { reason: st.reason } : {}) };
-        return awaitSwitchover(st.tag, st.record.requestedAt, waitMs);
-      }));
-      return { node, undo, apps: results };
+      return { node, undo, apps: await switchovers.drain(node, undo, waitMs) };
+    })
+    // Rejuvenation (docs/rejuvenation.md): the available-server list, a node's plan, and the operator's
+    // requests, written into the node's record and carried out by that node's agent.
+    .handle('rejuvenation.status', z.object({}), () => ({ nodes: db().nodeRecords(), auto: d.config.rejuvenation.auto, mode: d.config.rejuvenation.mode }), 'read')
+    .handle('rejuvenation.plan', z.object({ node: z.string() }), ({ node }) => {
+      const r = rejuvenator();
+      knownNode(node);
+      return { node, record: db().node(node) ?? null, auto: r.plan(node, false), run: r.plan(node, true) };
+    }, 'read')
+    .handle('rejuvenation.run', z.object({ node: z.string(), reason: z.string().max(500).optional(), waitMs: z.number().int().min(0).max(600_000).default(15_000) }), async ({ node, reason, waitMs }) => {
+      assertMember();
+      knownNode(node);
+      const plan = rejuvenator().plan(node, true);
+      if (!plan.ok) throw new ControlError('refused', plan.why);
+      return request(node, { action: 'run', ...(reason ? { reason } : {}) }, waitMs);
+    })
+    .handle('rejuvenation.postpone', z.object({ node: z.string(), forMs: z.number().int().min(0).max(366 * 86_400_000), waitMs: z.number().int().min(0).max(600_000).default(15_000) }), async ({ node, forMs, waitMs }) => {
+      assertMember();
+      knownNode(node);
+      return request(node, { action: 'postpone', until: Date.now() + forMs }, waitMs);
+    })
+    .handle('rejuvenation.cancel', z.object({ node: z.string(), reason: z.string().max(500).optional(), waitMs: z.number().int().min(0).max(600_000).default(15_000) }), async ({ node, reason, waitMs }) => {
+      assertMember();
+      knownNode(node);
+      return request(node, { action: 'cancel', ...(reason ? { reason } : {}) }, waitMs);
     })
     .handle('failback.approve', tagParam, ({ tag }) => (assertMember(), d.flows.answerFailback(existing(tag), 'approve')))
     .handle('failback.deny', tagParam, ({ tag }) => (assertMember(), d.flows.answerFailback(existing(tag), 'deny')))
@@ -221,37 +241,6 @@ export function registerControlCommands(control: ControlServer, d: ControlDeps):
 
 /** How long the answer to a switchover or drain waits for it to end (its stops and starts). */
 const waitParam = z.number().int().min(0).max(600_000).default(60_000);
-
-/** How a switchover ended, as the requesting node's replica says (the record written by source and target). */
-export interface SwitchoverAnswer {
-  tag: string;
-  /** complete; refused (by the target: nothing stopped); aborted (the target failed before the handover);
-   * taken-over (the source failed and the target failed it over); failed (the target's start failed and
-   * the source took it back); under-way (the wait ended first: follow it with vigil status). */
-  outcome: 'complete' | 'refused' | 'aborted' | 'taken-over' | 'failed' | 'under-way';
-  reason?: string;
-  from: string;
-  to: string;
-  host: string | null;
-  phase: string;
-  gapMs?: number;
-  tookMs: number;
-}
-
-/** The outcome of the switchover requested at `requestedAt`, once it ended (or the wait did). */
-function switchoverOutcome(o: AppObject | undefined, requestedAt: number, tag: string, ended: boolean): SwitchoverAnswer | undefined {
-  const rec = o?.switchover;
-  if (!o || !rec || rec.requestedAt !== requestedAt) {
-    return ended ? { tag, outcome: 'aborted', reason: 'the request was replaced (another switchover, or the app removed)', from: '', to: '', host: o?.host ?? null, phase: o?.phase ?? 'none', tookMs: Date.now() - requestedAt } : undefined;
-  }
-  if (o.phase === 'switching-over' && !ended) return undefined;
-  if (o.phase === 'failing-over' && !ended) return undefined;
-  const base = { tag, from: rec.from, to: rec.to, host: o.host, phase: o.phase, tookMs: Date.now() - requestedAt };
-  if (rec.refused !== undefined) return { ...base, outcome: rec.ready ? 'aborted' : 'refused', reason: rec.refused };
-  if (o.phase === 'switching-over' || o.phase === 'failing-over') return { ...base, outcome: 'under-way' };
-  if (o.host === rec.to) return rec.appStartedAt !== undefined ? { ...base, outcome: 'complete', ...(rec.gapMs !== undefined ? { gapMs: rec.gapMs } : {}) } : { ...base, outcome: 'taken-over', reason: `${rec.from} failed during the switchover` };
-  return { ...base, outcome: 'failed', reason: o.faults.includes(rec.to) ? `the start on ${rec.to} failed: ${rec.from} took it back` : `HOST is ${o.host ?? 'none'}` };
-}
 
 /** A write the database refuses (too large, too many apps) is the caller's error, said as such. */
 function refused<T>(write: () => T): T {

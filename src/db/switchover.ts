@@ -5,7 +5,7 @@ import type { HostWrite } from './flows.js';
 import type { AppObject, Phase, SwitchoverRecord } from './object.js';
 
 /** The phases a switchover may start from: the app at rest on one node. */
-const AT_REST: readonly Phase[] = ['normal', 'failed-over', 'switched-over'];
+export const AT_REST: readonly Phase[] = ['normal', 'failed-over', 'switched-over'];
 
 export interface SwitchoverContext {
   /** The node writing the request (the operator's). */
@@ -74,13 +74,14 @@ export function planDrain(apps: readonly AppObject[], node: string, ctx: Omit<Sw
 
 /**
  * Undo a drain of `node`: the mark is lifted, and an app whose primary is the node, moved off it by the
- * drain and still parked on its backup (switched-over), is switched back.
+ * drain and still parked on its backup (switched-over), is switched back (unless `moveBack` is false: a
+ * rejuvenated node comes back as the spare, and its apps stay where they run).
  */
-export function planUndrain(apps: readonly AppObject[], node: string, ctx: Omit<SwitchoverContext, 'drain' | 'undrain'>): DrainStep[] {
+export function planUndrain(apps: readonly AppObject[], node: string, ctx: Omit<SwitchoverContext, 'drain' | 'undrain'>, moveBack = true): DrainStep[] {
   const steps: DrainStep[] = [];
   for (const o of apps) {
     if (o.keepOff !== node) continue;
-    const movedByDrain = o.primary === node && o.host === o.backup && o.phase === 'switched-over' && o.switchover?.drain === true && o.switchover.from === node;
+    const movedByDrain = moveBack && o.primary === node && o.host === o.backup && o.phase === 'switched-over' && o.switchover?.drain === true && o.switchover.from === node;
     if (movedByDrain) {
       const d = planSwitchover(o, node, { ...ctx, undrain: true });
       if (d.ok) {
