@@ -6,6 +6,7 @@
 #include "ipmi_device.h"
 #include "modem_lines.h"
 #include "peer_cred.h"
+#include "reexec.h"
 #include "sd_notify.h"
 #include "sg_device.h"
 #include "watchdog_keeper.h"
@@ -20,6 +21,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("IpmiDevice", vigil::IpmiDevice::Init(env));
   exports.Set("WatchdogKeeper", vigil::WatchdogKeeper::Init(env));
   exports.Set("getPeerCred", Napi::Function::New(env, vigil::GetPeerCred, "getPeerCred"));
+  exports.Set("reexec", Napi::Function::New(env, vigil::Reexec, "reexec"));
   exports.Set("sdNotify", Napi::Function::New(env, vigil::SdNotify, "sdNotify"));
   return exports;
 }

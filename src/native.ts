@@ -263,6 +263,7 @@ export interface NativeAddon {
   DistressSender: NativeDistressSenderClass;
   getPeerCred(fd: number): PeerCred;
   sdNotify(message: string): boolean;
+  reexec(path: string, argv: string[]): never;
 }
 
 let addon: NativeAddon | undefined;
@@ -292,4 +293,12 @@ export function getPeerCred(fd: number): PeerCred {
  */
 export function sdNotify(message: string): boolean {
   return nativeAddon().sdNotify(message);
+}
+
+/**
+ * execv(2) of `path` with `argv` in place of this process (the rejuvenation ladder's agent rung): the pid
+ * stays, everything else is new. Returns only by throwing a NativeSystemError (ENOENT, EACCES, ...).
+ */
+export function reexec(path: string, argv: string[]): never {
+  return nativeAddon().reexec(path, argv);
 }
