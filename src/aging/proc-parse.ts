@@ -97,3 +97,20 @@ export function parseOpenFilesLimit(text: string, pid: number | string = 'PID'):
   if (!/^\d+$/.test(soft)) throw new ProcParseError(file, `expected a number or "unlimited" as the soft limit of open files, got ${JSON.stringify(soft)}`);
   return Number(soft);
 }
+
+/**
+ * /proc/PID/stat → the CPU time the process used, in clock ticks (utime + stime, fields 14 and 15). The
+ * command name (field 2) is in parentheses and may hold spaces and parentheses: fields count from the last ')'.
+ */
+export function parseCpuTicks(text: string, pid: number | string = 'PID'): number {
+  const file = `/proc/${pid}/stat`;
+  const close = text.lastIndexOf(')');
+  if (close < 0) throw new ProcParseError(file, 'no ")" closing the command name');
+  const fields = text.slice(close + 1).trim().split(/\s+/); // fields[0] is field 3, the state
+  const utime = fields[11];
+  const stime = fields[12];
+  if (utime === undefined || stime === undefined || !/^\d+$/.test(utime) || !/^\d+$/.test(stime)) {
+    throw new ProcParseError(file, 'expected utime and stime as fields 14 and 15');
+  }
+  return Number(utime) + Number(stime);
+}

@@ -8,7 +8,7 @@ import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
 
 import { AgingMonitor, type AgingTransition, type AppReadings, type NodeReadings, type SignalJudgement } from '../aging/monitor.js';
-import { parseLoadAvg, parseMemInfo, parseOpenFilesLimit, parseProcessStatus, parseUptime } from '../aging/proc-parse.js';
+import { parseCpuTicks, parseLoadAvg, parseMemInfo, parseOpenFilesLimit, parseProcessStatus, parseUptime } from '../aging/proc-parse.js';
 import type { AgingConfig } from '../config/schema.js';
 import type { AgentLog } from './log.js';
 import type { Notices } from './notices.js';
@@ -52,8 +52,20 @@ export async function readApp(pid: number, proc = '/proc'): Promise<AppReadings>
   return { status: parseProcessStatus(status, pid), fdLimit: parseOpenFilesLimit(limits, pid), fds: fds.length };
 }
 
+/** What the rejuvenation needs of the latest round: the node's readings, and each app's RSS and CPU use. */
+export interface LatestReadings {
+  node: NodeReadings | undefined;
+  /** By tag: RSS in bytes, and CPU in CPUs (the process's CPU time over the last round's wall time). */
+  apps: Record<string, { rss: number; cpu: number }>;
+}
+
+/** Clock ticks per second of /proc/PID/stat: USER_HZ, 100 on every Linux architecture vigil runs on. */
+const USER_HZ = 100;
+
 export class AgingSampler {
   private readonly monitor: AgingMonitor;
+  private lastNode: NodeReadings | undefined;
+  private readonly lastApps = new Map<string, { pid: number; rss: number; ticks: number; at: number; cpu: number }>();
   private timer: NodeJS.Timeout | undefined;
   private busy = false;
   private error: string | null = null;
@@ -82,19 +94,34 @@ export class AgingSampler {
       const node = await readNode(this.d.proc).then((r) => r, (e: unknown) => this.readError(e));
       if (!node) return;
       this.error = null;
+      this.lastNode = node;
       const t = performance.now();
       this.report(this.monitor.observeNode(t, node));
       const apps = this.d.apps();
       this.monitor.keepApps(apps.map((a) => a.tag));
+      for (const tag of this.lastApps.keys()) if (!apps.some((a) => a.tag === tag)) this.lastApps.delete(tag);
       for (const { tag, pid } of apps) {
         // The process may exit between the list and the read: its flow deals with that; nothing to judge.
         // Each app's reads yield to the event loop, so a round's judging never holds it for long.
         const r = await readApp(pid, this.d.proc).catch(() => undefined);
         if (r) this.report(this.monitor.observeApp(tag, pid, performance.now(), r));
+        const ticks = await readFile(`${this.d.proc ?? '/proc'}/${pid}/stat`, 'utf8').then((x) => parseCpuTicks(x, pid), () => undefined);
+        if (r && ticks !== undefined) this.noteApp(tag, pid, r.status.rss, ticks);
       }
     } finally {
       this.busy = false;
     }
+  }
+
+  private noteApp(tag: string, pid: number, rss: number, ticks: number): void {
+    const at = performance.now();
+    const prev = this.lastApps.get(tag);
+    const cpu = prev && prev.pid === pid && at > prev.at ? Math.max(0, (ticks - prev.ticks) / USER_HZ / ((at - prev.at) / 1000)) : 0;
+    this.lastApps.set(tag, { pid, rss, ticks, at, cpu });
+  }
+
+  latest(): LatestReadings {
+    return { node: this.lastNode, apps: Object.fromEntries([...this.lastApps].map(([tag, a]) => [tag, { rss: a.rss, cpu: a.cpu }])) };
   }
 
   private readError(e: unknown): undefined {

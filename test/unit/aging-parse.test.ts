@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import t from 'tap';
 
 import {
+  parseCpuTicks,
   parseLoadAvg, parseMemInfo, parseOpenFilesLimit, parseProcessStatus, parseUptime, ProcParseError,
 } from '../../src/aging/proc-parse.js';
 import { repoFile } from '../support/paths.js';
@@ -59,4 +60,11 @@ t.test('limits: the soft limit of open files; unlimited is undefined; garbage re
   t.equal(parseOpenFilesLimit('Max open files            unlimited            unlimited            files\n'), undefined);
   t.throws(() => parseOpenFilesLimit('Max cpu time unlimited unlimited seconds\n', 9), { message: '/proc/9/limits: no "Max open files" line' });
   t.throws(() => parseOpenFilesLimit('Max open files            lots            1            files\n'), /expected a number or "unlimited"/);
+});
+
+t.test('/proc/PID/stat: utime + stime in clock ticks, counted from the last ")" (a command name may hold spaces and parentheses)', async (t) => {
+  const stat = '4242 (my (odd) app) S 1 4242 4242 0 -1 4194560 1000 0 0 0 150 25 0 0 20 0 3 0 12345 1000000 500 18446744073709551615';
+  t.equal(parseCpuTicks(stat, 4242), 175);
+  t.throws(() => parseCpuTicks('4242 my app S 1', 4242), /\/proc\/4242\/stat: no "\)" closing the command name/);
+  t.throws(() => parseCpuTicks('4242 (x) S 1 2 3', 4242), /expected utime and stime as fields 14 and 15/);
 });
