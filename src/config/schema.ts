@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { GENERICUPS_TYPES, parseSignal } from '../power/contact-closure.js';
 import { NUT_DEFAULT_PORT } from '../power/nut.js';
 import type { SendMode } from '../power/policy.js';
+import { LADDER_STEPS, type LadderStep } from '../db/node-record.js';
 
 import { DEFAULT_CONTROL_SOCKET } from './defaults.js';
 import { accountName, fsType, ifname, mountOption, mountPath, validPrefix } from './resource-rules.js';
@@ -424,6 +425,45 @@ const agingSchema = z.strictObject({
   threads: z.strictObject({ enter: count(1, 4_194_304), leave: count(0, 4_194_304) }).optional(),
 });
 
+// Rejuvenation (src/rejuvenation/, src/daemon/rejuvenation.ts, docs/rejuvenation.md "Rejuvenation").
+export const DEFAULT_REJUVENATION = {
+  auto: false,
+  mode: 'active-active' as const,
+  lowLoadPerCpu: 0.5,
+  deadlineMs: 3_600_000,
+  headroom: { maxLoadPerCpu: 0.8, minMemAvailable: 0.2 },
+  duplexTimeoutMs: 120_000,
+  settleMs: 30_000,
+  probationMs: 600_000,
+  ladder: ['apps', 'agent', 'caches', 'reboot', 'power-cycle'] as LadderStep[],
+  absenceMs: { agent: 60_000, reboot: 600_000, powerCycle: 900_000 },
+};
+
+const rejuvenationSchema = z.strictObject({
+  auto: z.boolean().default(DEFAULT_REJUVENATION.auto),
+  mode: z.enum(['active-standby', 'active-active'], { error: 'expected active-standby or active-active' }).default(DEFAULT_REJUVENATION.mode),
+  lowLoadPerCpu: z.number(wrongType('expected a load per CPU')).min(0).max(1000).default(DEFAULT_REJUVENATION.lowLoadPerCpu),
+  deadlineMs: ms(0).default(DEFAULT_REJUVENATION.deadlineMs),
+  headroom: z.strictObject({
+    maxLoadPerCpu: z.number(wrongType('expected a load per CPU')).min(0).max(1000).default(DEFAULT_REJUVENATION.headroom.maxLoadPerCpu),
+    minMemAvailable: z.number(wrongType(FRACTION)).min(0, FRACTION).max(1, FRACTION).default(DEFAULT_REJUVENATION.headroom.minMemAvailable),
+  }).prefault({}),
+  duplexTimeoutMs: ms(1000).default(DEFAULT_REJUVENATION.duplexTimeoutMs),
+  settleMs: ms(0).default(DEFAULT_REJUVENATION.settleMs),
+  probationMs: ms(0).default(DEFAULT_REJUVENATION.probationMs),
+  ladder: z.array(z.enum(LADDER_STEPS, { error: `expected a rung: ${LADDER_STEPS.join(', ')}` })).min(1, 'expected at least one rung')
+    .refine((l) => new Set(l).size === l.length, 'a rung appears twice')
+    .refine((l) => l.every((x, i) => i === 0 || LADDER_STEPS.indexOf(x) > LADDER_STEPS.indexOf(l[i - 1]!)), `expected the rungs in the ladder's order: ${LADDER_STEPS.join(', ')}`)
+    .default(DEFAULT_REJUVENATION.ladder),
+  absenceMs: z.strictObject({
+    agent: ms(1000).default(DEFAULT_REJUVENATION.absenceMs.agent),
+    reboot: ms(1000).default(DEFAULT_REJUVENATION.absenceMs.reboot),
+    powerCycle: ms(1000).default(DEFAULT_REJUVENATION.absenceMs.powerCycle),
+  }).prefault({}),
+  // What each hard rung runs. caches: absent, vigild itself syncs, drops the caches and compacts memory.
+  commands: z.strictObject({ caches: argv.optional(), reboot: argv.default(['systemctl', 'reboot']) }).prefault({}),
+});
+
 export const configSchema = z.strictObject({
   cluster: name('a cluster name'),
   keyFile: filePath,
@@ -447,6 +487,7 @@ export const configSchema = z.strictObject({
   fencing: fencingSchema.prefault({}),
   watchdog: watchdogSchema.prefault({}),
   aging: agingSchema.prefault({}),
+  rejuvenation: rejuvenationSchema.prefault({}),
 }, {
   error: (iss) => (iss.code === 'invalid_type' ? 'expected a mapping with cluster, keyFile, networks and nodes (see docs/config.md)' : undefined),
 });
@@ -999,6 +1040,22 @@ export interface AgingConfig {
   threads: { enter: number; leave: number } | undefined;
 }
 
+/** Rejuvenation (docs/rejuvenation.md, "Rejuvenation"). */
+export interface RejuvenationConfig {
+  /** Act on the aging monitor's judgement by itself; false: plan and alert, an operator runs it. */
+  auto: boolean;
+  mode: 'active-standby' | 'active-active';
+  lowLoadPerCpu: number;
+  deadlineMs: number;
+  headroom: { maxLoadPerCpu: number; minMemAvailable: number };
+  duplexTimeoutMs: number;
+  settleMs: number;
+  probationMs: number;
+  ladder: LadderStep[];
+  absenceMs: { agent: number; reboot: number; powerCycle: number };
+  commands: { caches: string[] | undefined; reboot: string[] };
+}
+
 export interface Config {
   /** The configuration file, absolute. */
   source: string;
@@ -1020,6 +1077,7 @@ export interface Config {
   fencing: FencingConfig;
   watchdog: WatchdogConfig;
   aging: AgingConfig;
+  rejuvenation: RejuvenationConfig;
 }
 
 /** The schema's output (which passed crossCheck) as a Config; relative paths resolve against `baseDir`. */
@@ -1084,6 +1142,7 @@ export function toConfig(p: Parsed, source: string, baseDir: string): Config {
     fencing: p.fencing,
     watchdog: p.watchdog,
     aging: { ...p.aging, threads: p.aging.threads },
+    rejuvenation: { ...p.rejuvenation, commands: { caches: p.rejuvenation.commands.caches, reboot: p.rejuvenation.commands.reboot } },
   };
 }
 

@@ -83,6 +83,8 @@ export interface NodeRecord {
   /** Wall-clock ms the state began. */
   since: number;
   headroom?: Headroom;
+  /** The aging monitor's verdict on the node and its apps: unstable (why), and the soonest estimated exhaustion. */
+  aging?: { unstable: boolean; why: string; etaMs: number | null };
   /** The current rejuvenation, or the last one once it ended. */
   rejuvenation?: RejuvenationRecord;
   request?: NodeRequest;
@@ -113,6 +115,7 @@ export const nodeRecordSchema = z.strictObject({
     at: count, cpus: z.int().min(1).max(65_536), load: z.number().min(0), memTotal: count, memAvailable: count,
     apps: z.record(z.string().regex(NAME), z.strictObject({ rss: count, cpu: z.number().min(0) })),
   }).optional(),
+  aging: z.strictObject({ unstable: z.boolean(), why: text, etaMs: z.number().min(0).nullable() }).optional(),
   rejuvenation: z.strictObject({
     startedAt: count, by: nodeName, reason: text,
     moved: z.array(z.strictObject({ tag: z.string().regex(NAME), to: nodeName })).max(128),
