@@ -181,6 +181,45 @@ function agingValue(v: number, unit: string | undefined): string {
   return String(Math.round(v * 10) / 10);
 }
 
+interface StepView { step: string; outcome?: string; detail?: string; startedAt: number }
+/** A node's record in the available-server list, as the agent answers it (src/db/node-record.ts). */
+export interface NodeRecordView {
+  node: string; role: string; state: string; since: number;
+  headroom?: { cpus: number; load: number; memTotal: number; memAvailable: number };
+  aging?: { unstable: boolean; why: string; etaMs: number | null };
+  rejuvenation?: { startedAt: number; by: string; reason: string; moved: { tag: string; to: string }[]; steps: StepView[]; absentUntil?: number; outcome?: string; endedAt?: number; why?: string };
+  notBefore?: number;
+}
+const iso = (ms: number) => new Date(ms).toISOString();
+
+/** One node's line, and its rejuvenation's timeline under it. */
+export function formatRecord(r: NodeRecordView): string[] {
+  const h = r.headroom;
+  const room = h ? `, load ${(h.load / h.cpus).toFixed(2)}/cpu, memory available ${(100 * h.memAvailable / h.memTotal).toFixed(0)}%` : '';
+  const aging = r.aging?.unstable ? `, aging: ${r.aging.why}` : '';
+  const lines = [`${r.node}: ${r.state} (${r.role}) since ${iso(r.since)}${room}${aging}${r.notBefore && r.notBefore > Date.now() ? `, postponed until ${iso(r.notBefore)}` : ''}`];
+  const j = r.rejuvenation;
+  if (j) {
+    lines.push(`  rejuvenation started ${iso(j.startedAt)} by ${j.by}: ${j.reason}`);
+    if (j.moved.length) lines.push(`    moved: ${j.moved.map((m) => `${m.tag} to ${m.to}`).join(', ')}`);
+    for (const s of j.steps) lines.push(`    rung ${s.step} at ${iso(s.startedAt)}: ${s.outcome ?? 'under way'}${s.detail ? ` (${s.detail})` : ''}`);
+    if (j.absentUntil && !j.outcome) lines.push(`    planned absence until ${iso(j.absentUntil)}`);
+    if (j.outcome) lines.push(`    ended ${j.endedAt ? iso(j.endedAt) : ''}: ${j.outcome}${j.why ? ` (${j.why})` : ''}`);
+  }
+  return lines;
+}
+
+/**
+ * The available-server list, only while a node is out of it (or its rejuvenation failed): that node's
+ * line and its rejuvenation's timeline, as `vigil rejuvenation status` prints them.
+ */
+export function rejuvenationLines(rejuvenation: unknown): string[] {
+  if (rejuvenation === undefined || rejuvenation === null) return [];
+  const nodes = list(obj(rejuvenation).nodes) as unknown as NodeRecordView[];
+  const out = nodes.filter((r) => r.state !== 'available');
+  return out.length ? ['rejuvenation', ...out.flatMap((r) => formatRecord(r).map((l) => `  ${l}`))] : [];
+}
+
 /**
  * The aging monitor: one line per signal that is unstable (or whose condition holds, pending the hold
  * time), with what makes it so; nothing while every signal is stable (`vigil status --json` has them all).
@@ -264,6 +303,7 @@ export function formatStatus(status: unknown, options: FormatOptions = {}): stri
   lines.push(apps.length ? 'apps' : 'apps: none');
   for (const a of apps) lines.push(...appLines(a, opts));
   lines.push(...agingLines(s.aging));
+  lines.push(...rejuvenationLines(s.rejuvenation));
   const notices = list(s.notices).slice(-(options.notices ?? 10));
   if (notices.length) {
     lines.push('notices (newest last)');

@@ -4,6 +4,7 @@ import { Command } from 'commander';
 
 import { packageVersion } from '../util/package-root.js';
 import { clusterCommands } from './cluster-commands.js';
+import { rejuvenationCommand } from './rejuvenation-commands.js';
 import { collectCommand } from './collect-command.js';
 import { distressCommands } from './distress-commands.js';
 import { doctorCommand } from './doctor-commands.js';
@@ -28,5 +29,6 @@ const program = new Command('vigil')
 
 for (const c of clusterCommands()) program.addCommand(c);
 for (const c of distressCommands()) program.addCommand(c);
+program.addCommand(rejuvenationCommand());
 
 await program.parseAsync(process.argv);

@@ -44,7 +44,9 @@ import { OwnStalls } from './own-stalls.js';
 import { PeerClocks } from './peer-clocks.js';
 import { PeerIncarnations } from './peer-incarnations.js';
 import { PowerWatch } from './power-watch.js';
+import { Rejuvenator } from './rejuvenation.js';
 import { Replication } from './replication.js';
+import { SwitchoverRequests } from './switchover-requests.js';
 import { NO_DISKS, resourceName, Resources, type DiskOwnership } from './resources.js';
 import { PowerFence } from './power-fence.js';
 import { NodeWatchdog, watchdogStatus } from './watchdog.js';
@@ -133,6 +135,8 @@ export class Agent {
   private ownStalls: OwnStalls | undefined;
   /** The aging monitor (docs/rejuvenation.md); undefined when `aging.enabled` is false or the node is out. */
   private aging: AgingSampler | undefined;
+  /** Seed 000's loop on this node (docs/rejuvenation.md); undefined while the node is out. */
+  private rejuvenator: Rejuvenator | undefined;
   private readonly clockSampler: ClockSampler;
   private readonly peerClocks = new PeerClocks();
   private readonly linkLoss: LinkLoss;
@@ -227,6 +231,7 @@ export class Agent {
   private abandonStart(): void {
     clearInterval(this.timer);
     this.aging?.stop();
+    this.rejuvenator?.stop();
     clearInterval(this.relinquishTimer);
     this.engine?.stop();
     this.engine = undefined;
@@ -292,6 +297,7 @@ export class Agent {
       out: () => this.out,
       leave: (reason, mode, source, text) => this.leave(reason, mode, source, text),
       rejoin: () => this.rejoin(),
+      rejuvenator: () => this.rejuvenator,
     });
     this.out = await readStayOut(this.config.stateDir);
     if (this.out) {
@@ -351,6 +357,14 @@ export class Agent {
       this.aging = new AgingSampler({ config: this.config.aging, log: this.log, notices: this.notices, apps: () => this.runningApps() });
       this.aging.start();
     }
+    const switchovers = new SwitchoverRequests({ self: this.self.name, replication: this.replication, isAlive: (n) => this.isAlive(n) });
+    this.rejuvenator = new Rejuvenator({
+      config: this.config, self: this.self, log: this.log, notices: this.notices, db: () => this.db,
+      changed: (nodes) => this.replication.changed([], [], nodes), isAlive: (n) => this.isAlive(n),
+      aging: () => this.aging && { latest: this.aging.latest(), status: this.aging.status() },
+      drain: (undo, waitMs) => switchovers.drain(this.self.name, undo, waitMs, false),
+    });
+    this.rejuvenator.start();
     if (this.disks) {
       const disks = this.disks;
       this.relinquishTimer = setInterval(() => {
@@ -369,6 +383,7 @@ export class Agent {
     await this.leaving?.catch(() => {});
     clearInterval(this.timer);
     this.aging?.stop();
+    this.rejuvenator?.stop();
     clearInterval(this.relinquishTimer);
     this.engine?.stop();
     this.messenger?.close();
@@ -430,6 +445,8 @@ export class Agent {
       clearInterval(this.relinquishTimer);
       this.aging?.stop();
       this.aging = undefined;
+      this.rejuvenator?.stop();
+      this.rejuvenator = undefined;
       this.engine?.stop();
       this.engine = undefined;
       await this.flows.stopAll(true);
@@ -793,6 +810,7 @@ export class Agent {
       out: this.out ?? null,
       distress: sender && { armed: sender.armed, realtime: sender.realtime },
       aging: this.aging?.status() ?? null,
+      rejuvenation: this.rejuvenator ? { auto: this.config.rejuvenation.auto, mode: this.config.rejuvenation.mode, ladder: this.config.rejuvenation.ladder, nodes: this.db.nodeRecords() } : null,
     };
   }
 

@@ -84,7 +84,8 @@ export function registerControlCommands(control: ControlServer, d: ControlDeps):
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
   };
-  const switchovers = new SwitchoverRequests({ self: d.self.name, replication: d.replication, isAlive: (n) => d.isAlive(n) });
+  // Read when used: registering the methods needs none of the agent's parts.
+  const switchovers = new SwitchoverRequests({ get self() { return d.self.name; }, get replication() { return d.replication; }, isAlive: (n) => d.isAlive(n) });
   control
     .handle('status', z.object({}), () => d.status(), 'read')
     .handle('db.show', z.object({}), () => ({ ...db().snapshot(), digest: db().digest() }), 'read')

@@ -5,6 +5,7 @@ import type { AppType, Phase, SwitchoverRecord } from '../db/object.js';
 import type { PeerSnapshot } from '../membership/membership.js';
 import type { HeartbeatSnapshot } from '../native.js';
 import type { PowerState } from '../power/source.js';
+import type { NodeRecord } from '../db/node-record.js';
 import type { AgingStatus } from './aging.js';
 import type { LastFailover } from './failover-times.js';
 import type { PeerClock } from './peer-clocks.js';
@@ -132,6 +133,8 @@ export interface StatusLike {
   view?: { valid: boolean; bound: boolean; why: string; watchdogBoundMs: number | null; peers: Record<string, { watchdogBoundMs: number | null; bound: boolean }> };
   /** The aging monitor's judgements (src/daemon/aging.ts); null when it is off (or the node is out). Optional. */
   aging?: AgingStatus | null;
+  /** The available-server list and this node's rejuvenation settings (docs/rejuvenation.md); null while out. Optional. */
+  rejuvenation?: { auto: boolean; mode: string; ladder: string[]; nodes: NodeRecord[] } | null;
   /** This node's last completed failover of each app, by phase (src/daemon/failover-times.ts). Optional. */
   failovers?: LastFailover[];
   /** Per peer with a BMC: this node's power fences of it (src/daemon/power-fence.ts). Optional. */

@@ -175,7 +175,7 @@ t.test('behaviour 5: when a stale replica rejoins, newer overwrites older and ne
   b.update('a', { host: 'b', phase: 'failed-over' }, 'b', T0 + 10); // 4D
   // 4E: P comes back with host=p; 4F: the sync copies B's object onto P's, in both directions.
   const plan = syncPlan(stale.versionMap(), b.versionMap());
-  t.same(plan, { send: { apps: [], markers: [] }, request: { apps: ['a'], markers: [] } });
+  t.same(plan, { send: { apps: [], markers: [], nodes: [] }, request: { apps: ['a'], markers: [], nodes: [] } });
   t.same(b.merge(stale.get('a')!), { applied: false, conflict: false }, 'B keeps its newer object');
   stale.mergeSnapshot(b.records(plan.request));
   t.equal(stale.get('a')?.host, 'b');
@@ -461,11 +461,11 @@ t.test('sync plan: what to send and what to request, and one round makes two rep
   a.merge(b.entry('gone')!);
   a.remove('gone', 'p', T0 + 2);
   const plan = syncPlan(a.versionMap(), b.versionMap());
-  t.same(plan, { send: { apps: ['both', 'gone', 'only-a'], markers: [] }, request: { apps: ['only-b'], markers: ['both'] } });
+  t.same(plan, { send: { apps: ['both', 'gone', 'only-a'], markers: [], nodes: [] }, request: { apps: ['only-b'], markers: ['both'], nodes: [] } });
   b.mergeSnapshot(a.records(plan.send));
   a.mergeSnapshot(b.records(plan.request));
   t.equal(a.digest(), b.digest());
-  t.same(syncPlan(a.versionMap(), b.versionMap()), { send: { apps: [], markers: [] }, request: { apps: [], markers: [] } });
+  t.same(syncPlan(a.versionMap(), b.versionMap()), { send: { apps: [], markers: [], nodes: [] }, request: { apps: [], markers: [], nodes: [] } });
 });
 
 t.test('a version map from the network: checked, and a tag named like an Object member is just a tag', async (t) => {
