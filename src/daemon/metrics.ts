@@ -13,6 +13,7 @@ import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { AgentLog } from './log.js';
 import { POWER_STATES } from '../power/source.js';
 import type { AgingJudgementStatus } from './aging.js';
+import { NODE_STATES } from '../db/node-record.js';
 import { FAILOVER_PHASES } from './failover-times.js';
 import type { DiskMetricsStatus, NoticeStatus, StatusLike } from './status.js';
 
@@ -212,6 +213,17 @@ export function metricsRegistry(source: StatusSource): { registry: Registry; scr
     aging((j) => j.slopePerHour));
   gauge('vigil_aging_eta_seconds', 'Estimated seconds until the signal reaches its limit at its trend (absent: not heading there)', ['signal', 'app'],
     aging((j) => (j.etaMs === null ? null : j.etaMs / 1000)));
+
+  // ---- rejuvenation (seed 000): the available-server list as this node's replica holds it ----
+  const listed = (st: StatusLike) => st.rejuvenation?.nodes ?? [];
+  gauge('vigil_node_list_state', "A node's state in the available-server list: 1 for the current state, 0 for the others", ['node', 'state'],
+    (st) => listed(st).flatMap((r) => NODE_STATES.map((state) => smp({ node: r.node, state }, r.state === state ? 1 : 0))));
+  gauge('vigil_rejuvenation_last_end_timestamp_seconds', "When the node's last rejuvenation ended (the time between rejuvenations: its changes)", ['node', 'outcome'],
+    (st) => listed(st).flatMap((r) => (r.rejuvenation?.endedAt && r.rejuvenation.outcome ? [smp({ node: r.node, outcome: r.rejuvenation.outcome }, r.rejuvenation.endedAt / 1000)] : [])));
+  gauge('vigil_rejuvenation_last_duration_seconds', "How long the node's last rejuvenation took, from its decision to its end", ['node', 'outcome'],
+    (st) => listed(st).flatMap((r) => (r.rejuvenation?.endedAt && r.rejuvenation.outcome ? [smp({ node: r.node, outcome: r.rejuvenation.outcome }, (r.rejuvenation.endedAt - r.rejuvenation.startedAt) / 1000)] : [])));
+  gauge('vigil_switchover_gap_seconds', "The app's last planned switchover's service gap (the source's stop to the target's start)", ['tag', 'from', 'to'],
+    (st) => st.apps.flatMap((a) => (a.switchover?.gapMs !== undefined ? [smp({ tag: a.tag, from: a.switchover.from, to: a.switchover.to }, a.switchover.gapMs / 1000)] : [])));
 
   // The process itself (process_*, nodejs_*: the names dashboards expect, hence no vigil_ prefix).
   collectDefaultMetrics({ register: registry });

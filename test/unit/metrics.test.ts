@@ -300,3 +300,23 @@ t.test("docs/cluster.md's table names every vigil metric the endpoint declares, 
   }
   t.same([...rows.keys()].filter((name) => !declared.some((m) => m.name === name)), [], 'no documented metric that is not declared');
 });
+
+t.test('rejuvenation: each node\'s state in the available-server list, its last rejuvenation, and a switchover\'s service gap', async (t) => {
+  const st = canned();
+  st.rejuvenation = {
+    auto: true, mode: 'active-standby', ladder: ['apps'],
+    nodes: [
+      { node: 'alpha', seq: 1, writtenBy: 'alpha', role: 'spare', state: 'available', since: 0,
+        rejuvenation: { startedAt: 1_000_000, by: 'aging', reason: 'x', moved: [], steps: [], endedAt: 1_090_000, outcome: 'spare' } },
+      { node: 'beta', seq: 1, writtenBy: 'beta', role: 'primary', state: 'probation', since: 0 },
+    ],
+  };
+  st.apps[0]!.switchover = { from: 'alpha', to: 'beta', by: 'alpha', requestedAt: 1, fromPhase: 'normal', appStoppedAt: 10, appStartedAt: 236, gapMs: 226 };
+  const text = await metricsRegistry(() => st).scrape();
+  t.equal(value(text, 'vigil_node_list_state{node="beta",state="probation"}'), 1);
+  t.equal(value(text, 'vigil_node_list_state{node="beta",state="available"}'), 0);
+  t.equal(value(text, 'vigil_rejuvenation_last_end_timestamp_seconds{node="alpha",outcome="spare"}'), 1090);
+  t.equal(value(text, 'vigil_rejuvenation_last_duration_seconds{node="alpha",outcome="spare"}'), 90);
+  t.notOk(/vigil_rejuvenation_last_duration_seconds\{node="beta"/.test(text), 'none for a node not rejuvenated yet');
+  t.equal(value(text, `vigil_switchover_gap_seconds{tag="${st.apps[0]!.tag}",from="alpha",to="beta"}`), 0.226);
+});
