@@ -123,7 +123,11 @@ if (ipmiSimUnavailable()) {
     await c.rig.cut('a', 'lan1');
     await c.rig.cut('a', 'lan2');
     await until('b serves both', async () => ((await c.probe(c.vip(0))) === 'b' && (await c.probe(c.vip(1))) === 'b' ? true : undefined), 30_000, 200);
-    t.same(await bmcs.a!.actions(), ['power 0'], 'the majority powered a off');
+    // Powered off, and nothing else. Once or twice: ipmi_sim answers Chassis Control only after its hook has
+    // killed the node's processes, which under load outlasts the RMCP+ client's retransmit interval, and
+    // ipmi_sim carries out the retransmitted request again (fc17 saw two 'power 0'). Off twice is off.
+    const actions = await bmcs.a!.actions();
+    t.ok(actions.length >= 1 && actions.every((x) => x === 'power 0'), `the majority powered a off (${actions.join(', ')})`);
     t.same(await bmcs.b!.actions(), [], 'a did not fence b');
     t.same(await bmcs.c!.actions(), [], 'nor c');
     t.match(c.log('a'), /in a minority of the cluster and fences nobody/);
