@@ -36,7 +36,6 @@ const RUNS = Number(opt('--runs') ?? 10);
 const KA_RUNS = Number(opt('--ka-runs') ?? 10);
 const ADVERTS = (opt('--advert') ?? '0.1,1').split(',').map(Number);
 const APP_TYPE = opt('--app') ?? 'aware';
-if (APP_TYPE !== 'aware' && APP_TYPE !== 'capable') throw new Error(`bench-switchover: --app aware|capable, not ${APP_TYPE}`);
 const ONLY = opt('--only');
 const wants = (part: 'vigil' | 'keepalived') => ONLY === undefined || ONLY.split(',').includes(part);
 const JSON_OUT = flag('--json');
@@ -47,6 +46,15 @@ const GOAL_FRACTION = 1 / 3;
 
 const out = JSON_OUT ? process.stderr : process.stdout;
 const say = (s: string) => process.stderr.write(`bench-switchover: ${s}\n`);
+
+if (APP_TYPE !== 'aware' && APP_TYPE !== 'capable') {
+  say(`--app: aware or capable, not ${APP_TYPE}`);
+  process.exit(2);
+}
+if (process.getuid?.() !== 0) {
+  say('needs root (network namespaces)');
+  process.exit(1);
+}
 
 process.on('SIGINT', () => process.exit(130)); // so that the rigs' exit hook removes the namespaces
 process.on('SIGTERM', () => process.exit(143));
