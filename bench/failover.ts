@@ -26,24 +26,16 @@
 // --only vigil|distress|keepalived (or a comma list; default all three), --no-load, --json (JSON on stdout,
 // the table on stderr; otherwise the JSON goes to .lab/bench-failover.json). VIGIL_BENCH_VERBOSE=1 prints
 // every run.
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { cpus, loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { cpus, loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import { APP_PORT, createCluster, NAME_SERVER, NETWORKS, until, type Status, type TestCluster, settled } from '../test/support/cluster.js';
-import { createRig, sh, type Rig } from '../test/support/netns.js';
-import { packageRoot } from '../src/util/package-root.js';
-import { killAll, lines, now, pidsIn, powerOff, Prober, Scope, stats, waitFor, type Run, type Stats } from './rig.js';
+import { APP_PORT, createCluster, until, type Status, type TestCluster, settled } from '../test/support/cluster.js';
+import { KeepalivedRig, kaSettings } from './keepalived.js';
+import { flag, lines, now, opt, pidsIn, powerOff, Prober, repeat, Scope, saveReport, stats, waitFor, type Run, type Stats } from './rig.js';
 
 // ---- options ----
 
-const argv = process.argv.slice(2);
-function opt(name: string): string | undefined {
-  const i = argv.indexOf(name);
-  return i >= 0 ? argv[i + 1] : undefined;
-}
 const RUNS = Number(opt('--runs') ?? 20);
 const DEFAULT_RUNS = Number(opt('--default-runs') ?? 10);
 const ADVERTS = (opt('--advert') ?? '0.01,0.1').split(',').map(Number);
@@ -54,8 +46,8 @@ const DISTRESS_RUNS = Number(opt('--distress-runs') ?? process.env.VIGIL_BENCH_D
 const DISTRESS_PROBE_MS = 5;
 /** The goal for the distress path: end-to-end (t0 → the client served by b), p95, in ms. */
 const DISTRESS_GOAL_MS = 300;
-const LOAD = !argv.includes('--no-load');
-const JSON_OUT = argv.includes('--json');
+const LOAD = !flag('--no-load');
+const JSON_OUT = flag('--json');
 const VERBOSE = process.env.VIGIL_BENCH_VERBOSE === '1';
 const LOAD_MS = 10_000;
 const STALL_MS = 3000;
@@ -346,147 +338,14 @@ async function distressPairs(n: number): Promise<DistressResult> {
   };
 }
 
-// ---- keepalived ----
-
-const KA_VRID = 51;
-
-function keepalivedConf(vip: string, priority: number, advert: number): string {
-  return `global_defs {
-  router_id ${priority === 150 ? 'a' : 'b'}
-  vrrp_version ${advert < 1 ? 3 : 2}
-}
-vrrp_instance web {
-  state ${priority === 150 ? 'MASTER' : 'BACKUP'}
-  interface svc
-  virtual_router_id ${KA_VRID}
-  priority ${priority}
-  advert_int ${advert}
-  virtual_ipaddress {
-    ${vip}/24 dev svc
-  }
-}
-`;
-}
-
-/**
- * Runs a command and prints each line of its standard error prefixed with the wall-clock ms it arrived:
- * keepalived stamps its console log to the second only, and this process, doing nothing else, stamps
- * promptly where the benchmark's own busy event loop would not.
- */
-const STAMP = `
-const c = require('child_process').spawn(process.argv[1], process.argv.slice(2), { stdio: ['ignore', 'ignore', 'pipe'] });
-let buf = '';
-c.stderr.setEncoding('utf8').on('data', (d) => {
-  const t = (performance.timeOrigin + performance.now()).toFixed(3);
-  buf += d;
-  for (let i = buf.indexOf('\\n'); i >= 0; i = buf.indexOf('\\n')) { process.stdout.write(t + ' ' + buf.slice(0, i) + '\\n'); buf = buf.slice(i + 1); }
-});
-c.on('exit', (code) => process.exit(code ?? 1));`;
-
-class KeepalivedRig {
-  private constructor(readonly rig: Rig, readonly dir: string) {}
-  static async create(): Promise<KeepalivedRig> {
-    // The same shape as the vigil cluster's rig: two nodes on lan1, lan2 and svc, a client on svc.
-    const rig = await createRig({ nodes: ['a', 'b'], networks: NETWORKS, client: true });
-    return new KeepalivedRig(rig, await mkdtemp(join(tmpdir(), 'vigil-bench-ka-')));
-  }
-  get vip(): string { return this.rig.vip(100); }
-
-  /** NAME_SERVER and keepalived on both nodes; resolves when the client is served by a and b is BACKUP. */
-  async up(advert: number, run: string): Promise<{ prober: Prober; masterAt: number[]; backupAt: number[] }> {
-    const dir = join(this.dir, run);
-    await mkdir(dir);
-    const masterAt: number[] = [];
-    const backupAt: number[] = [];
-    for (const [node, prio] of [['b', 100], ['a', 150]] as const) {
-      this.rig.spawn(node, NAME_SERVER, { stdio: 'ignore', env: { ...process.env, VIGIL_NODE: node } });
-      const conf = join(dir, `${node}.conf`);
-      await writeFile(conf, keepalivedConf(this.vip, prio, advert));
-      const ka = this.rig.spawn(node, [process.execPath, '-e', STAMP, '--', 'keepalived', '-n', '-l', '-D', '-G', '-P', '-f', conf,
-        '-p', join(dir, `${node}.pid`), '-r', join(dir, `${node}.vrrp.pid`)], { stdio: ['ignore', 'pipe', 'ignore'] });
-      if (node === 'b') {
-        lines(ka.stdout, (line) => {
-          const at = Number(line.slice(0, line.indexOf(' ')));
-          if (line.includes('Entering MASTER STATE')) masterAt.push(at);
-          if (line.includes('Entering BACKUP STATE')) backupAt.push(at);
-        });
-      }
-    }
-    const prober = new Prober(this.rig, this.vip);
-    await waitFor('the client served by a', () => (prober.first('a') ? true : undefined), 20_000);
-    // b settled as backup: its last transition is to BACKUP (it may have been master before a started).
-    await waitFor('b in BACKUP state', () => ((backupAt.at(-1) ?? -1) > (masterAt.at(-1) ?? -1) ? true : undefined), 10_000);
-    await sleep(300);
-    return { prober, masterAt, backupAt };
-  }
-
-  /** Everything stopped, links back, the VIP removed everywhere, the client's neighbour cache empty. */
-  async reset(prober: Prober): Promise<void> {
-    await prober.stop();
-    await Promise.all(['a', 'b'].map((n) => killAll(this.rig, n)));
-    await this.rig.restoreAll('a');
-    for (const n of ['a', 'b']) await this.rig.exec(n, ['ip', 'addr', 'del', `${this.vip}/24`, 'dev', 'svc']);
-    await this.rig.exec('client', ['ip', 'neigh', 'flush', 'dev', 'svc']);
-  }
-
-  async run(advert: number, i: number): Promise<Run> {
-    const { prober, masterAt } = await this.up(advert, `${advert}-${i}`);
-    try {
-      await sleep(Math.random() * Math.min(1000, advert * 1000));
-      const t0 = await powerOff(this.rig, 'a');
-      const detected = await waitFor('b entering MASTER', () => masterAt.find((x) => x > t0), 15_000);
-      const served = await waitFor('the client served by b', () => prober.first('b', t0), 15_000);
-      const run = { detectionMs: detected - t0, endToEndMs: served.at - t0 };
-      if (VERBOSE) say(`keepalived ${advert} s run ${i + 1}: detection ${run.detectionMs.toFixed(1)} ms, end-to-end ${run.endToEndMs.toFixed(1)} ms`);
-      return run;
-    } finally {
-      await this.reset(prober);
-    }
-  }
-
-  async cpuLoad(advert: number): Promise<LoadResult> {
-    const { prober, masterAt } = await this.up(advert, `${advert}-load`);
-    try {
-      await sleep(1000);
-      const t0 = now();
-      const hogs = Array.from({ length: HOGS }, () => this.rig.spawn('a', [process.execPath, '-e', 'for(;;){}'], { stdio: 'ignore' }));
-      await sleep(LOAD_MS);
-      for (const h of hogs) h.kill('SIGKILL');
-      await sleep(2000);
-      return { failovers: masterAt.filter((x) => x > t0).length, answersFromB: prober.count('b', t0) };
-    } finally {
-      await this.reset(prober);
-    }
-  }
-
-  async destroy(): Promise<void> {
-    await this.rig.destroy();
-    await rm(this.dir, { recursive: true, force: true });
-  }
-}
-
 // ---- main ----
-
-async function repeat(what: string, n: number, fn: (i: number) => Promise<Run>): Promise<{ runs: Run[]; failed: number }> {
-  const runs: Run[] = [];
-  let failed = 0;
-  for (let i = 0; i < n; i++) {
-    try {
-      runs.push(await fn(i));
-    } catch (e) {
-      failed++;
-      say(`${what} run ${i + 1} failed: ${e instanceof Error ? e.message : String(e)}`);
-    }
-  }
-  return { runs, failed };
-}
 
 const started = performance.now();
 const results: SystemResult[] = [];
 
 if (wants('vigil')) {
   say(`vigil: ${RUNS} runs, default timing (heartbeat 100 ms, failAfter 400 ms)`);
-  const { runs, failed } = await repeat('vigil', RUNS, vigilRun);
+  const { runs, failed } = await repeat('vigil', RUNS, vigilRun, say);
   const r = summarise('vigil', { heartbeatIntervalMs: 100, failAfterMs: 400, defaults: true }, runs, failed);
   if (LOAD) {
     say(`vigil: ${HOGS} busy loops on a for ${LOAD_MS / 1000} s, then a ${STALL_MS / 1000} s event-loop stall of a's agent`);
@@ -507,14 +366,15 @@ if (wants('keepalived')) {
     for (const [advert, n] of [...ADVERTS.map((a) => [a, RUNS] as const), [1, DEFAULT_RUNS] as const]) {
       if (n <= 0) continue;
       say(`keepalived advert_int ${advert} s: ${n} runs`);
-      const { runs, failed } = await repeat(`keepalived ${advert} s`, n, (i) => ka.run(advert, i));
-      const r = summarise(`keepalived (advert_int ${advert} s)`, {
-        advert_int: advert, vrrp_version: advert < 1 ? 3 : 2, priorities: [150, 100], preempt: true,
-        masterDownMs: Math.round(1000 * (3 * advert + ((256 - 100) * advert) / 256)),
-      }, runs, failed);
+      const { runs, failed } = await repeat(`keepalived ${advert} s`, n, async (i) => {
+        const run = await ka.run(advert, i);
+        if (VERBOSE) say(`keepalived ${advert} s run ${i + 1}: detection ${run.detectionMs.toFixed(1)} ms, end-to-end ${run.endToEndMs.toFixed(1)} ms`);
+        return run;
+      }, say);
+      const r = summarise(`keepalived (advert_int ${advert} s)`, kaSettings(advert), runs, failed);
       if (LOAD) {
         say(`keepalived advert_int ${advert} s: ${HOGS} busy loops on a for ${LOAD_MS / 1000} s`);
-        r.cpuLoad = await ka.cpuLoad(advert);
+        r.cpuLoad = await ka.cpuLoad(advert, HOGS, LOAD_MS);
       }
       results.push(r);
     }
@@ -586,12 +446,5 @@ const report = {
   method: { proberIntervalMs: 10, cpuLoad: { loops: HOGS, ms: LOAD_MS }, stallMs: STALL_MS },
   results, ratios, goals, ...(distress ? { distress } : {}),
 };
-if (JSON_OUT) {
-  process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
-} else {
-  const file = join(packageRoot(), '.lab', 'bench-failover.json');
-  await mkdir(join(packageRoot(), '.lab'), { recursive: true });
-  await writeFile(file, `${JSON.stringify(report, null, 2)}\n`);
-  out.write(`JSON: ${file}\n`);
-}
+await saveReport('bench-failover.json', report, out);
 process.exit((vigil && vigil.failed > 0) || (distress && distress.distress.failed + distress.heartbeat.failed > 0) ? 1 : 0);

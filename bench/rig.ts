@@ -1,12 +1,16 @@
-// What the host benchmarks in network namespaces share (bench/failover.ts, bench/fence-takeover.ts): a
-// teardown scope standing in for a tap test, waiting, a node's power loss, and the client prober that
-// stamps every answer of the virtual IP with its arrival time and who served it.
+// What the host benchmarks in network namespaces share (bench/failover.ts, bench/fence-takeover.ts,
+// bench/switchover.ts): a teardown scope standing in for a tap test, waiting, a node's power loss, the
+// client prober that stamps every answer of the virtual IP with its arrival time and who served it, and
+// the command line and the JSON report.
 import { type ChildProcess } from 'node:child_process';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { APP_PORT } from '../test/support/cluster.js';
 import { sh, type Rig } from '../test/support/netns.js';
+import { packageRoot } from '../src/util/package-root.js';
 
 /** Wall-clock milliseconds with sub-millisecond precision, comparable across processes (and with Date.now()). */
 export const now = (): number => performance.timeOrigin + performance.now();
@@ -76,6 +80,21 @@ export async function powerOff(rig: Rig, node: string, listed?: number[]): Promi
   return t0;
 }
 
+/** `fn` `n` times in a row; a run that throws is counted, said, and the next one goes on. */
+export async function repeat<T>(what: string, n: number, fn: (i: number) => Promise<T>, say: (s: string) => void): Promise<{ runs: T[]; failed: number }> {
+  const runs: T[] = [];
+  let failed = 0;
+  for (let i = 0; i < n; i++) {
+    try {
+      runs.push(await fn(i));
+    } catch (e) {
+      failed++;
+      say(`${what} run ${i + 1} failed: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+  return { runs, failed };
+}
+
 /** Kills everything in a namespace and waits until it is gone. */
 export async function killAll(rig: Rig, node: string): Promise<void> {
   for (let i = 0; i < 100; i++) {
@@ -92,6 +111,12 @@ export async function killAll(rig: Rig, node: string): Promise<void> {
 // ---- the client prober ----
 
 export interface Answer { at: number; startedAt: number; who: string }
+
+/**
+ * A move of the service as the client saw it: its last answer from the old node before the first from the
+ * new one (arrival times), and how many answers of the old node arrived after that first one.
+ */
+export interface Gap { gapMs: number; lastFrom: number; firstTo: number; strays: number }
 
 /** Connects to vip:8080 every `ms` (10) ms from the client namespace; one line per answer: arrival, start, who. */
 const PROBER = (vip: string, ms: number) => `
@@ -124,6 +149,17 @@ export class Prober {
   count(who: string, after = 0): number {
     return this.answers.filter((a) => a.who === who && a.at > after).length;
   }
+  /**
+   * The gap of a move from `from` to `to` that began at `after`: from the last answer of `from` before the
+   * first of `to` after `after`, however long before `after` that came (the prober, one process on a
+   * busy host, can fall silent for a while). Undefined until both are there.
+   */
+  gap(from: string, to: string, after: number): Gap | undefined {
+    const firstTo = this.first(to, after);
+    const lastFrom = firstTo && this.answers.filter((a) => a.who === from && a.at < firstTo.at).at(-1);
+    if (!firstTo || !lastFrom) return undefined;
+    return { gapMs: firstTo.at - lastFrom.at, lastFrom: lastFrom.at, firstTo: firstTo.at, strays: this.count(from, firstTo.at) };
+  }
   async stop(): Promise<void> {
     if (this.child.exitCode !== null || this.child.signalCode !== null) return;
     const gone = new Promise((resolve) => this.child.once('exit', resolve));
@@ -144,4 +180,30 @@ export function stats(xs: number[]): Stats {
   const median = n % 2 ? s[(n - 1) / 2]! : (s[n / 2 - 1]! + s[n / 2]!) / 2;
   const p95 = s[Math.min(n - 1, Math.ceil(0.95 * n) - 1)]!; // nearest rank
   return { n, median, p95, max: s[n - 1]!, min: s[0]! };
+}
+
+// ---- the command line and the report ----
+
+const ARGV = process.argv.slice(2);
+
+/** The value after `name` on the command line (`--runs 5`), or undefined. */
+export function opt(name: string): string | undefined {
+  const i = ARGV.indexOf(name);
+  return i >= 0 ? ARGV[i + 1] : undefined;
+}
+
+/** Whether the flag `name` (`--json`) is on the command line. */
+export const flag = (name: string): boolean => ARGV.includes(name);
+
+/** The JSON report: on stdout with --json (the table went to stderr then), otherwise into .lab/`file`, said on `out`. */
+export async function saveReport(file: string, report: unknown, out: NodeJS.WritableStream): Promise<void> {
+  const text = `${JSON.stringify(report, null, 2)}\n`;
+  if (flag('--json')) {
+    process.stdout.write(text);
+    return;
+  }
+  const path = join(packageRoot(), '.lab', file);
+  await mkdir(join(packageRoot(), '.lab'), { recursive: true });
+  await writeFile(path, text);
+  out.write(`JSON: ${path}\n`);
 }
