@@ -488,7 +488,9 @@ export class FlowRunner {
           const takeOver = from !== undefined && (disks.length > 0 || powerFenced || selfFenced || this.d.isDistressed(from));
           const log = (message: string) => this.d.log.warn({ tag }, message);
           const stale = this.staleCheck(flow.decidedAt);
-          for (const r of a.resources.filter((x) => !isDisk(x))) await this.timed(tag, 'resource started', resourceName(r), async () => { await this.startUnlessOut(r, { takeOver, log, stale }); });
+          // A planned switchover's target: the source removed the addresses before it wrote HOST = this node.
+          const released = a.handedOver === true;
+          for (const r of a.resources.filter((x) => !isDisk(x))) await this.timed(tag, 'resource started', resourceName(r), async () => { await this.startUnlessOut(r, { takeOver, released, log, stale }); });
           break;
         }
         case 'stopResources': {
@@ -629,7 +631,7 @@ export class FlowRunner {
   }
 
   /** A start still under way when the node leaves goes no further: leave() has stopped the rest. */
-  private startUnlessOut(r: ResourceSpec, o: { takeOver?: boolean; log?: (message: string) => void; stale?: StaleCheck } = {}): Promise<number> {
+  private startUnlessOut(r: ResourceSpec, o: { takeOver?: boolean; released?: boolean; log?: (message: string) => void; stale?: StaleCheck } = {}): Promise<number> {
     if (this.d.isOut()) return Promise.reject(new Error('this node left the cluster (distress)'));
     return this.d.resources().start(r, o);
   }

@@ -99,14 +99,15 @@ export class Resources {
 
   /**
    * Starts a resource; a disk resolves with its fencing token (DiskOwnership.acquire), the rest with 0.
-   * takeOver: an address still answered by its former host is taken all the same (ip-address.ts). stale:
+   * takeOver: an address still answered by its former host is taken all the same (ip-address.ts);
+   * released: its former host removed it and said so (a planned switchover): no probe. stale:
    * whether the decision to start still holds, asked last before an address is added (stale-start.ts).
    */
-  async start(spec: ResourceSpec, o: { takeOver?: boolean; log?: (message: string) => void; stale?: StaleCheck } = {}): Promise<number> {
+  async start(spec: ResourceSpec, o: { takeOver?: boolean; released?: boolean; log?: (message: string) => void; stale?: StaleCheck } = {}): Promise<number> {
     const r = asResource(spec);
     switch (r.kind) {
       case 'ip': {
-        const from = await addAddress(ipSpec(r, this.node), { takeOver: o.takeOver === true, ...(o.stale ? { stale: o.stale } : {}) });
+        const from = await addAddress(ipSpec(r, this.node), { takeOver: o.takeOver === true, released: o.released === true, ...(o.stale ? { stale: o.stale } : {}) });
         if (from) o.log?.(`${resourceName(spec)} taken over from ${from}, which still answered for it (it was fenced or sent distress)`);
         return 0;
       }

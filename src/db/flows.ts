@@ -236,8 +236,12 @@ export type Notice =
 export type FlowAction =
   /** Are this node's resources sufficient (RESOURCE LIST, the program's argv[0])? → resourceCheck. */
   | { kind: 'checkResources'; resources: ResourceSpec[]; command: AppCommand }
-  /** Start the resources in the given order. → done / failed. */
-  | { kind: 'startResources'; resources: ResourceSpec[] }
+  /**
+   * Start the resources in the given order. handedOver: a planned switchover's target, its source having
+   * stopped them and handed the app over (its addresses are known free: no duplicate address probe).
+   * → done / failed.
+   */
+  | { kind: 'startResources'; resources: ResourceSpec[]; handedOver?: true }
   /** Start the program; paused: a cluster-aware app waits in ready() (claims 31/32). → done / failed. */
   | { kind: 'startApp'; command: AppCommand; type: AppType; paused: boolean }
   /** Immediate: release a paused app (its ready() resolves). */
@@ -958,7 +962,12 @@ function failbackPass(d: Draft, o: AppObject, now: number, out: FlowAction[]): P
 /** Starts what is not started: resources in order, then the app (or its pause released). */
 function startSteps(d: Draft, o: AppObject, out: FlowAction[]): Pass | undefined {
   if (d.resources === 'partial') return issue(d, out, { kind: 'stopResources', resources: [...d.heldResources].reverse() });
-  if (d.resources === 'down') return issue(d, out, { kind: 'startResources', resources: o.resources });
+  if (d.resources === 'down') {
+    // Mid-switchover, HOST moves to the target only by the source's handover write (rule 6), made once the
+    // source's resources were down.
+    const handedOver = o.phase === 'switching-over' && o.host === d.self && o.switchover?.to === d.self && o.switchover.ready === true;
+    return issue(d, out, { kind: 'startResources', resources: o.resources, ...(handedOver ? { handedOver: true as const } : {}) });
+  }
   if (d.app === 'down') return issue(d, out, { kind: 'startApp', command: o.command, type: o.type, paused: false });
   if (d.app === 'paused') {
     out.push({ kind: 'resumeApp' });

@@ -33,6 +33,12 @@ export interface AddOptions {
    * distress and died): take the address anyway after the wait, and announce it so clients move here.
    */
   takeOver?: boolean;
+  /**
+   * The former owner removed the address and said so (a planned switchover's source writes HOST = this
+   * node only once its resources are down): no duplicate address probe, whose wait (100 ms with nobody
+   * answering) was a planned switchover's largest agent-side cost.
+   */
+  released?: boolean;
   /** Whether the decision to add the address, and so the probe made after it, still holds (stale-start.ts). */
   stale?: StaleCheck;
 }
@@ -49,7 +55,7 @@ export interface AddOptions {
 export async function addAddress(spec: IpAddressSpec, o: AddOptions = {}): Promise<string | undefined> {
   let takenFrom: string | undefined;
   if (!(await hasAddress(spec))) {
-    if (!spec.address.includes(':')) {
+    if (!spec.address.includes(':') && !o.released) {
       // A former owner that was fenced or died with the address up is waited for briefly only.
       const end = performance.now() + (o.freeWithinMs ?? (o.takeOver ? 500 : 2000));
       for (let owner = await answeredBy(spec); owner; owner = await answeredBy(spec)) {

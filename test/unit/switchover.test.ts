@@ -46,6 +46,9 @@ t.test('primary to backup: the target checks and says ready before the source st
   t.ok(sim.notices('p').includes('switchover-handed-over'));
   t.same(sim.overlaps, []);
   t.same(sim.ghosts, []);
+  // The source removed its addresses before it wrote HOST = b: b's start skips the duplicate address probe.
+  const starts = sim.actions.filter((x) => x.action.kind === 'startResources' && x.node === 'b').map((x) => x.action);
+  t.match(starts, [{ kind: 'startResources', handedOver: true }], 'the target starts the resources as handed over');
 });
 
 t.test('the service gap is the target\'s app start less the source\'s app stop', async (t) => {
@@ -197,6 +200,8 @@ t.test('the source dies mid-switch (stopping, before the handover): an ordinary 
   t.match(obj(sim, 'b'), { host: 'b', phase: 'failed-over' });
   t.ok(sim.notices('b').includes('primary-failed'));
   t.same(sim.overlaps, []);
+  const starts = sim.actions.filter((x) => x.action.kind === 'startResources' && x.node === 'b').map((x) => x.action);
+  t.ok(starts.length > 0 && starts.every((a) => !('handedOver' in a)), 'a failover probes the addresses: nothing was handed over');
 });
 
 t.test('the target dies before the handover: the source aborts and runs the app again', async (t) => {
