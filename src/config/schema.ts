@@ -435,6 +435,7 @@ export const DEFAULT_REJUVENATION = {
   duplexTimeoutMs: 120_000,
   settleMs: 30_000,
   probationMs: 600_000,
+  minIntervalMs: 3_600_000,
   ladder: ['apps', 'agent', 'caches', 'reboot', 'power-cycle'] as LadderStep[],
   absenceMs: { agent: 60_000, reboot: 600_000, powerCycle: 900_000 },
 };
@@ -451,6 +452,7 @@ const rejuvenationSchema = z.strictObject({
   duplexTimeoutMs: ms(1000).default(DEFAULT_REJUVENATION.duplexTimeoutMs),
   settleMs: ms(0).default(DEFAULT_REJUVENATION.settleMs),
   probationMs: ms(0).default(DEFAULT_REJUVENATION.probationMs),
+  minIntervalMs: ms(0).default(DEFAULT_REJUVENATION.minIntervalMs),
   ladder: z.array(z.enum(LADDER_STEPS, { error: `expected a rung: ${LADDER_STEPS.join(', ')}` })).min(1, 'expected at least one rung')
     .refine((l) => new Set(l).size === l.length, 'a rung appears twice')
     .refine((l) => l.every((x, i) => i === 0 || LADDER_STEPS.indexOf(x) > LADDER_STEPS.indexOf(l[i - 1]!)), `expected the rungs in the ladder's order: ${LADDER_STEPS.join(', ')}`)
@@ -1051,6 +1053,8 @@ export interface RejuvenationConfig {
   duplexTimeoutMs: number;
   settleMs: number;
   probationMs: number;
+  /** An automatic rejuvenation does not start sooner than this after the node's last one ended. */
+  minIntervalMs: number;
   ladder: LadderStep[];
   absenceMs: { agent: number; reboot: number; powerCycle: number };
   commands: { caches: string[] | undefined; reboot: string[] };

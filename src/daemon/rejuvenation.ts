@@ -185,7 +185,10 @@ export class Rejuvenator {
   private async maybeStart(r: NodeRecord, forced: boolean, q?: NodeRequest): Promise<void> {
     if (!r.aging?.unstable) this.rearmOnStable = false;
     if (!forced && (!this.c.auto || !r.aging?.unstable || this.rearmOnStable)) return;
-    const plan = this.plan(this.name, forced);
+    const last = r.rejuvenation?.endedAt;
+    const plan: Plan = !forced && last !== undefined && Date.now() - last < this.c.minIntervalMs
+      ? { ok: true, when: 'later', why: `the last rejuvenation ended ${Math.round((Date.now() - last) / 1000)} s ago (rejuvenation.minIntervalMs ${Math.round(this.c.minIntervalMs / 1000)} s)`, moves: [] }
+      : this.plan(this.name, forced);
     const why = plan.why;
     if (!plan.ok || plan.when === 'later') {
       if (why !== this.lastRefusal) {

@@ -11,9 +11,12 @@ import t from 'tap';
 import { runCli } from '../support/cli.js';
 import { APP_PORT, createCluster, until, type TestCluster } from '../support/cluster.js';
 
-/** Grows by 4 MiB of touched memory every 200 ms up to 600 MiB, and serves its node's name meanwhile. */
+/**
+ * On a, grows by 4 MiB of touched memory every 200 ms up to 600 MiB; on b, does not (the namespaces share
+ * the host's memory, and a leak on b would age a again); serves its node's name meanwhile.
+ */
 const LEAKY_SERVER = ['/usr/bin/env', 'node', '-e',
-  'const a=[];const t=setInterval(()=>{a.push(Buffer.alloc(4<<20,1));if(a.length>=150)clearInterval(t);},200);'
+  'const a=[];const t=setInterval(()=>{if(process.env.VIGIL_NODE!=="a")return;a.push(Buffer.alloc(4<<20,1));if(a.length>=150)clearInterval(t);},200);'
   + 'require("net").createServer((s)=>{s.on("error",()=>{});s.end(process.env.VIGIL_NODE+"\\n");}).listen(' + APP_PORT + ');'];
 
 interface Step { step: string; outcome?: string; detail?: string }
@@ -28,7 +31,7 @@ t.test('active/standby: a leaking primary is rejuvenated: its app switched over 
   const c = await createCluster(t, ['a', 'b'], [{ tag: 'leaky', primary: 'a', backup: 'b', vip: true, command: LEAKY_SERVER }], {
     // Only a acts on its own: the app, leaking again on b, would make b the next one (correctly, but later).
     extra: (node) => [agingWith(),
-      `rejuvenation: { auto: ${node === 'a'}, mode: active-standby, deadlineMs: 86400000, settleMs: 500, probationMs: 3000, ladder: [apps, agent, caches], commands: { caches: ["true"] } }`],
+      `rejuvenation: { auto: ${node === 'a'}, mode: active-standby, deadlineMs: 86400000, settleMs: 500, probationMs: 3000, minIntervalMs: 600000, ladder: [apps, agent, caches], commands: { caches: ["true"] } }`],
   });
   c.start('a');
   c.start('b');
