@@ -230,7 +230,7 @@ export class Rejuvenator {
     const rec = r.rejuvenation!;
     if (rec.outcome === 'failed') return; // out until an operator cancels (never two nodes out)
     const open = unfinished(rec.steps);
-    if (open) return this.verify(r, open, await this.cameBack(open));
+    if (open) return this.verify(r, this.cameBack(open));
     const step = nextStep(this.c.ladder, rec.steps);
     if (step === undefined) {
       await this.write({ ...r, rejuvenation: { ...rec, outcome: 'failed', endedAt: Date.now(), why: 'every rung tried; the node is still unhealthy' } });
@@ -249,7 +249,7 @@ export class Rejuvenator {
     }
     if (absence !== undefined) return; // the node goes away; the agent that starts next verifies
     await sleep(this.c.settleMs);
-    await this.verify(this.record()!, started, undefined);
+    await this.verify(this.record()!, {});
   }
 
   private async run(step: LadderStep): Promise<'done' | 'skipped'> {
@@ -262,14 +262,19 @@ export class Rejuvenator {
     }
   }
 
-  /** For a rung that takes the node away: did it happen? undefined: nothing to check (the agent's re-exec). */
-  private async cameBack(open: StepRecord): Promise<string | undefined> {
-    if (open.step !== 'reboot' && open.step !== 'power-cycle') return undefined;
+  /**
+   * For a rung that takes the node away: did it happen? `restarted` says how we know (kept in the rung's
+   * detail), `notYet` why not; neither for the agent's re-exec (its return is its proof).
+   */
+  private cameBack(open: StepRecord): { restarted?: string; notYet?: string } {
+    if (open.step !== 'reboot' && open.step !== 'power-cycle') return {};
     const uptimeMs = (this.d.aging()?.latest.node?.uptime ?? Infinity) * 1000;
-    return uptimeMs < Date.now() - open.startedAt ? undefined : `the node did not restart (up ${Math.round(uptimeMs / 1000)} s, the rung began ${Math.round((Date.now() - open.startedAt) / 1000)} s ago)`;
+    const say = `up ${Math.round(uptimeMs / 1000)} s, the rung began ${Math.round((Date.now() - open.startedAt) / 1000)} s ago`;
+    return uptimeMs < Date.now() - open.startedAt ? { restarted: `restarted (${say})` } : { notYet: `the node did not restart (${say})` };
   }
 
-  private async verify(r: NodeRecord, open: StepRecord, notHappened: string | undefined): Promise<void> {
+  private async verify(r: NodeRecord, back: { restarted?: string; notYet?: string }): Promise<void> {
+    const notHappened = back.notYet;
     if (notHappened) {
       // Still waiting for the rung to take effect, until its absence deadline; then it failed.
       if (r.rejuvenation?.absentUntil !== undefined && Date.now() < r.rejuvenation.absentUntil) return;
@@ -278,7 +283,7 @@ export class Rejuvenator {
     const node = this.d.aging()?.latest.node;
     if (!node) return; // no reading yet after a restart: the next round
     const h = healthy(node, this.d.config.aging);
-    await this.finishStep(r, h.healthy ? 'healthy' : 'unhealthy', h.why);
+    await this.finishStep(r, h.healthy ? 'healthy' : 'unhealthy', back.restarted ? `${back.restarted}; ${h.why}` : h.why);
   }
 
   private async finishStep(r: NodeRecord, outcome: NonNullable<StepRecord['outcome']>, detail: string): Promise<void> {

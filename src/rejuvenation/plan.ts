@@ -69,6 +69,8 @@ export function planRejuvenation(p: PlanInput): Plan {
   const own = records.get(p.node);
   if (own && own.state !== 'available') return refuse(`${p.node} is ${own.state} already`);
   if (!p.quorum) return refuse('this node hears fewer than a majority of the cluster: no rejuvenation without quorum');
+  // Every rung is verified on the node's own readings; without them a rung would never end.
+  if (!own?.headroom) return refuse(`${p.node} publishes no readings (its aging monitor is off, aging.enabled false, or has not sampled yet): its ladder could not be verified`);
   const out = p.records.find((r) => r.node !== p.node && OUT_STATES.includes(r.state));
   if (out) return refuse(`${out.node} is ${out.state}: one rejuvenation at a time`);
   const source = own?.headroom?.apps ?? {};

@@ -39,6 +39,7 @@ t.test('one rejuvenation at a time: another node out of the list refuses it, whi
   }
   t.same(planRejuvenation(input({ records: [rec('a', { state: 'probation' }), rec('b'), rec('c')] })), { ok: false, why: 'a is probation already' });
   t.match(planRejuvenation(input({ quorum: false })), { ok: false, why: /no rejuvenation without quorum/ });
+  t.match(planRejuvenation(input({ records: [rec('a', { headroom: undefined }), rec('b'), rec('c')] })), { ok: false, why: /a publishes no readings \(its aging monitor is off/ }, 'no readings, no verifiable ladder');
 });
 
 t.test('active/standby: the target must be a spare (hosting nothing); no target means no rejuvenation', async (t) => {
