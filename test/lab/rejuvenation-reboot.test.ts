@@ -140,7 +140,7 @@ if (!existsSync(markerFile)) {
     t.equal(j.steps.length, 1, 'one rung: the reboot was not tried again after the boot');
     const step = j.steps[0]!;
     t.match(step, { step: 'reboot', outcome: 'healthy', detail: /^load [\d.]+\/cpu, memory available [\d.]+%$/ }, `the reboot rung verified healthy on its readings (${step.detail})`);
-    t.ok(step.startedAt > marker.wallMs && step.startedAt < bootedAt, 'its start was written in boot 1, before this boot began');
+    t.ok(step.startedAt > marker.wallMs && step.startedAt < bootedAt, `its start was written in boot ${marker.labBoot}, before this boot began`);
     t.ok(step.endedAt! > bootedAt, 'its verdict was written in this boot');
     t.ok(j.probationAt! >= step.endedAt! && j.endedAt! - j.probationAt! >= PROBATION_MS,
       `then on probation for ${PROBATION_MS / 1000} s before it was available (states seen by polling a: ${[...seen].join(', ')})`);
@@ -161,7 +161,7 @@ if (!existsSync(markerFile)) {
       'vigil rejuvenation status tells the timeline');
     t.comment(text.stdout.trim());
     const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
-    t.comment(`timeline (guest clock): boot 1: test start → both agents alive, run asked ${s(marker.wallMs - marker.testMs)} → rung started ${s(step.startedAt - marker.wallMs)}; `
-      + `rung → the next kernel ${s(bootedAt - step.startedAt)} → boot 2's test start ${s(testMs - bootedAt)} → rung verified ${s(step.endedAt! - testMs)} → probation over, a spare ${s(j.endedAt! - step.endedAt!)}`);
+    t.comment(`timeline (guest clock): boot ${marker.labBoot}: test start → both agents alive, run asked ${s(marker.wallMs - marker.testMs)} → rung started ${s(step.startedAt - marker.wallMs)}; `
+      + `rung → the next kernel ${s(bootedAt - step.startedAt)} → boot ${labBoot}'s test start ${s(testMs - bootedAt)} → rung verified ${s(step.endedAt! - testMs)} → probation over, a spare ${s(j.endedAt! - step.endedAt!)}`);
   });
 }
