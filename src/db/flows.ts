@@ -799,7 +799,12 @@ function pass(d: Draft, now: number, out: FlowAction[]): Pass {
 
   // 3. Not the host here.
   if (o.host !== self) {
-    const mayPause = o.type === 'cluster-aware' && o.primary === self && o.host !== null && o.host === o.backup && !o.faults.includes(self);
+    // A cluster-aware app's paused copy: on the primary while the backup hosts it (F0), and on a planned
+    // switchover's target once it said ready (make before break: the process is up and waiting in ready()
+    // before the source stops; the handover then costs the resources' start and a release, not a start).
+    const switchTarget = o.phase === 'switching-over' && o.switchover?.to === self && o.switchover.ready === true && o.host === o.switchover.from;
+    const mayPause = o.type === 'cluster-aware' && o.host !== null && !o.faults.includes(self)
+      && ((o.primary === self && o.host === o.backup) || switchTarget);
     if (d.app === 'up' || (d.app === 'paused' && !mayPause) || d.resources !== 'down') {
       if (d.standDown === null) {
         if (o.host !== null && d.app !== 'down') {

@@ -76,6 +76,37 @@ t.test('a cluster-aware primary holding the app paused: the gap ends when the pa
   t.same(sim.overlaps, []);
 });
 
+t.test('make before break for a cluster-aware app: the target holds a paused copy once ready, before the source stops; the handover releases it', async (t) => {
+  const sim = cluster({ type: 'cluster-aware' });
+  sim.hold.add('p:stopApp');
+  sim.trace.length = 0;
+  switchover(sim, 'p');
+  t.equal(sim.state('b', 'A').app, 'paused', 'b started the app paused while p still runs it');
+  t.same(sim.executing('A'), ['p'], 'one running copy: the paused one waits in ready()');
+  sim.hold.clear();
+  sim.release();
+  t.same(sim.executing('A'), ['b']);
+  const bTrace = sim.trace.filter((x) => x.startsWith('b '));
+  t.ok(bTrace.indexOf('b startApp') < bTrace.indexOf('b startResources') && bTrace.includes('b resumeApp'), `b: paused start, then its resources, then the release (${bTrace.join(', ')})`);
+  t.match(obj(sim, 'b'), { host: 'b', phase: 'switched-over' });
+  t.same(sim.overlaps, []);
+  t.same(sim.ghosts, []);
+});
+
+t.test('a switchover aborted after the target said ready: its paused copy is stopped, the source keeps the app', async (t) => {
+  const sim = cluster({ type: 'cluster-aware' });
+  sim.hold.add('p:stopApp');
+  switchover(sim, 'p');
+  t.equal(sim.state('b', 'A').app, 'paused');
+  sim.operatorWrite('p', 'A', { patch: { keepOff: 'b' }, ifHost: 'p' }); // b drained before the handover
+  sim.hold.clear();
+  sim.release();
+  t.same(sim.executing('A'), ['p']);
+  t.match(obj(sim, 'b'), { host: 'p', switchover: { refused: /b is drained|drain/ } });
+  t.equal(sim.state('b', 'A').app, 'down', 'b stopped its paused copy once the switchover was over');
+  t.same(sim.overlaps, []);
+});
+
 t.test('after a switchover to the backup the app stays there: no failback prompt, no auto-recover, however long the primary is up', async (t) => {
   const sim = cluster({ autoRecover: true });
   switchover(sim, 'p', 'b');
