@@ -30,6 +30,13 @@ export interface RejuvenationDeps {
   isAlive(node: string): boolean;
   /** The aging monitor's latest readings and judgements; undefined while it is off. */
   aging(): { latest: LatestReadings; status: AgingStatus } | undefined;
+  /**
+   * Resolves once this node's replica has caught up with its live peers (FIG. 6 step 614). The first
+   * round waits for it: an agent restarted mid-rejuvenation (its record says duplexing) would otherwise
+   * drain by its own stale copy, in which its app may still be switching over when the target has long
+   * since failed it over.
+   */
+  synced(): Promise<void>;
   /** Drains this node (undo: lifts the marks only, the apps stay where they run). */
   drain(undo: boolean, waitMs: number): Promise<DrainResult[]>;
   /** The hard rungs; replaced in unit tests only. */
@@ -62,6 +69,8 @@ const TICK_MS = 1000;
 
 export class Rejuvenator {
   private timer: NodeJS.Timeout | undefined;
+  private starting = false;
+  private stopped = false;
   private busy = false;
   private lastPublished = -Infinity;
   private lastRefusal = '';
@@ -88,13 +97,18 @@ export class Rejuvenator {
   }
 
   start(): void {
-    if (this.timer) return;
-    this.timer = setInterval(() => { void this.tick(); }, TICK_MS);
-    this.timer.unref();
-    void this.tick();
+    if (this.starting) return;
+    this.starting = true;
+    void this.d.synced().then(() => {
+      if (this.stopped) return;
+      this.timer = setInterval(() => { void this.tick(); }, TICK_MS);
+      this.timer.unref();
+      void this.tick();
+    });
   }
 
   stop(): void {
+    this.stopped = true;
     clearInterval(this.timer);
     this.timer = undefined;
   }
@@ -211,13 +225,15 @@ export class Rejuvenator {
     const results = await this.d.drain(false, this.c.duplexTimeoutMs);
     const stuck = results.filter((x) => x.outcome !== 'complete' && x.outcome !== 'marked');
     const still = this.d.db().list().filter((a) => a.host === this.name);
+    const rec = this.record()!.rejuvenation ?? r.rejuvenation!;
+    // What did move, by the database rather than the drain's answers: an app the target failed over while
+    // this node was down (it restarted mid-duplexing) moved too, and a cancelled duplexing moved only some.
+    const moved = rec.moved.filter((m) => this.d.db().get(m.tag)?.host === m.to);
     if (stuck.length || still.length) {
       const why = stuck.map((x) => `${x.tag}: ${x.outcome}${'reason' in x && x.reason ? ` (${x.reason})` : ''}`).join('; ') || `${still.map((a) => a.tag).join(', ')} still here`;
-      await this.end(this.record()!, 'cancelled', `the duplexing did not complete: ${why}`);
+      await this.end({ ...this.record()!, rejuvenation: { ...rec, moved } }, 'cancelled', `the duplexing did not complete: ${why}`);
       return;
     }
-    const moved = results.filter((x) => x.outcome === 'complete').map((x) => ({ tag: x.tag, to: 'to' in x ? x.to : '' }));
-    const rec = this.record()!.rejuvenation ?? r.rejuvenation!;
     await this.write({ ...this.record()!, state: 'rejuvenating', since: Date.now(), role: 'spare', rejuvenation: { ...rec, moved } });
     this.d.notices.add('node', 'rejuvenation-duplexed', `${this.name}: its apps run elsewhere (${moved.map((m) => `${m.tag} on ${m.to}`).join(', ') || 'none hosted'}); climbing the ladder`);
   }
