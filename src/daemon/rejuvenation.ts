@@ -202,8 +202,11 @@ export class Rejuvenator {
     const plan = this.plan(this.name, forced);
     const why = plan.why;
     if (!plan.ok || plan.when === 'later') {
-      if (why !== this.lastRefusal) {
-        this.lastRefusal = why;
+      // Once per reason: the same reason with other figures (a target's load and memory, the estimated
+      // exhaustion, change every round) is not news, and would raise a notice every second.
+      const key = `${plan.ok ? 'later' : 'refused'}: ${why.replace(/\d+(\.\d+)?/g, '#')}`;
+      if (key !== this.lastRefusal) {
+        this.lastRefusal = key;
         this.d.notices.add('node', plan.ok ? 'rejuvenation-later' : 'rejuvenation-no-target', `${this.name}: rejuvenation ${plan.ok ? 'later' : 'not possible'}: ${why}`);
       }
       return;
