@@ -175,6 +175,8 @@ export class Rejuvenator {
     }
     const request = pendingRequest(r);
     if (request) r = await this.handle(r, request);
+    const back = this.takenBack(r);
+    if (back) return void (await this.end(r, 'cancelled', `${back} runs here again (its other node failed): this node holds its only running copy, and no rung may take it down`));
     switch (r.state) {
       case 'available': return this.maybeStart(r, false);
       case 'duplexing': return this.duplex(r);
@@ -285,7 +287,19 @@ export class Rejuvenator {
     return uptimeMs < Date.now() - open.startedAt ? undefined : `the node did not restart (up ${Math.round(uptimeMs / 1000)} s, the rung began ${Math.round((Date.now() - open.startedAt) / 1000)} s ago)`;
   }
 
+  /**
+   * The apps a node out of the list after its duplexing hosts again: a failover to a drained node still
+   * happens (running beats running nowhere), so a node on the ladder or on probation takes its app back
+   * when the app's other node fails. Undefined: none.
+   */
+  private takenBack(r: NodeRecord): string | undefined {
+    if (r.state !== 'rejuvenating' && r.state !== 'probation') return undefined;
+    const here = this.d.db().list().filter((a) => a.host === this.name).map((a) => a.tag);
+    return here.length ? here.join(', ') : undefined;
+  }
+
   private async verify(r: NodeRecord, open: StepRecord, notHappened: string | undefined): Promise<void> {
+    if (this.takenBack(r)) return; // the next round ends it
     if (notHappened) {
       // Still waiting for the rung to take effect, until its absence deadline; then it failed.
       if (r.rejuvenation?.absentUntil !== undefined && Date.now() < r.rejuvenation.absentUntil) return;
