@@ -32,7 +32,10 @@ t.test('the target lost while the source duplexes: the rejuvenation is cancelled
     const r = await recordOf(c, 'a', 'a');
     return r?.state === 'available' && r.rejuvenation?.outcome ? r : undefined;
   }, 30_000, 100);
-  t.match(ended.rejuvenation, { outcome: 'cancelled', why: /^the duplexing did not complete: web: .*b (is not alive|failed)/ }, 'the rejuvenation is cancelled, naming the lost target');
+  // b is powered off within the source's wait for a rival (4 heartbeats and 500 ms), so its switchover is
+  // not asked (b known failed: stays) or aborted (b failed before the handover); on a host slow enough
+  // that b lived to be ready, a takes web back from b (failed).
+  t.match(ended.rejuvenation, { outcome: 'cancelled', why: /^the duplexing did not complete: web: (stays \(web: b is not alive\)|aborted \(b failed before the handover\)|failed)/ }, 'the rejuvenation is cancelled, with the reason');
   t.same(ended.rejuvenation!.moved, [], 'with nothing moved');
   t.equal(ended.role, 'primary', 'a is back in the list, hosting its app');
   t.match(await appOf(c, 'a', 'web'), { host: 'a', keepOff: undefined, here: { app: 'up', resources: 'up' } }, 'web runs on a, the drain mark lifted');
