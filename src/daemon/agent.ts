@@ -361,6 +361,7 @@ export class Agent {
     this.rejuvenator = new Rejuvenator({
       config: this.config, self: this.self, log: this.log, notices: this.notices, db: () => this.db,
       changed: (nodes) => this.replication.changed([], [], nodes), isAlive: (n) => this.isAlive(n),
+      synced: () => this.replication.syncAll(),
       aging: () => this.aging && { latest: this.aging.latest(), status: this.aging.status() },
       drain: (undo, waitMs) => switchovers.drain(this.self.name, undo, waitMs, false),
     });

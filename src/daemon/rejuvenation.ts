@@ -30,6 +30,13 @@ export interface RejuvenationDeps {
   isAlive(node: string): boolean;
   /** The aging monitor's latest readings and judgements; undefined while it is off. */
   aging(): { latest: LatestReadings; status: AgingStatus } | undefined;
+  /**
+   * Resolves once this node's replica has caught up with its live peers (FIG. 6 step 614). The first
+   * round waits for it: an agent restarted mid-rejuvenation (its record says duplexing) would otherwise
+   * drain by its own stale copy, in which its app may still be switching over when the target has long
+   * since failed it over.
+   */
+  synced(): Promise<void>;
   /** Drains this node (undo: lifts the marks only, the apps stay where they run). */
   drain(undo: boolean, waitMs: number): Promise<DrainResult[]>;
   /** The hard rungs; replaced in unit tests only. */
@@ -62,6 +69,8 @@ const TICK_MS = 1000;
 
 export class Rejuvenator {
   private timer: NodeJS.Timeout | undefined;
+  private starting = false;
+  private stopped = false;
   private busy = false;
   private lastPublished = -Infinity;
   private lastRefusal = '';
@@ -88,13 +97,18 @@ export class Rejuvenator {
   }
 
   start(): void {
-    if (this.timer) return;
-    this.timer = setInterval(() => { void this.tick(); }, TICK_MS);
-    this.timer.unref();
-    void this.tick();
+    if (this.starting) return;
+    this.starting = true;
+    void this.d.synced().then(() => {
+      if (this.stopped) return;
+      this.timer = setInterval(() => { void this.tick(); }, TICK_MS);
+      this.timer.unref();
+      void this.tick();
+    });
   }
 
   stop(): void {
+    this.stopped = true;
     clearInterval(this.timer);
     this.timer = undefined;
   }
@@ -161,6 +175,8 @@ export class Rejuvenator {
     }
     const request = pendingRequest(r);
     if (request) r = await this.handle(r, request);
+    const back = this.takenBack(r);
+    if (back) return void (await this.end(r, 'cancelled', `${back} runs here again (its other node failed): this node holds its only running copy, and no rung may take it down`));
     switch (r.state) {
       case 'available': return this.maybeStart(r, false);
       case 'duplexing': return this.duplex(r);
@@ -191,8 +207,11 @@ export class Rejuvenator {
       : this.plan(this.name, forced);
     const why = plan.why;
     if (!plan.ok || plan.when === 'later') {
-      if (why !== this.lastRefusal) {
-        this.lastRefusal = why;
+      // Once per reason: the same reason with other figures (a target's load and memory, the estimated
+      // exhaustion, change every round) is not news, and would raise a notice every second.
+      const key = `${plan.ok ? 'later' : 'refused'}: ${why.replace(/\d+(\.\d+)?/g, '#')}`;
+      if (key !== this.lastRefusal) {
+        this.lastRefusal = key;
         this.d.notices.add('node', plan.ok ? 'rejuvenation-later' : 'rejuvenation-no-target', `${this.name}: rejuvenation ${plan.ok ? 'later' : 'not possible'}: ${why}`);
       }
       return;
@@ -214,13 +233,15 @@ export class Rejuvenator {
     const results = await this.d.drain(false, this.c.duplexTimeoutMs);
     const stuck = results.filter((x) => x.outcome !== 'complete' && x.outcome !== 'marked');
     const still = this.d.db().list().filter((a) => a.host === this.name);
+    const rec = this.record()!.rejuvenation ?? r.rejuvenation!;
+    // What did move, by the database rather than the drain's answers: an app the target failed over while
+    // this node was down (it restarted mid-duplexing) moved too, and a cancelled duplexing moved only some.
+    const moved = rec.moved.filter((m) => this.d.db().get(m.tag)?.host === m.to);
     if (stuck.length || still.length) {
       const why = stuck.map((x) => `${x.tag}: ${x.outcome}${'reason' in x && x.reason ? ` (${x.reason})` : ''}`).join('; ') || `${still.map((a) => a.tag).join(', ')} still here`;
-      await this.end(this.record()!, 'cancelled', `the duplexing did not complete: ${why}`);
+      await this.end({ ...this.record()!, rejuvenation: { ...rec, moved } }, 'cancelled', `the duplexing did not complete: ${why}`);
       return;
     }
-    const moved = results.filter((x) => x.outcome === 'complete').map((x) => ({ tag: x.tag, to: 'to' in x ? x.to : '' }));
-    const rec = this.record()!.rejuvenation ?? r.rejuvenation!;
     await this.write({ ...this.record()!, state: 'rejuvenating', since: Date.now(), role: 'spare', rejuvenation: { ...rec, moved } });
     this.d.notices.add('node', 'rejuvenation-duplexed', `${this.name}: its apps run elsewhere (${moved.map((m) => `${m.tag} on ${m.to}`).join(', ') || 'none hosted'}); climbing the ladder`);
   }
@@ -273,7 +294,19 @@ export class Rejuvenator {
     return uptimeMs < Date.now() - open.startedAt ? { restarted: `restarted (${say})` } : { notYet: `the node did not restart (${say})` };
   }
 
+  /**
+   * The apps a node out of the list after its duplexing hosts again: a failover to a drained node still
+   * happens (running beats running nowhere), so a node on the ladder or on probation takes its app back
+   * when the app's other node fails. Undefined: none.
+   */
+  private takenBack(r: NodeRecord): string | undefined {
+    if (r.state !== 'rejuvenating' && r.state !== 'probation') return undefined;
+    const here = this.d.db().list().filter((a) => a.host === this.name).map((a) => a.tag);
+    return here.length ? here.join(', ') : undefined;
+  }
+
   private async verify(r: NodeRecord, back: { restarted?: string; notYet?: string }): Promise<void> {
+    if (this.takenBack(r)) return; // the next round ends it
     const notHappened = back.notYet;
     if (notHappened) {
       // Still waiting for the rung to take effect, until its absence deadline; then it failed.

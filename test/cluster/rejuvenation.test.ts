@@ -9,7 +9,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
 
 import { runCli } from '../support/cli.js';
-import { APP_PORT, createCluster, until, type TestCluster } from '../support/cluster.js';
+import { APP_PORT, createCluster, until } from '../support/cluster.js';
+import { agingWith, NEVER_HEALTHY, recordOf } from '../support/rejuvenation.js';
 
 /**
  * On a, grows by 4 MiB of touched memory every 200 ms up to 600 MiB; on b, does not (the namespaces share
@@ -18,14 +19,6 @@ import { APP_PORT, createCluster, until, type TestCluster } from '../support/clu
 const LEAKY_SERVER = ['/usr/bin/env', 'node', '-e',
   'const a=[];const t=setInterval(()=>{if(process.env.VIGIL_NODE!=="a")return;a.push(Buffer.alloc(4<<20,1));if(a.length>=150)clearInterval(t);},200);'
   + 'require("net").createServer((s)=>{s.on("error",()=>{});s.end(process.env.VIGIL_NODE+"\\n");}).listen(' + APP_PORT + ');'];
-
-interface Step { step: string; outcome?: string; detail?: string }
-interface Rec { node: string; role: string; state: string; rejuvenation?: { by: string; reason: string; moved: { tag: string; to: string }[]; steps: Step[]; outcome?: string; why?: string } }
-const records = async (c: TestCluster, node: string) => ((await c.status(node)) as unknown as { rejuvenation: { nodes: Rec[] } }).rejuvenation.nodes;
-const recordOf = async (c: TestCluster, on: string, node: string) => (await records(c, on)).find((r) => r.node === node);
-
-// The test machine's load (other tests, CI) is no part of these cases: a load band no machine reaches.
-const agingWith = (more = '') => `aging: { intervalMs: 200, holdMs: 2000, windowSamples: 20, load: { enter: 1000, leave: 999 }${more} }`;
 
 t.test('active/standby: a leaking primary is rejuvenated: its app switched over to the spare, the first rung heals it, probation, back as the spare', async (t) => {
   const c = await createCluster(t, ['a', 'b'], [{ tag: 'leaky', primary: 'a', backup: 'b', vip: true, command: LEAKY_SERVER }], {
@@ -61,9 +54,8 @@ t.test('active/standby: a leaking primary is rejuvenated: its app switched over 
 });
 
 t.test('the ladder escalates on a node that stays unhealthy: every rung tried, the agent re-executed in place, then it stays out and blocks another until cancelled', async (t) => {
-  // memAvailable must stay above 99.5% of MemTotal to be healthy: no machine's does, so every rung fails.
   const c = await createCluster(t, ['a', 'b'], [{ tag: 'web', primary: 'a', backup: 'b', vip: true }], {
-    extra: (node) => [agingWith(', memAvailable: { enter: 0.99, leave: 0.995 }'),
+    extra: (node) => [agingWith(NEVER_HEALTHY),
       `rejuvenation: { auto: ${node === 'a'}, mode: active-active, deadlineMs: 86400000, lowLoadPerCpu: 1000, headroom: { maxLoadPerCpu: 1000, minMemAvailable: 0 }, settleMs: 300, ladder: [apps, agent, caches], absenceMs: { agent: 20000 }, commands: { caches: ["true"] } }`],
   });
   const child = c.start('a');
