@@ -277,7 +277,11 @@ export class Rejuvenator {
     switch (step) {
       case 'apps': return 'done'; // the duplexing stopped them here; they run afresh on their targets
       case 'caches': await this.steps.caches(this.c.commands.caches); return 'done';
-      case 'agent': this.steps.reexec(); return 'done'; // reexec returns only in unit tests
+      case 'agent':
+        // The log's buffer goes with the old image: out first, or the rung's own line is lost.
+        await new Promise<void>((resolve) => (this.d.log.flush ? this.d.log.flush(() => resolve()) : resolve()));
+        this.steps.reexec();
+        return 'done'; // reexec returns only in unit tests
       case 'reboot': await this.steps.reboot(this.c.commands.reboot); return 'done';
       case 'power-cycle': return (await this.steps.powerCycle(this.d.self)) ? 'done' : 'skipped';
     }
