@@ -18,13 +18,18 @@ const noticesOf = async (c: TestCluster, on: string, notice: string) => (await c
 // Whatever the test machine's memory: the ladder's one rung heals, and probation is short.
 const healing = (settleMs = 300) => `rejuvenation: { auto: false, mode: active-standby, settleMs: ${settleMs}, probationMs: 1000, ladder: [apps] }`;
 
-t.test('the target lost while the source duplexes: the rejuvenation is cancelled, the app stays on (or comes back to) the source, which returns to the list', async (t) => {
-  const c = await createCluster(t, ['a', 'b'], [{ tag: 'web', primary: 'a', backup: 'b', vip: true }], { extra: () => [agingWith(), healing()] });
+/** web on a (backup b) with a VIP, both agents started and settled, a serving; then an operator's run of a's rejuvenation. */
+async function webOnA(t: Parameters<typeof createCluster>[0], options: Parameters<typeof createCluster>[3]): Promise<{ c: TestCluster; run: ReturnType<typeof runCli> }> {
+  const c = await createCluster(t, ['a', 'b'], [{ tag: 'web', primary: 'a', backup: 'b', vip: true }], options);
   c.start('a');
   c.start('b');
   await settled(c, ['a', 'b']);
   await until('a serves the VIP', async () => ((await c.probe(c.vip())) === 'a' ? true : undefined), 30_000, 200);
-  const run = runCli('vigil', ['rejuvenation', 'run', 'a', '--socket', c.socket('a')]);
+  return { c, run: runCli('vigil', ['rejuvenation', 'run', 'a', '--socket', c.socket('a')]) };
+}
+
+t.test('the target lost while the source duplexes: the rejuvenation is cancelled, the app stays on (or comes back to) the source, which returns to the list', async (t) => {
+  const { c, run } = await webOnA(t, { extra: () => [agingWith(), healing()] });
   await until('a duplexing', async () => ((await recordOf(c, 'a', 'a'))?.state === 'duplexing' ? true : undefined), 20_000, 20);
   await c.powerOff('b');
   await run;
@@ -45,12 +50,7 @@ t.test('the target lost while the source duplexes: the rejuvenation is cancelled
 
 t.test('the target lost after the duplexing: the source takes its app back and stops climbing the ladder', async (t) => {
   // settleMs: the first rung waits long enough for the target's loss to be seen meanwhile.
-  const c = await createCluster(t, ['a', 'b'], [{ tag: 'web', primary: 'a', backup: 'b', vip: true }], { extra: () => [agingWith(), healing(4000)] });
-  c.start('a');
-  c.start('b');
-  await settled(c, ['a', 'b']);
-  await until('a serves the VIP', async () => ((await c.probe(c.vip())) === 'a' ? true : undefined), 30_000, 200);
-  const run = runCli('vigil', ['rejuvenation', 'run', 'a', '--socket', c.socket('a')]);
+  const { c, run } = await webOnA(t, { extra: () => [agingWith(), healing(4000)] });
   await until('a on the ladder', async () => ((await recordOf(c, 'a', 'a'))?.state === 'rejuvenating' ? true : undefined), 20_000, 50);
   // Until a is known in sync as b's slave, b's loss is not taken over (seed 003 5-2/5-6: data safety first).
   await settled(c, ['a', 'b']);
@@ -68,12 +68,7 @@ t.test('the target lost after the duplexing: the source takes its app back and s
 
 t.test('the source lost while its app is being switched over: the target fails it over, the source stays out while down, then carries on and ends as the spare', async (t) => {
   // failAfterMs: the target is held (SIGSTOP) while the switchover request waits for it, shorter than this.
-  const c = await createCluster(t, ['a', 'b'], [{ tag: 'web', primary: 'a', backup: 'b', vip: true }], { timing: { failAfterMs: 4000 }, extra: () => [agingWith(), healing()] });
-  c.start('a');
-  c.start('b');
-  await settled(c, ['a', 'b']);
-  await until('a serves the VIP', async () => ((await c.probe(c.vip())) === 'a' ? true : undefined), 30_000, 200);
-  const run = runCli('vigil', ['rejuvenation', 'run', 'a', '--socket', c.socket('a')]);
+  const { c, run } = await webOnA(t, { timing: { failAfterMs: 4000 }, extra: () => [agingWith(), healing()] });
   await until('a duplexing', async () => ((await recordOf(c, 'a', 'a'))?.state === 'duplexing' ? true : undefined), 20_000, 20);
   const pids = (await sh(['ip', 'netns', 'pids', c.rig.ns('b')])).stdout.split('\n').filter(Boolean).map(Number);
   for (const pid of pids) process.kill(pid, 'SIGSTOP');
