@@ -11,6 +11,7 @@ import { startMetrics, type MetricsServer } from '../daemon/metrics.js';
 import { notifyReady, notifyStopping, startWatchdog, watchdogWarning } from '../daemon/systemd.js';
 import { resolveSelf, SelfError } from '../daemon/self.js';
 import { KeyFileError } from '../wire/key.js';
+import { drainLog } from '../util/drain-log.js';
 import { packageVersion } from '../util/package-root.js';
 
 interface Options { config: string; node?: string; heartbeatPriority: string; leaveApps?: boolean; clearLeftovers?: boolean }
@@ -18,7 +19,10 @@ interface Options { config: string; node?: string; heartbeatPriority: string; le
 async function main(o: Options): Promise<void> {
   const config = await loadConfig(o.config);
   const self = resolveSelf(config, o.node);
-  const log = pino({ level: config.log.level, base: { node: self.name, cluster: config.cluster } });
+  // Asynchronous, as pino's default (the event loop never waits on a slow reader of stdout); drained by
+  // drainLog before the agent re-executes itself.
+  const out = pino.destination({ dest: 1, sync: false });
+  const log = pino({ level: config.log.level, base: { node: self.name, cluster: config.cluster } }, out);
   if (o.clearLeftovers) {
     await clearLeftoversNow(config, self, log);
     return;
@@ -37,7 +41,7 @@ async function main(o: Options): Promise<void> {
       process.exit(1);
     });
   };
-  const agentOptions = { heartbeatPriority: Number(o.heartbeatPriority), onRejoin: rejoin };
+  const agentOptions = { heartbeatPriority: Number(o.heartbeatPriority), onRejoin: rejoin, drainLog: () => drainLog(out) };
   let agent = new Agent(config, self, log, agentOptions);
   const stop = (signal: string) => {
     if (stopping) return;
@@ -79,3 +83,4 @@ new Command('vigild')
     }
   })
   .parseAsync(process.argv);
+

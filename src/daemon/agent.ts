@@ -83,6 +83,8 @@ export interface AgentOptions {
    * agent and starts a new one (a new incarnation). Without it the operator is told to restart vigild.
    */
   onRejoin?: () => void;
+  /** Everything logged so far written out: before the agent re-executes itself (the rejuvenation's agent rung). */
+  drainLog?: () => Promise<void>;
 }
 
 export class Agent {
@@ -364,6 +366,7 @@ export class Agent {
       synced: () => this.replication.syncAll(),
       aging: () => this.aging && { latest: this.aging.latest(), status: this.aging.status() },
       drain: (undo, waitMs) => switchovers.drain(this.self.name, undo, waitMs, false),
+      ...(this.options.drainLog ? { drainLog: this.options.drainLog } : {}),
     });
     this.rejuvenator.start();
     if (this.disks) {

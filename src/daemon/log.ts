@@ -3,6 +3,4 @@ export interface AgentLog {
   info(fields: object, message: string): void;
   warn(fields: object, message: string): void;
   error(fields: object, message: string): void;
-  /** Writes out what is buffered (pino's flush); before the agent re-executes itself, which would lose it. */
-  flush?(callback: (err?: Error) => void): void;
 }

@@ -39,6 +39,8 @@ export interface RejuvenationDeps {
   synced(): Promise<void>;
   /** Drains this node (undo: lifts the marks only, the apps stay where they run). */
   drain(undo: boolean, waitMs: number): Promise<DrainResult[]>;
+  /** Writes out what the log holds, before the re-exec replaces the process (vigild's pino stream). */
+  drainLog?: () => Promise<void>;
   /** The hard rungs; replaced in unit tests only. */
   steps?: Partial<Steps>;
 }
@@ -279,7 +281,7 @@ export class Rejuvenator {
       case 'caches': await this.steps.caches(this.c.commands.caches); return 'done';
       case 'agent':
         // The log's buffer goes with the old image: out first, or the rung's own line is lost.
-        await new Promise<void>((resolve) => (this.d.log.flush ? this.d.log.flush(() => resolve()) : resolve()));
+        await this.d.drainLog?.();
         this.steps.reexec();
         return 'done'; // reexec returns only in unit tests
       case 'reboot': await this.steps.reboot(this.c.commands.reboot); return 'done';
