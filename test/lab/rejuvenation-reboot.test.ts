@@ -139,7 +139,10 @@ if (!existsSync(markerFile)) {
     t.match(j, { by: 'a', reason: /an operator on a: the lab's reboot rung/ }, 'the operator\'s run');
     t.equal(j.steps.length, 1, 'one rung: the reboot was not tried again after the boot');
     const step = j.steps[0]!;
-    t.match(step, { step: 'reboot', outcome: 'healthy', detail: /^load [\d.]+\/cpu, memory available [\d.]+%$/ }, `the reboot rung verified healthy on its readings (${step.detail})`);
+    // The detail says how the restart is known (the uptime against the rung's start), then the readings.
+    t.match(step, { step: 'reboot', outcome: 'healthy', detail: /^restarted \(up \d+ s, the rung began \d+ s ago\); load [\d.]+\/cpu, memory available [\d.]+%$/ }, `the reboot rung verified healthy on its uptime and readings (${step.detail})`);
+    const [, up, began] = /up (\d+) s, the rung began (\d+) s ago/.exec(step.detail ?? '') ?? [];
+    t.ok(Number(up) < Number(began), `up ${up} s, less than the ${began} s since the rung began: a restart since`);
     t.ok(step.startedAt > marker.wallMs && step.startedAt < bootedAt, `its start was written in boot ${marker.labBoot}, before this boot began`);
     t.ok(step.endedAt! > bootedAt, 'its verdict was written in this boot');
     t.ok(j.probationAt! >= step.endedAt! && j.endedAt! - j.probationAt! >= PROBATION_MS,
@@ -157,7 +160,7 @@ if (!existsSync(markerFile)) {
     t.match(onB, { state: 'available', role: 'spare', rejuvenation: { outcome: 'spare', steps: [{ step: 'reboot', outcome: 'healthy' }] } }, 'b sees the same record');
     const text = await vigil('rejuvenation', 'status', '--socket', socket('b'));
     t.equal(text.code, 0, 'vigil rejuvenation status');
-    t.match(text.stdout, /a: available \(spare\)[^\n]*\n  rejuvenation started [^\n]* by a: an operator on a: the lab's reboot rung\n    rung reboot at [^\n]*: healthy \(load [^\n]*\)\n    ended [^\n]*: spare \(healthy for 3 s after reboot\)/,
+    t.match(text.stdout, /a: available \(spare\)[^\n]*\n  rejuvenation started [^\n]* by a: an operator on a: the lab's reboot rung\n    rung reboot at [^\n]*: healthy \(restarted \(up [^\n]*\)\n    ended [^\n]*: spare \(healthy for 3 s after reboot\)/,
       'vigil rejuvenation status tells the timeline');
     t.comment(text.stdout.trim());
     const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
